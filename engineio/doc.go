@@ -1,0 +1,15 @@
+// Package engineio implements the server side of the Engine.IO protocol, version 4: the transport
+// layer under Socket.IO. It owns the HTTP long-polling and WebSocket transports, the handshake, the
+// upgrade from polling to WebSocket, the server-driven heartbeat and the per-session send queue.
+//
+// It knows nothing of Socket.IO: a session carries opaque text and binary messages. The layer above
+// receives them through a [SessionHandler] and sends with [Session.Send], where a [Message] built once
+// can be queued on any number of sessions (a broadcast is encoded once, whatever the receivers'
+// transports).
+//
+// Goroutines: for a WebSocket session the HTTP handler goroutine is the reader and one writer
+// goroutine drains the send queue; for a polling session the POST request's goroutine is the reader
+// and the pending GET request's goroutine writes. Heartbeats use one runtime timer per session, not
+// a goroutine. Every goroutine the package starts ends when its session ends, and [Server.Close]
+// waits for them.
+package engineio

@@ -1,0 +1,135 @@
+package engineio
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"time"
+)
+
+// servePoll answers a long-polling GET: it waits until something is queued (a ping at the
+// latest) and writes all of it as one payload.
+func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.transport != TransportPolling {
+		s.mu.Unlock()
+		writeError(w, ErrBadRequest, "")
+		return
+	}
+	if s.getActive {
+		s.mu.Unlock()
+		s.closeWith(ReasonTransportError, ErrRequestOverlap, false)
+		writeError(w, ErrBadRequest, "")
+		return
+	}
+	if s.closed {
+		s.mu.Unlock()
+		writeError(w, ErrUnknownSID, "")
+		return
+	}
+	s.getActive = true
+	var batch []*Message
+	for {
+		if len(s.queue) > 0 || s.closed {
+			batch = s.takeQueueLocked()
+			if s.closed && !s.flushOnDone {
+				batch = append(batch, s.srv.closeMsg)
+			}
+			break
+		}
+		if s.upgrading || s.transport != TransportPolling {
+			// The client is moving to WebSocket: release its poll so it can pause polling.
+			batch = append(batch, s.srv.noopMsg)
+			break
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.wake:
+		case <-s.done:
+		case <-r.Context().Done():
+			s.mu.Lock()
+			s.getActive = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Lock()
+	}
+	s.mu.Unlock()
+
+	size := 0
+	for _, m := range batch {
+		size += m.payloadLen() + 1
+	}
+	body := make([]byte, 0, size)
+	for i, m := range batch {
+		if i > 0 {
+			body = append(body, recordSeparator)
+		}
+		body = m.appendPayload(body)
+	}
+	s.recycle(batch)
+
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=UTF-8")
+	h.Set("Cache-Control", "no-store")
+	_, err := w.Write(body)
+
+	s.mu.Lock()
+	s.getActive = false
+	s.mu.Unlock()
+	if err != nil {
+		s.closeWith(ReasonTransportError, err, false)
+	}
+}
+
+// servePost reads a long-polling POST: the whole body is decoded before any of its packets is
+// delivered, so a body that is too large or malformed delivers nothing.
+func (s *Session) servePost(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.transport != TransportPolling && !s.upgrading {
+		s.mu.Unlock()
+		writeError(w, ErrBadRequest, "")
+		return
+	}
+	if s.postActive {
+		s.mu.Unlock()
+		s.closeWith(ReasonTransportError, ErrRequestOverlap, false)
+		writeError(w, ErrBadRequest, "")
+		return
+	}
+	s.postActive = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.postActive = false
+		s.mu.Unlock()
+	}()
+
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.srv.opts.MaxPayload))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			s.closeWith(ReasonTransportError, ErrPayloadTooLarge, false)
+			writeError(w, errorCodePayloadTooLarge, "Payload too large")
+			return
+		}
+		s.closeWith(ReasonTransportError, err, false)
+		writeError(w, ErrBadRequest, "")
+		return
+	}
+	packets, err := decodePayload(body)
+	if err != nil {
+		s.closeWith(ReasonParseError, err, false)
+		writeError(w, ErrBadRequest, "")
+		return
+	}
+	for _, p := range packets {
+		if !s.onPacket(p) {
+			break
+		}
+	}
+	w.Header().Set("Content-Type", "text/html")
+	_, _ = io.WriteString(w, "ok")
+}

@@ -1,0 +1,345 @@
+package engineio
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Transport names, as in the transport query parameter.
+const (
+	TransportPolling   = "polling"
+	TransportWebSocket = "websocket"
+)
+
+// Options configure a [Server]. The zero value of every field means its default.
+type Options struct {
+	// PingInterval is how often the server pings each session. Default 25s.
+	PingInterval time.Duration
+	// PingTimeout is how long a pong may take before the session closes with "ping timeout".
+	// Default 20s.
+	PingTimeout time.Duration
+	// UpgradeTimeout bounds the polling-to-WebSocket upgrade: a probe WebSocket that has not sent
+	// the upgrade packet by then is closed, and the session stays on polling. Default 10s.
+	UpgradeTimeout time.Duration
+	// MaxPayload is the largest POST body or WebSocket message a client may send, in bytes.
+	// Larger ones close the session (a POST gets 413 and none of it is delivered). Default 1e6.
+	MaxPayload int64
+	// Transports lists the allowed transports, of TransportPolling and TransportWebSocket.
+	// Default both.
+	Transports []string
+	// MaxQueuedMessages bounds each session's send queue, in messages. A session whose client
+	// falls this far behind is closed with ErrSendQueueFull: a slow reader never grows memory
+	// without bound, and nothing queued is silently dropped (volatile sends aside). Default 4096.
+	MaxQueuedMessages int
+	// WriteTimeout bounds one write to a client (a WebSocket frame or a polling response).
+	// Default 10s.
+	WriteTimeout time.Duration
+	// CORSOrigins lists the origins allowed to reach the polling transport from a browser, and to
+	// open WebSockets; "*" allows any. Empty: no CORS headers are sent (same-origin only for
+	// browsers' polling) and WebSockets from any origin are accepted, as in Node's engine.io.
+	CORSOrigins []string
+	// CORSCredentials sends Access-Control-Allow-Credentials: true to allowed origins.
+	CORSCredentials bool
+	// AllowRequest, when set, is asked about each handshake; a non-nil error refuses it with
+	// 403 Forbidden (code 4) and the error's text as the message.
+	AllowRequest func(r *http.Request) error
+	// Logger receives the package's debug and error logs. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.PingInterval <= 0 {
+		o.PingInterval = 25 * time.Second
+	}
+	if o.PingTimeout <= 0 {
+		o.PingTimeout = 20 * time.Second
+	}
+	if o.UpgradeTimeout <= 0 {
+		o.UpgradeTimeout = 10 * time.Second
+	}
+	if o.MaxPayload <= 0 {
+		o.MaxPayload = 1_000_000
+	}
+	if len(o.Transports) == 0 {
+		o.Transports = []string{TransportPolling, TransportWebSocket}
+	}
+	if o.MaxQueuedMessages <= 0 {
+		o.MaxQueuedMessages = 4096
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// SessionHandler receives one session's inbound messages and its end. The session calls
+// OnMessage from its reader, one call at a time and in the client's order; a handler must not
+// block there (hand slow work to another goroutine), or the session stops reading, heartbeats
+// included. OnClose is called exactly once, possibly while an OnMessage is still running.
+type SessionHandler interface {
+	// OnMessage receives one message; data belongs to the handler.
+	OnMessage(data []byte, binary bool)
+	// OnClose tells why the session ended: one of the Reason* constants, and the error behind
+	// it, if any.
+	OnClose(reason string, err error)
+}
+
+// Server serves Engine.IO v4 sessions over HTTP. Mount it on the Socket.IO path (such as
+// "/socket.io/"); every request under it is one of the protocol's.
+type Server struct {
+	opts      Options
+	onSession func(*Session) SessionHandler
+	upgrader  websocket.Upgrader
+	log       *slog.Logger
+
+	// pingMsg and noopMsg are queued on many sessions, so they are built once.
+	pingMsg, noopMsg, closeMsg *Message
+
+	mu       sync.RWMutex
+	sessions map[string]*Session
+	closed   bool
+
+	// wg counts the goroutines the server starts (WebSocket writers), for Close.
+	wg sync.WaitGroup
+}
+
+// NewServer returns a server with opts; onSession is called for every new session, before any
+// of its messages, and returns the handler for it.
+func NewServer(opts Options, onSession func(*Session) SessionHandler) *Server {
+	opts.setDefaults()
+	s := &Server{
+		opts:      opts,
+		onSession: onSession,
+		log:       opts.Logger,
+		sessions:  make(map[string]*Session),
+		pingMsg:   newPacket(PacketPing, nil),
+		noopMsg:   newPacket(PacketNoop, nil),
+		closeMsg:  newPacket(PacketClose, nil),
+	}
+	s.pingMsg.shared = true
+	s.upgrader = websocket.Upgrader{
+		ReadBufferSize:  1024,
+		WriteBufferSize: 4096,
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     s.websocketOriginAllowed,
+		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+			http.Error(w, http.StatusText(status), http.StatusBadRequest)
+		},
+	}
+	return s
+}
+
+// Options returns the options in force, defaults filled in.
+func (s *Server) Options() Options { return s.opts }
+
+// Len is the number of open sessions.
+func (s *Server) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.sessions)
+}
+
+// Session returns the open session with the id, or nil.
+func (s *Server) Session(id string) *Session {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.sessions[id]
+}
+
+// Close ends every session with "server shutting down", refuses new ones, and waits for the
+// goroutines the server started to end.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	all := make([]*Session, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		all = append(all, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range all {
+		sess.closeWith(ReasonServerShutdown, nil, true)
+	}
+	s.wg.Wait()
+}
+
+// ServeHTTP answers one Engine.IO request: a handshake, a poll, a post, or a WebSocket.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.setCORS(w, r)
+	if r.Method == http.MethodOptions {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	q := r.URL.Query()
+	if q.Get("EIO") != "4" {
+		writeError(w, ErrUnsupportedProtocol, "")
+		return
+	}
+	transport := q.Get("transport")
+	if !slices.Contains(s.opts.Transports, transport) {
+		writeError(w, ErrUnknownTransport, "")
+		return
+	}
+	isUpgrade := websocket.IsWebSocketUpgrade(r)
+	if transport == TransportWebSocket && !isUpgrade {
+		writeError(w, ErrBadRequest, "")
+		return
+	}
+	sid := q.Get("sid")
+	if sid == "" {
+		s.handshake(w, r, transport, q)
+		return
+	}
+	sess := s.Session(sid)
+	if sess == nil {
+		writeError(w, ErrUnknownSID, "")
+		return
+	}
+	if transport == TransportWebSocket {
+		sess.serveUpgrade(w, r)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+		sess.servePoll(w, r)
+	case http.MethodPost:
+		sess.servePost(w, r)
+	default:
+		writeError(w, ErrBadRequest, "")
+	}
+}
+
+func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport string, q url.Values) {
+	if r.Method != http.MethodGet {
+		writeError(w, ErrBadHandshakeMethod, "")
+		return
+	}
+	if s.opts.AllowRequest != nil {
+		if err := s.opts.AllowRequest(r); err != nil {
+			writeError(w, ErrForbidden, err.Error())
+			return
+		}
+	}
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		writeError(w, ErrBadRequest, "Server shutting down")
+		return
+	}
+
+	var conn *websocket.Conn
+	if transport == TransportWebSocket {
+		var err error
+		conn, err = s.upgrader.Upgrade(w, r, nil)
+		if err != nil {
+			return // the upgrader has answered
+		}
+	}
+	sess := newSession(s, r, q, transport)
+	upgrades := []string{}
+	if transport == TransportPolling && slices.Contains(s.opts.Transports, TransportWebSocket) {
+		upgrades = append(upgrades, TransportWebSocket)
+	}
+	open, _ := json.Marshal(struct {
+		SID          string   `json:"sid"`
+		Upgrades     []string `json:"upgrades"`
+		PingInterval int64    `json:"pingInterval"`
+		PingTimeout  int64    `json:"pingTimeout"`
+		MaxPayload   int64    `json:"maxPayload"`
+	}{sess.id, upgrades, s.opts.PingInterval.Milliseconds(), s.opts.PingTimeout.Milliseconds(), s.opts.MaxPayload})
+	// The open packet is first in the queue, before anything the handler may send.
+	sess.queue = append(sess.queue, newPacket(PacketOpen, open))
+
+	sess.handler = s.onSession(sess)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		sess.closeWith(ReasonServerShutdown, nil, false)
+		if conn != nil {
+			conn.Close()
+		} else {
+			writeError(w, ErrBadRequest, "Server shutting down")
+		}
+		return
+	}
+	s.sessions[sess.id] = sess
+	s.mu.Unlock()
+
+	sess.startHeartbeat()
+	if conn != nil {
+		sess.runWebSocket(conn)
+		return
+	}
+	sess.servePoll(w, r)
+}
+
+func (s *Server) remove(sess *Session) {
+	s.mu.Lock()
+	if s.sessions[sess.id] == sess {
+		delete(s.sessions, sess.id)
+	}
+	s.mu.Unlock()
+}
+
+// originAllowed reports whether origin is in the CORS list.
+func (s *Server) originAllowed(origin string) bool {
+	for _, o := range s.opts.CORSOrigins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) websocketOriginAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || len(s.opts.CORSOrigins) == 0 {
+		return true
+	}
+	return s.originAllowed(origin)
+}
+
+func (s *Server) setCORS(w http.ResponseWriter, r *http.Request) {
+	origin := r.Header.Get("Origin")
+	if origin == "" || len(s.opts.CORSOrigins) == 0 {
+		return
+	}
+	h := w.Header()
+	h.Add("Vary", "Origin")
+	if !s.originAllowed(origin) {
+		return
+	}
+	h.Set("Access-Control-Allow-Origin", origin)
+	if s.opts.CORSCredentials {
+		h.Set("Access-Control-Allow-Credentials", "true")
+	}
+	if r.Method == http.MethodOptions {
+		h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+		if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
+			h.Set("Access-Control-Allow-Headers", req)
+		}
+		h.Set("Access-Control-Max-Age", "86400")
+	}
+}
+
+// newID returns a random 20-character URL-safe id.
+func newID() string {
+	var b [15]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// NewID returns a random 20-character URL-safe identifier, as used for session ids.
+func NewID() string { return newID() }

@@ -1,0 +1,499 @@
+package engineio
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type closeEvent struct {
+	sid    string
+	reason string
+	err    error
+}
+
+// echoHandler sends every message back to its session and reports each close.
+type echoHandler struct {
+	sess   *Session
+	closed chan<- closeEvent
+	mu     *sync.Mutex
+	got    *[]string
+}
+
+func (h *echoHandler) OnMessage(data []byte, binary bool) {
+	h.mu.Lock()
+	*h.got = append(*h.got, string(data))
+	h.mu.Unlock()
+	_ = h.sess.Send(NewMessage(data, binary))
+}
+
+func (h *echoHandler) OnClose(reason string, err error) {
+	h.closed <- closeEvent{h.sess.ID(), reason, err}
+}
+
+type testServer struct {
+	*httptest.Server
+	eio    *Server
+	closed chan closeEvent
+	mu     sync.Mutex
+	got    []string
+}
+
+func newTestServer(t *testing.T, opts Options) *testServer {
+	t.Helper()
+	ts := &testServer{closed: make(chan closeEvent, 16)}
+	ts.eio = NewServer(opts, func(s *Session) SessionHandler {
+		return &echoHandler{sess: s, closed: ts.closed, mu: &ts.mu, got: &ts.got}
+	})
+	ts.Server = httptest.NewServer(ts.eio)
+	t.Cleanup(func() {
+		ts.eio.Close()
+		ts.Server.Close()
+	})
+	return ts
+}
+
+func (ts *testServer) received() []string {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return append([]string(nil), ts.got...)
+}
+
+func (ts *testServer) waitClose(t *testing.T) closeEvent {
+	t.Helper()
+	select {
+	case ev := <-ts.closed:
+		return ev
+	case <-time.After(5 * time.Second):
+		t.Fatal("session did not close")
+		return closeEvent{}
+	}
+}
+
+func (ts *testServer) url(query string) string {
+	return ts.URL + "/socket.io/?EIO=4&" + query
+}
+
+func do(t *testing.T, method, url, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+type openPacket struct {
+	SID          string   `json:"sid"`
+	Upgrades     []string `json:"upgrades"`
+	PingInterval int      `json:"pingInterval"`
+	PingTimeout  int      `json:"pingTimeout"`
+	MaxPayload   int      `json:"maxPayload"`
+}
+
+func parseOpen(t *testing.T, body string) openPacket {
+	t.Helper()
+	if !strings.HasPrefix(body, "0{") {
+		t.Fatalf("want an open packet, got %q", body)
+	}
+	var keys map[string]any
+	if err := json.Unmarshal([]byte(body[1:]), &keys); err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 5 {
+		t.Fatalf("open packet must have exactly 5 keys, got %v", keys)
+	}
+	var op openPacket
+	if err := json.Unmarshal([]byte(body[1:]), &op); err != nil {
+		t.Fatal(err)
+	}
+	return op
+}
+
+func handshakePolling(t *testing.T, ts *testServer) string {
+	t.Helper()
+	status, body := do(t, "GET", ts.url("transport=polling"), "")
+	if status != 200 {
+		t.Fatalf("handshake: %d %s", status, body)
+	}
+	return parseOpen(t, body).SID
+}
+
+func TestPollingHandshakeAndEcho(t *testing.T) {
+	ts := newTestServer(t, Options{PingInterval: 300 * time.Millisecond, PingTimeout: 200 * time.Millisecond, MaxPayload: 5000})
+	status, body := do(t, "GET", ts.url("transport=polling&t=abc"), "")
+	if status != 200 {
+		t.Fatalf("status %d", status)
+	}
+	op := parseOpen(t, body)
+	if len(op.SID) != 20 || len(op.Upgrades) != 1 || op.Upgrades[0] != "websocket" ||
+		op.PingInterval != 300 || op.PingTimeout != 200 || op.MaxPayload != 5000 {
+		t.Fatalf("open packet %+v", op)
+	}
+	sid := op.SID
+	status, body = do(t, "POST", ts.url("transport=polling&sid="+sid), "4hello\x1ebAQID\x1e4é☃")
+	if status != 200 || body != "ok" {
+		t.Fatalf("post: %d %q", status, body)
+	}
+	_, body = do(t, "GET", ts.url("transport=polling&sid="+sid), "")
+	if body != "4hello\x1ebAQID\x1e4é☃" {
+		t.Fatalf("poll: %q", body)
+	}
+	if got := ts.received(); len(got) != 3 || got[1] != "\x01\x02\x03" {
+		t.Fatalf("handler got %q", got)
+	}
+	// The next poll waits for the ping; answering it keeps the session open.
+	for i := 0; i < 3; i++ {
+		_, body = do(t, "GET", ts.url("transport=polling&sid="+sid), "")
+		if body != "2" {
+			t.Fatalf("want a ping, got %q", body)
+		}
+		do(t, "POST", ts.url("transport=polling&sid="+sid), "3")
+	}
+	if ts.eio.Session(sid) == nil {
+		t.Fatal("session closed although pongs were sent")
+	}
+	// Not answering closes it.
+	_, body = do(t, "GET", ts.url("transport=polling&sid="+sid), "")
+	if body != "2" {
+		t.Fatalf("want a ping, got %q", body)
+	}
+	if ev := ts.waitClose(t); ev.reason != ReasonPingTimeout {
+		t.Fatalf("reason %q", ev.reason)
+	}
+	if status, _ := do(t, "GET", ts.url("transport=polling&sid="+sid), ""); status != 400 {
+		t.Fatalf("poll after close: %d", status)
+	}
+}
+
+func TestRequestErrors(t *testing.T) {
+	ts := newTestServer(t, Options{AllowRequest: func(r *http.Request) error {
+		if r.URL.Query().Get("refuse") != "" {
+			return errors.New("go away")
+		}
+		return nil
+	}})
+	sid := handshakePolling(t, ts)
+	cases := []struct {
+		name, method, url string
+		status, code      int
+		message           string
+	}{
+		{"no EIO", "GET", ts.URL + "/socket.io/?transport=polling", 400, 5, "Unsupported protocol version"},
+		{"EIO 3", "GET", ts.URL + "/socket.io/?EIO=3&transport=polling", 400, 5, "Unsupported protocol version"},
+		{"unknown transport", "GET", ts.url("transport=carrier-pigeon"), 400, 0, "Transport unknown"},
+		{"unknown sid", "GET", ts.url("transport=polling&sid=nope"), 400, 1, "Session ID unknown"},
+		{"POST handshake", "POST", ts.url("transport=polling"), 400, 2, "Bad handshake method"},
+		{"websocket without upgrade", "GET", ts.url("transport=websocket"), 400, 3, "Bad request"},
+		{"bad method", "PUT", ts.url("transport=polling&sid=" + sid), 400, 3, "Bad request"},
+		{"refused", "GET", ts.url("transport=polling&refuse=1"), 403, 4, "go away"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			status, body := do(t, c.method, c.url, "")
+			var e struct {
+				Code    int    `json:"code"`
+				Message string `json:"message"`
+			}
+			if err := json.Unmarshal([]byte(body), &e); err != nil {
+				t.Fatalf("body %q: %v", body, err)
+			}
+			if status != c.status || e.Code != c.code || e.Message != c.message {
+				t.Fatalf("got %d %+v, want %d %d %q", status, e, c.status, c.code, c.message)
+			}
+		})
+	}
+	if ts.eio.Session(sid) == nil {
+		t.Fatal("a bad request on its own disturbed an unrelated session")
+	}
+}
+
+func TestOverlappingPollClosesSession(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	sid := handshakePolling(t, ts)
+	first := make(chan string, 1)
+	go func() {
+		_, body := do(t, "GET", ts.url("transport=polling&sid="+sid), "")
+		first <- body
+	}()
+	// Wait until the first GET is pending.
+	waitFor(t, func() bool {
+		s := ts.eio.Session(sid)
+		if s == nil {
+			return false
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.getActive
+	})
+	status, _ := do(t, "GET", ts.url("transport=polling&sid="+sid), "")
+	if status != 400 {
+		t.Fatalf("second GET: %d", status)
+	}
+	if body := <-first; body != "1" {
+		t.Fatalf("pending GET got %q, want a close packet", body)
+	}
+	if ev := ts.waitClose(t); ev.reason != ReasonTransportError || !errors.Is(ev.err, ErrRequestOverlap) {
+		t.Fatalf("close %+v", ev)
+	}
+}
+
+func TestPostLimitsAndParseErrors(t *testing.T) {
+	ts := newTestServer(t, Options{MaxPayload: 100})
+	cases := []struct {
+		name   string
+		body   string
+		status int
+		reason string
+	}{
+		{"too large", "4" + strings.Repeat("x", 100), 413, ReasonTransportError},
+		{"unknown type", "4ok\x1e9nope", 400, ReasonParseError},
+		{"empty packet", "4ok\x1e", 400, ReasonParseError},
+		{"bad base64", "4ok\x1eb!!!", 400, ReasonParseError},
+		{"client ping", "2", 200, ReasonTransportError},
+		{"close packet", "1", 200, ReasonTransportClose},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			sid := handshakePolling(t, ts)
+			before := len(ts.received())
+			status, _ := do(t, "POST", ts.url("transport=polling&sid="+sid), c.body)
+			if status != c.status {
+				t.Fatalf("status %d, want %d", status, c.status)
+			}
+			if ev := ts.waitClose(t); ev.reason != c.reason {
+				t.Fatalf("reason %q, want %q", ev.reason, c.reason)
+			}
+			if got := ts.received(); len(got) != before {
+				t.Fatalf("a refused payload delivered %q", got[before:])
+			}
+		})
+	}
+}
+
+func dialWS(t *testing.T, ts *testServer, query string) *websocket.Conn {
+	t.Helper()
+	u := "ws" + strings.TrimPrefix(ts.url("transport=websocket&"+query), "http")
+	c, resp, err := websocket.DefaultDialer.Dial(u, nil)
+	if err != nil {
+		t.Fatalf("dial: %v (%v)", err, resp)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func readWS(t *testing.T, c *websocket.Conn) (int, string) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	typ, b, err := c.ReadMessage()
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return typ, string(b)
+}
+
+func TestWebSocketDirect(t *testing.T) {
+	ts := newTestServer(t, Options{PingInterval: 100 * time.Millisecond, PingTimeout: 100 * time.Millisecond, MaxPayload: 1000})
+	c := dialWS(t, ts, "")
+	_, open := readWS(t, c)
+	op := parseOpen(t, open)
+	if len(op.Upgrades) != 0 {
+		t.Fatalf("upgrades over websocket must be empty: %v", op.Upgrades)
+	}
+	_ = c.WriteMessage(websocket.TextMessage, []byte("4héllo"))
+	if typ, msg := readWS(t, c); typ != websocket.TextMessage || msg != "4héllo" {
+		t.Fatalf("echo %d %q", typ, msg)
+	}
+	_ = c.WriteMessage(websocket.BinaryMessage, []byte{0, 1, 2})
+	if typ, msg := readWS(t, c); typ != websocket.BinaryMessage || msg != "\x00\x01\x02" {
+		t.Fatalf("binary echo %d %q", typ, msg)
+	}
+	// Pings come and are answered.
+	for i := 0; i < 3; i++ {
+		if _, msg := readWS(t, c); msg != "2" {
+			t.Fatalf("want ping, got %q", msg)
+		}
+		_ = c.WriteMessage(websocket.TextMessage, []byte("3"))
+	}
+	// A message above maxPayload ends the session.
+	_ = c.WriteMessage(websocket.TextMessage, []byte("4"+strings.Repeat("x", 1000)))
+	if ev := ts.waitClose(t); ev.reason != ReasonTransportError || !errors.Is(ev.err, ErrPayloadTooLarge) {
+		t.Fatalf("close %+v", ev)
+	}
+}
+
+func TestWebSocketPingTimeout(t *testing.T) {
+	ts := newTestServer(t, Options{PingInterval: 50 * time.Millisecond, PingTimeout: 50 * time.Millisecond})
+	c := dialWS(t, ts, "")
+	readWS(t, c)
+	if _, msg := readWS(t, c); msg != "2" {
+		t.Fatalf("want ping, got %q", msg)
+	}
+	if ev := ts.waitClose(t); ev.reason != ReasonPingTimeout {
+		t.Fatalf("reason %q", ev.reason)
+	}
+	// The server closes the connection.
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, _, err := c.ReadMessage(); err != nil {
+			break
+		}
+	}
+}
+
+func TestUpgradeFromPolling(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	sid := handshakePolling(t, ts)
+	pending := make(chan string, 1)
+	go func() {
+		_, body := do(t, "GET", ts.url("transport=polling&sid="+sid), "")
+		pending <- body
+	}()
+	waitFor(t, func() bool {
+		s := ts.eio.Session(sid)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.getActive
+	})
+	c := dialWS(t, ts, "sid="+sid)
+	_ = c.WriteMessage(websocket.TextMessage, []byte("2probe"))
+	if _, msg := readWS(t, c); msg != "3probe" {
+		t.Fatalf("want 3probe, got %q", msg)
+	}
+	if body := <-pending; body != "6" {
+		t.Fatalf("pending poll got %q, want noop", body)
+	}
+	// Something queued while the client pauses polling arrives over the WebSocket.
+	_ = ts.eio.Session(sid).Send(NewMessage([]byte("queued"), false))
+	_ = c.WriteMessage(websocket.TextMessage, []byte("5"))
+	if _, msg := readWS(t, c); msg != "4queued" {
+		t.Fatalf("got %q", msg)
+	}
+	_ = c.WriteMessage(websocket.TextMessage, []byte("4after"))
+	if _, msg := readWS(t, c); msg != "4after" {
+		t.Fatalf("got %q", msg)
+	}
+	if tr := ts.eio.Session(sid).Transport(); tr != TransportWebSocket {
+		t.Fatalf("transport %q", tr)
+	}
+	if status, _ := do(t, "GET", ts.url("transport=polling&sid="+sid), ""); status != 400 {
+		t.Fatalf("polling after upgrade: %d", status)
+	}
+}
+
+func TestSendQueueFullClosesSession(t *testing.T) {
+	ts := newTestServer(t, Options{MaxQueuedMessages: 10})
+	sid := handshakePolling(t, ts)
+	s := ts.eio.Session(sid)
+	if s.SendVolatile(NewMessage([]byte("v"), false)) {
+		t.Fatal("a volatile message was queued with no poll pending")
+	}
+	var err error
+	for i := 0; i < 11 && err == nil; i++ {
+		err = s.Send(NewMessage([]byte("x"), false))
+	}
+	if !errors.Is(err, ErrSendQueueFull) {
+		t.Fatalf("err %v", err)
+	}
+	if ev := ts.waitClose(t); !errors.Is(ev.err, ErrSendQueueFull) {
+		t.Fatalf("close %+v", ev)
+	}
+	if err := s.Send(NewMessage([]byte("x"), false)); !errors.Is(err, ErrSessionClosed) {
+		t.Fatalf("send after close: %v", err)
+	}
+}
+
+func TestCORS(t *testing.T) {
+	ts := newTestServer(t, Options{CORSOrigins: []string{"https://app.example"}, CORSCredentials: true})
+	req, _ := http.NewRequest("OPTIONS", ts.url("transport=polling"), nil)
+	req.Header.Set("Origin", "https://app.example")
+	req.Header.Set("Access-Control-Request-Headers", "content-type")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example" ||
+		resp.Header.Get("Access-Control-Allow-Credentials") != "true" ||
+		resp.Header.Get("Access-Control-Allow-Headers") != "content-type" {
+		t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+	req, _ = http.NewRequest("GET", ts.url("transport=polling"), nil)
+	req.Header.Set("Origin", "https://evil.example")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatal("a foreign origin was allowed")
+	}
+	// WebSockets from a foreign origin are refused.
+	u := "ws" + strings.TrimPrefix(ts.url("transport=websocket"), "http")
+	_, wsResp, err := websocket.DefaultDialer.Dial(u, http.Header{"Origin": {"https://evil.example"}})
+	if err == nil || wsResp == nil || wsResp.StatusCode != 400 {
+		t.Fatalf("foreign websocket: %v %v", err, wsResp)
+	}
+}
+
+func TestServerCloseSendsClosePacket(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	c := dialWS(t, ts, "")
+	readWS(t, c)
+	sid := handshakePolling(t, ts)
+	pending := make(chan string, 1)
+	go func() {
+		_, body := do(t, "GET", ts.url("transport=polling&sid="+sid), "")
+		pending <- body
+	}()
+	waitFor(t, func() bool {
+		s := ts.eio.Session(sid)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.getActive
+	})
+	ts.eio.Close()
+	if _, msg := readWS(t, c); msg != "1" {
+		t.Fatalf("websocket got %q, want close packet", msg)
+	}
+	if body := <-pending; body != "1" {
+		t.Fatalf("poll got %q, want close packet", body)
+	}
+	for range 2 {
+		if ev := ts.waitClose(t); ev.reason != ReasonServerShutdown {
+			t.Fatalf("reason %q", ev.reason)
+		}
+	}
+	if status, _ := do(t, "GET", ts.url("transport=polling"), ""); status != 400 {
+		t.Fatalf("handshake after close: %d", status)
+	}
+}
+
+// waitFor polls cond, for state that has no event to await, up to 5 seconds.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 5s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -1,0 +1,264 @@
+package engineio
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Handshake is what a session's first request told the server, kept for the layers above.
+type Handshake struct {
+	// RemoteAddr is the client's address as the HTTP server saw it (host:port).
+	RemoteAddr string
+	// Header holds the handshake request's headers.
+	Header http.Header
+	// Query holds the handshake request's query parameters.
+	Query url.Values
+	// URL is the handshake request's URL, path and query.
+	URL string
+	// Secure is true when the handshake came over TLS.
+	Secure bool
+	// Time is when the handshake was made.
+	Time time.Time
+}
+
+// Session is one Engine.IO connection, whatever its transport.
+type Session struct {
+	srv       *Server
+	id        string
+	handshake Handshake
+	handler   SessionHandler
+
+	// deliverMu serializes calls into handler.OnMessage, so that a client breaking the protocol
+	// (a POST racing a WebSocket) still cannot reach the handler from two goroutines at once.
+	deliverMu sync.Mutex
+
+	mu        sync.Mutex
+	closed    bool
+	transport string
+	queue     []*Message
+	spare     []*Message // the drained queue's array, reused so steady traffic allocates nothing
+	// wake has room for one signal: the queue has something, or the state changed. Its one
+	// consumer is the pending GET (polling) or the writer goroutine (WebSocket).
+	wake chan struct{}
+	// done is closed when the session ends.
+	done        chan struct{}
+	getActive   bool
+	postActive  bool
+	upgrading   bool
+	ws          *websocket.Conn
+	timer       *time.Timer
+	awaitPong   bool
+	flushOnDone bool // a server-side close: flush the queue (with a close packet) before closing
+}
+
+func newSession(s *Server, r *http.Request, q url.Values, transport string) *Session {
+	return &Session{
+		srv: s,
+		id:  newID(),
+		handshake: Handshake{
+			RemoteAddr: r.RemoteAddr,
+			Header:     r.Header.Clone(),
+			Query:      q,
+			URL:        r.URL.RequestURI(),
+			Secure:     r.TLS != nil,
+			Time:       time.Now(),
+		},
+		transport: transport,
+		wake:      make(chan struct{}, 1),
+		done:      make(chan struct{}),
+	}
+}
+
+// ID is the session id, the sid the client sends on every request.
+func (s *Session) ID() string { return s.id }
+
+// Handshake returns what the session's first request carried.
+func (s *Session) Handshake() *Handshake { return &s.handshake }
+
+// Transport is the session's current transport name.
+func (s *Session) Transport() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.transport
+}
+
+// Done is closed when the session has ended.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Send queues msgs to be written in order, together. It fails with ErrSessionClosed once the
+// session has ended, and with ErrSendQueueFull when the client is too slow, which also ends the
+// session.
+func (s *Session) Send(msgs ...*Message) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrSessionClosed
+	}
+	if len(s.queue)+len(msgs) > s.srv.opts.MaxQueuedMessages {
+		s.mu.Unlock()
+		s.closeWith(ReasonTransportError, ErrSendQueueFull, false)
+		return ErrSendQueueFull
+	}
+	s.queue = append(s.queue, msgs...)
+	s.mu.Unlock()
+	s.signal()
+	return nil
+}
+
+// SendVolatile queues msgs only if the transport can write them now, and reports whether it
+// did: a volatile message is dropped rather than queued behind others or for a poll to come.
+func (s *Session) SendVolatile(msgs ...*Message) bool {
+	s.mu.Lock()
+	writable := !s.closed && !s.upgrading && len(s.queue) == 0 &&
+		(s.transport == TransportWebSocket || s.getActive)
+	if writable {
+		s.queue = append(s.queue, msgs...)
+	}
+	s.mu.Unlock()
+	if writable {
+		s.signal()
+	}
+	return writable
+}
+
+// Close ends the session from the server side: what is queued is still written, then a close
+// packet; the handler's OnClose gets "forced close".
+func (s *Session) Close() { s.closeWith(ReasonForcedClose, nil, true) }
+
+func (s *Session) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// closeWith ends the session once. graceful (a server-side close) lets the transport flush the
+// queue and a close packet first; otherwise the connection is dropped now.
+func (s *Session) closeWith(reason string, err error, graceful bool) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	if graceful {
+		s.flushOnDone = true
+		s.queue = append(s.queue, s.srv.closeMsg)
+	}
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	ws := s.ws
+	s.mu.Unlock()
+	close(s.done)
+	s.signal()
+	if ws != nil && !graceful {
+		ws.Close()
+	}
+	s.srv.remove(s)
+	if s.handler != nil {
+		s.handler.OnClose(reason, err)
+	}
+	if err != nil && !errors.Is(err, ErrSessionClosed) {
+		s.srv.log.Debug("engineio: session closed", "sid", s.id, "reason", reason, "err", err)
+	}
+}
+
+func (s *Session) startHeartbeat() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.timer = time.AfterFunc(s.srv.opts.PingInterval, s.heartbeat)
+	}
+}
+
+// heartbeat runs on the session's timer: it sends a ping, and ends the session when the pong
+// for the previous one has not come.
+func (s *Session) heartbeat() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if s.awaitPong {
+		s.mu.Unlock()
+		s.closeWith(ReasonPingTimeout, nil, false)
+		return
+	}
+	s.awaitPong = true
+	s.timer.Reset(s.srv.opts.PingTimeout)
+	full := len(s.queue) >= s.srv.opts.MaxQueuedMessages
+	if !full {
+		s.queue = append(s.queue, s.srv.pingMsg)
+	}
+	s.mu.Unlock()
+	if full {
+		s.closeWith(ReasonTransportError, ErrSendQueueFull, false)
+		return
+	}
+	s.signal()
+}
+
+func (s *Session) onPong() {
+	s.mu.Lock()
+	if s.awaitPong && !s.closed {
+		s.awaitPong = false
+		s.timer.Reset(s.srv.opts.PingInterval)
+	}
+	s.mu.Unlock()
+}
+
+// onPacket handles one inbound packet on the reader's goroutine. It returns false when the
+// session has ended and reading should stop.
+func (s *Session) onPacket(p packet) bool {
+	switch p.typ {
+	case PacketMessage:
+		s.deliverMu.Lock()
+		s.mu.Lock()
+		closed := s.closed
+		s.mu.Unlock()
+		if !closed {
+			s.handler.OnMessage(p.data, p.binary)
+		}
+		s.deliverMu.Unlock()
+		return !closed
+	case PacketPong:
+		s.onPong()
+		return true
+	case PacketNoop:
+		return true
+	case PacketClose:
+		s.closeWith(ReasonTransportClose, nil, false)
+		return false
+	case PacketPing:
+		s.closeWith(ReasonTransportError, ErrHeartbeatDirection, false)
+		return false
+	default:
+		s.closeWith(ReasonParseError, fmt.Errorf("%w: %s", ErrUnexpectedPacket, p.typ), false)
+		return false
+	}
+}
+
+// takeQueue hands the queued messages to the caller, who must hold s.mu.
+func (s *Session) takeQueueLocked() []*Message {
+	q := s.queue
+	s.queue = s.spare[:0]
+	s.spare = nil
+	return q
+}
+
+// recycle returns a drained queue's array for reuse, its pointers cleared for the collector.
+func (s *Session) recycle(q []*Message) {
+	clear(q)
+	s.mu.Lock()
+	if s.spare == nil && cap(q) <= 1024 {
+		s.spare = q[:0]
+	}
+	s.mu.Unlock()
+}
