@@ -1,0 +1,128 @@
+# siobridge build and CI targets. CI runs `make test` (through .ci/run).
+#
+#   make test        gofmt check, go vet, staticcheck, go test -race, fuzz-smoke
+#   make lint        gofmt check, go vet, staticcheck
+#   make fuzz-smoke  every fuzz target for FUZZTIME (default 10s) each
+#   make fuzz        the same with FUZZTIME=3m (override: make fuzz FUZZTIME=1h)
+#   make bench       all benchmarks, with -benchmem
+#   make deps        apt packages + npm ci for the interop tests (.ci/install-deps)
+#   make build       bin/siobridge from ./cmd/siobridge
+#   make demo        the chat demo on http://127.0.0.1:7896 (needs Go, Node.js, npm)
+#
+# Targets run serially, in the order listed as prerequisites.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := test
+.NOTPARALLEL:
+
+GO ?= go
+# Extra flags for the go test -race step, e.g. GOTESTFLAGS='-run TestFoo -v'.
+GOTESTFLAGS ?=
+FUZZTIME ?= 10s
+fuzz: FUZZTIME = 3m
+
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := bin/staticcheck
+
+.PHONY: test lint fmt-check vet staticcheck unit fuzz-smoke fuzz bench deps build clean demo
+
+test: fmt-check vet staticcheck unit fuzz-smoke
+
+lint: fmt-check vet staticcheck
+
+# Prints "no Go packages" and succeeds when the module has none yet (go vet and
+# go test fail on an empty ./...).
+NO_PKGS_GUARD = if [[ -z "$$($(GO) list -e ./... 2>/dev/null)" ]]; then echo "no Go packages; skipping"; exit 0; fi
+
+# gofmt -l over tracked and untracked-but-not-ignored .go files (outside
+# testdata/, which may hold deliberately malformed Go); fails listing them.
+fmt-check:
+	@echo "==> gofmt -l"
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+		all=$$(git ls-files --cached --others --exclude-standard -- '*.go'); \
+	else \
+		all=$$(find . -name '*.go' -not -path './.git/*' -not -path '*/node_modules/*'); \
+	fi; \
+	files=(); \
+	while IFS= read -r f; do \
+		if [[ -n $$f && -f $$f && ! $$f =~ (^|/)testdata/ ]]; then files+=("$$f"); fi; \
+	done <<< "$$all"; \
+	if (( $${#files[@]} == 0 )); then echo "no .go files"; exit 0; fi; \
+	if ! bad=$$(gofmt -l "$${files[@]}"); then \
+		echo "gofmt failed (syntax errors above)" >&2; exit 1; \
+	fi; \
+	if [[ -n $$bad ]]; then \
+		echo "These files are not gofmt-formatted (run: gofmt -w <file>):" >&2; \
+		printf '  %s\n' $$bad >&2; \
+		exit 1; \
+	fi; \
+	echo "$${#files[@]} files ok"
+
+vet:
+	@echo "==> go vet ./..."
+	@$(NO_PKGS_GUARD); $(GO) vet ./...
+
+staticcheck: $(STATICCHECK)
+	@echo "==> staticcheck ./..."
+	@$(NO_PKGS_GUARD); $(STATICCHECK) ./...
+
+unit:
+	@echo "==> go test -race -count=1 ./..."
+	@$(NO_PKGS_GUARD); $(GO) test -race -count=1 $(GOTESTFLAGS) ./...
+
+# Rebuild bin/staticcheck when it is missing or reports another version.
+ifeq ($(findstring ($(STATICCHECK_VERSION:v%=%)),$(shell $(STATICCHECK) -version 2>/dev/null)),)
+.PHONY: $(STATICCHECK)
+endif
+$(STATICCHECK):
+	@echo "==> installing staticcheck $(STATICCHECK_VERSION) into bin/"
+	GOBIN=$(CURDIR)/bin $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+# Runs every fuzz target (func Fuzz* in a _test.go file) of every package for
+# FUZZTIME, one at a time (go test -fuzz takes one target in one package).
+# Targets are discovered with `go test -list`, so new ones are picked up.
+# All targets run; the failing ones are listed at the end. A failing input is
+# saved under <pkg>/testdata/fuzz/<Target>/ and becomes a regression test.
+fuzz-smoke fuzz:
+	@echo "==> fuzz: every fuzz target for $(FUZZTIME) each"
+	@$(NO_PKGS_GUARD); \
+	pkgs=$$($(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./...); \
+	ran=0; failed=(); \
+	for pkg in $$pkgs; do \
+		if ! out=$$($(GO) test -list '^Fuzz' "$$pkg" 2>&1); then \
+			printf '%s\n' "$$out" >&2; \
+			echo "fuzz: cannot list the fuzz targets of $$pkg" >&2; exit 1; \
+		fi; \
+		for name in $$(grep -E '^Fuzz[[:alnum:]_]*$$' <<< "$$out" || true); do \
+			ran=$$((ran + 1)); \
+			echo "--> go test -run '^\$$' -fuzz '^$$name\$$' -fuzztime $(FUZZTIME) $$pkg"; \
+			$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg" \
+				|| failed+=("$$pkg $$name"); \
+		done; \
+	done; \
+	if (( ran == 0 )); then echo "no fuzz targets found"; exit 0; fi; \
+	if (( $${#failed[@]} > 0 )); then \
+		echo "fuzz: $${#failed[@]} of $$ran fuzz targets failed:" >&2; \
+		printf '  %s\n' "$${failed[@]}" >&2; \
+		exit 1; \
+	fi; \
+	echo "fuzz: all $$ran fuzz targets passed"
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+deps:
+	bash .ci/install-deps
+
+# The demo needs only the socket.io-client bundle from npm, not the test packages.
+demo:
+	@test -f socketio/testdata/interop/node_modules/socket.io-client/dist/socket.io.min.js \
+		|| (cd socketio/testdata/interop && npm ci --no-audit --no-fund)
+	$(GO) run ./examples/embedded-chat -listen 127.0.0.1:7896
+
+build:
+	$(GO) build -o bin/siobridge ./cmd/siobridge
+
+clean:
+	rm -rf bin
