@@ -1,0 +1,91 @@
+package socketio
+
+import (
+	"context"
+	"time"
+)
+
+// BroadcastOptions select the sockets of a namespace that a broadcast or a query acts on.
+type BroadcastOptions struct {
+	// Rooms, when not empty, selects the sockets in at least one of them; empty selects every
+	// socket of the namespace. A socket id is a room holding that socket alone.
+	Rooms []string
+	// Except leaves out the sockets in any of these rooms (socket ids included).
+	Except []string
+	// Volatile sends only to sockets whose transport can take the packet now; it may be lost.
+	Volatile bool
+	// Local keeps a cluster adapter to this node's sockets.
+	Local bool
+}
+
+// SocketInfo describes one socket, local or on another node, for queries.
+type SocketInfo struct {
+	ID        string     `json:"id"`
+	Namespace string     `json:"namespace"`
+	Rooms     []string   `json:"rooms"`
+	Data      any        `json:"data"`
+	Handshake *Handshake `json:"handshake"`
+}
+
+// RoomInfo is a room and how many sockets are in it.
+type RoomInfo struct {
+	Name    string `json:"name"`
+	Sockets int    `json:"sockets"`
+}
+
+// AckResult is one socket's answer to a broadcast with acknowledgement.
+type AckResult struct {
+	// SocketID is the answering socket; empty when a remote node does not say.
+	SocketID string
+	Args     Args
+}
+
+// Adapter keeps a namespace's room membership and carries its broadcasts and socket queries.
+// The in-memory adapter ([NewMemoryAdapter]) serves one process; a cluster adapter reaches
+// every node's sockets with the same calls, so swapping it changes nothing elsewhere.
+//
+// Membership calls (AddAll, Del, DelAll, SocketRooms) concern this node's sockets and must be
+// cheap: they run on connection goroutines. Broadcast delivery is at most once: a socket that
+// disconnects meanwhile, or a volatile packet its transport cannot take now, misses it.
+// Everything else takes a context that bounds the wait for other nodes; a node that does not
+// answer in time is left out of the answer, never waited on beyond ctx.
+type Adapter interface {
+	// AddAll puts the local socket id into rooms.
+	AddAll(id string, rooms []string)
+	// Del takes the local socket id out of room.
+	Del(id, room string)
+	// DelAll takes the local socket id out of every room, as it disconnects.
+	DelAll(id string)
+	// SocketRooms lists the rooms of the local socket id, or nil for an unknown socket.
+	SocketRooms(id string) []string
+
+	// Broadcast sends p to the selected sockets and returns how many local sockets it was
+	// queued on.
+	Broadcast(p *Packet, opts BroadcastOptions) (int, error)
+	// BroadcastWithAck sends p, which carries an ack id, to the selected sockets, calls
+	// onCount with the number of sockets it reached (once per node that answers: the sum is the
+	// total), and onAck for each answer until ctx ends. It returns the ids of the local sockets
+	// reached, and returns once every node's count is in or ctx has ended.
+	BroadcastWithAck(ctx context.Context, p *Packet, opts BroadcastOptions, onCount func(int), onAck func(AckResult)) ([]string, error)
+
+	// FetchSockets describes the selected sockets.
+	FetchSockets(ctx context.Context, opts BroadcastOptions) ([]SocketInfo, error)
+	// AddSockets makes the selected sockets join rooms; it returns how many were selected.
+	AddSockets(ctx context.Context, opts BroadcastOptions, rooms []string) (int, error)
+	// DelSockets makes the selected sockets leave rooms; it returns how many were selected.
+	DelSockets(ctx context.Context, opts BroadcastOptions, rooms []string) (int, error)
+	// DisconnectSockets disconnects the selected sockets from the namespace (with close, their
+	// whole connection); it returns how many were selected.
+	DisconnectSockets(ctx context.Context, opts BroadcastOptions, close bool) (int, error)
+	// Rooms lists every room with its number of sockets, socket-id rooms left out.
+	Rooms(ctx context.Context) ([]RoomInfo, error)
+
+	// Close releases the adapter's resources.
+	Close() error
+}
+
+// AdapterFactory makes the adapter of one namespace.
+type AdapterFactory func(ns *Namespace) Adapter
+
+// defaultAckWait bounds a broadcast ack wait whose context has no deadline.
+const defaultAckWait = 10 * time.Second

@@ -1,0 +1,162 @@
+package socketio
+
+import (
+	"context"
+	"slices"
+	"sync"
+)
+
+// BroadcastOperator selects sockets of a namespace, across the cluster when the adapter spans
+// one, and emits to them or queries them. Each method returns a new operator; one can be kept
+// and reused.
+type BroadcastOperator struct {
+	ns   *Namespace
+	opts BroadcastOptions
+}
+
+func (b *BroadcastOperator) clone() *BroadcastOperator {
+	c := *b
+	c.opts.Rooms = slices.Clone(b.opts.Rooms)
+	c.opts.Except = slices.Clone(b.opts.Except)
+	return &c
+}
+
+// To adds rooms to select (socket ids included).
+func (b *BroadcastOperator) To(rooms ...string) *BroadcastOperator {
+	c := b.clone()
+	c.opts.Rooms = append(c.opts.Rooms, rooms...)
+	return c
+}
+
+// Except leaves out the sockets in rooms (socket ids included).
+func (b *BroadcastOperator) Except(rooms ...string) *BroadcastOperator {
+	c := b.clone()
+	c.opts.Except = append(c.opts.Except, rooms...)
+	return c
+}
+
+// Volatile makes the emit skip sockets whose transport cannot take it right now.
+func (b *BroadcastOperator) Volatile() *BroadcastOperator {
+	c := b.clone()
+	c.opts.Volatile = true
+	return c
+}
+
+// Local keeps the operator to this node's sockets.
+func (b *BroadcastOperator) Local() *BroadcastOperator {
+	c := b.clone()
+	c.opts.Local = true
+	return c
+}
+
+// Options returns the selection.
+func (b *BroadcastOperator) Options() BroadcastOptions { return b.clone().opts }
+
+// Emit sends an event to the selected sockets, encoded once for all of them, and returns how
+// many sockets on this node it was queued on.
+func (b *BroadcastOperator) Emit(event string, args ...any) (int, error) {
+	p, err := newEventPacket(b.ns.name, event, args)
+	if err != nil {
+		return 0, err
+	}
+	return b.ns.adapter.Broadcast(p, b.opts)
+}
+
+// AckResults gathers the answers to a broadcast with acknowledgement.
+type AckResults struct {
+	// Sockets is how many sockets the event reached.
+	Sockets int
+	// Acks are the answers, in the order they came.
+	Acks []AckResult
+	// TimedOut lists the sockets known by id that did not answer in time.
+	TimedOut []string
+}
+
+// EmitWithAck sends an event to the selected sockets and gathers their acknowledgements until
+// every socket reached has answered or ctx ends (with no deadline, 10 seconds).
+func (b *BroadcastOperator) EmitWithAck(ctx context.Context, event string, args ...any) (*AckResults, error) {
+	p, err := newEventPacket(b.ns.name, event, args)
+	if err != nil {
+		return nil, err
+	}
+	p.ID, p.HasID = b.ns.ackIDs.Add(1), true
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultAckWait)
+		defer cancel()
+	}
+	var (
+		mu       sync.Mutex
+		res      AckResults
+		expected = -1
+		done     = make(chan struct{})
+		closed   bool
+	)
+	finish := func() { // with mu held
+		if !closed && expected >= 0 && len(res.Acks) >= expected {
+			closed = true
+			close(done)
+		}
+	}
+	ids, err := b.ns.adapter.BroadcastWithAck(ctx, p, b.opts, func(n int) {
+		mu.Lock()
+		if expected < 0 {
+			expected = 0
+		}
+		expected += n
+		res.Sockets = expected
+		mu.Unlock()
+	}, func(a AckResult) {
+		mu.Lock()
+		res.Acks = append(res.Acks, a)
+		finish()
+		mu.Unlock()
+	})
+	if err != nil {
+		return nil, err
+	}
+	mu.Lock()
+	if expected < 0 {
+		expected = 0
+	}
+	finish()
+	mu.Unlock()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	out := AckResults{Sockets: res.Sockets, Acks: slices.Clone(res.Acks)}
+	answered := make(map[string]bool, len(out.Acks))
+	for _, a := range out.Acks {
+		answered[a.SocketID] = true
+	}
+	for _, id := range ids {
+		if !answered[id] {
+			out.TimedOut = append(out.TimedOut, id)
+		}
+	}
+	return &out, nil
+}
+
+// FetchSockets describes the selected sockets.
+func (b *BroadcastOperator) FetchSockets(ctx context.Context) ([]SocketInfo, error) {
+	return b.ns.adapter.FetchSockets(ctx, b.opts)
+}
+
+// SocketsJoin makes the selected sockets join rooms and returns how many there were.
+func (b *BroadcastOperator) SocketsJoin(ctx context.Context, rooms ...string) (int, error) {
+	return b.ns.adapter.AddSockets(ctx, b.opts, rooms)
+}
+
+// SocketsLeave makes the selected sockets leave rooms and returns how many there were.
+func (b *BroadcastOperator) SocketsLeave(ctx context.Context, rooms ...string) (int, error) {
+	return b.ns.adapter.DelSockets(ctx, b.opts, rooms)
+}
+
+// DisconnectSockets disconnects the selected sockets (with close, their whole connections)
+// and returns how many there were.
+func (b *BroadcastOperator) DisconnectSockets(ctx context.Context, close bool) (int, error) {
+	return b.ns.adapter.DisconnectSockets(ctx, b.opts, close)
+}

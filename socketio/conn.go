@@ -1,0 +1,257 @@
+package socketio
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/siobridge/siobridge/engineio"
+)
+
+// conn is the Socket.IO side of one Engine.IO session: it decodes packets, routes them to the
+// session's sockets (one per namespace joined) and encodes what they send.
+type conn struct {
+	srv *Server
+	eio *engineio.Session
+	dec Decoder // used by the session's reader only
+
+	// dispatchMu orders event dispatch against a namespace admission completing on another
+	// goroutine: a socket's first event is handled after its OnConnect handler has run.
+	dispatchMu sync.Mutex
+
+	ctx    context.Context // ends when the connection closes: authorizers stop waiting
+	cancel context.CancelFunc
+
+	mu           sync.Mutex
+	sockets      map[string]*Socket  // by namespace
+	pending      map[string]struct{} // namespaces with a CONNECT being authorized
+	closed       bool
+	connectTimer *time.Timer
+}
+
+func (s *Server) newConn(sess *engineio.Session) engineio.SessionHandler {
+	c := &conn{srv: s, eio: sess, sockets: make(map[string]*Socket, 1), pending: make(map[string]struct{})}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.mu.Lock() // the timer's callback reads the field under mu
+	c.connectTimer = time.AfterFunc(s.opts.ConnectTimeout, c.connectTimeout)
+	c.mu.Unlock()
+	return c
+}
+
+// OnMessage decodes one Engine.IO message; a malformed packet closes the connection with
+// "parse error".
+func (c *conn) OnMessage(data []byte, binary bool) {
+	var p *Packet
+	var err error
+	if binary {
+		p, err = c.dec.DecodeBinary(data)
+	} else {
+		p, err = c.dec.DecodeText(data)
+	}
+	if err != nil {
+		c.srv.log.Debug("socketio: parse error", "sid", c.eio.ID(), "err", err)
+		c.close(engineio.ReasonParseError)
+		return
+	}
+	if p == nil {
+		return // attachments to come
+	}
+	if p.Type == PacketConnect {
+		c.onConnect(p)
+		return
+	}
+	c.dispatchMu.Lock()
+	defer c.dispatchMu.Unlock()
+	s := c.socket(p.Namespace)
+	if s == nil {
+		return // not (yet) in that namespace: dropped, as in Node
+	}
+	switch p.Type {
+	case PacketDisconnect:
+		s.onClose(ReasonClientNamespaceDisconnect)
+	case PacketEvent, PacketBinaryEvent:
+		if err := s.onEvent(p); err != nil {
+			c.close(engineio.ReasonParseError)
+		}
+	case PacketAck, PacketBinaryAck:
+		s.onAck(p)
+	default:
+		// CONNECT_ERROR is the server's to send; from a client it means nothing.
+	}
+}
+
+// OnClose ends every socket of the connection with the Engine.IO reason.
+func (c *conn) OnClose(reason string, err error) {
+	c.shutdown(reason)
+}
+
+func (c *conn) socket(nsp string) *Socket {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sockets[nsp]
+}
+
+// forget drops a socket that left its namespace.
+func (c *conn) forget(s *Socket) {
+	c.mu.Lock()
+	if c.sockets[s.ns.name] == s {
+		delete(c.sockets, s.ns.name)
+	}
+	c.mu.Unlock()
+}
+
+// send encodes p and queues it on the session.
+func (c *conn) send(p *Packet) error {
+	return c.eio.Send(encodeMessages(p, false)...)
+}
+
+// onConnect handles a CONNECT: an unknown namespace is refused at once, a known one is
+// authorized (on its own goroutine when the namespace has an authorizer).
+func (c *conn) onConnect(p *Packet) {
+	ns := c.srv.lookup(p.Namespace)
+	if ns == nil {
+		_ = c.send(&Packet{Type: PacketConnectError, Namespace: p.Namespace,
+			Data: connectErrorPayload("Invalid namespace", nil)})
+		return
+	}
+	c.mu.Lock()
+	_, busy := c.pending[ns.name]
+	if c.closed || busy || c.sockets[ns.name] != nil {
+		c.mu.Unlock()
+		return // a repeated CONNECT is ignored, as in Node
+	}
+	c.pending[ns.name] = struct{}{}
+	c.mu.Unlock()
+
+	req := &ConnectRequest{
+		Namespace: ns.name,
+		SocketID:  engineio.NewID(),
+		Handshake: newHandshake(c.eio.Handshake(), p.Data),
+	}
+	authorize, _ := ns.handlers()
+	if authorize == nil {
+		c.admit(ns, req, nil)
+		return
+	}
+	c.srv.wg.Add(1)
+	go func() {
+		defer c.srv.wg.Done()
+		adm, err := authorize(c.ctx, req)
+		if err != nil {
+			c.refuse(ns, err)
+			return
+		}
+		c.admit(ns, req, adm)
+	}()
+}
+
+func (c *conn) refuse(ns *Namespace, err error) {
+	c.mu.Lock()
+	delete(c.pending, ns.name)
+	c.mu.Unlock()
+	ce := &ConnectError{}
+	if !errors.As(err, &ce) {
+		ce = &ConnectError{Message: err.Error()}
+	}
+	_ = c.send(&Packet{Type: PacketConnectError, Namespace: ns.name, Data: connectErrorPayload(ce.Message, ce.Data)})
+}
+
+// admit makes the socket: CONNECT answered first, then rooms joined and OnConnect run, all
+// before the reader may hand the socket its first event.
+func (c *conn) admit(ns *Namespace, req *ConnectRequest, adm *Admission) {
+	if adm == nil {
+		adm = &Admission{}
+	}
+	c.dispatchMu.Lock()
+	defer c.dispatchMu.Unlock()
+	s := newSocket(ns, c, req.SocketID, req.Handshake, adm.Data)
+
+	c.mu.Lock()
+	delete(c.pending, ns.name)
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.sockets[ns.name] = s
+	c.connectTimer.Stop()
+	c.mu.Unlock()
+
+	reply, _ := json.Marshal(struct {
+		SID string `json:"sid"`
+	}{s.id})
+	if err := c.send(&Packet{Type: PacketConnect, Namespace: ns.name, Data: reply}); err != nil {
+		c.forget(s)
+		return
+	}
+	ns.add(s, adm.Rooms)
+	if _, onConnect := ns.handlers(); onConnect != nil {
+		onConnect(s)
+	}
+}
+
+func (c *conn) connectTimeout() {
+	c.mu.Lock()
+	idle := len(c.sockets) == 0 && !c.closed
+	c.mu.Unlock()
+	if idle {
+		c.close(engineio.ReasonForcedClose)
+	}
+}
+
+// disconnectAll tells every socket of the connection it is disconnected, then closes the
+// connection: what a server-side disconnect(true) does.
+func (c *conn) disconnectAll(reason string) {
+	c.mu.Lock()
+	sockets := make([]*Socket, 0, len(c.sockets))
+	for _, s := range c.sockets {
+		sockets = append(sockets, s)
+	}
+	c.mu.Unlock()
+	for _, s := range sockets {
+		_ = s.send(&Packet{Type: PacketDisconnect, Namespace: s.ns.name})
+	}
+	c.close(reason)
+}
+
+// close ends every socket with reason, then the Engine.IO session.
+func (c *conn) close(reason string) {
+	c.shutdown(reason)
+	c.eio.Close()
+}
+
+func (c *conn) shutdown(reason string) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.connectTimer.Stop()
+	sockets := make([]*Socket, 0, len(c.sockets))
+	for _, s := range c.sockets {
+		sockets = append(sockets, s)
+	}
+	c.mu.Unlock()
+	c.cancel()
+	for _, s := range sockets {
+		s.onClose(reason)
+	}
+}
+
+// encodeMessages turns a packet into its Engine.IO messages: the text part, then one binary
+// message per attachment. shared messages are meant for many receivers.
+func encodeMessages(p *Packet, shared bool) []*engineio.Message {
+	text := AppendEncode(make([]byte, 0, 16+len(p.Namespace)+len(p.Data)), p)
+	mk := engineio.NewMessage
+	if shared {
+		mk = engineio.NewSharedMessage
+	}
+	msgs := make([]*engineio.Message, 0, 1+len(p.Attachments))
+	msgs = append(msgs, mk(text, false))
+	for _, a := range p.Attachments {
+		msgs = append(msgs, mk(a, true))
+	}
+	return msgs
+}

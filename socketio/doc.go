@@ -1,0 +1,22 @@
+// Package socketio implements the server side of the Socket.IO protocol, version 5, on top of
+// package engineio: packets, namespaces, sockets, rooms, broadcasts and acknowledgements.
+//
+// It knows nothing of webhooks or HTTP routes beyond its own endpoint: the sidecar drives it
+// through the same small API an embedding Go program uses:
+//
+//	srv := socketio.NewServer(socketio.Options{})
+//	srv.Of("/chat").OnConnect(func(s *socketio.Socket) {
+//		s.On("message", func(e *socketio.Event) {
+//			srv.Of("/chat").To("lobby").Emit("message", e.Raw)
+//		})
+//	})
+//	http.Handle("/socket.io/", srv)
+//
+// Handlers run on the connection's reader goroutine, one at a time and in the client's order;
+// they must not block (hand slow work such as an HTTP call to another goroutine). Authorizers,
+// which decide on a namespace CONNECT, run on a goroutine of their own and may block.
+//
+// Room membership, broadcasts and socket queries go through an [Adapter], one per namespace:
+// the in-memory one by default, or one that spans a cluster. A broadcast is encoded once and the
+// same bytes are queued on every receiver's Engine.IO session.
+package socketio

@@ -1,0 +1,271 @@
+package socketio
+
+import (
+	"context"
+	"slices"
+	"sync"
+)
+
+// MemoryAdapter is the in-process [Adapter]: rooms are maps from name to socket, so joins,
+// leaves and lookups are O(1) and a broadcast costs O(receivers).
+type MemoryAdapter struct {
+	ns *Namespace
+
+	mu    sync.RWMutex
+	rooms map[string]map[string]*Socket // room -> members
+	sids  map[string]map[string]struct{}
+}
+
+// NewMemoryAdapter returns the in-memory adapter of ns; it is the default [AdapterFactory].
+func NewMemoryAdapter(ns *Namespace) Adapter {
+	return &MemoryAdapter{
+		ns:    ns,
+		rooms: make(map[string]map[string]*Socket),
+		sids:  make(map[string]map[string]struct{}),
+	}
+}
+
+// AddAll implements [Adapter].
+func (a *MemoryAdapter) AddAll(id string, rooms []string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	// Checked under the lock: a socket removed from its namespace is then removed from here
+	// (Namespace.remove), so a racing join cannot leave it behind.
+	s := a.ns.Socket(id)
+	if s == nil {
+		return
+	}
+	mine := a.sids[id]
+	if mine == nil {
+		mine = make(map[string]struct{}, len(rooms))
+		a.sids[id] = mine
+	}
+	for _, r := range rooms {
+		mine[r] = struct{}{}
+		members := a.rooms[r]
+		if members == nil {
+			members = make(map[string]*Socket, 1)
+			a.rooms[r] = members
+		}
+		members[id] = s
+	}
+}
+
+// Del implements [Adapter].
+func (a *MemoryAdapter) Del(id, room string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if mine := a.sids[id]; mine != nil {
+		delete(mine, room)
+	}
+	a.delFromRoom(id, room)
+}
+
+func (a *MemoryAdapter) delFromRoom(id, room string) {
+	if members := a.rooms[room]; members != nil {
+		delete(members, id)
+		if len(members) == 0 {
+			delete(a.rooms, room)
+		}
+	}
+}
+
+// DelAll implements [Adapter].
+func (a *MemoryAdapter) DelAll(id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for r := range a.sids[id] {
+		a.delFromRoom(id, r)
+	}
+	delete(a.sids, id)
+}
+
+// SocketRooms implements [Adapter].
+func (a *MemoryAdapter) SocketRooms(id string) []string {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	mine := a.sids[id]
+	if mine == nil {
+		return nil
+	}
+	out := make([]string, 0, len(mine))
+	for r := range mine {
+		out = append(out, r)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// selectSockets returns the local sockets opts selects. The lock is not held while the caller
+// acts on them: sending may end a session, whose cleanup takes the lock again.
+func (a *MemoryAdapter) selectSockets(opts BroadcastOptions) []*Socket {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	excluded := func(id string) bool {
+		for _, r := range opts.Except {
+			if _, in := a.rooms[r][id]; in {
+				return true
+			}
+		}
+		return false
+	}
+	var out []*Socket
+	if len(opts.Rooms) == 0 {
+		out = make([]*Socket, 0, len(a.sids))
+		for id := range a.sids {
+			if !excluded(id) {
+				if s := a.rooms[id][id]; s != nil {
+					out = append(out, s)
+				}
+			}
+		}
+		return out
+	}
+	if len(opts.Rooms) == 1 {
+		members := a.rooms[opts.Rooms[0]]
+		out = make([]*Socket, 0, len(members))
+		for id, s := range members {
+			if !excluded(id) {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	seen := make(map[string]struct{})
+	for _, r := range opts.Rooms {
+		for id, s := range a.rooms[r] {
+			if _, dup := seen[id]; dup || excluded(id) {
+				continue
+			}
+			seen[id] = struct{}{}
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Broadcast implements [Adapter]: the packet is encoded once and the same messages are queued
+// on every receiver.
+func (a *MemoryAdapter) Broadcast(p *Packet, opts BroadcastOptions) (int, error) {
+	targets := a.selectSockets(opts)
+	if len(targets) == 0 {
+		return 0, nil
+	}
+	msgs := encodeMessages(p, len(targets) > 1)
+	n := 0
+	for _, s := range targets {
+		if opts.Volatile {
+			if s.conn.eio.SendVolatile(msgs...) {
+				n++
+			}
+			continue
+		}
+		if s.conn.eio.Send(msgs...) == nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// BroadcastWithAck implements [Adapter].
+func (a *MemoryAdapter) BroadcastWithAck(ctx context.Context, p *Packet, opts BroadcastOptions, onCount func(int), onAck func(AckResult)) ([]string, error) {
+	targets := a.selectSockets(opts)
+	msgs := encodeMessages(p, len(targets) > 1)
+	ids := make([]string, 0, len(targets))
+	for _, s := range targets {
+		s := s
+		if !s.expectAck(p.ID, func(args Args, err error) {
+			if err == nil {
+				onAck(AckResult{SocketID: s.id, Args: args})
+			}
+		}) {
+			continue
+		}
+		if err := s.conn.eio.Send(msgs...); err != nil {
+			s.dropAck(p.ID)
+			continue
+		}
+		ids = append(ids, s.id)
+	}
+	onCount(len(ids))
+	context.AfterFunc(ctx, func() {
+		for _, s := range targets {
+			s.dropAck(p.ID)
+		}
+	})
+	return ids, nil
+}
+
+// FetchSockets implements [Adapter].
+func (a *MemoryAdapter) FetchSockets(_ context.Context, opts BroadcastOptions) ([]SocketInfo, error) {
+	targets := a.selectSockets(opts)
+	out := make([]SocketInfo, 0, len(targets))
+	for _, s := range targets {
+		out = append(out, SocketInfo{
+			ID:        s.id,
+			Namespace: a.ns.name,
+			Rooms:     a.SocketRooms(s.id),
+			Data:      s.Data(),
+			Handshake: s.handshake,
+		})
+	}
+	slices.SortFunc(out, func(x, y SocketInfo) int {
+		if x.ID < y.ID {
+			return -1
+		}
+		return 1
+	})
+	return out, nil
+}
+
+// AddSockets implements [Adapter].
+func (a *MemoryAdapter) AddSockets(_ context.Context, opts BroadcastOptions, rooms []string) (int, error) {
+	targets := a.selectSockets(opts)
+	for _, s := range targets {
+		s.Join(rooms...)
+	}
+	return len(targets), nil
+}
+
+// DelSockets implements [Adapter].
+func (a *MemoryAdapter) DelSockets(_ context.Context, opts BroadcastOptions, rooms []string) (int, error) {
+	targets := a.selectSockets(opts)
+	for _, s := range targets {
+		s.Leave(rooms...)
+	}
+	return len(targets), nil
+}
+
+// DisconnectSockets implements [Adapter].
+func (a *MemoryAdapter) DisconnectSockets(_ context.Context, opts BroadcastOptions, close bool) (int, error) {
+	targets := a.selectSockets(opts)
+	for _, s := range targets {
+		s.Disconnect(close)
+	}
+	return len(targets), nil
+}
+
+// Rooms implements [Adapter]; the room named by each socket's id is left out.
+func (a *MemoryAdapter) Rooms(context.Context) ([]RoomInfo, error) {
+	a.mu.RLock()
+	out := make([]RoomInfo, 0, len(a.rooms))
+	for name, members := range a.rooms {
+		if _, isSocket := a.sids[name]; isSocket {
+			if _, self := members[name]; self && len(members) == 1 {
+				continue
+			}
+		}
+		out = append(out, RoomInfo{Name: name, Sockets: len(members)})
+	}
+	a.mu.RUnlock()
+	slices.SortFunc(out, func(x, y RoomInfo) int {
+		if x.Name < y.Name {
+			return -1
+		}
+		return 1
+	})
+	return out, nil
+}
+
+// Close implements [Adapter]; the memory adapter holds nothing to release.
+func (a *MemoryAdapter) Close() error { return nil }

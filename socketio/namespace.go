@@ -1,0 +1,155 @@
+package socketio
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"sync/atomic"
+)
+
+// ConnectRequest is a client's request to join a namespace, as an authorizer sees it.
+type ConnectRequest struct {
+	// Namespace is the namespace asked for.
+	Namespace string
+	// SocketID is the id the socket will have if admitted.
+	SocketID string
+	// Handshake carries the connection's request data and the CONNECT packet's auth payload.
+	Handshake *Handshake
+}
+
+// Admission is an authorizer's yes, with what to set on the new socket.
+type Admission struct {
+	// Data is kept on the socket (Socket.Data) and shown by socket queries.
+	Data any
+	// Rooms are joined before anything else can reach the socket.
+	Rooms []string
+}
+
+// ConnectError is an authorizer's no: the client's connect_error gets Message and Data.
+type ConnectError struct {
+	Message string
+	Data    any
+}
+
+func (e *ConnectError) Error() string { return e.Message }
+
+// Authorizer decides whether a client joins a namespace. It runs on its own goroutine and may
+// block (ctx ends if the connection closes meanwhile). It returns an admission (nil for a plain
+// yes) or an error: a *ConnectError reaches the client as is, any other error as its message.
+type Authorizer func(ctx context.Context, req *ConnectRequest) (*Admission, error)
+
+// Namespace is one Socket.IO namespace: its sockets on this node, its adapter and its handlers.
+type Namespace struct {
+	srv     *Server
+	name    string
+	adapter Adapter
+
+	mu        sync.RWMutex
+	sockets   map[string]*Socket
+	authorize Authorizer
+	onConnect func(*Socket)
+
+	// ackIDs numbers acks across the namespace, so that one encoded broadcast can carry the
+	// same id to every receiver without clashing with any socket's own acks.
+	ackIDs atomic.Uint64
+}
+
+func newNamespace(srv *Server, name string) *Namespace {
+	ns := &Namespace{srv: srv, name: name, sockets: make(map[string]*Socket)}
+	ns.adapter = srv.opts.Adapter(ns)
+	return ns
+}
+
+// Name is the namespace's name, such as "/" or "/chat".
+func (ns *Namespace) Name() string { return ns.name }
+
+// Adapter returns the namespace's adapter.
+func (ns *Namespace) Adapter() Adapter { return ns.adapter }
+
+// Authorize sets the function that admits or refuses clients; without one all are admitted.
+func (ns *Namespace) Authorize(fn Authorizer) {
+	ns.mu.Lock()
+	ns.authorize = fn
+	ns.mu.Unlock()
+}
+
+// OnConnect sets the handler called for each admitted socket, right after the client's CONNECT
+// is answered and before any of its events is handled: the place to register event handlers.
+// Emits made there reach the client after its connect.
+func (ns *Namespace) OnConnect(fn func(*Socket)) {
+	ns.mu.Lock()
+	ns.onConnect = fn
+	ns.mu.Unlock()
+}
+
+// Socket returns the socket with the id connected to this node, or nil.
+func (ns *Namespace) Socket(id string) *Socket {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	return ns.sockets[id]
+}
+
+// Len is the number of sockets connected to this node.
+func (ns *Namespace) Len() int {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	return len(ns.sockets)
+}
+
+func (ns *Namespace) handlers() (Authorizer, func(*Socket)) {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	return ns.authorize, ns.onConnect
+}
+
+func (ns *Namespace) add(s *Socket, rooms []string) {
+	ns.mu.Lock()
+	ns.sockets[s.id] = s
+	ns.mu.Unlock()
+	all := make([]string, 0, len(rooms)+1)
+	all = append(all, s.id)
+	all = append(all, rooms...)
+	ns.adapter.AddAll(s.id, all)
+}
+
+func (ns *Namespace) remove(s *Socket) {
+	ns.mu.Lock()
+	if ns.sockets[s.id] == s {
+		delete(ns.sockets, s.id)
+	}
+	ns.mu.Unlock()
+	ns.adapter.DelAll(s.id)
+}
+
+// To selects the sockets in rooms (socket ids included) for a broadcast or query.
+func (ns *Namespace) To(rooms ...string) *BroadcastOperator {
+	return (&BroadcastOperator{ns: ns}).To(rooms...)
+}
+
+// Except selects every socket but those in rooms.
+func (ns *Namespace) Except(rooms ...string) *BroadcastOperator {
+	return (&BroadcastOperator{ns: ns}).Except(rooms...)
+}
+
+// Emit sends an event to every socket of the namespace.
+func (ns *Namespace) Emit(event string, args ...any) (int, error) {
+	return (&BroadcastOperator{ns: ns}).Emit(event, args...)
+}
+
+// All selects every socket of the namespace.
+func (ns *Namespace) All() *BroadcastOperator { return &BroadcastOperator{ns: ns} }
+
+// connectErrorPayload is the body of a CONNECT_ERROR packet.
+func connectErrorPayload(message string, data any) json.RawMessage {
+	body := struct {
+		Message string `json:"message"`
+		Data    any    `json:"data,omitempty"`
+	}{message, data}
+	b, err := json.Marshal(body)
+	if err != nil {
+		b, _ = json.Marshal(struct {
+			Message string `json:"message"`
+		}{message})
+	}
+	return b
+}

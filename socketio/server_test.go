@@ -1,0 +1,451 @@
+package socketio
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/goleak"
+
+	"github.com/siobridge/siobridge/engineio"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// rawClient speaks Engine.IO over a WebSocket and lets a test write and read Socket.IO
+// packets as text.
+type rawClient struct {
+	t    *testing.T
+	conn *websocket.Conn
+}
+
+func newTestServer(t *testing.T, opts Options) (*Server, *httptest.Server) {
+	t.Helper()
+	srv := NewServer(opts)
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		srv.Close()
+		ts.Close()
+	})
+	return srv, ts
+}
+
+func dial(t *testing.T, ts *httptest.Server) *rawClient {
+	t.Helper()
+	u := "ws" + strings.TrimPrefix(ts.URL, "http") + "/socket.io/?EIO=4&transport=websocket"
+	c, _, err := websocket.DefaultDialer.Dial(u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	rc := &rawClient{t: t, conn: c}
+	if open := rc.read(); !strings.HasPrefix(open, "0{") {
+		t.Fatalf("want open packet, got %q", open)
+	}
+	return rc
+}
+
+func (c *rawClient) write(msg string) {
+	c.t.Helper()
+	if err := c.conn.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *rawClient) writeBinary(b []byte) {
+	c.t.Helper()
+	if err := c.conn.WriteMessage(websocket.BinaryMessage, b); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// read returns the next message that is not a ping.
+func (c *rawClient) read() string {
+	c.t.Helper()
+	for {
+		_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		typ, b, err := c.conn.ReadMessage()
+		if err != nil {
+			c.t.Fatalf("read: %v", err)
+		}
+		if typ == websocket.TextMessage && string(b) == "2" {
+			c.write("3")
+			continue
+		}
+		if typ == websocket.BinaryMessage {
+			return "bin:" + string(b)
+		}
+		return string(b)
+	}
+}
+
+// connect joins nsp and returns the socket id the server gave.
+func (c *rawClient) connect(nsp, auth string) string {
+	c.t.Helper()
+	prefix := "40"
+	if nsp != "/" {
+		prefix += nsp + ","
+	}
+	c.write(prefix + auth)
+	reply := c.read()
+	if !strings.HasPrefix(reply, prefix+"{") {
+		c.t.Fatalf("connect %s: got %q", nsp, reply)
+	}
+	var body map[string]any
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(reply, prefix)), &body); err != nil {
+		c.t.Fatal(err)
+	}
+	if len(body) != 1 || body["sid"] == nil {
+		c.t.Fatalf("CONNECT reply must carry exactly sid, got %v", body)
+	}
+	return body["sid"].(string)
+}
+
+// expectClosed waits for the server to end the connection.
+func (c *rawClient) expectClosed() {
+	c.t.Helper()
+	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		typ, b, err := c.conn.ReadMessage()
+		if err != nil {
+			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+				c.t.Fatal("connection not closed")
+			}
+			return
+		}
+		if typ == websocket.TextMessage && string(b) == "2" {
+			c.write("3")
+		}
+	}
+}
+
+func recv[T any](t *testing.T, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatal("timed out waiting")
+		var zero T
+		return zero
+	}
+}
+
+func TestNamespacesMultiplexed(t *testing.T) {
+	srv, ts := newTestServer(t, Options{Namespaces: []string{"/a"}})
+	reasons := make(chan string, 4)
+	for _, name := range []string{"/", "/a"} {
+		srv.Of(name).OnConnect(func(s *Socket) {
+			s.On("ping", func(e *Event) { _ = s.Emit("pong", json.RawMessage(e.Raw)) })
+			s.OnDisconnect(func(r string) { reasons <- s.Namespace().Name() + " " + r })
+		})
+	}
+	c := dial(t, ts)
+	root := c.connect("/", "")
+	a := c.connect("/a", "")
+	if root == a || len(root) != 20 {
+		t.Fatalf("socket ids %q %q", root, a)
+	}
+	c.write(`42/a,["ping",1]`)
+	if got := c.read(); got != `42/a,["pong",[1]]` {
+		t.Fatalf("got %q", got)
+	}
+	// Unknown namespace: refused, the others untouched.
+	c.write("40/nope,")
+	if got := c.read(); got != `44/nope,{"message":"Invalid namespace"}` {
+		t.Fatalf("got %q", got)
+	}
+	// Leaving one namespace keeps the others.
+	c.write("41/a,")
+	if got := recv(t, reasons); got != "/a client namespace disconnect" {
+		t.Fatalf("got %q", got)
+	}
+	c.write(`42["ping","x"]`)
+	if got := c.read(); got != `42["pong",["x"]]` {
+		t.Fatalf("got %q", got)
+	}
+	if srv.Of("/a").Len() != 0 || srv.Of("/").Len() != 1 {
+		t.Fatal("namespace membership wrong after 41")
+	}
+	// A malformed packet closes the connection with "parse error".
+	c.write(`42["connect"]`)
+	if got := recv(t, reasons); got != "/ parse error" {
+		t.Fatalf("got %q", got)
+	}
+	c.expectClosed()
+}
+
+func TestWildcardNamespaces(t *testing.T) {
+	srv, ts := newTestServer(t, Options{Namespaces: []string{"*"}})
+	c := dial(t, ts)
+	c.connect("/anything", `{"x":1}`)
+	if srv.Of("/anything").Len() != 1 {
+		t.Fatal("dynamic namespace not made")
+	}
+}
+
+func TestAuthorizer(t *testing.T) {
+	srv, ts := newTestServer(t, Options{})
+	auths := make(chan string, 2)
+	srv.Of("/").Authorize(func(ctx context.Context, req *ConnectRequest) (*Admission, error) {
+		auths <- string(req.Handshake.Auth)
+		if strings.Contains(string(req.Handshake.Auth), "bad") {
+			return nil, &ConnectError{Message: "not allowed", Data: map[string]int{"code": 42}}
+		}
+		return &Admission{Data: "alice", Rooms: []string{"vip"}}, nil
+	})
+	joined := make(chan *Socket, 1)
+	srv.Of("/").OnConnect(func(s *Socket) {
+		_ = s.Emit("welcome", s.Data())
+		joined <- s
+	})
+	c := dial(t, ts)
+	c.write(`40{"token":"bad"}`)
+	if got := c.read(); got != `44{"message":"not allowed","data":{"code":42}}` {
+		t.Fatalf("got %q", got)
+	}
+	if got := recv(t, auths); got != `{"token":"bad"}` {
+		t.Fatalf("auth %q", got)
+	}
+	id := c.connect("/", "")
+	if got := recv(t, auths); got != `{}` {
+		t.Fatalf("absent auth must be {}, got %q", got)
+	}
+	if got := c.read(); got != `42["welcome","alice"]` {
+		t.Fatalf("emit in OnConnect must follow CONNECT, got %q", got)
+	}
+	s := recv(t, joined)
+	if s.ID() != id || strings.Join(s.Rooms(), ",") != strings.Join(sortedRooms(id, "vip"), ",") {
+		t.Fatalf("rooms %v", s.Rooms())
+	}
+}
+
+func sortedRooms(rooms ...string) []string {
+	out := append([]string(nil), rooms...)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return out
+}
+
+func TestConnectTimeout(t *testing.T) {
+	_, ts := newTestServer(t, Options{ConnectTimeout: 50 * time.Millisecond})
+	c := dial(t, ts)
+	c.expectClosed()
+}
+
+func TestAcksBothWays(t *testing.T) {
+	srv, ts := newTestServer(t, Options{})
+	sockets := make(chan *Socket, 1)
+	srv.Of("/").OnConnect(func(s *Socket) {
+		s.On("sum", func(e *Event) {
+			args, err := e.Decode()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			a, _ := args[0].(json.Number).Int64()
+			b, _ := args[1].(json.Number).Int64()
+			_ = e.Ack(a+b, []byte{7})
+		})
+		sockets <- s
+	})
+	c := dial(t, ts)
+	c.connect("/", "")
+	s := recv(t, sockets)
+	c.write(`425["sum",2,3]`)
+	if got := c.read(); got != `461-5[5,{"_placeholder":true,"num":0}]` {
+		t.Fatalf("got %q", got)
+	}
+	if got := c.read(); got != "bin:\x07" {
+		t.Fatalf("got %q", got)
+	}
+	type result struct {
+		args Args
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		a, err := s.EmitWithAck(ctx, "question", "?")
+		done <- result{a, err}
+	}()
+	q := c.read()
+	if !strings.HasPrefix(q, "42") || !strings.HasSuffix(q, `["question","?"]`) {
+		t.Fatalf("got %q", q)
+	}
+	id := strings.TrimSuffix(strings.TrimPrefix(q, "42"), `["question","?"]`)
+	c.write(`461-` + id + `[{"_placeholder":true,"num":0}]`)
+	c.writeBinary([]byte("answer"))
+	r := recv(t, done)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	vals, err := r.args.Decode()
+	if err != nil || string(vals[0].([]byte)) != "answer" {
+		t.Fatalf("ack %v %v", vals, err)
+	}
+	// An ack that never comes ends with the context.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	go func() { c.read() }()
+	if _, err := s.EmitWithAck(ctx, "question", "again"); err == nil {
+		t.Fatal("EmitWithAck without an answer must fail")
+	}
+}
+
+func TestRoomsAndBroadcast(t *testing.T) {
+	srv, ts := newTestServer(t, Options{})
+	ns := srv.Of("/")
+	var mu sync.Mutex
+	byID := map[string]*Socket{}
+	connected := make(chan struct{}, 3)
+	ns.OnConnect(func(s *Socket) {
+		mu.Lock()
+		byID[s.ID()] = s
+		mu.Unlock()
+		s.On("join", func(e *Event) {
+			args, _ := e.Decode()
+			s.Join(args[0].(string))
+			_ = e.Ack()
+		})
+		connected <- struct{}{}
+	})
+	clients := make([]*rawClient, 3)
+	ids := make([]string, 3)
+	for i := range clients {
+		clients[i] = dial(t, ts)
+		ids[i] = clients[i].connect("/", "")
+		recv(t, connected)
+	}
+	for _, i := range []int{0, 1} {
+		clients[i].write(`421["join","r"]`)
+		if got := clients[i].read(); got != "431[]" {
+			t.Fatalf("join ack %q", got)
+		}
+	}
+	n, err := ns.To("r").Except(ids[1]).Emit("news", "only 0")
+	if err != nil || n != 1 {
+		t.Fatalf("emit: %d %v", n, err)
+	}
+	n, _ = ns.To("r").Emit("news", "0 and 1")
+	if n != 2 {
+		t.Fatalf("emit to r reached %d", n)
+	}
+	n, _ = ns.Emit("news", "all")
+	if n != 3 {
+		t.Fatalf("emit to all reached %d", n)
+	}
+	want := [][]string{
+		{`42["news","only 0"]`, `42["news","0 and 1"]`, `42["news","all"]`},
+		{`42["news","0 and 1"]`, `42["news","all"]`},
+		{`42["news","all"]`},
+	}
+	for i, msgs := range want {
+		for _, m := range msgs {
+			if got := clients[i].read(); got != m {
+				t.Fatalf("client %d got %q, want %q", i, got, m)
+			}
+		}
+	}
+	// Socket.To leaves the sender out.
+	mu.Lock()
+	s0 := byID[ids[0]]
+	mu.Unlock()
+	if n, _ := s0.To("r").Emit("news", "from 0"); n != 1 {
+		t.Fatalf("socket.To reached %d", n)
+	}
+	if got := clients[1].read(); got != `42["news","from 0"]` {
+		t.Fatalf("got %q", got)
+	}
+	if _, err := ns.Emit("disconnect"); err == nil {
+		t.Fatal("a reserved event name was emitted")
+	}
+
+	ctx := context.Background()
+	rooms, _ := ns.Adapter().Rooms(ctx)
+	if len(rooms) != 1 || rooms[0] != (RoomInfo{Name: "r", Sockets: 2}) {
+		t.Fatalf("rooms %v", rooms)
+	}
+	infos, _ := ns.To("r").FetchSockets(ctx)
+	if len(infos) != 2 || infos[0].Handshake == nil || infos[0].Handshake.Address != "127.0.0.1" {
+		t.Fatalf("fetch %+v", infos)
+	}
+	if n, _ := ns.Except("r").SocketsJoin(ctx, "s"); n != 1 {
+		t.Fatalf("join reached %d", n)
+	}
+	if n, _ := ns.To("r").SocketsLeave(ctx, "r"); n != 2 {
+		t.Fatalf("leave reached %d", n)
+	}
+	rooms, _ = ns.Adapter().Rooms(ctx)
+	if len(rooms) != 1 || rooms[0] != (RoomInfo{Name: "s", Sockets: 1}) {
+		t.Fatalf("rooms after join/leave %v", rooms)
+	}
+	if n, _ := ns.To("s").DisconnectSockets(ctx, false); n != 1 {
+		t.Fatalf("disconnect reached %d", n)
+	}
+	if got := clients[2].read(); got != "41" {
+		t.Fatalf("got %q", got)
+	}
+	if ns.Len() != 2 {
+		t.Fatalf("%d sockets left", ns.Len())
+	}
+}
+
+func TestBroadcastWithAck(t *testing.T) {
+	srv, ts := newTestServer(t, Options{})
+	ns := srv.Of("/")
+	connected := make(chan string, 2)
+	ns.OnConnect(func(s *Socket) { connected <- s.ID() })
+	a, b := dial(t, ts), dial(t, ts)
+	idA := a.connect("/", "")
+	idB := b.connect("/", "")
+	recv(t, connected)
+	recv(t, connected)
+	done := make(chan *AckResults, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		res, err := ns.All().EmitWithAck(ctx, "poll")
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	qa, qb := a.read(), b.read()
+	if qa != qb {
+		t.Fatalf("one encoded broadcast must reach both: %q %q", qa, qb)
+	}
+	id := strings.TrimSuffix(strings.TrimPrefix(qa, "42"), `["poll"]`)
+	a.write("43" + id + `["yes"]`)
+	res := recv(t, done)
+	if res.Sockets != 2 || len(res.Acks) != 1 || res.Acks[0].SocketID != idA ||
+		string(res.Acks[0].Args.Raw) != `["yes"]` || len(res.TimedOut) != 1 || res.TimedOut[0] != idB {
+		t.Fatalf("results %+v", res)
+	}
+}
+
+func TestServerCloseReason(t *testing.T) {
+	srv := NewServer(Options{Engine: engineio.Options{}})
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	reasons := make(chan string, 1)
+	srv.Of("/").OnConnect(func(s *Socket) { s.OnDisconnect(func(r string) { reasons <- r }) })
+	c := dial(t, ts)
+	c.connect("/", "")
+	srv.Close()
+	if got := recv(t, reasons); got != engineio.ReasonServerShutdown {
+		t.Fatalf("reason %q", got)
+	}
+	c.expectClosed()
+}
