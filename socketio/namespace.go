@@ -89,6 +89,17 @@ func (ns *Namespace) Socket(id string) *Socket {
 	return ns.sockets[id]
 }
 
+// Sockets returns the sockets connected to this node, in no particular order.
+func (ns *Namespace) Sockets() []*Socket {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	out := make([]*Socket, 0, len(ns.sockets))
+	for _, s := range ns.sockets {
+		out = append(out, s)
+	}
+	return out
+}
+
 // Len is the number of sockets connected to this node.
 func (ns *Namespace) Len() int {
 	ns.mu.RLock()

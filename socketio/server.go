@@ -106,6 +106,11 @@ func (s *Server) Namespaces() []*Namespace {
 	return out
 }
 
+// Lookup returns the namespace called name if it exists or may be made (the Namespaces option
+// allows it, or holds "*"), and nil otherwise. Unlike Of, it never makes a namespace that
+// clients could not connect to.
+func (s *Server) Lookup(name string) *Namespace { return s.lookup(normalizeNamespace(name)) }
+
 // lookup returns the namespace a client may connect to, or nil.
 func (s *Server) lookup(name string) *Namespace {
 	s.mu.RLock()

@@ -1,0 +1,388 @@
+"use strict";
+// Interop client for siobridge's Go tests (socketio/interop_test.go), using the real
+// socket.io-client pinned in package.json (install with `make deps`).
+//
+//   node client.js URL SCENARIO [ARG]
+//
+// It runs one scenario against the Go server at URL, prints one JSON object per line on stdout
+// for each observation (the Go test asserts on them), and exits 0 when every check passed, or
+// non-zero with a message on stderr on the first failure or after a 20s overall timeout.
+// Binary values are printed as {"$bin": "<hex>"}, and objects with their keys sorted (canon).
+//
+// The server side of each scenario (event names, what it answers) lives in interop_test.go; the
+// shared constants below must match the Go ones.
+
+const { io } = require("socket.io-client");
+const util = require("node:util");
+
+const [url, scenario, arg] = process.argv.slice(2);
+const OVERALL_TIMEOUT_MS = 20000;
+const STEP_TIMEOUT_MS = 10000;
+
+// Shared with interop_test.go and client.py.
+const NESTED = { a: [1, 2, { b: "é☃😀" }], n: null, t: true, f: 1.5 };
+const TRICKY = "é☃😀 \"quoted\" back\\slash\nnew\tline\u0000nul\u2028ls\u2029ps </script>";
+const QUESTION = "6×7?";
+const BUF1 = Buffer.from([0, 1, 2, 127, 128, 254, 255]);
+const ALL256 = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+const nestedBin = () => ({
+  label: "nested",
+  inner: { buf: Buffer.from("héllo", "utf8") },
+  list: [1, Buffer.from([42]), Buffer.alloc(0)],
+});
+const toArrayBuffer = (b) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
+
+function out(obj) {
+  process.stdout.write(JSON.stringify(obj) + "\n");
+}
+
+let finished = false;
+function fail(msg) {
+  if (finished) return;
+  finished = true;
+  process.stderr.write(`client.js ${scenario}${arg ? " " + arg : ""}: FAIL: ${msg}\n`);
+  process.exit(1);
+}
+
+setTimeout(() => fail(`overall timeout of ${OVERALL_TIMEOUT_MS}ms`), OVERALL_TIMEOUT_MS);
+
+function expect(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+// canon turns binary into {"$bin": hex} and sorts object keys, so values compare and print alike
+// whichever side built them.
+function canon(v) {
+  if (Buffer.isBuffer(v)) return { $bin: v.toString("hex") };
+  if (v instanceof ArrayBuffer) return { $bin: Buffer.from(v).toString("hex") };
+  if (ArrayBuffer.isView(v)) return { $bin: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("hex") };
+  if (Array.isArray(v)) return v.map(canon);
+  if (v !== null && typeof v === "object") {
+    const o = {};
+    for (const k of Object.keys(v).sort()) o[k] = canon(v[k]);
+    return o;
+  }
+  return v;
+}
+
+function expectCanon(got, want, what) {
+  const g = canon(got);
+  const w = canon(want);
+  expect(util.isDeepStrictEqual(g, w), `${what}: got ${JSON.stringify(g)}, want ${JSON.stringify(w)}`);
+}
+
+// binTypes lists the constructor name of every binary value met in v, depth first.
+function binTypes(v, acc = []) {
+  if (Buffer.isBuffer(v)) acc.push("Buffer");
+  else if (v instanceof ArrayBuffer) acc.push("ArrayBuffer");
+  else if (ArrayBuffer.isView(v)) acc.push(v.constructor.name);
+  else if (Array.isArray(v)) v.forEach((x) => binTypes(x, acc));
+  else if (v !== null && typeof v === "object") Object.keys(v).sort().forEach((k) => binTypes(v[k], acc));
+  return acc;
+}
+
+function withTimeout(promise, what, ms = STEP_TIMEOUT_MS) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms}ms waiting for ${what}`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+// waitEvent resolves with the arguments of the next `event` on emitter. Call it before whatever
+// causes the event.
+function waitEvent(emitter, event, what = event) {
+  return withTimeout(new Promise((resolve) => emitter.once(event, (...args) => resolve(args))), what);
+}
+
+// emitAck emits and resolves with all the arguments of the acknowledgement.
+function emitAck(socket, event, ...args) {
+  return withTimeout(
+    new Promise((resolve) => socket.emit(event, ...args, (...res) => resolve(res))),
+    `the ack of ${event}`,
+  );
+}
+
+function transportOpts(mode) {
+  switch (mode) {
+    case "polling":
+      return { transports: ["polling"] };
+    case "websocket":
+      return { transports: ["websocket"] };
+    case "default":
+    case undefined:
+      return {};
+    default:
+      throw new Error(`unknown transport mode ${mode}`);
+  }
+}
+
+// connect opens a socket on its own Engine.IO connection; unexpected disconnects and connect
+// errors fail the run unless the socket's `expectClose` is set.
+function connect(nsp, opts) {
+  const socket = io(url + nsp, { forceNew: true, reconnection: false, ...opts });
+  socket.expectClose = false;
+  socket.on("disconnect", (reason) => {
+    if (!socket.expectClose) fail(`${nsp} socket: unexpected disconnect: ${reason}`);
+  });
+  return socket;
+}
+
+function connected(socket, what = "connect") {
+  return withTimeout(
+    new Promise((resolve, reject) => {
+      socket.once("connect", resolve);
+      socket.once("connect_error", (err) => reject(new Error(`connect_error: ${err.message}`)));
+    }),
+    what,
+  );
+}
+
+// close disconnects the sockets and waits until their Engine.IO connections have closed, so what
+// they sent last (the DISCONNECT packet) has reached the server.
+async function close(...sockets) {
+  const closes = sockets.map((s) => {
+    s.expectClose = true;
+    const engine = s.io.engine;
+    const p = engine && engine.readyState !== "closed" ? waitEvent(engine, "close", "engine close") : null;
+    s.disconnect();
+    return p;
+  });
+  await Promise.all(closes.filter(Boolean));
+}
+
+const scenarios = {
+  // core ARG: ARG is the transport setup (polling, websocket, default).
+  async core(mode) {
+    const socket = connect("/", transportOpts(mode));
+    const engine = socket.io.engine;
+    const upgraded = new Promise((resolve) => engine.once("upgrade", (t) => resolve(t.name)));
+    socket.on("question", (q, b, cb) => {
+      try {
+        expect(q === QUESTION, `question: got ${JSON.stringify(q)}`);
+        expect(Buffer.isBuffer(b), `question binary arrived as ${binTypes([b])}`);
+        expectCanon(b, Buffer.from([6, 7]), "question binary");
+        expect(typeof cb === "function", "question has no ack callback");
+      } catch (e) {
+        fail(e.message);
+      }
+      cb({ answer: 42, q }, Buffer.from([4, 2]));
+    });
+
+    await connected(socket);
+    out({ step: "connect", id: socket.id, transport: engine.transport.name });
+
+    // JSON both ways.
+    const jsonArgs = [NESTED, TRICKY, 42];
+    const gotJSON = waitEvent(socket, "json");
+    socket.emit("json", ...jsonArgs);
+    out({ step: "sent-json", raw: JSON.stringify(jsonArgs) });
+    const j = await gotJSON;
+    expectCanon(j, jsonArgs, "json from server");
+    out({ step: "json", value: j });
+
+    if (mode === "default") {
+      const name = await withTimeout(upgraded, "the upgrade event");
+      expect(name === "websocket", `upgraded to ${name}`);
+      out({ step: "upgrade", transport: socket.io.engine.transport.name });
+    }
+
+    // Binary both ways: a Buffer, an ArrayBuffer, and Buffers nested in an object.
+    const gotBin = waitEvent(socket, "bin");
+    socket.emit("bin", BUF1, toArrayBuffer(ALL256), nestedBin());
+    const b = await gotBin;
+    expectCanon(b, [BUF1, nestedBin(), ALL256], "bin from server");
+    const types = binTypes(b);
+    expect(types.length === 5 && types.every((t) => t === "Buffer"), `server binaries arrived as ${types}`);
+    out({ step: "bin", value: canon(b), types });
+
+    // Client ack answered by e.Ack with a binary argument.
+    const ack = await emitAck(socket, "ack", NESTED, BUF1);
+    expectCanon(ack, ["ok", NESTED, Buffer.from([1, 2, 3])], "ack");
+    expect(Buffer.isBuffer(ack[2]), `ack binary arrived as ${binTypes([ack[2]])}`);
+    out({ step: "ack", value: canon(ack) });
+
+    // Client ack answered by e.AckRaw(e.Args): the arguments come back as sent.
+    const echoArgs = [{ x: Buffer.from([9, 9]), y: [TRICKY, null] }, "s", toArrayBuffer(BUF1)];
+    const echo = await emitAck(socket, "echo", ...echoArgs);
+    expectCanon(echo, echoArgs, "echo");
+    out({ step: "echo", value: canon(echo) });
+
+    // Server EmitWithAck answered by the "question" handler above; the server then tells what
+    // it got.
+    const answered = waitEvent(socket, "answered");
+    socket.emit("ask");
+    const a = await answered;
+    expectCanon(a, [{ answer: 42, q: QUESTION }, Buffer.from([4, 2])], "answered");
+    out({ step: "answered", value: canon(a) });
+
+    out({ step: "final", transport: socket.io.engine.transport.name });
+    await close(socket);
+  },
+
+  async namespaces() {
+    const custom = connect("/custom", {});
+    const welcome = waitEvent(custom, "welcome");
+    await connected(custom);
+    const w = await welcome;
+    expectCanon(w, ["/custom", custom.id], "welcome");
+    out({ step: "custom-connect", id: custom.id, welcome: w });
+
+    const hello = await emitAck(custom, "hello", "from custom");
+    expectCanon(hello, ["hi", "/custom", "from custom"], "hello ack");
+    out({ step: "hello", value: hello });
+
+    // "/nope" on the same Engine.IO connection as "/custom".
+    const nope = custom.io.socket("/nope");
+    const err = await withTimeout(
+      new Promise((resolve) => {
+        nope.once("connect", () => fail("connected to /nope"));
+        nope.once("connect_error", resolve);
+      }),
+      "connect_error on /nope",
+    );
+    expect(err.message === "Invalid namespace", `/nope connect_error message: ${err.message}`);
+    out({ step: "nope", message: err.message, data: err.data === undefined ? null : err.data });
+
+    // The other namespace still works on that connection.
+    const again = await emitAck(custom, "hello", "again");
+    expectCanon(again, ["hi", "/custom", "again"], "hello ack after /nope");
+    out({ step: "hello-again", value: again });
+    await close(custom);
+  },
+
+  async auth() {
+    const good = connect("/", { auth: { token: "good" } });
+    await connected(good, "connect with the good token");
+    const who = await emitAck(good, "whoami");
+    out({ step: "good", id: good.id, whoami: canon(who) });
+
+    const bad = connect("/", { auth: { token: "bad" } });
+    const err = await withTimeout(
+      new Promise((resolve) => {
+        bad.once("connect", () => fail("connected with the bad token"));
+        bad.once("connect_error", resolve);
+      }),
+      "connect_error with the bad token",
+    );
+    expect(err.message === "not allowed", `connect_error message: ${err.message}`);
+    expect(util.isDeepStrictEqual(err.data, { code: 42 }), `connect_error data: ${JSON.stringify(err.data)}`);
+    expect(!bad.connected, "bad socket connected");
+    out({ step: "bad", message: err.message, data: err.data === undefined ? null : err.data });
+    await close(good);
+  },
+
+  // rooms: a and b join room "r"; the Go test then broadcasts "roomMsg" to "r", waits for the
+  // "gotRoom" receipts, and sends "marker" to all; each client lists what it received.
+  async rooms() {
+    const names = ["a", "b", "c"];
+    const clients = {};
+    const markers = [];
+    for (const name of names) {
+      const s = connect("/", { auth: { name } });
+      const c = { socket: s, events: [] };
+      clients[name] = c;
+      s.onAny((event, ...args) => {
+        c.events.push({ event, args: canon(args) });
+        if (event === "roomMsg") s.emit("gotRoom");
+      });
+      markers.push(waitEvent(s, "marker", `marker at ${name}`));
+    }
+    await Promise.all(names.map((n) => connected(clients[n].socket, `connect of ${n}`)));
+    for (const n of ["a", "b"]) {
+      const r = await emitAck(clients[n].socket, "join", "r");
+      expectCanon(r, ["joined", "r"], `join ack of ${n}`);
+    }
+    out({ step: "ready" });
+    await Promise.all(markers);
+    for (const n of names) out({ step: "events", client: n, id: clients[n].socket.id, events: clients[n].events });
+    for (const n of ["a", "b"]) {
+      const evs = clients[n].events.map((e) => e.event);
+      expect(util.isDeepStrictEqual(evs, ["roomMsg", "marker"]), `${n} got ${evs}`);
+    }
+    const evs = clients.c.events.map((e) => e.event);
+    expect(util.isDeepStrictEqual(evs, ["marker"]), `c (not in r) got ${evs}`);
+    await close(...names.map((n) => clients[n].socket));
+  },
+
+  // reconnect: the Go test drops the first connection (closing its Engine.IO session, or
+  // s.Disconnect(true)); the client comes back with a new socket.
+  async reconnect() {
+    const socket = io(url, {
+      forceNew: true,
+      reconnection: true,
+      reconnectionDelay: 100,
+      reconnectionDelayMax: 100,
+      randomizationFactor: 0,
+    });
+    let first = null;
+    let firstEngine = null;
+    const second = new Promise((resolve, reject) => {
+      socket.on("connect", () => {
+        if (first === null) {
+          first = socket.id;
+          firstEngine = socket.io.engine.id;
+          out({ step: "first", id: first, engine: firstEngine });
+          socket.emit("eid", firstEngine);
+        } else {
+          resolve();
+        }
+      });
+      socket.on("disconnect", (reason) => {
+        if (first === null) return reject(new Error(`disconnect before connect: ${reason}`));
+        out({ step: "disconnect", reason, active: socket.active });
+        // A server-side disconnect is final for socket.io-client: reconnect by hand, as its docs
+        // tell.
+        if (reason === "io server disconnect") socket.connect();
+      });
+    });
+    await withTimeout(second, "the reconnection");
+    expect(socket.id !== first, `same socket id after reconnecting: ${socket.id}`);
+    expect(socket.io.engine.id !== firstEngine, "same Engine.IO session after reconnecting");
+    const pong = await emitAck(socket, "ping2", "after reconnect");
+    expectCanon(pong, ["pong2", "after reconnect"], "ping2 ack");
+    out({ step: "reconnected", id: socket.id, engine: socket.io.engine.id, pong });
+    socket.io.reconnection(false);
+    socket.off("disconnect");
+    await close(socket);
+  },
+
+  // maxpayload ARG: a victim sends an event larger than the server's maxPayload over ARG; it is
+  // disconnected, and a bystander connected at the same time goes on exchanging events.
+  async maxpayload(mode) {
+    const opts = transportOpts(mode);
+    const victim = connect("/", { ...opts, auth: { name: "victim" } });
+    const bystander = connect("/", { ...opts, auth: { name: "bystander" } });
+    await Promise.all([connected(victim, "victim connect"), connected(bystander, "bystander connect")]);
+    const before = await emitAck(bystander, "echo", "before");
+    expectCanon(before, ["before"], "bystander echo before");
+
+    victim.expectClose = true;
+    const gone = waitEvent(victim, "disconnect", "the victim's disconnect");
+    victim.emit("big", "x".repeat(20000));
+    const [reason] = await gone;
+    out({ step: "victim-disconnect", reason, transport: victim.io.engine.transport.name });
+
+    for (let i = 0; i < 3; i++) {
+      const r = await emitAck(bystander, "echo", `after ${i}`, Buffer.from([i]));
+      expectCanon(r, [`after ${i}`, Buffer.from([i])], `bystander echo ${i}`);
+    }
+    expect(bystander.connected, "bystander disconnected");
+    out({ step: "bystander-ok", id: bystander.id, transport: bystander.io.engine.transport.name });
+    await close(bystander);
+  },
+};
+
+async function main() {
+  if (!url || !scenarios[scenario]) {
+    throw new Error(`usage: node client.js URL SCENARIO [ARG]; scenarios: ${Object.keys(scenarios).join(", ")}`);
+  }
+  await scenarios[scenario](arg);
+  out({ step: "done" });
+  finished = true;
+  process.exit(0);
+}
+
+main().catch((e) => fail(e && e.stack ? e.stack : String(e)));

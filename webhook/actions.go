@@ -1,0 +1,250 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/siobridge/siobridge/socketio"
+)
+
+// The commands an app gives siobridge, both as REST calls and as actions in a webhook reply.
+// They share one vocabulary so that `{"emit":[...]}` in a reply means what POST /emit means.
+
+// Errors of the commands; callers answer 400 for ErrInvalid and 404 for ErrUnknownNamespace.
+var (
+	ErrInvalid          = errors.New("invalid request")
+	ErrUnknownNamespace = errors.New("unknown namespace")
+)
+
+// MaxAckTimeout bounds ack_timeout_ms.
+const MaxAckTimeout = 5 * time.Minute
+
+// reservedEvents may not be emitted: the clients give them their own meaning.
+var reservedEvents = map[string]bool{
+	"connect": true, "connect_error": true, "disconnect": true, "disconnecting": true,
+	"newListener": true, "removeListener": true,
+}
+
+// Selection picks sockets of a namespace: those in any of To (rooms or socket ids; all when
+// empty), less those in any of Except.
+type Selection struct {
+	Namespace string   `json:"namespace,omitempty"`
+	To        []string `json:"to,omitempty"`
+	Except    []string `json:"except,omitempty"`
+}
+
+// EmitRequest is the body of POST /emit and each item of a reply's "emit" list.
+type EmitRequest struct {
+	Selection
+	Event        string            `json:"event"`
+	Args         []json.RawMessage `json:"args,omitempty"`
+	Volatile     bool              `json:"volatile,omitempty"`
+	AckTimeoutMS int64             `json:"ack_timeout_ms,omitempty"`
+}
+
+// AckJSON is one socket's answer to an emit with ack, args as JSON ({"$binary":...} for bytes).
+type AckJSON struct {
+	Socket string          `json:"socket"`
+	Args   json.RawMessage `json:"args"`
+}
+
+// EmitResult answers an emit: how many sockets it reached, and with ack_timeout_ms their acks.
+type EmitResult struct {
+	Sockets  int       `json:"sockets"`
+	Acks     []AckJSON `json:"acks,omitempty"`
+	TimedOut []string  `json:"timed_out,omitempty"`
+}
+
+// RoomsRequest is the body of POST /join and POST /leave.
+type RoomsRequest struct {
+	Selection
+	Rooms []string `json:"rooms"`
+}
+
+// DisconnectRequest is the body of POST /disconnect.
+type DisconnectRequest struct {
+	Selection
+	Close bool `json:"close,omitempty"`
+}
+
+// CountResult answers join, leave and disconnect.
+type CountResult struct {
+	Sockets int `json:"sockets"`
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
+}
+
+// operator resolves a selection to a broadcast operator on srv.
+func (sel *Selection) operator(srv *socketio.Server) (*socketio.BroadcastOperator, error) {
+	name := sel.Namespace
+	if name == "" {
+		name = "/"
+	}
+	if name[0] != '/' {
+		return nil, invalid("namespace %q must start with \"/\"", name)
+	}
+	ns := srv.Lookup(name)
+	if ns == nil {
+		return nil, fmt.Errorf("%w %q", ErrUnknownNamespace, name)
+	}
+	for _, field := range [][]string{sel.To, sel.Except} {
+		for _, r := range field {
+			if r == "" {
+				return nil, invalid("room names and socket ids must not be empty")
+			}
+		}
+	}
+	return ns.To(sel.To...).Except(sel.Except...), nil
+}
+
+// Validate checks an emit request without acting on it.
+func (r *EmitRequest) Validate() error {
+	switch {
+	case r.Event == "":
+		return invalid(`"event" is required`)
+	case reservedEvents[r.Event]:
+		return invalid("event %q is reserved", r.Event)
+	case r.AckTimeoutMS < 0 || time.Duration(r.AckTimeoutMS)*time.Millisecond > MaxAckTimeout:
+		return invalid(`"ack_timeout_ms" must be between 0 and %d`, MaxAckTimeout.Milliseconds())
+	case r.Volatile && r.AckTimeoutMS > 0:
+		return invalid(`"volatile" and "ack_timeout_ms" cannot be combined`)
+	}
+	return nil
+}
+
+// Emit sends the event to the selected sockets; with AckTimeoutMS it waits for their acks.
+func Emit(ctx context.Context, srv *socketio.Server, r *EmitRequest) (*EmitResult, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	op, err := r.operator(srv)
+	if err != nil {
+		return nil, err
+	}
+	args, err := ArgsFromJSON(r.Args)
+	if err != nil {
+		return nil, invalid("%v", err)
+	}
+	if r.Volatile {
+		op = op.Volatile()
+	}
+	if r.AckTimeoutMS <= 0 {
+		n, err := op.Emit(r.Event, args...)
+		if err != nil {
+			return nil, err
+		}
+		return &EmitResult{Sockets: n}, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(r.AckTimeoutMS)*time.Millisecond)
+	defer cancel()
+	res, err := op.EmitWithAck(ctx, r.Event, args...)
+	if err != nil {
+		return nil, err
+	}
+	out := &EmitResult{Sockets: res.Sockets, Acks: make([]AckJSON, 0, len(res.Acks)), TimedOut: res.TimedOut}
+	for _, a := range res.Acks {
+		j, err := ArgsToJSON(a.Args)
+		if err != nil {
+			return nil, fmt.Errorf("ack from %s: %w", a.SocketID, err)
+		}
+		out.Acks = append(out.Acks, AckJSON{Socket: a.SocketID, Args: j})
+	}
+	if out.TimedOut == nil {
+		out.TimedOut = []string{}
+	}
+	return out, nil
+}
+
+func (r *RoomsRequest) validate() error {
+	if len(r.Rooms) == 0 {
+		return invalid(`"rooms" must list at least one room`)
+	}
+	for _, room := range r.Rooms {
+		if room == "" {
+			return invalid("room names must not be empty")
+		}
+	}
+	return nil
+}
+
+// Join makes the selected sockets join the rooms.
+func Join(ctx context.Context, srv *socketio.Server, r *RoomsRequest) (*CountResult, error) {
+	if err := r.validate(); err != nil {
+		return nil, err
+	}
+	op, err := r.operator(srv)
+	if err != nil {
+		return nil, err
+	}
+	n, err := op.SocketsJoin(ctx, r.Rooms...)
+	return &CountResult{Sockets: n}, err
+}
+
+// Leave makes the selected sockets leave the rooms.
+func Leave(ctx context.Context, srv *socketio.Server, r *RoomsRequest) (*CountResult, error) {
+	if err := r.validate(); err != nil {
+		return nil, err
+	}
+	op, err := r.operator(srv)
+	if err != nil {
+		return nil, err
+	}
+	n, err := op.SocketsLeave(ctx, r.Rooms...)
+	return &CountResult{Sockets: n}, err
+}
+
+// Disconnect disconnects the selected sockets (with Close, their whole connections).
+func Disconnect(ctx context.Context, srv *socketio.Server, r *DisconnectRequest) (*CountResult, error) {
+	op, err := r.operator(srv)
+	if err != nil {
+		return nil, err
+	}
+	n, err := op.DisconnectSockets(ctx, r.Close)
+	return &CountResult{Sockets: n}, err
+}
+
+// SocketsResult answers GET /sockets.
+type SocketsResult struct {
+	Sockets []socketio.SocketInfo `json:"sockets"`
+}
+
+// Sockets lists the sockets of a namespace, or of one room of it.
+func Sockets(ctx context.Context, srv *socketio.Server, namespace, room string) (*SocketsResult, error) {
+	sel := Selection{Namespace: namespace}
+	if room != "" {
+		sel.To = []string{room}
+	}
+	op, err := sel.operator(srv)
+	if err != nil {
+		return nil, err
+	}
+	infos, err := op.FetchSockets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &SocketsResult{Sockets: infos}, nil
+}
+
+// RoomsResult answers GET /rooms.
+type RoomsResult struct {
+	Rooms []socketio.RoomInfo `json:"rooms"`
+}
+
+// Rooms lists the rooms of a namespace with their socket counts.
+func Rooms(ctx context.Context, srv *socketio.Server, namespace string) (*RoomsResult, error) {
+	sel := Selection{Namespace: namespace}
+	if _, err := sel.operator(srv); err != nil {
+		return nil, err
+	}
+	ns := srv.Lookup(sel.Namespace)
+	rooms, err := ns.Adapter().Rooms(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &RoomsResult{Rooms: rooms}, nil
+}
