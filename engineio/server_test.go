@@ -497,3 +497,27 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+func TestCloseDuringUpgradeFlushesOverWebSocket(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	sid := handshakePolling(t, ts)
+	c := dialWS(t, ts, "sid="+sid)
+	_ = c.WriteMessage(websocket.TextMessage, []byte("2probe"))
+	if _, msg := readWS(t, c); msg != "3probe" {
+		t.Fatalf("want 3probe, got %q", msg)
+	}
+	// The server ends the session while the client has paused polling and not yet sent "5".
+	s := ts.eio.Session(sid)
+	_ = s.Send(NewMessage([]byte("last words"), false))
+	s.Close()
+	if ev := ts.waitClose(t); ev.reason != ReasonForcedClose {
+		t.Fatalf("reason %q", ev.reason)
+	}
+	_ = c.WriteMessage(websocket.TextMessage, []byte("5"))
+	if _, msg := readWS(t, c); msg != "4last words" {
+		t.Fatalf("got %q", msg)
+	}
+	if _, msg := readWS(t, c); msg != "1" {
+		t.Fatalf("got %q, want the close packet", msg)
+	}
+}

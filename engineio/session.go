@@ -52,6 +52,7 @@ type Session struct {
 	postActive  bool
 	upgrading   bool
 	ws          *websocket.Conn
+	probe       *websocket.Conn // the WebSocket of an upgrade in progress
 	timer       *time.Timer
 	awaitPong   bool
 	flushOnDone bool // a server-side close: flush the queue (with a close packet) before closing
@@ -154,12 +155,17 @@ func (s *Session) closeWith(reason string, err error, graceful bool) {
 	if s.timer != nil {
 		s.timer.Stop()
 	}
-	ws := s.ws
+	ws, probe := s.ws, s.probe
 	s.mu.Unlock()
 	close(s.done)
 	s.signal()
 	if ws != nil && !graceful {
 		ws.Close()
+	}
+	// An upgrade in progress may still carry a graceful close's last packets (its "5" starts
+	// the writer, which flushes them); otherwise, and at shutdown, the probe is dropped.
+	if probe != nil && (!graceful || reason == ReasonServerShutdown) {
+		probe.Close()
 	}
 	s.srv.remove(s)
 	if s.handler != nil {

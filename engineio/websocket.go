@@ -14,12 +14,15 @@ import (
 func (s *Session) runWebSocket(conn *websocket.Conn) {
 	conn.SetReadLimit(s.srv.opts.MaxPayload)
 	s.mu.Lock()
-	if s.closed {
+	if s.closed && !s.flushOnDone {
 		s.mu.Unlock()
 		conn.Close()
 		return
 	}
+	// A session closed by the server while its client was upgrading still has its last
+	// packets and the close packet queued: the writer flushes them, then closes.
 	s.ws = conn
+	s.probe = nil
 	s.transport = TransportWebSocket
 	s.upgrading = false
 	s.mu.Unlock()
@@ -113,6 +116,9 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		s.abortUpgrade(nil)
 		return
 	}
+	s.mu.Lock()
+	s.probe = conn
+	s.mu.Unlock()
 	conn.SetReadLimit(s.srv.opts.MaxPayload)
 	deadline := time.Now().Add(s.srv.opts.UpgradeTimeout)
 	_ = conn.SetReadDeadline(deadline)
@@ -164,6 +170,7 @@ func (s *Session) abortUpgrade(conn *websocket.Conn) {
 	}
 	s.mu.Lock()
 	s.upgrading = false
+	s.probe = nil
 	s.mu.Unlock()
 	s.signal()
 }

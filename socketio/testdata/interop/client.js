@@ -323,9 +323,16 @@ const scenarios = {
       socket.on("connect", () => {
         if (first === null) {
           first = socket.id;
-          firstEngine = socket.io.engine.id;
-          out({ step: "first", id: first, engine: firstEngine });
-          socket.emit("eid", firstEngine);
+          const engine = socket.io.engine;
+          firstEngine = engine.id;
+          // Tell the server once the upgrade is over, so that the drop does not race it (that
+          // race is dropduringupgrade's).
+          const tell = () => {
+            out({ step: "first", id: first, engine: firstEngine, transport: engine.transport.name });
+            socket.emit("eid", firstEngine);
+          };
+          if (engine.transport.name === "websocket") tell();
+          else withTimeout(waitEvent(engine, "upgrade"), "the first upgrade").then(tell, reject);
         } else {
           resolve();
         }
@@ -347,6 +354,53 @@ const scenarios = {
     socket.io.reconnection(false);
     socket.off("disconnect");
     await close(socket);
+  },
+
+  // dropduringupgrade: the server drops a socket with s.Disconnect(true) while its connection
+  // is between the WebSocket probe and the "upgrade" packet (the polling transport paused, the
+  // "5" not sent yet), as happens when a server disconnects a client right after it connected.
+  // A second connection asks for the drop; the first one then finishes its upgrade, and reports
+  // how it ended: Node's engine.io flushes what was queued (the DISCONNECT packet) on the new
+  // transport, which socket.io-client reports as "io server disconnect".
+  async dropduringupgrade() {
+    const main = io(url, { forceNew: true, reconnection: false, auth: { name: "main" } });
+    const engine = main.io.engine;
+    const mainConnected = connected(main, "main connect");
+    let release;
+    const held = new Promise((resolve) => (release = resolve));
+    const paused = new Promise((resolve) => {
+      engine.once("upgrading", () => {
+        // The probe succeeded: engine.io-client now pauses polling and, once paused, sends the
+        // "upgrade" packet. Pause only once the socket is connected (its CONNECT answer comes
+        // by polling), and hold the upgrade packet until the server has dropped the socket.
+        const polling = engine.transport;
+        const pause = polling.pause.bind(polling);
+        polling.pause = (onPause) => {
+          mainConnected.then(() =>
+            pause(() => {
+              resolve();
+              held.then(onPause);
+            }),
+          );
+        };
+      });
+    });
+    const reasons = [];
+    main.on("disconnect", (reason) => reasons.push(reason));
+    await mainConnected;
+    await withTimeout(paused, "the polling transport to pause for the upgrade");
+    out({ step: "main-paused", id: main.id, engine: engine.id, transport: engine.transport.name });
+
+    const side = connect("/", { transports: ["websocket"], auth: { name: "side" } });
+    await connected(side, "side connect");
+    const dropped = await emitAck(side, "drop", main.id);
+    expectCanon(dropped, ["dropped", main.id], "drop ack");
+
+    const gone = reasons.length > 0 ? Promise.resolve() : waitEvent(main, "disconnect", "main's disconnect");
+    release();
+    await gone;
+    out({ step: "main-disconnect", reason: reasons[0], transport: engine.transport.name });
+    await close(side);
   },
 
   // maxpayload ARG: a victim sends an event larger than the server's maxPayload over ARG; it is

@@ -141,6 +141,17 @@ def client():
     return socketio.Client(reconnection=False)
 
 
+def disconnect(*clients):
+    """Disconnects and waits for python-engineio's writer thread to end, so that the DISCONNECT
+    packet has been sent (over polling; over WebSocket python-socketio 5.7 closes the socket
+    without waiting for it) before the process exits."""
+    for sio in clients:
+        writer = sio.eio.write_loop_task
+        sio.disconnect()
+        if writer is not None:
+            writer.join(STEP_TIMEOUT)
+
+
 def scenario_core(mode):
     sio = client()
     inbox = Inbox()
@@ -206,7 +217,7 @@ def scenario_core(mode):
 
     out({"step": "final", "transport": sio.transport()})
     closing.set()
-    sio.disconnect()
+    disconnect(sio)
 
 
 def scenario_namespaces(_):
@@ -247,7 +258,7 @@ def scenario_namespaces(_):
     again = call(sio, "hello", "again", namespace="/custom")
     expect_canon(again, ["hi", "/custom", "again"], "hello ack after /nope")
     out({"step": "hello-again", "value": again})
-    sio.disconnect()
+    disconnect(sio)
 
 
 def scenario_auth(_):
@@ -274,7 +285,7 @@ def scenario_auth(_):
         out({"step": "bad", "exception": str(e), "exceptionType": type(e).__name__, "error": err})
     else:
         fail("connected with the bad token")
-    good.disconnect()
+    disconnect(good)
 
 
 def scenario_rooms(_):
@@ -313,8 +324,7 @@ def scenario_rooms(_):
         expect(evs == ["roomMsg", "marker"], "%s got %s" % (name, evs))
     evs = [e["event"] for e in clients["c"][1]]
     expect(evs == ["marker"], "c (not in r) got %s" % evs)
-    for name in names:
-        clients[name][0].disconnect()
+    disconnect(*(clients[name][0] for name in names))
 
 
 SCENARIOS = {
