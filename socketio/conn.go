@@ -189,6 +189,9 @@ func (c *conn) admit(ns *Namespace, req *ConnectRequest, adm *Admission) {
 	if _, onConnect := ns.handlers(); onConnect != nil {
 		onConnect(s)
 	}
+	if adm.Connected != nil {
+		adm.Connected(s)
+	}
 }
 
 func (c *conn) connectTimeout() {

@@ -23,6 +23,10 @@ type Admission struct {
 	Data any
 	// Rooms are joined before anything else can reach the socket.
 	Rooms []string
+	// Connected, when set, runs right after the namespace's OnConnect handler, on the same
+	// goroutine and before the socket's first event is handled: emits made there reach the
+	// client after its connect.
+	Connected func(*Socket)
 }
 
 // ConnectError is an authorizer's no: the client's connect_error gets Message and Data.

@@ -31,9 +31,10 @@ type Server struct {
 	eio  *engineio.Server
 	log  *slog.Logger
 
-	mu         sync.RWMutex
-	namespaces map[string]*Namespace
-	closed     bool
+	mu          sync.RWMutex
+	namespaces  map[string]*Namespace
+	onNamespace []func(*Namespace)
+	closed      bool
 
 	// wg counts authorizer goroutines, so Close can wait for them.
 	wg sync.WaitGroup
@@ -81,12 +82,32 @@ func (s *Server) Of(name string) *Namespace {
 		return ns
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if ns = s.namespaces[name]; ns == nil {
-		ns = newNamespace(s, name)
-		s.namespaces[name] = ns
+	if ns = s.namespaces[name]; ns != nil {
+		s.mu.Unlock()
+		return ns
 	}
+	ns = newNamespace(s, name)
+	s.namespaces[name] = ns
+	hooks := s.onNamespace
+	// The hooks run before the namespace can be returned to anyone else: the lock is held, so
+	// a client connecting to a dynamic namespace finds its handlers set.
+	for _, fn := range hooks {
+		fn(ns)
+	}
+	s.mu.Unlock()
 	return ns
+}
+
+// OnNamespace calls fn for every namespace that exists now and for each one made later,
+// before any client can reach it: the place to set handlers on all namespaces, dynamic ones
+// included. fn must not call Of or OnNamespace.
+func (s *Server) OnNamespace(fn func(*Namespace)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onNamespace = append(s.onNamespace, fn)
+	for _, ns := range s.namespaces {
+		fn(ns)
+	}
 }
 
 // Namespaces lists the namespaces that exist now.
