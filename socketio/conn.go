@@ -158,8 +158,8 @@ func (c *conn) refuse(ns *Namespace, err error) {
 	_ = c.send(&Packet{Type: PacketConnectError, Namespace: ns.name, Data: connectErrorPayload(ce.Message, ce.Data)})
 }
 
-// admit makes the socket: CONNECT answered first, then rooms joined and OnConnect run, all
-// before the reader may hand the socket its first event.
+// admit makes the socket: rooms joined, CONNECT answered, then OnConnect run, all before the
+// reader may hand the socket its first event.
 func (c *conn) admit(ns *Namespace, req *ConnectRequest, adm *Admission) {
 	if adm == nil {
 		adm = &Admission{}
@@ -178,14 +178,17 @@ func (c *conn) admit(ns *Namespace, req *ConnectRequest, adm *Admission) {
 	c.connectTimer.Stop()
 	c.mu.Unlock()
 
+	// The socket is in its rooms before its client learns it is connected, so that anything
+	// the client (or the app it tells) sends to its id or rooms at once reaches it. A broadcast
+	// that overtakes the CONNECT answer is buffered by the client until its connect.
+	ns.add(s, adm.Rooms)
 	reply, _ := json.Marshal(struct {
 		SID string `json:"sid"`
 	}{s.id})
 	if err := c.send(&Packet{Type: PacketConnect, Namespace: ns.name, Data: reply}); err != nil {
-		c.forget(s)
+		s.onClose(engineio.ReasonTransportClose)
 		return
 	}
-	ns.add(s, adm.Rooms)
 	if _, onConnect := ns.handlers(); onConnect != nil {
 		onConnect(s)
 	}
