@@ -1,0 +1,621 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"reflect"
+	"runtime/debug"
+	"slices"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/siobridge/siobridge/socketio"
+	"github.com/siobridge/siobridge/webhook"
+)
+
+// DefaultMaxBodyBytes is the API's request body limit when APIOptions.MaxBodyBytes is 0.
+const DefaultMaxBodyBytes = 1 << 20
+
+// APIOptions configure the REST API handler made by [NewAPI].
+type APIOptions struct {
+	// Server is the Socket.IO server the API acts on. Required.
+	Server *socketio.Server
+	// Token, when set, is required on every route but /healthz and /readyz as
+	// "Authorization: Bearer <token>". Empty: no authentication (keep the listener private).
+	Token string
+	// MaxBodyBytes limits a request body, in bytes; a larger one gets 413. Default (0):
+	// DefaultMaxBodyBytes, 1 MiB.
+	MaxBodyBytes int64
+	// Ready reports whether siobridge can serve; a non-nil error makes /readyz answer 503 with
+	// it. Nil: always ready.
+	Ready func() error
+	// Gatherer is served at GET /metrics in the Prometheus text format. Nil: no /metrics route.
+	Gatherer prometheus.Gatherer
+	// Metrics counts API requests and emitted events. Nil: nothing is counted.
+	Metrics *Metrics
+	// Logger receives request errors: 4xx at debug level, 5xx at error level. Default:
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// api serves the REST API; its routes are listed in routes.
+type api struct {
+	srv       *socketio.Server
+	tokenHash *[sha256.Size]byte // nil: no authentication
+	maxBody   int64
+	ready     func() error
+	metrics   *Metrics
+	log       *slog.Logger
+	// allowed maps each route's path to its methods, for 405 answers and metric labels.
+	allowed map[string][]string
+}
+
+// NewAPI returns the REST API the app calls on siobridge's private listener:
+//
+//	POST /emit        webhook.EmitRequest, or a JSON array of them → webhook.EmitResult (or an array)
+//	POST /join        webhook.RoomsRequest → {"sockets":N}
+//	POST /leave       webhook.RoomsRequest → {"sockets":N}
+//	POST /disconnect  webhook.DisconnectRequest → {"sockets":N}
+//	GET  /sockets     ?namespace=/&room=r → {"sockets":[...]}
+//	GET  /rooms       ?namespace=/ → {"rooms":[...]}
+//	GET  /healthz     {"status":"ok"}
+//	GET  /readyz      {"status":"ready"}, or 503 {"status":"unavailable","error":"..."}
+//	GET  /metrics     Prometheus text format (with APIOptions.Gatherer)
+//
+// Every answer is JSON (/metrics aside); errors are {"error":"..."} with status 400 (malformed
+// or invalid request), 401 (bearer token), 404 (unknown namespace or route), 405, 413 (body too
+// large), 500 or 503. An emit with ack_timeout_ms answers both "acks" and "timed_out", empty
+// lists included. A batch is checked in full before any of it is applied: one invalid item
+// gets 400 naming its index ("emit[2]: ...") and nothing is emitted.
+//
+// It panics without opts.Server.
+func NewAPI(opts APIOptions) http.Handler {
+	if opts.Server == nil {
+		panic("proxy: APIOptions.Server is required")
+	}
+	a := &api{
+		srv:     opts.Server,
+		maxBody: opts.MaxBodyBytes,
+		ready:   opts.Ready,
+		metrics: opts.Metrics,
+		log:     opts.Logger,
+		allowed: make(map[string][]string),
+	}
+	if a.maxBody <= 0 {
+		a.maxBody = DefaultMaxBodyBytes
+	}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	if opts.Token != "" {
+		h := sha256.Sum256([]byte(opts.Token))
+		a.tokenHash = &h
+	}
+
+	r := chi.NewRouter()
+	r.Use(a.instrument, a.authenticate)
+	type route struct {
+		method, path string
+		h            http.Handler
+	}
+	routes := []route{
+		{http.MethodPost, "/emit", a.handle(a.emit)},
+		{http.MethodPost, "/join", a.handle(a.join)},
+		{http.MethodPost, "/leave", a.handle(a.leave)},
+		{http.MethodPost, "/disconnect", a.handle(a.disconnect)},
+		{http.MethodGet, "/sockets", a.handle(a.sockets)},
+		{http.MethodGet, "/rooms", a.handle(a.rooms)},
+		{http.MethodGet, "/healthz", http.HandlerFunc(a.healthz)},
+		{http.MethodGet, "/readyz", http.HandlerFunc(a.readyz)},
+	}
+	if opts.Gatherer != nil {
+		routes = append(routes, route{http.MethodGet, "/metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{
+			ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelError),
+		})})
+	}
+	for _, rt := range routes {
+		r.Method(rt.method, rt.path, rt.h)
+		a.allowed[rt.path] = append(a.allowed[rt.path], rt.method)
+	}
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		a.fail(w, r, &httpError{http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)})
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		methods := a.allowed[r.URL.Path]
+		if len(methods) == 0 { // a method chi does not know, on a path that is not a route
+			a.fail(w, r, &httpError{http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)})
+			return
+		}
+		w.Header().Set("Allow", strings.Join(methods, ", "))
+		a.fail(w, r, &httpError{http.StatusMethodNotAllowed,
+			fmt.Sprintf("method %s is not allowed on %s: use %s", r.Method, r.URL.Path, strings.Join(methods, " or "))})
+	})
+	return r
+}
+
+// httpError is an error answered with its own status and message.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+// errorBody is every error answer's JSON.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// handle adapts an API function to a handler: its result is answered with 200, its error
+// mapped to a status by fail.
+func (a *api) handle(fn func(w http.ResponseWriter, r *http.Request) (any, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, err := fn(w, r)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	})
+}
+
+// fail answers err as {"error":"..."} with the status its kind calls for, and logs it.
+func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status, msg := http.StatusInternalServerError, "internal error: "+err.Error()
+	var he *httpError
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &he):
+		status, msg = he.status, he.msg
+	case errors.As(err, &tooLarge):
+		status, msg = http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("request body too large: the limit is %d bytes", tooLarge.Limit)
+	case errors.Is(err, webhook.ErrInvalid):
+		status, msg = http.StatusBadRequest, err.Error()
+	case errors.Is(err, webhook.ErrUnknownNamespace):
+		status, msg = http.StatusNotFound, err.Error()
+	}
+	level := slog.LevelDebug
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	a.log.Log(r.Context(), level, "api: request failed",
+		"method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	writeJSON(w, status, errorBody{msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		status = http.StatusInternalServerError
+		buf.Reset()
+		_ = enc.Encode(errorBody{"internal error: encoding the answer: " + err.Error()})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// instrument counts every request by route and status and turns a handler panic into a 500.
+func (a *api) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			p := recover()
+			if p != nil && p != http.ErrAbortHandler {
+				a.log.Error("api: handler panicked", "method", r.Method, "path", r.URL.Path,
+					"panic", p, "stack", string(debug.Stack()))
+				if sw.code == 0 {
+					writeJSON(sw, http.StatusInternalServerError, errorBody{"internal error"})
+				}
+			}
+			route := "unmatched"
+			if _, ok := a.allowed[r.URL.Path]; ok {
+				route = r.URL.Path
+			}
+			a.metrics.apiRequest(route, sw.status())
+			if p == http.ErrAbortHandler {
+				panic(p) // the server's own way to abort a response; it logs nothing
+			}
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// authenticate requires the bearer token on every route but the health checks, which
+// orchestrators call without credentials.
+func (a *api) authenticate(next http.Handler) http.Handler {
+	if a.tokenHash == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || a.authorized(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		a.fail(w, r, &httpError{http.StatusUnauthorized, "missing or invalid bearer token"})
+	})
+}
+
+// authorized compares hashes of the tokens, so that neither the content nor the length of the
+// expected token shows in the comparison's timing.
+func (a *api) authorized(r *http.Request) bool {
+	scheme, cred, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	got := sha256.Sum256([]byte(strings.TrimSpace(cred)))
+	return subtle.ConstantTimeCompare(got[:], a.tokenHash[:]) == 1
+}
+
+func (a *api) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
+	if a.ready != nil {
+		if err := a.ready(); err != nil {
+			a.log.Debug("api: not ready", "err", err)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// emitAckResult is the answer to an emit with ack_timeout_ms: unlike webhook.EmitResult it
+// always carries both lists, so that the app can tell "none answered" from "all answered"
+// without checking which key is missing.
+type emitAckResult struct {
+	Sockets  int               `json:"sockets"`
+	Acks     []webhook.AckJSON `json:"acks"`
+	TimedOut []string          `json:"timed_out"`
+}
+
+func (a *api) emit(w http.ResponseWriter, r *http.Request) (any, error) {
+	body, err := a.readBody(w, r)
+	if err != nil {
+		return nil, err
+	}
+	if firstByte(body) == '[' {
+		return a.emitBatch(r.Context(), body)
+	}
+	var req webhook.EmitRequest
+	if err := decodeStrict(body, &req, "the request body"); err != nil {
+		return nil, err
+	}
+	return a.emitOne(r.Context(), &req)
+}
+
+// emitBatch checks every request before applying any, then applies them in order.
+func (a *api) emitBatch(ctx context.Context, body []byte) (any, error) {
+	var items []json.RawMessage
+	if err := decodeStrict(body, &items, "the request body"); err != nil {
+		return nil, err
+	}
+	if len(items) == 0 {
+		return nil, &httpError{http.StatusBadRequest, "the emit batch is empty: send at least one request"}
+	}
+	reqs := make([]webhook.EmitRequest, len(items))
+	for i, item := range items {
+		if err := decodeStrict(item, &reqs[i], "each item"); err != nil {
+			return nil, &httpError{http.StatusBadRequest, fmt.Sprintf("emit[%d]: %v", i, err)}
+		}
+		if err := a.checkEmit(&reqs[i]); err != nil {
+			return nil, &httpError{http.StatusBadRequest, fmt.Sprintf("emit[%d]: %v (nothing was emitted)", i, err)}
+		}
+	}
+	out := make([]any, 0, len(reqs))
+	for i := range reqs {
+		res, err := a.emitOne(ctx, &reqs[i])
+		if err != nil {
+			applied := "none of the batch was applied"
+			if i > 0 {
+				applied = fmt.Sprintf("emit[0] to emit[%d] were applied", i-1)
+			}
+			return nil, fmt.Errorf("emit[%d] (%s): %w", i, applied, err)
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+// checkEmit finds what would make webhook.Emit refuse r, without emitting.
+func (a *api) checkEmit(r *webhook.EmitRequest) error {
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	name := namespaceName(r.Namespace)
+	if name[0] != '/' {
+		return fmt.Errorf("%w: namespace %q must start with \"/\"", webhook.ErrInvalid, name)
+	}
+	if a.srv.Lookup(name) == nil {
+		return fmt.Errorf("%w %q", webhook.ErrUnknownNamespace, name)
+	}
+	if slices.Contains(r.To, "") || slices.Contains(r.Except, "") {
+		return fmt.Errorf("%w: room names and socket ids must not be empty", webhook.ErrInvalid)
+	}
+	if _, err := webhook.ArgsFromJSON(r.Args); err != nil {
+		return fmt.Errorf("%w: %v", webhook.ErrInvalid, err)
+	}
+	return nil
+}
+
+func (a *api) emitOne(ctx context.Context, req *webhook.EmitRequest) (any, error) {
+	res, err := webhook.Emit(ctx, a.srv, req)
+	if err != nil {
+		return nil, err
+	}
+	a.metrics.eventsEmitted(namespaceName(req.Namespace), res.Sockets)
+	if req.AckTimeoutMS <= 0 {
+		return res, nil
+	}
+	out := emitAckResult{Sockets: res.Sockets, Acks: res.Acks, TimedOut: res.TimedOut}
+	if out.Acks == nil {
+		out.Acks = []webhook.AckJSON{}
+	}
+	if out.TimedOut == nil {
+		out.TimedOut = []string{}
+	}
+	return out, nil
+}
+
+func (a *api) join(w http.ResponseWriter, r *http.Request) (any, error) {
+	var req webhook.RoomsRequest
+	if err := a.decode(w, r, &req); err != nil {
+		return nil, err
+	}
+	return webhook.Join(r.Context(), a.srv, &req)
+}
+
+func (a *api) leave(w http.ResponseWriter, r *http.Request) (any, error) {
+	var req webhook.RoomsRequest
+	if err := a.decode(w, r, &req); err != nil {
+		return nil, err
+	}
+	return webhook.Leave(r.Context(), a.srv, &req)
+}
+
+func (a *api) disconnect(w http.ResponseWriter, r *http.Request) (any, error) {
+	var req webhook.DisconnectRequest
+	if err := a.decode(w, r, &req); err != nil {
+		return nil, err
+	}
+	return webhook.Disconnect(r.Context(), a.srv, &req)
+}
+
+func (a *api) sockets(_ http.ResponseWriter, r *http.Request) (any, error) {
+	q := r.URL.Query()
+	res, err := webhook.Sockets(r.Context(), a.srv, q.Get("namespace"), q.Get("room"))
+	if err != nil {
+		return nil, err
+	}
+	if res.Sockets == nil {
+		res.Sockets = []socketio.SocketInfo{}
+	}
+	for i := range res.Sockets {
+		if res.Sockets[i].Rooms == nil {
+			res.Sockets[i].Rooms = []string{}
+		}
+	}
+	return res, nil
+}
+
+func (a *api) rooms(_ http.ResponseWriter, r *http.Request) (any, error) {
+	res, err := webhook.Rooms(r.Context(), a.srv, r.URL.Query().Get("namespace"))
+	if err != nil {
+		return nil, err
+	}
+	if res.Rooms == nil {
+		res.Rooms = []socketio.RoomInfo{}
+	}
+	return res, nil
+}
+
+// readBody reads the whole body, at most maxBody bytes; an empty one is an error.
+func (a *api) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.maxBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, err
+		}
+		return nil, &httpError{http.StatusBadRequest, "reading the request body: " + err.Error()}
+	}
+	if firstByte(body) == 0 {
+		return nil, &httpError{http.StatusBadRequest, "the request body is empty: send a JSON object"}
+	}
+	return body, nil
+}
+
+// decode reads the body and decodes it strictly into v.
+func (a *api) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := a.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	return decodeStrict(body, v, "the request body")
+}
+
+// firstByte returns the first byte of data that is not JSON whitespace, or 0.
+func firstByte(data []byte) byte {
+	for _, c := range data {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+		default:
+			return c
+		}
+	}
+	return 0
+}
+
+// decodeStrict decodes exactly one JSON value into v: unknown fields and trailing data are
+// errors, and every error says where the problem is. what names data in messages.
+func decodeStrict(data []byte, v any, what string) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &httpError{http.StatusBadRequest, describeJSONError(err, v, what)}
+	}
+	off := dec.InputOffset()
+	if firstByte(data[off:]) != 0 {
+		return &httpError{http.StatusBadRequest,
+			fmt.Sprintf("malformed JSON: unexpected data after the JSON value at byte offset %d", off)}
+	}
+	return nil
+}
+
+func describeJSONError(err error, v any, what string) string {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("malformed JSON at byte offset %d: %s", syntax.Offset, syntax.Error())
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return fmt.Sprintf("%s must be %s, got JSON %s", what, jsonKind(typ.Type), typ.Value)
+		}
+		return fmt.Sprintf("field %q: expected %s, got JSON %s (byte offset %d)",
+			jsonPath(typ.Field, reflect.TypeOf(v)), jsonKind(typ.Type), typ.Value, typ.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "malformed JSON: the body ends in the middle of the JSON value"
+	}
+	msg := strings.TrimPrefix(err.Error(), "json: ")
+	if strings.HasPrefix(msg, "unknown field ") {
+		return fmt.Sprintf("%s (known fields: %s)", msg, strings.Join(jsonFields(reflect.TypeOf(v)), ", "))
+	}
+	return "malformed JSON: " + msg
+}
+
+// jsonKind names the JSON value a Go type decodes from.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.String {
+			return "an array of strings"
+		}
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	}
+	return "a JSON value"
+}
+
+// jsonPath removes from a decoding error's field path the Go names of embedded structs, which
+// encoding/json includes ("Selection.to") though they are not in the JSON.
+func jsonPath(field string, t reflect.Type) string {
+	embedded := make(map[string]bool)
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			return
+		}
+		for f := range t.Fields() {
+			if f.Anonymous && f.Tag.Get("json") == "" {
+				embedded[f.Name] = true
+				walk(f.Type)
+			}
+		}
+	}
+	walk(t)
+	parts := strings.Split(field, ".")
+	out := parts[:0]
+	for _, p := range parts {
+		if !embedded[p] {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, ".")
+}
+
+// jsonFields lists the JSON names of a struct's fields, those of embedded structs included.
+func jsonFields(t reflect.Type) []string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var out []string
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case name == "-":
+		case f.Anonymous && name == "":
+			out = append(out, jsonFields(f.Type)...)
+		case !f.IsExported():
+		case name == "":
+			out = append(out, f.Name)
+		default:
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// namespaceName is a request's namespace with the default applied.
+func namespaceName(name string) string {
+	if name == "" {
+		return "/"
+	}
+	return name
+}
+
+// statusWriter remembers the status code written. It unwraps to the writer beneath, so that
+// http.ResponseController finds Flush and Hijack there, and records a hijack as 101.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 && code >= 200 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap is for http.ResponseController.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) status() int {
+	if w.code == 0 {
+		return http.StatusOK
+	}
+	return w.code
+}

@@ -1,0 +1,31 @@
+package proxy
+
+import (
+	"io/fs"
+	"os"
+	"testing"
+)
+
+// The dist files are copied in at build time and not committed: ClientBundle must say whether
+// this build has them, and serve them as they are on disk when it does.
+func TestClientBundleMatchesDisk(t *testing.T) {
+	onDisk, statErr := os.ReadFile("clientdist/socket.io.min.js")
+	bundle, ok := ClientBundle()
+	if ok != (statErr == nil) {
+		t.Fatalf("ClientBundle reports %v, but reading clientdist/socket.io.min.js gives %v", ok, statErr)
+	}
+	if _, err := fs.Stat(bundle, "README.md"); err != nil {
+		t.Fatalf("the committed README must always be embedded: %v", err)
+	}
+	if !ok {
+		t.Log("no socket.io-client bundle in clientdist/ (run proxy/clientdist/update.sh): only the 404 path is checked")
+	}
+	ts := newPublicServer(t, PublicOptions{Bundle: bundle})
+	res := do(t, ts.Client(), "GET", ts.URL+"/socket.io/socket.io.min.js", "", nil)
+	switch {
+	case ok && (res.status != 200 || res.body != string(onDisk)):
+		t.Fatalf("embedded socket.io.min.js: %d, %d bytes, want the %d bytes on disk", res.status, len(res.body), len(onDisk))
+	case !ok && res.status != 404:
+		t.Fatalf("without the bundle: %d", res.status)
+	}
+}

@@ -1,0 +1,111 @@
+package proxy
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/siobridge/siobridge/engineio"
+	"github.com/siobridge/siobridge/socketio"
+)
+
+// Metrics holds siobridge's Prometheus collectors for the API, the reverse proxy and the
+// Socket.IO server. A nil *Metrics is valid and records nothing.
+type Metrics struct {
+	apiRequests   *prometheus.CounterVec
+	eventsOut     *prometheus.CounterVec
+	proxyRequests *prometheus.CounterVec
+	proxyErrors   prometheus.Counter
+}
+
+// NewMetrics makes the collectors and registers them with reg (none when reg is nil). With
+// srv, the connection gauges are read from srv at each scrape, so they cost nothing between
+// scrapes. It panics if reg already holds collectors of the same names, as
+// prometheus.MustRegister does.
+func NewMetrics(reg prometheus.Registerer, srv *socketio.Server) *Metrics {
+	m := &Metrics{
+		apiRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "siobridge_api_requests_total",
+			Help: "REST API requests, by route pattern (\"unmatched\" for unknown paths) and HTTP status code.",
+		}, []string{"route", "code"}),
+		eventsOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "siobridge_events_out_total",
+			Help: "Events emitted through the REST API, counted once per socket reached, by namespace.",
+		}, []string{"namespace"}),
+		proxyRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "siobridge_proxy_requests_total",
+			Help: "Requests reverse-proxied to the app, by HTTP status code (101 for WebSocket upgrades).",
+		}, []string{"code"}),
+		proxyErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "siobridge_proxy_errors_total",
+			Help: "Requests the reverse proxy could not complete: the app unreachable, timed out or broke the connection.",
+		}),
+	}
+	if reg == nil {
+		return m
+	}
+	reg.MustRegister(m.apiRequests, m.eventsOut, m.proxyRequests, m.proxyErrors)
+	if srv != nil {
+		reg.MustRegister(&connectionCollector{srv: srv})
+	}
+	return m
+}
+
+func (m *Metrics) apiRequest(route string, code int) {
+	if m != nil {
+		m.apiRequests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	}
+}
+
+func (m *Metrics) eventsEmitted(namespace string, sockets int) {
+	if m != nil && sockets > 0 {
+		m.eventsOut.WithLabelValues(namespace).Add(float64(sockets))
+	}
+}
+
+func (m *Metrics) proxyRequest(code int) {
+	if m != nil {
+		m.proxyRequests.WithLabelValues(strconv.Itoa(code)).Inc()
+	}
+}
+
+func (m *Metrics) proxyError() {
+	if m != nil {
+		m.proxyErrors.Inc()
+	}
+}
+
+var (
+	connectionsDesc = prometheus.NewDesc("siobridge_connections",
+		"Socket.IO sockets connected to this node, by namespace and current Engine.IO transport.",
+		[]string{"namespace", "transport"}, nil)
+	sessionsDesc = prometheus.NewDesc("siobridge_engineio_sessions",
+		"Open Engine.IO sessions (client connections) on this node.", nil, nil)
+)
+
+// connectionCollector reads the server's sockets at scrape time instead of tracking every
+// connect and disconnect.
+type connectionCollector struct {
+	srv *socketio.Server
+}
+
+// Describe implements prometheus.Collector.
+func (c *connectionCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- connectionsDesc
+	ch <- sessionsDesc
+}
+
+// Collect implements prometheus.Collector. Both transports are reported for every namespace,
+// zeros included, so that the series do not come and go with the clients.
+func (c *connectionCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, ns := range c.srv.Namespaces() {
+		counts := map[string]int{engineio.TransportPolling: 0, engineio.TransportWebSocket: 0}
+		for _, s := range ns.Sockets() {
+			counts[s.Transport()]++
+		}
+		for transport, n := range counts {
+			ch <- prometheus.MustNewConstMetric(connectionsDesc, prometheus.GaugeValue, float64(n), ns.Name(), transport)
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(sessionsDesc, prometheus.GaugeValue, float64(c.srv.Engine().Len()))
+}
