@@ -1,0 +1,708 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+const (
+	examplePath = "../../config.example.toml"
+	docsPath    = "../../docs/configuration.md"
+)
+
+// writeConfig writes a config file into a test's temporary directory and returns its path.
+func writeConfig(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func dur(s string) Duration {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		panic(err)
+	}
+	return Duration{d}
+}
+
+// valueOf returns the value of a setting's field in c.
+func valueOf(c *Config, key string) any {
+	for i := range settings {
+		if settings[i].key == key {
+			return reflect.ValueOf(c).Elem().FieldByIndex(settings[i].index).Interface()
+		}
+	}
+	panic("no setting " + key)
+}
+
+func TestDefaults(t *testing.T) {
+	// The defaults the brief and the docs promise, key by key; every key must be listed.
+	want := map[string]any{
+		"server.listen":                ":7896",
+		"server.upstream":              "",
+		"api.listen":                   "127.0.0.1:7897",
+		"api.token":                    "",
+		"api.max_body_bytes":           int64(1048576),
+		"socketio.path":                "/socket.io/",
+		"socketio.namespaces":          []string{"/"},
+		"socketio.ping_interval":       dur("25s"),
+		"socketio.ping_timeout":        dur("20s"),
+		"socketio.connect_timeout":     dur("45s"),
+		"socketio.upgrade_timeout":     dur("10s"),
+		"socketio.max_payload":         int64(1000000),
+		"socketio.transports":          []string{"polling", "websocket"},
+		"socketio.cors_origins":        []string{},
+		"socketio.cors_credentials":    false,
+		"socketio.max_queued_messages": 4096,
+		"webhook.url":                  "",
+		"webhook.secret":               "",
+		"webhook.events":               []string{"connect", "event", "disconnect"},
+		"webhook.timeout":              dur("5s"),
+		"webhook.retries":              5,
+		"webhook.retry_wait_min":       dur("100ms"),
+		"webhook.retry_wait_max":       dur("5s"),
+		"webhook.concurrency":          64,
+		"webhook.queue_size":           1000,
+		"webhook.connect_on_error":     "refuse",
+		"log.level":                    "info",
+		"log.format":                   "text",
+	}
+	def := DefaultConfig()
+	for _, s := range settings {
+		w, ok := want[s.key]
+		if !ok {
+			t.Errorf("%s: no expected default in this test", s.key)
+			continue
+		}
+		if got := valueOf(&def, s.key); !reflect.DeepEqual(got, w) {
+			t.Errorf("%s: default %#v, want %#v", s.key, got, w)
+		}
+	}
+	if len(want) != len(settings) {
+		t.Errorf("test lists %d keys, Config has %d", len(want), len(settings))
+	}
+	if err := def.Validate(); err != nil {
+		t.Errorf("DefaultConfig().Validate() = %v", err)
+	}
+	got, err := LoadConfig("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, DefaultConfig()) {
+		t.Errorf("LoadConfig(\"\", nil) = %+v, want the defaults", got)
+	}
+	// Each call has its own slices.
+	a, b := DefaultConfig(), DefaultConfig()
+	a.SocketIO.Namespaces[0] = "/changed"
+	if b.SocketIO.Namespaces[0] != "/" {
+		t.Error("DefaultConfig shares slices between calls")
+	}
+}
+
+func TestExampleFileIsDefaults(t *testing.T) {
+	got, err := LoadConfig(examplePath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, DefaultConfig()) {
+		t.Errorf("config.example.toml differs from DefaultConfig():\n got %+v\nwant %+v", got, DefaultConfig())
+	}
+	// And it sets every key explicitly (a missing key would still load as its default).
+	data, err := os.ReadFile(examplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]map[string]any
+	if err := toml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range settings {
+		if _, ok := doc[s.section][s.name]; !ok {
+			t.Errorf("config.example.toml does not set %s", s.key)
+		}
+	}
+	// Every key has a comment right above it.
+	lines := strings.Split(string(data), "\n")
+	for i, line := range lines {
+		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "[") {
+			continue
+		}
+		if i == 0 || !strings.HasPrefix(lines[i-1], "#") {
+			t.Errorf("config.example.toml line %d (%s) has no comment above it", i+1, line)
+		}
+	}
+}
+
+// tomlDefault renders a setting's value as it is written in TOML (and in the docs).
+func tomlDefault(v any) string {
+	switch x := v.(type) {
+	case string:
+		return strconv.Quote(x)
+	case Duration:
+		return strconv.Quote(x.String())
+	case []string:
+		q := make([]string, len(x))
+		for i, s := range x {
+			q[i] = strconv.Quote(s)
+		}
+		return "[" + strings.Join(q, ", ") + "]"
+	case int:
+		return strconv.Itoa(x)
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case bool:
+		return strconv.FormatBool(x)
+	}
+	panic(fmt.Sprintf("tomlDefault: unexpected type %T", v))
+}
+
+func TestDocsListEverySetting(t *testing.T) {
+	f, err := os.Open(docsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows := map[string]string{} // env var -> its table row
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if m := regexp.MustCompile("^\\| `[a-z_]+` \\| `(SIOBRIDGE_[A-Z_]+)` \\|").FindStringSubmatch(line); m != nil {
+			rows[m[1]] = line
+		}
+	}
+	def := DefaultConfig()
+	for _, s := range settings {
+		row, ok := rows[s.env]
+		if !ok {
+			t.Errorf("docs/configuration.md has no row for %s (%s)", s.key, s.env)
+			continue
+		}
+		if !strings.HasPrefix(row, "| `"+s.name+"` |") {
+			t.Errorf("docs row for %s does not start with its key %q: %s", s.env, s.name, row)
+		}
+		cols := strings.Split(row, " | ") // key, env var, type, default, meaning
+		if len(cols) < 5 {
+			t.Errorf("docs row for %s has %d columns, want 5: %s", s.key, len(cols), row)
+			continue
+		}
+		if want := [...]string{kindString: "string", kindInt: "integer", kindBool: "boolean", kindStrings: "list", kindDuration: "duration"}[s.kind]; cols[2] != want {
+			t.Errorf("docs row for %s gives the type %q, want %q", s.key, cols[2], want)
+		}
+		if d := "`" + tomlDefault(valueOf(&def, s.key)) + "`"; cols[3] != d {
+			t.Errorf("docs row for %s gives the default %s, want %s", s.key, cols[3], d)
+		}
+		delete(rows, s.env)
+	}
+	for env := range rows {
+		t.Errorf("docs/configuration.md documents %s, which is no setting", env)
+	}
+}
+
+func TestSettingsTable(t *testing.T) {
+	n := 0
+	ct := reflect.TypeFor[Config]()
+	for i := range ct.NumField() {
+		n += ct.Field(i).Type.NumField()
+	}
+	if len(settings) != n {
+		t.Errorf("%d settings for %d fields", len(settings), n)
+	}
+	seen := map[string]bool{}
+	envRE := regexp.MustCompile(`^SIOBRIDGE_[A-Z]+_[A-Z_]+$`)
+	for _, s := range settings {
+		if seen[s.env] {
+			t.Errorf("environment variable %s used twice", s.env)
+		}
+		seen[s.env] = true
+		if !envRE.MatchString(s.env) || s.env == envConfigPath {
+			t.Errorf("bad environment variable name %q for %s", s.env, s.key)
+		}
+	}
+	for key, env := range map[string]string{
+		"webhook.url":            "SIOBRIDGE_WEBHOOK_URL",
+		"socketio.ping_interval": "SIOBRIDGE_SOCKETIO_PING_INTERVAL",
+		"api.max_body_bytes":     "SIOBRIDGE_API_MAX_BODY_BYTES",
+	} {
+		if got := settingEnv(key); got != env {
+			t.Errorf("settingEnv(%q) = %q, want %q", key, got, env)
+		}
+	}
+}
+
+func TestLoadConfigFile(t *testing.T) {
+	tests := []struct {
+		name string
+		toml string
+		want func(c *Config)
+	}{
+		{"empty file", "", func(c *Config) {}},
+		{"comments only", "# nothing\n\n", func(c *Config) {}},
+		{
+			"every kind",
+			`
+[server]
+listen = "0.0.0.0:8080"
+upstream = "http://127.0.0.1:3000"
+
+[api]
+listen = "[::1]:9000"
+max_body_bytes = 2048
+
+[socketio]
+path = "/rt/"
+namespaces = ["/", "/chat"]
+ping_interval = "1m30s"
+transports = ["websocket"]
+cors_origins = ["https://app.example.com", "http://localhost:5173"]
+cors_credentials = true
+max_queued_messages = 10
+
+[webhook]
+url = "https://app.example.com/siobridge"
+secret = "s3cret"
+events = []
+timeout = "300ms"
+retries = 0
+retry_wait_min = "1s"
+retry_wait_max = "1s"
+connect_on_error = "accept"
+
+[log]
+level = "debug"
+format = "json"
+`,
+			func(c *Config) {
+				c.Server.Listen = "0.0.0.0:8080"
+				c.Server.Upstream = "http://127.0.0.1:3000"
+				c.API.Listen = "[::1]:9000"
+				c.API.MaxBodyBytes = 2048
+				c.SocketIO.Path = "/rt/"
+				c.SocketIO.Namespaces = []string{"/", "/chat"}
+				c.SocketIO.PingInterval = dur("90s")
+				c.SocketIO.Transports = []string{"websocket"}
+				c.SocketIO.CORSOrigins = []string{"https://app.example.com", "http://localhost:5173"}
+				c.SocketIO.CORSCredentials = true
+				c.SocketIO.MaxQueuedMessages = 10
+				c.Webhook.URL = "https://app.example.com/siobridge"
+				c.Webhook.Secret = "s3cret"
+				c.Webhook.Events = []string{}
+				c.Webhook.Timeout = dur("300ms")
+				c.Webhook.Retries = 0
+				c.Webhook.RetryWaitMin = dur("1s")
+				c.Webhook.RetryWaitMax = dur("1s")
+				c.Webhook.ConnectOnError = "accept"
+				c.Log.Level = "debug"
+				c.Log.Format = "json"
+			},
+		},
+		{"dotted keys", `socketio.ping_timeout = "5s"` + "\n" + `log.level = "warn"`, func(c *Config) {
+			c.SocketIO.PingTimeout = dur("5s")
+			c.Log.Level = "warn"
+		}},
+		{"inline table", `api = { token = "t", listen = "10.0.0.1:7897" }`, func(c *Config) {
+			c.API.Token = "t"
+			c.API.Listen = "10.0.0.1:7897"
+		}},
+		{"path normalized", "[socketio]\npath = \"realtime\"", func(c *Config) { c.SocketIO.Path = "/realtime/" }},
+		{"path gets trailing slash", "[socketio]\npath = \"/a/b\"", func(c *Config) { c.SocketIO.Path = "/a/b/" }},
+		{"any namespace", "[socketio]\nnamespaces = [\"*\"]", func(c *Config) { c.SocketIO.Namespaces = []string{"*"} }},
+		{"token on a public address", "[api]\nlisten = \":7897\"\ntoken = \"abc\"", func(c *Config) {
+			c.API.Listen = ":7897"
+			c.API.Token = "abc"
+		}},
+		{"localhost api", "[api]\nlisten = \"localhost:7897\"", func(c *Config) { c.API.Listen = "localhost:7897" }},
+		{"ephemeral ports", "server.listen = \"127.0.0.1:0\"\napi.listen = \"127.0.0.1:0\"", func(c *Config) {
+			c.Server.Listen = "127.0.0.1:0"
+			c.API.Listen = "127.0.0.1:0"
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := LoadConfig(writeConfig(t, tt.toml), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := DefaultConfig()
+			tt.want(&want)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got  %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestEnvOverrides(t *testing.T) {
+	tests := []struct {
+		name string
+		file string // config file content; "" = no file
+		env  []string
+		want func(c *Config)
+	}{
+		{"nil env", "", nil, func(c *Config) {}},
+		{"unrelated variables ignored", "", []string{"PATH=/bin", "HOME=/root", "siobridge_webhook_url=x", "SIOBRIDGE_CONFIG=/etc/siobridge.toml", "NOEQUALS"}, func(c *Config) {}},
+		{"string", "", []string{"SIOBRIDGE_WEBHOOK_URL=http://127.0.0.1:3000/hook"}, func(c *Config) {
+			c.Webhook.URL = "http://127.0.0.1:3000/hook"
+		}},
+		{"value with =", "", []string{"SIOBRIDGE_WEBHOOK_SECRET=a=b=c"}, func(c *Config) { c.Webhook.Secret = "a=b=c" }},
+		{"int64", "", []string{"SIOBRIDGE_API_MAX_BODY_BYTES=4096"}, func(c *Config) { c.API.MaxBodyBytes = 4096 }},
+		{"int", "", []string{"SIOBRIDGE_WEBHOOK_RETRIES= 7 "}, func(c *Config) { c.Webhook.Retries = 7 }},
+		{"duration", "", []string{"SIOBRIDGE_SOCKETIO_PING_INTERVAL=300ms", "SIOBRIDGE_WEBHOOK_RETRY_WAIT_MAX=1m"}, func(c *Config) {
+			c.SocketIO.PingInterval = dur("300ms")
+			c.Webhook.RetryWaitMax = dur("1m")
+		}},
+		{"bool true", "", []string{"SIOBRIDGE_SOCKETIO_CORS_CREDENTIALS=true", "SIOBRIDGE_SOCKETIO_CORS_ORIGINS=https://a.example"}, func(c *Config) {
+			c.SocketIO.CORSCredentials = true
+			c.SocketIO.CORSOrigins = []string{"https://a.example"}
+		}},
+		{"bool 1", "", []string{"SIOBRIDGE_SOCKETIO_CORS_CREDENTIALS=1"}, func(c *Config) { c.SocketIO.CORSCredentials = true }},
+		{"list trimmed", "", []string{"SIOBRIDGE_SOCKETIO_NAMESPACES= /, /chat ,/admin,"}, func(c *Config) {
+			c.SocketIO.Namespaces = []string{"/", "/chat", "/admin"}
+		}},
+		{"empty list", "", []string{"SIOBRIDGE_WEBHOOK_EVENTS="}, func(c *Config) { c.Webhook.Events = []string{} }},
+		{"empty string", "[server]\nupstream = \"http://app:3000\"", []string{"SIOBRIDGE_SERVER_UPSTREAM="}, func(c *Config) {}},
+		{"env beats file", "[log]\nlevel = \"debug\"\nformat = \"json\"", []string{"SIOBRIDGE_LOG_LEVEL=error"}, func(c *Config) {
+			c.Log.Level = "error"
+			c.Log.Format = "json"
+		}},
+		{"last one wins", "", []string{"SIOBRIDGE_LOG_LEVEL=warn", "SIOBRIDGE_LOG_LEVEL=debug"}, func(c *Config) { c.Log.Level = "debug" }},
+		{"token makes a public API valid", "", []string{"SIOBRIDGE_API_LISTEN=0.0.0.0:7897", "SIOBRIDGE_API_TOKEN=xyz"}, func(c *Config) {
+			c.API.Listen = "0.0.0.0:7897"
+			c.API.Token = "xyz"
+		}},
+		{"path normalized", "", []string{"SIOBRIDGE_SOCKETIO_PATH=/io"}, func(c *Config) { c.SocketIO.Path = "/io/" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			if tt.file != "" {
+				path = writeConfig(t, tt.file)
+			}
+			got, err := LoadConfig(path, tt.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := DefaultConfig()
+			tt.want(&want)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got  %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}
+
+// checkErr checks that err's every line is in the "config: " style, and that err mentions
+// every one of wants.
+func checkErr(t *testing.T, err error, wants ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error, want one mentioning %q", wants)
+	}
+	msg := err.Error()
+	for _, line := range strings.Split(msg, "\n") {
+		if !strings.HasPrefix(line, "config: ") {
+			t.Errorf("error line %q does not start with \"config: \"", line)
+		}
+	}
+	for _, w := range wants {
+		if !strings.Contains(msg, w) {
+			t.Errorf("error %q does not mention %q", msg, w)
+		}
+	}
+}
+
+func TestValidateErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(c *Config)
+		want   []string
+	}{
+		{"server listen no port", func(c *Config) { c.Server.Listen = "7896" }, []string{`config: server.listen: must be host:port`, `"7896"`}},
+		{"server listen empty", func(c *Config) { c.Server.Listen = "" }, []string{"config: server.listen: "}},
+		{"server listen named port", func(c *Config) { c.Server.Listen = ":http" }, []string{"config: server.listen: port must be a number"}},
+		{"server listen port too big", func(c *Config) { c.Server.Listen = ":70000" }, []string{"config: server.listen: port must be a number"}},
+		{"server listen url", func(c *Config) { c.Server.Listen = "http://0.0.0.0:7896" }, []string{"config: server.listen: "}},
+		{"upstream not absolute", func(c *Config) { c.Server.Upstream = "127.0.0.1:3000" }, []string{`config: server.upstream: must be an absolute http(s) URL, got "127.0.0.1:3000"`}},
+		{"upstream wrong scheme", func(c *Config) { c.Server.Upstream = "ftp://app" }, []string{"config: server.upstream: must be an absolute http(s) URL"}},
+		{"upstream query", func(c *Config) { c.Server.Upstream = "http://app:3000/?x=1" }, []string{"config: server.upstream: must not have a query"}},
+		{"upstream fragment", func(c *Config) { c.Server.Upstream = "http://app:3000/#x" }, []string{"config: server.upstream: must not have a #fragment"}},
+		{"api listen bad", func(c *Config) { c.API.Listen = "localhost" }, []string{"config: api.listen: must be host:port"}},
+		{"api listen same as server", func(c *Config) { c.API.Listen = "0.0.0.0:7896"; c.API.Token = "t" }, []string{"config: api.listen: ", "overlaps server.listen"}},
+		{"api public without token", func(c *Config) { c.API.Listen = "0.0.0.0:7897" }, []string{"config: api.token: required when api.listen (0.0.0.0:7897) is not a loopback address", "SIOBRIDGE_API_TOKEN"}},
+		{"api all interfaces without token", func(c *Config) { c.API.Listen = ":7897" }, []string{"config: api.token: required when api.listen (:7897)"}},
+		{"api ipv6 any without token", func(c *Config) { c.API.Listen = "[::]:7897" }, []string{"config: api.token: required"}},
+		{"api LAN address without token", func(c *Config) { c.API.Listen = "192.168.1.10:7897" }, []string{"config: api.token: required"}},
+		{"api hostname without token", func(c *Config) { c.API.Listen = "myhost:7897" }, []string{"config: api.token: required"}},
+		{"api token whitespace", func(c *Config) { c.API.Token = "abc\n" }, []string{"config: api.token: must not start or end with whitespace"}},
+		{"max body zero", func(c *Config) { c.API.MaxBodyBytes = 0 }, []string{"config: api.max_body_bytes: must be at least 1"}},
+		{"path empty", func(c *Config) { c.SocketIO.Path = "" }, []string{"config: socketio.path: must not be empty"}},
+		{"path query", func(c *Config) { c.SocketIO.Path = "/socket.io/?x" }, []string{"config: socketio.path: must be a plain URL path"}},
+		{"path dot dot", func(c *Config) { c.SocketIO.Path = "/a/../b/" }, []string{"config: socketio.path: "}},
+		{"path double slash", func(c *Config) { c.SocketIO.Path = "//x/" }, []string{"config: socketio.path: "}},
+		{"path space", func(c *Config) { c.SocketIO.Path = "/a b/" }, []string{"config: socketio.path: "}},
+		{"root path with upstream", func(c *Config) { c.SocketIO.Path = "/"; c.Server.Upstream = "http://app" }, []string{`config: socketio.path: must not be "/" when server.upstream is set`}},
+		{"namespaces empty", func(c *Config) { c.SocketIO.Namespaces = nil }, []string{"config: socketio.namespaces: must not be empty"}},
+		{"namespace without slash", func(c *Config) { c.SocketIO.Namespaces = []string{"/", "chat"} }, []string{`config: socketio.namespaces: "chat" must start with "/"`}},
+		{"ping interval zero", func(c *Config) { c.SocketIO.PingInterval = Duration{} }, []string{`config: socketio.ping_interval: must be a positive duration like "25s", got "0s"`}},
+		{"ping timeout negative", func(c *Config) { c.SocketIO.PingTimeout = dur("-1s") }, []string{"config: socketio.ping_timeout: must be a positive duration"}},
+		{"connect timeout zero", func(c *Config) { c.SocketIO.ConnectTimeout = Duration{} }, []string{"config: socketio.connect_timeout: "}},
+		{"upgrade timeout zero", func(c *Config) { c.SocketIO.UpgradeTimeout = Duration{} }, []string{"config: socketio.upgrade_timeout: "}},
+		{"max payload zero", func(c *Config) { c.SocketIO.MaxPayload = 0 }, []string{"config: socketio.max_payload: must be from 1 to 100000000"}},
+		{"max payload too big", func(c *Config) { c.SocketIO.MaxPayload = 100_000_001 }, []string{"config: socketio.max_payload: "}},
+		{"transports empty", func(c *Config) { c.SocketIO.Transports = []string{} }, []string{"config: socketio.transports: must not be empty"}},
+		{"transport unknown", func(c *Config) { c.SocketIO.Transports = []string{"polling", "ws"} }, []string{`config: socketio.transports: unknown transport "ws"`}},
+		{"cors origin with path", func(c *Config) { c.SocketIO.CORSOrigins = []string{"https://app.example.com/"} }, []string{`config: socketio.cors_origins: "https://app.example.com/" is not an origin`}},
+		{"cors origin without scheme", func(c *Config) { c.SocketIO.CORSOrigins = []string{"app.example.com"} }, []string{"config: socketio.cors_origins: "}},
+		{"cors origin with query", func(c *Config) { c.SocketIO.CORSOrigins = []string{"https://a.example?x"} }, []string{"config: socketio.cors_origins: "}},
+		{"cors origin bad port", func(c *Config) { c.SocketIO.CORSOrigins = []string{"https://a.example:x"} }, []string{"config: socketio.cors_origins: "}},
+		{"cors wildcard with credentials", func(c *Config) { c.SocketIO.CORSOrigins = []string{"*"}; c.SocketIO.CORSCredentials = true }, []string{"config: socketio.cors_credentials: must be false"}},
+		{"max queued zero", func(c *Config) { c.SocketIO.MaxQueuedMessages = 0 }, []string{"config: socketio.max_queued_messages: must be at least 1"}},
+		{"webhook url host:port", func(c *Config) { c.Webhook.URL = "localhost:3000" }, []string{`config: webhook.url: must be an absolute http(s) URL, got "localhost:3000"`, `did you mean "http://localhost:3000"?`}},
+		{"webhook url relative", func(c *Config) { c.Webhook.URL = "/webhook" }, []string{"config: webhook.url: must be an absolute http(s) URL"}},
+		{"webhook url no host", func(c *Config) { c.Webhook.URL = "http:///webhook" }, []string{"config: webhook.url: "}},
+		{"webhook event unknown", func(c *Config) { c.Webhook.Events = []string{"connect", "message"} }, []string{`config: webhook.events: unknown kind "message"`}},
+		{"webhook timeout zero", func(c *Config) { c.Webhook.Timeout = Duration{} }, []string{"config: webhook.timeout: "}},
+		{"retries negative", func(c *Config) { c.Webhook.Retries = -1 }, []string{"config: webhook.retries: must be from 0 to 100, got -1"}},
+		{"retries too many", func(c *Config) { c.Webhook.Retries = 101 }, []string{"config: webhook.retries: "}},
+		{"retry wait min zero", func(c *Config) { c.Webhook.RetryWaitMin = Duration{} }, []string{"config: webhook.retry_wait_min: "}},
+		{"retry wait max below min", func(c *Config) { c.Webhook.RetryWaitMax = dur("50ms") }, []string{`config: webhook.retry_wait_max: must be at least webhook.retry_wait_min ("100ms"), got "50ms"`}},
+		{"concurrency zero", func(c *Config) { c.Webhook.Concurrency = 0 }, []string{"config: webhook.concurrency: must be from 1 to 10000"}},
+		{"concurrency too big", func(c *Config) { c.Webhook.Concurrency = 10001 }, []string{"config: webhook.concurrency: "}},
+		{"queue size zero", func(c *Config) { c.Webhook.QueueSize = 0 }, []string{"config: webhook.queue_size: "}},
+		{"connect on error", func(c *Config) { c.Webhook.ConnectOnError = "allow" }, []string{`config: webhook.connect_on_error: must be "refuse" or "accept", got "allow"`}},
+		{"log level", func(c *Config) { c.Log.Level = "INFO" }, []string{`config: log.level: must be "debug", "info", "warn" or "error", got "INFO"`}},
+		{"log format", func(c *Config) { c.Log.Format = "logfmt" }, []string{`config: log.format: must be "text" or "json", got "logfmt"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.modify(&c)
+			err := c.Validate()
+			checkErr(t, err, tt.want...)
+			if n := strings.Count(err.Error(), "\n") + 1; n != 1 {
+				t.Errorf("%d errors, want 1: %v", n, err)
+			}
+		})
+	}
+}
+
+func TestValidateCollectsEveryError(t *testing.T) {
+	c := DefaultConfig()
+	c.Server.Listen = "nope"
+	c.API.Listen = "0.0.0.0:1"
+	c.SocketIO.PingInterval = Duration{}
+	c.SocketIO.Transports = []string{"x", "y"}
+	c.Webhook.URL = "nope"
+	c.Log.Format = "xml"
+	err := c.Validate()
+	checkErr(t, err, "server.listen", "api.token", "socketio.ping_interval", `"x"`, `"y"`, "webhook.url", "log.format")
+	if n := len(strings.Split(err.Error(), "\n")); n != 7 {
+		t.Errorf("%d error lines, want 7:\n%v", n, err)
+	}
+}
+
+func TestAPILoopback(t *testing.T) {
+	for listen, loopback := range map[string]bool{
+		"127.0.0.1:7897":    true,
+		"127.1.2.3:7897":    true,
+		"localhost:7897":    true,
+		"LOCALHOST:7897":    true,
+		"[::1]:7897":        true,
+		":7897":             false,
+		"0.0.0.0:7897":      false,
+		"[::]:7897":         false,
+		"10.0.0.5:7897":     false,
+		"example.com:7897":  false,
+		"[fe80::1%lo]:7897": false,
+	} {
+		c := DefaultConfig()
+		c.API.Listen = listen
+		err := c.Validate()
+		if loopback && err != nil {
+			t.Errorf("api.listen %q: %v", listen, err)
+		}
+		if !loopback {
+			checkErr(t, err, "api.token: required when api.listen ("+listen+")")
+			c.API.Token = "secret"
+			if err := c.Validate(); err != nil {
+				t.Errorf("api.listen %q with a token: %v", listen, err)
+			}
+		}
+	}
+}
+
+func TestLoadConfigFileErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		toml string
+		want []string
+	}{
+		{"unknown key", "[webhook]\nurl = \"http://a\"\nretrys = 3\n", []string{`config: unknown key "webhook.retrys" in `, "at line 3", `did you mean "webhook.retries"?`}},
+		{"every unknown key", "[server]\nlisten = \":1\"\nlisen = \":2\"\n[api]\ntoken = \"x\"\nfoo = 1\n[metrics]\nenabled = true\n", []string{
+			`unknown key "server.lisen"`, `did you mean "server.listen"?`, "line 3", `unknown key "api.foo"`, `unknown key "metrics"`, "remove it",
+		}},
+		{"key in the wrong section", "[server]\ntoken = \"x\"\n", []string{`unknown key "server.token"`, `did you mean "api.token"?`}},
+		{"key outside its section", "listen = \":1\"\n", []string{`unknown key "listen"`, `did you mean "server.listen" or "api.listen"?`}},
+		{"section misspelled", "[webhok]\nurl = \"http://a\"\n", []string{`unknown key "webhok"`, `did you mean "webhook"?`}},
+		{"integer duration", "[socketio]\nping_interval = 25\n", []string{`config: socketio.ping_interval: invalid duration "25": use a string like "25s"`}},
+		{"integer zero duration", "[webhook]\ntimeout = 0\n", []string{`config: webhook.timeout: invalid duration "0": use a string like "25s"`}},
+		{"string number duration", "[socketio]\nping_timeout = \"20\"\n", []string{`config: socketio.ping_timeout: invalid duration "20": use a string like "25s"`}},
+		{"float duration", "[webhook]\nretry_wait_min = 0.5\n", []string{`config: webhook.retry_wait_min: invalid duration "0.5": use a string like "25s"`}},
+		{"bad duration string", "[webhook]\ntimeout = \"5 seconds\"\n", []string{`config: webhook.timeout: invalid duration "5 seconds"`}},
+		{"array duration", "[webhook]\ntimeout = [\"5s\"]\n", []string{`config: webhook.timeout: must be a duration string like "25s", got an array`}},
+		{"every type error", "[server]\nlisten = 7896\n[api]\nmax_body_bytes = \"1MB\"\n[socketio]\ncors_credentials = \"yes\"\ntransports = \"websocket\"\nnamespaces = [\"/\", 2]\nmax_payload = 1.5\n", []string{
+			"config: server.listen: must be a string (in quotes), got integer 7896",
+			`config: api.max_body_bytes: must be an integer, got string "1MB"`,
+			`config: socketio.cors_credentials: must be true or false, got string "yes"`,
+			`config: socketio.transports: must be a list of strings like ["a", "b"], got string "websocket"`,
+			"config: socketio.namespaces: must be a list of strings like [\"a\", \"b\"], but item 2 is integer 2",
+			"config: socketio.max_payload: must be an integer, got float 1.5",
+		}},
+		{"secret not echoed", "[api]\ntoken = 12345678\n", []string{"config: api.token: must be a string (in quotes), got integer"}},
+		{"section not a table", "server = \":7896\"\n", []string{`config: server: must be a table (a [server] section), got string ":7896"`}},
+		{"syntax error", "[server]\nlisten = \":7896\"\nupstream = \n", []string{"config: invalid TOML in ", "at line 3, column"}},
+		{"unclosed string", "[log]\n\nlevel = \"info\n", []string{"config: invalid TOML in ", "line 3"}},
+		{"duplicate key", "[log]\nlevel = \"info\"\nlevel = \"debug\"\n", []string{"config: invalid TOML in ", "line 3", "already defined"}},
+		{"valid TOML, invalid value", "[webhook]\nurl = \"localhost:3000\"\n", []string{`config: webhook.url: must be an absolute http(s) URL, got "localhost:3000"`}},
+		{"valid TOML, public API", "[api]\nlisten = \"0.0.0.0:7897\"\n", []string{"config: api.token: required when api.listen (0.0.0.0:7897) is not a loopback address"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeConfig(t, tt.toml)
+			cfg, err := LoadConfig(path, nil)
+			checkErr(t, err, tt.want...)
+			if strings.Contains(err.Error(), "12345678") {
+				t.Errorf("error shows the secret: %v", err)
+			}
+			if !reflect.DeepEqual(cfg, Config{}) {
+				t.Errorf("LoadConfig returned %+v with its error, want the zero Config", cfg)
+			}
+		})
+	}
+}
+
+func TestUnknownKeyNamesTheFile(t *testing.T) {
+	path := writeConfig(t, "[webhook]\nretrys = 3\n")
+	_, err := LoadConfig(path, nil)
+	checkErr(t, err, `config: unknown key "webhook.retrys" in `+path+" at line 2")
+}
+
+func TestMissingFile(t *testing.T) {
+	_, err := LoadConfig(filepath.Join(t.TempDir(), "nope.toml"), nil)
+	checkErr(t, err, "nope.toml", "no such file")
+}
+
+func TestEnvErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		env  []string
+		want []string
+	}{
+		{"unknown", []string{"SIOBRIDGE_WEBHOOK_TIMOUT=5s"}, []string{"config: SIOBRIDGE_WEBHOOK_TIMOUT: unknown setting", `did you mean "SIOBRIDGE_WEBHOOK_TIMEOUT"?`}},
+		{"unknown far off", []string{"SIOBRIDGE_NOTHING_LIKE_IT=1"}, []string{"config: SIOBRIDGE_NOTHING_LIKE_IT: unknown setting: unset it"}},
+		{"unknown without section", []string{"SIOBRIDGE_TOKEN=x"}, []string{"config: SIOBRIDGE_TOKEN: unknown setting", `"SIOBRIDGE_API_TOKEN"`}},
+		{"integer duration", []string{"SIOBRIDGE_SOCKETIO_PING_INTERVAL=25"}, []string{`config: SIOBRIDGE_SOCKETIO_PING_INTERVAL: invalid duration "25": use a string like "25s"`}},
+		{"bad duration", []string{"SIOBRIDGE_WEBHOOK_TIMEOUT=soon"}, []string{`config: SIOBRIDGE_WEBHOOK_TIMEOUT: invalid duration "soon"`}},
+		{"bad int", []string{"SIOBRIDGE_API_MAX_BODY_BYTES=1MB"}, []string{`config: SIOBRIDGE_API_MAX_BODY_BYTES: must be an integer, got "1MB"`}},
+		{"empty int", []string{"SIOBRIDGE_WEBHOOK_RETRIES="}, []string{`config: SIOBRIDGE_WEBHOOK_RETRIES: must be an integer, got ""`}},
+		{"bad bool", []string{"SIOBRIDGE_SOCKETIO_CORS_CREDENTIALS=yes"}, []string{`config: SIOBRIDGE_SOCKETIO_CORS_CREDENTIALS: must be true or false, got "yes"`}},
+		{"all of them", []string{"SIOBRIDGE_A=1", "SIOBRIDGE_B=2", "SIOBRIDGE_LOG_LEVEL=info", "SIOBRIDGE_WEBHOOK_RETRIES=x"}, []string{"SIOBRIDGE_A:", "SIOBRIDGE_B:", "SIOBRIDGE_WEBHOOK_RETRIES:"}},
+		{"valid syntax, invalid value", []string{"SIOBRIDGE_LOG_FORMAT=xml"}, []string{`config: log.format: must be "text" or "json", got "xml"`}},
+		{"list validated", []string{"SIOBRIDGE_SOCKETIO_TRANSPORTS=polling, websockets"}, []string{`config: socketio.transports: unknown transport "websockets"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := LoadConfig("", tt.env)
+			checkErr(t, err, tt.want...)
+			if !reflect.DeepEqual(cfg, Config{}) {
+				t.Errorf("LoadConfig returned %+v with its error, want the zero Config", cfg)
+			}
+		})
+	}
+}
+
+func TestDurationText(t *testing.T) {
+	for _, tt := range []struct {
+		in, err string
+		want    time.Duration
+	}{
+		{in: "25s", want: 25 * time.Second},
+		{in: "300ms", want: 300 * time.Millisecond},
+		{in: "1m30s", want: 90 * time.Second},
+		{in: "1.5h", want: 90 * time.Minute},
+		{in: "-2s", want: -2 * time.Second},
+		{in: "25", err: `invalid duration "25": use a string like "25s"`},
+		{in: "0", err: `invalid duration "0": use a string like "25s"`},
+		{in: "", err: `invalid duration ""`},
+		{in: "5 s", err: `invalid duration "5 s"`},
+	} {
+		var d Duration
+		err := d.UnmarshalText([]byte(tt.in))
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("UnmarshalText(%q) error = %v, want %q", tt.in, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || d.Duration != tt.want {
+			t.Errorf("UnmarshalText(%q) = %v, %v; want %v", tt.in, d.Duration, err, tt.want)
+		}
+		text, err := d.MarshalText()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Duration
+		if err := back.UnmarshalText(text); err != nil || back != d {
+			t.Errorf("MarshalText round trip of %v: %q -> %v, %v", d.Duration, text, back.Duration, err)
+		}
+	}
+}
+
+func TestConfigMarshalsToLoadableTOML(t *testing.T) {
+	// A Config written with go-toml (Duration as text) reads back the same: what a "print the
+	// effective config" feature would rely on.
+	c := DefaultConfig()
+	c.Webhook.URL = "http://127.0.0.1:3000/hook"
+	c.SocketIO.CORSOrigins = []string{"https://a.example"}
+	data, err := toml.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadConfig(writeConfig(t, string(data)), nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, data)
+	}
+	if !reflect.DeepEqual(got, c) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", got, c)
+	}
+}
+
+func TestSuggest(t *testing.T) {
+	for _, tt := range []struct {
+		got  string
+		want string
+	}{
+		{"webhook.retrys", `did you mean "webhook.retries"?`},
+		{"socketio.pinginterval", `did you mean "socketio.ping_interval"?`},
+		{"zzz.qqq", "remove it"},
+	} {
+		if h := unknownKeyHint(tt.got); !strings.Contains(h, tt.want) {
+			t.Errorf("unknownKeyHint(%q) = %q, want %q", tt.got, h, tt.want)
+		}
+	}
+	if d := editDistance("kitten", "sitting"); d != 3 {
+		t.Errorf("editDistance = %d, want 3", d)
+	}
+}
