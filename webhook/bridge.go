@@ -1,0 +1,343 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/siobridge/siobridge/socketio"
+)
+
+// Payload is the body of every webhook: one shape for connect, event and disconnect.
+type Payload struct {
+	Type      Kind          `json:"type"`
+	Namespace string        `json:"namespace"`
+	Socket    SocketPayload `json:"socket"`
+	// Event, Args and Ack are set for events: Args is the JSON array of the event's
+	// arguments, binary ones as {"$binary":"<base64>"}; Ack tells whether the client waits
+	// for an acknowledgement (the reply's "ack").
+	Event string          `json:"event,omitempty"`
+	Args  json.RawMessage `json:"args,omitempty"`
+	Ack   *bool           `json:"ack,omitempty"`
+	// Reason is set for disconnects, in Socket.IO's words ("transport close", ...).
+	Reason string `json:"reason,omitempty"`
+}
+
+// SocketPayload describes the socket a webhook is about.
+type SocketPayload struct {
+	ID        string              `json:"id"`
+	Rooms     []string            `json:"rooms"`
+	Data      json.RawMessage     `json:"data"`
+	Handshake *socketio.Handshake `json:"handshake"`
+}
+
+// Actions is what the app's 2xx reply to a webhook may ask for. They are applied in this
+// order: data, join, leave, ack, emit, disconnect.
+type Actions struct {
+	// Ack answers the client's acknowledgement callback, when it asked for one.
+	Ack *[]json.RawMessage `json:"ack"`
+	// Emit items are shaped like POST /emit; their namespace defaults to the socket's.
+	Emit []EmitRequest `json:"emit"`
+	// Join and Leave change the socket's rooms.
+	Join  []string `json:"join"`
+	Leave []string `json:"leave"`
+	// Disconnect removes the socket from its namespace.
+	Disconnect bool `json:"disconnect"`
+	// Data replaces the socket's data, which later webhooks carry.
+	Data json.RawMessage `json:"data"`
+	// Message and Data (with a 4xx reply to a connect) refuse the connection with this
+	// message; the client's connect_error gets both.
+	Message string `json:"message"`
+}
+
+// BridgeOptions configure a [Bridge].
+type BridgeOptions struct {
+	// Server is the Socket.IO server whose clients are reported.
+	Server *socketio.Server
+	// Deliverer sends the webhooks.
+	Deliverer *Deliverer
+	// Kinds lists the kinds of webhook sent; the others are not.
+	Kinds []Kind
+	// AcceptOnError admits a connection when the connect webhook could not be delivered
+	// (after its retries); by default such a connection is refused.
+	AcceptOnError bool
+	Metrics       *Metrics
+	Logger        *slog.Logger
+}
+
+// Bridge turns what clients do into webhooks and carries out the actions of the app's replies.
+type Bridge struct {
+	opts  BridgeOptions
+	log   *slog.Logger
+	kinds map[Kind]bool
+}
+
+// The refusal messages a client's connect_error shows.
+const (
+	msgRefused     = "Connection refused by the application"
+	msgUnreachable = "Connection refused: the application could not be reached"
+	msgOverloaded  = "Connection refused: too many webhooks waiting"
+)
+
+// NewBridge attaches a bridge to every namespace of opts.Server, present and future.
+func NewBridge(opts BridgeOptions) *Bridge {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	b := &Bridge{opts: opts, log: opts.Logger, kinds: make(map[Kind]bool)}
+	for _, k := range opts.Kinds {
+		b.kinds[k] = true
+	}
+	opts.Server.OnNamespace(b.attach)
+	return b
+}
+
+func (b *Bridge) attach(ns *socketio.Namespace) {
+	if b.kinds[KindConnect] {
+		ns.Authorize(b.authorize)
+	}
+	ns.OnConnect(func(s *socketio.Socket) {
+		s.OnAny(func(e *socketio.Event) { b.onEvent(s, e) })
+		if b.kinds[KindDisconnect] {
+			s.OnDisconnect(func(reason string) { b.onDisconnect(s, reason) })
+		}
+	})
+}
+
+func socketData(v any) json.RawMessage {
+	switch d := v.(type) {
+	case nil:
+		return json.RawMessage("null")
+	case json.RawMessage:
+		return d
+	default:
+		j, err := json.Marshal(d)
+		if err != nil {
+			return json.RawMessage("null")
+		}
+		return j
+	}
+}
+
+func (b *Bridge) socketPayload(s *socketio.Socket) SocketPayload {
+	return SocketPayload{ID: s.ID(), Rooms: nonNil(s.Rooms()), Data: socketData(s.Data()), Handshake: s.Handshake()}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// authorize sends the connect webhook and waits for the app's decision.
+func (b *Bridge) authorize(ctx context.Context, req *socketio.ConnectRequest) (*socketio.Admission, error) {
+	body, err := json.Marshal(Payload{
+		Type:      KindConnect,
+		Namespace: req.Namespace,
+		Socket:    SocketPayload{ID: req.SocketID, Rooms: []string{}, Data: json.RawMessage("null"), Handshake: req.Handshake},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("webhook: encode connect: %w", err)
+	}
+	results := make(chan Result, 1)
+	if err := b.opts.Deliverer.Enqueue(req.SocketID, &Delivery{Kind: KindConnect, Body: body}, func(r Result) { results <- r }); err != nil {
+		b.log.Warn("webhook: connect not sent", "namespace", req.Namespace, "socket", req.SocketID, "err", err)
+		return b.onConnectError(&socketio.ConnectError{Message: msgOverloaded})
+	}
+	var res Result
+	select {
+	case res = <-results:
+	case <-ctx.Done():
+		return nil, ctx.Err() // the connection is gone; nobody reads the answer
+	}
+	if res.Err != nil {
+		b.log.Warn("webhook: connect undelivered", "namespace", req.Namespace, "socket", req.SocketID, "err", res.Err)
+		return b.onConnectError(&socketio.ConnectError{Message: msgUnreachable})
+	}
+	acts, err := parseActions(res.Body)
+	if err != nil {
+		b.log.Warn("webhook: connect reply unreadable", "socket", req.SocketID, "status", res.StatusCode, "err", err)
+	}
+	if res.StatusCode < 200 || res.StatusCode > 299 {
+		msg := acts.Message
+		if msg == "" {
+			msg = msgRefused
+		}
+		var data any
+		if len(acts.Data) > 0 {
+			data = acts.Data
+		}
+		return nil, &socketio.ConnectError{Message: msg, Data: data}
+	}
+	adm := &socketio.Admission{Rooms: acts.Join}
+	if len(acts.Data) > 0 {
+		adm.Data = acts.Data
+	}
+	if len(acts.Emit) > 0 || len(acts.Leave) > 0 || acts.Disconnect {
+		post := acts
+		post.Join, post.Data, post.Ack = nil, nil, nil
+		adm.Connected = func(s *socketio.Socket) { b.apply(s, nil, &post) }
+	}
+	return adm, nil
+}
+
+func (b *Bridge) onConnectError(refusal *socketio.ConnectError) (*socketio.Admission, error) {
+	if b.opts.AcceptOnError {
+		return nil, nil
+	}
+	return nil, refusal
+}
+
+// onEvent queues the event's webhook; it runs on the connection's reader and does not wait.
+func (b *Bridge) onEvent(s *socketio.Socket, e *socketio.Event) {
+	countEventsIn(b.opts.Metrics, s.Namespace().Name())
+	if !b.kinds[KindEvent] {
+		return
+	}
+	args, err := ArgsToJSON(e.Args)
+	if err != nil {
+		b.log.Warn("webhook: event arguments unreadable", "socket", s.ID(), "event", e.Name, "err", err)
+		return
+	}
+	wantsAck := e.WantsAck()
+	body, err := json.Marshal(Payload{
+		Type:      KindEvent,
+		Namespace: s.Namespace().Name(),
+		Socket:    b.socketPayload(s),
+		Event:     e.Name,
+		Args:      args,
+		Ack:       &wantsAck,
+	})
+	if err != nil {
+		b.log.Warn("webhook: encode event", "socket", s.ID(), "event", e.Name, "err", err)
+		return
+	}
+	err = b.opts.Deliverer.Enqueue(s.ID(), &Delivery{Kind: KindEvent, Body: body}, func(r Result) {
+		if r.Err != nil {
+			b.log.Warn("webhook: event undelivered", "socket", s.ID(), "event", e.Name, "err", r.Err)
+			return
+		}
+		if r.StatusCode < 200 || r.StatusCode > 299 {
+			b.log.Warn("webhook: event refused by the app", "socket", s.ID(), "event", e.Name, "status", r.StatusCode)
+			return
+		}
+		acts, err := parseActions(r.Body)
+		if err != nil {
+			b.log.Warn("webhook: event reply unreadable", "socket", s.ID(), "event", e.Name, "err", err)
+			return
+		}
+		b.apply(s, e, &acts)
+	})
+	if err != nil {
+		b.log.Warn("webhook: event dropped", "socket", s.ID(), "event", e.Name, "err", err)
+	}
+}
+
+func (b *Bridge) onDisconnect(s *socketio.Socket, reason string) {
+	body, err := json.Marshal(Payload{
+		Type:      KindDisconnect,
+		Namespace: s.Namespace().Name(),
+		Socket:    b.socketPayload(s),
+		Reason:    reason,
+	})
+	if err != nil {
+		b.log.Warn("webhook: encode disconnect", "socket", s.ID(), "err", err)
+		return
+	}
+	err = b.opts.Deliverer.Enqueue(s.ID(), &Delivery{Kind: KindDisconnect, Body: body}, func(r Result) {
+		if r.Err != nil {
+			b.log.Warn("webhook: disconnect undelivered", "socket", s.ID(), "err", r.Err)
+			return
+		}
+		if acts, err := parseActions(r.Body); err == nil && len(acts.Emit) > 0 {
+			b.apply(s, nil, &Actions{Emit: acts.Emit})
+		}
+	})
+	if err != nil {
+		b.log.Warn("webhook: disconnect dropped", "socket", s.ID(), "err", err)
+	}
+}
+
+// parseActions reads a reply body; an empty body, or one that is not a JSON object, asks
+// for nothing.
+func parseActions(body []byte) (Actions, error) {
+	var acts Actions
+	trimmed := trimSpace(body)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return acts, nil
+	}
+	if err := json.Unmarshal(trimmed, &acts); err != nil {
+		return Actions{}, err
+	}
+	return acts, nil
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\n' || b[0] == '\r' || b[0] == '\t') {
+		b = b[1:]
+	}
+	return b
+}
+
+// apply carries out a reply's actions for socket s; e is the event replied to, if any.
+func (b *Bridge) apply(s *socketio.Socket, e *socketio.Event, acts *Actions) {
+	if len(acts.Data) > 0 {
+		s.SetData(acts.Data)
+	}
+	if len(acts.Join) > 0 {
+		s.Join(acts.Join...)
+	}
+	if len(acts.Leave) > 0 {
+		s.Leave(acts.Leave...)
+	}
+	if acts.Ack != nil && e != nil && e.WantsAck() {
+		if err := b.ack(e, *acts.Ack); err != nil {
+			b.log.Warn("webhook: ack not sent", "socket", s.ID(), "event", e.Name, "err", err)
+		}
+	}
+	for i := range acts.Emit {
+		em := acts.Emit[i]
+		if em.Namespace == "" {
+			em.Namespace = s.Namespace().Name()
+		}
+		if em.AckTimeoutMS > 0 {
+			b.log.Warn("webhook: emit action ignored: ack_timeout_ms is only for POST /emit", "socket", s.ID(), "event", em.Event)
+			continue
+		}
+		res, err := Emit(context.Background(), b.opts.Server, &em)
+		if err != nil {
+			b.log.Warn("webhook: emit action failed", "socket", s.ID(), "event", em.Event, "err", err)
+			continue
+		}
+		countEventsOut(b.opts.Metrics, em.Namespace, res.Sockets)
+	}
+	if acts.Disconnect {
+		s.Disconnect(false)
+	}
+}
+
+func (b *Bridge) ack(e *socketio.Event, raw []json.RawMessage) error {
+	args, err := ArgsFromJSON(raw)
+	if err != nil {
+		return err
+	}
+	if err := e.Ack(args...); err != nil && !errors.Is(err, socketio.ErrNoAck) {
+		return err
+	}
+	return nil
+}
+
+func countEventsIn(m *Metrics, namespace string) {
+	if m != nil && m.EventsIn != nil {
+		m.EventsIn.WithLabelValues(namespace).Inc()
+	}
+}
+
+func countEventsOut(m *Metrics, namespace string, n int) {
+	if m != nil && m.EventsOut != nil && n > 0 {
+		m.EventsOut.WithLabelValues(namespace).Add(float64(n))
+	}
+}

@@ -1,0 +1,586 @@
+package webhook
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	randv2 "math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+)
+
+// Kind is what a webhook reports.
+type Kind string
+
+// The kinds of webhook, sent in the X-Siobridge-Type header and the payload's "type".
+const (
+	// KindConnect asks the app whether a client may join a namespace.
+	KindConnect Kind = "connect"
+	// KindEvent reports an event a client emitted.
+	KindEvent Kind = "event"
+	// KindDisconnect reports that a socket left its namespace.
+	KindDisconnect Kind = "disconnect"
+)
+
+// DelivererOptions configure a [Deliverer]. The zero value of each field means its default.
+type DelivererOptions struct {
+	// URL is the app's webhook endpoint, an absolute http or https URL. Any other value
+	// makes every delivery fail at once with an error saying so.
+	URL string
+	// Secret is the HMAC-SHA256 key of the X-Siobridge-Signature header (see [Sign]).
+	// Empty: requests are not signed.
+	Secret string
+	// Timeout bounds each attempt, from dialing to the end of the reply's body. Default 5s.
+	Timeout time.Duration
+	// Retries is how many times a delivery is retried after its first attempt, used as
+	// given: 0 means one attempt only. Negative counts as 0.
+	Retries int
+	// RetryWaitMin is the wait before the first retry; later waits double, with jitter, up
+	// to RetryWaitMax. Default 100ms.
+	RetryWaitMin time.Duration
+	// RetryWaitMax caps the wait between retries, except that a Retry-After header on a
+	// 429 or 503 reply is honoured up to 60s. Default 5s; never less than RetryWaitMin.
+	RetryWaitMax time.Duration
+	// Concurrency is the number of deliveries in flight at once, across all keys: the
+	// number of worker goroutines. Default 64.
+	Concurrency int
+	// QueueSize is the number of deliveries a key may have waiting behind the one in flight;
+	// [Deliverer.Enqueue] returns [ErrQueueFull] past it. Default 1000.
+	QueueSize int
+	// UserAgent is the User-Agent header. Default "siobridge".
+	UserAgent string
+	// Logger receives retryablehttp's account of each attempt, at debug level, when debug
+	// is enabled at [NewDeliverer]. Default slog.Default().
+	Logger *slog.Logger
+	// Metrics records deliveries; nil records nothing.
+	Metrics *Metrics
+	// Transport sends the requests. Default: a keep-alive transport that keeps up to
+	// Concurrency idle connections to the app, closed by [Deliverer.Close]. A Transport
+	// given here is not closed.
+	Transport http.RoundTripper
+}
+
+// Delivery is one webhook: its body is sent as is on every attempt.
+type Delivery struct {
+	// ID is sent in X-Siobridge-Delivery, the same on every attempt, so that the app can
+	// recognise a delivery it has already handled. [Deliverer.Enqueue] sets a fresh random
+	// one (26 URL-safe characters) when it is empty.
+	ID string
+	// Kind is sent in X-Siobridge-Type.
+	Kind Kind
+	// Body is the JSON body.
+	Body []byte
+}
+
+// Result is how a delivery was settled.
+type Result struct {
+	// Delivery is the delivery settled.
+	Delivery *Delivery
+	// StatusCode is the last reply's HTTP status; 0 when no reply came.
+	StatusCode int
+	// Body is the last reply's body, at most 1 MiB: a longer one is not kept and Err is
+	// [ErrReplyTooLarge].
+	Body []byte
+	// Attempts is the number of requests sent, 0 when the delivery was cancelled before its
+	// first.
+	Attempts int
+	// Duration is the time from the first attempt to settlement, retry waits included.
+	Duration time.Duration
+	// Err is nil when a final answer came: any 2xx, or a 4xx other than 408 and 429 (the
+	// app refused the delivery; retrying would not change its mind). Otherwise it says what
+	// happened last: a connection error or timeout, a 408, 429 or 5xx still there when the
+	// retries were spent, a 501 or 3xx (neither retried nor followed), a reply too large
+	// ([ErrReplyTooLarge]), or [Deliverer.Close] cancelling the delivery (it wraps
+	// [ErrClosed]). For example
+	// "webhook: POST http://app/hook: 503 Service Unavailable after 6 attempts".
+	Err error
+}
+
+// Errors of [Deliverer.Enqueue] and of [Result].Err.
+var (
+	// ErrQueueFull is returned by [Deliverer.Enqueue] for a key that already has
+	// QueueSize deliveries waiting.
+	ErrQueueFull = errors.New("webhook: delivery queue full")
+	// ErrClosed is returned by [Deliverer.Enqueue] once [Deliverer.Close] has been called,
+	// and wrapped by the Result.Err of the deliveries Close cancelled.
+	ErrClosed = errors.New("webhook: deliverer closed")
+	// ErrReplyTooLarge is wrapped by Result.Err when the reply's body exceeds 1 MiB.
+	ErrReplyTooLarge = errors.New("webhook: reply body larger than 1 MiB")
+)
+
+const (
+	maxReplySize = 1 << 20
+	// maxRetryAfter caps the wait a Retry-After header may impose: a key's later deliveries
+	// wait behind it.
+	maxRetryAfter = 60 * time.Second
+)
+
+// Deliverer POSTs webhooks to the app, retrying those that fail, one at a time per key
+// (a socket) and in parallel across keys. Its methods are safe for concurrent use.
+// [Deliverer.Close] must be called to stop its workers.
+type Deliverer struct {
+	opts      DelivererOptions
+	url       string
+	shownURL  string // url without its password, for errors
+	urlErr    error
+	client    *retryablehttp.Client
+	transport *http.Transport // the default transport, which Close cleans up; nil when given
+	metrics   *Metrics
+
+	// ctx is the parent of every request's context; Close cancels it with ErrClosed.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	wg     sync.WaitGroup // the workers
+
+	mu   sync.Mutex
+	cond sync.Cond // on mu: a key became ready, or closing ran out of work
+	// keys holds the keys with a delivery waiting or in flight. Each is either in ready
+	// (deliveries waiting, no worker holds it) or held by one worker.
+	keys      map[string]*keyQueue
+	ready     fifo[*keyQueue]
+	pending   int // deliveries queued or in flight
+	closed    bool
+	cancelled int // deliveries Close cancelled
+}
+
+type keyQueue struct {
+	key     string
+	waiting fifo[queued]
+}
+
+type queued struct {
+	dl   *Delivery
+	done func(Result)
+}
+
+// NewDeliverer starts opts.Concurrency workers that deliver what [Deliverer.Enqueue]
+// queues, until [Deliverer.Close].
+func NewDeliverer(opts DelivererOptions) *Deliverer {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 5 * time.Second
+	}
+	opts.Retries = max(opts.Retries, 0)
+	if opts.RetryWaitMin <= 0 {
+		opts.RetryWaitMin = 100 * time.Millisecond
+	}
+	if opts.RetryWaitMax <= 0 {
+		opts.RetryWaitMax = 5 * time.Second
+	}
+	opts.RetryWaitMax = max(opts.RetryWaitMax, opts.RetryWaitMin)
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 64
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 1000
+	}
+	if opts.UserAgent == "" {
+		opts.UserAgent = "siobridge"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+
+	d := &Deliverer{opts: opts, url: opts.URL, shownURL: opts.URL, metrics: opts.Metrics, keys: make(map[string]*keyQueue)}
+	d.cond.L = &d.mu
+	d.ctx, d.cancel = context.WithCancelCause(context.Background())
+	if u, err := url.Parse(opts.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		d.urlErr = fmt.Errorf("webhook: URL must be an absolute http(s) URL, got %q", opts.URL)
+	} else {
+		d.shownURL = u.Redacted()
+	}
+
+	rt := opts.Transport
+	if rt == nil {
+		d.transport = &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          opts.Concurrency,
+			MaxIdleConnsPerHost:   opts.Concurrency,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ExpectContinueTimeout: time.Second,
+		}
+		rt = d.transport
+	}
+	d.client = &retryablehttp.Client{
+		HTTPClient: &http.Client{
+			// keepIdle: retryablehttp closes the client's idle connections whenever a
+			// delivery fails, which would drop the keep-alive connections of the other
+			// workers too.
+			Transport: keepIdle{rt},
+			Timeout:   opts.Timeout,
+			// A redirected POST would reach another endpoint as a GET without the webhook;
+			// a 3xx is reported as it is.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		RetryWaitMin:    opts.RetryWaitMin,
+		RetryWaitMax:    opts.RetryWaitMax,
+		RetryMax:        opts.Retries,
+		RequestLogHook:  d.beforeAttempt,
+		ResponseLogHook: d.afterAttempt,
+		CheckRetry:      checkRetry,
+		Backoff:         backoff,
+		ErrorHandler:    retryablehttp.PassthroughErrorHandler,
+	}
+	// retryablehttp formats its log lines' arguments whether or not they are written: it
+	// gets a logger only when they would be.
+	if opts.Logger.Enabled(context.Background(), slog.LevelDebug) {
+		d.client.Logger = retryLogger{opts.Logger}
+	}
+
+	d.wg.Add(opts.Concurrency)
+	for range opts.Concurrency {
+		go d.work()
+	}
+	return d
+}
+
+// Enqueue queues dl on key's queue, setting dl.ID when it is empty; dl must not be changed
+// afterwards. Deliveries with the same key are sent one at a time in Enqueue order: one
+// is not sent before the one before it is settled, its retries and its done included.
+// Different keys go in parallel, at most Concurrency at once, taking turns one delivery at
+// a time. done, which may be nil, is called once, on a worker goroutine, when dl is
+// settled; it holds up the key's next delivery and a worker while it runs, so it must not
+// block for long, and it must not call [Deliverer.Close], which waits for the workers.
+//
+// Enqueue returns [ErrQueueFull] when key already has QueueSize deliveries waiting (the
+// one in flight not counted), and [ErrClosed] after [Deliverer.Close]; done is then not
+// called.
+func (d *Deliverer) Enqueue(key string, dl *Delivery, done func(Result)) error {
+	if dl == nil {
+		return errors.New("webhook: Enqueue: nil *Delivery")
+	}
+	if dl.ID == "" {
+		dl.ID = rand.Text()
+	}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return ErrClosed
+	}
+	kq := d.keys[key]
+	switch {
+	case kq == nil:
+		kq = &keyQueue{key: key}
+		d.keys[key] = kq
+		d.ready.push(kq)
+		d.cond.Signal()
+	case kq.waiting.len() >= d.opts.QueueSize:
+		d.mu.Unlock()
+		d.metrics.drop(dl.Kind)
+		return ErrQueueFull
+	}
+	kq.waiting.push(queued{dl: dl, done: done})
+	d.pending++
+	d.mu.Unlock()
+	d.metrics.addPending(1)
+	return nil
+}
+
+// Pending is the number of deliveries queued or in flight; one leaves the count when its
+// done returns.
+func (d *Deliverer) Pending() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.pending
+}
+
+// Close stops accepting deliveries ([Deliverer.Enqueue] returns [ErrClosed]) and lets the
+// queued and in-flight ones finish, retries included, until ctx ends. Then it cancels what
+// remains: requests in flight are aborted, and the done of each delivery not settled gets
+// an Err wrapping ErrClosed. It returns when the workers have exited, with the number of
+// deliveries cancelled. A second Close waits the same way and returns the same count.
+func (d *Deliverer) Close(ctx context.Context) int {
+	d.mu.Lock()
+	d.closed = true
+	d.cond.Broadcast() // idle workers exit if nothing is pending
+	d.mu.Unlock()
+
+	exited := make(chan struct{})
+	go func() {
+		d.wg.Wait()
+		close(exited)
+	}()
+	select {
+	case <-exited:
+	case <-ctx.Done():
+		d.cancel(ErrClosed)
+		<-exited
+	}
+	d.cancel(ErrClosed)
+	if d.transport != nil {
+		d.transport.CloseIdleConnections()
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cancelled
+}
+
+// work delivers one delivery of a ready key at a time, then puts the key at the back of
+// the ready queue if it has more, so that keys take turns.
+func (d *Deliverer) work() {
+	defer d.wg.Done()
+	d.mu.Lock()
+	for {
+		for d.ready.len() == 0 {
+			if d.closed && d.pending == 0 {
+				d.mu.Unlock()
+				return
+			}
+			d.cond.Wait()
+		}
+		kq := d.ready.pop()
+		q := kq.waiting.pop()
+		d.mu.Unlock()
+
+		res, cancelled := d.send(q.dl)
+		d.metrics.settled(&res)
+		if q.done != nil {
+			q.done(res)
+		}
+
+		d.mu.Lock()
+		d.pending--
+		if cancelled {
+			d.cancelled++
+		}
+		if kq.waiting.len() > 0 {
+			d.ready.push(kq) // no Signal: this worker takes a ready key next
+		} else {
+			delete(d.keys, kq.key)
+		}
+		if d.closed && d.pending == 0 {
+			d.cond.Broadcast()
+		}
+		d.metrics.addPending(-1)
+	}
+}
+
+// attempt is a delivery's state across its attempts, reached by retryablehttp's hooks
+// through the request's context.
+type attempt struct {
+	dl         *Delivery
+	n          int // attempts begun
+	lastStatus int // the last reply's status
+}
+
+type attemptKey struct{}
+
+// send delivers dl with its retries. cancelled reports that Close cut it short.
+func (d *Deliverer) send(dl *Delivery) (res Result, cancelled bool) {
+	res.Delivery = dl
+	if d.urlErr != nil {
+		res.Err = d.urlErr
+		return res, false
+	}
+	if d.ctx.Err() != nil {
+		res.Err = fmt.Errorf("%w: POST %s cancelled before its first attempt", ErrClosed, d.shownURL)
+		return res, true
+	}
+	st := &attempt{dl: dl}
+	req, err := retryablehttp.NewRequestWithContext(context.WithValue(d.ctx, attemptKey{}, st), http.MethodPost, d.url, dl.Body)
+	if err != nil {
+		res.Err = fmt.Errorf("webhook: POST %s: %w", d.shownURL, err)
+		return res, false
+	}
+	h := req.Header
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", d.opts.UserAgent)
+	h.Set(HeaderType, string(dl.Kind))
+	h.Set(HeaderDelivery, dl.ID)
+
+	start := time.Now()
+	resp, err := d.client.Do(req)
+	if err == nil && resp == nil {
+		err = errors.New("no reply") // not expected of retryablehttp, but not worth a panic
+	}
+	var readErr error
+	if resp != nil {
+		res.StatusCode = resp.StatusCode
+		res.Body, readErr = readReply(resp)
+	} else {
+		// Cancelled while waiting to retry: retryablehttp has discarded the reply.
+		res.StatusCode = st.lastStatus
+	}
+	res.Duration = time.Since(start)
+	res.Attempts = st.n
+
+	// complete: the app's final answer came whole, and Close cut nothing short.
+	complete := err == nil && isFinal(resp.StatusCode) && (readErr == nil || errors.Is(readErr, ErrReplyTooLarge))
+	switch {
+	case !complete && d.ctx.Err() != nil:
+		res.Err = fmt.Errorf("%w: POST %s cancelled after %s", ErrClosed, d.shownURL, attempts(st.n))
+		return res, true
+	case err != nil:
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // it repeats the URL
+		}
+		res.Err = fmt.Errorf("webhook: POST %s: %w after %s", d.shownURL, err, attempts(st.n))
+	case !isFinal(resp.StatusCode):
+		res.Err = fmt.Errorf("webhook: POST %s: %s after %s", d.shownURL, resp.Status, attempts(st.n))
+		if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+			res.Err = fmt.Errorf("%w (redirects are not followed: set webhook.url to the final URL)", res.Err)
+		}
+	case errors.Is(readErr, ErrReplyTooLarge):
+		res.Err = fmt.Errorf("%w: POST %s answered %s", ErrReplyTooLarge, d.shownURL, resp.Status)
+	case readErr != nil:
+		res.Err = fmt.Errorf("webhook: POST %s: reading the %s reply: %w", d.shownURL, resp.Status, readErr)
+	}
+	return res, false
+}
+
+// isFinal reports whether a reply with this status settles a delivery: the app took it
+// (2xx) or refused it for good (4xx but 408 and 429, which ask to come back later).
+func isFinal(code int) bool {
+	switch {
+	case code >= 200 && code <= 299:
+		return true
+	case code == http.StatusRequestTimeout, code == http.StatusTooManyRequests:
+		return false
+	default:
+		return code >= 400 && code <= 499
+	}
+}
+
+func attempts(n int) string {
+	if n == 1 {
+		return "1 attempt"
+	}
+	return strconv.Itoa(n) + " attempts"
+}
+
+// readReply reads and closes a reply's body, up to maxReplySize.
+func readReply(resp *http.Response) ([]byte, error) {
+	defer resp.Body.Close()
+	if resp.ContentLength > maxReplySize {
+		return nil, ErrReplyTooLarge
+	}
+	if resp.ContentLength >= 0 {
+		b := make([]byte, resp.ContentLength)
+		if _, err := io.ReadFull(resp.Body, b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxReplySize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxReplySize {
+		return nil, ErrReplyTooLarge
+	}
+	return b, nil
+}
+
+// beforeAttempt runs before every attempt, the first included (retry is 0 for it): it
+// stamps the attempt's number and a fresh signature. retryablehttp's PrepareRetry would
+// do for retries only, and without the attempt's number.
+func (d *Deliverer) beforeAttempt(_ retryablehttp.Logger, r *http.Request, retry int) {
+	st, _ := r.Context().Value(attemptKey{}).(*attempt)
+	if st == nil {
+		return
+	}
+	st.n = retry + 1
+	if retry > 0 {
+		// r is a shallow copy of the last attempt's request, whose headers the transport
+		// may still be reading if that attempt timed out.
+		r.Header = r.Header.Clone()
+	}
+	r.Header.Set(HeaderAttempt, strconv.Itoa(st.n))
+	if d.opts.Secret != "" {
+		r.Header.Set(HeaderSignature, Sign(d.opts.Secret, time.Now(), st.dl.Body))
+	}
+	d.metrics.attempt(st.dl.Kind, retry > 0)
+}
+
+// afterAttempt runs on every reply, keeping its status for a delivery cancelled while it
+// waits to retry, for which retryablehttp returns no reply.
+func (d *Deliverer) afterAttempt(_ retryablehttp.Logger, resp *http.Response) {
+	if st, _ := resp.Request.Context().Value(attemptKey{}).(*attempt); st != nil {
+		st.lastStatus = resp.StatusCode
+	}
+}
+
+// checkRetry retries connection errors and timeouts, 408, 429 and 5xx but 501, and
+// nothing once Close has cancelled the delivery.
+func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return false, nil
+	}
+	if err != nil {
+		// retryablehttp's policy knows the errors that a retry cannot fix: a bad scheme or
+		// header, too many redirects, an untrusted certificate.
+		retry, _ := retryablehttp.ErrorPropagatedRetryPolicy(ctx, nil, err)
+		return retry, nil
+	}
+	code := resp.StatusCode
+	return code == http.StatusRequestTimeout || code == http.StatusTooManyRequests ||
+		(code >= 500 && code != http.StatusNotImplemented), nil
+}
+
+// backoff honours Retry-After (seconds or an HTTP date) on 429 and 503, up to
+// maxRetryAfter; otherwise it waits lo, 2lo, 4lo... up to hi, each reduced by a random part
+// of up to a half (but not below lo) so that keys failing together do not retry together.
+func backoff(lo, hi time.Duration, attemptNum int, resp *http.Response) time.Duration {
+	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) &&
+		resp.Header.Get("Retry-After") != "" {
+		// DefaultBackoff parses Retry-After, and backs off exponentially when it cannot.
+		return min(retryablehttp.DefaultBackoff(lo, hi, attemptNum, resp), maxRetryAfter)
+	}
+	wait := retryablehttp.DefaultBackoff(lo, hi, attemptNum, nil)
+	if floor := max(wait/2, lo); wait > floor {
+		wait = floor + randv2.N(wait-floor+1)
+	}
+	return wait
+}
+
+// keepIdle hides the transport's CloseIdleConnections from the http.Client.
+type keepIdle struct{ rt http.RoundTripper }
+
+func (k keepIdle) RoundTrip(r *http.Request) (*http.Response, error) { return k.rt.RoundTrip(r) }
+
+// retryLogger writes retryablehttp's lines at debug level, whatever level it gives them:
+// the Result tells what matters.
+type retryLogger struct{ l *slog.Logger }
+
+func (r retryLogger) Error(msg string, kv ...any) { r.l.Debug("webhook: "+msg, kv...) }
+func (r retryLogger) Warn(msg string, kv ...any)  { r.l.Debug("webhook: "+msg, kv...) }
+func (r retryLogger) Info(msg string, kv ...any)  { r.l.Debug("webhook: "+msg, kv...) }
+func (r retryLogger) Debug(msg string, kv ...any) { r.l.Debug("webhook: "+msg, kv...) }
+
+// fifo is a queue on a slice that reuses its array once drained.
+type fifo[T any] struct {
+	buf  []T
+	head int
+}
+
+func (q *fifo[T]) len() int { return len(q.buf) - q.head }
+
+func (q *fifo[T]) push(v T) { q.buf = append(q.buf, v) }
+
+func (q *fifo[T]) pop() T {
+	var zero T
+	v := q.buf[q.head]
+	q.buf[q.head] = zero
+	q.head++
+	switch {
+	case q.head == len(q.buf):
+		q.buf, q.head = q.buf[:0], 0
+	case q.head >= 64 && q.head*2 >= len(q.buf):
+		n := copy(q.buf, q.buf[q.head:])
+		clear(q.buf[n:])
+		q.buf, q.head = q.buf[:n], 0
+	}
+	return v
+}
