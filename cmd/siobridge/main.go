@@ -1,0 +1,241 @@
+// Command siobridge runs the sidecar: it holds every Socket.IO client of a web app, sends what
+// they do to the app as webhooks, takes the app's REST calls on a private API listener, and
+// reverse-proxies every other request to the app.
+//
+//	siobridge -config config.toml
+//
+// Every setting can also come from SIOBRIDGE_* environment variables; see
+// docs/configuration.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/siobridge/siobridge/engineio"
+	"github.com/siobridge/siobridge/proxy"
+	"github.com/siobridge/siobridge/socketio"
+	"github.com/siobridge/siobridge/webhook"
+)
+
+// version is set by the build (-ldflags "-X main.version=...").
+var version = "dev"
+
+// shutdownGrace bounds a graceful stop: webhooks still queued then are given up.
+const shutdownGrace = 10 * time.Second
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Environ(), os.Stderr, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "siobridge:", err)
+		os.Exit(1)
+	}
+}
+
+// run starts siobridge and serves until ctx ends. ready, when not nil, receives the
+// listeners' addresses once both are serving (tests use it).
+func run(ctx context.Context, args, env []string, stderr io.Writer, ready func(public, api net.Addr)) error {
+	fs := flag.NewFlagSet("siobridge", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", lookupEnv(env, "SIOBRIDGE_CONFIG"), "path of the TOML config file (env SIOBRIDGE_CONFIG); none: defaults and environment only")
+	check := fs.Bool("check", false, "validate the configuration and exit")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *showVersion {
+		fmt.Fprintln(stderr, "siobridge", version)
+		return nil
+	}
+	cfg, err := LoadConfig(*configPath, env)
+	if err != nil {
+		return err
+	}
+	if *check {
+		fmt.Fprintln(stderr, "siobridge: configuration ok")
+		return nil
+	}
+	log := newLogger(cfg.Log, stderr)
+	return serve(ctx, cfg, log, ready)
+}
+
+func lookupEnv(env []string, key string) string {
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public, api net.Addr)) (err error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	sio := cfg.SocketIO
+	srv := socketio.NewServer(socketio.Options{
+		Engine: engineio.Options{
+			PingInterval:      sio.PingInterval.Duration,
+			PingTimeout:       sio.PingTimeout.Duration,
+			UpgradeTimeout:    sio.UpgradeTimeout.Duration,
+			MaxPayload:        sio.MaxPayload,
+			Transports:        sio.Transports,
+			MaxQueuedMessages: sio.MaxQueuedMessages,
+			CORSOrigins:       sio.CORSOrigins,
+			CORSCredentials:   sio.CORSCredentials,
+			Logger:            log,
+		},
+		Namespaces:     sio.Namespaces,
+		ConnectTimeout: sio.ConnectTimeout.Duration,
+		Logger:         log,
+	})
+	proxyMetrics := proxy.NewMetrics(reg, srv)
+	webhookMetrics := webhook.NewMetrics(reg)
+
+	var deliverer *webhook.Deliverer
+	if wh := cfg.Webhook; wh.URL != "" {
+		deliverer = webhook.NewDeliverer(webhook.DelivererOptions{
+			URL:          wh.URL,
+			Secret:       wh.Secret,
+			Timeout:      wh.Timeout.Duration,
+			Retries:      wh.Retries,
+			RetryWaitMin: wh.RetryWaitMin.Duration,
+			RetryWaitMax: wh.RetryWaitMax.Duration,
+			Concurrency:  wh.Concurrency,
+			QueueSize:    wh.QueueSize,
+			UserAgent:    "siobridge/" + version,
+			Logger:       log,
+			Metrics:      webhookMetrics,
+		})
+		kinds := make([]webhook.Kind, 0, len(wh.Events))
+		for _, k := range wh.Events {
+			kinds = append(kinds, webhook.Kind(k))
+		}
+		webhook.NewBridge(webhook.BridgeOptions{
+			Server:        srv,
+			Deliverer:     deliverer,
+			Kinds:         kinds,
+			AcceptOnError: wh.ConnectOnError == "accept",
+			Metrics:       webhookMetrics,
+			Logger:        log,
+		})
+	} else {
+		log.Warn("no webhook.url set: client connections are accepted and their events are not forwarded")
+	}
+
+	bundle, ok := proxy.ClientBundle()
+	if !ok {
+		log.Warn("the socket.io-client bundle is not in this build: " + sio.Path + "socket.io.js will answer 404; build with `make build` (which runs `make bundle`) to include it")
+	}
+	var upstream *url.URL
+	if cfg.Server.Upstream != "" {
+		if upstream, err = url.Parse(cfg.Server.Upstream); err != nil {
+			return fmt.Errorf("server.upstream: %w", err) // Validate has checked it already
+		}
+	}
+	public, err := proxy.NewPublic(proxy.PublicOptions{
+		SocketIO: srv,
+		Path:     sio.Path,
+		Bundle:   bundle,
+		Upstream: upstream,
+		Logger:   log,
+		Metrics:  proxyMetrics,
+	})
+	if err != nil {
+		return err
+	}
+	var stopping atomic.Bool
+	api := proxy.NewAPI(proxy.APIOptions{
+		Server:       srv,
+		Token:        cfg.API.Token,
+		MaxBodyBytes: cfg.API.MaxBodyBytes,
+		Ready: func() error {
+			if stopping.Load() {
+				return errors.New("shutting down")
+			}
+			return nil
+		},
+		Gatherer: reg,
+		Metrics:  proxyMetrics,
+		Logger:   log,
+	})
+
+	publicLn, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("server.listen: %w", err)
+	}
+	apiLn, err := net.Listen("tcp", cfg.API.Listen)
+	if err != nil {
+		publicLn.Close()
+		return fmt.Errorf("api.listen: %w", err)
+	}
+	publicSrv := &http.Server{Handler: public, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	apiSrv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	errs := make(chan error, 2)
+	go func() { errs <- publicSrv.Serve(publicLn) }()
+	go func() { errs <- apiSrv.Serve(apiLn) }()
+	log.Info("siobridge serving",
+		"version", version,
+		"public", publicLn.Addr().String(),
+		"socketio_path", sio.Path,
+		"api", apiLn.Addr().String(),
+		"upstream", cfg.Server.Upstream,
+		"webhook", cfg.Webhook.URL)
+	if ready != nil {
+		ready(publicLn.Addr(), apiLn.Addr())
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		log.Info("siobridge stopping")
+	case serveErr = <-errs:
+		log.Error("listener failed", "err", serveErr)
+	}
+	stopping.Store(true)
+
+	// Stop taking new clients, then end the connected ones (their disconnect webhooks are
+	// queued), then let the webhooks finish within the grace period, then close the API.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	_ = publicLn.Close()
+	srv.Close()
+	_ = publicSrv.Shutdown(shutdownCtx)
+	if deliverer != nil {
+		if n := deliverer.Close(shutdownCtx); n > 0 {
+			log.Warn("webhooks given up at shutdown", "count", n)
+		}
+	}
+	_ = apiSrv.Shutdown(shutdownCtx)
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return nil
+}
