@@ -6,8 +6,8 @@
 #   make fuzz        the same with FUZZTIME=3m (override: make fuzz FUZZTIME=1h)
 #   make bench       all benchmarks, with -benchmem
 #   make deps        apt packages + npm ci for the interop tests (.ci/install-deps)
-#   make build       bin/siobridge from ./cmd/siobridge
-#   make demo        the chat demo on http://127.0.0.1:7896 (needs Go, Node.js, npm)
+#   make build       bin/siobridge with the socket.io-client bundle embedded
+#   make demo        siobridge + the chat app of examples/chat on http://127.0.0.1:7896
 #
 # Targets run serially, in the order listed as prerequisites.
 
@@ -25,7 +25,7 @@ fuzz: FUZZTIME = 3m
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := bin/staticcheck
 
-.PHONY: test lint fmt-check vet staticcheck unit fuzz-smoke fuzz bench deps build clean demo
+.PHONY: test lint fmt-check vet staticcheck unit fuzz-smoke fuzz bench deps bundle binary build clean demo
 
 test: fmt-check vet staticcheck unit fuzz-smoke
 
@@ -115,14 +115,24 @@ bench:
 deps:
 	bash .ci/install-deps
 
-# The demo needs only the socket.io-client bundle from npm, not the test packages.
-demo:
-	@test -f socketio/testdata/interop/node_modules/socket.io-client/dist/socket.io.min.js \
-		|| (cd socketio/testdata/interop && npm ci --no-audit --no-fund)
-	$(GO) run ./examples/embedded-chat -listen 127.0.0.1:7896
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-build:
-	$(GO) build -o bin/siobridge ./cmd/siobridge
+# bundle copies socket.io-client's dist files (the version the tests pin in
+# socketio/testdata/interop/package-lock.json) into proxy/clientdist, where the
+# build embeds them. They are never committed.
+bundle:
+	bash proxy/clientdist/update.sh
+
+# binary builds bin/siobridge from what is in the tree; the Dockerfile runs it too.
+binary:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/siobridge ./cmd/siobridge
+
+build: bundle binary
+
+# demo: the chat app of examples/chat behind siobridge, in memory, on
+# http://127.0.0.1:7896 (the app itself listens on 127.0.0.1:3000).
+demo: build
+	bash examples/chat/run.sh
 
 clean:
 	rm -rf bin
