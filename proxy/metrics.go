@@ -30,7 +30,7 @@ func NewMetrics(reg prometheus.Registerer, srv *socketio.Server) *Metrics {
 		}, []string{"route", "code"}),
 		eventsOut: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "siobridge_events_out_total",
-			Help: "Events emitted through the REST API, counted once per socket reached, by namespace.",
+			Help: "Events emitted to Socket.IO clients, counted once per socket reached, by namespace.",
 		}, []string{"namespace"}),
 		proxyRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "siobridge_proxy_requests_total",
