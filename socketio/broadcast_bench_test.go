@@ -1,0 +1,97 @@
+package socketio
+
+import (
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/gorilla/websocket"
+)
+
+// BenchmarkBroadcast measures Namespace.Emit to every socket of a namespace, over real
+// WebSocket connections on loopback: the packet is encoded once and the same prepared frame is
+// written to every receiver. Each op is one broadcast, delivered to all receivers.
+func BenchmarkBroadcast(b *testing.B) {
+	for _, receivers := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("receivers=%d", receivers), func(b *testing.B) {
+			srv := NewServer(Options{})
+			ts := httptest.NewServer(srv)
+			defer ts.Close()
+			defer srv.Close()
+			connected := make(chan struct{}, receivers)
+			srv.Of("/").OnConnect(func(*Socket) { connected <- struct{}{} })
+
+			u := "ws" + strings.TrimPrefix(ts.URL, "http") + "/socket.io/?EIO=4&transport=websocket"
+			var wg sync.WaitGroup
+			got := make(chan struct{}, receivers*64)
+			conns := make([]*websocket.Conn, receivers)
+			for i := range conns {
+				c, _, err := websocket.DefaultDialer.Dial(u, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				conns[i] = c
+				_, _, _ = c.ReadMessage() // open
+				_ = c.WriteMessage(websocket.TextMessage, []byte("40"))
+				_, _, _ = c.ReadMessage() // connect reply
+				<-connected
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						_, msg, err := c.ReadMessage()
+						if err != nil {
+							return
+						}
+						if len(msg) > 1 && msg[0] == '4' {
+							got <- struct{}{}
+						}
+					}
+				}()
+			}
+			payload := map[string]any{"text": strings.Repeat("x", 1024)}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				n, err := srv.Of("/").Emit("news", payload)
+				if err != nil || n != receivers {
+					b.Fatalf("emit reached %d: %v", n, err)
+				}
+				for range receivers {
+					<-got
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N*receivers)/b.Elapsed().Seconds(), "deliveries/s")
+			for _, c := range conns {
+				c.Close()
+			}
+			wg.Wait()
+		})
+	}
+}
+
+// BenchmarkSelectRoom measures the in-memory adapter choosing the receivers of a room
+// broadcast with an except list, among 10000 sockets.
+func BenchmarkSelectRoom(b *testing.B) {
+	ns := &Namespace{name: "/", sockets: make(map[string]*Socket)}
+	a := NewMemoryAdapter(ns).(*MemoryAdapter)
+	for i := range 10000 {
+		id := fmt.Sprintf("s%05d", i)
+		ns.sockets[id] = &Socket{id: id, ns: ns}
+		rooms := []string{id}
+		if i%10 == 0 {
+			rooms = append(rooms, "room")
+		}
+		a.AddAll(id, rooms)
+	}
+	opts := BroadcastOptions{Rooms: []string{"room"}, Except: []string{"s00000"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if n := len(a.selectSockets(opts)); n != 999 {
+			b.Fatalf("selected %d", n)
+		}
+	}
+}
