@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/siobridge/siobridge/socketio"
+	"github.com/siobridge/siobridge/socketio/socketiotest"
 )
 
 // apiHarness is a Socket.IO server with real clients and the REST API in front of it, each on
@@ -67,7 +68,7 @@ func TestEmitSelections(t *testing.T) {
 	for _, id := range []string{aID, bID} {
 		h.srv.Of("/").Socket(id).Join("r")
 	}
-	clients := []*rawClient{a, b, c}
+	clients := []*socketiotest.Client{a, b, c}
 
 	tests := []struct {
 		name      string
@@ -92,7 +93,7 @@ func TestEmitSelections(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h.call(t, "POST", "/emit", tt.body).want(t, 200, tt.want)
 			for _, i := range tt.receivers {
-				clients[i].expect(tt.packet)
+				clients[i].Expect(tt.packet)
 			}
 			h.probe(t, clients...)
 		})
@@ -100,7 +101,7 @@ func TestEmitSelections(t *testing.T) {
 
 	t.Run("namespace", func(t *testing.T) {
 		h.call(t, "POST", "/emit", `{"namespace":"/chat","event":"hi","args":["there"]}`).want(t, 200, `{"sockets":1}`)
-		d.expect(`42/chat,["hi","there"]`)
+		d.Expect(`42/chat,["hi","there"]`)
 		h.probe(t, clients...)
 	})
 }
@@ -131,11 +132,11 @@ func TestEmitWithAck(t *testing.T) {
 			}
 			done <- res
 		}()
-		id := ackID(t, a.read(), "q")
-		if got := b.read(); got != "42"+id+`["q",1]` {
+		id := ackID(t, a.Read(), "q")
+		if got := b.Read(); got != "42"+id+`["q",1]` {
 			t.Fatalf("b got %q", got)
 		}
-		a.write("43" + id + `["yes",{"n":2}]`)
+		a.Write("43" + id + `["yes",{"n":2}]`)
 		recv(t, done).want(t, 200, fmt.Sprintf(`{"sockets":2,"acks":[{"socket":%q,"args":["yes",{"n":2}]}],"timed_out":[%q]}`, aID, bID))
 	})
 
@@ -148,8 +149,8 @@ func TestEmitWithAck(t *testing.T) {
 			}
 			done <- res
 		}()
-		id := ackID(t, b.read(), "q")
-		b.write("43" + id + `[]`)
+		id := ackID(t, b.Read(), "q")
+		b.Write("43" + id + `[]`)
 		recv(t, done).want(t, 200, fmt.Sprintf(`{"sockets":1,"acks":[{"socket":%q,"args":[]}],"timed_out":[]}`, bID))
 		h.probe(t, a, b)
 	})
@@ -159,8 +160,8 @@ func TestEmitBinary(t *testing.T) {
 	h := newAPIHarness(t, socketio.Options{}, APIOptions{})
 	c, _ := h.connect(t, "/")
 	h.call(t, "POST", "/emit", `{"event":"file","args":[{"$binary":"aGVsbG8="},"name.txt"]}`).want(t, 200, `{"sockets":1}`)
-	c.expect(`451-["file",{"_placeholder":true,"num":0},"name.txt"]`)
-	c.expect("bin:hello")
+	c.Expect(`451-["file",{"_placeholder":true,"num":0},"name.txt"]`)
+	c.Expect("bin:hello")
 }
 
 func TestEmitBatch(t *testing.T) {
@@ -171,11 +172,11 @@ func TestEmitBatch(t *testing.T) {
 	t.Run("applied in order", func(t *testing.T) {
 		h.call(t, "POST", "/emit", ` [{"event":"one","args":[1]},{"event":"two","to":["`+aID+`"]},{"event":"three"}]`).
 			want(t, 200, `[{"sockets":2},{"sockets":1},{"sockets":2}]`)
-		a.expect(`42["one",1]`)
-		a.expect(`42["two"]`)
-		a.expect(`42["three"]`)
-		b.expect(`42["one",1]`)
-		b.expect(`42["three"]`)
+		a.Expect(`42["one",1]`)
+		a.Expect(`42["two"]`)
+		a.Expect(`42["three"]`)
+		b.Expect(`42["one",1]`)
+		b.Expect(`42["three"]`)
 		h.probe(t, a, b)
 	})
 
@@ -268,15 +269,15 @@ func TestDisconnect(t *testing.T) {
 	b, bID := h.connect(t, "/")
 
 	h.call(t, "POST", "/disconnect", `{"to":["`+aID+`"]}`).want(t, 200, `{"sockets":1}`)
-	a.expect("41")
+	a.Expect("41")
 	h.call(t, "GET", "/sockets", "")
 	if h.srv.Of("/").Socket(aID) != nil || h.srv.Engine().Len() != 2 {
 		t.Fatal("without close: the socket must leave the namespace and the connection stay open")
 	}
 
 	h.call(t, "POST", "/disconnect", `{"to":["`+bID+`"],"close":true}`).want(t, 200, `{"sockets":1}`)
-	b.expect("41")
-	b.expectClosed()
+	b.Expect("41")
+	b.ExpectClosed()
 	h.call(t, "GET", "/sockets", "").want(t, 200, `{"sockets":[]}`)
 	h.call(t, "POST", "/disconnect", `{}`).want(t, 200, `{"sockets":0}`)
 }
@@ -383,7 +384,7 @@ func TestBodyTooLarge(t *testing.T) {
 	h.call(t, "POST", "/emit", big).want(t, 413, `{"error":"request body too large: the limit is 64 bytes"}`)
 	h.call(t, "POST", "/emit", `[`+big+`]`).want(t, 413, `{"error":"request body too large: the limit is 64 bytes"}`)
 	h.call(t, "POST", "/emit", `{"event":"x"}`).want(t, 200, `{"sockets":1}`)
-	c.expect(`42["x"]`)
+	c.Expect(`42["x"]`)
 
 	t.Run("default limit", func(t *testing.T) {
 		h := newAPIHarness(t, socketio.Options{}, APIOptions{})
@@ -443,8 +444,8 @@ func TestAPIMetrics(t *testing.T) {
 	h.call(t, "POST", "/emit", `{"event":"x"}`).want(t, 200, `{"sockets":2}`)
 	h.call(t, "POST", "/emit", `{"event":"connect"}`)
 	h.call(t, "GET", "/nope", "")
-	a.expect(`42["x"]`)
-	b.expect(`42["x"]`)
+	a.Expect(`42["x"]`)
+	b.Expect(`42["x"]`)
 
 	res := h.call(t, "GET", "/metrics", "")
 	for _, line := range []string{

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/siobridge/siobridge/socketio"
+	"github.com/siobridge/siobridge/socketio/socketiotest"
 )
 
 // newPublicServer serves NewPublic(opts) on a loopback listener.
@@ -204,16 +205,16 @@ func TestSocketIOPathRouting(t *testing.T) {
 		t.Fatalf("polling handshake: %d %q", res.status, res.body)
 	}
 
-	c := dialRaw(t, ts.URL)
-	c.write("40")
-	if got := c.read(); !strings.HasPrefix(got, `40{"sid":"`) {
+	c := socketiotest.Dial(t, ts.URL, "")
+	c.Write("40")
+	if got := c.Read(); !strings.HasPrefix(got, `40{"sid":"`) {
 		t.Fatalf("connect: %q", got)
 	}
 	s := recv(t, connected)
 	if err := s.Emit("hello", "through the public listener"); err != nil {
 		t.Fatal(err)
 	}
-	c.expect(`42["hello","through the public listener"]`)
+	c.Expect(`42["hello","through the public listener"]`)
 
 	// Only paths under "/socket.io/" are Socket.IO's.
 	for _, path := range []string{"/socket.io", "/socket.iox/", "/"} {

@@ -9,20 +9,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
 	"github.com/siobridge/siobridge/engineio"
+	"github.com/siobridge/siobridge/socketio/socketiotest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// rawClient speaks Engine.IO over a WebSocket and lets a test write and read Socket.IO
-// packets as text.
-type rawClient struct {
-	t    *testing.T
-	conn *websocket.Conn
-}
 
 func newTestServer(t *testing.T, opts Options) (*Server, *httptest.Server) {
 	t.Helper()
@@ -33,95 +26,6 @@ func newTestServer(t *testing.T, opts Options) (*Server, *httptest.Server) {
 		ts.Close()
 	})
 	return srv, ts
-}
-
-func dial(t *testing.T, ts *httptest.Server) *rawClient {
-	t.Helper()
-	u := "ws" + strings.TrimPrefix(ts.URL, "http") + "/socket.io/?EIO=4&transport=websocket"
-	c, _, err := websocket.DefaultDialer.Dial(u, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	rc := &rawClient{t: t, conn: c}
-	if open := rc.read(); !strings.HasPrefix(open, "0{") {
-		t.Fatalf("want open packet, got %q", open)
-	}
-	return rc
-}
-
-func (c *rawClient) write(msg string) {
-	c.t.Helper()
-	if err := c.conn.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-func (c *rawClient) writeBinary(b []byte) {
-	c.t.Helper()
-	if err := c.conn.WriteMessage(websocket.BinaryMessage, b); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-// read returns the next message that is not a ping.
-func (c *rawClient) read() string {
-	c.t.Helper()
-	for {
-		_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		typ, b, err := c.conn.ReadMessage()
-		if err != nil {
-			c.t.Fatalf("read: %v", err)
-		}
-		if typ == websocket.TextMessage && string(b) == "2" {
-			c.write("3")
-			continue
-		}
-		if typ == websocket.BinaryMessage {
-			return "bin:" + string(b)
-		}
-		return string(b)
-	}
-}
-
-// connect joins nsp and returns the socket id the server gave.
-func (c *rawClient) connect(nsp, auth string) string {
-	c.t.Helper()
-	prefix := "40"
-	if nsp != "/" {
-		prefix += nsp + ","
-	}
-	c.write(prefix + auth)
-	reply := c.read()
-	if !strings.HasPrefix(reply, prefix+"{") {
-		c.t.Fatalf("connect %s: got %q", nsp, reply)
-	}
-	var body map[string]any
-	if err := json.Unmarshal([]byte(strings.TrimPrefix(reply, prefix)), &body); err != nil {
-		c.t.Fatal(err)
-	}
-	if len(body) != 1 || body["sid"] == nil {
-		c.t.Fatalf("CONNECT reply must carry exactly sid, got %v", body)
-	}
-	return body["sid"].(string)
-}
-
-// expectClosed waits for the server to end the connection.
-func (c *rawClient) expectClosed() {
-	c.t.Helper()
-	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for {
-		typ, b, err := c.conn.ReadMessage()
-		if err != nil {
-			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
-				c.t.Fatal("connection not closed")
-			}
-			return
-		}
-		if typ == websocket.TextMessage && string(b) == "2" {
-			c.write("3")
-		}
-	}
 }
 
 func recv[T any](t *testing.T, ch <-chan T) T {
@@ -145,45 +49,45 @@ func TestNamespacesMultiplexed(t *testing.T) {
 			s.OnDisconnect(func(r string) { reasons <- s.Namespace().Name() + " " + r })
 		})
 	}
-	c := dial(t, ts)
-	root := c.connect("/", "")
-	a := c.connect("/a", "")
+	c := socketiotest.Dial(t, ts.URL, "")
+	root := c.Connect("/", "")
+	a := c.Connect("/a", "")
 	if root == a || len(root) != 20 {
 		t.Fatalf("socket ids %q %q", root, a)
 	}
-	c.write(`42/a,["ping",1]`)
-	if got := c.read(); got != `42/a,["pong",[1]]` {
+	c.Write(`42/a,["ping",1]`)
+	if got := c.Read(); got != `42/a,["pong",[1]]` {
 		t.Fatalf("got %q", got)
 	}
 	// Unknown namespace: refused, the others untouched.
-	c.write("40/nope,")
-	if got := c.read(); got != `44/nope,{"message":"Invalid namespace"}` {
+	c.Write("40/nope,")
+	if got := c.Read(); got != `44/nope,{"message":"Invalid namespace"}` {
 		t.Fatalf("got %q", got)
 	}
 	// Leaving one namespace keeps the others.
-	c.write("41/a,")
+	c.Write("41/a,")
 	if got := recv(t, reasons); got != "/a client namespace disconnect" {
 		t.Fatalf("got %q", got)
 	}
-	c.write(`42["ping","x"]`)
-	if got := c.read(); got != `42["pong",["x"]]` {
+	c.Write(`42["ping","x"]`)
+	if got := c.Read(); got != `42["pong",["x"]]` {
 		t.Fatalf("got %q", got)
 	}
 	if srv.Of("/a").Len() != 0 || srv.Of("/").Len() != 1 {
 		t.Fatal("namespace membership wrong after 41")
 	}
 	// A malformed packet closes the connection with "parse error".
-	c.write(`42["connect"]`)
+	c.Write(`42["connect"]`)
 	if got := recv(t, reasons); got != "/ parse error" {
 		t.Fatalf("got %q", got)
 	}
-	c.expectClosed()
+	c.ExpectClosed()
 }
 
 func TestWildcardNamespaces(t *testing.T) {
 	srv, ts := newTestServer(t, Options{Namespaces: []string{"*"}})
-	c := dial(t, ts)
-	c.connect("/anything", `{"x":1}`)
+	c := socketiotest.Dial(t, ts.URL, "")
+	c.Connect("/anything", `{"x":1}`)
 	if srv.Of("/anything").Len() != 1 {
 		t.Fatal("dynamic namespace not made")
 	}
@@ -204,19 +108,19 @@ func TestAuthorizer(t *testing.T) {
 		_ = s.Emit("welcome", s.Data())
 		joined <- s
 	})
-	c := dial(t, ts)
-	c.write(`40{"token":"bad"}`)
-	if got := c.read(); got != `44{"message":"not allowed","data":{"code":42}}` {
+	c := socketiotest.Dial(t, ts.URL, "")
+	c.Write(`40{"token":"bad"}`)
+	if got := c.Read(); got != `44{"message":"not allowed","data":{"code":42}}` {
 		t.Fatalf("got %q", got)
 	}
 	if got := recv(t, auths); got != `{"token":"bad"}` {
 		t.Fatalf("auth %q", got)
 	}
-	id := c.connect("/", "")
+	id := c.Connect("/", "")
 	if got := recv(t, auths); got != `{}` {
 		t.Fatalf("absent auth must be {}, got %q", got)
 	}
-	if got := c.read(); got != `42["welcome","alice"]` {
+	if got := c.Read(); got != `42["welcome","alice"]` {
 		t.Fatalf("emit in OnConnect must follow CONNECT, got %q", got)
 	}
 	s := recv(t, joined)
@@ -239,8 +143,8 @@ func sortedRooms(rooms ...string) []string {
 
 func TestConnectTimeout(t *testing.T) {
 	_, ts := newTestServer(t, Options{ConnectTimeout: 50 * time.Millisecond})
-	c := dial(t, ts)
-	c.expectClosed()
+	c := socketiotest.Dial(t, ts.URL, "")
+	c.ExpectClosed()
 }
 
 func TestAcksBothWays(t *testing.T) {
@@ -259,14 +163,14 @@ func TestAcksBothWays(t *testing.T) {
 		})
 		sockets <- s
 	})
-	c := dial(t, ts)
-	c.connect("/", "")
+	c := socketiotest.Dial(t, ts.URL, "")
+	c.Connect("/", "")
 	s := recv(t, sockets)
-	c.write(`425["sum",2,3]`)
-	if got := c.read(); got != `461-5[5,{"_placeholder":true,"num":0}]` {
+	c.Write(`425["sum",2,3]`)
+	if got := c.Read(); got != `461-5[5,{"_placeholder":true,"num":0}]` {
 		t.Fatalf("got %q", got)
 	}
-	if got := c.read(); got != "bin:\x07" {
+	if got := c.Read(); got != "bin:\x07" {
 		t.Fatalf("got %q", got)
 	}
 	type result struct {
@@ -280,13 +184,13 @@ func TestAcksBothWays(t *testing.T) {
 		a, err := s.EmitWithAck(ctx, "question", "?")
 		done <- result{a, err}
 	}()
-	q := c.read()
+	q := c.Read()
 	if !strings.HasPrefix(q, "42") || !strings.HasSuffix(q, `["question","?"]`) {
 		t.Fatalf("got %q", q)
 	}
 	id := strings.TrimSuffix(strings.TrimPrefix(q, "42"), `["question","?"]`)
-	c.write(`461-` + id + `[{"_placeholder":true,"num":0}]`)
-	c.writeBinary([]byte("answer"))
+	c.Write(`461-` + id + `[{"_placeholder":true,"num":0}]`)
+	c.WriteBinary([]byte("answer"))
 	r := recv(t, done)
 	if r.err != nil {
 		t.Fatal(r.err)
@@ -298,7 +202,7 @@ func TestAcksBothWays(t *testing.T) {
 	// An ack that never comes ends with the context.
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	go func() { c.read() }()
+	go func() { c.Read() }()
 	if _, err := s.EmitWithAck(ctx, "question", "again"); err == nil {
 		t.Fatal("EmitWithAck without an answer must fail")
 	}
@@ -321,16 +225,16 @@ func TestRoomsAndBroadcast(t *testing.T) {
 		})
 		connected <- struct{}{}
 	})
-	clients := make([]*rawClient, 3)
+	clients := make([]*socketiotest.Client, 3)
 	ids := make([]string, 3)
 	for i := range clients {
-		clients[i] = dial(t, ts)
-		ids[i] = clients[i].connect("/", "")
+		clients[i] = socketiotest.Dial(t, ts.URL, "")
+		ids[i] = clients[i].Connect("/", "")
 		recv(t, connected)
 	}
 	for _, i := range []int{0, 1} {
-		clients[i].write(`421["join","r"]`)
-		if got := clients[i].read(); got != "431[]" {
+		clients[i].Write(`421["join","r"]`)
+		if got := clients[i].Read(); got != "431[]" {
 			t.Fatalf("join ack %q", got)
 		}
 	}
@@ -353,7 +257,7 @@ func TestRoomsAndBroadcast(t *testing.T) {
 	}
 	for i, msgs := range want {
 		for _, m := range msgs {
-			if got := clients[i].read(); got != m {
+			if got := clients[i].Read(); got != m {
 				t.Fatalf("client %d got %q, want %q", i, got, m)
 			}
 		}
@@ -365,7 +269,7 @@ func TestRoomsAndBroadcast(t *testing.T) {
 	if n, _ := s0.To("r").Emit("news", "from 0"); n != 1 {
 		t.Fatalf("socket.To reached %d", n)
 	}
-	if got := clients[1].read(); got != `42["news","from 0"]` {
+	if got := clients[1].Read(); got != `42["news","from 0"]` {
 		t.Fatalf("got %q", got)
 	}
 	if _, err := ns.Emit("disconnect"); err == nil {
@@ -394,7 +298,7 @@ func TestRoomsAndBroadcast(t *testing.T) {
 	if n, _ := ns.To("s").DisconnectSockets(ctx, false); n != 1 {
 		t.Fatalf("disconnect reached %d", n)
 	}
-	if got := clients[2].read(); got != "41" {
+	if got := clients[2].Read(); got != "41" {
 		t.Fatalf("got %q", got)
 	}
 	if ns.Len() != 2 {
@@ -407,9 +311,9 @@ func TestBroadcastWithAck(t *testing.T) {
 	ns := srv.Of("/")
 	connected := make(chan string, 2)
 	ns.OnConnect(func(s *Socket) { connected <- s.ID() })
-	a, b := dial(t, ts), dial(t, ts)
-	idA := a.connect("/", "")
-	idB := b.connect("/", "")
+	a, b := socketiotest.Dial(t, ts.URL, ""), socketiotest.Dial(t, ts.URL, "")
+	idA := a.Connect("/", "")
+	idB := b.Connect("/", "")
 	recv(t, connected)
 	recv(t, connected)
 	done := make(chan *AckResults, 1)
@@ -422,12 +326,12 @@ func TestBroadcastWithAck(t *testing.T) {
 		}
 		done <- res
 	}()
-	qa, qb := a.read(), b.read()
+	qa, qb := a.Read(), b.Read()
 	if qa != qb {
 		t.Fatalf("one encoded broadcast must reach both: %q %q", qa, qb)
 	}
 	id := strings.TrimSuffix(strings.TrimPrefix(qa, "42"), `["poll"]`)
-	a.write("43" + id + `["yes"]`)
+	a.Write("43" + id + `["yes"]`)
 	res := recv(t, done)
 	if res.Sockets != 2 || len(res.Acks) != 1 || res.Acks[0].SocketID != idA ||
 		string(res.Acks[0].Args.Raw) != `["yes"]` || len(res.TimedOut) != 1 || res.TimedOut[0] != idB {
@@ -441,11 +345,11 @@ func TestServerCloseReason(t *testing.T) {
 	defer ts.Close()
 	reasons := make(chan string, 1)
 	srv.Of("/").OnConnect(func(s *Socket) { s.OnDisconnect(func(r string) { reasons <- r }) })
-	c := dial(t, ts)
-	c.connect("/", "")
+	c := socketiotest.Dial(t, ts.URL, "")
+	c.Connect("/", "")
 	srv.Close()
 	if got := recv(t, reasons); got != engineio.ReasonServerShutdown {
 		t.Fatalf("reason %q", got)
 	}
-	c.expectClosed()
+	c.ExpectClosed()
 }
