@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""A minimal siobridge webhook handler on Python's standard library.
+
+siobridge POSTs one JSON webhook per connect, event and disconnect (docs/webhooks.md);
+this handler checks the signature and answers with actions:
+
+  connect     -> {"data": {"name": "guest"}, "join": ["lobby"]}
+  event chat  -> ack "ok", and send the chat to the lobby except the sender
+  disconnect  -> {}
+
+Run it with the secret siobridge signs with (webhook.secret), then point siobridge's
+webhook.url at it:
+
+  SIOBRIDGE_WEBHOOK_SECRET=change-me PORT=3000 python3 handler.py
+"""
+
+import hashlib
+import hmac
+import json
+import os
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+SECRET = os.environ.get("SIOBRIDGE_WEBHOOK_SECRET", "").encode()
+PORT = int(os.environ.get("PORT", "3000"))
+TOLERANCE = 300  # seconds a signature's timestamp may be away from our clock
+MAX_BODY = 1 << 20
+
+
+def verify(header: str, body: bytes) -> bool:
+    """Checks X-Siobridge-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">."""
+    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
+    t, sig = parts.get("t", ""), parts.get("v1", "")
+    # An old timestamp is a replay of a captured request.
+    if not t.isdigit() or abs(time.time() - int(t)) > TOLERANCE:
+        return False
+    expected = hmac.new(SECRET, t.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), sig.encode())  # constant time
+
+
+def actions(hook: dict) -> dict:
+    """The reply to one webhook: what siobridge should do with the socket."""
+    if hook["type"] == "connect":
+        # Admit the client (a 4xx reply would refuse it), name it and put it in the lobby.
+        return {"data": {"name": "guest"}, "join": ["lobby"]}
+    if hook["type"] == "event" and hook.get("event") == "chat":
+        # Answer the client's ack callback and pass the chat on to the lobby, sender aside.
+        return {
+            "ack": ["ok"],
+            "emit": [{"event": "chat", "args": hook["args"], "to": ["lobby"], "except": [hook["socket"]["id"]]}],
+        }
+    return {}  # disconnect, other events: nothing to do
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            return self.answer(413, {"error": "body too large"})
+        body = self.rfile.read(length)  # the raw bytes: the signature covers them exactly
+        if not verify(self.headers.get("X-Siobridge-Signature", ""), body):
+            return self.answer(401, {"error": "bad signature"})
+        try:
+            hook = json.loads(body)
+        except ValueError:
+            hook = None
+        if not isinstance(hook, dict):
+            return self.answer(400, {"error": "body is not a JSON object"})
+        self.answer(200, actions(hook))
+
+    def answer(self, status: int, reply: dict):
+        data = json.dumps(reply).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def main():
+    if not SECRET:
+        sys.exit("handler.py: set SIOBRIDGE_WEBHOOK_SECRET to siobridge's webhook.secret")
+    server = ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
+    print("listening on", server.server_address[1], flush=True)  # PORT=0 picks a free port
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
