@@ -89,11 +89,12 @@ func (b *BroadcastOperator) EmitWithAck(ctx context.Context, event string, args 
 		mu       sync.Mutex
 		res      AckResults
 		expected = -1
+		countsIn bool // every node's count is in: only then can the acks be complete
 		done     = make(chan struct{})
 		closed   bool
 	)
 	finish := func() { // with mu held
-		if !closed && expected >= 0 && len(res.Acks) >= expected {
+		if !closed && countsIn && expected >= 0 && len(res.Acks) >= expected {
 			closed = true
 			close(done)
 		}
@@ -119,6 +120,7 @@ func (b *BroadcastOperator) EmitWithAck(ctx context.Context, event string, args 
 	if expected < 0 {
 		expected = 0
 	}
+	countsIn = true
 	finish()
 	mu.Unlock()
 	select {

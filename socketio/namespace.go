@@ -64,6 +64,11 @@ func newNamespace(srv *Server, name string) *Namespace {
 	return ns
 }
 
+// NextAckID returns a fresh ack id from the namespace's counter: adapters that deliver a
+// broadcast with acks from another node to this node's sockets number it with this, so it can
+// never meet an id already waiting on one of them.
+func (ns *Namespace) NextAckID() uint64 { return ns.ackIDs.Add(1) }
+
 // Name is the namespace's name, such as "/" or "/chat".
 func (ns *Namespace) Name() string { return ns.name }
 
