@@ -1,0 +1,674 @@
+package redisadapter
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/siobridge/siobridge/socketio"
+)
+
+// Request types of @socket.io/redis-adapter, numbered as on the wire.
+const (
+	typeSockets              = 0
+	typeAllRooms             = 1
+	typeRemoteJoin           = 2
+	typeRemoteLeave          = 3
+	typeRemoteDisconnect     = 4
+	typeRemoteFetch          = 5
+	typeServerSideEmit       = 6
+	typeBroadcast            = 7
+	typeBroadcastClientCount = 8
+	typeBroadcastAck         = 9
+)
+
+// Defaults of [Options].
+const (
+	DefaultKeyPrefix      = "socket.io"
+	DefaultRequestTimeout = 5 * time.Second
+)
+
+// Sizes and intervals that need no tuning.
+const (
+	// publishQueueSize bounds the messages waiting for the publisher goroutine.
+	publishQueueSize = 4096
+	// inboxSize bounds the broadcasts and requests waiting for the dispatcher goroutine.
+	inboxSize = 1024
+	// pingInterval is how long the subscriber waits for a message before it pings Redis; a
+	// ping not answered within another interval ends the connection.
+	pingInterval = 3 * time.Second
+	// defaultAckWait bounds the acks this node gathers for another node's broadcast when the
+	// request names no timeout.
+	defaultAckWait = 10 * time.Second
+	// maxAckWait caps the timeout a remote broadcast request may ask for.
+	maxAckWait = 10 * time.Minute
+)
+
+// Errors the adapter returns.
+var (
+	// ErrClosed is returned by calls on a closed adapter that need Redis.
+	ErrClosed = errors.New("redisadapter: adapter closed")
+	// ErrPublishQueueFull is returned when messages for Redis pile up faster than they can be
+	// published; this node's sockets were served, other nodes miss the message.
+	ErrPublishQueueFull = errors.New("redisadapter: publish queue full")
+)
+
+// Options configure the adapters that [New] makes. The zero value of every field but Client
+// means its default.
+type Options struct {
+	// Client publishes and runs commands; each namespace's adapter also makes one subscriber
+	// connection from it (Client.Subscribe). A *redis.Client (also from NewFailoverClient) or
+	// a *redis.ClusterClient; not a *redis.Ring, whose shards do not share pub/sub. Required.
+	Client redis.UniversalClient
+	// KeyPrefix starts every channel name, as the Node.js adapter's "key" option. Default
+	// "socket.io".
+	KeyPrefix string
+	// RequestTimeout bounds how long a cluster-wide request (FetchSockets, Rooms, the counts
+	// of AddSockets/DelSockets/DisconnectSockets, the client counts of BroadcastWithAck) waits
+	// for the other nodes; a node that has not answered by then is left out. Default 5s,
+	// the Node.js adapter's requestsTimeout.
+	RequestTimeout time.Duration
+	// PublishOnSpecificResponseChannel answers each request on the requester's own channel
+	// "<prefix>-response#<nsp>#<uid>#" instead of the shared "<prefix>-response#<nsp>#", as
+	// the Node.js option of that name. Node.js adapters 8.2+ listen on both; leave it false
+	// when older ones are in the cluster. Default false.
+	PublishOnSpecificResponseChannel bool
+	// Logger receives the adapter's logs (connection state changes at Warn and Info, dropped
+	// messages at Warn, protocol oddities at Debug). Default slog.Default().
+	Logger *slog.Logger
+}
+
+// New returns the factory of Redis adapters, one per namespace, for socketio.Options.Adapter.
+// It panics if opts.Client is nil: that is a configuration mistake, found at start.
+func New(opts Options) socketio.AdapterFactory {
+	if opts.Client == nil {
+		panic("redisadapter: Options.Client is nil; pass a go-redis client such as redis.NewClient(&redis.Options{Addr: \"127.0.0.1:6379\"})")
+	}
+	if opts.KeyPrefix == "" {
+		opts.KeyPrefix = DefaultKeyPrefix
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = DefaultRequestTimeout
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return func(ns *socketio.Namespace) socketio.Adapter { return newAdapter(ns, opts) }
+}
+
+// Adapter is one namespace's Redis adapter. Room membership and delivery to this node's
+// sockets are the in-memory adapter's; the rest reaches the other nodes through Redis.
+type Adapter struct {
+	ns     *socketio.Namespace
+	local  socketio.Adapter
+	client redis.UniversalClient
+	opts   Options
+	log    *slog.Logger
+	uid    string
+
+	channel                 string // broadcasts: channel, or channel + room + "#"
+	requestChannel          string
+	responseChannel         string
+	specificResponseChannel string
+	presenceChannel         string // only siobridge nodes subscribe: NUMSUB counts them
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	outbox chan outgoing
+	inbox  chan *redis.Message
+
+	mu       sync.Mutex
+	closed   bool
+	ps       *redis.PubSub
+	pending  map[string]*pendingRequest
+	ackReqs  map[string]*ackRequest
+	health   error // nil when subscribed
+	healthAt time.Time
+
+}
+
+// outgoing is one message for the publisher goroutine.
+type outgoing struct {
+	channel string
+	payload []byte
+}
+
+func newAdapter(ns *socketio.Namespace, opts Options) *Adapter {
+	uid := newID()
+	prefix := opts.KeyPrefix
+	a := &Adapter{
+		ns:              ns,
+		local:           socketio.NewMemoryAdapter(ns),
+		client:          opts.Client,
+		opts:            opts,
+		log:             opts.Logger.With("component", "redisadapter", "namespace", ns.Name(), "node", uid),
+		uid:             uid,
+		channel:         prefix + "#" + ns.Name() + "#",
+		requestChannel:  prefix + "-request#" + ns.Name() + "#",
+		responseChannel: prefix + "-response#" + ns.Name() + "#",
+		presenceChannel: prefix + "-siobridge#" + ns.Name() + "#",
+		outbox:          make(chan outgoing, publishQueueSize),
+		inbox:           make(chan *redis.Message, inboxSize),
+		pending:         make(map[string]*pendingRequest),
+		ackReqs:         make(map[string]*ackRequest),
+		health:          errNotYet,
+		healthAt:        time.Now(),
+	}
+	a.specificResponseChannel = a.responseChannel + uid + "#"
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	// No connection is made here: Subscribe without channels is lazy, so making a namespace
+	// never blocks on Redis. The subscriber goroutine connects.
+	a.ps = a.client.Subscribe(a.ctx)
+	a.wg.Add(3)
+	go a.subscribeLoop()
+	go a.dispatchLoop()
+	go a.publishLoop()
+	return a
+}
+
+// newID returns 6 random bytes in hex, the shape of the Node.js adapter's ids.
+func newID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// UID is this node's id in the namespace, as other nodes see it in messages.
+func (a *Adapter) UID() string { return a.uid }
+
+// Healthy returns nil while the adapter is subscribed to its Redis channels, and otherwise
+// an error saying since when and why not (also before the first subscription completes, and
+// after Close). Broadcasts and requests from other nodes are missed while it is not nil; this
+// node's own sockets are served all along.
+func (a *Adapter) Healthy() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return ErrClosed
+	}
+	if a.health != nil {
+		return fmt.Errorf("redisadapter: namespace %q: not subscribed to Redis since %s: %w",
+			a.ns.Name(), a.healthAt.Format(time.RFC3339), a.health)
+	}
+	return nil
+}
+
+// setHealth records the subscriber's state (nil: subscribed) and logs its changes.
+func (a *Adapter) setHealth(err error) {
+	a.mu.Lock()
+	was := a.health
+	changed := (was == nil) != (err == nil)
+	firstFailure := errors.Is(was, errNotYet) && err != nil
+	if changed {
+		a.healthAt = time.Now()
+	}
+	a.health = err
+	closed := a.closed
+	a.mu.Unlock()
+	switch {
+	case closed:
+	case changed && err == nil:
+		a.log.Info("redis adapter subscribed", "channels", []string{a.channel + "*", a.requestChannel, a.responseChannel})
+	case changed:
+		a.log.Warn("redis adapter lost its subscription; other nodes are unreachable until it is back", "error", err)
+	case firstFailure:
+		a.log.Warn("redis adapter cannot subscribe yet", "error", err)
+	}
+}
+
+// errNotYet is the state before the first subscription.
+var errNotYet = errors.New("not subscribed yet")
+
+// AddAll implements [socketio.Adapter].
+func (a *Adapter) AddAll(id string, rooms []string) { a.local.AddAll(id, rooms) }
+
+// Del implements [socketio.Adapter].
+func (a *Adapter) Del(id, room string) { a.local.Del(id, room) }
+
+// DelAll implements [socketio.Adapter].
+func (a *Adapter) DelAll(id string) { a.local.DelAll(id) }
+
+// SocketRooms implements [socketio.Adapter].
+func (a *Adapter) SocketRooms(id string) []string { return a.local.SocketRooms(id) }
+
+// Broadcast implements [socketio.Adapter]: this node's sockets get the packet at once, the
+// other nodes through one PUBLISH made by the publisher goroutine (so the caller never waits
+// for Redis). An error (ErrPublishQueueFull, ErrClosed, an encoding error) means other nodes
+// will not get it; the count of local sockets is right all the same.
+func (a *Adapter) Broadcast(p *socketio.Packet, opts socketio.BroadcastOptions) (int, error) {
+	n, err := a.local.Broadcast(p, opts)
+	if err != nil || opts.Local {
+		return n, err
+	}
+	msg, err := a.encodeBroadcast(p, opts)
+	if err != nil {
+		return n, fmt.Errorf("redisadapter: broadcast to other nodes: %w", err)
+	}
+	ch := a.channel
+	if rooms := dedupe(opts.Rooms); len(rooms) == 1 {
+		ch += rooms[0] + "#"
+	}
+	return n, a.publish(ch, msg)
+}
+
+// encodeBroadcast builds the msgpack message [uid, packet, opts] of the Node.js adapter.
+func (a *Adapter) encodeBroadcast(p *socketio.Packet, opts socketio.BroadcastOptions) ([]byte, error) {
+	pkt, err := packetToWire(p)
+	if err != nil {
+		return nil, err
+	}
+	flags := &object{}
+	if opts.Volatile {
+		flags.set("volatile", true)
+	}
+	wopts := &object{}
+	wopts.set("rooms", nonNil(dedupe(opts.Rooms)))
+	wopts.set("except", nonNil(dedupe(opts.Except)))
+	wopts.set("flags", flags)
+	return encodeMsgpack([]any{a.uid, pkt, wopts})
+}
+
+// publish queues a message for the publisher goroutine without waiting.
+func (a *Adapter) publish(channel string, payload []byte) error {
+	if a.ctx.Err() != nil {
+		return ErrClosed
+	}
+	select {
+	case a.outbox <- outgoing{channel, payload}:
+		return nil
+	default:
+		a.log.Warn("redis adapter publish queue full; message dropped", "channel", channel)
+		return ErrPublishQueueFull
+	}
+}
+
+// nodeCounts returns how many nodes subscribe to the namespace's request channel (this one
+// included) and how many of them are siobridge nodes.
+func (a *Adapter) nodeCounts(ctx context.Context) (all, siobridge int, err error) {
+	ctx, cancel := context.WithTimeout(ctx, a.opts.RequestTimeout)
+	defer cancel()
+	add := func(c redis.UniversalClient) error {
+		m, err := c.PubSubNumSub(ctx, a.requestChannel, a.presenceChannel).Result()
+		if err != nil {
+			return err
+		}
+		all += int(m[a.requestChannel])
+		siobridge += int(m[a.presenceChannel])
+		return nil
+	}
+	if cc, ok := a.client.(*redis.ClusterClient); ok {
+		// Each node of a Redis cluster counts its own subscribers only.
+		var mu sync.Mutex
+		err = cc.ForEachShard(ctx, func(ctx context.Context, shard *redis.Client) error {
+			m, err := shard.PubSubNumSub(ctx, a.requestChannel, a.presenceChannel).Result()
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			all += int(m[a.requestChannel])
+			siobridge += int(m[a.presenceChannel])
+			mu.Unlock()
+			return nil
+		})
+	} else {
+		err = add(a.client)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("redisadapter: PUBSUB NUMSUB %s: %w", a.requestChannel, err)
+	}
+	return all, siobridge, nil
+}
+
+// FetchSockets implements [socketio.Adapter]. Sockets of nodes that do not answer within ctx
+// and RequestTimeout are left out. When Redis cannot be reached, the local sockets are
+// returned with the error.
+func (a *Adapter) FetchSockets(ctx context.Context, opts socketio.BroadcastOptions) ([]socketio.SocketInfo, error) {
+	out, err := a.local.FetchSockets(ctx, opts)
+	if err != nil || opts.Local {
+		return out, err
+	}
+	remote, err := a.fetchRemote(ctx, opts)
+	out = append(out, remote...)
+	sortSockets(out)
+	return out, err
+}
+
+// fetchRemote asks the other nodes for the sockets opts selects.
+func (a *Adapter) fetchRemote(ctx context.Context, opts socketio.BroadcastOptions) ([]socketio.SocketInfo, error) {
+	all, _, err := a.nodeCounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if all <= 1 {
+		return nil, nil
+	}
+	resps, err := a.request(ctx, all-1, func(id string) ([]byte, error) {
+		return jsonRequest(wireRequest{UID: a.uid, RequestID: id, Type: typeRemoteFetch, Opts: wireOptsOf(opts)})
+	})
+	var out []socketio.SocketInfo
+	for _, r := range resps {
+		list, _ := r.get("sockets").([]any)
+		for _, s := range list {
+			if info, ok := socketInfoFromWire(s, a.ns.Name()); ok {
+				out = append(out, info)
+			}
+		}
+	}
+	return out, err
+}
+
+// AddSockets implements [socketio.Adapter]. Sockets on every node join; the count is this
+// node's plus what the other siobridge nodes report within RequestTimeout (Node.js nodes act
+// on the request but do not answer it, so their sockets are not counted).
+func (a *Adapter) AddSockets(ctx context.Context, opts socketio.BroadcastOptions, rooms []string) (int, error) {
+	return a.remoteAction(ctx, opts, typeRemoteJoin, func() (int, error) {
+		return a.local.AddSockets(ctx, opts, rooms)
+	}, func(r *wireRequest) { r.Rooms = nonNil(rooms) })
+}
+
+// DelSockets implements [socketio.Adapter]; counts as AddSockets does.
+func (a *Adapter) DelSockets(ctx context.Context, opts socketio.BroadcastOptions, rooms []string) (int, error) {
+	return a.remoteAction(ctx, opts, typeRemoteLeave, func() (int, error) {
+		return a.local.DelSockets(ctx, opts, rooms)
+	}, func(r *wireRequest) { r.Rooms = nonNil(rooms) })
+}
+
+// DisconnectSockets implements [socketio.Adapter]; counts as AddSockets does.
+func (a *Adapter) DisconnectSockets(ctx context.Context, opts socketio.BroadcastOptions, close bool) (int, error) {
+	return a.remoteAction(ctx, opts, typeRemoteDisconnect, func() (int, error) {
+		return a.local.DisconnectSockets(ctx, opts, close)
+	}, func(r *wireRequest) { r.Close = &close })
+}
+
+// remoteAction publishes a join, leave or disconnect request, does it locally and gathers
+// the counts of the other siobridge nodes.
+func (a *Adapter) remoteAction(ctx context.Context, opts socketio.BroadcastOptions, typ int, local func() (int, error), fill func(*wireRequest)) (int, error) {
+	if opts.Local {
+		return local()
+	}
+	_, siobridge, err := a.nodeCounts(ctx)
+	if err != nil {
+		// Published all the same: Redis may take the message even if NUMSUB failed.
+		siobridge = 0
+	}
+	var n int
+	var lerr error
+	resps, rerr := a.request(ctx, max(siobridge-1, 0), func(id string) ([]byte, error) {
+		r := wireRequest{UID: a.uid, RequestID: id, Type: typ, Opts: wireOptsOf(opts)}
+		fill(&r)
+		return jsonRequest(r)
+	}, func() {
+		// Done once the request is queued: a later broadcast from this node is then published
+		// after it, and local sockets act in the same order as remote ones.
+		n, lerr = local()
+	})
+	for _, r := range resps {
+		if c, ok := asInt(r.get("count")); ok && c > 0 {
+			n += int(c)
+		}
+	}
+	return n, errors.Join(lerr, err, rerr)
+}
+
+// Rooms implements [socketio.Adapter]. Siobridge nodes answer with counts; for room names a
+// Node.js node reports (without counts), the sockets in those rooms are fetched from every
+// node and counted, so with Node.js nodes in the cluster the wait is up to twice
+// RequestTimeout (always bounded by ctx). When Redis cannot be reached, this node's rooms are
+// returned with the error.
+func (a *Adapter) Rooms(ctx context.Context) ([]socketio.RoomInfo, error) {
+	local, err := a.local.Rooms(ctx)
+	if err != nil {
+		return nil, err
+	}
+	all, _, err := a.nodeCounts(ctx)
+	if err != nil {
+		return local, err
+	}
+	if all <= 1 {
+		return local, nil
+	}
+	counts := make(map[string]int, len(local))
+	for _, r := range local {
+		counts[r.Name] = r.Sockets
+	}
+	resps, rerr := a.request(ctx, all-1, func(id string) ([]byte, error) {
+		return jsonRequest(wireRequest{UID: a.uid, RequestID: id, Type: typeAllRooms})
+	})
+	uncounted := make(map[string]struct{})
+	for _, r := range resps {
+		if c, ok := r.get("counts").(*object); ok {
+			for i, name := range c.keys {
+				if n, ok := asInt(c.vals[i]); ok {
+					counts[name] += int(n)
+				}
+			}
+			continue
+		}
+		for _, name := range asRooms(r.get("rooms")) {
+			uncounted[name] = struct{}{}
+		}
+	}
+	if len(uncounted) > 0 {
+		names := make([]string, 0, len(uncounted))
+		for name := range uncounted {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		sockets, ferr := a.FetchSockets(ctx, socketio.BroadcastOptions{Rooms: names})
+		rerr = errors.Join(rerr, ferr)
+		seen := make(map[string]bool, len(sockets))
+		exact := make(map[string]int, len(names))
+		for _, s := range sockets {
+			if seen[s.ID] {
+				continue
+			}
+			seen[s.ID] = true
+			for _, r := range s.Rooms {
+				if _, ok := uncounted[r]; ok && r != s.ID {
+					exact[r]++
+				}
+			}
+		}
+		for _, name := range names {
+			counts[name] = exact[name] // the fetch saw every node: it replaces partial counts
+		}
+	}
+	out := make([]socketio.RoomInfo, 0, len(counts))
+	for name, n := range counts {
+		if n > 0 {
+			out = append(out, socketio.RoomInfo{Name: name, Sockets: n})
+		}
+	}
+	slices.SortFunc(out, func(x, y socketio.RoomInfo) int {
+		if x.Name < y.Name {
+			return -1
+		}
+		return 1
+	})
+	return out, rerr
+}
+
+// ackRequest is a broadcast with acks this node sent, waiting for the other nodes' counts
+// and their sockets' acks.
+type ackRequest struct {
+	onCount     func(int)
+	onAck       func(socketio.AckResult)
+	countsLeft  int
+	countsDone  chan struct{}
+	countsEnded bool
+}
+
+// BroadcastWithAck implements [socketio.Adapter]. When Redis cannot be reached it serves this
+// node's sockets only (logged, and seen in Healthy). Otherwise it waits for the other nodes' client counts
+// until ctx ends or RequestTimeout passes (a node that has not answered by then is left out,
+// though a count it sends later while ctx lasts is still passed on), and passes on their
+// sockets' acks until ctx ends. ctx must end: it bounds how long acks are awaited.
+func (a *Adapter) BroadcastWithAck(ctx context.Context, p *socketio.Packet, opts socketio.BroadcastOptions, onCount func(int), onAck func(socketio.AckResult)) ([]string, error) {
+	if opts.Local {
+		return a.local.BroadcastWithAck(ctx, p, opts, onCount, onAck)
+	}
+	all, _, nerr := a.nodeCounts(ctx)
+	if nerr != nil {
+		// As for Broadcast, Redis being away costs the other nodes' sockets, not this node's.
+		a.log.Warn("redis adapter: broadcast with acks reaches this node only", "error", nerr)
+	}
+	others := all - 1
+	if nerr != nil || others <= 0 {
+		return a.local.BroadcastWithAck(ctx, p, opts, onCount, onAck)
+	}
+	// The counts are passed on together once every node's is in (or the wait is over):
+	// socketio's EmitWithAck takes "acks == the counts so far" for done, and an ack from a
+	// quick node must not end the wait before a slower node's count is known.
+	var (
+		cmu      sync.Mutex
+		total    int
+		released bool
+	)
+	gather := func(n int) {
+		cmu.Lock()
+		if released {
+			cmu.Unlock()
+			onCount(n) // a node that answered late
+			return
+		}
+		total += n
+		cmu.Unlock()
+	}
+	release := func() {
+		cmu.Lock()
+		released = true
+		n := total
+		cmu.Unlock()
+		onCount(n)
+	}
+	id := newID()
+	req := &ackRequest{onCount: gather, onAck: onAck, countsLeft: others, countsDone: make(chan struct{})}
+	msg, err := a.encodeBroadcastRequest(ctx, id, p, opts)
+	if err != nil {
+		return nil, fmt.Errorf("redisadapter: broadcast to other nodes: %w", err)
+	}
+	a.mu.Lock()
+	a.ackReqs[id] = req
+	a.mu.Unlock()
+	context.AfterFunc(ctx, func() { a.forgetAck(id) })
+	perr := a.publish(a.requestChannel, msg)
+	if perr != nil {
+		a.forgetAck(id)
+	}
+	ids, err := a.local.BroadcastWithAck(ctx, p, opts, gather, onAck)
+	if perr == nil {
+		timer := time.NewTimer(a.opts.RequestTimeout)
+		select {
+		case <-req.countsDone:
+		case <-ctx.Done():
+		case <-timer.C:
+		case <-a.ctx.Done():
+		}
+		timer.Stop()
+	}
+	release()
+	return ids, errors.Join(err, perr)
+}
+
+func (a *Adapter) forgetAck(id string) {
+	a.mu.Lock()
+	delete(a.ackReqs, id)
+	a.mu.Unlock()
+}
+
+// encodeBroadcastRequest builds the msgpack BROADCAST request; flags.timeout (milliseconds)
+// tells the other nodes how long to wait for their sockets' acks.
+func (a *Adapter) encodeBroadcastRequest(ctx context.Context, id string, p *socketio.Packet, opts socketio.BroadcastOptions) ([]byte, error) {
+	pkt, err := packetToWire(&socketio.Packet{Type: p.Type, Namespace: p.Namespace, Data: p.Data, Attachments: p.Attachments})
+	if err != nil {
+		return nil, err
+	}
+	wait := defaultAckWait
+	if dl, ok := ctx.Deadline(); ok {
+		wait = max(time.Until(dl), time.Millisecond)
+	}
+	flags := &object{}
+	flags.set("timeout", wait.Milliseconds())
+	if opts.Volatile {
+		flags.set("volatile", true)
+	}
+	wopts := &object{}
+	wopts.set("rooms", nonNil(dedupe(opts.Rooms)))
+	wopts.set("except", nonNil(dedupe(opts.Except)))
+	wopts.set("flags", flags)
+	req := &object{}
+	req.set("uid", a.uid)
+	req.set("requestId", id)
+	req.set("type", int64(typeBroadcast))
+	req.set("packet", pkt)
+	req.set("opts", wopts)
+	return encodeMsgpack(req)
+}
+
+// Close implements [socketio.Adapter]: it ends the subscriber connection (which unsubscribes
+// it), lets the publisher send what is queued (for at most a second) and waits for the
+// adapter's goroutines. Requests waiting for other nodes return what they have.
+func (a *Adapter) Close() error {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return nil
+	}
+	a.closed = true
+	ps := a.ps
+	a.ackReqs = make(map[string]*ackRequest)
+	a.mu.Unlock()
+	a.cancel()
+	err := ps.Close()
+	a.wg.Wait()
+	if lerr := a.local.Close(); lerr != nil {
+		err = errors.Join(err, lerr)
+	}
+	if err != nil {
+		return fmt.Errorf("redisadapter: close namespace %q: %w", a.ns.Name(), err)
+	}
+	return nil
+}
+
+func dedupe(in []string) []string {
+	if len(in) < 2 {
+		return in
+	}
+	seen := make(map[string]struct{}, len(in))
+	out := make([]string, 0, len(in))
+	for _, s := range in {
+		if _, dup := seen[s]; !dup {
+			seen[s] = struct{}{}
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func sortSockets(s []socketio.SocketInfo) {
+	slices.SortStableFunc(s, func(x, y socketio.SocketInfo) int {
+		switch {
+		case x.ID < y.ID:
+			return -1
+		case x.ID > y.ID:
+			return 1
+		}
+		return 0
+	})
+}

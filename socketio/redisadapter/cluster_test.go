@@ -1,0 +1,514 @@
+package redisadapter
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/siobridge/siobridge/socketio"
+	"github.com/siobridge/siobridge/socketio/socketiotest"
+)
+
+// clientConn is a test client with a name for messages.
+type clientConn struct {
+	*socketiotest.Client
+	name string
+}
+
+// threeNodes starts Redis, three siobridge nodes and one client on each.
+func threeNodes(t *testing.T, opts Options) (r *redisServer, nodes []*node, sids []string, clients []*clientConn) {
+	t.Helper()
+	r = startRedis(t)
+	for i := range 3 {
+		n := newNode(t, r, opts)
+		nodes = append(nodes, n)
+		c, sid := n.client()
+		clients = append(clients, &clientConn{c, fmt.Sprint("client", i)})
+		sids = append(sids, sid)
+	}
+	waitHealthy(t, nodes...)
+	return r, nodes, sids, clients
+}
+
+func TestBroadcastReachesEveryNode(t *testing.T) {
+	_, nodes, sids, clients := threeNodes(t, Options{})
+	a, b := nodes[0], nodes[1]
+
+	n, err := a.ns().Emit("hello", 1, "two", map[string]any{"z": 1.5, "a": nil}, json.RawMessage(`{"b":1,"a":[true,-2]}`))
+	if err != nil || n != 1 {
+		t.Fatalf("Emit = %d, %v; want 1 local socket", n, err)
+	}
+	for _, c := range clients {
+		expect(t, c.Client, `42["hello",1,"two",{"a":null,"z":1.5},{"b":1,"a":[true,-2]}]`)
+	}
+
+	// Binary arguments travel as msgpack bin and come back as attachments.
+	if _, err := a.ns().Emit("bin", []byte{1, 2, 3}, map[string]any{"nested": []byte{}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range clients {
+		expect(t, c.Client, `452-["bin",{"_placeholder":true,"num":0},{"nested":{"_placeholder":true,"num":1}}]`)
+		expect(t, c.Client, "bin:\x01\x02\x03")
+		expect(t, c.Client, "bin:")
+	}
+
+	// A room: only the member (on node B) gets it; the marker that follows proves the others
+	// got nothing before it.
+	b.socket(sids[1]).Join("room")
+	if _, err := a.ns().To("room").Emit("in-room", 7); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, clients[1].Client, `42["in-room",7]`)
+	if _, err := a.ns().Emit("marker"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range clients {
+		expect(t, c.Client, `42["marker"]`)
+	}
+
+	// Except a socket of another node, and a room with two names (published on the
+	// namespace channel).
+	nodes[2].socket(sids[2]).Join("other")
+	if _, err := a.ns().To("room", "other").Except(sids[1]).Emit("rooms-except"); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, clients[2].Client, `42["rooms-except"]`)
+	if _, err := a.ns().Except(sids[2]).Emit("all-but-c"); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, clients[0].Client, `42["all-but-c"]`)
+	expect(t, clients[1].Client, `42["all-but-c"]`)
+	if _, err := a.ns().Emit("marker2"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range clients {
+		expect(t, c.Client, `42["marker2"]`)
+	}
+
+	// Local stays on this node.
+	if _, err := b.ns().All().Local().Emit("local-only"); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, clients[1].Client, `42["local-only"]`)
+	if _, err := b.ns().Emit("marker3"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range clients {
+		expect(t, c.Client, `42["marker3"]`)
+	}
+}
+
+func TestRemoteJoinLeaveDisconnect(t *testing.T) {
+	_, nodes, sids, clients := threeNodes(t, Options{})
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	ctx := ctxTimeout(t, 10*time.Second)
+
+	n, err := a.ns().To(sids[1], sids[2]).SocketsJoin(ctx, "team")
+	if err != nil || n != 2 {
+		t.Fatalf("SocketsJoin = %d, %v; want 2", n, err)
+	}
+	if !slices.Contains(b.adapter().SocketRooms(sids[1]), "team") || !slices.Contains(c.adapter().SocketRooms(sids[2]), "team") {
+		t.Fatalf("rooms after remote join: %v %v", b.adapter().SocketRooms(sids[1]), c.adapter().SocketRooms(sids[2]))
+	}
+	if slices.Contains(a.adapter().SocketRooms(sids[0]), "team") {
+		t.Fatal("the socket on A joined too")
+	}
+
+	n, err = a.ns().To("team").Except(sids[2]).SocketsLeave(ctx, "team")
+	if err != nil || n != 1 {
+		t.Fatalf("SocketsLeave = %d, %v; want 1", n, err)
+	}
+	if slices.Contains(b.adapter().SocketRooms(sids[1]), "team") || !slices.Contains(c.adapter().SocketRooms(sids[2]), "team") {
+		t.Fatalf("rooms after remote leave: %v %v", b.adapter().SocketRooms(sids[1]), c.adapter().SocketRooms(sids[2]))
+	}
+
+	// Every socket joins, this node's included.
+	n, err = b.ns().All().SocketsJoin(ctx, "everyone")
+	if err != nil || n != 3 {
+		t.Fatalf("SocketsJoin(all) = %d, %v; want 3", n, err)
+	}
+
+	n, err = a.ns().To("team").DisconnectSockets(ctx, false)
+	if err != nil || n != 1 {
+		t.Fatalf("DisconnectSockets = %d, %v; want 1", n, err)
+	}
+	expect(t, clients[2].Client, "41")
+	if c.ns().Len() != 0 {
+		t.Fatal("the socket on C is still connected")
+	}
+	n, err = a.ns().To(sids[1]).DisconnectSockets(ctx, true)
+	if err != nil || n != 1 {
+		t.Fatalf("DisconnectSockets(close) = %d, %v; want 1", n, err)
+	}
+	clients[1].ExpectClosed()
+}
+
+func TestFetchSocketsAndRoomsAcrossNodes(t *testing.T) {
+	_, nodes, sids, _ := threeNodes(t, Options{})
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	ctx := ctxTimeout(t, 10*time.Second)
+	a.socket(sids[0]).Join("solo")
+	b.socket(sids[1]).Join("pair")
+	c.socket(sids[2]).Join("pair")
+	b.socket(sids[1]).SetData(map[string]any{"user": "bob"})
+
+	all, err := a.ns().All().FetchSockets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]socketio.SocketInfo{}
+	for _, s := range all {
+		got[s.ID] = s
+	}
+	if len(all) != 3 || len(got) != 3 {
+		t.Fatalf("FetchSockets = %+v; want the 3 sockets", all)
+	}
+	bob := got[sids[1]]
+	if !slices.Equal(bob.Rooms, sortedCopy([]string{sids[1], "pair"})) || bob.Namespace != "/" {
+		t.Fatalf("remote socket %+v", bob)
+	}
+	if data, _ := json.Marshal(bob.Data); string(data) != `{"user":"bob"}` {
+		t.Fatalf("remote socket data %s", data)
+	}
+	if bob.Handshake == nil || bob.Handshake.Address != "127.0.0.1" || bob.Handshake.Query["transport"] != "websocket" || string(bob.Handshake.Auth) != "{}" {
+		t.Fatalf("remote handshake %+v", bob.Handshake)
+	}
+
+	pair, err := a.ns().To("pair").Except(sids[2]).FetchSockets(ctx)
+	if err != nil || len(pair) != 1 || pair[0].ID != sids[1] {
+		t.Fatalf("FetchSockets(pair except C) = %+v, %v", pair, err)
+	}
+
+	rooms, err := b.adapter().Rooms(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []socketio.RoomInfo{{Name: "pair", Sockets: 2}, {Name: "solo", Sockets: 1}}
+	if !slices.Equal(rooms, want) {
+		t.Fatalf("Rooms = %+v, want %+v", rooms, want)
+	}
+}
+
+func TestBroadcastWithAckGathersRemoteAcks(t *testing.T) {
+	_, nodes, sids, clients := threeNodes(t, Options{})
+	a := nodes[0]
+	type result struct {
+		res *socketio.AckResults
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		res, err := a.ns().All().EmitWithAck(ctx, "question", 42)
+		done <- result{res, err}
+	}()
+	for i, c := range clients {
+		msg := c.Read()
+		id, ok := strings.CutSuffix(strings.TrimPrefix(msg, "42"), `["question",42]`)
+		if !ok || id == "" {
+			t.Fatalf("client %d got %q, want an event with an ack id", i, msg)
+		}
+		c.Write(fmt.Sprintf(`43%s["answer-%d",{"n":%d}]`, id, i, i))
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.res.Sockets != 3 || len(r.res.Acks) != 3 || len(r.res.TimedOut) != 0 {
+		t.Fatalf("EmitWithAck = %+v", r.res)
+	}
+	answers := map[string]string{}
+	for _, ack := range r.res.Acks {
+		answers[ack.SocketID] = string(ack.Args.Raw)
+	}
+	for i, sid := range sids {
+		if want := fmt.Sprintf(`["answer-%d",{"n":%d}]`, i, i); answers[sid] != want {
+			t.Fatalf("ack of %s = %q, want %q (all: %v)", sid, answers[sid], want, answers)
+		}
+	}
+
+	// A socket that does not answer: the wait ends with ctx.
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		res, err := a.ns().To(sids[1]).EmitWithAck(ctx, "ignored")
+		done <- result{res, err}
+	}()
+	if msg := clients[1].Read(); !strings.HasSuffix(msg, `["ignored"]`) {
+		t.Fatalf("got %q", msg)
+	}
+	r = <-done
+	if r.err != nil || r.res.Sockets != 1 || len(r.res.Acks) != 0 {
+		t.Fatalf("EmitWithAck without answer = %+v, %v", r.res, r.err)
+	}
+}
+
+func TestDeadNodeDelaysRequestsAtMostTheTimeout(t *testing.T) {
+	r := startRedis(t)
+	const timeout = 400 * time.Millisecond
+	a := newNode(t, r, Options{RequestTimeout: timeout})
+	b := newNode(t, r, Options{RequestTimeout: timeout})
+	_, sidA := a.client()
+	_, sidB := b.client()
+	waitHealthy(t, a, b)
+
+	// A node that hangs: subscribed to the request channel (so counted), never answering.
+	zombie := redis.NewClient(&redis.Options{Addr: r.addr()})
+	defer zombie.Close()
+	ps := zombie.Subscribe(context.Background(), "socket.io-request#/#")
+	defer ps.Close()
+	if _, err := ps.Receive(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx := ctxTimeout(t, 10*time.Second)
+	start := time.Now()
+	all, err := a.ns().All().FetchSockets(ctx)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{}
+	for _, s := range all {
+		ids = append(ids, s.ID)
+	}
+	if !slices.Equal(ids, sortedCopy([]string{sidA, sidB})) {
+		t.Fatalf("FetchSockets = %v, want %v", ids, []string{sidA, sidB})
+	}
+	if took < timeout || took > timeout+time.Second {
+		t.Fatalf("FetchSockets took %s, want the request timeout %s (the dead node left out)", took, timeout)
+	}
+
+	// A shorter ctx wins over the timeout.
+	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	if _, err := a.ns().All().FetchSockets(short); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > timeout {
+		t.Fatalf("FetchSockets with a 100ms ctx took %s", took)
+	}
+
+	// A closed node answers nothing, and is no longer counted.
+	if err := b.adapter().Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ps.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "NUMSUB to drop", func() bool {
+		all, _, err := a.adapter().nodeCounts(ctx)
+		return err == nil && all == 1
+	})
+	start = time.Now()
+	all, err = a.ns().All().FetchSockets(ctx)
+	if err != nil || len(all) != 1 || time.Since(start) > timeout/2 {
+		t.Fatalf("FetchSockets alone = %v, %v after %s", all, err, time.Since(start))
+	}
+}
+
+func TestRedisRestart(t *testing.T) {
+	r := startRedis(t)
+	a := newNode(t, r, Options{RequestTimeout: time.Second})
+	b := newNode(t, r, Options{RequestTimeout: time.Second})
+	ca, _ := a.client()
+	cb, _ := b.client()
+	waitHealthy(t, a, b)
+	if _, err := a.ns().Emit("before"); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, ca, `42["before"]`)
+	expect(t, cb, `42["before"]`)
+
+	r.stop()
+	waitFor(t, 10*time.Second, "the adapters to notice Redis is gone", func() bool {
+		return a.adapter().Healthy() != nil && b.adapter().Healthy() != nil
+	})
+	// Local clients are still served, and queries answer with what this node has.
+	if n, err := a.ns().Emit("during"); err != nil || n != 1 {
+		t.Fatalf("Emit while Redis is down = %d, %v", n, err)
+	}
+	expect(t, ca, `42["during"]`)
+	ctx := ctxTimeout(t, 10*time.Second)
+	if all, err := a.ns().All().FetchSockets(ctx); err == nil || len(all) != 1 {
+		t.Fatalf("FetchSockets while Redis is down = %v, %v; want the local socket and an error", all, err)
+	}
+
+	r.restart()
+	waitHealthy(t, a, b)
+	if _, err := a.ns().Emit("after"); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, ca, `42["after"]`)
+	// "during" may still have been published if Redis came back within the publisher's
+	// retries; "after" must come.
+	if seen := readUntil(t, cb, `42["after"]`, 3); len(seen) > 0 && !slices.Equal(seen, []string{`42["during"]`}) {
+		t.Fatalf("before \"after\", B got %v", seen)
+	}
+	if _, err := b.ns().Emit("back"); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, ca, `42["back"]`)
+	expect(t, cb, `42["back"]`)
+	all, err := b.ns().All().FetchSockets(ctx)
+	if err != nil || len(all) != 2 {
+		t.Fatalf("FetchSockets after the restart = %v, %v", all, err)
+	}
+}
+
+func TestCloseIsClean(t *testing.T) {
+	r := startRedis(t)
+	a := newNode(t, r, Options{})
+	waitHealthy(t, a)
+	ad := a.adapter()
+	if err := ad.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ad.Close(); err != nil {
+		t.Fatal("second Close:", err)
+	}
+	if ad.Healthy() == nil {
+		t.Fatal("a closed adapter reports healthy")
+	}
+	if _, err := a.ns().Emit("x"); err == nil {
+		t.Fatal("Emit on a closed adapter: want an error for the other nodes")
+	}
+	// Closing unsubscribed: nobody is left on the request channel.
+	ctx := ctxTimeout(t, 5*time.Second)
+	m, err := a.rdb.PubSubNumSub(ctx, "socket.io-request#/#").Result()
+	if err != nil || m["socket.io-request#/#"] != 0 {
+		t.Fatalf("NUMSUB after Close = %v, %v", m, err)
+	}
+}
+
+func TestKeyPrefixSeparatesClusters(t *testing.T) {
+	r := startRedis(t)
+	a := newNode(t, r, Options{KeyPrefix: "one"})
+	b := newNode(t, r, Options{KeyPrefix: "two"})
+	c := newNode(t, r, Options{KeyPrefix: "one", PublishOnSpecificResponseChannel: true})
+	_, sidA := a.client()
+	cb, _ := b.client()
+	cc, sidC := c.client()
+	waitHealthy(t, a, b, c)
+	if _, err := a.ns().Emit("hi"); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, cc, `42["hi"]`)
+	if _, err := b.ns().Emit("other"); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, cb, `42["other"]`)
+	if _, err := a.ns().Emit("marker"); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, cc, `42["marker"]`)
+	// Answers on the requester's own channel reach it.
+	ctx := ctxTimeout(t, 5*time.Second)
+	all, err := c.ns().All().FetchSockets(ctx)
+	if err != nil || len(all) != 2 || !slices.Equal([]string{all[0].ID, all[1].ID}, sortedCopy([]string{sidA, sidC})) {
+		t.Fatalf("FetchSockets in cluster one = %+v, %v", all, err)
+	}
+}
+
+func sortedCopy(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return out
+}
+
+func TestNamespacesAreSeparate(t *testing.T) {
+	r := startRedis(t)
+	a := newNode(t, r, Options{})
+	b := newNode(t, r, Options{})
+	for _, n := range []*node{a, b} {
+		n.srv.Of("/chat")
+	}
+	c := socketiotest.Dial(t, b.ts.URL, "")
+	c.Connect("/", "")
+	c.Connect("/chat", "")
+	waitFor(t, 10*time.Second, "the /chat adapters to subscribe", func() bool {
+		return a.srv.Of("/chat").Adapter().(*Adapter).Healthy() == nil && b.srv.Of("/chat").Adapter().(*Adapter).Healthy() == nil
+	})
+	waitHealthy(t, a, b)
+	if _, err := a.srv.Of("/chat").Emit("in-chat", 1); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, c, `42/chat,["in-chat",1]`)
+	if _, err := a.ns().Emit("in-root"); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, c, `42["in-root"]`)
+}
+
+func TestStartsWithoutRedis(t *testing.T) {
+	r := startRedis(t)
+	r.stop()
+	a := newNode(t, r, Options{})
+	b := newNode(t, r, Options{})
+	if err := a.adapter().Healthy(); err == nil || !strings.Contains(err.Error(), "not subscribed") {
+		t.Fatalf("Healthy without Redis = %v", err)
+	}
+	ca, _ := a.client()
+	cb, _ := b.client()
+	if _, err := a.ns().Emit("alone"); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, ca, `42["alone"]`)
+	r.restart()
+	waitHealthy(t, a, b)
+	if _, err := a.ns().Emit("together"); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, ca, `42["together"]`)
+	readUntil(t, cb, `42["together"]`, 2)
+}
+
+// syncBuffer is a log sink that tests can read while the adapter writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestLostBroadcastsAreLogged(t *testing.T) {
+	r := startRedis(t)
+	logs := &syncBuffer{}
+	a := newNode(t, r, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	ca, _ := a.client()
+	waitHealthy(t, a)
+	r.stop()
+	waitFor(t, 10*time.Second, "the adapter to notice", func() bool { return a.adapter().Healthy() != nil })
+	for i := range 3 {
+		if _, err := a.ns().Emit("lost", i); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, ca, fmt.Sprintf(`42["lost",%d]`, i))
+	}
+	waitFor(t, 10*time.Second, "a warning about the lost messages", func() bool {
+		return strings.Contains(logs.String(), "could not publish")
+	})
+	if !strings.Contains(logs.String(), "lost its subscription") {
+		t.Fatalf("logs:\n%s", logs)
+	}
+}

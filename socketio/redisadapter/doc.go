@@ -1,0 +1,60 @@
+// Package redisadapter is a [socketio.Adapter] that spans several processes through one Redis
+// server, speaking the protocol of @socket.io/redis-adapter 8 (the classic pub/sub adapter) so
+// that siobridge nodes and Node.js Socket.IO servers can share one cluster, and so that
+// @socket.io/redis-emitter 5 can emit to siobridge's clients.
+//
+//	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+//	srv := socketio.NewServer(socketio.Options{Adapter: redisadapter.New(redisadapter.Options{Client: rdb})})
+//
+// Each namespace gets its own adapter, with a random node id, one subscriber connection (made
+// from the client) and one publisher goroutine. On the wire, per namespace nsp and key prefix
+// (default "socket.io"):
+//
+//   - broadcasts are PUBLISHed as msgpack [uid, packet, opts] on "<prefix>#<nsp>#", or on
+//     "<prefix>#<nsp>#<room>#" when exactly one room is targeted; every node PSUBSCRIBEs
+//     "<prefix>#<nsp>#*" and delivers what other nodes sent to its own sockets;
+//   - requests (socket queries, remote join/leave/disconnect, broadcasts with acks) go to
+//     "<prefix>-request#<nsp>#", answers to "<prefix>-response#<nsp>#" (or the requester's own
+//     "<prefix>-response#<nsp>#<uid>#" with Options.PublishOnSpecificResponseChannel).
+//     The number of nodes is PUBSUB NUMSUB of the request channel.
+//
+// What it adds to the Node.js protocol, without disturbing Node.js nodes (which ignore unknown
+// fields and channels):
+//
+//   - siobridge nodes also subscribe to "<prefix>-siobridge#<nsp>#", so that PUBSUB NUMSUB of it
+//     tells how many of the nodes are siobridge nodes;
+//   - remote join, leave and disconnect requests carry a requestId, and siobridge nodes answer
+//     them with how many of their sockets were selected ({"requestId":..,"count":n}); Node.js
+//     nodes act on their sockets but do not answer, so the counts that AddSockets, DelSockets
+//     and DisconnectSockets return leave out sockets on Node.js nodes;
+//   - the answer to ALL_ROOMS carries "counts" (room name to sockets, socket-id rooms left
+//     out); for the room names that Node.js nodes report without counts, Rooms asks every node
+//     for the sockets in those rooms (REMOTE_FETCH) and counts them;
+//   - a BROADCAST_ACK carries the answering socket's id ("sid") and all of its ack arguments
+//     ("args"); Node.js nodes send only the first argument, and no id.
+//
+// Delivery is at most once, as with the in-memory adapter: a broadcast published while Redis is
+// unreachable is lost for the other nodes (this node's sockets still get it, and the loss is
+// logged). The subscriber reconnects and subscribes again on its own, and pings an idle
+// connection so that a silent one is replaced; [Adapter.Healthy] tells whether it is
+// subscribed now, for a readiness probe:
+//
+//	for _, ns := range srv.Namespaces() {
+//		if h, ok := ns.Adapter().(interface{ Healthy() error }); ok {
+//			if err := h.Healthy(); err != nil {
+//				return err // not ready
+//			}
+//		}
+//	}
+//
+// Queries (FetchSockets, Rooms, the counts of AddSockets, DelSockets and DisconnectSockets)
+// return this node's part with an error when Redis cannot be reached; broadcasts, with or
+// without acks, go on serving this node's sockets.
+//
+// A broadcast with acks from another node is sent to this node's sockets with an ack id from
+// the namespace's own counter (Namespace.NextAckID), so it never meets an id already waiting.
+//
+// Not supported: serverSideEmit (siobridge has no server-side events; such requests are
+// ignored, so a Node.js serverSideEmitWithAck times out waiting for siobridge nodes),
+// connection state recovery across nodes, and the sharded (SSUBSCRIBE) adapter.
+package redisadapter

@@ -1,0 +1,227 @@
+package redisadapter
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+
+	"github.com/siobridge/siobridge/socketio"
+	"github.com/siobridge/siobridge/socketio/socketiotest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// redisBinary is Debian's redis-server, which `make deps` installs.
+const redisBinary = "/usr/bin/redis-server"
+
+// redisServer is a redis-server of the test's own, on a free loopback port, without
+// persistence, in a temporary directory.
+type redisServer struct {
+	t    *testing.T
+	port int
+	dir  string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func (r *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
+
+func startRedis(t *testing.T) *redisServer {
+	t.Helper()
+	bin := redisBinary
+	if _, err := os.Stat(bin); err != nil {
+		p, lerr := exec.LookPath("redis-server")
+		if lerr != nil {
+			t.Fatalf("redis-server is not installed (%v); run `make deps` (it installs Debian's redis-server package)", err)
+		}
+		bin = p
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	r := &redisServer{t: t, port: port, dir: t.TempDir()}
+	r.start(bin)
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *redisServer) start(bin string) {
+	r.t.Helper()
+	r.cmd = exec.Command(bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.dir, "--logfile", filepath.Join(r.dir, "redis.log"))
+	r.cmd.Stdout, r.cmd.Stderr = io.Discard, io.Discard
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatalf("start redis-server: %v", err)
+	}
+	r.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) {
+		_ = cmd.Wait()
+		close(done)
+	}(r.cmd, r.done)
+	c := redis.NewClient(&redis.Options{Addr: r.addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	defer c.Close()
+	waitFor(r.t, 10*time.Second, "redis-server to answer PING", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		return c.Ping(ctx).Err() == nil
+	})
+}
+
+// stop ends the server and waits for it (idempotent).
+func (r *redisServer) stop() {
+	if r.cmd == nil {
+		return
+	}
+	_ = r.cmd.Process.Kill()
+	select {
+	case <-r.done:
+	case <-time.After(10 * time.Second):
+		r.t.Errorf("redis-server did not exit")
+	}
+	r.cmd = nil
+}
+
+// restart starts the server again on the same port.
+func (r *redisServer) restart() {
+	r.t.Helper()
+	bin := redisBinary
+	if _, err := os.Stat(bin); err != nil {
+		bin, _ = exec.LookPath("redis-server")
+	}
+	r.start(bin)
+}
+
+// waitFor polls cond every 10ms until it holds, failing the test after timeout.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up after %s waiting for %s", timeout, what)
+		}
+		<-tick.C
+	}
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("REDISADAPTER_DEBUG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// node is one siobridge Socket.IO server with the Redis adapter, on its own httptest server.
+type node struct {
+	t   *testing.T
+	srv *socketio.Server
+	ts  *httptest.Server
+	rdb *redis.Client
+}
+
+func newNode(t *testing.T, r *redisServer, opts Options) *node {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: r.addr(), DialTimeout: time.Second})
+	opts.Client = rdb
+	if opts.Logger == nil {
+		opts.Logger = testLogger()
+	}
+	srv := socketio.NewServer(socketio.Options{Adapter: New(opts), Logger: opts.Logger})
+	ts := httptest.NewServer(srv)
+	n := &node{t: t, srv: srv, ts: ts, rdb: rdb}
+	t.Cleanup(func() {
+		srv.Close()
+		ts.Close()
+		_ = rdb.Close()
+	})
+	return n
+}
+
+func (n *node) ns() *socketio.Namespace { return n.srv.Of("/") }
+
+func (n *node) adapter() *Adapter { return n.ns().Adapter().(*Adapter) }
+
+// client connects a raw Socket.IO client to the node's "/" and returns it with its socket id.
+func (n *node) client() (*socketiotest.Client, string) {
+	n.t.Helper()
+	c := socketiotest.Dial(n.t, n.ts.URL, "")
+	sid := c.Connect("/", "")
+	return c, sid
+}
+
+// socket returns the node's socket with id, failing the test if there is none.
+func (n *node) socket(id string) *socketio.Socket {
+	n.t.Helper()
+	s := n.ns().Socket(id)
+	if s == nil {
+		n.t.Fatalf("no socket %s on this node", id)
+	}
+	return s
+}
+
+// waitHealthy waits until every node's adapter of "/" is subscribed.
+func waitHealthy(t *testing.T, nodes ...*node) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "the adapters to subscribe", func() bool {
+		for _, n := range nodes {
+			if n.adapter().Healthy() != nil {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// expect reads the next message, and fails unless it is want.
+func expect(t *testing.T, c *socketiotest.Client, want string) {
+	t.Helper()
+	if got := c.Read(); got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+// readUntil reads messages until one equals want, failing after max messages.
+func readUntil(t *testing.T, c *socketiotest.Client, want string, max int) []string {
+	t.Helper()
+	var seen []string
+	for range max {
+		got := c.Read()
+		if got == want {
+			return seen
+		}
+		seen = append(seen, got)
+	}
+	t.Fatalf("did not get %q; got %v", want, seen)
+	return nil
+}
+
+func ctxTimeout(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	var atts [][]byte
+	b, err := appendJSON(nil, v, &atts, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,186 @@
+// A Node.js Socket.IO server in a siobridge cluster: socket.io with @socket.io/redis-adapter
+// (classic pub/sub, node-redis 4 clients) on the Redis at REDIS_URL, listening on a loopback
+// port, plus an @socket.io/redis-emitter and socket.io-client clients on demand.
+//
+// Protocol with the Go test: one JSON object per line.
+//   stdout: {"type":"ready","port":N,"serverCount":N}, then replies and events.
+//   stdin:  commands {"seq":N,"cmd":...}; each is answered with {"type":"reply","seq":N,...}
+//           or {"type":"error","seq":N,"message":...}.
+// Binary values are written as {"$bin":"<hex>"} both ways. The process exits when stdin ends.
+"use strict";
+
+const http = require("node:http");
+const readline = require("node:readline");
+const { Server } = require("socket.io");
+const { createAdapter } = require("@socket.io/redis-adapter");
+const { Emitter } = require("@socket.io/redis-emitter");
+const { createClient } = require("redis");
+const ioc = require("socket.io-client");
+
+const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
+
+// toWire turns Buffers/ArrayBuffers into {"$bin": hex} for printing.
+function toWire(v) {
+  if (Buffer.isBuffer(v)) return { $bin: v.toString("hex") };
+  if (v instanceof ArrayBuffer) return { $bin: Buffer.from(v).toString("hex") };
+  if (ArrayBuffer.isView(v)) return { $bin: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("hex") };
+  if (Array.isArray(v)) return v.map(toWire);
+  if (v && typeof v === "object") {
+    const o = {};
+    for (const [k, x] of Object.entries(v)) o[k] = toWire(x);
+    return o;
+  }
+  return v;
+}
+
+// fromWire turns {"$bin": hex} back into Buffers.
+function fromWire(v) {
+  if (Array.isArray(v)) return v.map(fromWire);
+  if (v && typeof v === "object") {
+    if (typeof v.$bin === "string" && Object.keys(v).length === 1) return Buffer.from(v.$bin, "hex");
+    const o = {};
+    for (const [k, x] of Object.entries(v)) o[k] = fromWire(x);
+    return o;
+  }
+  return v;
+}
+
+async function main() {
+  const url = process.env.REDIS_URL;
+  const pub = createClient({ url });
+  const sub = pub.duplicate();
+  const emitterClient = pub.duplicate();
+  for (const c of [pub, sub, emitterClient]) c.on("error", (err) => out({ type: "redis-error", message: String(err) }));
+  await Promise.all([pub.connect(), sub.connect(), emitterClient.connect()]);
+
+  const httpServer = http.createServer();
+  const io = new Server(httpServer, {
+    adapter: createAdapter(pub, sub, { requestsTimeout: Number(process.env.REQUESTS_TIMEOUT || 2000) }),
+  });
+  const emitter = new Emitter(emitterClient);
+  const clients = new Map();
+
+  io.on("connection", (socket) => {
+    out({ type: "connection", id: socket.id });
+    socket.on("disconnect", (reason) => out({ type: "server-disconnect", id: socket.id, reason }));
+  });
+
+  await new Promise((resolve) => httpServer.listen(0, "127.0.0.1", resolve));
+  const port = httpServer.address().port;
+
+  const target = (c) => {
+    let op = c.nsp ? io.of(c.nsp) : io;
+    if (c.rooms && c.rooms.length) op = op.to(c.rooms);
+    if (c.except && c.except.length) op = op.except(c.except);
+    return op;
+  };
+
+  const commands = {
+    // A socket.io-client connected to this Node.js server; its events are printed.
+    async client(c) {
+      const socket = ioc(`http://127.0.0.1:${port}${c.nsp || "/"}`, { transports: ["websocket"], reconnection: false });
+      clients.set(c.name, socket);
+      socket.onAny((event, ...args) => {
+        const last = args[args.length - 1];
+        if (typeof last === "function") {
+          args.pop();
+          last(c.ackWith === undefined ? `ack from ${c.name}` : c.ackWith);
+        }
+        out({ type: "client-event", name: c.name, event, args: toWire(args) });
+      });
+      await new Promise((resolve, reject) => {
+        socket.on("connect", resolve);
+        socket.on("connect_error", reject);
+      });
+      return { id: socket.id };
+    },
+    async join(c) {
+      const s = io.of(c.nsp || "/").sockets.get(c.id);
+      if (!s) throw new Error(`no socket ${c.id}`);
+      s.join(c.room);
+      return {};
+    },
+    async emit(c) {
+      target(c).emit(c.event, ...fromWire(c.args || []));
+      return {};
+    },
+    async emitWithAck(c) {
+      const responses = await target(c).timeout(c.timeout || 3000).emitWithAck(c.event, ...fromWire(c.args || []));
+      return { responses: toWire(responses) };
+    },
+    async fetchSockets(c) {
+      const sockets = await target(c).fetchSockets();
+      return {
+        sockets: sockets.map((s) => ({ id: s.id, rooms: [...s.rooms].sort(), data: s.data, handshake: s.handshake })),
+      };
+    },
+    async socketsJoin(c) {
+      target(c).socketsJoin(c.join);
+      return {};
+    },
+    async socketsLeave(c) {
+      target(c).socketsLeave(c.leave);
+      return {};
+    },
+    async disconnectSockets(c) {
+      target(c).disconnectSockets(!!c.close);
+      return {};
+    },
+    async allRooms(c) {
+      const rooms = await io.of(c.nsp || "/").adapter.allRooms();
+      return { rooms: [...rooms].sort() };
+    },
+    async serverCount() {
+      return { count: await io.of("/").adapter.serverCount() };
+    },
+    // The emitter's operations, as an app outside the cluster would use them.
+    async emitter(c) {
+      let op = c.nsp ? emitter.of(c.nsp) : emitter;
+      if (c.rooms && c.rooms.length) op = op.to(c.rooms);
+      if (c.except && c.except.length) op = op.except(c.except);
+      switch (c.action) {
+        case "emit":
+          op.emit(c.event, ...fromWire(c.args || []));
+          break;
+        case "socketsJoin":
+          op.socketsJoin(c.join);
+          break;
+        case "socketsLeave":
+          op.socketsLeave(c.leave);
+          break;
+        case "disconnectSockets":
+          op.disconnectSockets(!!c.close);
+          break;
+        default:
+          throw new Error(`unknown emitter action ${c.action}`);
+      }
+      return {};
+    },
+  };
+
+  const rl = readline.createInterface({ input: process.stdin });
+  rl.on("line", async (line) => {
+    let c;
+    try {
+      c = JSON.parse(line);
+      const fn = commands[c.cmd];
+      if (!fn) throw new Error(`unknown command ${c.cmd}`);
+      out({ type: "reply", seq: c.seq, ...(await fn(c)) });
+    } catch (err) {
+      out({ type: "error", seq: c && c.seq, message: String(err && err.message ? err.message : err) });
+    }
+  });
+  rl.on("close", async () => {
+    for (const s of clients.values()) s.close();
+    io.close();
+    await Promise.allSettled([pub.quit(), sub.quit(), emitterClient.quit()]);
+    process.exit(0);
+  });
+
+  out({ type: "ready", port, serverCount: await io.of("/").adapter.serverCount() });
+}
+
+main().catch((err) => {
+  out({ type: "fatal", message: String(err && err.stack ? err.stack : err) });
+  process.exit(1);
+});
