@@ -27,6 +27,7 @@ type Config struct {
 	API      APIConfig      `toml:"api"`
 	SocketIO SocketIOConfig `toml:"socketio"`
 	Webhook  WebhookConfig  `toml:"webhook"`
+	Cluster  ClusterConfig  `toml:"cluster"`
 	Log      LogConfig      `toml:"log"`
 }
 
@@ -70,6 +71,15 @@ type WebhookConfig struct {
 	Concurrency    int      `toml:"concurrency"`      // deliveries in flight across sockets, default 64, 1..10000
 	QueueSize      int      `toml:"queue_size"`       // webhooks waiting per socket, default 1000
 	ConnectOnError string   `toml:"connect_on_error"` // "refuse" (default) or "accept": what a connect does when the app can't be reached after the retries
+}
+
+// ClusterConfig chooses where room membership and broadcasts live: in this process, or on a
+// Redis server shared with other siobridge nodes and Node.js Socket.IO servers.
+type ClusterConfig struct {
+	Adapter        string   `toml:"adapter"`         // "memory" (default) or "redis"
+	RedisURL       string   `toml:"redis_url"`       // default "redis://127.0.0.1:6379/0"; read when adapter = "redis"
+	KeyPrefix      string   `toml:"key_prefix"`      // channel prefix shared with the cluster, default "socket.io"
+	RequestTimeout Duration `toml:"request_timeout"` // how long a cluster-wide query waits for other nodes, default 5s
 }
 
 // LogConfig configures siobridge's own log.
@@ -155,6 +165,12 @@ func DefaultConfig() Config {
 			Concurrency:    64,
 			QueueSize:      1000,
 			ConnectOnError: "refuse",
+		},
+		Cluster: ClusterConfig{
+			Adapter:        "memory",
+			RedisURL:       "redis://127.0.0.1:6379/0",
+			KeyPrefix:      "socket.io",
+			RequestTimeout: Duration{5 * time.Second},
 		},
 		Log: LogConfig{
 			Level:  "info",
@@ -692,6 +708,23 @@ func (c *Config) Validate() error {
 	}
 	if c.Webhook.ConnectOnError != "refuse" && c.Webhook.ConnectOnError != "accept" {
 		p.addf("webhook.connect_on_error", `must be "refuse" or "accept", got %q`, c.Webhook.ConnectOnError)
+	}
+
+	// Cluster.
+	switch c.Cluster.Adapter {
+	case "memory":
+	case "redis":
+		if u, err := url.Parse(c.Cluster.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+			p.addf("cluster.redis_url", `must be a redis://, rediss:// or unix:// URL, got %q`, c.Cluster.RedisURL)
+		}
+	default:
+		p.addf("cluster.adapter", `must be "memory" or "redis", got %q`, c.Cluster.Adapter)
+	}
+	if c.Cluster.KeyPrefix == "" || strings.ContainsAny(c.Cluster.KeyPrefix, "#*?[]") {
+		p.addf("cluster.key_prefix", `must be a non-empty prefix without "#", "*", "?", "[" or "]", got %q`, c.Cluster.KeyPrefix)
+	}
+	if c.Cluster.RequestTimeout.Duration <= 0 {
+		p.addf("cluster.request_timeout", "must be a positive duration, got %q", c.Cluster.RequestTimeout.String())
 	}
 
 	// Log.

@@ -77,6 +77,10 @@ func TestDefaults(t *testing.T) {
 		"webhook.concurrency":          64,
 		"webhook.queue_size":           1000,
 		"webhook.connect_on_error":     "refuse",
+		"cluster.adapter":              "memory",
+		"cluster.redis_url":            "redis://127.0.0.1:6379/0",
+		"cluster.key_prefix":           "socket.io",
+		"cluster.request_timeout":      dur("5s"),
 		"log.level":                    "info",
 		"log.format":                   "text",
 	}
@@ -482,6 +486,10 @@ func TestValidateErrors(t *testing.T) {
 		{"concurrency too big", func(c *Config) { c.Webhook.Concurrency = 10001 }, []string{"config: webhook.concurrency: "}},
 		{"queue size zero", func(c *Config) { c.Webhook.QueueSize = 0 }, []string{"config: webhook.queue_size: "}},
 		{"connect on error", func(c *Config) { c.Webhook.ConnectOnError = "allow" }, []string{`config: webhook.connect_on_error: must be "refuse" or "accept", got "allow"`}},
+		{"cluster adapter", func(c *Config) { c.Cluster.Adapter = "etcd" }, []string{`config: cluster.adapter: must be "memory" or "redis", got "etcd"`}},
+		{"redis url", func(c *Config) { c.Cluster.Adapter, c.Cluster.RedisURL = "redis", "localhost:6379" }, []string{`config: cluster.redis_url: must be a redis://, rediss:// or unix:// URL, got "localhost:6379"`}},
+		{"key prefix", func(c *Config) { c.Cluster.KeyPrefix = "a#b" }, []string{`config: cluster.key_prefix: must be a non-empty prefix`}},
+		{"request timeout", func(c *Config) { c.Cluster.RequestTimeout = dur("0s") }, []string{`config: cluster.request_timeout: must be a positive duration`}},
 		{"log level", func(c *Config) { c.Log.Level = "INFO" }, []string{`config: log.level: must be "debug", "info", "warn" or "error", got "INFO"`}},
 		{"log format", func(c *Config) { c.Log.Format = "logfmt" }, []string{`config: log.format: must be "text" or "json", got "logfmt"`}},
 	}

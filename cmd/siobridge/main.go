@@ -27,10 +27,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/siobridge/siobridge/engineio"
 	"github.com/siobridge/siobridge/proxy"
 	"github.com/siobridge/siobridge/socketio"
+	"github.com/siobridge/siobridge/socketio/redisadapter"
 	"github.com/siobridge/siobridge/webhook"
 )
 
@@ -100,7 +102,23 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	sio := cfg.SocketIO
+	var adapter socketio.AdapterFactory // nil: in memory
+	if cfg.Cluster.Adapter == "redis" {
+		opts, err := redis.ParseURL(cfg.Cluster.RedisURL)
+		if err != nil {
+			return fmt.Errorf("cluster.redis_url: %w", err)
+		}
+		rdb := redis.NewClient(opts)
+		defer rdb.Close()
+		adapter = redisadapter.New(redisadapter.Options{
+			Client:         rdb,
+			KeyPrefix:      cfg.Cluster.KeyPrefix,
+			RequestTimeout: cfg.Cluster.RequestTimeout.Duration,
+			Logger:         log,
+		})
+	}
 	srv := socketio.NewServer(socketio.Options{
+		Adapter: adapter,
 		Engine: engineio.Options{
 			PingInterval:      sio.PingInterval.Duration,
 			PingTimeout:       sio.PingTimeout.Duration,
@@ -180,7 +198,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 			if stopping.Load() {
 				return errors.New("shutting down")
 			}
-			return nil
+			return clusterHealth(srv)
 		},
 		Gatherer: reg,
 		Metrics:  proxyMetrics,
@@ -207,7 +225,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 		"socketio_path", sio.Path,
 		"api", apiLn.Addr().String(),
 		"upstream", cfg.Server.Upstream,
-		"webhook", cfg.Webhook.URL)
+		"webhook", cfg.Webhook.URL,
+		"cluster", cfg.Cluster.Adapter)
 	if ready != nil {
 		ready(publicLn.Addr(), apiLn.Addr())
 	}
@@ -236,6 +255,19 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 	_ = apiSrv.Shutdown(shutdownCtx)
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
+	}
+	return nil
+}
+
+// clusterHealth reports a cluster adapter that has lost its connection (Redis down): the node
+// still serves its own clients, but its broadcasts no longer reach the others.
+func clusterHealth(srv *socketio.Server) error {
+	for _, ns := range srv.Namespaces() {
+		if h, ok := ns.Adapter().(interface{ Healthy() error }); ok {
+			if err := h.Healthy(); err != nil {
+				return fmt.Errorf("cluster adapter of namespace %s: %w", ns.Name(), err)
+			}
+		}
 	}
 	return nil
 }
