@@ -133,7 +133,6 @@ type Adapter struct {
 	ackReqs  map[string]*ackRequest
 	health   error // nil when subscribed
 	healthAt time.Time
-
 }
 
 // outgoing is one message for the publisher goroutine.
