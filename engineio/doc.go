@@ -10,6 +10,12 @@
 // Goroutines: for a WebSocket session the HTTP handler goroutine is the reader and one writer
 // goroutine drains the send queue; for a polling session the POST request's goroutine is the reader
 // and the pending GET request's goroutine writes. Heartbeats use one runtime timer per session, not
-// a goroutine. Every goroutine the package starts ends when its session ends, and [Server.Close]
-// waits for them.
+// a goroutine. With Options.HandshakeRate, one janitor goroutine per server prunes the per-address
+// rate limiter. Every goroutine the package starts ends when its session (or, for the janitor,
+// its server) ends, and [Server.Close] waits for them.
+//
+// Limits: Options.MaxSessions, MaxSessionsPerAddr and HandshakeRate refuse handshakes (403, code
+// 4, a message naming the limit); MaxQueuedMessages closes a client too slow to read; MaxPayload
+// one that sends too much at once. Options.OnLimit reports each hit, so the layer above can count
+// them without this package knowing of any metrics library.
 package engineio

@@ -107,11 +107,18 @@ func (s *Session) servePost(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 	}()
 
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.srv.opts.MaxPayload))
+	// A body announced larger than the limit is refused before any of it is read.
+	var body []byte
+	err := error(&http.MaxBytesError{Limit: s.srv.opts.MaxPayload})
+	if r.ContentLength <= s.srv.opts.MaxPayload {
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, s.srv.opts.MaxPayload))
+	}
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			s.closeWith(ReasonTransportError, ErrPayloadTooLarge, false)
+			if s.closeWith(ReasonTransportError, ErrPayloadTooLarge, false) {
+				s.srv.onLimit(LimitPayload)
+			}
 			writeError(w, errorCodePayloadTooLarge, "Payload too large")
 			return
 		}

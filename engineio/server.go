@@ -5,7 +5,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"log/slog"
+	"math"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -53,6 +55,24 @@ type Options struct {
 	// AllowRequest, when set, is asked about each handshake; a non-nil error refuses it with
 	// 403 Forbidden (code 4) and the error's text as the message.
 	AllowRequest func(r *http.Request) error
+	// MaxSessions bounds the open sessions: a handshake beyond it is refused with 403 Forbidden
+	// (code 4) and a message naming the limit. 0: unlimited.
+	MaxSessions int
+	// MaxSessionsPerAddr bounds the open sessions of one client address (an IPv6 client's /64),
+	// as ClientAddr tells it; beyond it a handshake is refused like MaxSessions. 0: unlimited.
+	MaxSessionsPerAddr int
+	// HandshakeRate bounds the handshakes of one client address, per second, with bursts of
+	// HandshakeBurst; one beyond it is refused like MaxSessions. 0: unlimited.
+	HandshakeRate float64
+	// HandshakeBurst is the handshakes one address may make at once before HandshakeRate
+	// applies. Default: HandshakeRate rounded up, at least 1.
+	HandshakeBurst int
+	// TrustedProxies lists the networks of reverse proxies whose X-Forwarded-For is believed
+	// (see ClientAddr). Empty: the client's address is the connection's.
+	TrustedProxies []netip.Prefix
+	// OnLimit, when set, is called with one of the Limit* names each time a handshake is
+	// refused or a session closed by a limit: the place to count them. It must not block.
+	OnLimit func(limit string)
 	// Logger receives the package's debug and error logs. Default: slog.Default().
 	Logger *slog.Logger
 }
@@ -78,6 +98,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 10 * time.Second
+	}
+	if o.HandshakeRate > 0 && o.HandshakeBurst <= 0 {
+		o.HandshakeBurst = max(1, int(math.Ceil(o.HandshakeRate)))
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -110,8 +133,15 @@ type Server struct {
 	mu       sync.RWMutex
 	sessions map[string]*Session
 	closed   bool
+	// count is the sessions open or being opened (a slot admit reserved); perAddr the same by
+	// client address key, kept only with MaxSessionsPerAddr.
+	count   int
+	perAddr map[netip.Addr]int
 
-	// wg counts the goroutines the server starts (WebSocket writers), for Close.
+	limiter     *handshakeLimiter // nil without HandshakeRate
+	stopJanitor chan struct{}
+
+	// wg counts the goroutines the server starts (WebSocket writers, the janitor), for Close.
 	wg sync.WaitGroup
 }
 
@@ -124,6 +154,7 @@ func NewServer(opts Options, onSession func(*Session) SessionHandler) *Server {
 		onSession: onSession,
 		log:       opts.Logger,
 		sessions:  make(map[string]*Session),
+		perAddr:   make(map[netip.Addr]int),
 		pingMsg:   newPacket(PacketPing, nil),
 		noopMsg:   newPacket(PacketNoop, nil),
 		closeMsg:  newPacket(PacketClose, nil),
@@ -137,6 +168,15 @@ func NewServer(opts Options, onSession func(*Session) SessionHandler) *Server {
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 			http.Error(w, http.StatusText(status), http.StatusBadRequest)
 		},
+	}
+	if opts.HandshakeRate > 0 {
+		s.limiter = newHandshakeLimiter(opts.HandshakeRate, opts.HandshakeBurst)
+		s.stopJanitor = make(chan struct{})
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.limiter.janitor(s.stopJanitor)
+		}()
 	}
 	return s
 }
@@ -162,6 +202,9 @@ func (s *Server) Session(id string) *Session {
 // goroutines the server started to end.
 func (s *Server) Close() {
 	s.mu.Lock()
+	if !s.closed && s.stopJanitor != nil {
+		close(s.stopJanitor)
+	}
 	s.closed = true
 	all := make([]*Session, 0, len(s.sessions))
 	for _, sess := range s.sessions {
@@ -238,16 +281,31 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 		writeError(w, ErrBadRequest, "Server shutting down")
 		return
 	}
+	addr := ClientAddr(r, s.opts.TrustedProxies)
+	key := addrKey(addr)
+	if limit, msg := s.admit(key); limit != "" {
+		s.onLimit(limit)
+		s.log.Debug("engineio: handshake refused", "limit", limit, "addr", addr)
+		writeError(w, ErrForbidden, msg)
+		return
+	}
 
 	var conn *websocket.Conn
 	if transport == TransportWebSocket {
 		var err error
 		conn, err = s.upgrader.Upgrade(w, r, nil)
 		if err != nil {
+			s.mu.Lock()
+			s.releaseLocked(key)
+			s.mu.Unlock()
 			return // the upgrader has answered
 		}
 	}
 	sess := newSession(s, r, q, transport)
+	sess.addrKey = key
+	if addr.IsValid() {
+		sess.handshake.Address = addr.String()
+	}
 	upgrades := []string{}
 	if transport == TransportPolling && slices.Contains(s.opts.Transports, TransportWebSocket) {
 		upgrades = append(upgrades, TransportWebSocket)
@@ -265,6 +323,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 	sess.handler = s.onSession(sess)
 	s.mu.Lock()
 	if s.closed {
+		s.releaseLocked(key)
 		s.mu.Unlock()
 		sess.closeWith(ReasonServerShutdown, nil, false)
 		if conn != nil {
@@ -289,6 +348,7 @@ func (s *Server) remove(sess *Session) {
 	s.mu.Lock()
 	if s.sessions[sess.id] == sess {
 		delete(s.sessions, sess.id)
+		s.releaseLocked(sess.addrKey)
 	}
 	s.mu.Unlock()
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"sync"
 	"time"
@@ -15,6 +16,9 @@ import (
 type Handshake struct {
 	// RemoteAddr is the client's address as the HTTP server saw it (host:port).
 	RemoteAddr string
+	// Address is the client's IP address as ClientAddr tells it: RemoteAddr's host, or the
+	// address a trusted proxy forwarded for. Empty when RemoteAddr is no IP address.
+	Address string
 	// Header holds the handshake request's headers.
 	Header http.Header
 	// Query holds the handshake request's query parameters.
@@ -33,6 +37,7 @@ type Session struct {
 	id        string
 	handshake Handshake
 	handler   SessionHandler
+	addrKey   netip.Addr // what the per-address limits count this session under
 
 	// deliverMu serializes calls into handler.OnMessage, so that a client breaking the protocol
 	// (a POST racing a WebSocket) still cannot reach the handler from two goroutines at once.
@@ -103,7 +108,7 @@ func (s *Session) Send(msgs ...*Message) error {
 	}
 	if len(s.queue)+len(msgs) > s.srv.opts.MaxQueuedMessages {
 		s.mu.Unlock()
-		s.closeWith(ReasonTransportError, ErrSendQueueFull, false)
+		s.closeSlow()
 		return ErrSendQueueFull
 	}
 	s.queue = append(s.queue, msgs...)
@@ -139,13 +144,14 @@ func (s *Session) signal() {
 	}
 }
 
-// closeWith ends the session once. graceful (a server-side close) lets the transport flush the
-// queue and a close packet first; otherwise the connection is dropped now.
-func (s *Session) closeWith(reason string, err error, graceful bool) {
+// closeWith ends the session once, and reports whether this call did. graceful (a
+// server-side close) lets the transport flush the queue and a close packet first; otherwise
+// the connection is dropped now.
+func (s *Session) closeWith(reason string, err error, graceful bool) bool {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return
+		return false
 	}
 	s.closed = true
 	if graceful {
@@ -173,6 +179,14 @@ func (s *Session) closeWith(reason string, err error, graceful bool) {
 	}
 	if err != nil && !errors.Is(err, ErrSessionClosed) {
 		s.srv.log.Debug("engineio: session closed", "sid", s.id, "reason", reason, "err", err)
+	}
+	return true
+}
+
+// closeSlow ends a session whose client does not read fast enough.
+func (s *Session) closeSlow() {
+	if s.closeWith(ReasonTransportError, ErrSendQueueFull, false) {
+		s.srv.onLimit(LimitSendQueue)
 	}
 }
 
@@ -205,7 +219,7 @@ func (s *Session) heartbeat() {
 	}
 	s.mu.Unlock()
 	if full {
-		s.closeWith(ReasonTransportError, ErrSendQueueFull, false)
+		s.closeSlow()
 		return
 	}
 	s.signal()

@@ -37,7 +37,9 @@ func (s *Session) readLoop(conn *websocket.Conn) {
 	for {
 		typ, data, err := conn.ReadMessage()
 		if err != nil {
-			s.closeWith(readErrorReason(err))
+			if s.closeWith(readErrorReason(err)) && errors.Is(err, websocket.ErrReadLimit) {
+				s.srv.onLimit(LimitPayload)
+			}
 			return
 		}
 		var p packet
