@@ -1,0 +1,216 @@
+// Command siobench measures siobridge against a hand-written Node.js Socket.IO bridge
+// (reference/bridge.js, on socket.io 4.8) on the same machine in the same run, and prints
+// each figure for both with the ratio.
+//
+//	siobench [-scenario idle,broadcast,events] [-server both] [-smoke]
+//
+// It starts each server itself, pinned to one core with taskset (-server-cpu; GOMAXPROCS=1
+// for siobridge), with its webhooks pointed at siobench's own receiver, and drives it with raw
+// Engine.IO v4 / Socket.IO v5 clients spread over several 127.0.0.x source addresses. Run
+// siobench itself on another core (`taskset -c 1 siobench ...`; `make bench` does). Every
+// server is started fresh for each scenario and stopped after it. All traffic stays on
+// 127.0.0.0/8. See docs/performance.md for the method and the latest table.
+//
+// With -smoke the sizes are tiny and the run checks that the harness works: every scenario
+// completes and every message sent is received, or siobench exits 1. Timings are never
+// checked.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "siobench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	scenarios := flag.String("scenario", "idle,broadcast,events", "comma-separated scenarios: idle, broadcast, events")
+	servers := flag.String("server", "both", "siobridge, reference or both")
+	clients := flag.Int("clients", 0, "clients in every scenario (0: each scenario's own size, see the -*-clients flags)")
+	idleClients := flag.String("idle-clients", "10000,50000", "idle scenario: comma-separated client counts, one run each")
+	broadcastClients := flag.Int("broadcast-clients", 10000, "broadcast scenario: clients")
+	broadcastRate := flag.Float64("broadcast-rate", 2, "broadcast scenario: broadcasts per second in the steady phase")
+	eventClients := flag.Int("event-clients", 2000, "events scenario: clients")
+	eventRates := flag.String("event-rates", "1000,2000,5000,10000,20000,40000", "events scenario: the total rates (events/s) stepped through, until one is not held")
+	duration := flag.Duration("duration", 5*time.Second, "length of one measuring phase (a rate step, the steady broadcast)")
+	smoke := flag.Bool("smoke", false, "tiny sizes and short phases; fail if any message is lost or any scenario fails")
+	siobridgeBin := flag.String("siobridge", "", "siobridge binary (empty: go build ./cmd/siobridge into a temporary directory)")
+	referenceJS := flag.String("reference", "cmd/siobench/reference/bridge.js", "the reference bridge (npm ci in its directory first)")
+	serverCPU := flag.String("server-cpu", "0", "taskset -c list the servers run on (empty: not pinned)")
+	nsources := flag.Int("sources", 8, "loopback source addresses the clients are spread over (127.0.0.2 and up)")
+	markdown := flag.String("markdown", "", "also write the table as Markdown to this file")
+	flag.Parse()
+
+	if *smoke {
+		*idleClients = "50"
+		*broadcastClients = 50
+		*eventClients = 50
+		*eventRates = "200"
+		*duration = 2 * time.Second
+		if *clients == 0 {
+			*clients = 50
+		}
+	}
+	if *clients > 0 {
+		*idleClients = strconv.Itoa(*clients)
+		*broadcastClients = *clients
+		*eventClients = *clients
+	}
+	idleSizes, err := parseList(*idleClients, strconv.Atoi)
+	if err != nil {
+		return fmt.Errorf("-idle-clients: %w", err)
+	}
+	rates, err := parseList(*eventRates, func(s string) (float64, error) { return strconv.ParseFloat(s, 64) })
+	if err != nil {
+		return fmt.Errorf("-event-rates: %w", err)
+	}
+	var names []string
+	switch *servers {
+	case "both":
+		names = []string{serverReference, serverSiobridge}
+	case serverSiobridge, serverReference:
+		names = []string{*servers}
+	default:
+		return fmt.Errorf("-server: want siobridge, reference or both, got %q", *servers)
+	}
+	var which []string
+	for _, sc := range strings.Split(*scenarios, ",") {
+		switch sc = strings.TrimSpace(sc); sc {
+		case "idle", "broadcast", "events":
+			which = append(which, sc)
+		case "":
+		default:
+			return fmt.Errorf("-scenario: unknown scenario %q (idle, broadcast, events)", sc)
+		}
+	}
+
+	maxClients, err := raiseFileLimit()
+	if err != nil {
+		return err
+	}
+	cfg := serverConfig{siobridgeBin: *siobridgeBin, referenceJS: *referenceJS, cpu: *serverCPU}
+	if cfg.cpu != "" {
+		if _, err := os.Stat("/usr/bin/taskset"); err != nil {
+			fmt.Fprintln(os.Stderr, "siobench: taskset not found: the servers run unpinned")
+			cfg.cpu = ""
+		}
+	}
+	for _, n := range names {
+		switch n {
+		case serverSiobridge:
+			if cfg.siobridgeBin == "" {
+				dir, err := os.MkdirTemp("", "siobench-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(dir)
+				if cfg.siobridgeBin, err = buildSiobridge(dir); err != nil {
+					return err
+				}
+			}
+		case serverReference:
+			if _, err := os.Stat(filepath.Join(filepath.Dir(cfg.referenceJS), "node_modules", "socket.io")); err != nil {
+				return fmt.Errorf("the reference bridge's packages are not installed: run `npm ci` in %s (or make deps)", filepath.Dir(cfg.referenceJS))
+			}
+		}
+	}
+
+	base := time.Now()
+	hook, err := startHook(base)
+	if err != nil {
+		return err
+	}
+	defer hook.close()
+	b := &bench{
+		cfg: cfg, src: newSources(*nsources), hook: hook, base: base, smoke: *smoke, duration: *duration,
+		maxClients: maxClients, rep: &report{servers: names}, log: os.Stderr,
+		api: &http.Client{Timeout: 30 * time.Second},
+	}
+	started := time.Now()
+	for _, sc := range which {
+		for _, name := range names {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			switch sc {
+			case "idle":
+				for _, n := range idleSizes {
+					b.runIdle(ctx, name, n)
+				}
+			case "broadcast":
+				b.runBroadcast(ctx, name, *broadcastClients, *broadcastRate)
+			case "events":
+				b.runEvents(ctx, name, *eventClients, rates)
+			}
+		}
+	}
+	fmt.Println()
+	b.rep.writeText(os.Stdout)
+	fmt.Printf("\n(%s; servers on CPU %q; siobridge advantage: how many times better siobridge's figure is)\n", time.Since(started).Round(time.Second), cfg.cpu)
+	if *markdown != "" {
+		f, err := os.Create(*markdown)
+		if err != nil {
+			return err
+		}
+		b.rep.writeMarkdown(f)
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	if len(b.failures) > 0 {
+		return fmt.Errorf("%d checks failed:\n  %s", len(b.failures), strings.Join(b.failures, "\n  "))
+	}
+	if *smoke {
+		fmt.Println("siobench smoke: every scenario completed on every server; no message lost")
+	}
+	return nil
+}
+
+func parseList[T any](s string, parse func(string) (T, error)) ([]T, error) {
+	var out []T
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		v, err := parse(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("empty list")
+	}
+	return out, nil
+}
+
+// raiseFileLimit raises RLIMIT_NOFILE's soft limit to the hard one (the servers siobench
+// starts inherit it) and returns how many clients one process can then hold, keeping some
+// descriptors for listeners, webhooks and files.
+func raiseFileLimit() (int, error) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, fmt.Errorf("getrlimit: %w", err)
+	}
+	lim.Cur = lim.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, fmt.Errorf("setrlimit NOFILE %d: %w", lim.Max, err)
+	}
+	return int(min(lim.Max, 1<<24)) - 500, nil
+}
