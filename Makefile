@@ -4,7 +4,9 @@
 #   make lint        gofmt check, go vet, staticcheck
 #   make fuzz-smoke  every fuzz target for FUZZTIME (default 10s) each
 #   make fuzz        the same with FUZZTIME=3m (override: make fuzz FUZZTIME=1h)
-#   make bench       all benchmarks, with -benchmem
+#   make bench       all Go benchmarks, then siobench: siobridge against the Node.js
+#                    reference bridge, every scenario at full size (docs/performance.md)
+#   make bench-smoke siobench at tiny sizes: the harness works, nothing is lost
 #   make deps        apt packages + npm ci for the interop tests (.ci/install-deps)
 #   make build       bin/siobridge with the socket.io-client bundle embedded
 #   make demo        siobridge + the chat app of examples/chat on http://127.0.0.1:7896
@@ -25,9 +27,9 @@ fuzz: FUZZTIME = 3m
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := bin/staticcheck
 
-.PHONY: test lint fmt-check vet staticcheck unit fuzz-smoke fuzz bench deps bundle binary build clean demo
+.PHONY: test lint fmt-check vet staticcheck unit fuzz-smoke fuzz bench bench-smoke deps bundle binary build clean demo
 
-test: fmt-check vet staticcheck unit fuzz-smoke
+test: fmt-check vet staticcheck unit fuzz-smoke bench-smoke
 
 lint: fmt-check vet staticcheck
 
@@ -109,8 +111,24 @@ fuzz-smoke fuzz:
 	fi; \
 	echo "fuzz: all $$ran fuzz targets passed"
 
+# siobench pins the servers to CPU 0 and runs itself on CPU 1 (on a machine with fewer than
+# two CPUs neither is pinned). SIOBENCHFLAGS adds flags, e.g. SIOBENCHFLAGS='-scenario idle'.
+SIOBENCHFLAGS ?=
+SIOBENCH_PIN = $(if $(filter-out 0 1,$(shell nproc 2>/dev/null || echo 1)),taskset -c 1,)
+SIOBENCH_SERVER_CPU = $(if $(SIOBENCH_PIN),0,)
+
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	@echo "==> siobench (about 10 minutes); the table also goes to bin/siobench.md"
+	$(GO) build -o bin/siobench ./cmd/siobench
+	$(SIOBENCH_PIN) bin/siobench -server-cpu '$(SIOBENCH_SERVER_CPU)' -markdown bin/siobench.md $(SIOBENCHFLAGS)
+
+# bench-smoke: every siobench scenario with 50 clients against both servers; fails when a
+# scenario fails or a message is lost, never on a timing.
+bench-smoke:
+	@echo "==> siobench -smoke"
+	@$(GO) build -o bin/siobench ./cmd/siobench
+	@$(SIOBENCH_PIN) bin/siobench -smoke -server-cpu '$(SIOBENCH_SERVER_CPU)' $(SIOBENCHFLAGS)
 
 deps:
 	bash .ci/install-deps
