@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -33,6 +34,7 @@ type conn struct {
 
 func (s *Server) newConn(sess *engineio.Session) engineio.SessionHandler {
 	c := &conn{srv: s, eio: sess, sockets: make(map[string]*Socket, 1), pending: make(map[string]struct{})}
+	c.dec.MaxAttachments = s.opts.MaxAttachments
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.mu.Lock() // the timer's callback reads the field under mu
 	c.connectTimer = time.AfterFunc(s.opts.ConnectTimeout, c.connectTimeout)
@@ -51,6 +53,9 @@ func (c *conn) OnMessage(data []byte, binary bool) {
 		p, err = c.dec.DecodeText(data)
 	}
 	if err != nil {
+		if errors.Is(err, errTooMany) {
+			c.srv.onLimit(LimitAttachments)
+		}
 		c.srv.log.Debug("socketio: parse error", "sid", c.eio.ID(), "err", err)
 		c.close(engineio.ReasonParseError)
 		return
@@ -121,6 +126,14 @@ func (c *conn) onConnect(p *Packet) {
 	if c.closed || busy || c.sockets[ns.name] != nil {
 		c.mu.Unlock()
 		return // a repeated CONNECT is ignored, as in Node
+	}
+	if limit := c.srv.opts.MaxNamespacesPerConnection; limit > 0 && len(c.sockets)+len(c.pending) >= limit {
+		c.mu.Unlock()
+		c.srv.onLimit(LimitNamespaces)
+		c.srv.log.Debug("socketio: CONNECT refused: namespace limit", "sid", c.eio.ID(), "namespace", ns.name, "limit", limit)
+		_ = c.send(&Packet{Type: PacketConnectError, Namespace: ns.name,
+			Data: connectErrorPayload(fmt.Sprintf("Too many namespaces on this connection (limit %d)", limit), nil)})
+		return
 	}
 	c.pending[ns.name] = struct{}{}
 	c.mu.Unlock()

@@ -10,7 +10,8 @@ import (
 
 // Handshake is what a socket's connection carried, in the shape of Node's socket.handshake.
 type Handshake struct {
-	// Address is the client's IP address as the server saw it.
+	// Address is the client's IP address: the connection's, or the one a trusted proxy
+	// forwarded for (engineio.Options.TrustedProxies).
 	Address string `json:"address"`
 	// Headers are the handshake request's headers, names in lower case, repeated values joined
 	// with ", ".
@@ -42,9 +43,12 @@ func newHandshake(h *engineio.Handshake, auth json.RawMessage) *Handshake {
 			query[k] = v[0]
 		}
 	}
-	addr := h.RemoteAddr
-	if host, _, err := net.SplitHostPort(addr); err == nil {
-		addr = host
+	addr := h.Address
+	if addr == "" {
+		addr = h.RemoteAddr
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			addr = host
+		}
 	}
 	if len(auth) == 0 {
 		auth = json.RawMessage("{}")

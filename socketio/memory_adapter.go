@@ -25,22 +25,43 @@ func NewMemoryAdapter(ns *Namespace) Adapter {
 	}
 }
 
-// AddAll implements [Adapter].
+// AddAll implements [Adapter]. With Options.MaxRoomsPerSocket, rooms beyond the limit are
+// not joined, and a warning says which.
 func (a *MemoryAdapter) AddAll(id string, rooms []string) {
+	refused := a.addAll(id, rooms)
+	if len(refused) > 0 {
+		srv := a.ns.srv
+		srv.onLimit(LimitRooms)
+		srv.log.Warn("socketio: rooms not joined: the socket is in as many rooms as allowed",
+			"namespace", a.ns.name, "socket", id, "limit", srv.opts.MaxRoomsPerSocket, "rooms", refused)
+	}
+}
+
+// addAll joins what the room limit allows and returns the rooms it refused.
+func (a *MemoryAdapter) addAll(id string, rooms []string) (refused []string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	// Checked under the lock: a socket removed from its namespace is then removed from here
 	// (Namespace.remove), so a racing join cannot leave it behind.
 	s := a.ns.Socket(id)
 	if s == nil {
-		return
+		return nil
 	}
 	mine := a.sids[id]
 	if mine == nil {
 		mine = make(map[string]struct{}, len(rooms))
 		a.sids[id] = mine
 	}
+	limit := a.ns.srv.opts.MaxRoomsPerSocket
 	for _, r := range rooms {
+		if _, in := mine[r]; in {
+			continue
+		}
+		// The socket's own id room is not counted against the limit.
+		if _, own := mine[id]; limit > 0 && r != id && len(mine)-btoi(own) >= limit {
+			refused = append(refused, r)
+			continue
+		}
 		mine[r] = struct{}{}
 		members := a.rooms[r]
 		if members == nil {
@@ -49,6 +70,14 @@ func (a *MemoryAdapter) AddAll(id string, rooms []string) {
 		}
 		members[id] = s
 	}
+	return refused
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Del implements [Adapter].

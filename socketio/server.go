@@ -2,6 +2,7 @@ package socketio
 
 import (
 	"log/slog"
+	"math"
 	"net/http"
 	"slices"
 	"sync"
@@ -21,9 +22,43 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// Adapter makes each namespace's adapter. Default: [NewMemoryAdapter].
 	Adapter AdapterFactory
+	// MaxNamespacesPerConnection bounds the namespaces one connection may join (or be joining)
+	// at once; a CONNECT beyond it is answered CONNECT_ERROR "Too many namespaces on this
+	// connection (limit N)". 0: unlimited.
+	MaxNamespacesPerConnection int
+	// MaxRoomsPerSocket bounds the rooms a socket may be in, its own id room not counted; a
+	// join beyond it (from Socket.Join, an admission, or an adapter's AddSockets) leaves the
+	// socket out of the extra rooms, with a warning logged. 0: unlimited.
+	MaxRoomsPerSocket int
+	// MaxAttachments bounds the binary attachments one packet may announce; more closes the
+	// connection with "parse error". Default 10.
+	MaxAttachments int
+	// EventsPerSecond bounds the events each socket may send, per second, with bursts of
+	// EventBurst. An event beyond it is dropped, not handled; if the client asked for an ack,
+	// it gets one with {"error":"rate limited"}. 0: unlimited.
+	EventsPerSecond float64
+	// EventBurst is the events a socket may send at once before EventsPerSecond applies.
+	// Default: EventsPerSecond rounded up, at least 1.
+	EventBurst int
+	// OnLimit, when set, is called with one of the Limit* names each time a client runs into a
+	// limit: the place to count them. It must not block. (The Engine.IO limits are reported
+	// through Engine.OnLimit.)
+	OnLimit func(limit string)
 	// Logger receives the package's logs. Default: slog.Default().
 	Logger *slog.Logger
 }
+
+// The limits a client can run into at the Socket.IO layer, as passed to Options.OnLimit.
+// The names are those of siobridge's [limits] settings.
+const (
+	LimitNamespaces  = "max_namespaces_per_connection"
+	LimitRooms       = "max_rooms_per_socket"
+	LimitAttachments = "max_attachments"
+	LimitEventRate   = "events_per_second_per_socket"
+)
+
+// ErrRateLimited is the {"error":...} text an event dropped by EventsPerSecond is acked with.
+const ErrRateLimited = "rate limited"
 
 // Server is a Socket.IO v5 server. It is an http.Handler for the Socket.IO path.
 type Server struct {
@@ -50,6 +85,12 @@ func NewServer(opts Options) *Server {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.MaxAttachments <= 0 {
+		opts.MaxAttachments = defaultMaxAttachments
+	}
+	if opts.EventsPerSecond > 0 && opts.EventBurst <= 0 {
+		opts.EventBurst = max(1, int(math.Ceil(opts.EventsPerSecond)))
 	}
 	if opts.Engine.Logger == nil {
 		opts.Engine.Logger = opts.Logger
@@ -156,6 +197,12 @@ func (s *Server) Close() {
 	s.wg.Wait()
 	for _, ns := range s.Namespaces() {
 		_ = ns.adapter.Close()
+	}
+}
+
+func (s *Server) onLimit(limit string) {
+	if s.opts.OnLimit != nil {
+		s.opts.OnLimit(limit)
 	}
 }
 

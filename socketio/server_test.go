@@ -344,9 +344,15 @@ func TestServerCloseReason(t *testing.T) {
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
 	reasons := make(chan string, 1)
-	srv.Of("/").OnConnect(func(s *Socket) { s.OnDisconnect(func(r string) { reasons <- r }) })
+	connected := make(chan struct{})
+	srv.Of("/").OnConnect(func(s *Socket) {
+		s.OnDisconnect(func(r string) { reasons <- r })
+		close(connected)
+	})
 	c := socketiotest.Dial(t, ts.URL, "")
 	c.Connect("/", "")
+	// OnConnect runs just after the CONNECT answer: close only once it has.
+	recv(t, connected)
 	srv.Close()
 	if got := recv(t, reasons); got != engineio.ReasonServerShutdown {
 		t.Fatalf("reason %q", got)

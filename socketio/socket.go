@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+
+	"golang.org/x/time/rate"
 )
 
 // Errors of the socket API.
@@ -90,10 +92,16 @@ type Socket struct {
 	acks         map[uint64]func(Args, error)
 	disconnected bool
 	finalRooms   []string
+
+	events *rate.Limiter // nil without Options.EventsPerSecond; used by the reader only
 }
 
 func newSocket(ns *Namespace, c *conn, id string, hs *Handshake, data any) *Socket {
-	return &Socket{id: id, ns: ns, conn: c, handshake: hs, data: data}
+	s := &Socket{id: id, ns: ns, conn: c, handshake: hs, data: data}
+	if o := &ns.srv.opts; o.EventsPerSecond > 0 {
+		s.events = rate.NewLimiter(rate.Limit(o.EventsPerSecond), o.EventBurst)
+	}
+	return s
 }
 
 // ID is the socket's id, also the name of the room holding only this socket.
@@ -283,6 +291,14 @@ func (s *Socket) onEvent(p *Packet) error {
 	if err != nil {
 		return err
 	}
+	if s.events != nil && !s.events.Allow() {
+		s.ns.srv.onLimit(LimitEventRate)
+		s.ns.srv.log.Debug("socketio: event dropped: rate limit", "socket", s.id, "event", name)
+		if p.HasID {
+			_ = s.sendAck(p.ID, rateLimitedAck, nil)
+		}
+		return nil
+	}
 	e := &Event{Name: name, Args: Args{Raw: rest, Attachments: p.Attachments}, socket: s, ackID: p.ID, hasAck: p.HasID}
 	s.mu.Lock()
 	h := s.handlers[name]
@@ -295,6 +311,9 @@ func (s *Socket) onEvent(p *Packet) error {
 	}
 	return nil
 }
+
+// rateLimitedAck answers an event dropped by the rate limit.
+var rateLimitedAck = json.RawMessage(`[{"error":"` + ErrRateLimited + `"}]`)
 
 // onAck delivers a client's acknowledgement; one for an unknown or expired id is ignored.
 func (s *Socket) onAck(p *Packet) {
