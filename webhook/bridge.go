@@ -63,9 +63,27 @@ type BridgeOptions struct {
 	// AcceptOnError admits a connection when the connect webhook could not be delivered
 	// (after its retries); by default such a connection is refused.
 	AcceptOnError bool
-	Metrics       *Metrics
-	Logger        *slog.Logger
+	// QueueFull is what an event does when its socket's webhook queue is full (the app is
+	// not keeping up with this client): QueueFullDisconnect (the default) or QueueFullReject.
+	QueueFull QueueFullPolicy
+	Metrics   *Metrics
+	Logger    *slog.Logger
 }
+
+// QueueFullPolicy is what a client's event does when its socket's webhook queue is full.
+type QueueFullPolicy string
+
+const (
+	// QueueFullDisconnect disconnects the socket from its namespace ("server namespace
+	// disconnect"): the client learns that it was cut off rather than lose events unseen.
+	QueueFullDisconnect QueueFullPolicy = "disconnect"
+	// QueueFullReject refuses the event: it is not sent to the app, and if the client asked
+	// for an ack, the ack is {"error":"webhook queue full"}. The socket stays connected.
+	QueueFullReject QueueFullPolicy = "reject"
+)
+
+// queueFullAck answers an event refused by QueueFullReject.
+var queueFullAck = json.RawMessage(`[{"error":"webhook queue full"}]`)
 
 // Bridge turns what clients do into webhooks and carries out the actions of the app's replies.
 type Bridge struct {
@@ -85,6 +103,9 @@ const (
 func NewBridge(opts BridgeOptions) *Bridge {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.QueueFull == "" {
+		opts.QueueFull = QueueFullDisconnect
 	}
 	b := &Bridge{opts: opts, log: opts.Logger, kinds: make(map[Kind]bool)}
 	for _, k := range opts.Kinds {
@@ -144,6 +165,9 @@ func (b *Bridge) authorize(ctx context.Context, req *socketio.ConnectRequest) (*
 	}
 	results := make(chan Result, 1)
 	if err := b.opts.Deliverer.Enqueue(req.SocketID, &Delivery{Kind: KindConnect, Body: body}, func(r Result) { results <- r }); err != nil {
+		if errors.Is(err, ErrQueueFull) {
+			b.opts.Metrics.Dropped(KindConnect, DropDropped)
+		}
 		b.log.Warn("webhook: connect not sent", "namespace", req.Namespace, "socket", req.SocketID, "err", err)
 		return b.onConnectError(&socketio.ConnectError{Message: msgOverloaded})
 	}
@@ -231,9 +255,31 @@ func (b *Bridge) onEvent(s *socketio.Socket, e *socketio.Event) {
 		}
 		b.apply(s, e, &acts)
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrQueueFull):
+		b.onQueueFull(s, e)
+	case err != nil:
 		b.log.Warn("webhook: event dropped", "socket", s.ID(), "event", e.Name, "err", err)
 	}
+}
+
+// onQueueFull applies the QueueFull policy to an event whose webhook could not be queued.
+func (b *Bridge) onQueueFull(s *socketio.Socket, e *socketio.Event) {
+	if b.opts.QueueFull == QueueFullReject {
+		b.opts.Metrics.Dropped(KindEvent, DropRejected)
+		b.log.Warn("webhook: event rejected: the socket's webhook queue is full (the app is not keeping up)",
+			"socket", s.ID(), "event", e.Name, "ack", e.WantsAck())
+		if e.WantsAck() {
+			if err := e.AckRaw(socketio.Args{Raw: queueFullAck}); err != nil && !errors.Is(err, socketio.ErrNoAck) {
+				b.log.Warn("webhook: ack not sent", "socket", s.ID(), "event", e.Name, "err", err)
+			}
+		}
+		return
+	}
+	b.opts.Metrics.Dropped(KindEvent, DropDisconnected)
+	b.log.Warn("webhook: disconnecting socket: its webhook queue is full (the app is not keeping up)",
+		"socket", s.ID(), "event", e.Name)
+	s.Disconnect(false)
 }
 
 func (b *Bridge) onDisconnect(s *socketio.Socket, reason string) {
@@ -247,7 +293,8 @@ func (b *Bridge) onDisconnect(s *socketio.Socket, reason string) {
 		b.log.Warn("webhook: encode disconnect", "socket", s.ID(), "err", err)
 		return
 	}
-	err = b.opts.Deliverer.Enqueue(s.ID(), &Delivery{Kind: KindDisconnect, Body: body}, func(r Result) {
+	// The disconnect is queued even behind a full queue: the app always learns the end.
+	err = b.opts.Deliverer.EnqueueLast(s.ID(), &Delivery{Kind: KindDisconnect, Body: body}, func(r Result) {
 		if r.Err != nil {
 			b.log.Warn("webhook: disconnect undelivered", "socket", s.ID(), "err", r.Err)
 			return

@@ -255,8 +255,20 @@ func NewDeliverer(opts DelivererOptions) *Deliverer {
 //
 // Enqueue returns [ErrQueueFull] when key already has QueueSize deliveries waiting (the
 // one in flight not counted), and [ErrClosed] after [Deliverer.Close]; done is then not
-// called.
+// called. What to do about a full queue is the caller's to decide (and count: see
+// [Metrics.Dropped]).
 func (d *Deliverer) Enqueue(key string, dl *Delivery, done func(Result)) error {
+	return d.enqueue(key, dl, done, false)
+}
+
+// EnqueueLast is Enqueue for a key's last delivery (a socket's disconnect webhook): it is
+// queued even when key's queue is full, so that the app always learns of the end of what it
+// was told about. Calling it more than once for a key defeats the queue's bound.
+func (d *Deliverer) EnqueueLast(key string, dl *Delivery, done func(Result)) error {
+	return d.enqueue(key, dl, done, true)
+}
+
+func (d *Deliverer) enqueue(key string, dl *Delivery, done func(Result), last bool) error {
 	if dl == nil {
 		return errors.New("webhook: Enqueue: nil *Delivery")
 	}
@@ -275,9 +287,8 @@ func (d *Deliverer) Enqueue(key string, dl *Delivery, done func(Result)) error {
 		d.keys[key] = kq
 		d.ready.push(kq)
 		d.cond.Signal()
-	case kq.waiting.len() >= d.opts.QueueSize:
+	case kq.waiting.len() >= d.opts.QueueSize && !last:
 		d.mu.Unlock()
-		d.metrics.drop(dl.Kind)
 		return ErrQueueFull
 	}
 	kq.waiting.push(queued{dl: dl, done: done})

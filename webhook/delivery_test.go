@@ -671,8 +671,8 @@ func TestQueueFull(t *testing.T) {
 	if n := d.Pending(); n != 4 {
 		t.Errorf("Pending = %d, want 4", n)
 	}
-	if n := testutil.ToFloat64(m.dropped.WithLabelValues("event")); n != 1 {
-		t.Errorf("siobridge_webhook_dropped_total{kind=event} = %v, want 1", n)
+	if n := testutil.ToFloat64(m.dropped.WithLabelValues("event", DropRejected)); n != 0 {
+		t.Errorf("siobridge_webhook_dropped_total{kind=event} = %v, want 0: the caller counts what it does about a full queue", n)
 	}
 	if n := testutil.ToFloat64(m.pending); n != 4 {
 		t.Errorf("siobridge_webhook_pending = %v, want 4", n)
@@ -903,7 +903,7 @@ func TestDebugLog(t *testing.T) {
 func TestNilMetrics(t *testing.T) {
 	var m *Metrics
 	m.attempt(KindEvent, true)
-	m.drop(KindEvent)
+	m.Dropped(KindEvent, DropRejected)
 	m.settled(&Result{Delivery: &Delivery{Kind: KindEvent}})
 	m.addPending(1)
 }

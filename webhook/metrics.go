@@ -30,9 +30,9 @@ type Metrics struct {
 }
 
 type kindMetrics struct {
-	ok, refused, failed        prometheus.Counter
-	attempts, retries, dropped prometheus.Counter
-	duration                   prometheus.Observer
+	ok, refused, failed prometheus.Counter
+	attempts, retries   prometheus.Counter
+	duration            prometheus.Observer
 }
 
 // The outcome label of siobridge_webhook_deliveries_total.
@@ -40,6 +40,14 @@ const (
 	outcomeOK      = "ok"      // a 2xx reply
 	outcomeRefused = "refused" // a final 4xx reply
 	outcomeFailed  = "failed"  // Result.Err != nil
+)
+
+// The outcome label of siobridge_webhook_dropped_total: what became of a client's action whose
+// webhook found its socket's queue full.
+const (
+	DropDisconnected = "disconnected" // the socket was disconnected ([webhook] queue_full = "disconnect")
+	DropRejected     = "rejected"     // the event was refused, its ack answered with an error ("reject")
+	DropDropped      = "dropped"      // a connect or disconnect webhook was not sent
 )
 
 // NewMetrics makes the collectors and registers them with reg (none when reg is nil). The
@@ -70,8 +78,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"kind"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "siobridge_webhook_dropped_total",
-			Help: "Webhooks not queued because their socket's queue was full, by kind.",
-		}, []string{"kind"}),
+			Help: "Webhooks not sent because their socket's queue was full, by kind and outcome: disconnected (the socket was disconnected), rejected (the event was refused, its ack answered with an error), dropped (a connect or disconnect webhook not sent).",
+		}, []string{"kind", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "siobridge_webhook_duration_seconds",
 			Help: "Time from a webhook's first attempt to its settlement, retries and their waits included, by kind.",
@@ -92,6 +100,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, k := range []Kind{KindConnect, KindEvent, KindDisconnect} {
 		m.kinds[k] = m.resolve(k)
 	}
+	// The series that can happen start at 0, so a rate() over them works from the start.
+	m.dropped.WithLabelValues(string(KindEvent), DropDisconnected)
+	m.dropped.WithLabelValues(string(KindEvent), DropRejected)
+	m.dropped.WithLabelValues(string(KindConnect), DropDropped)
 	return m
 }
 
@@ -119,7 +131,6 @@ func (m *Metrics) resolve(k Kind) *kindMetrics {
 		failed:   m.deliveries.WithLabelValues(l, outcomeFailed),
 		attempts: m.attempts.WithLabelValues(l),
 		retries:  m.retries.WithLabelValues(l),
-		dropped:  m.dropped.WithLabelValues(l),
 		duration: m.duration.WithLabelValues(l),
 	}
 }
@@ -144,9 +155,11 @@ func (m *Metrics) attempt(k Kind, retry bool) {
 	}
 }
 
-func (m *Metrics) drop(k Kind) {
-	if km := m.kind(k); km != nil {
-		km.dropped.Inc()
+// Dropped counts a webhook of kind k not sent because its queue was full, with what became of
+// the client's action: one of the Drop* outcomes.
+func (m *Metrics) Dropped(k Kind, outcome string) {
+	if m != nil {
+		m.dropped.WithLabelValues(string(k), outcome).Inc()
 	}
 }
 

@@ -1,0 +1,133 @@
+package webhook
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/siobridge/siobridge/socketio"
+	"github.com/siobridge/siobridge/socketio/socketiotest"
+)
+
+// syncBuffer is a log destination safe for the bridge's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// queueFullHarness is a Socket.IO server bridged to an app that holds every event webhook
+// until its gate opens, with room for two webhooks per socket behind the one in flight.
+type queueFullHarness struct {
+	client      *socketiotest.Client
+	arrived     chan string // the kind of each webhook reaching the app
+	disconnects chan Payload
+	metrics     *Metrics
+	log         *syncBuffer
+	release     func() // lets the app answer the events it holds, and all later ones
+}
+
+func newQueueFullHarness(t *testing.T, policy QueueFullPolicy) *queueFullHarness {
+	h := &queueFullHarness{arrived: make(chan string, 16), disconnects: make(chan Payload, 4), log: &syncBuffer{}}
+	g := newGate()
+	app := newApp(t, func(w http.ResponseWriter, r *http.Request) {
+		var p Payload
+		_ = json.NewDecoder(r.Body).Decode(&p)
+		h.arrived <- string(p.Type)
+		if p.Type == KindDisconnect {
+			h.disconnects <- p
+			return
+		}
+		g.wait(r)
+	})
+	h.metrics = NewMetrics(prometheus.NewRegistry())
+	d := newDeliverer(t, DelivererOptions{URL: app.URL, QueueSize: 2, Metrics: h.metrics})
+	g.openAtCleanup(t)
+	h.release = g.open
+	srv := socketio.NewServer(socketio.Options{})
+	NewBridge(BridgeOptions{
+		Server: srv, Deliverer: d, Kinds: []Kind{KindEvent, KindDisconnect}, QueueFull: policy,
+		Metrics: h.metrics, Logger: slog.New(slog.NewTextHandler(h.log, nil)),
+	})
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		g.open()
+		srv.Close()
+		ts.Close()
+	})
+	h.client = socketiotest.Dial(t, ts.URL, "")
+	h.client.Connect("/", "")
+	// The first event is in flight, held by the app; two more fill the socket's queue.
+	h.client.Write(`42["e",1]`)
+	if k := receive(t, h.arrived, "the first event at the app"); k != "event" {
+		t.Fatalf("the app got a %s webhook", k)
+	}
+	h.client.Write(`422["e",2]`)
+	h.client.Write(`42["e",3]`)
+	return h
+}
+
+func TestQueueFullReject(t *testing.T) {
+	h := newQueueFullHarness(t, QueueFullReject)
+	h.client.Write(`424["e",4]`)
+	h.client.Expect(`434[{"error":"webhook queue full"}]`)
+	h.client.Write(`42["e",5]`) // no ack asked: refused all the same
+	h.client.Write(`426["e",6]`)
+	h.client.Expect(`436[{"error":"webhook queue full"}]`)
+	if n := testutil.ToFloat64(h.metrics.dropped.WithLabelValues("event", DropRejected)); n != 3 {
+		t.Errorf("siobridge_webhook_dropped_total{kind=event,outcome=rejected} = %v, want 3", n)
+	}
+	if n := testutil.ToFloat64(h.metrics.dropped.WithLabelValues("event", DropDisconnected)); n != 0 {
+		t.Errorf("disconnected = %v, want 0", n)
+	}
+	if log := h.log.String(); strings.Count(log, "webhook queue is full") != 3 {
+		t.Errorf("log:\n%s\nwant a warning per rejected event", log)
+	}
+	// The socket is still connected and still answered.
+	h.client.Write(`429["e",9]`)
+	h.client.Expect(`439[{"error":"webhook queue full"}]`)
+}
+
+func TestQueueFullDisconnect(t *testing.T) {
+	h := newQueueFullHarness(t, QueueFullDisconnect)
+	h.client.Write(`424["e",4]`)
+	h.client.Expect(`41`) // the server disconnects the socket: the client's "io server disconnect"
+	if n := testutil.ToFloat64(h.metrics.dropped.WithLabelValues("event", DropDisconnected)); n != 1 {
+		t.Errorf("siobridge_webhook_dropped_total{kind=event,outcome=disconnected} = %v, want 1", n)
+	}
+	if log := h.log.String(); !strings.Contains(log, "disconnecting socket: its webhook queue is full") {
+		t.Errorf("log:\n%s\nwant the disconnect explained", log)
+	}
+	// The disconnect webhook is queued past the full queue: once the app catches up it
+	// learns of the disconnect, after the events it had.
+	h.release()
+	var kinds []string
+	for range 3 { // events 2 and 3, then the disconnect
+		kinds = append(kinds, receive(t, h.arrived, "the queued webhooks"))
+	}
+	if strings.Join(kinds, ",") != "event,event,disconnect" {
+		t.Errorf("the app got %v, want the two queued events, then the disconnect", kinds)
+	}
+	if p := receive(t, h.disconnects, "the disconnect webhook"); p.Reason != socketio.ReasonServerNamespaceDisconnect {
+		t.Errorf("disconnect reason %q", p.Reason)
+	}
+}
