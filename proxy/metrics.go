@@ -16,6 +16,14 @@ type Metrics struct {
 	eventsOut     *prometheus.CounterVec
 	proxyRequests *prometheus.CounterVec
 	proxyErrors   prometheus.Counter
+	limitHits     *prometheus.CounterVec
+}
+
+// LimitNames lists the limits counted by siobridge_limit_hits_total: their series start at 0.
+var LimitNames = []string{
+	engineio.LimitSessions, engineio.LimitSessionsPerAddr, engineio.LimitHandshakeRate,
+	engineio.LimitSendQueue, engineio.LimitPayload,
+	socketio.LimitEventRate, socketio.LimitRooms, socketio.LimitNamespaces, socketio.LimitAttachments,
 }
 
 // NewMetrics makes the collectors and registers them with reg (none when reg is nil). With
@@ -41,14 +49,29 @@ func NewMetrics(reg prometheus.Registerer, srv *socketio.Server) *Metrics {
 			Help: "Requests the reverse proxy could not complete: the app unreachable, timed out or broke the connection.",
 		}),
 	}
+	m.limitHits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "siobridge_limit_hits_total",
+		Help: "Times a client ran into a limit, by limit (the [limits] or [socketio] setting's name): a handshake refused, a connection closed (max_queued_messages: a client too slow to read; max_payload, max_attachments), an event dropped, a room or namespace refused.",
+	}, []string{"limit"})
+	for _, l := range LimitNames {
+		m.limitHits.WithLabelValues(l)
+	}
 	if reg == nil {
 		return m
 	}
-	reg.MustRegister(m.apiRequests, m.eventsOut, m.proxyRequests, m.proxyErrors)
+	reg.MustRegister(m.apiRequests, m.eventsOut, m.proxyRequests, m.proxyErrors, m.limitHits)
 	if srv != nil {
 		reg.MustRegister(&connectionCollector{srv: srv})
 	}
 	return m
+}
+
+// LimitHit counts a client running into limit; it fits engineio.Options.OnLimit and
+// socketio.Options.OnLimit.
+func (m *Metrics) LimitHit(limit string) {
+	if m != nil {
+		m.limitHits.WithLabelValues(limit).Inc()
+	}
 }
 
 func (m *Metrics) apiRequest(route string, code int) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path"
@@ -28,6 +29,7 @@ type Config struct {
 	SocketIO SocketIOConfig `toml:"socketio"`
 	Webhook  WebhookConfig  `toml:"webhook"`
 	Cluster  ClusterConfig  `toml:"cluster"`
+	Limits   LimitsConfig   `toml:"limits"`
 	Log      LogConfig      `toml:"log"`
 }
 
@@ -35,6 +37,9 @@ type Config struct {
 type ServerConfig struct {
 	Listen   string `toml:"listen"`   // default ":7896"
 	Upstream string `toml:"upstream"` // the app's base URL for the reverse proxy, e.g. "http://127.0.0.1:3000"; empty = no proxy (other paths 404)
+	// TrustedProxies lists the reverse proxies (CIDRs or IPs) whose X-Forwarded-For gives the
+	// client's address; default [] (the connection's address is the client's).
+	TrustedProxies []string `toml:"trusted_proxies"`
 }
 
 // APIConfig is the private REST listener the app calls.
@@ -71,6 +76,21 @@ type WebhookConfig struct {
 	Concurrency    int      `toml:"concurrency"`      // deliveries in flight across sockets, default 64, 1..10000
 	QueueSize      int      `toml:"queue_size"`       // webhooks waiting per socket, default 1000
 	ConnectOnError string   `toml:"connect_on_error"` // "refuse" (default) or "accept": what a connect does when the app can't be reached after the retries
+	QueueFull      string   `toml:"queue_full"`       // "disconnect" (default) or "reject": what an event does when its socket's queue is full
+}
+
+// LimitsConfig bounds what clients may hold and do, so that no client (or address) can take
+// the sidecar's memory or the app's attention from the others. 0 means unlimited.
+type LimitsConfig struct {
+	MaxConnections             int `toml:"max_connections"`               // Engine.IO connections in all, default 100000
+	MaxConnectionsPerIP        int `toml:"max_connections_per_ip"`        // per client address (IPv6: per /64), default 0 (unlimited)
+	HandshakesPerSecondPerIP   int `toml:"handshakes_per_second_per_ip"`  // new connections per second per address, default 0 (unlimited)
+	HandshakeBurstPerIP        int `toml:"handshake_burst_per_ip"`        // at once before the rate applies, default 0 (= the rate)
+	EventsPerSecondPerSocket   int `toml:"events_per_second_per_socket"`  // default 100
+	EventBurstPerSocket        int `toml:"event_burst_per_socket"`        // default 200
+	MaxRoomsPerSocket          int `toml:"max_rooms_per_socket"`          // its own id room not counted, default 1000
+	MaxNamespacesPerConnection int `toml:"max_namespaces_per_connection"` // default 10
+	MaxAttachments             int `toml:"max_attachments"`               // binary attachments per packet, default 10, 1..1000
 }
 
 // ClusterConfig chooses where room membership and broadcasts live: in this process, or on a
@@ -124,6 +144,7 @@ const (
 	maxMaxPayload     = 100_000_000 // 100 MB
 	maxWebhookRetries = 100
 	maxConcurrency    = 10_000
+	maxMaxAttachments = 1000
 )
 
 // Settings are read from environment variables envPrefix + SECTION_KEY; envConfigPath, though
@@ -138,7 +159,8 @@ const (
 func DefaultConfig() Config {
 	return Config{
 		Server: ServerConfig{
-			Listen: ":7896",
+			Listen:         ":7896",
+			TrustedProxies: []string{},
 		},
 		API: APIConfig{
 			Listen:       "127.0.0.1:7897",
@@ -165,12 +187,21 @@ func DefaultConfig() Config {
 			Concurrency:    64,
 			QueueSize:      1000,
 			ConnectOnError: "refuse",
+			QueueFull:      "disconnect",
 		},
 		Cluster: ClusterConfig{
 			Adapter:        "memory",
 			RedisURL:       "redis://127.0.0.1:6379/0",
 			KeyPrefix:      "socket.io",
 			RequestTimeout: Duration{5 * time.Second},
+		},
+		Limits: LimitsConfig{
+			MaxConnections:             100_000,
+			EventsPerSecondPerSocket:   100,
+			EventBurstPerSocket:        200,
+			MaxRoomsPerSocket:          1000,
+			MaxNamespacesPerConnection: 10,
+			MaxAttachments:             10,
 		},
 		Log: LogConfig{
 			Level:  "info",
@@ -621,6 +652,12 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	for _, tp := range c.Server.TrustedProxies {
+		if _, err := parsePrefix(tp); err != nil {
+			p.addf("server.trusted_proxies", `%q is not an IP address or CIDR: use entries like "10.0.0.0/8" or "192.0.2.7"`, tp)
+		}
+	}
+
 	// API.
 	if apiOK && !isLoopbackHost(apiHost) && c.API.Token == "" {
 		p.addf("api.token", "required when api.listen (%s) is not a loopback address: set api.token (or %s), or listen on 127.0.0.1",
@@ -708,6 +745,32 @@ func (c *Config) Validate() error {
 	}
 	if c.Webhook.ConnectOnError != "refuse" && c.Webhook.ConnectOnError != "accept" {
 		p.addf("webhook.connect_on_error", `must be "refuse" or "accept", got %q`, c.Webhook.ConnectOnError)
+	}
+
+	if c.Webhook.QueueFull != "disconnect" && c.Webhook.QueueFull != "reject" {
+		p.addf("webhook.queue_full", `must be "disconnect" or "reject", got %q`, c.Webhook.QueueFull)
+	}
+
+	// Limits: 0 is unlimited, a negative number a mistake.
+	for _, l := range []struct {
+		key string
+		v   int
+	}{
+		{"limits.max_connections", c.Limits.MaxConnections},
+		{"limits.max_connections_per_ip", c.Limits.MaxConnectionsPerIP},
+		{"limits.handshakes_per_second_per_ip", c.Limits.HandshakesPerSecondPerIP},
+		{"limits.handshake_burst_per_ip", c.Limits.HandshakeBurstPerIP},
+		{"limits.events_per_second_per_socket", c.Limits.EventsPerSecondPerSocket},
+		{"limits.event_burst_per_socket", c.Limits.EventBurstPerSocket},
+		{"limits.max_rooms_per_socket", c.Limits.MaxRoomsPerSocket},
+		{"limits.max_namespaces_per_connection", c.Limits.MaxNamespacesPerConnection},
+	} {
+		if l.v < 0 {
+			p.addf(l.key, "must be 0 (unlimited) or more, got %d", l.v)
+		}
+	}
+	if c.Limits.MaxAttachments < 1 || c.Limits.MaxAttachments > maxMaxAttachments {
+		p.addf("limits.max_attachments", "must be from 1 to %d, got %d", maxMaxAttachments, c.Limits.MaxAttachments)
 	}
 
 	// Cluster.
@@ -832,6 +895,31 @@ func isOrigin(s string) bool {
 
 func isSpaceOrControl(r rune) bool {
 	return r <= ' ' || r == 0x7f
+}
+
+// parsePrefix reads a trusted proxy: a CIDR ("10.0.0.0/8") or one address ("192.0.2.7").
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// TrustedProxyPrefixes returns server.trusted_proxies parsed; Validate has checked them.
+func (c *ServerConfig) TrustedProxyPrefixes() []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(c.TrustedProxies))
+	for _, s := range c.TrustedProxies {
+		if p, err := parsePrefix(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // settingEnv returns the environment variable of a key.

@@ -51,38 +51,49 @@ func valueOf(c *Config, key string) any {
 func TestDefaults(t *testing.T) {
 	// The defaults the brief and the docs promise, key by key; every key must be listed.
 	want := map[string]any{
-		"server.listen":                ":7896",
-		"server.upstream":              "",
-		"api.listen":                   "127.0.0.1:7897",
-		"api.token":                    "",
-		"api.max_body_bytes":           int64(1048576),
-		"socketio.path":                "/socket.io/",
-		"socketio.namespaces":          []string{"/"},
-		"socketio.ping_interval":       dur("25s"),
-		"socketio.ping_timeout":        dur("20s"),
-		"socketio.connect_timeout":     dur("45s"),
-		"socketio.upgrade_timeout":     dur("10s"),
-		"socketio.max_payload":         int64(1000000),
-		"socketio.transports":          []string{"polling", "websocket"},
-		"socketio.cors_origins":        []string{},
-		"socketio.cors_credentials":    false,
-		"socketio.max_queued_messages": 4096,
-		"webhook.url":                  "",
-		"webhook.secret":               "",
-		"webhook.events":               []string{"connect", "event", "disconnect"},
-		"webhook.timeout":              dur("5s"),
-		"webhook.retries":              5,
-		"webhook.retry_wait_min":       dur("100ms"),
-		"webhook.retry_wait_max":       dur("5s"),
-		"webhook.concurrency":          64,
-		"webhook.queue_size":           1000,
-		"webhook.connect_on_error":     "refuse",
-		"cluster.adapter":              "memory",
-		"cluster.redis_url":            "redis://127.0.0.1:6379/0",
-		"cluster.key_prefix":           "socket.io",
-		"cluster.request_timeout":      dur("5s"),
-		"log.level":                    "info",
-		"log.format":                   "text",
+		"server.listen":                        ":7896",
+		"server.upstream":                      "",
+		"server.trusted_proxies":               []string{},
+		"api.listen":                           "127.0.0.1:7897",
+		"api.token":                            "",
+		"api.max_body_bytes":                   int64(1048576),
+		"socketio.path":                        "/socket.io/",
+		"socketio.namespaces":                  []string{"/"},
+		"socketio.ping_interval":               dur("25s"),
+		"socketio.ping_timeout":                dur("20s"),
+		"socketio.connect_timeout":             dur("45s"),
+		"socketio.upgrade_timeout":             dur("10s"),
+		"socketio.max_payload":                 int64(1000000),
+		"socketio.transports":                  []string{"polling", "websocket"},
+		"socketio.cors_origins":                []string{},
+		"socketio.cors_credentials":            false,
+		"socketio.max_queued_messages":         4096,
+		"webhook.url":                          "",
+		"webhook.secret":                       "",
+		"webhook.events":                       []string{"connect", "event", "disconnect"},
+		"webhook.timeout":                      dur("5s"),
+		"webhook.retries":                      5,
+		"webhook.retry_wait_min":               dur("100ms"),
+		"webhook.retry_wait_max":               dur("5s"),
+		"webhook.concurrency":                  64,
+		"webhook.queue_size":                   1000,
+		"webhook.connect_on_error":             "refuse",
+		"webhook.queue_full":                   "disconnect",
+		"cluster.adapter":                      "memory",
+		"cluster.redis_url":                    "redis://127.0.0.1:6379/0",
+		"cluster.key_prefix":                   "socket.io",
+		"cluster.request_timeout":              dur("5s"),
+		"limits.max_connections":               100000,
+		"limits.max_connections_per_ip":        0,
+		"limits.handshakes_per_second_per_ip":  0,
+		"limits.handshake_burst_per_ip":        0,
+		"limits.events_per_second_per_socket":  100,
+		"limits.event_burst_per_socket":        200,
+		"limits.max_rooms_per_socket":          1000,
+		"limits.max_namespaces_per_connection": 10,
+		"limits.max_attachments":               10,
+		"log.level":                            "info",
+		"log.format":                           "text",
 	}
 	def := DefaultConfig()
 	for _, s := range settings {
@@ -490,6 +501,17 @@ func TestValidateErrors(t *testing.T) {
 		{"redis url", func(c *Config) { c.Cluster.Adapter, c.Cluster.RedisURL = "redis", "localhost:6379" }, []string{`config: cluster.redis_url: must be a redis://, rediss:// or unix:// URL, got "localhost:6379"`}},
 		{"key prefix", func(c *Config) { c.Cluster.KeyPrefix = "a#b" }, []string{`config: cluster.key_prefix: must be a non-empty prefix`}},
 		{"request timeout", func(c *Config) { c.Cluster.RequestTimeout = dur("0s") }, []string{`config: cluster.request_timeout: must be a positive duration`}},
+		{"trusted proxy not a cidr", func(c *Config) { c.Server.TrustedProxies = []string{"10.0.0.0/8", "proxy.local"} }, []string{`config: server.trusted_proxies: "proxy.local" is not an IP address or CIDR`}},
+		{"trusted proxy bad mask", func(c *Config) { c.Server.TrustedProxies = []string{"10.0.0.0/33"} }, []string{`config: server.trusted_proxies: "10.0.0.0/33"`}},
+		{"queue full", func(c *Config) { c.Webhook.QueueFull = "drop" }, []string{`config: webhook.queue_full: must be "disconnect" or "reject", got "drop"`}},
+		{"max connections negative", func(c *Config) { c.Limits.MaxConnections = -1 }, []string{"config: limits.max_connections: must be 0 (unlimited) or more, got -1"}},
+		{"per ip negative", func(c *Config) { c.Limits.MaxConnectionsPerIP = -5 }, []string{"config: limits.max_connections_per_ip: "}},
+		{"handshake rate negative", func(c *Config) { c.Limits.HandshakesPerSecondPerIP = -1 }, []string{"config: limits.handshakes_per_second_per_ip: "}},
+		{"event rate negative", func(c *Config) { c.Limits.EventsPerSecondPerSocket = -1 }, []string{"config: limits.events_per_second_per_socket: "}},
+		{"rooms negative", func(c *Config) { c.Limits.MaxRoomsPerSocket = -1 }, []string{"config: limits.max_rooms_per_socket: "}},
+		{"namespaces negative", func(c *Config) { c.Limits.MaxNamespacesPerConnection = -1 }, []string{"config: limits.max_namespaces_per_connection: "}},
+		{"attachments zero", func(c *Config) { c.Limits.MaxAttachments = 0 }, []string{"config: limits.max_attachments: must be from 1 to 1000, got 0"}},
+		{"attachments too many", func(c *Config) { c.Limits.MaxAttachments = 1001 }, []string{"config: limits.max_attachments: "}},
 		{"log level", func(c *Config) { c.Log.Level = "INFO" }, []string{`config: log.level: must be "debug", "info", "warn" or "error", got "INFO"`}},
 		{"log format", func(c *Config) { c.Log.Format = "logfmt" }, []string{`config: log.format: must be "text" or "json", got "logfmt"`}},
 	}
@@ -694,6 +716,21 @@ func TestConfigMarshalsToLoadableTOML(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, c) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", got, c)
+	}
+}
+
+func TestTrustedProxyPrefixes(t *testing.T) {
+	c := DefaultConfig()
+	c.Server.TrustedProxies = []string{"10.1.2.3/8", "192.0.2.7", "2001:db8::/32", "::1"}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range c.Server.TrustedProxyPrefixes() {
+		got = append(got, p.String())
+	}
+	if want := []string{"10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32", "::1/128"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("prefixes %v, want %v", got, want)
 	}
 }
 

@@ -117,24 +117,41 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 			Logger:         log,
 		})
 	}
+	// The limits' hooks count into proxyMetrics, made once the server exists; they run only
+	// for requests, served after both are made.
+	var proxyMetrics *proxy.Metrics
+	onLimit := func(limit string) { proxyMetrics.LimitHit(limit) }
+	lim := cfg.Limits
 	srv := socketio.NewServer(socketio.Options{
 		Adapter: adapter,
 		Engine: engineio.Options{
-			PingInterval:      sio.PingInterval.Duration,
-			PingTimeout:       sio.PingTimeout.Duration,
-			UpgradeTimeout:    sio.UpgradeTimeout.Duration,
-			MaxPayload:        sio.MaxPayload,
-			Transports:        sio.Transports,
-			MaxQueuedMessages: sio.MaxQueuedMessages,
-			CORSOrigins:       sio.CORSOrigins,
-			CORSCredentials:   sio.CORSCredentials,
-			Logger:            log,
+			PingInterval:       sio.PingInterval.Duration,
+			PingTimeout:        sio.PingTimeout.Duration,
+			UpgradeTimeout:     sio.UpgradeTimeout.Duration,
+			MaxPayload:         sio.MaxPayload,
+			Transports:         sio.Transports,
+			MaxQueuedMessages:  sio.MaxQueuedMessages,
+			CORSOrigins:        sio.CORSOrigins,
+			CORSCredentials:    sio.CORSCredentials,
+			MaxSessions:        lim.MaxConnections,
+			MaxSessionsPerAddr: lim.MaxConnectionsPerIP,
+			HandshakeRate:      float64(lim.HandshakesPerSecondPerIP),
+			HandshakeBurst:     lim.HandshakeBurstPerIP,
+			TrustedProxies:     cfg.Server.TrustedProxyPrefixes(),
+			OnLimit:            onLimit,
+			Logger:             log,
 		},
-		Namespaces:     sio.Namespaces,
-		ConnectTimeout: sio.ConnectTimeout.Duration,
-		Logger:         log,
+		Namespaces:                 sio.Namespaces,
+		ConnectTimeout:             sio.ConnectTimeout.Duration,
+		MaxNamespacesPerConnection: lim.MaxNamespacesPerConnection,
+		MaxRoomsPerSocket:          lim.MaxRoomsPerSocket,
+		MaxAttachments:             lim.MaxAttachments,
+		EventsPerSecond:            float64(lim.EventsPerSecondPerSocket),
+		EventBurst:                 lim.EventBurstPerSocket,
+		OnLimit:                    onLimit,
+		Logger:                     log,
 	})
-	proxyMetrics := proxy.NewMetrics(reg, srv)
+	proxyMetrics = proxy.NewMetrics(reg, srv)
 	webhookMetrics := webhook.NewMetrics(reg)
 
 	var deliverer *webhook.Deliverer
@@ -161,6 +178,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 			Deliverer:     deliverer,
 			Kinds:         kinds,
 			AcceptOnError: wh.ConnectOnError == "accept",
+			QueueFull:     webhook.QueueFullPolicy(wh.QueueFull),
 			Metrics:       webhookMetrics,
 			Logger:        log,
 		})
