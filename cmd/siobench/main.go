@@ -2,7 +2,7 @@
 // (reference/bridge.js, on socket.io 4.8) on the same machine in the same run, and prints
 // each figure for both with the ratio.
 //
-//	siobench [-scenario idle,broadcast,events] [-server both] [-smoke]
+//	siobench [-scenario idle,broadcast,events,polling] [-server both] [-smoke]
 //
 // It starts each server itself, pinned to one core with taskset (-server-cpu; GOMAXPROCS=1
 // for siobridge), with its webhooks pointed at siobench's own receiver, and drives it with raw
@@ -40,14 +40,15 @@ func main() {
 }
 
 func run(ctx context.Context) error {
-	scenarios := flag.String("scenario", "idle,broadcast,events", "comma-separated scenarios: idle, broadcast, events")
+	scenarios := flag.String("scenario", "idle,broadcast,events,polling", "comma-separated scenarios: idle, broadcast, events, polling")
 	servers := flag.String("server", "both", "siobridge, reference or both")
 	clients := flag.Int("clients", 0, "clients in every scenario (0: each scenario's own size, see the -*-clients flags)")
 	idleClients := flag.String("idle-clients", "10000,50000", "idle scenario: comma-separated client counts, one run each")
 	broadcastClients := flag.Int("broadcast-clients", 10000, "broadcast scenario: clients")
 	broadcastRate := flag.Float64("broadcast-rate", 2, "broadcast scenario: broadcasts per second in the steady phase")
 	eventClients := flag.Int("event-clients", 2000, "events scenario: clients")
-	eventRates := flag.String("event-rates", "1000,2000,5000,10000,20000,40000", "events scenario: the total rates (events/s) stepped through, until one is not held")
+	eventRates := flag.String("event-rates", "250,500,1000,2000,5000,10000,20000", "events scenario: the total rates (events/s) stepped through, until one is not held")
+	pollingClients := flag.Int("polling-clients", 5000, "polling scenario: clients")
 	duration := flag.Duration("duration", 5*time.Second, "length of one measuring phase (a rate step, the steady broadcast)")
 	smoke := flag.Bool("smoke", false, "tiny sizes and short phases; fail if any message is lost or any scenario fails")
 	siobridgeBin := flag.String("siobridge", "", "siobridge binary (empty: go build ./cmd/siobridge into a temporary directory)")
@@ -61,6 +62,7 @@ func run(ctx context.Context) error {
 		*idleClients = "50"
 		*broadcastClients = 50
 		*eventClients = 50
+		*pollingClients = 50
 		*eventRates = "200"
 		*duration = 2 * time.Second
 		if *clients == 0 {
@@ -71,6 +73,7 @@ func run(ctx context.Context) error {
 		*idleClients = strconv.Itoa(*clients)
 		*broadcastClients = *clients
 		*eventClients = *clients
+		*pollingClients = *clients
 	}
 	idleSizes, err := parseList(*idleClients, strconv.Atoi)
 	if err != nil {
@@ -92,11 +95,11 @@ func run(ctx context.Context) error {
 	var which []string
 	for _, sc := range strings.Split(*scenarios, ",") {
 		switch sc = strings.TrimSpace(sc); sc {
-		case "idle", "broadcast", "events":
+		case "idle", "broadcast", "events", "polling":
 			which = append(which, sc)
 		case "":
 		default:
-			return fmt.Errorf("-scenario: unknown scenario %q (idle, broadcast, events)", sc)
+			return fmt.Errorf("-scenario: unknown scenario %q (idle, broadcast, events, polling)", sc)
 		}
 	}
 
@@ -157,6 +160,8 @@ func run(ctx context.Context) error {
 				b.runBroadcast(ctx, name, *broadcastClients, *broadcastRate)
 			case "events":
 				b.runEvents(ctx, name, *eventClients, rates)
+			case "polling":
+				b.runPolling(ctx, name, *pollingClients)
 			}
 		}
 	}

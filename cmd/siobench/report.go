@@ -78,7 +78,9 @@ func (r *report) set(scenario, name, unit string, better int, format, server str
 }
 
 func (r *report) note(format string, args ...any) {
-	r.notes = append(r.notes, fmt.Sprintf(format, args...))
+	if n := fmt.Sprintf(format, args...); !slices.Contains(r.notes, n) {
+		r.notes = append(r.notes, n)
+	}
 }
 
 func (f *figure) cell(server string) string {

@@ -221,7 +221,7 @@ func (b *bench) runBroadcast(ctx context.Context, name string, n int, rate float
 	}
 
 	// Burst: back to back, as fast as POST /emit answers.
-	cpu0, _ := s.cpuSeconds()
+	cpu0, self0 := s.cpuSecondsOr0(), selfCPUSeconds()
 	for i := steady; i < steady+burst; i++ {
 		if err := b.emit(s, body(i), n); err != nil {
 			b.fail("%s on %s: %v", scenario, name, err)
@@ -229,7 +229,7 @@ func (b *bench) runBroadcast(ctx context.Context, name string, n int, rate float
 		}
 	}
 	tr.wait(steady, steady+burst, n, 60*time.Second)
-	cpu1, _ := s.cpuSeconds()
+	cpu1, self1 := s.cpuSecondsOr0(), selfCPUSeconds()
 	var lastAt int64
 	burstDelivered := 0
 	for i := steady; i < steady+burst; i++ {
@@ -247,6 +247,8 @@ func (b *bench) runBroadcast(ctx context.Context, name string, n int, rate float
 	b.rep.set(scenario, "last client has it, p50 "+label, "ms", lowerBetter, "%.1f", name, ms(percentileOf(lat, 0.50)))
 	b.rep.set(scenario, "last client has it, p99 "+label, "ms", lowerBetter, "%.1f", name, ms(percentileOf(lat, 0.99)))
 	b.rep.set(scenario, "CPU per 1M deliveries", "s", lowerBetter, "%.2f", name, (cpu1-cpu0)/float64(burstDelivered)*1e6)
+	b.rep.set(scenario, "server CPU during the burst", "% of a core", noRatio, "", name, (cpu1-cpu0)/burstTime.Seconds()*100)
+	b.rep.set(scenario, "siobench CPU during the burst", "% of a core", noRatio, "", name, (self1-self0)/burstTime.Seconds()*100)
 	b.rep.set(scenario, "messages lost", "", lowerBetter, "", name, float64(lost))
 	if lost > 0 {
 		b.fail("%s on %s: %d deliveries lost", scenario, name, lost)
@@ -263,6 +265,7 @@ type eventStep struct {
 	hookP50, hookP99 time.Duration
 	ackP50, ackP99   time.Duration
 	cpuPerMillion    float64
+	selfCPU          float64 // siobench's, % of a core
 }
 
 // held: everything arrived and was acknowledged, at the asked rate, p99 under 50 ms.
@@ -317,20 +320,21 @@ func (b *bench) runEvents(ctx context.Context, name string, n int, rates []float
 		acks.Store(0)
 		step.Store(int64(si))
 		b.hook.startStep(int64(si))
-		cpu0, _ := s.cpuSeconds()
+		cpu0, self0 := s.cpuSecondsOr0(), selfCPUSeconds()
 		sent, writeErrs := b.sendEvents(clients, int64(si), rate, &seq)
 		drain := 5 * time.Second
 		deadline := time.Now().Add(drain)
 		for time.Now().Before(deadline) && (b.hook.received.Load() < sent || acks.Load() < sent) {
 			time.Sleep(10 * time.Millisecond)
 		}
-		cpu1, _ := s.cpuSeconds()
+		cpu1, self1 := s.cpuSecondsOr0(), selfCPUSeconds()
 		lat := b.hook.latency.Load()
 		st := eventStep{
 			rate: rate, sentRate: float64(sent) / b.duration.Seconds(),
 			sent: sent, received: b.hook.received.Load(), acks: acks.Load(),
 			hookP50: lat.percentile(0.50), hookP99: lat.percentile(0.99),
 			ackP50: ackRec.Load().percentile(0.50), ackP99: ackRec.Load().percentile(0.99),
+			selfCPU: (self1 - self0) / b.duration.Seconds() * 100,
 		}
 		if st.received > 0 {
 			st.cpuPerMillion = (cpu1 - cpu0) / float64(st.received) * 1e6
@@ -368,6 +372,7 @@ func (b *bench) runEvents(ctx context.Context, name string, n int, rates []float
 	b.rep.set(scenario, "emit→ack p50"+at, "ms", lowerBetter, "%.2f", name, ms(first.ackP50))
 	b.rep.set(scenario, "emit→ack p99"+at, "ms", lowerBetter, "%.2f", name, ms(first.ackP99))
 	b.rep.set(scenario, "CPU per 1M events"+at, "s", lowerBetter, "%.1f", name, first.cpuPerMillion)
+	b.rep.set(scenario, "siobench CPU"+at, "% of a core", noRatio, "", name, first.selfCPU)
 }
 
 // sendEvents sends events from the clients at rate per second in total for b.duration, each

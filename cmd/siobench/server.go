@@ -174,8 +174,17 @@ func (s *server) rssBytes() (int64, error) {
 const clockTicks = 100
 
 // cpuSeconds is the CPU time the process has used, user plus system, from /proc/<pid>/stat.
-func (s *server) cpuSeconds() (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.pid))
+func (s *server) cpuSeconds() (float64, error) { return procCPUSeconds(s.pid) }
+
+// selfCPUSeconds is siobench's own CPU time: when it nears a whole core during a phase, the
+// figures of that phase measure the generator as much as the server.
+func selfCPUSeconds() float64 {
+	v, _ := procCPUSeconds(os.Getpid())
+	return v
+}
+
+func procCPUSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
 	}
@@ -183,16 +192,16 @@ func (s *server) cpuSeconds() (float64, error) {
 	// ')' start with field 3 (state), so utime (14) and stime (15) are at 11 and 12.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("malformed /proc/%d/stat", s.pid)
+		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
 	}
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 13 {
-		return 0, fmt.Errorf("malformed /proc/%d/stat", s.pid)
+		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
 	}
 	utime, err1 := strconv.ParseInt(f[11], 10, 64)
 	stime, err2 := strconv.ParseInt(f[12], 10, 64)
 	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: %w", s.pid, err)
+		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
 	}
 	return float64(utime+stime) / clockTicks, nil
 }
@@ -238,4 +247,11 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(t.buf)
+}
+
+// cpuSecondsOr0 is cpuSeconds, 0 when /proc cannot tell (the process is gone: the scenario
+// then fails on its own).
+func (s *server) cpuSecondsOr0() float64 {
+	v, _ := s.cpuSeconds()
+	return v
 }
