@@ -76,8 +76,10 @@ func BenchmarkBroadcast(b *testing.B) {
 // BenchmarkSelectRoom measures the in-memory adapter choosing the receivers of a room
 // broadcast with an except list, among 10000 sockets.
 func BenchmarkSelectRoom(b *testing.B) {
-	ns := &Namespace{name: "/", sockets: make(map[string]*Socket)}
-	a := NewMemoryAdapter(ns).(*MemoryAdapter)
+	srv := NewServer(Options{})
+	b.Cleanup(srv.Close)
+	ns := newNamespace(srv, "/")
+	a := ns.adapter.(*MemoryAdapter)
 	for i := range 10000 {
 		id := fmt.Sprintf("s%05d", i)
 		ns.sockets[id] = &Socket{id: id, ns: ns}
