@@ -1,0 +1,1443 @@
+package main
+
+// Cluster tests: several siobridge processes (the real binary, built once per run of
+// TestCluster) share one redis-server of the test's own with SIOBRIDGE_CLUSTER_ADAPTER=redis.
+// The app is an httptest server that checks every webhook's signature and records which node
+// sent it (each node posts to /hook/<its name>); the clients are raw Socket.IO clients
+// (socketiotest) connected to different nodes, and, for interop, a Node.js socket.io 4.8
+// server with @socket.io/redis-adapter (socketio/redisadapter/testdata/node/cluster.js) in the
+// same cluster. Everything runs on 127.0.0.1. docs/cluster.md cites these tests.
+//
+// When the tests are built with -race, siobridge is too, and every node must exit 0 (a race
+// report makes it exit 66).
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/siobridge/siobridge/socketio/socketiotest"
+	"github.com/siobridge/siobridge/webhook"
+)
+
+const (
+	// clusterWait bounds one wait for something that should happen.
+	clusterWait = 10 * time.Second
+	// clusterStartWait bounds a node's start; built with -race it compresses the client bundle
+	// slowly, and the tests start several at once.
+	clusterStartWait = 30 * time.Second
+	// clusterStopWait bounds a node's exit after SIGTERM; its shutdown grace is 10s.
+	clusterStopWait = 15 * time.Second
+	// clusterPollEvery spaces the checks of state that nothing announces (readiness, Redis).
+	clusterPollEvery = 25 * time.Millisecond
+	// clusterSecret signs the webhooks; the app refuses any whose signature does not verify.
+	clusterSecret = "cluster-webhook-secret"
+	// clusterRedisBinary is Debian's redis-server, which `make deps` installs.
+	clusterRedisBinary = "/usr/bin/redis-server"
+	// clusterNodeDir holds cluster.js and its pinned npm packages.
+	clusterNodeDir = "../../socketio/redisadapter/testdata/node"
+	// clusterDepsHint says how to get what the tests run.
+	clusterDepsHint = "run `make deps` (.ci/install-deps installs Debian's redis-server, Node.js, " +
+		"and npm ci in socketio/redisadapter/testdata/node)"
+)
+
+// TestCluster runs each scenario on a cluster of its own (its own Redis, app and nodes), in
+// parallel, with the binary built once for all of them.
+func TestCluster(t *testing.T) {
+	bin := clusterBuild(t)
+	redisBin := clusterRedisPath(t)
+	for _, tc := range []struct {
+		name string
+		run  func(t *testing.T, bin, redisBin string)
+	}{
+		{"API", testClusterAPI},
+		{"Webhooks", testClusterWebhooks},
+		{"RedisRestart", testClusterRedisRestart},
+		{"HungAndDeadNodes", testClusterHungAndDeadNodes},
+		{"NodeJS", testClusterNodeJS},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.run(t, bin, redisBin)
+		})
+	}
+}
+
+// testClusterAPI: the REST API of one node acts on the sockets of every node.
+func testClusterAPI(t *testing.T, bin, redisBin string) {
+	r := clusterStartRedis(t, redisBin)
+	app := clusterStartApp(t)
+	const prefix = "siobridge-cluster-test"
+	nodes := clusterStartNodes(t, bin, r, app, []string{"A", "B", "C"}, "SIOBRIDGE_CLUSTER_KEY_PREFIX="+prefix)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	// D shares the Redis but not the key prefix: it is a cluster of its own.
+	d := clusterStartNodes(t, bin, r, app, []string{"D"})[0]
+	a1, b1, b2, c1 := clusterConnect(t, a, "a1"), clusterConnect(t, b, "b1"), clusterConnect(t, b, "b2"), clusterConnect(t, c, "c1")
+	d1 := clusterConnect(t, d, "d1")
+	for _, n := range append(nodes, d) {
+		n.waitReady(t, http.StatusOK)
+	}
+
+	t.Run("emit", func(t *testing.T) {
+		// {"sockets":N} counts the sockets of the node that took the call: a1 alone.
+		a.emit(t, `{"event":"news","args":[1,"x"]}`, 1)
+		if n := a.count(t, "/join", fmt.Sprintf(`{"to":[%q,%q],"rooms":["lobby"]}`, b1.sid, c1.sid)); n != 2 {
+			t.Fatalf("POST /join on A for sockets of B and C = %d, want 2", n)
+		}
+		a.emit(t, `{"event":"room-news","to":["lobby"]}`, 0)
+		a.emit(t, fmt.Sprintf(`{"event":"direct","to":[%q]}`, c1.sid), 0)
+		a.emit(t, fmt.Sprintf(`{"event":"except-one","to":["lobby"],"except":[%q]}`, b1.sid), 0)
+		a.emit(t, `{"event":"except-room","except":["lobby"]}`, 1)
+		a.emit(t, `{"event":"marker"}`, 1)
+		// One publisher on A, one subscriber on each node: each client gets what was meant
+		// for it, in order, and nothing else before the marker.
+		a1.expect(t, `42["news",1,"x"]`, `42["except-room"]`, `42["marker"]`)
+		b1.expect(t, `42["news",1,"x"]`, `42["room-news"]`, `42["marker"]`)
+		b2.expect(t, `42["news",1,"x"]`, `42["except-room"]`, `42["marker"]`)
+		c1.expect(t, `42["news",1,"x"]`, `42["room-news"]`, `42["direct"]`, `42["except-one"]`, `42["marker"]`)
+	})
+
+	t.Run("sockets and rooms are cluster totals", func(t *testing.T) {
+		for _, n := range nodes {
+			all := n.sockets(t, "")
+			if got, want := clusterIDs(all), clusterSorted(a1.sid, b1.sid, b2.sid, c1.sid); !slices.Equal(got, want) {
+				t.Fatalf("GET /sockets on %s = %v, want %v", n.name, got, want)
+			}
+			if rooms := all[b1.sid].Rooms; !slices.Equal(clusterSorted(rooms...), clusterSorted(b1.sid, "lobby")) {
+				t.Fatalf("GET /sockets on %s: b1 (on B) is in %v, want [%s lobby]", n.name, rooms, b1.sid)
+			}
+			if got, want := clusterIDs(n.sockets(t, "lobby")), clusterSorted(b1.sid, c1.sid); !slices.Equal(got, want) {
+				t.Fatalf("GET /sockets?room=lobby on %s = %v, want %v", n.name, got, want)
+			}
+			if got := n.rooms(t); !clusterMapEqual(got, map[string]int{"lobby": 2}) {
+				t.Fatalf("GET /rooms on %s = %v, want lobby: 2", n.name, got)
+			}
+		}
+		if n := a.count(t, "/leave", fmt.Sprintf(`{"to":[%q],"rooms":["lobby"]}`, c1.sid)); n != 1 {
+			t.Fatalf("POST /leave on A for a socket of C = %d, want 1", n)
+		}
+		if got := b.rooms(t); !clusterMapEqual(got, map[string]int{"lobby": 1}) {
+			t.Fatalf("GET /rooms on B after c1 left = %v, want lobby: 1", got)
+		}
+		a.emit(t, `{"event":"after-leave","to":["lobby"]}`, 0)
+		a.emit(t, fmt.Sprintf(`{"event":"marker2","to":[%q]}`, c1.sid), 0)
+		b1.expect(t, `42["after-leave"]`)
+		c1.expect(t, `42["marker2"]`)
+	})
+
+	t.Run("a key prefix is a cluster", func(t *testing.T) {
+		if got := clusterIDs(d.sockets(t, "")); !slices.Equal(got, []string{d1.sid}) {
+			t.Fatalf("GET /sockets on D (another key prefix) = %v, want only d1 %s", got, d1.sid)
+		}
+		if _, ok := a.sockets(t, "")[d1.sid]; ok {
+			t.Fatalf("GET /sockets on A lists d1, a socket of a node with another key prefix")
+		}
+		d.emit(t, `{"event":"d-marker"}`, 1)
+		d1.expect(t, `42["d-marker"]`) // none of A's emits came first
+	})
+
+	t.Run("emit with acks", func(t *testing.T) {
+		done := a.emitAsync(`{"event":"ask","args":["q"],"ack_timeout_ms":5000}`)
+		for _, cl := range []*clusterClient{a1, b1, b2, c1} {
+			id := cl.expectAsk(t, `["ask","q"]`)
+			cl.write(t, fmt.Sprintf(`43%s["yes from %s"]`, id, cl.name))
+		}
+		res := clusterAwait(t, "the answer to POST /emit with ack_timeout_ms", done)
+		if res.Sockets != 4 || len(res.TimedOut) != 0 {
+			t.Fatalf("emit with acks on A = %+v, want sockets 4 and nothing timed out", res)
+		}
+		acks := res.acks()
+		for _, cl := range []*clusterClient{a1, b1, b2, c1} {
+			if got, want := acks[cl.sid], fmt.Sprintf(`["yes from %s"]`, cl.name); got != want {
+				t.Errorf("ack of %s (on %s) = %s, want %s; all: %v", cl.name, cl.node, got, want, acks)
+			}
+		}
+
+		// a1 (on A) and c1 (on C) do not answer: both are counted in "sockets", but only the
+		// local one is named in "timed_out" (other nodes report counts, not ids).
+		done = a.emitAsync(`{"event":"ask","args":["again"],"ack_timeout_ms":1500}`)
+		a1.expectAsk(t, `["ask","again"]`)
+		c1.expectAsk(t, `["ask","again"]`)
+		for _, cl := range []*clusterClient{b1, b2} {
+			id := cl.expectAsk(t, `["ask","again"]`)
+			cl.write(t, fmt.Sprintf(`43%s["ok"]`, id))
+		}
+		res = clusterAwait(t, "the answer to POST /emit with ack_timeout_ms", done)
+		acks = res.acks()
+		if res.Sockets != 4 || len(acks) != 2 || acks[b1.sid] != `["ok"]` || acks[b2.sid] != `["ok"]` ||
+			!slices.Equal(res.TimedOut, []string{a1.sid}) {
+			t.Fatalf("emit with acks on A, a1 and c1 silent = %+v, want sockets 4, acks of b1 and b2, timed_out [a1 %s]", res, a1.sid)
+		}
+	})
+
+	t.Run("disconnect", func(t *testing.T) {
+		if n := a.count(t, "/disconnect", fmt.Sprintf(`{"to":[%q]}`, b2.sid)); n != 1 {
+			t.Fatalf("POST /disconnect on A for a socket of B = %d, want 1", n)
+		}
+		b2.expect(t, "41")
+		got := app.waitFor(t, "the disconnect webhook of b2", func(d clusterDelivery) bool {
+			return d.Kind == "disconnect" && d.Payload.Socket.ID == b2.sid
+		})
+		if got.Node != "B" || got.Payload.Reason != "server namespace disconnect" {
+			t.Fatalf("disconnect webhook of b2 came from node %s with reason %q, want B and \"server namespace disconnect\"", got.Node, got.Payload.Reason)
+		}
+		if got, want := clusterIDs(c.sockets(t, "")), clusterSorted(a1.sid, b1.sid, c1.sid); !slices.Equal(got, want) {
+			t.Fatalf("GET /sockets on C after b2's disconnect = %v, want %v", got, want)
+		}
+		if n := a.count(t, "/disconnect", fmt.Sprintf(`{"to":[%q],"close":true}`, c1.sid)); n != 1 {
+			t.Fatalf("POST /disconnect with close on A for a socket of C = %d, want 1", n)
+		}
+		c1.expectClosed(t)
+	})
+}
+
+// testClusterWebhooks: each client event reaches the app once, from the node holding the
+// socket, and a reply's emit reaches the clients of every node.
+func testClusterWebhooks(t *testing.T, bin, redisBin string) {
+	r := clusterStartRedis(t, redisBin)
+	app := clusterStartApp(t)
+	app.setReply(func(d clusterDelivery) any {
+		if d.Kind == "event" && d.Payload.Event == "chat" {
+			return map[string]any{"emit": []any{map[string]any{
+				"event": "chat", "args": d.Payload.Args, "except": []string{d.Payload.Socket.ID},
+			}}}
+		}
+		return nil
+	})
+	nodes := clusterStartNodes(t, bin, r, app, []string{"A", "B", "C"})
+	clients := []*clusterClient{
+		clusterConnect(t, nodes[0], "a1"), clusterConnect(t, nodes[0], "a2"),
+		clusterConnect(t, nodes[1], "b1"), clusterConnect(t, nodes[2], "c1"),
+	}
+	for _, n := range nodes {
+		n.waitReady(t, http.StatusOK)
+	}
+
+	const perClient = 10
+	for i := range perClient {
+		for _, cl := range clients {
+			cl.write(t, fmt.Sprintf(`42["ev-%s-%d",%d]`, cl.name, i, i))
+		}
+	}
+	for _, cl := range clients {
+		cl.write(t, `42["done"]`) // after the others: one socket's webhooks are delivered in order
+	}
+	app.waitFor(t, "every client's done event", func(clusterDelivery) bool {
+		seen := 0
+		for _, d := range app.all() {
+			if d.Kind == "event" && d.Payload.Event == "done" {
+				seen++
+			}
+		}
+		return seen >= len(clients)
+	})
+
+	byEvent := map[string][]clusterDelivery{}
+	deliveryIDs := map[string]int{}
+	connects := map[string][]clusterDelivery{}
+	for _, d := range app.all() {
+		deliveryIDs[d.ID]++
+		switch d.Kind {
+		case "event":
+			byEvent[d.Payload.Event] = append(byEvent[d.Payload.Event], d)
+		case "connect":
+			connects[d.Payload.Socket.ID] = append(connects[d.Payload.Socket.ID], d)
+		}
+	}
+	for id, n := range deliveryIDs {
+		if n != 1 {
+			t.Errorf("delivery %s reached the app %d times, want once", id, n)
+		}
+	}
+	for _, cl := range clients {
+		if ds := connects[cl.sid]; len(ds) != 1 || ds[0].Node != cl.node {
+			t.Errorf("connect webhooks of %s (on %s): %d, from %v; want 1 from %s", cl.name, cl.node, len(ds), clusterNodesOf(ds), cl.node)
+		}
+		for i := range perClient {
+			event := fmt.Sprintf("ev-%s-%d", cl.name, i)
+			ds := byEvent[event]
+			if len(ds) != 1 {
+				t.Errorf("event %s of %s (on %s) reached the app %d times (from %v), want once", event, cl.name, cl.node, len(ds), clusterNodesOf(ds))
+				continue
+			}
+			if d := ds[0]; d.Node != cl.node || d.Payload.Socket.ID != cl.sid || string(d.Payload.Args) != fmt.Sprintf("[%d]", i) {
+				t.Errorf("event %s: from node %s for socket %s with args %s; want node %s, socket %s, args [%d]",
+					event, d.Node, d.Payload.Socket.ID, d.Payload.Args, cl.node, cl.sid, i)
+			}
+		}
+	}
+	if ds := byEvent["done"]; len(ds) != len(clients) {
+		t.Errorf("done events: %d, want %d", len(ds), len(clients))
+	}
+
+	// The app's reply to b1's chat event emits through node B to the clients of every node.
+	b1 := clients[2]
+	b1.write(t, `42["chat","hello from B"]`)
+	for _, cl := range clients {
+		if cl != b1 {
+			cl.expect(t, `42["chat","hello from B"]`)
+		}
+	}
+	nodes[1].emit(t, `{"event":"marker"}`, 1)
+	b1.expect(t, `42["marker"]`) // the reply's except left b1 out
+}
+
+// testClusterRedisRestart: Redis goes away and comes back while the nodes keep running.
+func testClusterRedisRestart(t *testing.T, bin, redisBin string) {
+	r := clusterStartRedis(t, redisBin)
+	app := clusterStartApp(t)
+	nodes := clusterStartNodes(t, bin, r, app, []string{"A", "B"})
+	a, b := nodes[0], nodes[1]
+	a1, b1 := clusterConnect(t, a, "a1"), clusterConnect(t, b, "b1")
+	for _, n := range nodes {
+		n.waitReady(t, http.StatusOK)
+	}
+	a.emit(t, fmt.Sprintf(`{"event":"before","to":[%q]}`, b1.sid), 0)
+	b1.expect(t, `42["before"]`)
+
+	r.kill(t)
+	for _, n := range nodes {
+		n.waitReady(t, http.StatusServiceUnavailable)
+		if st, _ := n.get("/healthz"); st != http.StatusOK {
+			t.Fatalf("GET /healthz on %s with Redis down = %d, want 200", n.name, st)
+		}
+	}
+	// Without Redis a node still serves its own clients: emits, with acks too.
+	a.emit(t, `{"event":"during"}`, 1)
+	a1.expect(t, `42["during"]`)
+	done := a.emitAsync(`{"event":"ask","ack_timeout_ms":5000}`)
+	a1.write(t, "43"+a1.expectAsk(t, `["ask"]`)+`["here"]`)
+	if res := clusterAwait(t, "POST /emit with ack_timeout_ms while Redis is down", done); res.Sockets != 1 || res.acks()[a1.sid] != `["here"]` {
+		t.Fatalf("emit with acks on A while Redis is down = %+v, want a1's ack alone", res)
+	}
+	// Cluster queries and commands fail, naming Redis; join, leave and disconnect act on this
+	// node's sockets all the same.
+	for _, q := range []struct{ method, path, body string }{
+		{http.MethodGet, "/sockets", ""},
+		{http.MethodGet, "/rooms", ""},
+		{http.MethodPost, "/join", fmt.Sprintf(`{"to":[%q],"rooms":["joined-while-down"]}`, a1.sid)},
+	} {
+		st, body, err := a.do(q.method, q.path, q.body)
+		if err != nil || st < 500 || !strings.Contains(string(body), "redis") {
+			t.Errorf("%s %s on A while Redis is down = %d %s (%v), want a 5xx error naming Redis", q.method, q.path, st, body, err)
+		}
+	}
+
+	r.restart(t)
+	for _, n := range nodes {
+		n.waitReady(t, http.StatusOK)
+	}
+	// The publisher may still be pausing after its failures: emit again until one arrives.
+	deadline := time.Now().Add(clusterWait)
+	for i := 0; ; i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("no emit from A reached b1 (on B) within %v of Redis's return", clusterWait)
+		}
+		a.emit(t, fmt.Sprintf(`{"event":"after","args":[%d],"to":[%q]}`, i, b1.sid), 0)
+		if b1.awaitPrefix(t, `42["after",`, 500*time.Millisecond) {
+			break
+		}
+	}
+	all := b.sockets(t, "")
+	if got, want := clusterIDs(all), clusterSorted(a1.sid, b1.sid); !slices.Equal(got, want) {
+		t.Fatalf("GET /sockets on B after Redis came back = %v, want %v", got, want)
+	}
+	if rooms := all[a1.sid].Rooms; !slices.Contains(rooms, "joined-while-down") {
+		t.Errorf("a1 is in %v: the POST /join made while Redis was down did not act on A's own socket", rooms)
+	}
+	for _, n := range nodes {
+		select {
+		case <-n.exited:
+			t.Fatalf("node %s exited during the Redis outage", n.name)
+		default:
+		}
+		log := n.logText()
+		lost := strings.Index(log, "redis adapter lost its subscription")
+		if lost < 0 || !strings.Contains(log[lost:], "redis adapter subscribed") {
+			t.Errorf("node %s did not log losing its subscription and getting it back", n.name)
+		}
+	}
+}
+
+// testClusterHungAndDeadNodes: a node that hangs is waited for the request timeout, then left
+// out; a node that dies leaves the cluster at once.
+func testClusterHungAndDeadNodes(t *testing.T, bin, redisBin string) {
+	r := clusterStartRedis(t, redisBin)
+	app := clusterStartApp(t)
+	nodes := clusterStartNodes(t, bin, r, app, []string{"A", "B", "C"}) // request timeout 1s
+	a, c := nodes[0], nodes[2]
+	a1, b1, c1 := clusterConnect(t, a, "a1"), clusterConnect(t, nodes[1], "b1"), clusterConnect(t, c, "c1")
+	for _, n := range nodes {
+		n.waitReady(t, http.StatusOK)
+	}
+	timed := func(f func()) time.Duration {
+		start := time.Now()
+		f()
+		return time.Since(start)
+	}
+	var ids []string
+	clusterPoll(t, "GET /sockets on A to list all three sockets at once", func() bool {
+		took := timed(func() { ids = clusterIDs(a.sockets(t, "")) })
+		return slices.Equal(ids, clusterSorted(a1.sid, b1.sid, c1.sid)) && took < time.Second
+	})
+
+	// C hangs (SIGSTOP): still subscribed, so still counted, but it answers nothing.
+	if err := c.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	if took := timed(func() { ids = clusterIDs(a.sockets(t, "")) }); !slices.Equal(ids, clusterSorted(a1.sid, b1.sid)) || took < time.Second || took > 5*time.Second {
+		t.Fatalf("GET /sockets on A with C hung = %v after %v, want a1 and b1 after the 1s request timeout", ids, took)
+	}
+	if st, _ := a.get("/readyz"); st != http.StatusOK {
+		t.Fatalf("GET /readyz on A with C hung = %d, want 200: readiness is about this node's Redis connection", st)
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	clusterPoll(t, "GET /sockets on A to list c1 again at once", func() bool {
+		took := timed(func() { ids = clusterIDs(a.sockets(t, "")) })
+		return slices.Equal(ids, clusterSorted(a1.sid, b1.sid, c1.sid)) && took < time.Second
+	})
+
+	// C dies (SIGKILL): Redis drops its subscriptions with its connections, and queries stop
+	// waiting for it.
+	c.kill(t)
+	c1.expectClosed(t)
+	clusterPoll(t, "GET /sockets on A to answer without C, at once", func() bool {
+		took := timed(func() { ids = clusterIDs(a.sockets(t, "")) })
+		return slices.Equal(ids, clusterSorted(a1.sid, b1.sid)) && took < time.Second
+	})
+}
+
+// testClusterNodeJS: a Node.js socket.io server with @socket.io/redis-adapter, and
+// @socket.io/redis-emitter, in the same cluster as a siobridge node.
+func testClusterNodeJS(t *testing.T, bin, redisBin string) {
+	r := clusterStartRedis(t, redisBin)
+	app := clusterStartApp(t)
+	js := clusterStartNodeJS(t, r) // cluster.js uses the default key prefix, "socket.io"
+	a := clusterStartNodes(t, bin, r, app, []string{"A"}, "SIOBRIDGE_CLUSTER_KEY_PREFIX=socket.io")[0]
+	a1 := clusterConnect(t, a, "a1")
+	a.waitReady(t, http.StatusOK)
+	var n1 string
+	if err := json.Unmarshal(js.call(t, map[string]any{"cmd": "client", "name": "n1"})["id"], &n1); err != nil || n1 == "" {
+		t.Fatalf("the Node.js client's id: %q, %v", n1, err)
+	}
+	clusterPoll(t, "GET /sockets on A to list the Node.js server's socket", func() bool {
+		_, ok := a.sockets(t, "")[n1]
+		return ok
+	})
+
+	t.Run("emit reaches a Node.js client", func(t *testing.T) {
+		a.emit(t, `{"event":"from-siobridge","args":[1,"two",{"three":3},{"$binary":"AQID"}]}`, 1)
+		if got, want := js.clientEvent(t, "n1", "from-siobridge"), `[1,"two",{"three":3},{"$bin":"010203"}]`; got != want {
+			t.Fatalf("the Node.js client got %s, want %s", got, want)
+		}
+		a1.expect(t, `451-["from-siobridge",1,"two",{"three":3},{"_placeholder":true,"num":0}]`, "bin:\x01\x02\x03")
+	})
+
+	t.Run("join a Node.js socket, emit to its room", func(t *testing.T) {
+		// Node.js nodes act on the request but do not answer it: the count leaves them out.
+		if n := a.count(t, "/join", fmt.Sprintf(`{"to":[%q],"rooms":["mixed"]}`, n1)); n != 0 {
+			t.Fatalf("POST /join for the Node.js socket = %d, want 0 (Node.js nodes report no counts)", n)
+		}
+		clusterPoll(t, "GET /rooms on A to count the Node.js socket in mixed", func() bool {
+			return clusterMapEqual(a.rooms(t), map[string]int{"mixed": 1})
+		})
+		a.emit(t, `{"event":"to-mixed","to":["mixed"],"args":["m"]}`, 0)
+		if got := js.clientEvent(t, "n1", "to-mixed"); got != `["m"]` {
+			t.Fatalf("the Node.js client got %s, want [\"m\"]", got)
+		}
+	})
+
+	t.Run("emit with acks gathers a Node.js client's ack", func(t *testing.T) {
+		res := clusterAwait(t, "POST /emit with ack_timeout_ms", a.emitAsync(fmt.Sprintf(`{"event":"ask","to":[%q],"ack_timeout_ms":5000}`, n1)))
+		// Node.js nodes send the first ack argument and no socket id.
+		if res.Sockets != 1 || len(res.Acks) != 1 || res.Acks[0].Socket != "" || string(res.Acks[0].Args) != `["ack from n1"]` {
+			t.Fatalf("emit with acks to the Node.js socket = %+v, want sockets 1 and one ack [\"ack from n1\"] without socket id", res)
+		}
+	})
+
+	t.Run("Node.js server and redis-emitter reach siobridge clients", func(t *testing.T) {
+		js.call(t, map[string]any{"cmd": "emit", "event": "from-node", "args": []any{"hi"}})
+		a1.expect(t, `42["from-node","hi"]`)
+		js.call(t, map[string]any{"cmd": "emitter", "action": "emit", "rooms": []string{a1.sid}, "event": "from-emitter", "args": []any{7}})
+		a1.expect(t, `42["from-emitter",7]`)
+	})
+
+	t.Run("leave and disconnect a Node.js socket", func(t *testing.T) {
+		if n := a.count(t, "/leave", fmt.Sprintf(`{"to":[%q],"rooms":["mixed"]}`, n1)); n != 0 {
+			t.Fatalf("POST /leave for the Node.js socket = %d, want 0", n)
+		}
+		clusterPoll(t, "GET /rooms on A to show the Node.js socket out of mixed", func() bool {
+			return len(a.rooms(t)) == 0
+		})
+		if n := a.count(t, "/disconnect", fmt.Sprintf(`{"to":[%q]}`, n1)); n != 0 {
+			t.Fatalf("POST /disconnect for the Node.js socket = %d, want 0", n)
+		}
+		m := js.expect(t, "the Node.js server to disconnect n1", func(m map[string]json.RawMessage) bool {
+			var id string
+			_ = json.Unmarshal(m["id"], &id)
+			return clusterKind(m) == "server-disconnect" && id == n1
+		})
+		if reason := string(m["reason"]); reason != `"server namespace disconnect"` {
+			t.Fatalf("the Node.js server disconnected n1 with reason %s, want \"server namespace disconnect\"", reason)
+		}
+	})
+}
+
+// ---- building and environment ----
+
+// clusterBuild builds the command of this directory into the test's temporary directory.
+func clusterBuild(t *testing.T) string {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is not on PATH: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "siobridge")
+	args := []string{"build", "-o", path}
+	if clusterRaceEnabled() {
+		args = append(args, "-race")
+	}
+	args = append(args, ".")
+	if out, err := exec.Command(goTool, args...).CombinedOutput(); err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return path
+}
+
+// clusterRaceEnabled reports whether the test binary was built with -race.
+func clusterRaceEnabled() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" {
+			return s.Value == "true"
+		}
+	}
+	return false
+}
+
+// clusterEnv is the test's environment without SIOBRIDGE_* settings (siobridge refuses unknown
+// ones) and without proxies (everything is on 127.0.0.1).
+func clusterEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		switch strings.ToUpper(name) {
+		case "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "NODE_OPTIONS", "NODE_PATH":
+			continue
+		}
+		if !strings.HasPrefix(name, "SIOBRIDGE_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, "NO_PROXY=*", "no_proxy=*")
+}
+
+// clusterPoll checks cond every clusterPollEvery until it holds, failing after clusterWait.
+// Only for state that nothing announces; events are awaited on channels.
+func clusterPoll(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(clusterWait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up after %v waiting for %s", clusterWait, what)
+		}
+		time.Sleep(clusterPollEvery)
+	}
+}
+
+// clusterAwait waits for the value of ch.
+func clusterAwait[T any](t *testing.T, what string, ch <-chan clusterResult[T]) T {
+	t.Helper()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			t.Fatalf("%s: %v", what, r.err)
+		}
+		return r.v
+	case <-time.After(clusterWait):
+		t.Fatalf("timed out after %v waiting for %s", clusterWait, what)
+	}
+	var zero T
+	return zero
+}
+
+type clusterResult[T any] struct {
+	v   T
+	err error
+}
+
+func clusterSorted(s ...string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
+
+func clusterMapEqual(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// ---- Redis ----
+
+// clusterRedis is a redis-server of the test's own, on a free loopback port, without
+// persistence.
+type clusterRedis struct {
+	bin  string
+	port int
+	dir  string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func clusterRedisPath(t *testing.T) string {
+	t.Helper()
+	if _, err := os.Stat(clusterRedisBinary); err == nil {
+		return clusterRedisBinary
+	}
+	p, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redis-server is not installed (no %s, none on PATH); %s", clusterRedisBinary, clusterDepsHint)
+	}
+	return p
+}
+
+func clusterStartRedis(t *testing.T, bin string) *clusterRedis {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	r := &clusterRedis{bin: bin, port: port, dir: t.TempDir()}
+	r.start(t)
+	t.Cleanup(func() { r.kill(t) })
+	return r
+}
+
+func (r *clusterRedis) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
+
+func (r *clusterRedis) url() string { return "redis://" + r.addr() + "/0" }
+
+func (r *clusterRedis) start(t *testing.T) {
+	t.Helper()
+	r.cmd = exec.Command(r.bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.dir, "--logfile", filepath.Join(r.dir, "redis.log"))
+	if err := r.cmd.Start(); err != nil {
+		t.Fatalf("starting redis-server: %v", err)
+	}
+	done := make(chan struct{})
+	r.done = done
+	go func(cmd *exec.Cmd) {
+		_ = cmd.Wait()
+		close(done)
+	}(r.cmd)
+	clusterPoll(t, "redis-server on "+r.addr()+" to answer PING", func() bool {
+		select {
+		case <-done:
+			log, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
+			t.Fatalf("redis-server exited: %v\n%s", r.cmd.ProcessState, log)
+		default:
+		}
+		return r.ping() == nil
+	})
+}
+
+// ping sends PING on a connection of its own.
+func (r *clusterRedis) ping() error {
+	conn, err := net.DialTimeout("tcp", r.addr(), time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line != "+PONG\r\n" {
+		return fmt.Errorf("PING answered %q", line)
+	}
+	return nil
+}
+
+// kill ends the server at once (SIGKILL, as a crash) and waits for it; idempotent.
+func (r *clusterRedis) kill(t *testing.T) {
+	if r.cmd == nil {
+		return
+	}
+	_ = r.cmd.Process.Kill()
+	select {
+	case <-r.done:
+	case <-time.After(clusterWait):
+		t.Errorf("redis-server did not exit after SIGKILL")
+	}
+	r.cmd = nil
+}
+
+// restart starts the server again on the same port, empty.
+func (r *clusterRedis) restart(t *testing.T) {
+	t.Helper()
+	r.start(t)
+}
+
+// ---- the app ----
+
+// clusterDelivery is one webhook the app received.
+type clusterDelivery struct {
+	Node    string // the node that sent it: the last segment of its webhook URL
+	ID      string // X-Siobridge-Delivery
+	Kind    string // X-Siobridge-Type
+	Payload webhook.Payload
+}
+
+// clusterApp receives every node's webhooks on /hook/<node>, verifies their signatures and
+// records them.
+type clusterApp struct {
+	ts *httptest.Server
+
+	mu         sync.Mutex
+	deliveries []clusterDelivery
+	problems   []string
+	reply      func(clusterDelivery) any
+	changed    chan struct{} // closed and replaced at each delivery
+}
+
+func clusterStartApp(t *testing.T) *clusterApp {
+	t.Helper()
+	a := &clusterApp{changed: make(chan struct{})}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /hook/{node}", a.hook)
+	a.ts = httptest.NewServer(mux)
+	t.Cleanup(func() {
+		a.ts.Close()
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		for _, p := range a.problems {
+			t.Errorf("app: %s", p)
+		}
+	})
+	return a
+}
+
+func (a *clusterApp) hookURL(node string) string { return a.ts.URL + "/hook/" + node }
+
+func (a *clusterApp) setReply(f func(clusterDelivery) any) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.reply = f
+}
+
+func (a *clusterApp) hook(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return
+	}
+	if err := webhook.Verify(clusterSecret, r.Header.Get(webhook.HeaderSignature), body, time.Now(), 5*time.Minute); err != nil {
+		a.mu.Lock()
+		a.problems = append(a.problems, fmt.Sprintf("webhook refused: %v: %s", err, body))
+		a.mu.Unlock()
+		http.Error(w, err.Error(), http.StatusUnauthorized)
+		return
+	}
+	d := clusterDelivery{Node: r.PathValue("node"), ID: r.Header.Get(webhook.HeaderDelivery), Kind: r.Header.Get(webhook.HeaderType)}
+	if err := json.Unmarshal(body, &d.Payload); err != nil {
+		a.mu.Lock()
+		a.problems = append(a.problems, fmt.Sprintf("webhook body %s: %v", body, err))
+		a.mu.Unlock()
+	}
+	a.mu.Lock()
+	a.deliveries = append(a.deliveries, d)
+	reply := a.reply
+	close(a.changed)
+	a.changed = make(chan struct{})
+	a.mu.Unlock()
+	var out []byte
+	if reply != nil {
+		if v := reply(d); v != nil {
+			out, _ = json.Marshal(v)
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(out)
+}
+
+// all returns the deliveries so far, in arrival order.
+func (a *clusterApp) all() []clusterDelivery {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.deliveries)
+}
+
+// waitFor returns the first delivery match accepts, waiting for it up to clusterWait.
+func (a *clusterApp) waitFor(t *testing.T, what string, match func(clusterDelivery) bool) clusterDelivery {
+	t.Helper()
+	timer := time.NewTimer(clusterWait)
+	defer timer.Stop()
+	for {
+		a.mu.Lock()
+		changed := a.changed
+		ds := slices.Clone(a.deliveries)
+		a.mu.Unlock()
+		for _, d := range ds {
+			if match(d) {
+				return d
+			}
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			t.Fatalf("timed out after %v waiting for %s; the app got %d webhooks", clusterWait, what, len(ds))
+		}
+	}
+}
+
+func clusterNodesOf(ds []clusterDelivery) []string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, d.Node)
+	}
+	return out
+}
+
+// ---- siobridge nodes ----
+
+// clusterNode is one siobridge process of the cluster.
+type clusterNode struct {
+	name   string
+	cmd    *exec.Cmd
+	public string // host:port of the public listener
+	api    string // host:port of the API listener
+	http   *http.Client
+	exited chan struct{} // closed once the process has exited
+	ready  chan [2]string
+	killed bool // by the test: its exit status is not checked
+
+	logMu sync.Mutex
+	log   bytes.Buffer
+}
+
+var clusterServingRE = regexp.MustCompile(`msg="siobridge serving".* public=(\S+) .* api=(\S+)`)
+
+// clusterStartNodes starts one node per name, all at once, with the webhooks going to app and
+// env overriding the defaults; each one's cleanup stops it and checks that it exited 0.
+func clusterStartNodes(t *testing.T, bin string, r *clusterRedis, app *clusterApp, names []string, env ...string) []*clusterNode {
+	t.Helper()
+	nodes := make([]*clusterNode, len(names))
+	for i, name := range names {
+		nodes[i] = clusterLaunch(t, bin, name, append([]string{
+			"SIOBRIDGE_CLUSTER_ADAPTER=redis",
+			"SIOBRIDGE_CLUSTER_REDIS_URL=" + r.url(),
+			"SIOBRIDGE_CLUSTER_REQUEST_TIMEOUT=1s",
+			"SIOBRIDGE_WEBHOOK_URL=" + app.hookURL(name),
+			"SIOBRIDGE_WEBHOOK_SECRET=" + clusterSecret,
+		}, env...))
+	}
+	for _, n := range nodes {
+		select {
+		case addrs := <-n.ready:
+			n.public, n.api = addrs[0], addrs[1]
+		case <-n.exited:
+			t.Fatalf("node %s exited before serving: %v\n%s", n.name, n.cmd.ProcessState, n.logText())
+		case <-time.After(clusterStartWait):
+			t.Fatalf("node %s did not log its addresses within %v:\n%s", n.name, clusterStartWait, n.logText())
+		}
+	}
+	return nodes
+}
+
+func clusterLaunch(t *testing.T, bin, name string, env []string) *clusterNode {
+	t.Helper()
+	n := &clusterNode{
+		name:   name,
+		exited: make(chan struct{}),
+		ready:  make(chan [2]string, 1),
+		http:   &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: clusterWait},
+	}
+	n.cmd = exec.Command(bin)
+	n.cmd.Env = append(clusterEnv(),
+		"SIOBRIDGE_SERVER_LISTEN=127.0.0.1:0",
+		"SIOBRIDGE_API_LISTEN=127.0.0.1:0",
+		"SIOBRIDGE_LOG_LEVEL=debug",
+		"SIOBRIDGE_WEBHOOK_RETRY_WAIT_MIN=10ms",
+		"SIOBRIDGE_WEBHOOK_RETRY_WAIT_MAX=50ms",
+		"GORACE=halt_on_error=0 exitcode=66 atexit_sleep_ms=0",
+	)
+	n.cmd.Env = append(n.cmd.Env, env...) // the last value of a variable wins
+	n.cmd.WaitDelay = 5 * time.Second
+	stderr, err := n.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.cmd.Start(); err != nil {
+		t.Fatalf("starting node %s: %v", name, err)
+	}
+	go func() {
+		defer close(n.exited)
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			n.logMu.Lock()
+			n.log.WriteString(line)
+			n.log.WriteByte('\n')
+			n.logMu.Unlock()
+			if m := clusterServingRE.FindStringSubmatch(line); m != nil {
+				select {
+				case n.ready <- [2]string{m[1], m[2]}:
+				default:
+				}
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+		_ = n.cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = n.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-n.exited:
+		case <-time.After(clusterStopWait):
+			_ = n.cmd.Process.Kill()
+			<-n.exited
+			t.Errorf("node %s did not exit within %v of SIGTERM; killed", n.name, clusterStopWait)
+		}
+		if code := n.cmd.ProcessState.ExitCode(); code != 0 && !n.killed {
+			t.Errorf("node %s exited with status %d (66: the race detector found a race; see its log)", n.name, code)
+		}
+		if t.Failed() {
+			t.Logf("node %s log:\n%s", n.name, n.logText())
+		}
+	})
+	return n
+}
+
+// kill ends the node at once (SIGKILL, as a crash) and waits for it.
+func (n *clusterNode) kill(t *testing.T) {
+	t.Helper()
+	n.killed = true
+	_ = n.cmd.Process.Kill()
+	select {
+	case <-n.exited:
+	case <-time.After(clusterStopWait):
+		t.Fatalf("node %s did not exit after SIGKILL", n.name)
+	}
+}
+
+func (n *clusterNode) logText() string {
+	n.logMu.Lock()
+	defer n.logMu.Unlock()
+	return n.log.String()
+}
+
+// do calls the node's API and returns the status and body.
+func (n *clusterNode) do(method, path, body string) (int, []byte, error) {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, "http://"+n.api+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := n.http.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, out, err
+}
+
+// get returns the status of GET path (0 when the call failed) and the body.
+func (n *clusterNode) get(path string) (int, []byte) {
+	st, body, _ := n.do(http.MethodGet, path, "")
+	return st, body
+}
+
+// call makes an API call that must answer 200, and decodes the answer into out.
+func (n *clusterNode) call(t *testing.T, method, path, body string, out any) {
+	t.Helper()
+	st, resp, err := n.do(method, path, body)
+	if err != nil {
+		t.Fatalf("%s %s on %s: %v", method, path, n.name, err)
+	}
+	if st != http.StatusOK {
+		t.Fatalf("%s %s %s on %s = %d %s, want 200", method, path, body, n.name, st, resp)
+	}
+	if err := json.Unmarshal(resp, out); err != nil {
+		t.Fatalf("%s %s on %s: answer %s: %v", method, path, n.name, resp, err)
+	}
+}
+
+// emit makes POST /emit and checks the count it answers.
+func (n *clusterNode) emit(t *testing.T, body string, wantSockets int) {
+	t.Helper()
+	var res struct{ Sockets int }
+	n.call(t, http.MethodPost, "/emit", body, &res)
+	if res.Sockets != wantSockets {
+		t.Fatalf("POST /emit %s on %s = {\"sockets\":%d}, want %d (the sockets on %s)", body, n.name, res.Sockets, wantSockets, n.name)
+	}
+}
+
+// clusterAckResult is the answer to POST /emit with ack_timeout_ms.
+type clusterAckResult struct {
+	Sockets int `json:"sockets"`
+	Acks    []struct {
+		Socket string          `json:"socket"`
+		Args   json.RawMessage `json:"args"`
+	} `json:"acks"`
+	TimedOut []string `json:"timed_out"`
+}
+
+// acks maps socket ids to their ack arguments.
+func (r clusterAckResult) acks() map[string]string {
+	out := map[string]string{}
+	for _, a := range r.Acks {
+		out[a.Socket] = string(a.Args)
+	}
+	return out
+}
+
+// emitAsync makes POST /emit (with ack_timeout_ms) on a goroutine of its own, since it
+// answers only once the clients have.
+func (n *clusterNode) emitAsync(body string) <-chan clusterResult[clusterAckResult] {
+	ch := make(chan clusterResult[clusterAckResult], 1)
+	go func() {
+		var r clusterResult[clusterAckResult]
+		st, resp, err := n.do(http.MethodPost, "/emit", body)
+		switch {
+		case err != nil:
+			r.err = err
+		case st != http.StatusOK:
+			r.err = fmt.Errorf("POST /emit %s on %s = %d %s", body, n.name, st, resp)
+		default:
+			if err := json.Unmarshal(resp, &r.v); err != nil {
+				r.err = fmt.Errorf("answer %s: %w", resp, err)
+			}
+		}
+		ch <- r
+	}()
+	return ch
+}
+
+// count makes POST path (/join, /leave, /disconnect) and returns its count.
+func (n *clusterNode) count(t *testing.T, path, body string) int {
+	t.Helper()
+	var res struct{ Sockets int }
+	n.call(t, http.MethodPost, path, body, &res)
+	return res.Sockets
+}
+
+type clusterSocket struct {
+	ID    string   `json:"id"`
+	Rooms []string `json:"rooms"`
+}
+
+// sockets is GET /sockets (of room, if not empty), by socket id.
+func (n *clusterNode) sockets(t *testing.T, room string) map[string]clusterSocket {
+	t.Helper()
+	path := "/sockets"
+	if room != "" {
+		path += "?room=" + room
+	}
+	var res struct{ Sockets []clusterSocket }
+	n.call(t, http.MethodGet, path, "", &res)
+	out := map[string]clusterSocket{}
+	for _, s := range res.Sockets {
+		out[s.ID] = s
+	}
+	return out
+}
+
+func clusterIDs(m map[string]clusterSocket) []string {
+	out := make([]string, 0, len(m))
+	for id := range m {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// rooms is GET /rooms: room name to sockets.
+func (n *clusterNode) rooms(t *testing.T) map[string]int {
+	t.Helper()
+	var res struct {
+		Rooms []struct {
+			Name    string
+			Sockets int
+		}
+	}
+	n.call(t, http.MethodGet, "/rooms", "", &res)
+	out := map[string]int{}
+	for _, r := range res.Rooms {
+		out[r.Name] = r.Sockets
+	}
+	return out
+}
+
+// waitReady polls GET /readyz until it answers status.
+func (n *clusterNode) waitReady(t *testing.T, status int) {
+	t.Helper()
+	clusterPoll(t, fmt.Sprintf("GET /readyz on %s to answer %d", n.name, status), func() bool {
+		st, _ := n.get("/readyz")
+		return st == status
+	})
+}
+
+// ---- clients ----
+
+// clusterClient is a raw Socket.IO client connected to one node, whose messages a goroutine
+// reads into a channel (answering pings), so that tests wait on them with timeouts.
+type clusterClient struct {
+	name string
+	node string
+	sid  string
+	c    *socketiotest.Client
+
+	wmu    sync.Mutex // one writer at a time: the test, or the reader answering a ping
+	msgs   chan string
+	quit   chan struct{} // closed at cleanup: nobody reads msgs any more
+	closed chan struct{} // closed when the connection ended
+	err    error         // why, set before closed is closed
+}
+
+// clusterConnect opens a WebSocket session to n and joins "/".
+func clusterConnect(t *testing.T, n *clusterNode, name string) *clusterClient {
+	t.Helper()
+	c := socketiotest.Dial(t, "http://"+n.public, "")
+	cl := &clusterClient{name: name, node: n.name, c: c, msgs: make(chan string, 1024), quit: make(chan struct{}), closed: make(chan struct{})}
+	cl.sid = c.Connect("/", "")
+	// socketiotest's reads leave a deadline on the connection; the reader waits without one,
+	// and each wait for a message has its own timeout.
+	if err := c.Conn.SetReadDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	go cl.readLoop()
+	t.Cleanup(func() {
+		close(cl.quit)
+		_ = c.Conn.Close()
+		<-cl.closed
+	})
+	return cl
+}
+
+func (cl *clusterClient) readLoop() {
+	defer close(cl.closed)
+	for {
+		typ, b, err := cl.c.Conn.ReadMessage()
+		if err != nil {
+			cl.err = err
+			return
+		}
+		msg := string(b)
+		switch {
+		case typ == websocket.TextMessage && msg == "2":
+			cl.wmu.Lock()
+			_ = cl.c.Conn.WriteMessage(websocket.TextMessage, []byte("3"))
+			cl.wmu.Unlock()
+			continue
+		case typ == websocket.BinaryMessage:
+			msg = "bin:" + msg
+		}
+		select {
+		case cl.msgs <- msg:
+		case <-cl.quit:
+		}
+	}
+}
+
+func (cl *clusterClient) write(t *testing.T, msg string) {
+	t.Helper()
+	cl.wmu.Lock()
+	defer cl.wmu.Unlock()
+	if err := cl.c.Conn.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+		t.Fatalf("client %s (on %s): write %q: %v", cl.name, cl.node, msg, err)
+	}
+}
+
+// next returns the next message, failing after clusterWait.
+func (cl *clusterClient) next(t *testing.T) string {
+	t.Helper()
+	select {
+	case m := <-cl.msgs:
+		return m
+	case <-cl.closed:
+		select {
+		case m := <-cl.msgs:
+			return m
+		default:
+		}
+		t.Fatalf("client %s (on %s): connection ended: %v", cl.name, cl.node, cl.err)
+	case <-time.After(clusterWait):
+		t.Fatalf("client %s (on %s): no message within %v", cl.name, cl.node, clusterWait)
+	}
+	return ""
+}
+
+// expect checks that the next messages are want, in order.
+func (cl *clusterClient) expect(t *testing.T, want ...string) {
+	t.Helper()
+	for i, w := range want {
+		if got := cl.next(t); got != w {
+			t.Fatalf("client %s (on %s): message %d is %q, want %q (all expected: %q)", cl.name, cl.node, i, got, w, want)
+		}
+	}
+}
+
+// expectAsk reads an event with an ack id, `42<id><args>`, and returns the id.
+func (cl *clusterClient) expectAsk(t *testing.T, args string) string {
+	t.Helper()
+	msg := cl.next(t)
+	id, ok := strings.CutSuffix(strings.TrimPrefix(msg, "42"), args)
+	if !ok || id == "" || strings.Trim(id, "0123456789") != "" {
+		t.Fatalf("client %s (on %s): got %q, want 42<ack id>%s", cl.name, cl.node, msg, args)
+	}
+	return id
+}
+
+// awaitPrefix reads messages for up to d until one starts with prefix; other messages are
+// dropped.
+func (cl *clusterClient) awaitPrefix(t *testing.T, prefix string, d time.Duration) bool {
+	t.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case m := <-cl.msgs:
+			if strings.HasPrefix(m, prefix) {
+				return true
+			}
+		case <-cl.closed:
+			t.Fatalf("client %s (on %s): connection ended: %v", cl.name, cl.node, cl.err)
+		case <-timer.C:
+			return false
+		}
+	}
+}
+
+// expectClosed waits for the server to end the connection; messages before that are dropped.
+func (cl *clusterClient) expectClosed(t *testing.T) {
+	t.Helper()
+	select {
+	case <-cl.closed:
+		var ce *websocket.CloseError
+		var ne net.Error
+		if errors.As(cl.err, &ne) && ne.Timeout() || !errors.As(cl.err, &ce) && !errors.Is(cl.err, io.ErrUnexpectedEOF) {
+			t.Fatalf("client %s (on %s): the connection ended with %v, want the server closing it", cl.name, cl.node, cl.err)
+		}
+	case <-time.After(clusterWait):
+		t.Fatalf("client %s (on %s): the server did not close the connection within %v", cl.name, cl.node, clusterWait)
+	}
+}
+
+// ---- the Node.js server ----
+
+// clusterNodeJS runs cluster.js: a Node.js socket.io server with @socket.io/redis-adapter on
+// the test's Redis, driven by JSON lines (see the comment at its top).
+type clusterNodeJS struct {
+	cmd      *exec.Cmd
+	stdin    io.WriteCloser
+	lines    chan map[string]json.RawMessage
+	quit     chan struct{}
+	readDone chan struct{}
+	backlog  []map[string]json.RawMessage
+	seq      int
+
+	mu     sync.Mutex
+	stderr bytes.Buffer
+}
+
+func clusterStartNodeJS(t *testing.T, r *clusterRedis) *clusterNodeJS {
+	t.Helper()
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Fatalf("node is not installed: %v; %s", err, clusterDepsHint)
+	}
+	for _, pkg := range []string{"socket.io", "@socket.io/redis-adapter", "@socket.io/redis-emitter", "redis", "socket.io-client"} {
+		if _, err := os.Stat(filepath.Join(clusterNodeDir, "node_modules", pkg, "package.json")); err != nil {
+			t.Fatalf("the Node.js package %s is missing: %v; %s", pkg, err, clusterDepsHint)
+		}
+	}
+	js := &clusterNodeJS{lines: make(chan map[string]json.RawMessage, 256), quit: make(chan struct{}), readDone: make(chan struct{})}
+	js.cmd = exec.Command("node", "cluster.js")
+	js.cmd.Dir = clusterNodeDir // its node_modules resolve from there
+	js.cmd.Env = append(clusterEnv(), "REDIS_URL="+r.url(), "REQUESTS_TIMEOUT=1000")
+	stdout, err := js.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if js.stdin, err = js.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	js.cmd.Stderr = clusterWriterFunc(func(p []byte) (int, error) {
+		js.mu.Lock()
+		defer js.mu.Unlock()
+		return js.stderr.Write(p)
+	})
+	if err := js.cmd.Start(); err != nil {
+		t.Fatalf("starting node: %v", err)
+	}
+	go func() {
+		defer close(js.readDone)
+		defer close(js.lines)
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+		for sc.Scan() {
+			var m map[string]json.RawMessage
+			if json.Unmarshal(sc.Bytes(), &m) != nil {
+				continue
+			}
+			select {
+			case js.lines <- m:
+			case <-js.quit:
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		_ = js.stdin.Close() // cluster.js exits when its stdin ends
+		exited := make(chan struct{})
+		go func() {
+			_ = js.cmd.Wait()
+			close(exited)
+		}()
+		select {
+		case <-exited:
+		case <-time.After(clusterStopWait):
+			_ = js.cmd.Process.Kill()
+			<-exited
+			t.Errorf("the Node.js server did not exit when its stdin closed; killed")
+		}
+		close(js.quit)
+		<-js.readDone
+		if t.Failed() {
+			t.Logf("the Node.js server:\n%s", js.dump())
+		}
+	})
+	js.expect(t, "the Node.js server to be ready", func(m map[string]json.RawMessage) bool { return clusterKind(m) == "ready" })
+	return js
+}
+
+type clusterWriterFunc func([]byte) (int, error)
+
+func (f clusterWriterFunc) Write(p []byte) (int, error) { return f(p) }
+
+func clusterKind(m map[string]json.RawMessage) string {
+	var s string
+	_ = json.Unmarshal(m["type"], &s)
+	return s
+}
+
+func (js *clusterNodeJS) dump() string {
+	var b strings.Builder
+	for _, m := range js.backlog {
+		line, _ := json.Marshal(m)
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	b.WriteString("stderr:\n")
+	b.Write(js.stderr.Bytes())
+	return b.String()
+}
+
+// expect returns the first line (kept back or new) that match accepts; other lines are kept
+// for later.
+func (js *clusterNodeJS) expect(t *testing.T, what string, match func(map[string]json.RawMessage) bool) map[string]json.RawMessage {
+	t.Helper()
+	for i, m := range js.backlog {
+		if match(m) {
+			js.backlog = slices.Delete(js.backlog, i, i+1)
+			return m
+		}
+	}
+	timer := time.NewTimer(clusterWait)
+	defer timer.Stop()
+	for {
+		select {
+		case m, ok := <-js.lines:
+			if !ok {
+				t.Fatalf("the Node.js server ended while waiting for %s:\n%s", what, js.dump())
+			}
+			if clusterKind(m) == "fatal" {
+				t.Fatalf("the Node.js server failed: %s", m["message"])
+			}
+			if match(m) {
+				return m
+			}
+			js.backlog = append(js.backlog, m)
+		case <-timer.C:
+			t.Fatalf("timed out after %v waiting for %s; lines so far:\n%s", clusterWait, what, js.dump())
+		}
+	}
+}
+
+// call sends a command and waits for its reply.
+func (js *clusterNodeJS) call(t *testing.T, cmd map[string]any) map[string]json.RawMessage {
+	t.Helper()
+	js.seq++
+	cmd["seq"] = js.seq
+	b, _ := json.Marshal(cmd)
+	if _, err := js.stdin.Write(append(b, '\n')); err != nil {
+		t.Fatalf("writing to the Node.js server: %v", err)
+	}
+	want := strconv.Itoa(js.seq)
+	m := js.expect(t, "the reply to command "+want, func(m map[string]json.RawMessage) bool {
+		return (clusterKind(m) == "reply" || clusterKind(m) == "error") && string(m["seq"]) == want
+	})
+	if clusterKind(m) == "error" {
+		t.Fatalf("Node.js command %s failed: %s", b, m["message"])
+	}
+	return m
+}
+
+// clientEvent waits for the Node.js client name to get event, and returns its args as JSON
+// (binary as {"$bin":hex}).
+func (js *clusterNodeJS) clientEvent(t *testing.T, name, event string) string {
+	t.Helper()
+	m := js.expect(t, fmt.Sprintf("Node.js client %s to get %q", name, event), func(m map[string]json.RawMessage) bool {
+		var n, e string
+		_ = json.Unmarshal(m["name"], &n)
+		_ = json.Unmarshal(m["event"], &e)
+		return clusterKind(m) == "client-event" && n == name && e == event
+	})
+	return string(m["args"])
+}

@@ -1,0 +1,772 @@
+// Package cluster_test runs the example of this directory as run.sh does, on free loopback
+// ports: a redis-server, two siobridge nodes from node1.toml and node2.toml, and Debian's nginx
+// from nginx.conf in front of them. Real socket.io-client clients (clients.js) connect through
+// nginx, one on long-polling only, one on WebSocket only, one that starts on long-polling and
+// upgrades, and a second long-polling one that sends no sticky key; an app of the test's own
+// answers the nodes' webhooks.
+//
+// It needs redis-server, nginx, node and socket.io-client installed by `make deps`, and fails
+// (rather than skips) without them.
+package cluster_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/siobridge/siobridge/webhook"
+)
+
+const (
+	// wait bounds one wait for something that should happen.
+	wait = 15 * time.Second
+	// startWait bounds a node's start (slow when built with -race).
+	startWait = 30 * time.Second
+	// stopWait bounds a process's exit after SIGTERM; siobridge's shutdown grace is 10s.
+	stopWait = 15 * time.Second
+	secret   = "cluster-example-secret"
+	depsHint = "run `make deps` (.ci/install-deps installs Debian's redis-server and nginx, Node.js, " +
+		"and socket.io-client in socketio/testdata/interop)"
+)
+
+// The loopback addresses of run.sh, which the test replaces with free ones.
+const (
+	nginxAddr = "127.0.0.1:7900"
+	node1Addr = "127.0.0.1:7901"
+	node2Addr = "127.0.0.1:7902"
+)
+
+func TestCluster(t *testing.T) {
+	redisBin := findBinary(t, "redis-server", "/usr/bin/redis-server")
+	nginxBin := findBinary(t, "nginx", "/usr/sbin/nginx")
+	findBinary(t, "node", "/usr/bin/node")
+	repo, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodePath := filepath.Join(repo, "socketio", "testdata", "interop", "node_modules")
+	if _, err := os.Stat(filepath.Join(nodePath, "socket.io-client", "package.json")); err != nil {
+		t.Fatalf("socket.io-client is not installed: %v; %s", err, depsHint)
+	}
+	conf, err := os.ReadFile("nginx.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	bin := buildSiobridge(t)
+	redisAddr := startRedis(t, redisBin)
+	app := startApp(t)
+	nodes := []*node{
+		startNode(t, bin, "node1", app, redisAddr),
+		startNode(t, bin, "node2", app, redisAddr),
+	}
+	for _, n := range nodes {
+		n.waitReady(t)
+	}
+	sticky := startNginx(t, nginxBin, string(conf), nodes, false)
+
+	t.Run("sticky", func(t *testing.T) {
+		cl := startClients(t, nodePath, "http://"+sticky.addr)
+		// The sticky key is the query parameter "sticky" when a client sends one, else its
+		// address: every client here comes from 127.0.0.1.
+		cl.open(t, "polling", map[string]any{"transports": []string{"polling"}, "query": map[string]string{"sticky": "polling-client"}})
+		cl.open(t, "websocket", map[string]any{"transports": []string{"websocket"}, "query": map[string]string{"sticky": "websocket-client"}})
+		cl.open(t, "upgrade", map[string]any{"query": map[string]string{"sticky": "upgrade-client"}})
+		cl.open(t, "polling-by-address", map[string]any{"transports": []string{"polling"}})
+		names := []string{"polling", "websocket", "upgrade", "polling-by-address"}
+		ids := map[string]string{}
+		for _, name := range names {
+			ids[name] = cl.expect(t, name, "connect").ID
+		}
+		if m := cl.expect(t, "upgrade", "open"); m.Transport != "polling" {
+			t.Fatalf("the default client opened its session over %q, want polling", m.Transport)
+		}
+		if m := cl.expect(t, "upgrade", "upgrade"); m.Transport != "websocket" {
+			t.Fatalf("the default client upgraded to %q, want websocket", m.Transport)
+		}
+
+		// Events from each client complete the round trip: the client's POST (or frame)
+		// reaches its node, whose webhook's reply acks through the same session.
+		seq := 0
+		for round := range 10 {
+			for _, name := range names {
+				seq++
+				cl.emit(t, name, "ping", seq, round)
+				ack := cl.expectAck(t, name, seq)
+				if len(ack.Args) != 2 || ack.Args[0] != "pong" {
+					t.Fatalf("client %s: ack %v, want [pong <node>]", name, ack.Args)
+				}
+			}
+		}
+		placement := map[string]string{}
+		for _, name := range names {
+			placement[name] = app.nodeOf(t, ids[name])
+		}
+		t.Logf("nginx placed the clients on: %v", placement)
+
+		// POST /emit on either node's API reaches every client, whichever node it is on: each
+		// client gets at least one of the two through Redis.
+		for _, n := range nodes {
+			n.emit(t, `{"event":"news","args":["from `+n.name+`"]}`)
+			for _, name := range names {
+				m := cl.expect(t, name, "event")
+				want := map[string]string{"polling": "polling", "polling-by-address": "polling"}[name]
+				if want == "" {
+					want = "websocket"
+				}
+				if m.Event != "news" || len(m.Args) != 1 || m.Args[0] != "from "+n.name || m.Transport != want {
+					t.Fatalf("client %s got %+v, want news [from %s] over %s", name, m, n.name, want)
+				}
+			}
+		}
+
+		// The nodes' metrics agree on where the clients are and on which transport.
+		byTransport := map[string]float64{}
+		for _, n := range nodes {
+			for _, tr := range []string{"polling", "websocket"} {
+				byTransport[tr] += n.metric(t, fmt.Sprintf(`siobridge_connections{namespace="/",transport=%q}`, tr))
+			}
+		}
+		if byTransport["polling"] != 2 || byTransport["websocket"] != 2 {
+			t.Fatalf("siobridge_connections over both nodes: %v, want polling 2, websocket 2", byTransport)
+		}
+
+		// No session broke, and nginx sent every request of a session to one node.
+		cl.noTrouble(t)
+		sticky.checkSticky(t)
+	})
+
+	t.Run("without stickiness", func(t *testing.T) {
+		// The same file with round-robin balancing: a long-polling session's requests go to
+		// both nodes, and the one that does not hold the session refuses them.
+		roundRobin := startNginx(t, nginxBin, string(conf), nodes, true)
+		cl := startClients(t, nodePath, "http://"+roundRobin.addr)
+		cl.open(t, "polling", map[string]any{"transports": []string{"polling"}})
+		m := cl.expect(t, "polling", "error")
+		if !strings.Contains(m.Body, "Session ID unknown") {
+			t.Fatalf("without stickiness the polling client's error is %+v, want a refused request with Session ID unknown", m)
+		}
+		t.Logf("without stickiness the polling client got %q (%s): %s", m.Message, m.Description, m.Body)
+	})
+}
+
+// ---- processes ----
+
+func findBinary(t *testing.T, name, fallback string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	if _, err := os.Stat(fallback); err == nil {
+		return fallback
+	}
+	t.Fatalf("%s is not installed (not on PATH, no %s); %s", name, fallback, depsHint)
+	return ""
+}
+
+func raceEnabled() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" {
+			return s.Value == "true"
+		}
+	}
+	return false
+}
+
+// buildSiobridge builds the command (with -race when the test is) into a temporary directory.
+func buildSiobridge(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "siobridge")
+	args := []string{"build", "-o", bin}
+	if raceEnabled() {
+		args = append(args, "-race")
+	}
+	args = append(args, "github.com/siobridge/siobridge/cmd/siobridge")
+	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return bin
+}
+
+// env is the test's environment without SIOBRIDGE_* settings and proxies.
+func env() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		switch strings.ToUpper(name) {
+		case "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "NODE_OPTIONS", "NODE_PATH":
+			continue
+		}
+		if !strings.HasPrefix(name, "SIOBRIDGE_") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, "NO_PROXY=*", "no_proxy=*")
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// poll checks cond every 25ms until it holds, failing after wait. Only for state that nothing
+// announces (a port accepting connections, readiness).
+func poll(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up after %v waiting for %s", wait, what)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// lockedBuffer collects a process's output, and tells who waits for it when more came.
+type lockedBuffer struct {
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{} // closed and replaced at each write
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
+	}
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// next returns the output so far and a channel closed at the next write.
+func (l *lockedBuffer) next() (string, <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.changed == nil {
+		l.changed = make(chan struct{})
+	}
+	return l.b.String(), l.changed
+}
+
+// process starts cmd and stops it at cleanup with sig, failing the test if it does not exit
+// within stopWait or (checkExit) exits with another status than 0. It returns a channel
+// closed once the process has exited.
+func process(t *testing.T, name string, cmd *exec.Cmd, out *lockedBuffer, sig os.Signal, checkExit bool) <-chan struct{} {
+	t.Helper()
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(sig)
+		select {
+		case <-exited:
+		case <-time.After(stopWait):
+			_ = cmd.Process.Kill()
+			<-exited
+			t.Errorf("%s did not exit within %v of %v; killed", name, stopWait, sig)
+		}
+		if code := cmd.ProcessState.ExitCode(); checkExit && code != 0 {
+			t.Errorf("%s exited with status %d (66: the race detector found a race)", name, code)
+		}
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, out.String())
+		}
+	})
+	return exited
+}
+
+func startRedis(t *testing.T, bin string) string {
+	t.Helper()
+	addr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	var out lockedBuffer
+	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	exited := process(t, "redis-server", cmd, &out, syscall.SIGTERM, false)
+	poll(t, "redis-server to listen on "+addr, func() bool {
+		select {
+		case <-exited:
+			t.Fatalf("redis-server exited: %v\n%s", cmd.ProcessState, out.String())
+		default:
+		}
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return addr
+}
+
+// ---- the app ----
+
+// app answers the nodes' webhooks (each node posts to /webhook/<its name>): it admits every
+// client, acks "ping" events with ["pong", <node>], and remembers which node each socket is on.
+type app struct {
+	ts *httptest.Server
+
+	mu       sync.Mutex
+	nodes    map[string]string // socket id → node
+	problems []string
+}
+
+func startApp(t *testing.T) *app {
+	t.Helper()
+	a := &app{nodes: map[string]string{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /webhook/{node}", a.hook)
+	a.ts = httptest.NewServer(mux)
+	t.Cleanup(func() {
+		a.ts.Close()
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		for _, p := range a.problems {
+			t.Errorf("app: %s", p)
+		}
+	})
+	return a
+}
+
+func (a *app) hook(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return
+	}
+	if err := webhook.Verify(secret, r.Header.Get(webhook.HeaderSignature), body, time.Now(), 5*time.Minute); err != nil {
+		a.mu.Lock()
+		a.problems = append(a.problems, fmt.Sprintf("webhook refused: %v", err))
+		a.mu.Unlock()
+		http.Error(w, err.Error(), http.StatusUnauthorized)
+		return
+	}
+	var p webhook.Payload
+	if err := json.Unmarshal(body, &p); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	node := r.PathValue("node")
+	a.mu.Lock()
+	if prev, ok := a.nodes[p.Socket.ID]; ok && prev != node {
+		a.problems = append(a.problems, fmt.Sprintf("socket %s: webhooks from %s and %s", p.Socket.ID, prev, node))
+	}
+	a.nodes[p.Socket.ID] = node
+	a.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	if p.Type == "event" && p.Event == "ping" {
+		_ = json.NewEncoder(w).Encode(map[string]any{"ack": []string{"pong", node}})
+	}
+}
+
+// nodeOf returns the node whose webhooks carried socket id.
+func (a *app) nodeOf(t *testing.T, id string) string {
+	t.Helper()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n, ok := a.nodes[id]
+	if !ok {
+		t.Fatalf("no webhook came for socket %s", id)
+	}
+	return n
+}
+
+// ---- siobridge nodes ----
+
+type node struct {
+	name   string
+	public string
+	api    string
+	http   *http.Client
+}
+
+var servingRE = regexp.MustCompile(`msg="siobridge serving".* public=(\S+) .* api=(\S+)`)
+
+// startNode runs siobridge with examples/cluster/<name>.toml; the environment moves its
+// listeners to free ports and its upstream and webhooks to the test's app, and points it at
+// the test's Redis. The rest ([cluster] adapter and key prefix) is the file's.
+func startNode(t *testing.T, bin, name string, a *app, redisAddr string) *node {
+	t.Helper()
+	n := &node{name: name, http: &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: wait}}
+	cmd := exec.Command(bin, "-config", name+".toml")
+	cmd.Env = append(env(),
+		"SIOBRIDGE_SERVER_LISTEN=127.0.0.1:0",
+		"SIOBRIDGE_API_LISTEN=127.0.0.1:0",
+		"SIOBRIDGE_SERVER_UPSTREAM="+a.ts.URL,
+		"SIOBRIDGE_WEBHOOK_URL="+a.ts.URL+"/webhook/"+name,
+		"SIOBRIDGE_WEBHOOK_SECRET="+secret,
+		"SIOBRIDGE_CLUSTER_REDIS_URL=redis://"+redisAddr+"/0",
+		"GORACE=halt_on_error=0 exitcode=66 atexit_sleep_ms=0",
+	)
+	var out lockedBuffer
+	exited := process(t, name, cmd, &out, syscall.SIGTERM, true)
+	timer := time.NewTimer(startWait)
+	defer timer.Stop()
+	for {
+		log, more := out.next()
+		if m := servingRE.FindStringSubmatch(log); m != nil {
+			n.public, n.api = m[1], m[2]
+			return n
+		}
+		select {
+		case <-more:
+		case <-exited:
+			t.Fatalf("%s exited before serving: %v\n%s", name, cmd.ProcessState, out.String())
+		case <-timer.C:
+			t.Fatalf("%s did not log its addresses within %v:\n%s", name, startWait, out.String())
+		}
+	}
+}
+
+// waitReady polls GET /readyz until it answers 200: the node is subscribed to Redis.
+func (n *node) waitReady(t *testing.T) {
+	t.Helper()
+	poll(t, n.name+"'s /readyz", func() bool {
+		resp, err := n.http.Get("http://" + n.api + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+func (n *node) emit(t *testing.T, body string) {
+	t.Helper()
+	resp, err := n.http.Post("http://"+n.api+"/emit", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("POST /emit on %s: %v", n.name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("POST /emit on %s = %d %s", n.name, resp.StatusCode, b)
+	}
+}
+
+// metric returns the value of one series of the node's /metrics.
+func (n *node) metric(t *testing.T, series string) float64 {
+	t.Helper()
+	resp, err := n.http.Get("http://" + n.api + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics on %s: %v", n.name, err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s on %s: %v", series, n.name, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("%s is not in %s's /metrics", series, n.name)
+	return 0
+}
+
+// ---- nginx ----
+
+type nginx struct {
+	addr   string
+	prefix string
+}
+
+// startNginx runs nginx with conf (nginx.conf) moved to free ports and the nodes' addresses,
+// in the foreground, with everything it writes in a temporary prefix. roundRobin drops the
+// hash directive, for the test of what happens without stickiness.
+func startNginx(t *testing.T, bin, conf string, nodes []*node, roundRobin bool) *nginx {
+	t.Helper()
+	ng := &nginx{addr: freeAddr(t), prefix: t.TempDir()}
+	for _, r := range []struct{ old, new string }{
+		{"listen " + nginxAddr + ";", "listen " + ng.addr + ";"},
+		{"server " + node1Addr + ";", "server " + nodes[0].public + ";"},
+		{"server " + node2Addr + ";", "server " + nodes[1].public + ";"},
+	} {
+		if strings.Count(conf, r.old) != 1 {
+			t.Fatalf("nginx.conf must contain %q once, as run.sh's addresses; the test replaces it", r.old)
+		}
+		conf = strings.Replace(conf, r.old, r.new, 1)
+	}
+	if roundRobin {
+		hash := regexp.MustCompile(`(?m)^\s*hash \$siobridge_sticky_key consistent;\n`)
+		if len(hash.FindAllString(conf, -1)) != 1 {
+			t.Fatal("nginx.conf must contain the line `hash $siobridge_sticky_key consistent;` once")
+		}
+		conf = hash.ReplaceAllString(conf, "")
+	}
+	if err := os.Mkdir(filepath.Join(ng.prefix, "tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(ng.prefix, "nginx.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-p", ng.prefix + "/", "-c", path, "-e", "stderr"}
+	if os.Geteuid() == 0 {
+		// As root the workers would run as nobody, who cannot enter the test's directories.
+		args = append(args, "-g", "user root;")
+	}
+	var out lockedBuffer
+	cmd := exec.Command(bin, args...)
+	exited := process(t, "nginx", cmd, &out, syscall.SIGQUIT, false)
+	poll(t, "nginx to listen on "+ng.addr, func() bool {
+		select {
+		case <-exited:
+			t.Fatalf("nginx exited: %v\n%s", cmd.ProcessState, out.String())
+		default:
+		}
+		c, err := net.Dial("tcp", ng.addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return ng
+}
+
+var (
+	accessRE = regexp.MustCompile(`"(GET|POST) (/socket\.io/\S*) HTTP/1\.1" (\d+) upstream=(\S+) key=`)
+	sidRE    = regexp.MustCompile(`[?&]sid=([^&\s]+)`)
+)
+
+// checkSticky reads nginx's access log: every request of a session went to one node, and
+// none was refused.
+func (ng *nginx) checkSticky(t *testing.T) {
+	t.Helper()
+	log, err := os.ReadFile(filepath.Join(ng.prefix, "access.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstreams := map[string]map[string]bool{} // sid → nodes
+	requests := 0
+	for line := range strings.Lines(string(log)) {
+		m := accessRE.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		requests++
+		if m[3] != "200" && m[3] != "101" {
+			t.Errorf("nginx log: a Socket.IO request answered %s: %s", m[3], line)
+		}
+		if sid := sidRE.FindStringSubmatch(m[2]); sid != nil {
+			if upstreams[sid[1]] == nil {
+				upstreams[sid[1]] = map[string]bool{}
+			}
+			upstreams[sid[1]][m[4]] = true
+		}
+	}
+	if requests == 0 || len(upstreams) == 0 {
+		t.Fatalf("nginx's access log shows no Socket.IO sessions:\n%s", log)
+	}
+	for sid, ups := range upstreams {
+		if len(ups) != 1 {
+			t.Errorf("nginx sent the requests of session %s to %d nodes: %v", sid, len(ups), ups)
+		}
+	}
+	t.Logf("nginx's access log: %d Socket.IO requests, %d sessions each served by one node", requests, len(upstreams))
+}
+
+// ---- clients ----
+
+// msg is one line of clients.js.
+type msg struct {
+	Type        string `json:"type"`
+	Name        string `json:"name"`
+	ID          string `json:"id"`
+	Transport   string `json:"transport"`
+	Event       string `json:"event"`
+	Args        []any  `json:"args"`
+	Seq         int    `json:"seq"`
+	Reason      string `json:"reason"`
+	Message     string `json:"message"`
+	Description string `json:"description"`
+	Body        string `json:"body"`
+}
+
+// clients is one clients.js process.
+type clients struct {
+	stdin   io.WriteCloser
+	lines   chan msg
+	backlog []msg
+	out     *lockedBuffer
+}
+
+func startClients(t *testing.T, nodePath, url string) *clients {
+	t.Helper()
+	cmd := exec.Command("node", "clients.js", url)
+	cmd.Env = append(env(), "NODE_PATH="+nodePath)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &clients{lines: make(chan msg, 1024), out: &lockedBuffer{}}
+	quit := make(chan struct{}) // closed at cleanup: nobody reads lines any more
+	if c.stdin, err = cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = c.out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting node: %v", err)
+	}
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		defer close(c.lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			fmt.Fprintln(c.out, sc.Text())
+			var m msg
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				select {
+				case c.lines <- m:
+				case <-quit:
+				}
+			}
+		}
+	}()
+	exited := make(chan struct{})
+	go func() {
+		<-readDone // Wait after reading stdout to its end, as StdoutPipe requires
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		close(quit)
+		_ = c.stdin.Close() // clients.js closes its clients and exits when stdin ends
+		select {
+		case <-exited:
+		case <-time.After(stopWait):
+			_ = cmd.Process.Kill()
+			<-exited
+			t.Errorf("clients.js did not exit when its stdin closed; killed")
+		}
+		if t.Failed() {
+			t.Logf("clients.js output:\n%s", c.out.String())
+		}
+	})
+	c.expect(t, "", "ready")
+	return c
+}
+
+func (c *clients) send(t *testing.T, cmd map[string]any) {
+	t.Helper()
+	b, _ := json.Marshal(cmd)
+	if _, err := c.stdin.Write(append(b, '\n')); err != nil {
+		t.Fatalf("writing to clients.js: %v", err)
+	}
+}
+
+func (c *clients) open(t *testing.T, name string, opts map[string]any) {
+	t.Helper()
+	c.send(t, map[string]any{"cmd": "open", "name": name, "opts": opts})
+}
+
+func (c *clients) emit(t *testing.T, name, event string, seq int, args ...any) {
+	t.Helper()
+	c.send(t, map[string]any{"cmd": "emit", "name": name, "event": event, "seq": seq, "args": args})
+}
+
+// expect returns the first line of client name (kept back or new) of type typ; other lines
+// are kept for later.
+func (c *clients) expect(t *testing.T, name, typ string) msg {
+	t.Helper()
+	return c.expectMatch(t, fmt.Sprintf("%s from client %q", typ, name), func(m msg) bool { return m.Name == name && m.Type == typ })
+}
+
+func (c *clients) expectAck(t *testing.T, name string, seq int) msg {
+	t.Helper()
+	return c.expectMatch(t, fmt.Sprintf("the ack of emit %d of client %s", seq, name), func(m msg) bool {
+		return m.Name == name && m.Type == "ack" && m.Seq == seq
+	})
+}
+
+func (c *clients) expectMatch(t *testing.T, what string, match func(msg) bool) msg {
+	t.Helper()
+	for i, m := range c.backlog {
+		if match(m) {
+			c.backlog = slices.Delete(c.backlog, i, i+1)
+			return m
+		}
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		select {
+		case m, ok := <-c.lines:
+			if !ok {
+				t.Fatalf("clients.js ended while waiting for %s", what)
+			}
+			if m.Type == "fatal" {
+				t.Fatalf("clients.js: %s", m.Message)
+			}
+			if match(m) {
+				return m
+			}
+			c.backlog = append(c.backlog, m)
+		case <-timer.C:
+			t.Fatalf("timed out after %v waiting for %s", wait, what)
+		}
+	}
+}
+
+// noTrouble fails the test on any error, connect_error or disconnect printed so far.
+func (c *clients) noTrouble(t *testing.T) {
+	t.Helper()
+	for drained := false; !drained; {
+		select {
+		case m, ok := <-c.lines:
+			if !ok {
+				t.Fatal("clients.js ended")
+			}
+			c.backlog = append(c.backlog, m)
+		default:
+			drained = true
+		}
+	}
+	for _, m := range c.backlog {
+		switch m.Type {
+		case "error", "connect_error", "disconnect":
+			t.Errorf("client %s: %+v", m.Name, m)
+		}
+	}
+}
