@@ -185,6 +185,8 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		status, msg = http.StatusBadRequest, err.Error()
 	case errors.Is(err, webhook.ErrUnknownNamespace):
 		status, msg = http.StatusNotFound, err.Error()
+	case errors.Is(err, socketio.ErrClusterUnavailable):
+		status, msg = http.StatusServiceUnavailable, err.Error()
 	}
 	level := slog.LevelDebug
 	if status >= 500 {
@@ -284,6 +286,7 @@ type emitAckResult struct {
 	Sockets  int               `json:"sockets"`
 	Acks     []webhook.AckJSON `json:"acks"`
 	TimedOut []string          `json:"timed_out"`
+	Cluster  *webhook.Cluster  `json:"cluster,omitempty"`
 }
 
 func (a *api) emit(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -360,11 +363,11 @@ func (a *api) emitOne(ctx context.Context, req *webhook.EmitRequest) (any, error
 	if err != nil {
 		return nil, err
 	}
-	a.metrics.eventsEmitted(namespaceName(req.Namespace), res.Sockets)
+	a.metrics.eventsEmitted(namespaceName(req.Namespace), res.Local)
 	if req.AckTimeoutMS <= 0 {
 		return res, nil
 	}
-	out := emitAckResult{Sockets: res.Sockets, Acks: res.Acks, TimedOut: res.TimedOut}
+	out := emitAckResult{Sockets: res.Sockets, Acks: res.Acks, TimedOut: res.TimedOut, Cluster: res.Cluster}
 	if out.Acks == nil {
 		out.Acks = []webhook.AckJSON{}
 	}

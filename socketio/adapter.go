@@ -63,10 +63,11 @@ type Adapter interface {
 	// queued on.
 	Broadcast(p *Packet, opts BroadcastOptions) (int, error)
 	// BroadcastWithAck sends p, which carries an ack id, to the selected sockets, calls
-	// onCount with the number of sockets it reached (once per node that answers: the sum is the
-	// total), and onAck for each answer until ctx ends. It returns the ids of the local sockets
-	// reached, and returns once every node's count is in or ctx has ended.
-	BroadcastWithAck(ctx context.Context, p *Packet, opts BroadcastOptions, onCount func(int), onAck func(AckResult)) ([]string, error)
+	// onCount with the number of sockets it reached and the ids of those it can name (once per
+	// node that answers, or once for several: the sum of the n is the total), and onAck for
+	// each answer until ctx ends. It returns the ids of the local sockets reached, and returns
+	// once every node's count is in or ctx has ended.
+	BroadcastWithAck(ctx context.Context, p *Packet, opts BroadcastOptions, onCount func(n int, ids []string), onAck func(AckResult)) ([]string, error)
 
 	// FetchSockets describes the selected sockets.
 	FetchSockets(ctx context.Context, opts BroadcastOptions) ([]SocketInfo, error)
@@ -82,6 +83,16 @@ type Adapter interface {
 
 	// Close releases the adapter's resources.
 	Close() error
+}
+
+// CountingAdapter is an Adapter that can count the sockets a broadcast reaches on the other
+// nodes too. BroadcastOperator.EmitContext uses it when the adapter has it.
+type CountingAdapter interface {
+	Adapter
+	// BroadcastCount is Broadcast that also waits, bounded by ctx, for the other nodes to say
+	// how many of their sockets they sent p to. It returns this node's count and the total;
+	// nodes that do not answer in time are left out of the total.
+	BroadcastCount(ctx context.Context, p *Packet, opts BroadcastOptions) (local, total int, err error)
 }
 
 // AdapterFactory makes the adapter of one namespace.

@@ -62,13 +62,31 @@ func (b *BroadcastOperator) Emit(event string, args ...any) (int, error) {
 	return b.ns.adapter.Broadcast(p, b.opts)
 }
 
+// EmitContext is Emit that counts across the cluster: with an adapter that can
+// ([CountingAdapter]) it waits, bounded by ctx, for the other nodes to say how many of their
+// sockets the event reached, and returns this node's count and the total. With the in-memory
+// adapter both are this node's count, at no extra cost.
+func (b *BroadcastOperator) EmitContext(ctx context.Context, event string, args ...any) (local, total int, err error) {
+	p, err := newEventPacket(b.ns.name, event, args)
+	if err != nil {
+		return 0, 0, err
+	}
+	if ca, ok := b.ns.adapter.(CountingAdapter); ok && !b.opts.Local {
+		return ca.BroadcastCount(ctx, p, b.opts)
+	}
+	n, err := b.ns.adapter.Broadcast(p, b.opts)
+	return n, n, err
+}
+
 // AckResults gathers the answers to a broadcast with acknowledgement.
 type AckResults struct {
 	// Sockets is how many sockets the event reached.
 	Sockets int
 	// Acks are the answers, in the order they came.
 	Acks []AckResult
-	// TimedOut lists the sockets known by id that did not answer in time.
+	// TimedOut lists the sockets known by id that did not answer in time. Sockets of nodes
+	// that do not name the sockets they reached (Node.js servers) are counted in Sockets but
+	// named in neither Acks nor TimedOut when they stay silent.
 	TimedOut []string
 }
 
@@ -92,6 +110,7 @@ func (b *BroadcastOperator) EmitWithAck(ctx context.Context, event string, args 
 		countsIn bool // every node's count is in: only then can the acks be complete
 		done     = make(chan struct{})
 		closed   bool
+		reached  []string // the sockets that nodes named as reached
 	)
 	finish := func() { // with mu held
 		if !closed && countsIn && expected >= 0 && len(res.Acks) >= expected {
@@ -99,13 +118,15 @@ func (b *BroadcastOperator) EmitWithAck(ctx context.Context, event string, args 
 			close(done)
 		}
 	}
-	ids, err := b.ns.adapter.BroadcastWithAck(ctx, p, b.opts, func(n int) {
+	_, err = b.ns.adapter.BroadcastWithAck(ctx, p, b.opts, func(n int, ids []string) {
 		mu.Lock()
 		if expected < 0 {
 			expected = 0
 		}
 		expected += n
 		res.Sockets = expected
+		reached = append(reached, ids...)
+		finish()
 		mu.Unlock()
 	}, func(a AckResult) {
 		mu.Lock()
@@ -134,7 +155,7 @@ func (b *BroadcastOperator) EmitWithAck(ctx context.Context, event string, args 
 	for _, a := range out.Acks {
 		answered[a.SocketID] = true
 	}
-	for _, id := range ids {
+	for _, id := range reached {
 		if !answered[id] {
 			out.TimedOut = append(out.TimedOut, id)
 		}

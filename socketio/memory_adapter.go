@@ -197,7 +197,7 @@ func (a *MemoryAdapter) Broadcast(p *Packet, opts BroadcastOptions) (int, error)
 }
 
 // BroadcastWithAck implements [Adapter].
-func (a *MemoryAdapter) BroadcastWithAck(ctx context.Context, p *Packet, opts BroadcastOptions, onCount func(int), onAck func(AckResult)) ([]string, error) {
+func (a *MemoryAdapter) BroadcastWithAck(ctx context.Context, p *Packet, opts BroadcastOptions, onCount func(int, []string), onAck func(AckResult)) ([]string, error) {
 	targets := a.selectSockets(opts)
 	msgs := encodeMessages(p, len(targets) > 1)
 	ids := make([]string, 0, len(targets))
@@ -216,7 +216,7 @@ func (a *MemoryAdapter) BroadcastWithAck(ctx context.Context, p *Packet, opts Br
 		}
 		ids = append(ids, s.id)
 	}
-	onCount(len(ids))
+	onCount(len(ids), ids)
 	context.AfterFunc(ctx, func() {
 		for _, s := range targets {
 			s.dropAck(p.ID)

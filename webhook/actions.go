@@ -56,6 +56,26 @@ type EmitResult struct {
 	Sockets  int       `json:"sockets"`
 	Acks     []AckJSON `json:"acks,omitempty"`
 	TimedOut []string  `json:"timed_out,omitempty"`
+	Cluster  *Cluster  `json:"cluster,omitempty"`
+	// Local is how many of Sockets are on this node (for this node's metrics).
+	Local int `json:"-"`
+}
+
+// Cluster says, in the answers of a node in a cluster, how many nodes the answer needed to
+// hear from (this one included) and how many did in time: when Replied < Nodes, the counts
+// and lists leave out the sockets of the nodes that did not. Single-node answers have none.
+type Cluster struct {
+	Nodes   int `json:"nodes"`
+	Replied int `json:"replied"`
+}
+
+// clusterOf reads what a cluster adapter recorded in r, or nil.
+func clusterOf(r *socketio.Reach) *Cluster {
+	nodes, replied, ok := r.Get()
+	if !ok {
+		return nil
+	}
+	return &Cluster{Nodes: nodes, Replied: replied}
 }
 
 // RoomsRequest is the body of POST /join and POST /leave.
@@ -72,7 +92,8 @@ type DisconnectRequest struct {
 
 // CountResult answers join, leave and disconnect.
 type CountResult struct {
-	Sockets int `json:"sockets"`
+	Sockets int      `json:"sockets"`
+	Cluster *Cluster `json:"cluster,omitempty"`
 }
 
 func invalid(format string, args ...any) error {
@@ -118,7 +139,15 @@ func (r *EmitRequest) Validate() error {
 }
 
 // Emit sends the event to the selected sockets; with AckTimeoutMS it waits for their acks.
+// In a cluster it waits (for at most the adapter's request timeout) for the other nodes to
+// say how many of their sockets it reached, so that Sockets is the cluster's total.
 func Emit(ctx context.Context, srv *socketio.Server, r *EmitRequest) (*EmitResult, error) {
+	return emit(ctx, srv, r, true)
+}
+
+// emit is Emit; without count, an emit with no acks does not wait for other nodes and
+// Sockets is this node's count.
+func emit(ctx context.Context, srv *socketio.Server, r *EmitRequest, count bool) (*EmitResult, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
@@ -134,19 +163,32 @@ func Emit(ctx context.Context, srv *socketio.Server, r *EmitRequest) (*EmitResul
 		op = op.Volatile()
 	}
 	if r.AckTimeoutMS <= 0 {
-		n, err := op.Emit(r.Event, args...)
-		if err != nil {
-			return nil, err
+		if !count {
+			n, err := op.Emit(r.Event, args...)
+			if err != nil {
+				return nil, err
+			}
+			return &EmitResult{Sockets: n, Local: n}, nil
 		}
-		return &EmitResult{Sockets: n}, nil
+		ctx, reach := socketio.WithReach(ctx)
+		local, total, err := op.EmitContext(ctx, r.Event, args...)
+		if err != nil {
+			return nil, fmt.Errorf("%w (the event reached only this node's sockets: %d)", err, local)
+		}
+		return &EmitResult{Sockets: total, Local: local, Cluster: clusterOf(reach)}, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(r.AckTimeoutMS)*time.Millisecond)
 	defer cancel()
+	ctx, reach := socketio.WithReach(ctx)
 	res, err := op.EmitWithAck(ctx, r.Event, args...)
+	if errors.Is(err, socketio.ErrClusterUnavailable) {
+		return nil, fmt.Errorf("%w (the event reached only this node's sockets; their acks are not awaited)", err)
+	}
 	if err != nil {
 		return nil, err
 	}
-	out := &EmitResult{Sockets: res.Sockets, Acks: make([]AckJSON, 0, len(res.Acks)), TimedOut: res.TimedOut}
+	out := &EmitResult{Sockets: res.Sockets, Acks: make([]AckJSON, 0, len(res.Acks)), TimedOut: res.TimedOut,
+		Cluster: clusterOf(reach), Local: res.Sockets}
 	for _, a := range res.Acks {
 		j, err := ArgsToJSON(a.Args)
 		if err != nil {
@@ -181,8 +223,9 @@ func Join(ctx context.Context, srv *socketio.Server, r *RoomsRequest) (*CountRes
 	if err != nil {
 		return nil, err
 	}
+	ctx, reach := socketio.WithReach(ctx)
 	n, err := op.SocketsJoin(ctx, r.Rooms...)
-	return &CountResult{Sockets: n}, err
+	return &CountResult{Sockets: n, Cluster: clusterOf(reach)}, err
 }
 
 // Leave makes the selected sockets leave the rooms.
@@ -194,8 +237,9 @@ func Leave(ctx context.Context, srv *socketio.Server, r *RoomsRequest) (*CountRe
 	if err != nil {
 		return nil, err
 	}
+	ctx, reach := socketio.WithReach(ctx)
 	n, err := op.SocketsLeave(ctx, r.Rooms...)
-	return &CountResult{Sockets: n}, err
+	return &CountResult{Sockets: n, Cluster: clusterOf(reach)}, err
 }
 
 // Disconnect disconnects the selected sockets (with Close, their whole connections).
@@ -204,13 +248,15 @@ func Disconnect(ctx context.Context, srv *socketio.Server, r *DisconnectRequest)
 	if err != nil {
 		return nil, err
 	}
+	ctx, reach := socketio.WithReach(ctx)
 	n, err := op.DisconnectSockets(ctx, r.Close)
-	return &CountResult{Sockets: n}, err
+	return &CountResult{Sockets: n, Cluster: clusterOf(reach)}, err
 }
 
 // SocketsResult answers GET /sockets.
 type SocketsResult struct {
 	Sockets []socketio.SocketInfo `json:"sockets"`
+	Cluster *Cluster              `json:"cluster,omitempty"`
 }
 
 // Sockets lists the sockets of a namespace, or of one room of it.
@@ -223,16 +269,18 @@ func Sockets(ctx context.Context, srv *socketio.Server, namespace, room string) 
 	if err != nil {
 		return nil, err
 	}
+	ctx, reach := socketio.WithReach(ctx)
 	infos, err := op.FetchSockets(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &SocketsResult{Sockets: infos}, nil
+	return &SocketsResult{Sockets: infos, Cluster: clusterOf(reach)}, nil
 }
 
 // RoomsResult answers GET /rooms.
 type RoomsResult struct {
-	Rooms []socketio.RoomInfo `json:"rooms"`
+	Rooms   []socketio.RoomInfo `json:"rooms"`
+	Cluster *Cluster            `json:"cluster,omitempty"`
 }
 
 // Rooms lists the rooms of a namespace with their socket counts.
@@ -242,9 +290,10 @@ func Rooms(ctx context.Context, srv *socketio.Server, namespace string) (*RoomsR
 		return nil, err
 	}
 	ns := srv.Lookup(sel.Namespace)
+	ctx, reach := socketio.WithReach(ctx)
 	rooms, err := ns.Adapter().Rooms(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &RoomsResult{Rooms: rooms}, nil
+	return &RoomsResult{Rooms: rooms, Cluster: clusterOf(reach)}, nil
 }

@@ -354,7 +354,8 @@ func (b *Bridge) apply(s *socketio.Socket, e *socketio.Event, acts *Actions) {
 			b.log.Warn("webhook: emit action ignored: ack_timeout_ms is only for POST /emit", "socket", s.ID(), "event", em.Event)
 			continue
 		}
-		res, err := Emit(context.Background(), b.opts.Server, &em)
+		// Not waiting for other nodes' counts: the socket's next webhook waits on this one.
+		res, err := emit(context.Background(), b.opts.Server, &em, false)
 		if err != nil {
 			b.log.Warn("webhook: emit action failed", "socket", s.ID(), "event", em.Event, "err", err)
 			continue

@@ -99,22 +99,47 @@ func testClusterAPI(t *testing.T, bin, redisBin string) {
 	}
 
 	t.Run("emit", func(t *testing.T) {
-		// {"sockets":N} counts the sockets of the node that took the call: a1 alone.
-		a.emit(t, `{"event":"news","args":[1,"x"]}`, 1)
+		// {"sockets":N} counts the sockets of every node: a1, b1, b2, c1.
+		a.emit(t, `{"event":"news","args":[1,"x"]}`, 4)
 		if n := a.count(t, "/join", fmt.Sprintf(`{"to":[%q,%q],"rooms":["lobby"]}`, b1.sid, c1.sid)); n != 2 {
 			t.Fatalf("POST /join on A for sockets of B and C = %d, want 2", n)
 		}
-		a.emit(t, `{"event":"room-news","to":["lobby"]}`, 0)
-		a.emit(t, fmt.Sprintf(`{"event":"direct","to":[%q]}`, c1.sid), 0)
-		a.emit(t, fmt.Sprintf(`{"event":"except-one","to":["lobby"],"except":[%q]}`, b1.sid), 0)
-		a.emit(t, `{"event":"except-room","except":["lobby"]}`, 1)
-		a.emit(t, `{"event":"marker"}`, 1)
+		a.emit(t, `{"event":"room-news","to":["lobby"]}`, 2)
+		a.emit(t, fmt.Sprintf(`{"event":"direct","to":[%q]}`, c1.sid), 1)
+		a.emit(t, fmt.Sprintf(`{"event":"except-one","to":["lobby"],"except":[%q]}`, b1.sid), 1)
+		a.emit(t, `{"event":"except-room","except":["lobby"]}`, 2)
+		a.emit(t, `{"event":"marker"}`, 4)
 		// One publisher on A, one subscriber on each node: each client gets what was meant
 		// for it, in order, and nothing else before the marker.
 		a1.expect(t, `42["news",1,"x"]`, `42["except-room"]`, `42["marker"]`)
 		b1.expect(t, `42["news",1,"x"]`, `42["room-news"]`, `42["marker"]`)
 		b2.expect(t, `42["news",1,"x"]`, `42["except-room"]`, `42["marker"]`)
 		c1.expect(t, `42["news",1,"x"]`, `42["room-news"]`, `42["direct"]`, `42["except-one"]`, `42["marker"]`)
+	})
+
+	t.Run("answers say how many nodes replied", func(t *testing.T) {
+		for _, q := range []struct{ method, path, body string }{
+			{http.MethodPost, "/emit", `{"event":"counted"}`},
+			{http.MethodPost, "/emit", `[{"event":"counted"},{"event":"counted","to":["lobby"]}]`},
+			{http.MethodPost, "/join", `{"to":["nobody"],"rooms":["r"]}`},
+			{http.MethodPost, "/leave", `{"to":["nobody"],"rooms":["r"]}`},
+			{http.MethodPost, "/disconnect", `{"to":["nobody"]}`},
+			{http.MethodGet, "/sockets", ""},
+			{http.MethodGet, "/rooms", ""},
+		} {
+			for _, got := range a.clusterReach(t, q.method, q.path, q.body) {
+				if got != (clusterReach{Nodes: 3, Replied: 3}) {
+					t.Errorf(`%s %s %s on A: "cluster" = %+v, want 3 nodes, 3 replied`, q.method, q.path, q.body, got)
+				}
+			}
+		}
+		// Two emits to all, then one to the lobby (b1 and c1).
+		for _, cl := range []*clusterClient{a1, b2} {
+			cl.expect(t, `42["counted"]`, `42["counted"]`)
+		}
+		for _, cl := range []*clusterClient{b1, c1} {
+			cl.expect(t, `42["counted"]`, `42["counted"]`, `42["counted"]`)
+		}
 	})
 
 	t.Run("sockets and rooms are cluster totals", func(t *testing.T) {
@@ -139,8 +164,8 @@ func testClusterAPI(t *testing.T, bin, redisBin string) {
 		if got := b.rooms(t); !clusterMapEqual(got, map[string]int{"lobby": 1}) {
 			t.Fatalf("GET /rooms on B after c1 left = %v, want lobby: 1", got)
 		}
-		a.emit(t, `{"event":"after-leave","to":["lobby"]}`, 0)
-		a.emit(t, fmt.Sprintf(`{"event":"marker2","to":[%q]}`, c1.sid), 0)
+		a.emit(t, `{"event":"after-leave","to":["lobby"]}`, 1)
+		a.emit(t, fmt.Sprintf(`{"event":"marker2","to":[%q]}`, c1.sid), 1)
 		b1.expect(t, `42["after-leave"]`)
 		c1.expect(t, `42["marker2"]`)
 	})
@@ -173,8 +198,8 @@ func testClusterAPI(t *testing.T, bin, redisBin string) {
 			}
 		}
 
-		// a1 (on A) and c1 (on C) do not answer: both are counted in "sockets", but only the
-		// local one is named in "timed_out" (other nodes report counts, not ids).
+		// a1 (on A) and c1 (on C) do not answer: both are counted in "sockets" and named in
+		// "timed_out" (siobridge nodes name the sockets they reached).
 		done = a.emitAsync(`{"event":"ask","args":["again"],"ack_timeout_ms":1500}`)
 		a1.expectAsk(t, `["ask","again"]`)
 		c1.expectAsk(t, `["ask","again"]`)
@@ -185,8 +210,8 @@ func testClusterAPI(t *testing.T, bin, redisBin string) {
 		res = clusterAwait(t, "the answer to POST /emit with ack_timeout_ms", done)
 		acks = res.acks()
 		if res.Sockets != 4 || len(acks) != 2 || acks[b1.sid] != `["ok"]` || acks[b2.sid] != `["ok"]` ||
-			!slices.Equal(res.TimedOut, []string{a1.sid}) {
-			t.Fatalf("emit with acks on A, a1 and c1 silent = %+v, want sockets 4, acks of b1 and b2, timed_out [a1 %s]", res, a1.sid)
+			!slices.Equal(clusterSorted(res.TimedOut...), clusterSorted(a1.sid, c1.sid)) {
+			t.Fatalf("emit with acks on A, a1 and c1 silent = %+v, want sockets 4, acks of b1 and b2, timed_out a1 %s and c1 %s", res, a1.sid, c1.sid)
 		}
 	})
 
@@ -298,7 +323,7 @@ func testClusterWebhooks(t *testing.T, bin, redisBin string) {
 			cl.expect(t, `42["chat","hello from B"]`)
 		}
 	}
-	nodes[1].emit(t, `{"event":"marker"}`, 1)
+	nodes[1].emit(t, fmt.Sprintf(`{"event":"marker","to":[%q]}`, b1.sid), 1)
 	b1.expect(t, `42["marker"]`) // the reply's except left b1 out
 }
 
@@ -312,7 +337,7 @@ func testClusterRedisRestart(t *testing.T, bin, redisBin string) {
 	for _, n := range nodes {
 		n.waitReady(t, http.StatusOK)
 	}
-	a.emit(t, fmt.Sprintf(`{"event":"before","to":[%q]}`, b1.sid), 0)
+	a.emit(t, fmt.Sprintf(`{"event":"before","to":[%q]}`, b1.sid), 1)
 	b1.expect(t, `42["before"]`)
 
 	r.kill(t)
@@ -322,26 +347,23 @@ func testClusterRedisRestart(t *testing.T, bin, redisBin string) {
 			t.Fatalf("GET /healthz on %s with Redis down = %d, want 200", n.name, st)
 		}
 	}
-	// Without Redis a node still serves its own clients: emits, with acks too.
-	a.emit(t, `{"event":"during"}`, 1)
-	a1.expect(t, `42["during"]`)
-	done := a.emitAsync(`{"event":"ask","ack_timeout_ms":5000}`)
-	a1.write(t, "43"+a1.expectAsk(t, `["ask"]`)+`["here"]`)
-	if res := clusterAwait(t, "POST /emit with ack_timeout_ms while Redis is down", done); res.Sockets != 1 || res.acks()[a1.sid] != `["here"]` {
-		t.Fatalf("emit with acks on A while Redis is down = %+v, want a1's ack alone", res)
-	}
-	// Cluster queries and commands fail, naming Redis; join, leave and disconnect act on this
-	// node's sockets all the same.
+	// Without Redis a node still serves its own clients, and every API call that needs the
+	// other nodes answers 503 naming Redis: emits (which reach this node's sockets all the
+	// same), queries, and join, leave and disconnect (which act on this node's sockets).
 	for _, q := range []struct{ method, path, body string }{
+		{http.MethodPost, "/emit", `{"event":"during"}`},
+		{http.MethodPost, "/emit", `{"event":"ask","ack_timeout_ms":5000}`},
 		{http.MethodGet, "/sockets", ""},
 		{http.MethodGet, "/rooms", ""},
 		{http.MethodPost, "/join", fmt.Sprintf(`{"to":[%q],"rooms":["joined-while-down"]}`, a1.sid)},
 	} {
 		st, body, err := a.do(q.method, q.path, q.body)
-		if err != nil || st < 500 || !strings.Contains(string(body), "redis") {
-			t.Errorf("%s %s on A while Redis is down = %d %s (%v), want a 5xx error naming Redis", q.method, q.path, st, body, err)
+		if err != nil || st != http.StatusServiceUnavailable || !strings.Contains(string(body), "cluster unavailable") || !strings.Contains(string(body), "redis") {
+			t.Errorf("%s %s on A while Redis is down = %d %s (%v), want 503 naming the cluster and Redis", q.method, q.path, st, body, err)
 		}
 	}
+	a1.expect(t, `42["during"]`)
+	a1.expectAsk(t, `["ask"]`)
 
 	r.restart(t)
 	for _, n := range nodes {
@@ -353,10 +375,23 @@ func testClusterRedisRestart(t *testing.T, bin, redisBin string) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no emit from A reached b1 (on B) within %v of Redis's return", clusterWait)
 		}
-		a.emit(t, fmt.Sprintf(`{"event":"after","args":[%d],"to":[%q]}`, i, b1.sid), 0)
-		if b1.awaitPrefix(t, `42["after",`, 500*time.Millisecond) {
+		// The answer tells whether B got it: B counts b1 only when the broadcast reached it.
+		var res struct {
+			Sockets int
+			Cluster clusterReach
+		}
+		a.call(t, http.MethodPost, "/emit", fmt.Sprintf(`{"event":"after","args":[%d],"to":[%q]}`, i, b1.sid), &res)
+		if res.Sockets == 1 {
+			if res.Cluster != (clusterReach{Nodes: 2, Replied: 2}) {
+				t.Fatalf(`POST /emit on A after Redis came back: "cluster" = %+v, want 2 nodes, 2 replied`, res.Cluster)
+			}
+			if !b1.awaitPrefix(t, `42["after",`, clusterWait) {
+				t.Fatalf("POST /emit on A counted b1 but b1 did not get the event")
+			}
 			break
 		}
+		// Not counted: B did not get it, or its answer was lost while its publisher paused.
+		// The next emit waits up to the request timeout for B, which paces this loop.
 	}
 	all := b.sockets(t, "")
 	if got, want := clusterIDs(all), clusterSorted(a1.sid, b1.sid); !slices.Equal(got, want) {
@@ -407,6 +442,18 @@ func testClusterHungAndDeadNodes(t *testing.T, bin, redisBin string) {
 	}
 	if took := timed(func() { ids = clusterIDs(a.sockets(t, "")) }); !slices.Equal(ids, clusterSorted(a1.sid, b1.sid)) || took < time.Second || took > 5*time.Second {
 		t.Fatalf("GET /sockets on A with C hung = %v after %v, want a1 and b1 after the 1s request timeout", ids, took)
+	}
+	// The answers say that one node of three did not reply, and count what the others have.
+	if got := a.clusterReach(t, http.MethodGet, "/sockets", ""); got[0] != (clusterReach{Nodes: 3, Replied: 2}) {
+		t.Fatalf(`GET /sockets on A with C hung: "cluster" = %+v, want 3 nodes, 2 replied`, got[0])
+	}
+	var emitted struct {
+		Sockets int
+		Cluster clusterReach
+	}
+	a.call(t, http.MethodPost, "/emit", `{"event":"while-c-hangs"}`, &emitted)
+	if emitted.Sockets != 2 || emitted.Cluster != (clusterReach{Nodes: 3, Replied: 2}) {
+		t.Fatalf("POST /emit on A with C hung = %+v, want 2 sockets (a1, b1), 3 nodes, 2 replied", emitted)
 	}
 	if st, _ := a.get("/readyz"); st != http.StatusOK {
 		t.Fatalf("GET /readyz on A with C hung = %d, want 200: readiness is about this node's Redis connection", st)
@@ -1007,13 +1054,57 @@ func (n *clusterNode) call(t *testing.T, method, path, body string, out any) {
 	}
 }
 
-// emit makes POST /emit and checks the count it answers.
+// emit makes POST /emit and checks the count it answers, and that every node replied.
 func (n *clusterNode) emit(t *testing.T, body string, wantSockets int) {
 	t.Helper()
-	var res struct{ Sockets int }
+	var res struct {
+		Sockets int
+		Cluster *clusterReach
+	}
 	n.call(t, http.MethodPost, "/emit", body, &res)
 	if res.Sockets != wantSockets {
-		t.Fatalf("POST /emit %s on %s = {\"sockets\":%d}, want %d (the sockets on %s)", body, n.name, res.Sockets, wantSockets, n.name)
+		t.Fatalf("POST /emit %s on %s = {\"sockets\":%d}, want %d (the siobridge sockets of the cluster)", body, n.name, res.Sockets, wantSockets)
+	}
+	if res.Cluster == nil || res.Cluster.Replied != res.Cluster.Nodes {
+		t.Fatalf("POST /emit %s on %s: \"cluster\" = %+v, want every node replied", body, n.name, res.Cluster)
+	}
+}
+
+// clusterReach is the "cluster" member of an API answer.
+type clusterReach struct {
+	Nodes   int `json:"nodes"`
+	Replied int `json:"replied"`
+}
+
+// clusterReach makes an API call that must answer 200 and returns its "cluster" members (one,
+// or one per item of a batch answer).
+func (n *clusterNode) clusterReach(t *testing.T, method, path, body string) []clusterReach {
+	t.Helper()
+	var raw json.RawMessage
+	n.call(t, method, path, body, &raw)
+	type answer struct{ Cluster *clusterReach }
+	var items []answer
+	if strings.HasPrefix(string(raw), "[") {
+		n.decode(t, raw, &items)
+	} else {
+		var one answer
+		n.decode(t, raw, &one)
+		items = append(items, one)
+	}
+	var out []clusterReach
+	for i, it := range items {
+		if it.Cluster == nil {
+			t.Fatalf("%s %s %s on %s: answer %d has no \"cluster\": %s", method, path, body, n.name, i, raw)
+		}
+		out = append(out, *it.Cluster)
+	}
+	return out
+}
+
+func (n *clusterNode) decode(t *testing.T, raw []byte, out any) {
+	t.Helper()
+	if err := json.Unmarshal(raw, out); err != nil {
+		t.Fatalf("answer of %s %s: %v", n.name, raw, err)
 	}
 }
 

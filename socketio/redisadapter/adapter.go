@@ -54,11 +54,13 @@ const (
 
 // Errors the adapter returns.
 var (
-	// ErrClosed is returned by calls on a closed adapter that need Redis.
-	ErrClosed = errors.New("redisadapter: adapter closed")
+	// ErrClosed is returned by calls on a closed adapter that need Redis. It wraps
+	// socketio.ErrClusterUnavailable, as do the errors of calls that cannot reach Redis.
+	ErrClosed = fmt.Errorf("redisadapter: adapter closed: %w", socketio.ErrClusterUnavailable)
 	// ErrPublishQueueFull is returned when messages for Redis pile up faster than they can be
-	// published; this node's sockets were served, other nodes miss the message.
-	ErrPublishQueueFull = errors.New("redisadapter: publish queue full")
+	// published; this node's sockets were served, other nodes miss the message. It wraps
+	// socketio.ErrClusterUnavailable.
+	ErrPublishQueueFull = fmt.Errorf("redisadapter: publish queue full: %w", socketio.ErrClusterUnavailable)
 )
 
 // Options configure the adapters that [New] makes. The zero value of every field but Client
@@ -252,15 +254,64 @@ func (a *Adapter) Broadcast(p *socketio.Packet, opts socketio.BroadcastOptions) 
 	if err != nil {
 		return n, fmt.Errorf("redisadapter: broadcast to other nodes: %w", err)
 	}
-	ch := a.channel
+	return n, a.publish(a.broadcastChannel(opts), msg)
+}
+
+// broadcastChannel is where a broadcast to opts is published.
+func (a *Adapter) broadcastChannel(opts socketio.BroadcastOptions) string {
 	if rooms := dedupe(opts.Rooms); len(rooms) == 1 {
-		ch += rooms[0] + "#"
+		return a.channel + rooms[0] + "#"
 	}
-	return n, a.publish(ch, msg)
+	return a.channel
+}
+
+// BroadcastCount implements [socketio.CountingAdapter]: a Broadcast whose message also asks
+// the other siobridge nodes to answer with how many of their sockets they sent it to (a
+// "countRequestId" in its opts, which Node.js nodes ignore), gathered for at most ctx and
+// RequestTimeout. Node.js nodes get the broadcast but do not answer, so their sockets are not
+// in the total. When Redis cannot be reached, this node's sockets get the packet, the message
+// is published all the same, and the error wraps socketio.ErrClusterUnavailable.
+func (a *Adapter) BroadcastCount(ctx context.Context, p *socketio.Packet, opts socketio.BroadcastOptions) (local, total int, err error) {
+	if opts.Local {
+		n, err := a.local.Broadcast(p, opts)
+		return n, n, err
+	}
+	_, siobridge, nerr := a.nodeCounts(ctx)
+	if nerr != nil {
+		n, err := a.Broadcast(p, opts)
+		return n, n, errors.Join(nerr, err)
+	}
+	var lerr error
+	resps, rerr := a.requestOn(ctx, a.broadcastChannel(opts), max(siobridge-1, 0), func(id string) ([]byte, error) {
+		return a.encodeBroadcastCounted(p, opts, id)
+	}, func() {
+		// After the publish is queued, as Broadcast does it the other way round: either way
+		// this node's sockets and the others get the broadcasts of one caller in order.
+		local, lerr = a.local.Broadcast(p, opts)
+	})
+	total = local
+	for _, r := range resps {
+		if c, ok := asInt(r.get("count")); ok && c > 0 {
+			total += int(c)
+		}
+	}
+	if rerr == nil {
+		socketio.ReachFrom(ctx).Record(max(siobridge, 1), 1+len(resps))
+	}
+	if rerr != nil {
+		rerr = fmt.Errorf("redisadapter: broadcast to other nodes: %w", rerr)
+	}
+	return local, total, errors.Join(lerr, rerr)
 }
 
 // encodeBroadcast builds the msgpack message [uid, packet, opts] of the Node.js adapter.
 func (a *Adapter) encodeBroadcast(p *socketio.Packet, opts socketio.BroadcastOptions) ([]byte, error) {
+	return a.encodeBroadcastCounted(p, opts, "")
+}
+
+// encodeBroadcastCounted is encodeBroadcast with, when countID is set, opts.countRequestId:
+// siobridge nodes then answer {"requestId": countID, "count": n}.
+func (a *Adapter) encodeBroadcastCounted(p *socketio.Packet, opts socketio.BroadcastOptions, countID string) ([]byte, error) {
 	pkt, err := packetToWire(p)
 	if err != nil {
 		return nil, err
@@ -273,6 +324,9 @@ func (a *Adapter) encodeBroadcast(p *socketio.Packet, opts socketio.BroadcastOpt
 	wopts.set("rooms", nonNil(dedupe(opts.Rooms)))
 	wopts.set("except", nonNil(dedupe(opts.Except)))
 	wopts.set("flags", flags)
+	if countID != "" {
+		wopts.set("countRequestId", countID)
+	}
 	return encodeMsgpack([]any{a.uid, pkt, wopts})
 }
 
@@ -322,7 +376,7 @@ func (a *Adapter) nodeCounts(ctx context.Context) (all, siobridge int, err error
 		err = add(a.client)
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("redisadapter: PUBSUB NUMSUB %s: %w", a.requestChannel, err)
+		return 0, 0, fmt.Errorf("%w: redisadapter: PUBSUB NUMSUB %s: %w", socketio.ErrClusterUnavailable, a.requestChannel, err)
 	}
 	return all, siobridge, nil
 }
@@ -348,11 +402,15 @@ func (a *Adapter) fetchRemote(ctx context.Context, opts socketio.BroadcastOption
 		return nil, err
 	}
 	if all <= 1 {
+		socketio.ReachFrom(ctx).Record(1, 1)
 		return nil, nil
 	}
 	resps, err := a.request(ctx, all-1, func(id string) ([]byte, error) {
 		return jsonRequest(wireRequest{UID: a.uid, RequestID: id, Type: typeRemoteFetch, Opts: wireOptsOf(opts)})
 	})
+	if err == nil {
+		socketio.ReachFrom(ctx).Record(all, 1+len(resps))
+	}
 	var out []socketio.SocketInfo
 	for _, r := range resps {
 		list, _ := r.get("sockets").([]any)
@@ -396,7 +454,8 @@ func (a *Adapter) remoteAction(ctx context.Context, opts socketio.BroadcastOptio
 	}
 	_, siobridge, err := a.nodeCounts(ctx)
 	if err != nil {
-		// Published all the same: Redis may take the message even if NUMSUB failed.
+		// Published all the same: Redis may take the message even if NUMSUB failed. The error
+		// tells the caller that the count is this node's only.
 		siobridge = 0
 	}
 	var n int
@@ -414,6 +473,9 @@ func (a *Adapter) remoteAction(ctx context.Context, opts socketio.BroadcastOptio
 		if c, ok := asInt(r.get("count")); ok && c > 0 {
 			n += int(c)
 		}
+	}
+	if err == nil && rerr == nil {
+		socketio.ReachFrom(ctx).Record(max(siobridge, 1), 1+len(resps))
 	}
 	return n, errors.Join(lerr, err, rerr)
 }
@@ -433,6 +495,7 @@ func (a *Adapter) Rooms(ctx context.Context) ([]socketio.RoomInfo, error) {
 		return local, err
 	}
 	if all <= 1 {
+		socketio.ReachFrom(ctx).Record(1, 1)
 		return local, nil
 	}
 	counts := make(map[string]int, len(local))
@@ -442,6 +505,9 @@ func (a *Adapter) Rooms(ctx context.Context) ([]socketio.RoomInfo, error) {
 	resps, rerr := a.request(ctx, all-1, func(id string) ([]byte, error) {
 		return jsonRequest(wireRequest{UID: a.uid, RequestID: id, Type: typeAllRooms})
 	})
+	if rerr == nil {
+		socketio.ReachFrom(ctx).Record(all, 1+len(resps))
+	}
 	uncounted := make(map[string]struct{})
 	for _, r := range resps {
 		if c, ok := r.get("counts").(*object); ok {
@@ -499,7 +565,7 @@ func (a *Adapter) Rooms(ctx context.Context) ([]socketio.RoomInfo, error) {
 // ackRequest is a broadcast with acks this node sent, waiting for the other nodes' counts
 // and their sockets' acks.
 type ackRequest struct {
-	onCount     func(int)
+	onCount     func(int, []string)
 	onAck       func(socketio.AckResult)
 	countsLeft  int
 	countsDone  chan struct{}
@@ -507,22 +573,25 @@ type ackRequest struct {
 }
 
 // BroadcastWithAck implements [socketio.Adapter]. When Redis cannot be reached it serves this
-// node's sockets only (logged, and seen in Healthy). Otherwise it waits for the other nodes' client counts
+// node's sockets only and returns an error wrapping socketio.ErrClusterUnavailable with their
+// ids. Otherwise it waits for the other nodes' client counts
 // until ctx ends or RequestTimeout passes (a node that has not answered by then is left out,
 // though a count it sends later while ctx lasts is still passed on), and passes on their
 // sockets' acks until ctx ends. ctx must end: it bounds how long acks are awaited.
-func (a *Adapter) BroadcastWithAck(ctx context.Context, p *socketio.Packet, opts socketio.BroadcastOptions, onCount func(int), onAck func(socketio.AckResult)) ([]string, error) {
+func (a *Adapter) BroadcastWithAck(ctx context.Context, p *socketio.Packet, opts socketio.BroadcastOptions, onCount func(int, []string), onAck func(socketio.AckResult)) ([]string, error) {
 	if opts.Local {
 		return a.local.BroadcastWithAck(ctx, p, opts, onCount, onAck)
 	}
+	// As for Broadcast, Redis being away costs the other nodes' sockets, not this node's: they
+	// get the packet, and the error says that the count is theirs alone.
 	all, _, nerr := a.nodeCounts(ctx)
-	if nerr != nil {
-		// As for Broadcast, Redis being away costs the other nodes' sockets, not this node's.
-		a.log.Warn("redis adapter: broadcast with acks reaches this node only", "error", nerr)
-	}
 	others := all - 1
 	if nerr != nil || others <= 0 {
-		return a.local.BroadcastWithAck(ctx, p, opts, onCount, onAck)
+		ids, err := a.local.BroadcastWithAck(ctx, p, opts, onCount, onAck)
+		if nerr == nil {
+			socketio.ReachFrom(ctx).Record(1, 1)
+		}
+		return ids, errors.Join(nerr, err)
 	}
 	// The counts are passed on together once every node's is in (or the wait is over):
 	// socketio's EmitWithAck takes "acks == the counts so far" for done, and an ack from a
@@ -530,24 +599,26 @@ func (a *Adapter) BroadcastWithAck(ctx context.Context, p *socketio.Packet, opts
 	var (
 		cmu      sync.Mutex
 		total    int
+		named    []string
 		released bool
 	)
-	gather := func(n int) {
+	gather := func(n int, ids []string) {
 		cmu.Lock()
 		if released {
 			cmu.Unlock()
-			onCount(n) // a node that answered late
+			onCount(n, ids) // a node that answered late
 			return
 		}
 		total += n
+		named = append(named, ids...)
 		cmu.Unlock()
 	}
 	release := func() {
 		cmu.Lock()
 		released = true
-		n := total
+		n, ids := total, named
 		cmu.Unlock()
-		onCount(n)
+		onCount(n, ids)
 	}
 	id := newID()
 	req := &ackRequest{onCount: gather, onAck: onAck, countsLeft: others, countsDone: make(chan struct{})}
@@ -573,6 +644,10 @@ func (a *Adapter) BroadcastWithAck(ctx context.Context, p *socketio.Packet, opts
 		case <-a.ctx.Done():
 		}
 		timer.Stop()
+		a.mu.Lock()
+		replied := others - max(req.countsLeft, 0)
+		a.mu.Unlock()
+		socketio.ReachFrom(ctx).Record(all, 1+replied)
 	}
 	release()
 	return ids, errors.Join(err, perr)

@@ -3,6 +3,7 @@ package redisadapter
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -250,6 +251,99 @@ func TestBroadcastWithAckGathersRemoteAcks(t *testing.T) {
 	if r.err != nil || r.res.Sockets != 1 || len(r.res.Acks) != 0 {
 		t.Fatalf("EmitWithAck without answer = %+v, %v", r.res, r.err)
 	}
+	// The silent socket is on another node, which named it: it is in TimedOut.
+	if !slices.Equal(r.res.TimedOut, []string{sids[1]}) {
+		t.Fatalf("TimedOut = %v, want the remote socket %s", r.res.TimedOut, sids[1])
+	}
+}
+
+func TestBroadcastCountAcrossNodes(t *testing.T) {
+	_, nodes, sids, clients := threeNodes(t, Options{})
+	a := nodes[0]
+	for i := 1; i < 3; i++ {
+		nodes[i].socket(sids[i]).Join("room")
+	}
+
+	ctx, reach := socketio.WithReach(ctxTimeout(t, 5*time.Second))
+	local, total, err := a.ns().All().EmitContext(ctx, "all")
+	if err != nil || local != 1 || total != 3 {
+		t.Fatalf("EmitContext to all = %d local, %d total, %v; want 1, 3", local, total, err)
+	}
+	if nodes, replied, ok := reach.Get(); !ok || nodes != 3 || replied != 3 {
+		t.Fatalf("reach = %d nodes, %d replied, %v; want 3, 3", nodes, replied, ok)
+	}
+	for _, c := range clients {
+		expect(t, c.Client, `42["all"]`)
+	}
+
+	// A room with no socket on this node, one socket left out: the count is the other node's.
+	local, total, err = a.ns().To("room").Except(sids[2]).EmitContext(ctxTimeout(t, 5*time.Second), "room")
+	if err != nil || local != 0 || total != 1 {
+		t.Fatalf("EmitContext to room = %d local, %d total, %v; want 0, 1", local, total, err)
+	}
+	expect(t, clients[1].Client, `42["room"]`)
+	// The others did not get it: their next message is the one after.
+	if _, err := a.ns().Emit("next"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range clients {
+		if c.name == "client1" {
+			continue
+		}
+		expect(t, c.Client, `42["next"]`)
+	}
+}
+
+func TestBroadcastCountLeavesOutAHungNode(t *testing.T) {
+	r := startRedis(t)
+	const timeout = 400 * time.Millisecond
+	a := newNode(t, r, Options{RequestTimeout: timeout})
+	b := newNode(t, r, Options{RequestTimeout: timeout})
+	ca, _ := a.client()
+	cb, _ := b.client()
+	waitHealthy(t, a, b)
+
+	// A siobridge node that hangs: subscribed (so counted), never answering.
+	zombie := redis.NewClient(&redis.Options{Addr: r.addr()})
+	defer zombie.Close()
+	ps := zombie.Subscribe(context.Background(), "socket.io-request#/#", "socket.io-siobridge#/#")
+	defer ps.Close()
+	for range 2 {
+		if _, err := ps.Receive(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	ctx, reach := socketio.WithReach(ctxTimeout(t, 10*time.Second))
+	start := time.Now()
+	local, total, err := a.ns().All().EmitContext(ctx, "hi")
+	took := time.Since(start)
+	if err != nil || local != 1 || total != 2 {
+		t.Fatalf("EmitContext = %d, %d, %v; want 1 local, 2 in all", local, total, err)
+	}
+	if nodes, replied, _ := reach.Get(); nodes != 3 || replied != 2 {
+		t.Fatalf("reach = %d nodes, %d replied; want 3, 2", nodes, replied)
+	}
+	if took < timeout || took > timeout+time.Second {
+		t.Fatalf("EmitContext took %s, want about the request timeout %s", took, timeout)
+	}
+	expect(t, ca, `42["hi"]`)
+	expect(t, cb, `42["hi"]`)
+
+	// The other cluster-wide calls say the same.
+	for name, call := range map[string]func(context.Context) error{
+		"FetchSockets": func(ctx context.Context) error { _, err := a.ns().All().FetchSockets(ctx); return err },
+		"Rooms":        func(ctx context.Context) error { _, err := a.adapter().Rooms(ctx); return err },
+		"SocketsJoin":  func(ctx context.Context) error { _, err := a.ns().All().SocketsJoin(ctx, "r"); return err },
+	} {
+		ctx, reach := socketio.WithReach(ctxTimeout(t, 10*time.Second))
+		if err := call(ctx); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if nodes, replied, _ := reach.Get(); nodes != 3 || replied != 2 {
+			t.Fatalf("%s: reach = %d nodes, %d replied; want 3, 2", name, nodes, replied)
+		}
+	}
 }
 
 func TestDeadNodeDelaysRequestsAtMostTheTimeout(t *testing.T) {
@@ -340,9 +434,14 @@ func TestRedisRestart(t *testing.T) {
 	}
 	expect(t, ca, `42["during"]`)
 	ctx := ctxTimeout(t, 10*time.Second)
-	if all, err := a.ns().All().FetchSockets(ctx); err == nil || len(all) != 1 {
-		t.Fatalf("FetchSockets while Redis is down = %v, %v; want the local socket and an error", all, err)
+	if all, err := a.ns().All().FetchSockets(ctx); !errors.Is(err, socketio.ErrClusterUnavailable) || len(all) != 1 {
+		t.Fatalf("FetchSockets while Redis is down = %v, %v; want the local socket and ErrClusterUnavailable", all, err)
 	}
+	// A counted emit reaches the local socket and says that it could not count the others.
+	if local, total, err := a.ns().All().EmitContext(ctx, "counted"); !errors.Is(err, socketio.ErrClusterUnavailable) || local != 1 || total != 1 {
+		t.Fatalf("EmitContext while Redis is down = %d, %d, %v; want 1, 1, ErrClusterUnavailable", local, total, err)
+	}
+	expect(t, ca, `42["counted"]`)
 
 	r.restart()
 	waitHealthy(t, a, b)
@@ -352,7 +451,7 @@ func TestRedisRestart(t *testing.T) {
 	expect(t, ca, `42["after"]`)
 	// "during" may still have been published if Redis came back within the publisher's
 	// retries; "after" must come.
-	if seen := readUntil(t, cb, `42["after"]`, 3); len(seen) > 0 && !slices.Equal(seen, []string{`42["during"]`}) {
+	if seen := readUntil(t, cb, `42["after"]`, 3); len(seen) > 2 || slices.ContainsFunc(seen, func(m string) bool { return m != `42["during"]` && m != `42["counted"]` }) {
 		t.Fatalf("before \"after\", B got %v", seen)
 	}
 	if _, err := b.ns().Emit("back"); err != nil {

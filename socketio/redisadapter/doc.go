@@ -31,7 +31,15 @@
 //     out); for the room names that Node.js nodes report without counts, Rooms asks every node
 //     for the sockets in those rooms (REMOTE_FETCH) and counts them;
 //   - a BROADCAST_ACK carries the answering socket's id ("sid") and all of its ack arguments
-//     ("args"); Node.js nodes send only the first argument, and no id.
+//     ("args"); Node.js nodes send only the first argument, and no id. A BROADCAST_CLIENT_COUNT
+//     carries the ids of the sockets reached ("sids"), so that the requester can name the
+//     silent ones;
+//   - a broadcast made by BroadcastCount carries "countRequestId" in its opts; siobridge nodes
+//     answer it with {"requestId":..,"count":n}, the sockets they sent it to.
+//
+// Calls that wait for other nodes record, in a [socketio.Reach] of their context, how many
+// nodes they waited for and how many answered in time. Errors of calls that cannot reach
+// Redis wrap [socketio.ErrClusterUnavailable].
 //
 // Delivery is at most once, as with the in-memory adapter: a broadcast published while Redis is
 // unreachable is lost for the other nodes (this node's sockets still get it, and the loss is

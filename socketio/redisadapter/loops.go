@@ -216,7 +216,15 @@ func (a *Adapter) onBroadcast(channel string, payload []byte) {
 	if flags, ok := wopts.get("flags").(*object); ok {
 		opts.Volatile = truthy(flags.get("volatile"))
 	}
-	_, _ = a.local.Broadcast(p, opts)
+	n, _ := a.local.Broadcast(p, opts)
+	// A siobridge node's BroadcastCount asks for the count; Node.js nodes never do.
+	if id, ok := asString(wopts.get("countRequestId")); ok && id != "" {
+		uid, _ := asString(msg[0])
+		a.respondJSON(uid, struct {
+			RequestID string `json:"requestId"`
+			Count     int    `json:"count"`
+		}{id, n})
+	}
 }
 
 // peekUID reads the first element of a msgpack array that starts with a string.

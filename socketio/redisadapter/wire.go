@@ -241,6 +241,11 @@ type pendingRequest struct {
 // until ctx ends, RequestTimeout passes or the adapter closes. Nodes that did not answer in
 // time are left out, without error.
 func (a *Adapter) request(ctx context.Context, expect int, build func(id string) ([]byte, error), queued ...func()) ([]*object, error) {
+	return a.requestOn(ctx, a.requestChannel, expect, build, queued...)
+}
+
+// requestOn is request published on channel.
+func (a *Adapter) requestOn(ctx context.Context, channel string, expect int, build func(id string) ([]byte, error), queued ...func()) ([]*object, error) {
 	id := newID()
 	payload, err := build(id)
 	if err != nil {
@@ -261,7 +266,7 @@ func (a *Adapter) request(ctx context.Context, expect int, build func(id string)
 			a.mu.Unlock()
 		}()
 	}
-	perr := a.publish(a.requestChannel, payload)
+	perr := a.publish(channel, payload)
 	for _, f := range queued {
 		f()
 	}
@@ -299,6 +304,7 @@ func (a *Adapter) onResponse(payload []byte) {
 		switch typ {
 		case typeBroadcastClientCount:
 			n, _ := asInt(resp.get("clientCount"))
+			sids := asRooms(resp.get("sids")) // siobridge nodes name the sockets they reached
 			last := false
 			if !ar.countsEnded {
 				ar.countsLeft--
@@ -308,7 +314,7 @@ func (a *Adapter) onResponse(payload []byte) {
 			}
 			a.mu.Unlock()
 			// Counted before the waiter is woken, so the total it passes on includes this one.
-			ar.onCount(int(n))
+			ar.onCount(int(n), sids)
 			if last {
 				close(ar.countsDone)
 			}
@@ -524,12 +530,13 @@ func (a *Adapter) onBroadcastRequest(req *object, uid, reqID string) {
 		expected = -1
 		got      int
 	)
-	onCount := func(n int) {
+	onCount := func(n int, ids []string) {
 		a.respondJSON(uid, struct {
-			Type        int    `json:"type"`
-			RequestID   string `json:"requestId"`
-			ClientCount int    `json:"clientCount"`
-		}{typeBroadcastClientCount, reqID, n})
+			Type        int      `json:"type"`
+			RequestID   string   `json:"requestId"`
+			ClientCount int      `json:"clientCount"`
+			SIDs        []string `json:"sids"`
+		}{typeBroadcastClientCount, reqID, n, nonNil(ids)})
 		mu.Lock()
 		expected = n
 		all := got >= expected
