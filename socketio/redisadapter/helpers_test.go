@@ -28,7 +28,7 @@ const redisBinary = "/usr/bin/redis-server"
 // redisServer is a redis-server of the test's own, on a free loopback port, without
 // persistence, in a temporary directory.
 type redisServer struct {
-	t    *testing.T
+	t    testing.TB
 	port int
 	dir  string
 	cmd  *exec.Cmd
@@ -37,7 +37,7 @@ type redisServer struct {
 
 func (r *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
 
-func startRedis(t *testing.T) *redisServer {
+func startRedis(t testing.TB) *redisServer {
 	t.Helper()
 	bin := redisBinary
 	if _, err := os.Stat(bin); err != nil {
@@ -128,13 +128,13 @@ func testLogger() *slog.Logger {
 
 // node is one siobridge Socket.IO server with the Redis adapter, on its own httptest server.
 type node struct {
-	t   *testing.T
+	t   testing.TB
 	srv *socketio.Server
 	ts  *httptest.Server
 	rdb *redis.Client
 }
 
-func newNode(t *testing.T, r *redisServer, opts Options) *node {
+func newNode(t testing.TB, r *redisServer, opts Options) *node {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: r.addr(), DialTimeout: time.Second})
 	opts.Client = rdb
@@ -175,7 +175,7 @@ func (n *node) socket(id string) *socketio.Socket {
 }
 
 // waitHealthy waits until every node's adapter of "/" is subscribed.
-func waitHealthy(t *testing.T, nodes ...*node) {
+func waitHealthy(t testing.TB, nodes ...*node) {
 	t.Helper()
 	waitFor(t, 10*time.Second, "the adapters to subscribe", func() bool {
 		for _, n := range nodes {
