@@ -131,11 +131,14 @@ func splitRecoveryAuth(data json.RawMessage) (auth json.RawMessage, pid, offset 
 	_ = json.Unmarshal(fields["offset"], &offset)
 	delete(fields, "pid")
 	delete(fields, "offset")
-	rest, err := json.Marshal(fields)
-	if err != nil {
+	// Without HTML escaping: the rest of the auth reads as the client wrote it.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(fields); err != nil {
 		return data, "", ""
 	}
-	return rest, pid, offset
+	return bytes.TrimRight(buf.Bytes(), "\n"), pid, offset
 }
 
 // storable reports whether a broadcast is kept for recovery: events without ack id (an ack

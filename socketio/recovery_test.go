@@ -493,3 +493,30 @@ func TestRecoveryUnderLoad(t *testing.T) {
 		last = n
 	}
 }
+
+func TestSplitRecoveryAuth(t *testing.T) {
+	for _, tc := range []struct{ in, auth, pid, offset string }{
+		{``, ``, "", ""},
+		{`{"token":"<a&b>"}`, `{"token":"<a&b>"}`, "", ""},
+		{`{"pid":"p","offset":"o"}`, `{}`, "p", "o"},
+		{`{"token":"<a&b>","pid":"p","offset":"o","n":[1, 2]}`, `{"n":[1,2],"token":"<a&b>"}`, "p", "o"},
+		{`{"pid":1,"offset":"o"}`, `{}`, "", "o"},
+	} {
+		auth, pid, offset := splitRecoveryAuth(json.RawMessage(tc.in))
+		if string(auth) != tc.auth || pid != tc.pid || offset != tc.offset {
+			t.Errorf("%s: auth %s pid %q offset %q, want %s %q %q", tc.in, auth, pid, offset, tc.auth, tc.pid, tc.offset)
+		}
+	}
+}
+
+func TestAppendOffset(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`["e"]`, `["e","o"]`},
+		{`["e",1,{"a":[2]}]`, `["e",1,{"a":[2]},"o"]`},
+		{`["e",{"_placeholder":true,"num":0}] `, `["e",{"_placeholder":true,"num":0},"o"]`},
+	} {
+		if got := appendOffset(json.RawMessage(tc.in), "o"); string(got) != tc.want {
+			t.Errorf("%s: got %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
