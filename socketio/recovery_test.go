@@ -438,59 +438,74 @@ func TestRecoveryAuthorizer(t *testing.T) {
 	}
 }
 
-// TestRecoveryUnderLoad restores a client while another goroutine broadcasts without pause:
-// it must see every event after its offset exactly once, in order.
+// TestRecoveryUnderLoad cuts and restores a client again and again while events are
+// broadcast to its room: each cut comes in the middle of a burst, and the next burst runs while
+// the client reconnects. Across all its connections it must see every event exactly once, in
+// order.
 func TestRecoveryUnderLoad(t *testing.T) {
+	const (
+		cycles = 20
+		burst  = 300 // events per burst; two bursts stay well within the store and the send queue
+	)
 	rs := newRecoveryServer(t, RecoveryOptions{MaxDisconnection: time.Minute})
 	c := socketiotest.Dial(t, rs.url, "")
 	first := connectFields(t, c, "")
 	recv(t, rs.connected)
 
-	stop := make(chan struct{})
-	sent := make(chan int, 1)
+	// One broadcaster, so that the events are numbered in the order they are stored.
+	bursts := make(chan int)
+	done := make(chan struct{})
 	go func() {
-		i := 0
-		defer func() { sent <- i }()
-		for i < 20000 {
-			select {
-			case <-stop:
-				return
-			default:
+		defer close(done)
+		n := 0
+		for k := range bursts {
+			for range k {
+				n++
+				rs.ns.To("r").Emit("n", n)
 			}
-			i++
-			rs.ns.To("r").Emit("n", i)
 		}
 	}()
-	var last int
+	var closeOnce sync.Once
+	stop := func() { closeOnce.Do(func() { close(bursts) }); <-done }
+	t.Cleanup(stop)
+	requested := 0
+	ask := func(k int) { // waits for the burst before to end
+		requested += k
+		select {
+		case bursts <- k:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the broadcaster is stuck")
+		}
+	}
+
+	last := 0
 	var offset string
-	for last < 100 {
+	read := func(c *socketiotest.Client) {
+		t.Helper()
 		arr := readEvent(t, c)
-		_ = json.Unmarshal(arr[1], &last)
-		offset = offsetOf(t, arr)
-	}
-	rs.cut(t, c)
-	c2 := socketiotest.Dial(t, rs.url, "")
-	if again := connectFields(t, c2, fmt.Sprintf(`{"pid":%q,"offset":%q}`, first["pid"], offset)); again["sid"] != first["sid"] {
-		t.Fatalf("not recovered: %v", again)
-	}
-	// Read a while under load, then stop the broadcaster and read to its end.
-	for range 200 {
 		var n int
-		_ = json.Unmarshal(readEvent(t, c2)[1], &n)
+		_ = json.Unmarshal(arr[1], &n)
 		if n != last+1 {
 			t.Fatalf("got %d after %d", n, last)
 		}
-		last = n
+		last, offset = n, offsetOf(t, arr)
 	}
-	close(stop)
-	total := recv(t, sent)
-	for last < total {
-		var n int
-		_ = json.Unmarshal(readEvent(t, c2)[1], &n)
-		if n != last+1 {
-			t.Fatalf("got %d after %d", n, last)
+	for cycle := range cycles {
+		ask(burst)
+		for last < requested-burst/2 {
+			read(c)
 		}
-		last = n
+		rs.cut(t, c)
+		ask(burst)
+		c = socketiotest.Dial(t, rs.url, "")
+		again := connectFields(t, c, fmt.Sprintf(`{"pid":%q,"offset":%q}`, first["pid"], offset))
+		if again["sid"] != first["sid"] || !recv(t, rs.connected).Recovered() {
+			t.Fatalf("cycle %d: not recovered: %v", cycle, again)
+		}
+	}
+	stop()
+	for last < requested {
+		read(c)
 	}
 }
 
