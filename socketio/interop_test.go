@@ -1183,6 +1183,7 @@ func TestInteropRecovery(t *testing.T) {
 		window time.Duration
 	}{
 		{"within", time.Minute},
+		{"auto", time.Minute},
 		{"expired", 200 * time.Millisecond},
 	} {
 		t.Run("node/"+tc.mode, func(t *testing.T) {
@@ -1224,7 +1225,7 @@ func TestInteropRecovery(t *testing.T) {
 			first, second := res.step(t, "first"), res.step(t, "second")
 			recs := srv.Rec.all()
 			recovered := filterRecords(recs, "recovered", "")
-			if tc.mode == "within" {
+			if tc.mode != "expired" {
 				if second["id"] != first["id"] || second["recovered"] != true {
 					t.Errorf("within the window: first %v, second %v", first, second)
 				}

@@ -407,11 +407,20 @@ const scenarios = {
   // then its transport is cut (socket.io.engine.close()); while it is away a control socket
   // has the server broadcast n=4..8 to "r"; then it reconnects. ARG "within": the server's
   // window is long, so the socket must come back recovered with its id and get 4..8 replayed
-  // exactly once, in order, before the new 9..10. ARG "expired": the client waits past the
-  // server's short window first, so it must come back not recovered, with a new id, and get
-  // only the new events.
+  // exactly once, in order, before the new 9..10. ARG "auto": the same, but socket.io-client
+  // reconnects by itself (after 200ms), as it does for real. ARG "expired": the client waits
+  // past the server's short window first, so it must come back not recovered, with a new id,
+  // and get only the new events.
   async recovery(mode) {
-    const main = io(url, { forceNew: true, transports: ["websocket"], reconnection: false });
+    const auto = mode === "auto";
+    const main = io(url, {
+      forceNew: true,
+      transports: ["websocket"],
+      reconnection: auto,
+      reconnectionDelay: 200,
+      reconnectionDelayMax: 200,
+      randomizationFactor: 0,
+    });
     const ctl = connect("/", { transports: ["websocket"], auth: { ctl: true } });
     const got = [];
     let waiter = null;
@@ -435,12 +444,12 @@ const scenarios = {
     main.io.engine.close();
     const [reason] = await gone;
     out({ step: "disconnect", reason });
+    const back = connected(main, "the reconnection");
     await send(4, 8);
     // The Go test sets the window to 200ms for "expired".
     if (mode === "expired") await new Promise((resolve) => setTimeout(resolve, 1000));
 
-    const back = connected(main, "the reconnection");
-    main.connect();
+    if (!auto) main.connect();
     await back;
     out({ step: "second", id: main.id, recovered: main.recovered });
     await send(9, 10);
@@ -456,6 +465,7 @@ const scenarios = {
     } else {
       expect(main.recovered && main.id === firstID, `recovered=${main.recovered} id ${main.id} within the window`);
     }
+    main.io.reconnection(false);
     main.disconnect();
     await close(ctl);
   },
