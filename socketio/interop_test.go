@@ -1184,6 +1184,7 @@ func TestInteropRecovery(t *testing.T) {
 	}{
 		{"within", time.Minute},
 		{"auto", time.Minute},
+		{"polling", time.Minute},
 		{"expired", 200 * time.Millisecond},
 	} {
 		t.Run("node/"+tc.mode, func(t *testing.T) {

@@ -408,14 +408,15 @@ const scenarios = {
   // has the server broadcast n=4..8 to "r"; then it reconnects. ARG "within": the server's
   // window is long, so the socket must come back recovered with its id and get 4..8 replayed
   // exactly once, in order, before the new 9..10. ARG "auto": the same, but socket.io-client
-  // reconnects by itself (after 200ms), as it does for real. ARG "expired": the client waits
+  // reconnects by itself (after 200ms), as it does for real. ARG "polling": "within" over
+  // HTTP long-polling. ARG "expired": the client waits
   // past the server's short window first, so it must come back not recovered, with a new id,
   // and get only the new events.
   async recovery(mode) {
     const auto = mode === "auto";
     const main = io(url, {
       forceNew: true,
-      transports: ["websocket"],
+      transports: mode === "polling" ? ["polling"] : ["websocket"],
       reconnection: auto,
       reconnectionDelay: 200,
       reconnectionDelayMax: 200,
