@@ -117,6 +117,30 @@ func (s *Session) Send(msgs ...*Message) error {
 	return nil
 }
 
+// Enqueue is Send for a caller holding a lock that the session's close would need (the
+// handler's OnClose runs on the goroutine that closes): when the queue is full it returns
+// ErrSendQueueFull and leaves the session open, and the caller must call CloseSlow once its
+// lock is released.
+func (s *Session) Enqueue(msgs ...*Message) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrSessionClosed
+	}
+	if len(s.queue)+len(msgs) > s.srv.opts.MaxQueuedMessages {
+		s.mu.Unlock()
+		return ErrSendQueueFull
+	}
+	s.queue = append(s.queue, msgs...)
+	s.mu.Unlock()
+	s.signal()
+	return nil
+}
+
+// CloseSlow ends the session as a full send queue does: reason "transport error",
+// ErrSendQueueFull. It is what Send does itself, for callers of Enqueue.
+func (s *Session) CloseSlow() { s.closeSlow() }
+
 // SendVolatile queues msgs only if the transport can write them now, and reports whether it
 // did: a volatile message is dropped rather than queued behind others or for a poll to come.
 func (s *Session) SendVolatile(msgs ...*Message) bool {

@@ -6,17 +6,29 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 )
 
 // BenchmarkBroadcast measures Namespace.Emit to every socket of a namespace, over real
 // WebSocket connections on loopback: the packet is encoded once and the same prepared frame is
-// written to every receiver. Each op is one broadcast, delivered to all receivers.
+// written to every receiver. Each op is one broadcast, delivered to all receivers. With
+// recovery on, each broadcast is also stored with its offset, and queued under the store's lock.
 func BenchmarkBroadcast(b *testing.B) {
-	for _, receivers := range []int{10, 100, 1000} {
-		b.Run(fmt.Sprintf("receivers=%d", receivers), func(b *testing.B) {
-			srv := NewServer(Options{})
+	for _, c := range []struct {
+		receivers int
+		recovery  bool
+	}{{10, false}, {100, false}, {1000, false}, {10, true}, {100, true}, {1000, true}} {
+		receivers := c.receivers
+		name := fmt.Sprintf("receivers=%d", receivers)
+		opts := Options{}
+		if c.recovery {
+			name += "/recovery"
+			opts.Recovery.MaxDisconnection = time.Minute
+		}
+		b.Run(name, func(b *testing.B) {
+			srv := NewServer(opts)
 			ts := httptest.NewServer(srv)
 			defer ts.Close()
 			defer srv.Close()
@@ -95,5 +107,30 @@ func BenchmarkSelectRoom(b *testing.B) {
 		if n := len(a.selectSockets(opts)); n != 999 {
 			b.Fatalf("selected %d", n)
 		}
+	}
+}
+
+// BenchmarkRecoveryStore measures what recovery adds to a broadcast, without the network: a
+// namespace with no sockets, where an emit without recovery stops once its arguments are
+// encoded, and with recovery also appends the offset, encodes the packet and stores it; the
+// store is full, so each op also drops the oldest packet.
+func BenchmarkRecoveryStore(b *testing.B) {
+	for _, recovery := range []bool{false, true} {
+		b.Run(fmt.Sprintf("recovery=%v", recovery), func(b *testing.B) {
+			opts := Options{}
+			if recovery {
+				opts.Recovery = RecoveryOptions{MaxDisconnection: time.Minute, MaxPackets: 1000}
+			}
+			srv := NewServer(opts)
+			b.Cleanup(srv.Close)
+			ns := srv.Of("/")
+			payload := map[string]any{"text": strings.Repeat("x", 1024)}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ns.Emit("news", payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

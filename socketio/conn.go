@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -138,11 +139,20 @@ func (c *conn) onConnect(p *Packet) {
 	c.pending[ns.name] = struct{}{}
 	c.mu.Unlock()
 
-	req := &ConnectRequest{
-		Namespace: ns.name,
-		SocketID:  engineio.NewID(),
-		Handshake: newHandshake(c.eio.Handshake(), p.Data),
+	auth := p.Data
+	req := &ConnectRequest{Namespace: ns.name, SocketID: engineio.NewID()}
+	if ns.store != nil {
+		// The private session id is the client's alone: handlers and webhooks never see it.
+		var pid, offset string
+		auth, pid, offset = splitRecoveryAuth(p.Data)
+		if pid != "" && offset != "" {
+			if r, ok := ns.store.RestoreSession(pid, offset); ok {
+				sess := r.Session()
+				req.SocketID, req.Recovered, req.Rooms, req.Data, req.restore = sess.SID, true, sess.Rooms, sess.Data, r
+			}
+		}
 	}
+	req.Handshake = newHandshake(c.eio.Handshake(), auth)
 	authorize, _ := ns.handlers()
 	if authorize == nil {
 		c.admit(ns, req, nil)
@@ -153,14 +163,17 @@ func (c *conn) onConnect(p *Packet) {
 		defer c.srv.wg.Done()
 		adm, err := authorize(c.ctx, req)
 		if err != nil {
-			c.refuse(ns, err)
+			c.refuse(ns, req, err)
 			return
 		}
 		c.admit(ns, req, adm)
 	}()
 }
 
-func (c *conn) refuse(ns *Namespace, err error) {
+func (c *conn) refuse(ns *Namespace, req *ConnectRequest, err error) {
+	if req.restore != nil {
+		req.restore.Cancel()
+	}
 	c.mu.Lock()
 	delete(c.pending, ns.name)
 	c.mu.Unlock()
@@ -185,6 +198,9 @@ func (c *conn) admit(ns *Namespace, req *ConnectRequest, adm *Admission) {
 	delete(c.pending, ns.name)
 	if c.closed {
 		c.mu.Unlock()
+		if req.restore != nil {
+			req.restore.Cancel()
+		}
 		return
 	}
 	c.sockets[ns.name] = s
@@ -194,11 +210,21 @@ func (c *conn) admit(ns *Namespace, req *ConnectRequest, adm *Admission) {
 	// The socket is in its rooms before its client learns it is connected, so that anything
 	// the client (or the app it tells) sends to its id or rooms at once reaches it. A broadcast
 	// that overtakes the CONNECT answer is buffered by the client until its connect.
-	ns.add(s, adm.Rooms)
-	reply, _ := json.Marshal(struct {
-		SID string `json:"sid"`
-	}{s.id})
-	if err := c.send(&Packet{Type: PacketConnect, Namespace: ns.name, Data: reply}); err != nil {
+	var err error
+	switch {
+	case ns.store == nil:
+		ns.add(s, adm.Rooms)
+		err = c.send(&Packet{Type: PacketConnect, Namespace: ns.name, Data: connectReply(s.id, "")})
+	case req.restore == nil:
+		s.mu.Lock()
+		s.pid = engineio.NewID()
+		s.mu.Unlock()
+		ns.add(s, adm.Rooms)
+		err = c.send(&Packet{Type: PacketConnect, Namespace: ns.name, Data: connectReply(s.id, s.pid)})
+	default:
+		err = c.resume(s, req, adm)
+	}
+	if err != nil {
 		s.onClose(engineio.ReasonTransportClose)
 		return
 	}
@@ -208,6 +234,66 @@ func (c *conn) admit(ns *Namespace, req *ConnectRequest, adm *Admission) {
 	if adm.Connected != nil {
 		adm.Connected(s)
 	}
+}
+
+// connectReply is the payload of the CONNECT answer: the socket id, and with recovery on the
+// private session id.
+func connectReply(sid, pid string) json.RawMessage {
+	reply, _ := json.Marshal(struct {
+		SID string `json:"sid"`
+		PID string `json:"pid,omitempty"`
+	}{sid, pid})
+	return reply
+}
+
+// resume admits a recovered socket: its former rooms (and the admission's) joined, the
+// CONNECT answered with its former private id, then every packet it missed, all under the
+// store's lock so that nothing stored later overtakes them. When the missed packets cannot
+// all be sent (more were stored meanwhile than the store keeps, or they do not fit the send
+// queue), the socket keeps its id, rooms and data but gets a new private id and no replay:
+// its client sees recovered false and knows it must resynchronize.
+func (c *conn) resume(s *Socket, req *ConnectRequest, adm *Admission) error {
+	sess := req.restore.Session()
+	if adm.Data == nil {
+		s.SetData(sess.Data)
+	}
+	rooms := append(slices.Clone(sess.Rooms), adm.Rooms...)
+	var err error
+	slow := false
+	req.restore.Resume(func(missed [][]*engineio.Message, complete bool) {
+		ns := s.ns
+		// Set first: a socket whose connection closes right now keeps its session.
+		s.mu.Lock()
+		s.pid = sess.PID
+		s.mu.Unlock()
+		ns.add(s, rooms)
+		if complete {
+			msgs := encodeMessages(&Packet{Type: PacketConnect, Namespace: ns.name, Data: connectReply(s.id, sess.PID)}, false)
+			for _, m := range missed {
+				msgs = append(msgs, m...)
+			}
+			if err = c.eio.Enqueue(msgs...); err == nil {
+				s.mu.Lock()
+				s.recovered = true
+				s.mu.Unlock()
+				return
+			}
+			if !errors.Is(err, engineio.ErrSendQueueFull) {
+				return
+			}
+		}
+		c.srv.log.Debug("socketio: session not recovered: too many missed packets", "namespace", ns.name, "socket", s.id)
+		pid := engineio.NewID()
+		s.mu.Lock()
+		s.pid = pid
+		s.mu.Unlock()
+		err = c.eio.Enqueue(encodeMessages(&Packet{Type: PacketConnect, Namespace: ns.name, Data: connectReply(s.id, pid)}, false)...)
+		slow = errors.Is(err, engineio.ErrSendQueueFull)
+	})
+	if slow {
+		c.eio.CloseSlow()
+	}
+	return err
 }
 
 func (c *conn) connectTimeout() {

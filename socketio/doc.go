@@ -19,4 +19,9 @@
 // Room membership, broadcasts and socket queries go through an [Adapter], one per namespace:
 // the in-memory one by default, or one that spans a cluster. A broadcast is encoded once and the
 // same bytes are queued on every receiver's Engine.IO session.
+//
+// With [Options].Recovery, namespaces whose adapter is a [SessionStore] (the in-memory one)
+// do connection state recovery as Socket.IO 4.6+ does: a client whose connection drops and
+// that comes back in time keeps its socket id, rooms and data, and gets the stored events it
+// missed before anything new ([Socket.Recovered] is then true).
 package socketio

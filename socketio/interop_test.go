@@ -1172,3 +1172,84 @@ func TestInteropMaxPayload(t *testing.T) {
 		})
 	}
 }
+
+// TestInteropRecovery: socket.io-client's connection state recovery against the server (see
+// the recovery scenario of client.js). Within the window the client gets its socket back
+// (socket.recovered, same id) and every event broadcast while it was away exactly once, in
+// order, before the new ones; after the window it gets a fresh socket and only new events.
+func TestInteropRecovery(t *testing.T) {
+	for _, tc := range []struct {
+		mode   string
+		window time.Duration
+	}{
+		{"within", time.Minute},
+		{"auto", time.Minute},
+		{"polling", time.Minute},
+		{"expired", 200 * time.Millisecond},
+	} {
+		t.Run("node/"+tc.mode, func(t *testing.T) {
+			opts := socketio.Options{Recovery: socketio.RecoveryOptions{MaxDisconnection: tc.window}}
+			srv, cleanup := startInteropServer(t, opts, func(s *interopServer) {
+				ns := s.Srv.Of("/")
+				ns.OnConnect(func(sock *socketio.Socket) {
+					s.recordConnect(sock)
+					var auth struct{ Ctl bool }
+					_ = json.Unmarshal(sock.Handshake().Auth, &auth)
+					if !auth.Ctl {
+						if sock.Recovered() {
+							s.Rec.add(record{Kind: "recovered", NS: "/", SocketID: sock.ID(), Rooms: sock.Rooms()})
+						} else {
+							sock.Join("r")
+						}
+						return
+					}
+					sock.On("send", func(e *socketio.Event) {
+						var from, to int
+						args, err := e.Decode()
+						if err == nil && len(args) == 2 {
+							f, _ := args[0].(json.Number).Int64()
+							l, _ := args[1].(json.Number).Int64()
+							from, to = int(f), int(l)
+						}
+						for i := from; i <= to; i++ {
+							if _, err := ns.To("r").Emit("n", i); err != nil {
+								s.Rec.add(record{Kind: "error", Err: err})
+							}
+						}
+						_ = e.Ack()
+					})
+				})
+			})
+			defer cleanup()
+			res := runClient(t, "node", srv.URL, "recovery", tc.mode)
+
+			first, second := res.step(t, "first"), res.step(t, "second")
+			recs := srv.Rec.all()
+			recovered := filterRecords(recs, "recovered", "")
+			if tc.mode != "expired" {
+				if second["id"] != first["id"] || second["recovered"] != true {
+					t.Errorf("within the window: first %v, second %v", first, second)
+				}
+				if len(recovered) != 1 || recovered[0].SocketID != first["id"] || !slices.Contains(recovered[0].Rooms, "r") {
+					t.Errorf("server's recovered sockets: %v", recovered)
+				}
+			} else {
+				if second["id"] == first["id"] || second["recovered"] != false || len(recovered) != 0 {
+					t.Errorf("after the window: first %v, second %v, server recovered %v", first, second, recovered)
+				}
+			}
+			// The first disconnect of the first id is the cut (a recovered socket keeps the id).
+			for _, d := range filterRecords(recs, "disconnect", "") {
+				if d.SocketID == first["id"] {
+					if d.Reason != engineio.ReasonTransportClose {
+						t.Errorf("the cut socket's disconnect reason %q", d.Reason)
+					}
+					break
+				}
+			}
+			if errs := filterRecords(recs, "error", ""); len(errs) > 0 {
+				t.Errorf("emit errors: %v", errs)
+			}
+		})
+	}
+}

@@ -2,14 +2,19 @@ package socketio
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
+
+	"github.com/siobridge/siobridge/engineio"
 )
 
 // MemoryAdapter is the in-process [Adapter]: rooms are maps from name to socket, so joins,
-// leaves and lookups are O(1) and a broadcast costs O(receivers).
+// leaves and lookups are O(1) and a broadcast costs O(receivers). With [Options].Recovery
+// set it is also the namespace's [SessionStore].
 type MemoryAdapter struct {
-	ns *Namespace
+	ns  *Namespace
+	log *recoveryLog // nil without recovery
 
 	mu    sync.RWMutex
 	rooms map[string]map[string]*Socket // room -> members
@@ -18,11 +23,15 @@ type MemoryAdapter struct {
 
 // NewMemoryAdapter returns the in-memory adapter of ns; it is the default [AdapterFactory].
 func NewMemoryAdapter(ns *Namespace) Adapter {
-	return &MemoryAdapter{
+	a := &MemoryAdapter{
 		ns:    ns,
 		rooms: make(map[string]map[string]*Socket),
 		sids:  make(map[string]map[string]struct{}),
 	}
+	if ns.srv.opts.Recovery.MaxDisconnection > 0 {
+		a.log = newRecoveryLog(ns.srv.opts.Recovery)
+	}
+	return a
 }
 
 // AddAll implements [Adapter]. With Options.MaxRoomsPerSocket, rooms beyond the limit are
@@ -176,6 +185,11 @@ func (a *MemoryAdapter) selectSockets(opts BroadcastOptions) []*Socket {
 // Broadcast implements [Adapter]: the packet is encoded once and the same messages are queued
 // on every receiver.
 func (a *MemoryAdapter) Broadcast(p *Packet, opts BroadcastOptions) (int, error) {
+	// Only the namespace's own store records: a cluster adapter's local in-memory adapter
+	// does not.
+	if a.log != nil && a.ns.store == SessionStore(a) && storable(p, opts) {
+		return a.broadcastStored(p, opts), nil
+	}
 	targets := a.selectSockets(opts)
 	if len(targets) == 0 {
 		return 0, nil
@@ -194,6 +208,31 @@ func (a *MemoryAdapter) Broadcast(p *Packet, opts BroadcastOptions) (int, error)
 		}
 	}
 	return n, nil
+}
+
+// broadcastStored stores p for recovery and queues it on the receivers, all under the log's
+// lock, so that every socket gets stored packets in offset order and a restore in progress
+// sees each one either among its missed packets or live, never both or neither. A receiver
+// too slow to take it is closed once the lock is released.
+func (a *MemoryAdapter) broadcastStored(p *Packet, opts BroadcastOptions) int {
+	l := a.log
+	var slow []*engineio.Session
+	n := 0
+	l.mu.Lock()
+	msgs := l.store(p, opts)
+	for _, s := range a.selectSockets(opts) {
+		switch err := s.conn.eio.Enqueue(msgs...); {
+		case err == nil:
+			n++
+		case errors.Is(err, engineio.ErrSendQueueFull):
+			slow = append(slow, s.conn.eio)
+		}
+	}
+	l.mu.Unlock()
+	for _, sess := range slow {
+		sess.CloseSlow()
+	}
+	return n
 }
 
 // BroadcastWithAck implements [Adapter].

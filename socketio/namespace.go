@@ -13,13 +13,25 @@ type ConnectRequest struct {
 	Namespace string
 	// SocketID is the id the socket will have if admitted.
 	SocketID string
-	// Handshake carries the connection's request data and the CONNECT packet's auth payload.
+	// Handshake carries the connection's request data and the CONNECT packet's auth payload
+	// (without the recovery fields pid and offset).
 	Handshake *Handshake
+	// Recovered is true when the client is recovering a session (connection state recovery):
+	// SocketID is then its former id, and Rooms and Data what it had. Admitting it restores
+	// them and replays the packets it missed; refusing it drops the session.
+	Recovered bool
+	// Rooms are the recovered socket's former rooms, its own id room included.
+	Rooms []string
+	// Data is the recovered socket's former data.
+	Data any
+
+	restore Restore // the session being restored, when Recovered
 }
 
 // Admission is an authorizer's yes, with what to set on the new socket.
 type Admission struct {
-	// Data is kept on the socket (Socket.Data) and shown by socket queries.
+	// Data is kept on the socket (Socket.Data) and shown by socket queries. For a recovered
+	// socket, nil keeps the data it had.
 	Data any
 	// Rooms are joined before anything else can reach the socket.
 	Rooms []string
@@ -47,6 +59,7 @@ type Namespace struct {
 	srv     *Server
 	name    string
 	adapter Adapter
+	store   SessionStore // the adapter, when recovery is on and it can store sessions
 
 	mu        sync.RWMutex
 	sockets   map[string]*Socket
@@ -61,6 +74,9 @@ type Namespace struct {
 func newNamespace(srv *Server, name string) *Namespace {
 	ns := &Namespace{srv: srv, name: name, sockets: make(map[string]*Socket)}
 	ns.adapter = srv.opts.Adapter(ns)
+	if st, ok := ns.adapter.(SessionStore); ok && srv.opts.Recovery.MaxDisconnection > 0 {
+		ns.store = st
+	}
 	return ns
 }
 
@@ -74,6 +90,10 @@ func (ns *Namespace) Name() string { return ns.name }
 
 // Adapter returns the namespace's adapter.
 func (ns *Namespace) Adapter() Adapter { return ns.adapter }
+
+// Recovery reports whether connection state recovery is on for the namespace: Options.Recovery
+// is set and its adapter is a [SessionStore].
+func (ns *Namespace) Recovery() bool { return ns.store != nil }
 
 // Authorize sets the function that admits or refuses clients; without one all are admitted.
 func (ns *Namespace) Authorize(fn Authorizer) {

@@ -40,6 +40,10 @@ type Options struct {
 	// EventBurst is the events a socket may send at once before EventsPerSecond applies.
 	// Default: EventsPerSecond rounded up, at least 1.
 	EventBurst int
+	// Recovery configures connection state recovery; off by default. It needs an adapter that
+	// is a [SessionStore], such as the in-memory one; a namespace whose adapter is not has no
+	// recovery.
+	Recovery RecoveryOptions
 	// OnLimit, when set, is called with one of the Limit* names each time a client runs into a
 	// limit: the place to count them. It must not block. (The Engine.IO limits are reported
 	// through Engine.OnLimit.)
@@ -73,6 +77,10 @@ type Server struct {
 
 	// wg counts authorizer goroutines, so Close can wait for them.
 	wg sync.WaitGroup
+
+	// stopSweep ends the recovery sweeper; sweepDone is closed when it has.
+	stopSweep, sweepDone chan struct{}
+	stopOnce             sync.Once
 }
 
 // NewServer returns a server with opts. Namespace "/" always exists.
@@ -95,7 +103,17 @@ func NewServer(opts Options) *Server {
 	if opts.Engine.Logger == nil {
 		opts.Engine.Logger = opts.Logger
 	}
+	opts.Recovery.setDefaults()
 	s := &Server{opts: opts, log: opts.Logger, namespaces: make(map[string]*Namespace)}
+	if w := opts.Recovery.MaxDisconnection; w > 0 {
+		// One ticker for every namespace's store; an expired session found before a sweep is
+		// refused all the same.
+		s.stopSweep, s.sweepDone = make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(s.sweepDone)
+			s.runSweeper(max(min(w/2, 30*time.Second), 10*time.Millisecond), s.stopSweep)
+		}()
+	}
 	s.eio = engineio.NewServer(opts.Engine, s.newConn)
 	s.Of("/")
 	for _, name := range opts.Namespaces {
@@ -195,6 +213,10 @@ func (s *Server) Close() {
 	s.mu.Unlock()
 	s.eio.Close()
 	s.wg.Wait()
+	if s.stopSweep != nil {
+		s.stopOnce.Do(func() { close(s.stopSweep) })
+		<-s.sweepDone
+	}
 	for _, ns := range s.Namespaces() {
 		_ = ns.adapter.Close()
 	}

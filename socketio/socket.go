@@ -92,6 +92,8 @@ type Socket struct {
 	acks         map[uint64]func(Args, error)
 	disconnected bool
 	finalRooms   []string
+	pid          string // private session id, with recovery on
+	recovered    bool
 
 	events *rate.Limiter // nil without Options.EventsPerSecond; used by the reader only
 }
@@ -128,6 +130,14 @@ func (s *Socket) SetData(v any) {
 	s.mu.Lock()
 	s.data = v
 	s.mu.Unlock()
+}
+
+// Recovered reports whether the socket was restored by connection state recovery: it kept
+// its former id, rooms and data, and the packets it missed were sent to it first.
+func (s *Socket) Recovered() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.recovered
 }
 
 // Connected reports whether the socket is still in its namespace.
@@ -189,11 +199,22 @@ func (s *Socket) OnDisconnect(fn func(reason string)) {
 }
 
 // Emit sends an event to this socket. Arguments are encoded with [EncodeArgs]: []byte values
-// become binary attachments, json.RawMessage values are sent as they are.
+// become binary attachments, json.RawMessage values are sent as they are. With recovery on,
+// it goes through the adapter to the socket's own room, as in Node, so it is stored and
+// carries an offset.
 func (s *Socket) Emit(event string, args ...any) error {
 	p, err := newEventPacket(s.ns.name, event, args)
 	if err != nil {
 		return err
+	}
+	if s.ns.store != nil {
+		if !s.Connected() {
+			return ErrDisconnected
+		}
+		if n, err := s.ns.adapter.Broadcast(p, BroadcastOptions{Rooms: []string{s.id}}); err != nil || n == 0 {
+			return ErrDisconnected
+		}
+		return nil
 	}
 	return s.send(p)
 }
@@ -340,10 +361,16 @@ func (s *Socket) onClose(reason string) {
 	acks := s.acks
 	s.acks = nil
 	handlers := s.onDisconnect
+	sess := Session{SID: s.id, PID: s.pid, Rooms: rooms, Data: s.data}
 	s.mu.Unlock()
 
 	s.conn.forget(s)
 	s.ns.remove(s)
+	// Kept only once the socket is out of its rooms: a restore under the same id must not
+	// find them still held by this socket.
+	if s.ns.store != nil && sess.PID != "" && recoverableReasons[reason] {
+		s.ns.store.PersistSession(sess)
+	}
 	for _, fn := range acks {
 		fn(Args{}, ErrDisconnected)
 	}

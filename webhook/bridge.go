@@ -23,6 +23,9 @@ type Payload struct {
 	Ack   *bool           `json:"ack,omitempty"`
 	// Reason is set for disconnects, in Socket.IO's words ("transport close", ...).
 	Reason string `json:"reason,omitempty"`
+	// Recovered is set on a connect when the client is recovering its session (connection
+	// state recovery): the socket keeps its former id, rooms and data, shown in Socket.
+	Recovered bool `json:"recovered,omitempty"`
 }
 
 // SocketPayload describes the socket a webhook is about.
@@ -158,7 +161,8 @@ func (b *Bridge) authorize(ctx context.Context, req *socketio.ConnectRequest) (*
 	body, err := json.Marshal(Payload{
 		Type:      KindConnect,
 		Namespace: req.Namespace,
-		Socket:    SocketPayload{ID: req.SocketID, Rooms: []string{}, Data: json.RawMessage("null"), Handshake: req.Handshake},
+		Socket:    SocketPayload{ID: req.SocketID, Rooms: nonNil(req.Rooms), Data: socketData(req.Data), Handshake: req.Handshake},
+		Recovered: req.Recovered,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("webhook: encode connect: %w", err)

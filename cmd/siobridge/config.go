@@ -62,6 +62,11 @@ type SocketIOConfig struct {
 	CORSOrigins       []string `toml:"cors_origins"`        // default []; "*" or absolute origins like "https://app.example.com" (scheme://host[:port], no path)
 	CORSCredentials   bool     `toml:"cors_credentials"`    // default false
 	MaxQueuedMessages int      `toml:"max_queued_messages"` // per connection send queue, default 4096
+	// Recovery is connection state recovery's window: how long a disconnected client's
+	// session and the packets it missed are kept. Default "" (off); "0" is off too.
+	Recovery           OffDuration `toml:"recovery"`
+	RecoveryMaxPackets int         `toml:"recovery_max_packets"` // packets kept per namespace, default 10000
+	RecoveryMaxBytes   int64       `toml:"recovery_max_bytes"`   // bytes of packets kept per namespace, default 67108864 (64 MiB)
 }
 
 // WebhookConfig configures the webhooks siobridge POSTs to the app.
@@ -128,6 +133,38 @@ func (d Duration) MarshalText() ([]byte, error) {
 	return []byte(d.String()), nil
 }
 
+// OffDuration is a Duration that may be off: "" and "0" read as zero.
+type OffDuration struct{ Duration }
+
+// UnmarshalText parses a duration like Duration does, or "" or "0" for off.
+func (d *OffDuration) UnmarshalText(text []byte) error {
+	v, err := parseOffDuration(string(text))
+	if err != nil {
+		return err
+	}
+	d.Duration.Duration = v
+	return nil
+}
+
+// MarshalText writes "" for off, otherwise as Duration does.
+func (d OffDuration) MarshalText() ([]byte, error) {
+	if d.Duration.Duration == 0 {
+		return []byte{}, nil
+	}
+	return d.Duration.MarshalText()
+}
+
+func parseOffDuration(s string) (time.Duration, error) {
+	if t := strings.TrimSpace(s); t == "" || t == "0" {
+		return 0, nil
+	}
+	v, err := parseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%w, or \"\" or \"0\" for off", err)
+	}
+	return v, nil
+}
+
 func parseDuration(s string) (time.Duration, error) {
 	if _, err := strconv.ParseFloat(strings.TrimSpace(s), 64); err == nil {
 		return 0, fmt.Errorf("invalid duration %q: use a string like \"25s\"", s)
@@ -167,16 +204,18 @@ func DefaultConfig() Config {
 			MaxBodyBytes: 1 << 20,
 		},
 		SocketIO: SocketIOConfig{
-			Path:              "/socket.io/",
-			Namespaces:        []string{"/"},
-			PingInterval:      Duration{25 * time.Second},
-			PingTimeout:       Duration{20 * time.Second},
-			ConnectTimeout:    Duration{45 * time.Second},
-			UpgradeTimeout:    Duration{10 * time.Second},
-			MaxPayload:        1_000_000,
-			Transports:        []string{"polling", "websocket"},
-			CORSOrigins:       []string{},
-			MaxQueuedMessages: 4096,
+			Path:               "/socket.io/",
+			Namespaces:         []string{"/"},
+			PingInterval:       Duration{25 * time.Second},
+			PingTimeout:        Duration{20 * time.Second},
+			ConnectTimeout:     Duration{45 * time.Second},
+			UpgradeTimeout:     Duration{10 * time.Second},
+			MaxPayload:         1_000_000,
+			Transports:         []string{"polling", "websocket"},
+			CORSOrigins:        []string{},
+			MaxQueuedMessages:  4096,
+			RecoveryMaxPackets: 10000,
+			RecoveryMaxBytes:   64 << 20,
 		},
 		Webhook: WebhookConfig{
 			Events:         []string{"connect", "event", "disconnect"},
@@ -245,6 +284,7 @@ const (
 	kindBool
 	kindStrings
 	kindDuration
+	kindOffDuration
 )
 
 // setting is one leaf key of Config.
@@ -301,6 +341,8 @@ func kindOf(f reflect.StructField) settingKind {
 	switch {
 	case f.Type == reflect.TypeFor[Duration]():
 		return kindDuration
+	case f.Type == reflect.TypeFor[OffDuration]():
+		return kindOffDuration
 	case f.Type.Kind() == reflect.String:
 		return kindString
 	case f.Type.Kind() == reflect.Int || f.Type.Kind() == reflect.Int64:
@@ -348,6 +390,12 @@ func (s *setting) setText(root reflect.Value, text string) error {
 			return err
 		}
 		f.Set(reflect.ValueOf(Duration{d}))
+	case kindOffDuration:
+		d, err := parseOffDuration(text)
+		if err != nil {
+			return err
+		}
+		f.Set(reflect.ValueOf(OffDuration{Duration{d}}))
 	}
 	return nil
 }
@@ -412,6 +460,14 @@ func (s *setting) checkTOML(v any) string {
 			return `must be a duration string like "25s", got ` + describeTOML(v)
 		}
 		if _, err := parseDuration(text); err != nil {
+			return err.Error()
+		}
+	case kindOffDuration:
+		text, ok := v.(string)
+		if !ok {
+			return `must be a duration string like "2m", or "" or "0" for off, got ` + describeTOML(v)
+		}
+		if _, err := parseOffDuration(text); err != nil {
 			return err.Error()
 		}
 	}
@@ -717,6 +773,18 @@ func (c *Config) Validate() error {
 	}
 	if c.SocketIO.MaxQueuedMessages <= 0 {
 		p.addf("socketio.max_queued_messages", "must be at least 1 (messages), got %d", c.SocketIO.MaxQueuedMessages)
+	}
+	if c.SocketIO.Recovery.Duration.Duration < 0 {
+		p.addf("socketio.recovery", `must be a positive duration like "2m", or "" or "0" for off, got %q`, c.SocketIO.Recovery.Duration.String())
+	}
+	if c.SocketIO.Recovery.Duration.Duration > 0 && c.Cluster.Adapter == "redis" {
+		p.addf("socketio.recovery", `connection state recovery works on a single node (cluster.adapter = "memory") for now: set it to "" or use the memory adapter`)
+	}
+	if c.SocketIO.RecoveryMaxPackets <= 0 {
+		p.addf("socketio.recovery_max_packets", "must be at least 1 (packets), got %d", c.SocketIO.RecoveryMaxPackets)
+	}
+	if c.SocketIO.RecoveryMaxBytes <= 0 {
+		p.addf("socketio.recovery_max_bytes", "must be at least 1 (bytes), got %d", c.SocketIO.RecoveryMaxBytes)
 	}
 
 	// Webhooks.

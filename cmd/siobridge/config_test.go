@@ -68,6 +68,9 @@ func TestDefaults(t *testing.T) {
 		"socketio.cors_origins":                []string{},
 		"socketio.cors_credentials":            false,
 		"socketio.max_queued_messages":         4096,
+		"socketio.recovery":                    OffDuration{},
+		"socketio.recovery_max_packets":        10000,
+		"socketio.recovery_max_bytes":          int64(67108864),
 		"webhook.url":                          "",
 		"webhook.secret":                       "",
 		"webhook.events":                       []string{"connect", "event", "disconnect"},
@@ -168,6 +171,9 @@ func tomlDefault(v any) string {
 		return strconv.Quote(x)
 	case Duration:
 		return strconv.Quote(x.String())
+	case OffDuration:
+		b, _ := x.MarshalText()
+		return strconv.Quote(string(b))
 	case []string:
 		q := make([]string, len(x))
 		for i, s := range x {
@@ -213,7 +219,7 @@ func TestDocsListEverySetting(t *testing.T) {
 			t.Errorf("docs row for %s has %d columns, want 5: %s", s.key, len(cols), row)
 			continue
 		}
-		if want := [...]string{kindString: "string", kindInt: "integer", kindBool: "boolean", kindStrings: "list", kindDuration: "duration"}[s.kind]; cols[2] != want {
+		if want := [...]string{kindString: "string", kindInt: "integer", kindBool: "boolean", kindStrings: "list", kindDuration: "duration", kindOffDuration: "duration"}[s.kind]; cols[2] != want {
 			t.Errorf("docs row for %s gives the type %q, want %q", s.key, cols[2], want)
 		}
 		if d := "`" + tomlDefault(valueOf(&def, s.key)) + "`"; cols[3] != d {
@@ -284,6 +290,9 @@ transports = ["websocket"]
 cors_origins = ["https://app.example.com", "http://localhost:5173"]
 cors_credentials = true
 max_queued_messages = 10
+recovery = "2m"
+recovery_max_packets = 50
+recovery_max_bytes = 4096
 
 [webhook]
 url = "https://app.example.com/siobridge"
@@ -311,6 +320,9 @@ format = "json"
 				c.SocketIO.CORSOrigins = []string{"https://app.example.com", "http://localhost:5173"}
 				c.SocketIO.CORSCredentials = true
 				c.SocketIO.MaxQueuedMessages = 10
+				c.SocketIO.Recovery = OffDuration{dur("2m")}
+				c.SocketIO.RecoveryMaxPackets = 50
+				c.SocketIO.RecoveryMaxBytes = 4096
 				c.Webhook.URL = "https://app.example.com/siobridge"
 				c.Webhook.Secret = "s3cret"
 				c.Webhook.Events = []string{}
@@ -484,6 +496,10 @@ func TestValidateErrors(t *testing.T) {
 		{"cors origin bad port", func(c *Config) { c.SocketIO.CORSOrigins = []string{"https://a.example:x"} }, []string{"config: socketio.cors_origins: "}},
 		{"cors wildcard with credentials", func(c *Config) { c.SocketIO.CORSOrigins = []string{"*"}; c.SocketIO.CORSCredentials = true }, []string{"config: socketio.cors_credentials: must be false"}},
 		{"max queued zero", func(c *Config) { c.SocketIO.MaxQueuedMessages = 0 }, []string{"config: socketio.max_queued_messages: must be at least 1"}},
+		{"recovery negative", func(c *Config) { c.SocketIO.Recovery = OffDuration{dur("-1m")} }, []string{`config: socketio.recovery: must be a positive duration like "2m", or "" or "0" for off, got "-1m0s"`}},
+		{"recovery with redis", func(c *Config) { c.SocketIO.Recovery = OffDuration{dur("2m")}; c.Cluster.Adapter = "redis" }, []string{`config: socketio.recovery: connection state recovery works on a single node (cluster.adapter = "memory") for now`}},
+		{"recovery packets zero", func(c *Config) { c.SocketIO.RecoveryMaxPackets = 0 }, []string{"config: socketio.recovery_max_packets: must be at least 1 (packets), got 0"}},
+		{"recovery bytes zero", func(c *Config) { c.SocketIO.RecoveryMaxBytes = 0 }, []string{"config: socketio.recovery_max_bytes: must be at least 1 (bytes), got 0"}},
 		{"webhook url host:port", func(c *Config) { c.Webhook.URL = "localhost:3000" }, []string{`config: webhook.url: must be an absolute http(s) URL, got "localhost:3000"`, `did you mean "http://localhost:3000"?`}},
 		{"webhook url relative", func(c *Config) { c.Webhook.URL = "/webhook" }, []string{"config: webhook.url: must be an absolute http(s) URL"}},
 		{"webhook url no host", func(c *Config) { c.Webhook.URL = "http:///webhook" }, []string{"config: webhook.url: "}},
@@ -592,6 +608,8 @@ func TestLoadConfigFileErrors(t *testing.T) {
 		{"float duration", "[webhook]\nretry_wait_min = 0.5\n", []string{`config: webhook.retry_wait_min: invalid duration "0.5": use a string like "25s"`}},
 		{"bad duration string", "[webhook]\ntimeout = \"5 seconds\"\n", []string{`config: webhook.timeout: invalid duration "5 seconds"`}},
 		{"array duration", "[webhook]\ntimeout = [\"5s\"]\n", []string{`config: webhook.timeout: must be a duration string like "25s", got an array`}},
+		{"integer recovery", "[socketio]\nrecovery = 120\n", []string{`config: socketio.recovery: must be a duration string like "2m", or "" or "0" for off, got integer 120`}},
+		{"number string recovery", "[socketio]\nrecovery = \"120\"\n", []string{`config: socketio.recovery: invalid duration "120": use a string like "25s", or "" or "0" for off`}},
 		{"every type error", "[server]\nlisten = 7896\n[api]\nmax_body_bytes = \"1MB\"\n[socketio]\ncors_credentials = \"yes\"\ntransports = \"websocket\"\nnamespaces = [\"/\", 2]\nmax_payload = 1.5\n", []string{
 			"config: server.listen: must be a string (in quotes), got integer 7896",
 			`config: api.max_body_bytes: must be an integer, got string "1MB"`,
@@ -644,6 +662,7 @@ func TestEnvErrors(t *testing.T) {
 		{"unknown far off", []string{"SIOBRIDGE_NOTHING_LIKE_IT=1"}, []string{"config: SIOBRIDGE_NOTHING_LIKE_IT: unknown setting: unset it"}},
 		{"unknown without section", []string{"SIOBRIDGE_TOKEN=x"}, []string{"config: SIOBRIDGE_TOKEN: unknown setting", `"SIOBRIDGE_API_TOKEN"`}},
 		{"integer duration", []string{"SIOBRIDGE_SOCKETIO_PING_INTERVAL=25"}, []string{`config: SIOBRIDGE_SOCKETIO_PING_INTERVAL: invalid duration "25": use a string like "25s"`}},
+		{"bad recovery", []string{"SIOBRIDGE_SOCKETIO_RECOVERY=2"}, []string{`config: SIOBRIDGE_SOCKETIO_RECOVERY: invalid duration "2": use a string like "25s", or "" or "0" for off`}},
 		{"bad duration", []string{"SIOBRIDGE_WEBHOOK_TIMEOUT=soon"}, []string{`config: SIOBRIDGE_WEBHOOK_TIMEOUT: invalid duration "soon"`}},
 		{"bad int", []string{"SIOBRIDGE_API_MAX_BODY_BYTES=1MB"}, []string{`config: SIOBRIDGE_API_MAX_BODY_BYTES: must be an integer, got "1MB"`}},
 		{"empty int", []string{"SIOBRIDGE_WEBHOOK_RETRIES="}, []string{`config: SIOBRIDGE_WEBHOOK_RETRIES: must be an integer, got ""`}},
@@ -749,5 +768,36 @@ func TestSuggest(t *testing.T) {
 	}
 	if d := editDistance("kitten", "sitting"); d != 3 {
 		t.Errorf("editDistance = %d, want 3", d)
+	}
+}
+
+// TestRecoverySetting: the recovery window reads as a duration, with "" and "0" for off, from
+// the file and from the environment.
+func TestRecoverySetting(t *testing.T) {
+	for _, tc := range []struct {
+		toml, env string
+		want      time.Duration
+	}{
+		{`recovery = "2m"`, "", 2 * time.Minute},
+		{`recovery = ""`, "", 0},
+		{`recovery = "0"`, "", 0},
+		{`recovery = "2m"`, "0", 0},
+		{`recovery = ""`, "90s", 90 * time.Second},
+	} {
+		path := filepath.Join(t.TempDir(), "c.toml")
+		if err := os.WriteFile(path, []byte("[socketio]\n"+tc.toml+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var env []string
+		if tc.env != "" {
+			env = []string{"SIOBRIDGE_SOCKETIO_RECOVERY=" + tc.env}
+		}
+		c, err := LoadConfig(path, env)
+		if err != nil {
+			t.Fatalf("%s env %q: %v", tc.toml, tc.env, err)
+		}
+		if got := c.SocketIO.Recovery.Duration.Duration; got != tc.want {
+			t.Errorf("%s env %q: recovery %v, want %v", tc.toml, tc.env, got, tc.want)
+		}
 	}
 }

@@ -763,6 +763,7 @@ type clientMsg struct {
 	Message   string          `json:"message"`
 	Data      json.RawMessage `json:"data"`
 	Reason    string          `json:"reason"`
+	Recovered bool            `json:"recovered"`
 	line      string
 }
 

@@ -124,6 +124,13 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 	lim := cfg.Limits
 	srv := socketio.NewServer(socketio.Options{
 		Adapter: adapter,
+		Recovery: socketio.RecoveryOptions{
+			MaxDisconnection: sio.Recovery.Duration.Duration,
+			MaxPackets:       sio.RecoveryMaxPackets,
+			MaxBytes:         int(sio.RecoveryMaxBytes),
+			// Each kept session was a connection: no more than the connections allowed.
+			MaxSessions: lim.MaxConnections,
+		},
 		Engine: engineio.Options{
 			PingInterval:       sio.PingInterval.Duration,
 			PingTimeout:        sio.PingTimeout.Duration,

@@ -13,11 +13,13 @@
 //   {"op":"emit","client":0,"event":"e","args":[...],"ack":7}           socket.emit; with "ack", a callback
 //   {"op":"answer","client":0,"ref":3,"args":[...]}                     call the ack callback of event ref 3
 //   {"op":"close","client":0}                                           socket.disconnect()
+//   {"op":"cut","client":0}                                             socket.io.engine.close(): the transport drops
+//   {"op":"reconnect","client":0}                                       socket.connect() again
 //
 // Output, each line with the client's number:
 //
 //   {"type":"ready"}                                                    once, at start
-//   {"client":0,"type":"connect","id":"...","transport":"polling"}
+//   {"client":0,"type":"connect","id":"...","transport":"polling","recovered":false}
 //   {"client":0,"type":"connect_error","message":"...","data":...}
 //   {"client":0,"type":"event","event":"e","args":[...],"ackRef":3,"transport":"websocket"}
 //   {"client":0,"type":"ack","ref":7,"args":[...]}
@@ -86,7 +88,9 @@ function connect(client, url, opts) {
   if (sockets.has(client)) throw new Error(`client ${client} exists already`);
   const socket = io(url, { forceNew: true, reconnection: false, ...opts });
   sockets.set(client, socket);
-  socket.on("connect", () => out({ client, type: "connect", id: socket.id, transport: transportOf(socket) }));
+  socket.on("connect", () =>
+    out({ client, type: "connect", id: socket.id, transport: transportOf(socket), recovered: socket.recovered }),
+  );
   socket.on("connect_error", (err) =>
     out({ client, type: "connect_error", message: err.message, data: err.data === undefined ? null : fromWire(err.data) }),
   );
@@ -133,6 +137,12 @@ function run(cmd) {
     }
     case "close":
       socketOf(cmd.client).disconnect();
+      break;
+    case "cut":
+      socketOf(cmd.client).io.engine.close();
+      break;
+    case "reconnect":
+      socketOf(cmd.client).connect();
       break;
     default:
       throw new Error(`unknown op ${JSON.stringify(cmd.op)}`);
