@@ -291,7 +291,7 @@ func TestDecodeMaxAttachments(t *testing.T) {
 func TestDecodeHugeMaxAttachmentsAllocatesLazily(t *testing.T) {
 	d := Decoder{MaxAttachments: 1 << 30}
 	msg := []byte(`5999999999-["a"]`)
-	allocs := testing.AllocsPerRun(10, func() {
+	allocs := fewestAllocs(func() {
 		d.Reset()
 		if _, err := d.DecodeText(msg); err != nil {
 			t.Fatal(err)
@@ -662,10 +662,21 @@ func TestRoundTripSpecExamples(t *testing.T) {
 	}
 }
 
+// fewestAllocs is testing.AllocsPerRun taken three times, keeping the least: the count is
+// process-wide, so goroutines left running by other tests (timers, sweepers) can only add to
+// it.
+func fewestAllocs(f func()) float64 {
+	least := testing.AllocsPerRun(100, f)
+	for range 2 {
+		least = min(least, testing.AllocsPerRun(100, f))
+	}
+	return least
+}
+
 func TestDecodeAllocations(t *testing.T) {
 	var d Decoder
 	msg := []byte(`2/chat,12["message",{"text":"hello"}]`)
-	allocs := testing.AllocsPerRun(100, func() {
+	allocs := fewestAllocs(func() {
 		if _, err := d.DecodeText(msg); err != nil {
 			t.Fatal(err)
 		}
@@ -675,7 +686,7 @@ func TestDecodeAllocations(t *testing.T) {
 		t.Errorf("DecodeText: %v allocations, want <= 2", allocs)
 	}
 	bad := []byte(`2["connect"]`)
-	allocs = testing.AllocsPerRun(100, func() {
+	allocs = fewestAllocs(func() {
 		if _, err := d.DecodeText(bad); err == nil {
 			t.Fatal("no error")
 		}
