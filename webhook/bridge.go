@@ -256,19 +256,29 @@ func (b *Bridge) onEvent(s *socketio.Socket, e *socketio.Event) {
 		b.apply(s, e, &acts)
 	})
 	switch {
-	case errors.Is(err, ErrQueueFull):
-		b.onQueueFull(s, e)
-	case err != nil:
+	case err == nil:
+	case errors.Is(err, ErrClosed):
 		b.log.Warn("webhook: event dropped", "socket", s.ID(), "event", e.Name, "err", err)
+	default:
+		// A full queue, a full spool, or a spool that cannot be written: the event was not
+		// accepted, and the client is told so.
+		b.onQueueFull(s, e, err)
 	}
 }
 
 // onQueueFull applies the QueueFull policy to an event whose webhook could not be queued.
-func (b *Bridge) onQueueFull(s *socketio.Socket, e *socketio.Event) {
+func (b *Bridge) onQueueFull(s *socketio.Socket, e *socketio.Event, cause error) {
+	why := "its webhook queue is full (the app is not keeping up)"
+	switch {
+	case errors.Is(cause, ErrSpoolFull):
+		why = "the webhook spool is full (the app is not keeping up)"
+	case !errors.Is(cause, ErrQueueFull):
+		why = "the webhook spool cannot be written"
+	}
 	if b.opts.QueueFull == QueueFullReject {
 		b.opts.Metrics.Dropped(KindEvent, DropRejected)
-		b.log.Warn("webhook: event rejected: the socket's webhook queue is full (the app is not keeping up)",
-			"socket", s.ID(), "event", e.Name, "ack", e.WantsAck())
+		b.log.Warn("webhook: event rejected: "+why,
+			"socket", s.ID(), "event", e.Name, "ack", e.WantsAck(), "err", cause)
 		if e.WantsAck() {
 			if err := e.AckRaw(socketio.Args{Raw: queueFullAck}); err != nil && !errors.Is(err, socketio.ErrNoAck) {
 				b.log.Warn("webhook: ack not sent", "socket", s.ID(), "event", e.Name, "err", err)
@@ -277,8 +287,7 @@ func (b *Bridge) onQueueFull(s *socketio.Socket, e *socketio.Event) {
 		return
 	}
 	b.opts.Metrics.Dropped(KindEvent, DropDisconnected)
-	b.log.Warn("webhook: disconnecting socket: its webhook queue is full (the app is not keeping up)",
-		"socket", s.ID(), "event", e.Name)
+	b.log.Warn("webhook: disconnecting socket: "+why, "socket", s.ID(), "event", e.Name, "err", cause)
 	s.Disconnect(false)
 }
 
