@@ -113,6 +113,9 @@ type Result struct {
 	// [ErrClosed]). For example
 	// "webhook: POST http://app/hook: 503 Service Unavailable after 6 attempts".
 	Err error
+	// Kept reports a delivery that Close cancelled and that stays in the spool, to be
+	// delivered by the next Deliverer given the spool.
+	Kept bool
 }
 
 // Errors of [Deliverer.Enqueue] and of [Result].Err.
@@ -368,7 +371,8 @@ func (d *Deliverer) replay() {
 // have nothing to act on.
 func (d *Deliverer) replayed(r Result) {
 	switch {
-	case r.Err != nil && !errors.Is(r.Err, ErrClosed):
+	case r.Kept:
+	case r.Err != nil:
 		d.opts.Logger.Warn("webhook: spooled delivery given up", "delivery", r.Delivery.ID, "kind", r.Delivery.Kind, "err", r.Err)
 	case r.StatusCode >= 300:
 		d.opts.Logger.Warn("webhook: spooled delivery refused by the app", "delivery", r.Delivery.ID, "kind", r.Delivery.Kind, "status", r.StatusCode)
@@ -442,8 +446,12 @@ func (d *Deliverer) work() {
 
 		res, cancelled := d.send(q.dl, q.seq != 0)
 		d.metrics.settled(&res)
-		if q.seq != 0 && !cancelled {
-			d.spool.markDone(q.seq)
+		if q.seq != 0 {
+			if cancelled {
+				res.Kept = true
+			} else {
+				d.spool.markDone(q.seq)
+			}
 		}
 		if q.done != nil {
 			q.done(res)

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -237,18 +238,26 @@ func TestSpoolDeliversAfterRestart(t *testing.T) {
 	const keys, perKey = 5, 40
 	type sent struct{ key, id, body string }
 	var all []sent
+	var kept, notKept atomic.Int64
+	settled := func(r Result) {
+		if r.Kept && errors.Is(r.Err, ErrClosed) {
+			kept.Add(1)
+		} else {
+			notKept.Add(1)
+		}
+	}
 	for i := range perKey {
 		for k := range keys {
 			key := fmt.Sprint("socket", k)
 			dl := &Delivery{Kind: KindEvent, Body: spoolBody(key, i)}
-			if err := d.Enqueue(key, dl, nil); err != nil {
+			if err := d.Enqueue(key, dl, settled); err != nil {
 				t.Fatalf("Enqueue: %v", err)
 			}
 			all = append(all, sent{key, dl.ID, string(dl.Body)})
 		}
 	}
 	// A connect is never spooled.
-	if err := d.Enqueue("socket0", &Delivery{Kind: KindConnect, Body: []byte("{}")}, nil); err != nil {
+	if err := d.Enqueue("socket0", &Delivery{Kind: KindConnect, Body: []byte("{}")}, settled); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -258,6 +267,9 @@ func TestSpoolDeliversAfterRestart(t *testing.T) {
 	}
 	if n := d.Kept(); n != keys*perKey {
 		t.Errorf("Kept = %d, want %d", n, keys*perKey)
+	}
+	if kept.Load() != keys*perKey || notKept.Load() != 1 {
+		t.Errorf("%d results Kept, %d not, want %d and 1 (the connect)", kept.Load(), notKept.Load(), keys*perKey)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -393,5 +405,53 @@ func TestSpoolFullAppliesQueueFullPolicy(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "the webhook spool is full") {
 		t.Errorf("log:\n%s\nwant the rejection explained", log.String())
+	}
+}
+
+// BenchmarkDeliverSpooled is BenchmarkDeliver with a spool under each fsync policy: every
+// delivery is appended, delivered, and marked done. Compare with BenchmarkDeliver for the
+// spool's cost.
+func BenchmarkDeliverSpooled(b *testing.B) {
+	for _, policy := range []FsyncPolicy{FsyncNever, FsyncInterval, FsyncAlways} {
+		b.Run(string(policy), func(b *testing.B) {
+			app := newApp(b, func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				w.WriteHeader(http.StatusNoContent)
+			})
+			s := openSpool(b, SpoolOptions{Dir: b.TempDir(), Fsync: policy})
+			d := newDeliverer(b, DelivererOptions{URL: app.URL, Secret: "s", Spool: s})
+			keys := make([]string, 100)
+			for i := range keys {
+				keys[i] = fmt.Sprintf("socket-%d", i)
+			}
+			body := []byte(`{"type":"event","namespace":"/","socket":{"id":"abc"},"event":"chat","args":["hello"]}`)
+			var wg sync.WaitGroup
+			slots := make(chan struct{}, 1000)
+			done := func(r Result) {
+				if r.Err != nil {
+					b.Error(r.Err)
+				}
+				<-slots
+				wg.Done()
+			}
+			// Enqueuers on several goroutines, as clients' readers are: always shares fsyncs.
+			b.ReportAllocs()
+			b.ResetTimer()
+			var next atomic.Int64
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := next.Add(1)
+					slots <- struct{}{}
+					wg.Add(1)
+					if err := d.Enqueue(keys[i%int64(len(keys))], &Delivery{Kind: KindEvent, Body: body}, done); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			wg.Wait()
+			b.StopTimer()
+			b.ReportMetric(float64(s.Bytes()), "spool-bytes-at-end")
+		})
 	}
 }
