@@ -71,7 +71,8 @@ func checkOnceInOrder(t *testing.T, sid string, ds []delivery, n int) (dups int)
 	return dups
 }
 
-// TestE2ESpoolSurvivesKill: with a spool, events a failing app has not taken survive kill -9,
+// TestE2ESpoolSurvivesKill: with a spool, events an app has not taken (it answered 503, then
+// its port closed) survive kill -9,
 // and the next siobridge on the same spool delivers every one, in order per socket, with the
 // same delivery ids and body bytes.
 func TestE2ESpoolSurvivesKill(t *testing.T) {
@@ -112,6 +113,9 @@ func TestE2ESpoolSurvivesKill(t *testing.T) {
 		}
 		return len(refused) == clients
 	}, b1.exited, func() string { return "siobridge exited" })
+	// Then the app goes down altogether: siobridge's attempts are refused when it is killed.
+	a.down(t)
+	b1.waitLog(t, "a refused connection", func(log string) bool { return strings.Contains(log, "connection refused") })
 	b1.kill(t)
 	firstTry := make(map[string]delivery) // the first attempt of each socket's e1, refused
 	for _, d := range a.all() {
@@ -123,6 +127,7 @@ func TestE2ESpoolSurvivesKill(t *testing.T) {
 	}
 
 	up.Store(true)
+	a.up(t)
 	b2 := startBridge(t, a, env...)
 	waitUntil(t, "every spooled event at the app", &a.seen, func() bool {
 		h := handledEvents(a)
