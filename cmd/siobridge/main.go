@@ -298,6 +298,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 	_ = publicSrv.Shutdown(shutdownCtx)
 	if deliverer != nil {
 		pending := deliverer.Pending()
+		log.Info("clients disconnected; delivering the queued webhooks", "pending", pending, "shutdown_timeout", timeout.String())
 		if n := deliverer.Close(shutdownCtx); n > 0 {
 			kept := deliverer.Kept()
 			log.Warn("shutdown_timeout passed with webhooks undelivered",

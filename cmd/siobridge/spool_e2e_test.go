@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -522,6 +523,15 @@ func TestE2EShutdownDeadlineKeepsSpool(t *testing.T) {
 		return n == clients
 	}, b1.exited, func() string { return "siobridge exited" })
 	start := time.Now()
+	b1.terminate(t)
+	// While it waits for the app, siobridge takes no new connection.
+	b1.waitLog(t, "the clients closed", func(log string) bool {
+		return strings.Contains(log, `msg="clients disconnected; delivering the queued webhooks"`)
+	})
+	if conn, err := net.DialTimeout("tcp", b1.public, e2eWait); err == nil {
+		conn.Close()
+		t.Error("a new connection to the public port was accepted while siobridge was stopping")
+	}
 	if code := b1.stop(t); code != 0 {
 		t.Errorf("siobridge exited with status %d at the deadline, want 0", code)
 	}
