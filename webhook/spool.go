@@ -311,6 +311,7 @@ func (s *Spool) append(key string, dl *Delivery) (seq, writes uint64, err error)
 		if s.total+size > s.opts.MaxBytes {
 			return 0, 0, fmt.Errorf("%w (%d of spool_max_bytes %d bytes in use)", ErrSpoolFull, s.total, s.opts.MaxBytes)
 		}
+		payload = encodeAppend(s.payloadBuf(), seq, key, dl) // compaction reused the buffer
 	}
 	seg, err := s.write(payload)
 	if err != nil {

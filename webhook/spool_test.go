@@ -142,6 +142,48 @@ func TestSpoolCompaction(t *testing.T) {
 	}
 }
 
+// TestSpoolFullCompacts fills a spool whose oldest segment is mostly pending, so that only a
+// full spool compacts it: the append that found the spool full is then written, and both it
+// and the moved delivery read back intact.
+func TestSpoolFullCompacts(t *testing.T) {
+	dir := t.TempDir()
+	opts := SpoolOptions{Dir: dir, MaxBytes: 4000, SegmentBytes: 1000}
+	s := openSpool(t, opts)
+	stuckBody := bytes.Repeat([]byte("s"), 600)
+	stuck, _, err := s.append("stuck", &Delivery{ID: "stuck", Kind: KindEvent, Body: stuckBody})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Settled deliveries behind it, until the spool is nearly full: they cannot be removed
+	// while the first segment, more than half pending, stays.
+	for i := 0; s.Bytes() < 3500; i++ {
+		if i > 100 {
+			t.Fatalf("spool at %d bytes after 100 appends", s.Bytes())
+		}
+		seq, _, err := s.append("k", &Delivery{ID: fmt.Sprint("done", i), Kind: KindEvent, Body: bytes.Repeat([]byte("d"), 200)})
+		if err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+		s.markDone(seq)
+	}
+	segsBefore := s.Segments()
+	lastBody := bytes.Repeat([]byte("L"), 700)
+	if _, _, err := s.append("k", &Delivery{ID: "last", Kind: KindEvent, Body: lastBody}); err != nil {
+		t.Fatalf("append into a full spool that compaction can free: %v", err)
+	}
+	if s.Segments() >= segsBefore {
+		t.Errorf("%d segments after compacting, %d before", s.Segments(), segsBefore)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := openSpool(t, opts).takeReplay()
+	if len(got) != 2 || got[0].seq != stuck || got[0].dl.ID != "stuck" || !bytes.Equal(got[0].dl.Body, stuckBody) ||
+		got[1].dl.ID != "last" || !bytes.Equal(got[1].dl.Body, lastBody) {
+		t.Fatalf("replayed %d deliveries, want the stuck one and the last, intact", len(got))
+	}
+}
+
 // TestSpoolTornRecords damages the log as a crash or a bad disk would: each case keeps the
 // records before the damage, logs a warning, and the spool goes on working.
 func TestSpoolTornRecords(t *testing.T) {
