@@ -291,17 +291,23 @@ func TestE2EShutdownUnderLoad(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.emit(40*time.Millisecond, 5000)
+			c.emit(50*time.Millisecond, 5000)
 		}()
 	}
-	waitUntil(t, "1500 events at the app", &a.seen, func() bool {
+	// Under way: a thousand events sent, and the app busy with them (each webhook it gets
+	// wakes this wait).
+	waitUntil(t, "1000 events sent and 100 at the app", &a.seen, func() bool {
+		var sent int64
+		for _, c := range cs {
+			sent += c.sent.Load()
+		}
 		n := 0
 		for _, d := range a.all() {
 			if d.Kind == "event" {
 				n++
 			}
 		}
-		return n >= 1500
+		return sent >= 1000 && n >= 100
 	}, nil, nil)
 
 	start := time.Now()
