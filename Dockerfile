@@ -27,7 +27,8 @@ RUN make binary VERSION=${VERSION}
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --no-create-home siobridge
+    && useradd --system --uid 10001 --no-create-home siobridge \
+    && install -d -o siobridge -g siobridge -m 0700 /var/lib/siobridge
 COPY --from=build /src/bin/siobridge /usr/local/bin/siobridge
 USER siobridge
 EXPOSE 7896 7897

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/siobridge/siobridge/socketio"
 )
@@ -123,11 +124,18 @@ func (b *Bridge) attach(ns *socketio.Namespace) {
 		ns.Authorize(b.authorize)
 	}
 	ns.OnConnect(func(s *socketio.Socket) {
-		s.OnAny(func(e *socketio.Event) { b.onEvent(s, e) })
-		if b.kinds[KindDisconnect] {
-			s.OnDisconnect(func(reason string) { b.onDisconnect(s, reason) })
-		}
+		st := &socketState{}
+		s.OnAny(func(e *socketio.Event) { b.onEvent(s, st, e) })
+		s.OnDisconnect(func(reason string) { b.onDisconnect(s, st, reason) })
 	})
+}
+
+// socketState orders a socket's event webhooks before its disconnect webhook: an event read
+// while the socket is being closed from another goroutine (a shutdown, POST /disconnect) is
+// either queued before the disconnect or not at all.
+type socketState struct {
+	mu   sync.Mutex
+	gone bool // the disconnect has been handled
 }
 
 func socketData(v any) json.RawMessage {
@@ -220,7 +228,7 @@ func (b *Bridge) onConnectError(refusal *socketio.ConnectError) (*socketio.Admis
 }
 
 // onEvent queues the event's webhook; it runs on the connection's reader and does not wait.
-func (b *Bridge) onEvent(s *socketio.Socket, e *socketio.Event) {
+func (b *Bridge) onEvent(s *socketio.Socket, st *socketState, e *socketio.Event) {
 	countEventsIn(b.opts.Metrics, s.Namespace().Name())
 	if !b.kinds[KindEvent] {
 		return
@@ -243,7 +251,17 @@ func (b *Bridge) onEvent(s *socketio.Socket, e *socketio.Event) {
 		b.log.Warn("webhook: encode event", "socket", s.ID(), "event", e.Name, "err", err)
 		return
 	}
+	st.mu.Lock()
+	if st.gone {
+		st.mu.Unlock()
+		b.log.Debug("webhook: event dropped: its socket has disconnected", "socket", s.ID(), "event", e.Name)
+		return
+	}
 	err = b.opts.Deliverer.Enqueue(s.ID(), &Delivery{Kind: KindEvent, Body: body}, func(r Result) {
+		if r.Kept {
+			b.log.Debug("webhook: event kept in the spool for the next start", "socket", s.ID(), "event", e.Name)
+			return
+		}
 		if r.Err != nil {
 			b.log.Warn("webhook: event undelivered", "socket", s.ID(), "event", e.Name, "err", r.Err)
 			return
@@ -259,20 +277,31 @@ func (b *Bridge) onEvent(s *socketio.Socket, e *socketio.Event) {
 		}
 		b.apply(s, e, &acts)
 	})
+	st.mu.Unlock() // before onQueueFull, whose disconnect takes it
 	switch {
-	case errors.Is(err, ErrQueueFull):
-		b.onQueueFull(s, e)
-	case err != nil:
+	case err == nil:
+	case errors.Is(err, ErrClosed):
 		b.log.Warn("webhook: event dropped", "socket", s.ID(), "event", e.Name, "err", err)
+	default:
+		// A full queue, a full spool, or a spool that cannot be written: the event was not
+		// accepted, and the client is told so.
+		b.onQueueFull(s, e, err)
 	}
 }
 
 // onQueueFull applies the QueueFull policy to an event whose webhook could not be queued.
-func (b *Bridge) onQueueFull(s *socketio.Socket, e *socketio.Event) {
+func (b *Bridge) onQueueFull(s *socketio.Socket, e *socketio.Event, cause error) {
+	why := "its webhook queue is full (the app is not keeping up)"
+	switch {
+	case errors.Is(cause, ErrSpoolFull):
+		why = "the webhook spool is full (the app is not keeping up)"
+	case !errors.Is(cause, ErrQueueFull):
+		why = "the webhook spool cannot be written"
+	}
 	if b.opts.QueueFull == QueueFullReject {
 		b.opts.Metrics.Dropped(KindEvent, DropRejected)
-		b.log.Warn("webhook: event rejected: the socket's webhook queue is full (the app is not keeping up)",
-			"socket", s.ID(), "event", e.Name, "ack", e.WantsAck())
+		b.log.Warn("webhook: event rejected: "+why,
+			"socket", s.ID(), "event", e.Name, "ack", e.WantsAck(), "err", cause)
 		if e.WantsAck() {
 			if err := e.AckRaw(socketio.Args{Raw: queueFullAck}); err != nil && !errors.Is(err, socketio.ErrNoAck) {
 				b.log.Warn("webhook: ack not sent", "socket", s.ID(), "event", e.Name, "err", err)
@@ -281,12 +310,17 @@ func (b *Bridge) onQueueFull(s *socketio.Socket, e *socketio.Event) {
 		return
 	}
 	b.opts.Metrics.Dropped(KindEvent, DropDisconnected)
-	b.log.Warn("webhook: disconnecting socket: its webhook queue is full (the app is not keeping up)",
-		"socket", s.ID(), "event", e.Name)
+	b.log.Warn("webhook: disconnecting socket: "+why, "socket", s.ID(), "event", e.Name, "err", cause)
 	s.Disconnect(false)
 }
 
-func (b *Bridge) onDisconnect(s *socketio.Socket, reason string) {
+func (b *Bridge) onDisconnect(s *socketio.Socket, st *socketState, reason string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.gone = true
+	if !b.kinds[KindDisconnect] {
+		return
+	}
 	body, err := json.Marshal(Payload{
 		Type:      KindDisconnect,
 		Namespace: s.Namespace().Name(),
@@ -299,6 +333,10 @@ func (b *Bridge) onDisconnect(s *socketio.Socket, reason string) {
 	}
 	// The disconnect is queued even behind a full queue: the app always learns the end.
 	err = b.opts.Deliverer.EnqueueLast(s.ID(), &Delivery{Kind: KindDisconnect, Body: body}, func(r Result) {
+		if r.Kept {
+			b.log.Debug("webhook: disconnect kept in the spool for the next start", "socket", s.ID())
+			return
+		}
 		if r.Err != nil {
 			b.log.Warn("webhook: disconnect undelivered", "socket", s.ID(), "err", r.Err)
 			return

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	randv2 "math/rand/v2"
 	"net"
 	"net/http"
@@ -63,6 +64,15 @@ type DelivererOptions struct {
 	Logger *slog.Logger
 	// Metrics records deliveries; nil records nothing.
 	Metrics *Metrics
+	// Spool, when not nil, makes event and disconnect deliveries durable: each is appended
+	// to the spool before Enqueue returns, and marked done there once settled, so that what
+	// a crash or a shutdown's deadline leaves undelivered is delivered by the next
+	// Deliverer given the spool (its first deliveries, in their order, before any new
+	// ones). Spooled deliveries are retried without limit (Retries does not apply), with
+	// waits capped at RetryWaitMax, until the app answers with a final reply or Close. A
+	// connect delivery is never spooled: its answer decides a connection that a restart
+	// ends. The Deliverer does not close the spool.
+	Spool *Spool
 	// Transport sends the requests. Default: a keep-alive transport that keeps up to
 	// Concurrency idle connections to the app, closed by [Deliverer.Close]. A Transport
 	// given here is not closed.
@@ -103,6 +113,9 @@ type Result struct {
 	// [ErrClosed]). For example
 	// "webhook: POST http://app/hook: 503 Service Unavailable after 6 attempts".
 	Err error
+	// Kept reports a delivery that Close cancelled and that stays in the spool, to be
+	// delivered by the next Deliverer given the spool.
+	Kept bool
 }
 
 // Errors of [Deliverer.Enqueue] and of [Result].Err.
@@ -133,6 +146,8 @@ type Deliverer struct {
 	shownURL  string // url without its password, for errors
 	urlErr    error
 	client    *retryablehttp.Client
+	durable   *retryablehttp.Client // client without a retry limit, for spooled deliveries
+	spool     *Spool
 	transport *http.Transport // the default transport, which Close cleans up; nil when given
 	metrics   *Metrics
 
@@ -150,6 +165,7 @@ type Deliverer struct {
 	pending   int // deliveries queued or in flight
 	closed    bool
 	cancelled int // deliveries Close cancelled
+	kept      int // of those, the ones left in the spool
 }
 
 type keyQueue struct {
@@ -160,6 +176,7 @@ type keyQueue struct {
 type queued struct {
 	dl   *Delivery
 	done func(Result)
+	seq  uint64 // its sequence number in the spool; 0 when not spooled
 }
 
 // NewDeliverer starts opts.Concurrency workers that deliver what [Deliverer.Enqueue]
@@ -189,7 +206,7 @@ func NewDeliverer(opts DelivererOptions) *Deliverer {
 		opts.Logger = slog.Default()
 	}
 
-	d := &Deliverer{opts: opts, url: opts.URL, shownURL: opts.URL, metrics: opts.Metrics, keys: make(map[string]*keyQueue)}
+	d := &Deliverer{opts: opts, url: opts.URL, shownURL: opts.URL, metrics: opts.Metrics, keys: make(map[string]*keyQueue), spool: opts.Spool}
 	d.cond.L = &d.mu
 	d.ctx, d.cancel = context.WithCancelCause(context.Background())
 	if u, err := url.Parse(opts.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -212,30 +229,39 @@ func NewDeliverer(opts DelivererOptions) *Deliverer {
 		}
 		rt = d.transport
 	}
-	d.client = &retryablehttp.Client{
-		HTTPClient: &http.Client{
-			// keepIdle: retryablehttp closes the client's idle connections whenever a
-			// delivery fails, which would drop the keep-alive connections of the other
-			// workers too.
-			Transport: keepIdle{rt},
-			Timeout:   opts.Timeout,
-			// A redirected POST would reach another endpoint as a GET without the webhook;
-			// a 3xx is reported as it is.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-		RetryWaitMin:    opts.RetryWaitMin,
-		RetryWaitMax:    opts.RetryWaitMax,
-		RetryMax:        opts.Retries,
-		RequestLogHook:  d.beforeAttempt,
-		ResponseLogHook: d.afterAttempt,
-		CheckRetry:      checkRetry,
-		Backoff:         backoff,
-		ErrorHandler:    retryablehttp.PassthroughErrorHandler,
+	httpClient := &http.Client{
+		// keepIdle: retryablehttp closes the client's idle connections whenever a
+		// delivery fails, which would drop the keep-alive connections of the other
+		// workers too.
+		Transport: keepIdle{rt},
+		Timeout:   opts.Timeout,
+		// A redirected POST would reach another endpoint as a GET without the webhook;
+		// a 3xx is reported as it is.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	// retryablehttp formats its log lines' arguments whether or not they are written: it
-	// gets a logger only when they would be.
-	if opts.Logger.Enabled(context.Background(), slog.LevelDebug) {
-		d.client.Logger = retryLogger{opts.Logger}
+	newClient := func(retryMax int) *retryablehttp.Client {
+		c := &retryablehttp.Client{
+			HTTPClient:      httpClient,
+			RetryWaitMin:    opts.RetryWaitMin,
+			RetryWaitMax:    opts.RetryWaitMax,
+			RetryMax:        retryMax,
+			RequestLogHook:  d.beforeAttempt,
+			ResponseLogHook: d.afterAttempt,
+			CheckRetry:      checkRetry,
+			Backoff:         backoff,
+			ErrorHandler:    retryablehttp.PassthroughErrorHandler,
+		}
+		// retryablehttp formats its log lines' arguments whether or not they are written:
+		// it gets a logger only when they would be.
+		if opts.Logger.Enabled(context.Background(), slog.LevelDebug) {
+			c.Logger = retryLogger{opts.Logger}
+		}
+		return c
+	}
+	d.client = newClient(opts.Retries)
+	d.durable = newClient(math.MaxInt32) // until a final answer, or Close
+	if d.spool != nil {
+		d.replay()
 	}
 
 	d.wg.Add(opts.Concurrency)
@@ -281,21 +307,76 @@ func (d *Deliverer) enqueue(key string, dl *Delivery, done func(Result), last bo
 		return ErrClosed
 	}
 	kq := d.keys[key]
-	switch {
-	case kq == nil:
+	if kq != nil && kq.waiting.len() >= d.opts.QueueSize && !last {
+		d.mu.Unlock()
+		return ErrQueueFull
+	}
+	q := queued{dl: dl, done: done}
+	var writes uint64
+	if d.spool != nil && dl.Kind != KindConnect {
+		// Under d.mu, so that a key's deliveries are in the spool in their queue's order.
+		var err error
+		q.seq, writes, err = d.spool.append(key, dl)
+		switch {
+		case err == nil:
+		case last && errors.Is(err, ErrSpoolFull):
+			// The app still learns of the end, unless this process stops first.
+			d.opts.Logger.Warn("webhook: spool full: this delivery is kept in memory only", "key", key, "kind", dl.Kind, "delivery", dl.ID)
+		default:
+			d.mu.Unlock()
+			return err
+		}
+	}
+	if kq == nil {
 		kq = &keyQueue{key: key}
 		d.keys[key] = kq
 		d.ready.push(kq)
 		d.cond.Signal()
-	case kq.waiting.len() >= d.opts.QueueSize && !last:
-		d.mu.Unlock()
-		return ErrQueueFull
 	}
-	kq.waiting.push(queued{dl: dl, done: done})
+	kq.waiting.push(q)
 	d.pending++
 	d.mu.Unlock()
 	d.metrics.addPending(1)
+	if q.seq != 0 && d.spool.opts.Fsync == FsyncAlways {
+		if err := d.spool.sync(writes); err != nil {
+			// Written, so delivered unless the machine stops before the kernel writes it.
+			d.opts.Logger.Warn("webhook: spool: accepted without fsync", "err", err)
+		}
+	}
 	return nil
+}
+
+// replay queues the deliveries the spool kept from the last run, before any new one.
+func (d *Deliverer) replay() {
+	entries := d.spool.takeReplay()
+	if len(entries) == 0 {
+		return
+	}
+	d.mu.Lock()
+	for _, e := range entries {
+		kq := d.keys[e.key]
+		if kq == nil {
+			kq = &keyQueue{key: e.key}
+			d.keys[e.key] = kq
+			d.ready.push(kq)
+		}
+		kq.waiting.push(queued{dl: e.dl, done: d.replayed, seq: e.seq})
+		d.pending++
+	}
+	d.mu.Unlock()
+	d.metrics.addPending(len(entries))
+}
+
+// replayed settles a delivery from the last run: its socket is gone, so the reply's actions
+// have nothing to act on.
+func (d *Deliverer) replayed(r Result) {
+	switch {
+	case r.Kept:
+	case r.Err != nil:
+		d.opts.Logger.Warn("webhook: spooled delivery given up", "delivery", r.Delivery.ID, "kind", r.Delivery.Kind, "err", r.Err)
+	case r.StatusCode >= 300:
+		d.opts.Logger.Warn("webhook: spooled delivery refused by the app", "delivery", r.Delivery.ID, "kind", r.Delivery.Kind, "status", r.StatusCode)
+	}
 }
 
 // Pending is the number of deliveries queued or in flight; one leaves the count when its
@@ -311,6 +392,7 @@ func (d *Deliverer) Pending() int {
 // remains: requests in flight are aborted, and the done of each delivery not settled gets
 // an Err wrapping ErrClosed. It returns when the workers have exited, with the number of
 // deliveries cancelled. A second Close waits the same way and returns the same count.
+// Cancelled deliveries that are in the spool stay there (see [Deliverer.Kept]).
 func (d *Deliverer) Close(ctx context.Context) int {
 	d.mu.Lock()
 	d.closed = true
@@ -337,6 +419,14 @@ func (d *Deliverer) Close(ctx context.Context) int {
 	return d.cancelled
 }
 
+// Kept is the number of deliveries that [Deliverer.Close] cancelled and left in the spool,
+// for the next run to deliver.
+func (d *Deliverer) Kept() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.kept
+}
+
 // work delivers one delivery of a ready key at a time, then puts the key at the back of
 // the ready queue if it has more, so that keys take turns.
 func (d *Deliverer) work() {
@@ -354,8 +444,15 @@ func (d *Deliverer) work() {
 		q := kq.waiting.pop()
 		d.mu.Unlock()
 
-		res, cancelled := d.send(q.dl)
+		res, cancelled := d.send(q.dl, q.seq != 0)
 		d.metrics.settled(&res)
+		if q.seq != 0 {
+			if cancelled {
+				res.Kept = true
+			} else {
+				d.spool.markDone(q.seq)
+			}
+		}
 		if q.done != nil {
 			q.done(res)
 		}
@@ -364,6 +461,9 @@ func (d *Deliverer) work() {
 		d.pending--
 		if cancelled {
 			d.cancelled++
+			if q.seq != 0 {
+				d.kept++
+			}
 		}
 		if kq.waiting.len() > 0 {
 			d.ready.push(kq) // no Signal: this worker takes a ready key next
@@ -387,8 +487,9 @@ type attempt struct {
 
 type attemptKey struct{}
 
-// send delivers dl with its retries. cancelled reports that Close cut it short.
-func (d *Deliverer) send(dl *Delivery) (res Result, cancelled bool) {
+// send delivers dl with its retries, without a limit when durable. cancelled reports that
+// Close cut it short.
+func (d *Deliverer) send(dl *Delivery, durable bool) (res Result, cancelled bool) {
 	res.Delivery = dl
 	if d.urlErr != nil {
 		res.Err = d.urlErr
@@ -410,8 +511,12 @@ func (d *Deliverer) send(dl *Delivery) (res Result, cancelled bool) {
 	h.Set(HeaderType, string(dl.Kind))
 	h.Set(HeaderDelivery, dl.ID)
 
+	client := d.client
+	if durable {
+		client = d.durable
+	}
 	start := time.Now()
-	resp, err := d.client.Do(req)
+	resp, err := client.Do(req)
 	if err == nil && resp == nil {
 		err = errors.New("no reply") // not expected of retryablehttp, but not worth a panic
 	}

@@ -40,6 +40,9 @@ type ServerConfig struct {
 	// TrustedProxies lists the reverse proxies (CIDRs or IPs) whose X-Forwarded-For gives the
 	// client's address; default [] (the connection's address is the client's).
 	TrustedProxies []string `toml:"trusted_proxies"`
+	// ShutdownTimeout bounds a graceful stop (SIGTERM or SIGINT): clients are closed, then the
+	// webhooks queued are given this long to be delivered; default 10s.
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 }
 
 // APIConfig is the private REST listener the app calls.
@@ -82,6 +85,9 @@ type WebhookConfig struct {
 	QueueSize      int      `toml:"queue_size"`       // webhooks waiting per socket, default 1000
 	ConnectOnError string   `toml:"connect_on_error"` // "refuse" (default) or "accept": what a connect does when the app can't be reached after the retries
 	QueueFull      string   `toml:"queue_full"`       // "disconnect" (default) or "reject": what an event does when its socket's queue is full
+	SpoolDir       string   `toml:"spool_dir"`        // directory of the on-disk spool of event and disconnect webhooks; empty (default) = memory only
+	SpoolMaxBytes  int64    `toml:"spool_max_bytes"`  // bytes the spool may hold on disk, default 1073741824 (1 GiB), at least 1048576
+	SpoolFsync     string   `toml:"spool_fsync"`      // "always", "interval" (default: every second) or "never"
 }
 
 // LimitsConfig bounds what clients may hold and do, so that no client (or address) can take
@@ -182,6 +188,7 @@ const (
 	maxWebhookRetries = 100
 	maxConcurrency    = 10_000
 	maxMaxAttachments = 1000
+	minSpoolMaxBytes  = 1 << 20
 )
 
 // Settings are read from environment variables envPrefix + SECTION_KEY; envConfigPath, though
@@ -196,8 +203,9 @@ const (
 func DefaultConfig() Config {
 	return Config{
 		Server: ServerConfig{
-			Listen:         ":7896",
-			TrustedProxies: []string{},
+			Listen:          ":7896",
+			TrustedProxies:  []string{},
+			ShutdownTimeout: Duration{10 * time.Second},
 		},
 		API: APIConfig{
 			Listen:       "127.0.0.1:7897",
@@ -227,6 +235,8 @@ func DefaultConfig() Config {
 			QueueSize:      1000,
 			ConnectOnError: "refuse",
 			QueueFull:      "disconnect",
+			SpoolMaxBytes:  1 << 30,
+			SpoolFsync:     "interval",
 		},
 		Cluster: ClusterConfig{
 			Adapter:        "memory",
@@ -713,6 +723,7 @@ func (c *Config) Validate() error {
 			p.addf("server.trusted_proxies", `%q is not an IP address or CIDR: use entries like "10.0.0.0/8" or "192.0.2.7"`, tp)
 		}
 	}
+	p.positive("server.shutdown_timeout", c.Server.ShutdownTimeout)
 
 	// API.
 	if apiOK && !isLoopbackHost(apiHost) && c.API.Token == "" {
@@ -817,6 +828,17 @@ func (c *Config) Validate() error {
 
 	if c.Webhook.QueueFull != "disconnect" && c.Webhook.QueueFull != "reject" {
 		p.addf("webhook.queue_full", `must be "disconnect" or "reject", got %q`, c.Webhook.QueueFull)
+	}
+	if c.Webhook.SpoolMaxBytes < minSpoolMaxBytes {
+		p.addf("webhook.spool_max_bytes", "must be at least %d (1 MiB), got %d", minSpoolMaxBytes, c.Webhook.SpoolMaxBytes)
+	}
+	switch c.Webhook.SpoolFsync {
+	case "always", "interval", "never":
+	default:
+		p.addf("webhook.spool_fsync", `must be "always", "interval" or "never", got %q`, c.Webhook.SpoolFsync)
+	}
+	if c.Webhook.SpoolDir != "" && c.Webhook.URL == "" {
+		p.addf("webhook.spool_dir", "is set but webhook.url is not: there is nothing to spool; set webhook.url, or leave spool_dir empty")
 	}
 
 	// Limits: 0 is unlimited, a negative number a mistake.

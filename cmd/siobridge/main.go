@@ -39,9 +39,6 @@ import (
 // version is set by the build (-ldflags "-X main.version=...").
 var version = "dev"
 
-// shutdownGrace bounds a graceful stop: webhooks still queued then are given up.
-const shutdownGrace = 10 * time.Second
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -161,8 +158,39 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 	proxyMetrics = proxy.NewMetrics(reg, srv)
 	webhookMetrics := webhook.NewMetrics(reg)
 
-	var deliverer *webhook.Deliverer
+	var (
+		deliverer *webhook.Deliverer
+		spool     *webhook.Spool
+	)
+	defer func() {
+		if spool != nil {
+			if err := spool.Close(); err != nil {
+				log.Error("closing the webhook spool", "err", err)
+			}
+		}
+	}()
 	if wh := cfg.Webhook; wh.URL != "" {
+		if wh.SpoolDir != "" {
+			spool, err = webhook.OpenSpool(webhook.SpoolOptions{
+				Dir:      wh.SpoolDir,
+				MaxBytes: wh.SpoolMaxBytes,
+				Fsync:    webhook.FsyncPolicy(wh.SpoolFsync),
+				Logger:   log,
+			})
+			if err != nil {
+				return fmt.Errorf("webhook.spool_dir: %w", err)
+			}
+			reg.MustRegister(
+				prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+					Name: "siobridge_webhook_spool_bytes",
+					Help: "Size of the webhook spool's segment files, in bytes.",
+				}, func() float64 { return float64(spool.Bytes()) }),
+				prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+					Name: "siobridge_webhook_spool_pending",
+					Help: "Webhooks in the spool not yet settled.",
+				}, func() float64 { return float64(spool.Pending()) }),
+			)
+		}
 		deliverer = webhook.NewDeliverer(webhook.DelivererOptions{
 			URL:          wh.URL,
 			Secret:       wh.Secret,
@@ -175,6 +203,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 			UserAgent:    "siobridge/" + version,
 			Logger:       log,
 			Metrics:      webhookMetrics,
+			Spool:        spool,
 		})
 		kinds := make([]webhook.Kind, 0, len(wh.Events))
 		for _, k := range wh.Events {
@@ -265,16 +294,25 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 	}
 	stopping.Store(true)
 
-	// Stop taking new clients, then end the connected ones (their disconnect webhooks are
-	// queued), then let the webhooks finish within the grace period, then close the API.
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	// Stop taking new clients, then end the connected ones (each gets an Engine.IO close, and
+	// its sockets' disconnect webhooks are queued), then let the webhooks finish until the
+	// deadline, then close the API. The spool, if any, keeps what is left for the next start.
+	timeout := cfg.Server.ShutdownTimeout.Duration
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	_ = publicLn.Close()
 	srv.Close()
 	_ = publicSrv.Shutdown(shutdownCtx)
 	if deliverer != nil {
+		pending := deliverer.Pending()
+		log.Info("clients disconnected; delivering the queued webhooks", "pending", pending, "shutdown_timeout", timeout.String())
 		if n := deliverer.Close(shutdownCtx); n > 0 {
-			log.Warn("webhooks given up at shutdown", "count", n)
+			kept := deliverer.Kept()
+			log.Warn("shutdown_timeout passed with webhooks undelivered",
+				"timeout", timeout.String(), "pending_at_stop", pending,
+				"given_up", n-kept, "kept_in_spool", kept, "spool", cfg.Webhook.SpoolDir)
+		} else {
+			log.Info("webhooks delivered before stopping", "count", pending)
 		}
 	}
 	_ = apiSrv.Shutdown(shutdownCtx)
