@@ -57,6 +57,11 @@ type DelivererOptions struct {
 	// QueueSize is the number of deliveries a key may have waiting behind the one in flight;
 	// [Deliverer.Enqueue] returns [ErrQueueFull] past it. Default 1000.
 	QueueSize int
+	// QueueBytes bounds the body bytes of the deliveries a key has waiting behind the one in
+	// flight: [Deliverer.Enqueue] returns [ErrQueueFull] for a delivery that would pass it,
+	// unless the key has none waiting (so one larger than QueueBytes is still sent). Default
+	// 4 MiB.
+	QueueBytes int
 	// UserAgent is the User-Agent header. Default "siobridge".
 	UserAgent string
 	// Logger receives retryablehttp's account of each attempt, at debug level, when debug
@@ -121,7 +126,7 @@ type Result struct {
 // Errors of [Deliverer.Enqueue] and of [Result].Err.
 var (
 	// ErrQueueFull is returned by [Deliverer.Enqueue] for a key that already has
-	// QueueSize deliveries waiting.
+	// QueueSize deliveries, or QueueBytes of bodies, waiting.
 	ErrQueueFull = errors.New("webhook: delivery queue full")
 	// ErrClosed is returned by [Deliverer.Enqueue] once [Deliverer.Close] has been called,
 	// and wrapped by the Result.Err of the deliveries Close cancelled.
@@ -171,6 +176,7 @@ type Deliverer struct {
 type keyQueue struct {
 	key     string
 	waiting fifo[queued]
+	bytes   int // body bytes of waiting
 }
 
 type queued struct {
@@ -198,6 +204,9 @@ func NewDeliverer(opts DelivererOptions) *Deliverer {
 	}
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = 1000
+	}
+	if opts.QueueBytes <= 0 {
+		opts.QueueBytes = 4 << 20
 	}
 	if opts.UserAgent == "" {
 		opts.UserAgent = "siobridge"
@@ -280,7 +289,7 @@ func NewDeliverer(opts DelivererOptions) *Deliverer {
 // block for long, and it must not call [Deliverer.Close], which waits for the workers.
 //
 // Enqueue returns [ErrQueueFull] when key already has QueueSize deliveries waiting (the
-// one in flight not counted), and [ErrClosed] after [Deliverer.Close]; done is then not
+// one in flight not counted) or dl would take the bytes waiting past QueueBytes, and [ErrClosed] after [Deliverer.Close]; done is then not
 // called. What to do about a full queue is the caller's to decide (and count: see
 // [Metrics.Dropped]).
 func (d *Deliverer) Enqueue(key string, dl *Delivery, done func(Result)) error {
@@ -307,7 +316,8 @@ func (d *Deliverer) enqueue(key string, dl *Delivery, done func(Result), last bo
 		return ErrClosed
 	}
 	kq := d.keys[key]
-	if kq != nil && kq.waiting.len() >= d.opts.QueueSize && !last {
+	if kq != nil && !last && kq.waiting.len() > 0 &&
+		(kq.waiting.len() >= d.opts.QueueSize || kq.bytes+len(dl.Body) > d.opts.QueueBytes) {
 		d.mu.Unlock()
 		return ErrQueueFull
 	}
@@ -334,6 +344,7 @@ func (d *Deliverer) enqueue(key string, dl *Delivery, done func(Result), last bo
 		d.cond.Signal()
 	}
 	kq.waiting.push(q)
+	kq.bytes += len(dl.Body)
 	d.pending++
 	d.mu.Unlock()
 	d.metrics.addPending(1)
@@ -361,6 +372,7 @@ func (d *Deliverer) replay() {
 			d.ready.push(kq)
 		}
 		kq.waiting.push(queued{dl: e.dl, done: d.replayed, seq: e.seq})
+		kq.bytes += len(e.dl.Body)
 		d.pending++
 	}
 	d.mu.Unlock()
@@ -442,6 +454,7 @@ func (d *Deliverer) work() {
 		}
 		kq := d.ready.pop()
 		q := kq.waiting.pop()
+		kq.bytes -= len(q.dl.Body)
 		d.mu.Unlock()
 
 		res, cancelled := d.send(q.dl, q.seq != 0)

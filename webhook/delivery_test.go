@@ -686,6 +686,59 @@ func TestQueueFull(t *testing.T) {
 	}
 }
 
+func TestQueueBytes(t *testing.T) {
+	arrived := make(chan struct{}, 10)
+	gates := []*gate{newGate(), newGate()} // hold the first and the second request
+	var requests atomic.Int32
+	app := newApp(t, func(w http.ResponseWriter, r *http.Request) {
+		i := int(requests.Add(1)) - 1
+		arrived <- struct{}{}
+		if i < len(gates) {
+			gates[i].wait(r)
+		}
+	})
+	d := newDeliverer(t, DelivererOptions{URL: app.URL, QueueSize: 100, QueueBytes: 100})
+	for _, g := range gates {
+		g.openAtCleanup(t)
+	}
+
+	results := make(chan Result, 10)
+	enqueue := func(size int) error {
+		body := []byte(`"` + strings.Repeat("x", size-2) + `"`)
+		return d.Enqueue("k", &Delivery{Kind: KindEvent, Body: body}, func(r Result) { results <- r })
+	}
+	// The one in flight does not count, and a single delivery larger than the bound is
+	// taken when nothing waits.
+	if err := enqueue(500); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, arrived, "the first delivery at the app")
+	if err := enqueue(150); err != nil {
+		t.Fatalf("150 bytes with nothing waiting: %v, want it queued", err)
+	}
+	if err := enqueue(10); err != ErrQueueFull {
+		t.Fatalf("10 more bytes behind 150 waiting (bound 100): %v, want ErrQueueFull", err)
+	}
+	// Once the waiting one is in flight, its bytes no longer count.
+	gates[0].open()
+	receive(t, results, "the first result")
+	receive(t, arrived, "the 150-byte delivery at the app")
+	for i, size := range []int{60, 40} {
+		if err := enqueue(size); err != nil {
+			t.Fatalf("#%d (%d bytes, %d waiting): %v", i, size, []int{0, 60}[i], err)
+		}
+	}
+	if err := enqueue(2); err != ErrQueueFull {
+		t.Fatalf("2 bytes behind 100 waiting: %v, want ErrQueueFull", err)
+	}
+	gates[1].open()
+	for range 3 {
+		if r := receive(t, results, "the queued deliveries"); r.Err != nil {
+			t.Error(r.Err)
+		}
+	}
+}
+
 func TestCloseDeliversPending(t *testing.T) {
 	app := newApp(t, func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(time.Millisecond) // the app's work

@@ -83,6 +83,7 @@ type WebhookConfig struct {
 	RetryWaitMax   Duration `toml:"retry_wait_max"`   // default 5s, must be >= retry_wait_min
 	Concurrency    int      `toml:"concurrency"`      // deliveries in flight across sockets, default 64, 1..10000
 	QueueSize      int      `toml:"queue_size"`       // webhooks waiting per socket, default 1000
+	QueueMaxBytes  int      `toml:"queue_max_bytes"`  // body bytes of the webhooks waiting per socket, default 4194304 (4 MiB)
 	ConnectOnError string   `toml:"connect_on_error"` // "refuse" (default) or "accept": what a connect does when the app can't be reached after the retries
 	QueueFull      string   `toml:"queue_full"`       // "disconnect" (default) or "reject": what an event does when its socket's queue is full
 	SpoolDir       string   `toml:"spool_dir"`        // directory of the on-disk spool of event and disconnect webhooks; empty (default) = memory only
@@ -233,6 +234,7 @@ func DefaultConfig() Config {
 			RetryWaitMax:   Duration{5 * time.Second},
 			Concurrency:    64,
 			QueueSize:      1000,
+			QueueMaxBytes:  4 << 20,
 			ConnectOnError: "refuse",
 			QueueFull:      "disconnect",
 			SpoolMaxBytes:  1 << 30,
@@ -821,6 +823,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Webhook.QueueSize < 1 {
 		p.addf("webhook.queue_size", "must be at least 1 (webhooks), got %d", c.Webhook.QueueSize)
+	}
+	if c.Webhook.QueueMaxBytes < 1 {
+		p.addf("webhook.queue_max_bytes", "must be at least 1 (bytes), got %d", c.Webhook.QueueMaxBytes)
 	}
 	if c.Webhook.ConnectOnError != "refuse" && c.Webhook.ConnectOnError != "accept" {
 		p.addf("webhook.connect_on_error", `must be "refuse" or "accept", got %q`, c.Webhook.ConnectOnError)
