@@ -30,6 +30,9 @@ const (
 	// LimitPayload: a client sent more than Options.MaxPayload at once; the session is closed
 	// with ErrPayloadTooLarge.
 	LimitPayload = "max_payload"
+	// LimitOrigin: a request came from a browser page whose origin is not in
+	// Options.CORSOrigins; it is refused with ErrForbidden.
+	LimitOrigin = "cors_origins"
 )
 
 // maxTrackedAddrs bounds the handshake rate limiter's table of client addresses. An address

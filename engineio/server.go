@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
@@ -47,8 +48,10 @@ type Options struct {
 	// Default 10s.
 	WriteTimeout time.Duration
 	// CORSOrigins lists the origins allowed to reach the polling transport from a browser, and to
-	// open WebSockets; "*" allows any. Empty: no CORS headers are sent (same-origin only for
-	// browsers' polling) and WebSockets from any origin are accepted, as in Node's engine.io.
+	// open WebSockets; "*" allows any. A request whose Origin is neither listed nor the
+	// server's own is refused with ErrForbidden (requests without Origin are not browsers', and
+	// are served). Empty: no CORS headers are sent (same-origin only for browsers' polling) and
+	// WebSockets from any origin are accepted, as in Node's engine.io.
 	CORSOrigins []string
 	// CORSCredentials sends Access-Control-Allow-Credentials: true to allowed origins.
 	CORSCredentials bool
@@ -224,6 +227,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
+	// A browser sends Origin; one not in the list is refused on every transport, so that a
+	// foreign page can neither open a session nor post into one. Requests without Origin
+	// (non-browser clients) are not concerned.
+	if !s.websocketOriginAllowed(r) {
+		s.onLimit(LimitOrigin)
+		writeError(w, ErrForbidden, fmt.Sprintf("origin %q is not allowed", r.Header.Get("Origin")))
+		return
+	}
 	q := r.URL.Query()
 	if q.Get("EIO") != "4" {
 		writeError(w, ErrUnsupportedProtocol, "")
@@ -363,9 +374,15 @@ func (s *Server) originAllowed(origin string) bool {
 	return false
 }
 
+// websocketOriginAllowed reports whether r's Origin, if any, is allowed (gorilla's CheckOrigin,
+// and the check of every request): with a CORS list, the listed origins and the server's own
+// (a page it serves, as siobridge does through its reverse proxy).
 func (s *Server) websocketOriginAllowed(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" || len(s.opts.CORSOrigins) == 0 {
+		return true
+	}
+	if u, err := url.Parse(origin); err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host) {
 		return true
 	}
 	return s.originAllowed(origin)

@@ -421,7 +421,8 @@ func TestSendQueueFullClosesSession(t *testing.T) {
 }
 
 func TestCORS(t *testing.T) {
-	ts := newTestServer(t, Options{CORSOrigins: []string{"https://app.example"}, CORSCredentials: true})
+	var hits limitCounter
+	ts := newTestServer(t, Options{CORSOrigins: []string{"https://app.example"}, CORSCredentials: true, OnLimit: hits.hook})
 	req, _ := http.NewRequest("OPTIONS", ts.url("transport=polling"), nil)
 	req.Header.Set("Origin", "https://app.example")
 	req.Header.Set("Access-Control-Request-Headers", "content-type")
@@ -435,20 +436,57 @@ func TestCORS(t *testing.T) {
 		resp.Header.Get("Access-Control-Allow-Headers") != "content-type" {
 		t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
 	}
+	// A page of another site can neither open a session nor post into one.
+	sid := handshakePolling(t, ts) // no Origin: not a browser, allowed
+	for _, tc := range []struct{ method, query, body string }{
+		{"GET", "transport=polling", ""},
+		{"GET", "transport=polling&sid=" + sid, ""},
+		{"POST", "transport=polling&sid=" + sid, "4hello"},
+	} {
+		req, _ = http.NewRequest(tc.method, ts.url(tc.query), strings.NewReader(tc.body))
+		req.Header.Set("Origin", "https://evil.example")
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 403 || string(body) != `{"code":4,"message":"origin \"https://evil.example\" is not allowed"}` ||
+			resp.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Fatalf("%s %s from a foreign origin: %d %s %v", tc.method, tc.query, resp.StatusCode, body, resp.Header)
+		}
+	}
+	if ts.eio.Session(sid) == nil {
+		t.Fatal("a refused request from a foreign origin closed the session it named")
+	}
+	if n := hits.get(LimitOrigin); n != 3 {
+		t.Fatalf("OnLimit(%s) called %d times, want 3", LimitOrigin, n)
+	}
+	// The allowed origin is served, and so is the server's own (same-origin pages).
 	req, _ = http.NewRequest("GET", ts.url("transport=polling"), nil)
-	req.Header.Set("Origin", "https://evil.example")
+	req.Header.Set("Origin", "https://app.example")
 	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.Header.Get("Access-Control-Allow-Origin") != "" {
-		t.Fatal("a foreign origin was allowed")
+	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example" {
+		t.Fatalf("allowed origin: %d %v", resp.StatusCode, resp.Header)
+	}
+	req, _ = http.NewRequest("GET", ts.url("transport=polling"), nil)
+	req.Header.Set("Origin", "http://"+req.Host)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("same origin: %d %v", resp.StatusCode, resp.Header)
 	}
 	// WebSockets from a foreign origin are refused.
 	u := "ws" + strings.TrimPrefix(ts.url("transport=websocket"), "http")
 	_, wsResp, err := websocket.DefaultDialer.Dial(u, http.Header{"Origin": {"https://evil.example"}})
-	if err == nil || wsResp == nil || wsResp.StatusCode != 400 {
+	if err == nil || wsResp == nil || wsResp.StatusCode != 403 {
 		t.Fatalf("foreign websocket: %v %v", err, wsResp)
 	}
 }

@@ -22,7 +22,7 @@ type Metrics struct {
 // LimitNames lists the limits counted by siobridge_limit_hits_total: their series start at 0.
 var LimitNames = []string{
 	engineio.LimitSessions, engineio.LimitSessionsPerAddr, engineio.LimitHandshakeRate,
-	engineio.LimitSendQueue, engineio.LimitPayload,
+	engineio.LimitSendQueue, engineio.LimitPayload, engineio.LimitOrigin,
 	socketio.LimitEventRate, socketio.LimitRooms, socketio.LimitNamespaces, socketio.LimitAttachments,
 }
 
