@@ -161,7 +161,9 @@ func NewServer(opts Options, onSession func(*Session) SessionHandler) *Server {
 	}
 	s.pingMsg.shared = true
 	s.upgrader = websocket.Upgrader{
-		ReadBufferSize:  1024,
+		// A small read buffer: client messages are small, and a larger one is read straight
+		// into the message. Writes borrow a buffer from the pool only while writing.
+		ReadBufferSize:  256,
 		WriteBufferSize: 4096,
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     s.websocketOriginAllowed,

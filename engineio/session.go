@@ -49,14 +49,15 @@ type Session struct {
 	queue     []*Message
 	spare     []*Message // the drained queue's array, reused so steady traffic allocates nothing
 	// wake has room for one signal: the queue has something, or the state changed. Its one
-	// consumer is the pending GET (polling) or the writer goroutine (WebSocket).
-	wake chan struct{}
+	// consumer is the pending GET (polling).
+	wakeCh chan struct{}
 	// done is closed when the session ends.
 	done        chan struct{}
 	getActive   bool
 	postActive  bool
 	upgrading   bool
 	ws          *websocket.Conn
+	writing     bool            // a WebSocket writer goroutine is running (see wakeLocked)
 	probe       *websocket.Conn // the WebSocket of an upgrade in progress
 	timer       *time.Timer
 	awaitPong   bool
@@ -76,7 +77,7 @@ func newSession(s *Server, r *http.Request, q url.Values, transport string) *Ses
 			Time:       time.Now(),
 		},
 		transport: transport,
-		wake:      make(chan struct{}, 1),
+		wakeCh:    make(chan struct{}, 1),
 		done:      make(chan struct{}),
 	}
 }
@@ -112,8 +113,9 @@ func (s *Session) Send(msgs ...*Message) error {
 		return ErrSendQueueFull
 	}
 	s.queue = append(s.queue, msgs...)
+	w := s.wakeLocked()
 	s.mu.Unlock()
-	s.signal()
+	s.wake(w)
 	return nil
 }
 
@@ -123,12 +125,14 @@ func (s *Session) SendVolatile(msgs ...*Message) bool {
 	s.mu.Lock()
 	writable := !s.closed && !s.upgrading && len(s.queue) == 0 &&
 		(s.transport == TransportWebSocket || s.getActive)
+	var w *websocket.Conn
 	if writable {
 		s.queue = append(s.queue, msgs...)
+		w = s.wakeLocked()
 	}
 	s.mu.Unlock()
 	if writable {
-		s.signal()
+		s.wake(w)
 	}
 	return writable
 }
@@ -137,11 +141,33 @@ func (s *Session) SendVolatile(msgs ...*Message) bool {
 // packet; the handler's OnClose gets "forced close".
 func (s *Session) Close() { s.closeWith(ReasonForcedClose, nil, true) }
 
+// signal wakes the pending GET, if any: the queue has something or the state changed.
 func (s *Session) signal() {
 	select {
-	case s.wake <- struct{}{}:
+	case s.wakeCh <- struct{}{}:
 	default:
 	}
+}
+
+// wakeLocked tells, with s.mu held after the queue or the state changed, whether a WebSocket
+// writer must be started: it returns the connection to start it on, or nil when there is no
+// WebSocket, a writer is running already (it drains the queue until it is empty), or the
+// session was dropped. An idle WebSocket session so has no writer goroutine at all.
+func (s *Session) wakeLocked() *websocket.Conn {
+	if s.ws == nil || s.writing || (s.closed && !s.flushOnDone) {
+		return nil
+	}
+	s.writing = true
+	return s.ws
+}
+
+// wake starts the writer wakeLocked asked for, if any, and wakes the pending GET.
+func (s *Session) wake(w *websocket.Conn) {
+	if w != nil {
+		s.srv.wg.Add(1)
+		go s.writeLoop(w)
+	}
+	s.signal()
 }
 
 // closeWith ends the session once, and reports whether this call did. graceful (a
@@ -162,9 +188,10 @@ func (s *Session) closeWith(reason string, err error, graceful bool) bool {
 		s.timer.Stop()
 	}
 	ws, probe := s.ws, s.probe
+	w := s.wakeLocked()
 	s.mu.Unlock()
 	close(s.done)
-	s.signal()
+	s.wake(w)
 	if ws != nil && !graceful {
 		ws.Close()
 	}
@@ -214,15 +241,17 @@ func (s *Session) heartbeat() {
 	s.awaitPong = true
 	s.timer.Reset(s.srv.opts.PingTimeout)
 	full := len(s.queue) >= s.srv.opts.MaxQueuedMessages
+	var w *websocket.Conn
 	if !full {
 		s.queue = append(s.queue, s.srv.pingMsg)
+		w = s.wakeLocked()
 	}
 	s.mu.Unlock()
 	if full {
 		s.closeSlow()
 		return
 	}
-	s.signal()
+	s.wake(w)
 }
 
 func (s *Session) onPong() {

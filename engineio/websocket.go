@@ -9,8 +9,9 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// runWebSocket makes conn the session's transport: it starts the writer and reads on the
-// calling goroutine until the session ends.
+// runWebSocket makes conn the session's transport and starts its reader goroutine, and a
+// writer if something is queued; the calling HTTP handler then returns, so that nothing of its
+// request (net/http's buffers, its stack) stays with the connection.
 func (s *Session) runWebSocket(conn *websocket.Conn) {
 	conn.SetReadLimit(s.srv.opts.MaxPayload)
 	s.mu.Lock()
@@ -25,11 +26,14 @@ func (s *Session) runWebSocket(conn *websocket.Conn) {
 	s.probe = nil
 	s.transport = TransportWebSocket
 	s.upgrading = false
+	w := s.wakeLocked()
 	s.mu.Unlock()
 	s.srv.wg.Add(1)
-	go s.writeLoop(conn)
-	s.signal()
-	s.readLoop(conn)
+	go func() {
+		defer s.srv.wg.Done()
+		s.readLoop(conn)
+	}()
+	s.wake(w) // also releases the GET pending while the client upgraded
 }
 
 // readLoop reads frames until the connection fails or the session ends.
@@ -66,19 +70,21 @@ func readErrorReason(err error) (string, error, bool) {
 	return ReasonTransportClose, err, false
 }
 
-// writeLoop is the WebSocket session's one writer: it drains the queue each time it is woken,
-// and closes the connection when the session ends.
+// writeLoop is the WebSocket session's writer while there is something to write: started by
+// wake, it drains the queue until it finds it empty, and then ends. At most one runs per
+// session (s.writing). After a graceful close it writes the close frame and closes the
+// connection; a session dropped otherwise has had its connection closed by closeWith.
 func (s *Session) writeLoop(conn *websocket.Conn) {
 	defer s.srv.wg.Done()
-	defer conn.Close()
 	for {
-		select {
-		case <-s.wake:
-		case <-s.done:
-		}
 		s.mu.Lock()
-		batch := s.takeQueueLocked()
 		closed, flush := s.closed, s.flushOnDone
+		if len(s.queue) == 0 && !closed {
+			s.writing = false
+			s.mu.Unlock()
+			return
+		}
+		batch := s.takeQueueLocked()
 		s.mu.Unlock()
 		if closed && !flush {
 			return
@@ -95,6 +101,7 @@ func (s *Session) writeLoop(conn *websocket.Conn) {
 			_ = conn.WriteControl(websocket.CloseMessage,
 				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""),
 				time.Now().Add(s.srv.opts.WriteTimeout))
+			conn.Close()
 			return
 		}
 	}
