@@ -159,7 +159,6 @@ func NewServer(opts Options, onSession func(*Session) SessionHandler) *Server {
 		noopMsg:   newPacket(PacketNoop, nil),
 		closeMsg:  newPacket(PacketClose, nil),
 	}
-	s.pingMsg.shared = true
 	s.upgrader = websocket.Upgrader{
 		// A small read buffer: client messages are small, and a larger one is read straight
 		// into the message. Writes borrow a buffer from the pool only while writing.

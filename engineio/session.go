@@ -39,6 +39,10 @@ type Session struct {
 	handler   SessionHandler
 	addrKey   netip.Addr // what the per-address limits count this session under
 
+	// wmu serializes writes to the WebSocket: the writer's frames and the control frames the
+	// reader answers (pong, close).
+	wmu sync.Mutex
+
 	// deliverMu serializes calls into handler.OnMessage, so that a client breaking the protocol
 	// (a POST racing a WebSocket) still cannot reach the handler from two goroutines at once.
 	deliverMu sync.Mutex

@@ -1,8 +1,10 @@
 package engineio
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"time"
 
@@ -26,6 +28,19 @@ func (s *Session) runWebSocket(conn *websocket.Conn) {
 	s.probe = nil
 	s.transport = TransportWebSocket
 	s.upgrading = false
+	// The writer frames messages itself and writes them straight to the connection, so the
+	// control frames gorilla would answer on the reader must go through wmu as well.
+	conn.SetPingHandler(func(data string) error {
+		return s.writeControl(conn, opPong, []byte(data))
+	})
+	conn.SetCloseHandler(func(code int, _ string) error {
+		var echo []byte
+		if code != websocket.CloseNoStatusReceived {
+			echo = binary.BigEndian.AppendUint16(nil, uint16(code))
+		}
+		_ = s.writeControl(conn, opClose, echo)
+		return nil
+	})
 	w := s.wakeLocked()
 	s.mu.Unlock()
 	s.srv.wg.Add(1)
@@ -76,6 +91,7 @@ func readErrorReason(err error) (string, error, bool) {
 // connection; a session dropped otherwise has had its connection closed by closeWith.
 func (s *Session) writeLoop(conn *websocket.Conn) {
 	defer s.srv.wg.Done()
+	var bufs [][]byte
 	for {
 		s.mu.Lock()
 		closed, flush := s.closed, s.flushOnDone
@@ -89,22 +105,61 @@ func (s *Session) writeLoop(conn *websocket.Conn) {
 		if closed && !flush {
 			return
 		}
-		for _, m := range batch {
-			_ = conn.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
-			if err := m.writeTo(conn); err != nil {
-				s.closeWith(ReasonTransportError, fmt.Errorf("engineio: write: %w", err), false)
-				return
-			}
+		if err := s.writeFrames(conn, batch, &bufs); err != nil {
+			s.closeWith(ReasonTransportError, fmt.Errorf("engineio: write: %w", err), false)
+			return
 		}
 		s.recycle(batch)
 		if closed {
-			_ = conn.WriteControl(websocket.CloseMessage,
-				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""),
-				time.Now().Add(s.srv.opts.WriteTimeout))
+			_ = s.writeControl(conn, opClose, binary.BigEndian.AppendUint16(nil, websocket.CloseNormalClosure))
 			conn.Close()
 			return
 		}
 	}
+}
+
+// framesPerWrite bounds the frames of one writev, and so what one WriteTimeout covers.
+const framesPerWrite = 64
+
+// writeFrames writes the batch's frames, up to framesPerWrite of them in one writev: a client
+// that fell behind (a burst of broadcasts) gets its backlog in a few system calls, not one per
+// message. bufs is the writer's scratch, kept across calls.
+func (s *Session) writeFrames(conn *websocket.Conn, batch []*Message, bufs *[][]byte) error {
+	nc := conn.NetConn()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	for len(batch) > 0 {
+		n := min(len(batch), framesPerWrite)
+		b := (*bufs)[:0]
+		for _, m := range batch[:n] {
+			b = append(b, m.header[:m.headerLen], m.frame)
+		}
+		*bufs = b
+		batch = batch[n:]
+		_ = nc.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
+		v := net.Buffers(b)
+		if _, err := v.WriteTo(nc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeControl writes one control frame (its payload at most 125 bytes), between the writer's
+// writes.
+func (s *Session) writeControl(conn *websocket.Conn, op byte, payload []byte) error {
+	if len(payload) > 125 {
+		payload = payload[:125]
+	}
+	frame := make([]byte, 0, 2+len(payload))
+	frame = frame[:appendFrameHeader(frame, op, len(payload))]
+	frame = append(frame, payload...)
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	nc := conn.NetConn()
+	_ = nc.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
+	_, err := nc.Write(frame)
+	return err
 }
 
 // serveUpgrade takes a polling session to WebSocket: the client probes with "2probe", is

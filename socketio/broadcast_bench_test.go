@@ -11,11 +11,14 @@ import (
 )
 
 // BenchmarkBroadcast measures Namespace.Emit to every socket of a namespace, over real
-// WebSocket connections on loopback: the packet is encoded once and the same prepared frame is
-// written to every receiver. Each op is one broadcast, delivered to all receivers.
+// WebSocket connections on loopback: the packet is encoded and framed once and the same bytes
+// are written to every receiver. Each op is burst broadcasts back to back, then waits until all
+// receivers have all of them: with burst > 1 a receiver's writer finds several frames queued
+// and writes them in one writev.
 func BenchmarkBroadcast(b *testing.B) {
-	for _, receivers := range []int{10, 100, 1000} {
-		b.Run(fmt.Sprintf("receivers=%d", receivers), func(b *testing.B) {
+	for _, bc := range []struct{ receivers, burst int }{{10, 1}, {100, 1}, {1000, 1}, {1000, 20}} {
+		receivers, burst := bc.receivers, bc.burst
+		b.Run(fmt.Sprintf("receivers=%d/burst=%d", receivers, burst), func(b *testing.B) {
 			srv := NewServer(Options{})
 			ts := httptest.NewServer(srv)
 			defer ts.Close()
@@ -55,16 +58,18 @@ func BenchmarkBroadcast(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				n, err := srv.Of("/").Emit("news", payload)
-				if err != nil || n != receivers {
-					b.Fatalf("emit reached %d: %v", n, err)
+				for range burst {
+					n, err := srv.Of("/").Emit("news", payload)
+					if err != nil || n != receivers {
+						b.Fatalf("emit reached %d: %v", n, err)
+					}
 				}
-				for range receivers {
+				for range receivers * burst {
 					<-got
 				}
 			}
 			b.StopTimer()
-			b.ReportMetric(float64(b.N*receivers)/b.Elapsed().Seconds(), "deliveries/s")
+			b.ReportMetric(float64(b.N*receivers*burst)/b.Elapsed().Seconds(), "deliveries/s")
 			for _, c := range conns {
 				c.Close()
 			}
