@@ -138,6 +138,7 @@ type Server struct {
 	count   int
 	perAddr map[netip.Addr]int
 
+	beats       *heartbeats       // every session's next ping or pong deadline, on one timer
 	limiter     *handshakeLimiter // nil without HandshakeRate
 	stopJanitor chan struct{}
 
@@ -158,6 +159,7 @@ func NewServer(opts Options, onSession func(*Session) SessionHandler) *Server {
 		pingMsg:   newPacket(PacketPing, nil),
 		noopMsg:   newPacket(PacketNoop, nil),
 		closeMsg:  newPacket(PacketClose, nil),
+		beats:     newHeartbeats(),
 	}
 	s.upgrader = websocket.Upgrader{
 		// A small read buffer: client messages are small, and a larger one is read straight
@@ -215,6 +217,7 @@ func (s *Server) Close() {
 	for _, sess := range all {
 		sess.closeWith(ReasonServerShutdown, nil, true)
 	}
+	s.beats.stop()
 	s.wg.Wait()
 }
 

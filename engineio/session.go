@@ -56,14 +56,17 @@ type Session struct {
 	// consumer is the pending GET (polling).
 	wakeCh chan struct{}
 	// done is closed when the session ends.
-	done        chan struct{}
-	getActive   bool
-	postActive  bool
-	upgrading   bool
-	ws          *websocket.Conn
-	writing     bool            // a WebSocket writer goroutine is running (see wakeLocked)
-	probe       *websocket.Conn // the WebSocket of an upgrade in progress
-	timer       *time.Timer
+	done       chan struct{}
+	getActive  bool
+	postActive bool
+	upgrading  bool
+	ws         *websocket.Conn
+	writing    bool            // a WebSocket writer goroutine is running (see wakeLocked)
+	probe      *websocket.Conn // the WebSocket of an upgrade in progress
+	// beatAt and beatIdx place the session in the server's heartbeat schedule (guarded by
+	// heartbeats.mu); beatIdx is -1 when it has no heartbeat scheduled.
+	beatAt      time.Time
+	beatIdx     int
 	awaitPong   bool
 	flushOnDone bool // a server-side close: flush the queue (with a close packet) before closing
 }
@@ -81,6 +84,7 @@ func newSession(s *Server, r *http.Request, q url.Values, transport string) *Ses
 			Time:       time.Now(),
 		},
 		transport: transport,
+		beatIdx:   -1,
 		wakeCh:    make(chan struct{}, 1),
 		done:      make(chan struct{}),
 	}
@@ -188,9 +192,7 @@ func (s *Session) closeWith(reason string, err error, graceful bool) bool {
 		s.flushOnDone = true
 		s.queue = append(s.queue, s.srv.closeMsg)
 	}
-	if s.timer != nil {
-		s.timer.Stop()
-	}
+	s.srv.beats.remove(s)
 	ws, probe := s.ws, s.probe
 	w := s.wakeLocked()
 	s.mu.Unlock()
@@ -225,11 +227,11 @@ func (s *Session) startHeartbeat() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.closed {
-		s.timer = time.AfterFunc(s.srv.opts.PingInterval, s.heartbeat)
+		s.srv.beats.schedule(s, time.Now().Add(s.srv.opts.PingInterval))
 	}
 }
 
-// heartbeat runs on the session's timer: it sends a ping, and ends the session when the pong
+// heartbeat runs when the session's heartbeat is due (see heartbeats): it sends a ping, and ends the session when the pong
 // for the previous one has not come.
 func (s *Session) heartbeat() {
 	s.mu.Lock()
@@ -243,7 +245,7 @@ func (s *Session) heartbeat() {
 		return
 	}
 	s.awaitPong = true
-	s.timer.Reset(s.srv.opts.PingTimeout)
+	s.srv.beats.schedule(s, time.Now().Add(s.srv.opts.PingTimeout))
 	full := len(s.queue) >= s.srv.opts.MaxQueuedMessages
 	var w *websocket.Conn
 	if !full {
@@ -262,7 +264,7 @@ func (s *Session) onPong() {
 	s.mu.Lock()
 	if s.awaitPong && !s.closed {
 		s.awaitPong = false
-		s.timer.Reset(s.srv.opts.PingInterval)
+		s.srv.beats.schedule(s, time.Now().Add(s.srv.opts.PingInterval))
 	}
 	s.mu.Unlock()
 }
