@@ -29,7 +29,7 @@ type conn struct {
 	sockets      map[string]*Socket  // by namespace
 	pending      map[string]struct{} // namespaces with a CONNECT being authorized
 	closed       bool
-	connectTimer *time.Timer
+	connectTimer *time.Timer // until the first namespace is admitted; nil afterwards
 }
 
 func (s *Server) newConn(sess *engineio.Session) engineio.SessionHandler {
@@ -188,7 +188,7 @@ func (c *conn) admit(ns *Namespace, req *ConnectRequest, adm *Admission) {
 		return
 	}
 	c.sockets[ns.name] = s
-	c.connectTimer.Stop()
+	c.stopConnectTimerLocked()
 	c.mu.Unlock()
 
 	// The socket is in its rooms before its client learns it is connected, so that anything
@@ -207,6 +207,15 @@ func (c *conn) admit(ns *Namespace, req *ConnectRequest, adm *Admission) {
 	}
 	if adm.Connected != nil {
 		adm.Connected(s)
+	}
+}
+
+// stopConnectTimerLocked stops the connect timeout and drops the timer, so that an admitted
+// connection keeps none; c.mu must be held.
+func (c *conn) stopConnectTimerLocked() {
+	if c.connectTimer != nil {
+		c.connectTimer.Stop()
+		c.connectTimer = nil
 	}
 }
 
@@ -247,7 +256,7 @@ func (c *conn) shutdown(reason string) {
 		return
 	}
 	c.closed = true
-	c.connectTimer.Stop()
+	c.stopConnectTimerLocked()
 	sockets := make([]*Socket, 0, len(c.sockets))
 	for _, s := range c.sockets {
 		sockets = append(sockets, s)
