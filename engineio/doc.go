@@ -7,10 +7,11 @@
 // can be queued on any number of sessions (a broadcast is encoded once, whatever the receivers'
 // transports).
 //
-// Goroutines: for a WebSocket session the HTTP handler goroutine is the reader and one writer
-// goroutine drains the send queue; for a polling session the POST request's goroutine is the reader
-// and the pending GET request's goroutine writes. Heartbeats use one runtime timer per session, not
-// a goroutine. With Options.HandshakeRate, one janitor goroutine per server prunes the per-address
+// Goroutines: a WebSocket session has one reader goroutine (the HTTP handler that upgraded
+// returns) and a writer goroutine only while its send queue has something; for a polling session
+// the POST request's goroutine is the reader and the pending GET request's goroutine writes.
+// Heartbeats of all sessions share one runtime timer and a heap of due times, not a timer per
+// session. With Options.HandshakeRate, one janitor goroutine per server prunes the per-address
 // rate limiter. Every goroutine the package starts ends when its session (or, for the janitor,
 // its server) ends, and [Server.Close] waits for them.
 //

@@ -2,9 +2,7 @@ package engineio
 
 import (
 	"encoding/base64"
-	"sync"
-
-	"github.com/gorilla/websocket"
+	"encoding/binary"
 )
 
 // Message is one outbound Engine.IO packet, encoded once. The same *Message may be queued on any
@@ -15,35 +13,70 @@ type Message struct {
 	// bytes for binary messages.
 	frame  []byte
 	binary bool
-	// shared messages are written through one gorilla PreparedMessage, which frames the bytes
-	// once for every WebSocket receiver.
-	shared   bool
-	prepOnce sync.Once
-	prepared *websocket.PreparedMessage
+	// header is the WebSocket frame header (RFC 6455 section 5.2, unmasked as a server's
+	// frames are) for frame, built with the message: a WebSocket writer sends header and frame
+	// as they are, several messages in one writev.
+	header    [maxFrameHeader]byte
+	headerLen uint8
 }
+
+// maxFrameHeader is the longest header of an unmasked WebSocket frame.
+const maxFrameHeader = 10
+
+// WebSocket opcodes (RFC 6455 section 5.2).
+const (
+	opText   = 0x1
+	opBinary = 0x2
+	opClose  = 0x8
+	opPong   = 0xA
+)
 
 // NewMessage builds a message packet carrying data. A text message's data is copied; a binary
 // message keeps data, which the caller must not change afterwards.
 func NewMessage(data []byte, binary bool) *Message {
 	if binary {
-		return &Message{frame: data, binary: true}
+		m := &Message{frame: data, binary: true}
+		m.setHeader(opBinary)
+		return m
 	}
 	return newPacket(PacketMessage, data)
 }
 
 // NewSharedMessage is [NewMessage] for a message that will be queued on many sessions, such as a
-// broadcast: WebSocket receivers write it from one pre-framed copy.
+// broadcast. Every message is framed once when built, so it is the same as NewMessage; it is
+// kept so that callers can say what they mean.
 func NewSharedMessage(data []byte, binary bool) *Message {
-	m := NewMessage(data, binary)
-	m.shared = true
-	return m
+	return NewMessage(data, binary)
 }
 
 func newPacket(t PacketType, data []byte) *Message {
 	frame := make([]byte, 1+len(data))
 	frame[0] = '0' + byte(t)
 	copy(frame[1:], data)
-	return &Message{frame: frame}
+	m := &Message{frame: frame}
+	m.setHeader(opText)
+	return m
+}
+
+// setHeader builds the frame header: FIN, the opcode, and the payload length in its shortest
+// form.
+func (m *Message) setHeader(op byte) {
+	m.headerLen = uint8(appendFrameHeader(m.header[:0], op, len(m.frame)))
+}
+
+// appendFrameHeader appends an unmasked final frame's header and returns its length.
+func appendFrameHeader(dst []byte, op byte, n int) int {
+	dst = append(dst, 0x80|op)
+	switch {
+	case n <= 125:
+		dst = append(dst, byte(n))
+	case n <= 0xffff:
+		dst = append(dst, 126, byte(n>>8), byte(n))
+	default:
+		dst = append(dst, 127)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
+	}
+	return len(dst)
 }
 
 // Len is the size of the message's data in bytes.
@@ -52,26 +85,6 @@ func (m *Message) Len() int {
 		return len(m.frame)
 	}
 	return len(m.frame) - 1
-}
-
-// writeTo writes the message as one WebSocket frame.
-func (m *Message) writeTo(c *websocket.Conn) error {
-	typ := websocket.TextMessage
-	if m.binary {
-		typ = websocket.BinaryMessage
-	}
-	if !m.shared {
-		return c.WriteMessage(typ, m.frame)
-	}
-	m.prepOnce.Do(func() {
-		// NewPreparedMessage only fails for compression errors; compression is off, and a nil
-		// prepared message falls back to a plain write below.
-		m.prepared, _ = websocket.NewPreparedMessage(typ, m.frame)
-	})
-	if m.prepared == nil {
-		return c.WriteMessage(typ, m.frame)
-	}
-	return c.WritePreparedMessage(m.prepared)
 }
 
 // appendPayload appends the message's long-polling form: the text frame as it is, a binary message

@@ -44,7 +44,7 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 		}
 		s.mu.Unlock()
 		select {
-		case <-s.wake:
+		case <-s.wakeCh:
 		case <-s.done:
 		case <-r.Context().Done():
 			s.mu.Lock()

@@ -141,6 +141,7 @@ type Server struct {
 	count   int
 	perAddr map[netip.Addr]int
 
+	beats       *heartbeats       // every session's next ping or pong deadline, on one timer
 	limiter     *handshakeLimiter // nil without HandshakeRate
 	stopJanitor chan struct{}
 
@@ -161,10 +162,12 @@ func NewServer(opts Options, onSession func(*Session) SessionHandler) *Server {
 		pingMsg:   newPacket(PacketPing, nil),
 		noopMsg:   newPacket(PacketNoop, nil),
 		closeMsg:  newPacket(PacketClose, nil),
+		beats:     newHeartbeats(),
 	}
-	s.pingMsg.shared = true
 	s.upgrader = websocket.Upgrader{
-		ReadBufferSize:  1024,
+		// A small read buffer: client messages are small, and a larger one is read straight
+		// into the message. Writes borrow a buffer from the pool only while writing.
+		ReadBufferSize:  256,
 		WriteBufferSize: 4096,
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     s.websocketOriginAllowed,
@@ -217,6 +220,7 @@ func (s *Server) Close() {
 	for _, sess := range all {
 		sess.closeWith(ReasonServerShutdown, nil, true)
 	}
+	s.beats.stop()
 	s.wg.Wait()
 }
 

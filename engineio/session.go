@@ -39,6 +39,10 @@ type Session struct {
 	handler   SessionHandler
 	addrKey   netip.Addr // what the per-address limits count this session under
 
+	// wmu serializes writes to the WebSocket: the writer's frames and the control frames the
+	// reader answers (pong, close).
+	wmu sync.Mutex
+
 	// deliverMu serializes calls into handler.OnMessage, so that a client breaking the protocol
 	// (a POST racing a WebSocket) still cannot reach the handler from two goroutines at once.
 	deliverMu sync.Mutex
@@ -49,16 +53,20 @@ type Session struct {
 	queue     []*Message
 	spare     []*Message // the drained queue's array, reused so steady traffic allocates nothing
 	// wake has room for one signal: the queue has something, or the state changed. Its one
-	// consumer is the pending GET (polling) or the writer goroutine (WebSocket).
-	wake chan struct{}
+	// consumer is the pending GET (polling).
+	wakeCh chan struct{}
 	// done is closed when the session ends.
-	done        chan struct{}
-	getActive   bool
-	postActive  bool
-	upgrading   bool
-	ws          *websocket.Conn
-	probe       *websocket.Conn // the WebSocket of an upgrade in progress
-	timer       *time.Timer
+	done       chan struct{}
+	getActive  bool
+	postActive bool
+	upgrading  bool
+	ws         *websocket.Conn
+	writing    bool            // a WebSocket writer goroutine is running (see wakeLocked)
+	probe      *websocket.Conn // the WebSocket of an upgrade in progress
+	// beatAt and beatIdx place the session in the server's heartbeat schedule (guarded by
+	// heartbeats.mu); beatIdx is -1 when it has no heartbeat scheduled.
+	beatAt      time.Time
+	beatIdx     int
 	awaitPong   bool
 	flushOnDone bool // a server-side close: flush the queue (with a close packet) before closing
 }
@@ -76,7 +84,8 @@ func newSession(s *Server, r *http.Request, q url.Values, transport string) *Ses
 			Time:       time.Now(),
 		},
 		transport: transport,
-		wake:      make(chan struct{}, 1),
+		beatIdx:   -1,
+		wakeCh:    make(chan struct{}, 1),
 		done:      make(chan struct{}),
 	}
 }
@@ -112,8 +121,9 @@ func (s *Session) Send(msgs ...*Message) error {
 		return ErrSendQueueFull
 	}
 	s.queue = append(s.queue, msgs...)
+	w := s.wakeLocked()
 	s.mu.Unlock()
-	s.signal()
+	s.wake(w)
 	return nil
 }
 
@@ -147,12 +157,14 @@ func (s *Session) SendVolatile(msgs ...*Message) bool {
 	s.mu.Lock()
 	writable := !s.closed && !s.upgrading && len(s.queue) == 0 &&
 		(s.transport == TransportWebSocket || s.getActive)
+	var w *websocket.Conn
 	if writable {
 		s.queue = append(s.queue, msgs...)
+		w = s.wakeLocked()
 	}
 	s.mu.Unlock()
 	if writable {
-		s.signal()
+		s.wake(w)
 	}
 	return writable
 }
@@ -161,11 +173,33 @@ func (s *Session) SendVolatile(msgs ...*Message) bool {
 // packet; the handler's OnClose gets "forced close".
 func (s *Session) Close() { s.closeWith(ReasonForcedClose, nil, true) }
 
+// signal wakes the pending GET, if any: the queue has something or the state changed.
 func (s *Session) signal() {
 	select {
-	case s.wake <- struct{}{}:
+	case s.wakeCh <- struct{}{}:
 	default:
 	}
+}
+
+// wakeLocked tells, with s.mu held after the queue or the state changed, whether a WebSocket
+// writer must be started: it returns the connection to start it on, or nil when there is no
+// WebSocket, a writer is running already (it drains the queue until it is empty), or the
+// session was dropped. An idle WebSocket session so has no writer goroutine at all.
+func (s *Session) wakeLocked() *websocket.Conn {
+	if s.ws == nil || s.writing || (s.closed && !s.flushOnDone) {
+		return nil
+	}
+	s.writing = true
+	return s.ws
+}
+
+// wake starts the writer wakeLocked asked for, if any, and wakes the pending GET.
+func (s *Session) wake(w *websocket.Conn) {
+	if w != nil {
+		s.srv.wg.Add(1)
+		go s.writeLoop(w)
+	}
+	s.signal()
 }
 
 // closeWith ends the session once, and reports whether this call did. graceful (a
@@ -182,13 +216,12 @@ func (s *Session) closeWith(reason string, err error, graceful bool) bool {
 		s.flushOnDone = true
 		s.queue = append(s.queue, s.srv.closeMsg)
 	}
-	if s.timer != nil {
-		s.timer.Stop()
-	}
+	s.srv.beats.remove(s)
 	ws, probe := s.ws, s.probe
+	w := s.wakeLocked()
 	s.mu.Unlock()
 	close(s.done)
-	s.signal()
+	s.wake(w)
 	if ws != nil && !graceful {
 		ws.Close()
 	}
@@ -218,11 +251,11 @@ func (s *Session) startHeartbeat() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.closed {
-		s.timer = time.AfterFunc(s.srv.opts.PingInterval, s.heartbeat)
+		s.srv.beats.schedule(s, time.Now().Add(s.srv.opts.PingInterval))
 	}
 }
 
-// heartbeat runs on the session's timer: it sends a ping, and ends the session when the pong
+// heartbeat runs when the session's heartbeat is due (see heartbeats): it sends a ping, and ends the session when the pong
 // for the previous one has not come.
 func (s *Session) heartbeat() {
 	s.mu.Lock()
@@ -236,24 +269,26 @@ func (s *Session) heartbeat() {
 		return
 	}
 	s.awaitPong = true
-	s.timer.Reset(s.srv.opts.PingTimeout)
+	s.srv.beats.schedule(s, time.Now().Add(s.srv.opts.PingTimeout))
 	full := len(s.queue) >= s.srv.opts.MaxQueuedMessages
+	var w *websocket.Conn
 	if !full {
 		s.queue = append(s.queue, s.srv.pingMsg)
+		w = s.wakeLocked()
 	}
 	s.mu.Unlock()
 	if full {
 		s.closeSlow()
 		return
 	}
-	s.signal()
+	s.wake(w)
 }
 
 func (s *Session) onPong() {
 	s.mu.Lock()
 	if s.awaitPong && !s.closed {
 		s.awaitPong = false
-		s.timer.Reset(s.srv.opts.PingInterval)
+		s.srv.beats.schedule(s, time.Now().Add(s.srv.opts.PingInterval))
 	}
 	s.mu.Unlock()
 }

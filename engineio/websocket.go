@@ -1,16 +1,19 @@
 package engineio
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"time"
 
 	"github.com/gorilla/websocket"
 )
 
-// runWebSocket makes conn the session's transport: it starts the writer and reads on the
-// calling goroutine until the session ends.
+// runWebSocket makes conn the session's transport and starts its reader goroutine, and a
+// writer if something is queued; the calling HTTP handler then returns, so that nothing of its
+// request (net/http's buffers, its stack) stays with the connection.
 func (s *Session) runWebSocket(conn *websocket.Conn) {
 	conn.SetReadLimit(s.srv.opts.MaxPayload)
 	s.mu.Lock()
@@ -25,11 +28,27 @@ func (s *Session) runWebSocket(conn *websocket.Conn) {
 	s.probe = nil
 	s.transport = TransportWebSocket
 	s.upgrading = false
+	// The writer frames messages itself and writes them straight to the connection, so the
+	// control frames gorilla would answer on the reader must go through wmu as well.
+	conn.SetPingHandler(func(data string) error {
+		return s.writeControl(conn, opPong, []byte(data))
+	})
+	conn.SetCloseHandler(func(code int, _ string) error {
+		var echo []byte
+		if code != websocket.CloseNoStatusReceived {
+			echo = binary.BigEndian.AppendUint16(nil, uint16(code))
+		}
+		_ = s.writeControl(conn, opClose, echo)
+		return nil
+	})
+	w := s.wakeLocked()
 	s.mu.Unlock()
 	s.srv.wg.Add(1)
-	go s.writeLoop(conn)
-	s.signal()
-	s.readLoop(conn)
+	go func() {
+		defer s.srv.wg.Done()
+		s.readLoop(conn)
+	}()
+	s.wake(w) // also releases the GET pending while the client upgraded
 }
 
 // readLoop reads frames until the connection fails or the session ends.
@@ -66,38 +85,81 @@ func readErrorReason(err error) (string, error, bool) {
 	return ReasonTransportClose, err, false
 }
 
-// writeLoop is the WebSocket session's one writer: it drains the queue each time it is woken,
-// and closes the connection when the session ends.
+// writeLoop is the WebSocket session's writer while there is something to write: started by
+// wake, it drains the queue until it finds it empty, and then ends. At most one runs per
+// session (s.writing). After a graceful close it writes the close frame and closes the
+// connection; a session dropped otherwise has had its connection closed by closeWith.
 func (s *Session) writeLoop(conn *websocket.Conn) {
 	defer s.srv.wg.Done()
-	defer conn.Close()
+	var bufs [][]byte
 	for {
-		select {
-		case <-s.wake:
-		case <-s.done:
-		}
 		s.mu.Lock()
-		batch := s.takeQueueLocked()
 		closed, flush := s.closed, s.flushOnDone
+		if len(s.queue) == 0 && !closed {
+			s.writing = false
+			s.mu.Unlock()
+			return
+		}
+		batch := s.takeQueueLocked()
 		s.mu.Unlock()
 		if closed && !flush {
 			return
 		}
-		for _, m := range batch {
-			_ = conn.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
-			if err := m.writeTo(conn); err != nil {
-				s.closeWith(ReasonTransportError, fmt.Errorf("engineio: write: %w", err), false)
-				return
-			}
+		if err := s.writeFrames(conn, batch, &bufs); err != nil {
+			s.closeWith(ReasonTransportError, fmt.Errorf("engineio: write: %w", err), false)
+			return
 		}
 		s.recycle(batch)
 		if closed {
-			_ = conn.WriteControl(websocket.CloseMessage,
-				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""),
-				time.Now().Add(s.srv.opts.WriteTimeout))
+			_ = s.writeControl(conn, opClose, binary.BigEndian.AppendUint16(nil, websocket.CloseNormalClosure))
+			conn.Close()
 			return
 		}
 	}
+}
+
+// framesPerWrite bounds the frames of one writev, and so what one WriteTimeout covers.
+const framesPerWrite = 64
+
+// writeFrames writes the batch's frames, up to framesPerWrite of them in one writev: a client
+// that fell behind (a burst of broadcasts) gets its backlog in a few system calls, not one per
+// message. bufs is the writer's scratch, kept across calls.
+func (s *Session) writeFrames(conn *websocket.Conn, batch []*Message, bufs *[][]byte) error {
+	nc := conn.NetConn()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	for len(batch) > 0 {
+		n := min(len(batch), framesPerWrite)
+		b := (*bufs)[:0]
+		for _, m := range batch[:n] {
+			b = append(b, m.header[:m.headerLen], m.frame)
+		}
+		*bufs = b
+		batch = batch[n:]
+		_ = nc.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
+		v := net.Buffers(b)
+		if _, err := v.WriteTo(nc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeControl writes one control frame (its payload at most 125 bytes), between the writer's
+// writes.
+func (s *Session) writeControl(conn *websocket.Conn, op byte, payload []byte) error {
+	if len(payload) > 125 {
+		payload = payload[:125]
+	}
+	frame := make([]byte, 0, 2+len(payload))
+	frame = frame[:appendFrameHeader(frame, op, len(payload))]
+	frame = append(frame, payload...)
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	nc := conn.NetConn()
+	_ = nc.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
+	_, err := nc.Write(frame)
+	return err
 }
 
 // serveUpgrade takes a polling session to WebSocket: the client probes with "2probe", is

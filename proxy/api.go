@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"reflect"
 	"runtime/debug"
 	"slices"
@@ -42,6 +43,9 @@ type APIOptions struct {
 	Ready func() error
 	// Gatherer is served at GET /metrics in the Prometheus text format. Nil: no /metrics route.
 	Gatherer prometheus.Gatherer
+	// Pprof serves the runtime profiles of net/http/pprof under /debug/pprof/ (behind Token
+	// like every route): heap, goroutine, profile (CPU), trace and the rest. Default off.
+	Pprof bool
 	// Metrics counts API requests and emitted events. Nil: nothing is counted.
 	Metrics *Metrics
 	// Logger receives request errors: 4xx at debug level, 5xx at error level. Default:
@@ -123,6 +127,18 @@ func NewAPI(opts APIOptions) http.Handler {
 		routes = append(routes, route{http.MethodGet, "/metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{
 			ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelError),
 		})})
+	}
+	if opts.Pprof {
+		routes = append(routes,
+			route{http.MethodGet, "/debug/pprof/", http.HandlerFunc(pprof.Index)},
+			route{http.MethodGet, "/debug/pprof/cmdline", http.HandlerFunc(pprof.Cmdline)},
+			route{http.MethodGet, "/debug/pprof/profile", http.HandlerFunc(pprof.Profile)},
+			route{http.MethodGet, "/debug/pprof/symbol", http.HandlerFunc(pprof.Symbol)},
+			route{http.MethodGet, "/debug/pprof/trace", http.HandlerFunc(pprof.Trace)},
+		)
+		for _, name := range []string{"allocs", "block", "goroutine", "heap", "mutex", "threadcreate"} {
+			routes = append(routes, route{http.MethodGet, "/debug/pprof/" + name, pprof.Handler(name)})
+		}
 	}
 	for _, rt := range routes {
 		r.Method(rt.method, rt.path, rt.h)

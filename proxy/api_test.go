@@ -485,3 +485,22 @@ func TestInternalErrors(t *testing.T) {
 		t.Fatalf("metrics:\n%s", m)
 	}
 }
+
+func TestPprof(t *testing.T) {
+	off := newAPIHarness(t, socketio.Options{}, APIOptions{})
+	off.call(t, "GET", "/debug/pprof/heap", "").want(t, 404, `{"error":"no route GET /debug/pprof/heap"}`)
+
+	h := newAPIHarness(t, socketio.Options{}, APIOptions{Token: "s3cret", Pprof: true})
+	if res := do(t, h.client, "GET", h.api.URL+"/debug/pprof/heap", "", nil); res.status != 401 {
+		t.Fatalf("heap profile without the token: %d, want 401", res.status)
+	}
+	auth := http.Header{"Authorization": {"Bearer s3cret"}}
+	res := do(t, h.client, "GET", h.api.URL+"/debug/pprof/goroutine?debug=1", "", auth)
+	if res.status != 200 || !strings.Contains(res.body, "goroutine profile:") {
+		t.Fatalf("goroutine profile: %d %.200s", res.status, res.body)
+	}
+	res = do(t, h.client, "GET", h.api.URL+"/debug/pprof/", "", auth)
+	if res.status != 200 || !strings.Contains(res.body, "heap") {
+		t.Fatalf("pprof index: %d %.200s", res.status, res.body)
+	}
+}

@@ -12,18 +12,20 @@ import (
 )
 
 // BenchmarkBroadcast measures Namespace.Emit to every socket of a namespace, over real
-// WebSocket connections on loopback: the packet is encoded once and the same prepared frame is
-// written to every receiver. Each op is one broadcast, delivered to all receivers. With
-// recovery on, each broadcast is also stored with its offset, and queued under the store's lock.
+// WebSocket connections on loopback: the packet is encoded and framed once and the same bytes
+// are written to every receiver. Each op is burst broadcasts back to back, then waits until all
+// receivers have all of them: with burst > 1 a receiver's writer finds several frames queued
+// and writes them in one writev. With recovery on, each broadcast is also stored with its
+// offset, and queued under the store's lock.
 func BenchmarkBroadcast(b *testing.B) {
-	for _, c := range []struct {
-		receivers int
-		recovery  bool
-	}{{10, false}, {100, false}, {1000, false}, {10, true}, {100, true}, {1000, true}} {
-		receivers := c.receivers
-		name := fmt.Sprintf("receivers=%d", receivers)
+	for _, bc := range []struct {
+		receivers, burst int
+		recovery         bool
+	}{{10, 1, false}, {100, 1, false}, {1000, 1, false}, {1000, 20, false}, {10, 1, true}, {100, 1, true}, {1000, 1, true}} {
+		receivers, burst := bc.receivers, bc.burst
+		name := fmt.Sprintf("receivers=%d/burst=%d", receivers, burst)
 		opts := Options{}
-		if c.recovery {
+		if bc.recovery {
 			name += "/recovery"
 			opts.Recovery.MaxDisconnection = time.Minute
 		}
@@ -57,26 +59,41 @@ func BenchmarkBroadcast(b *testing.B) {
 						if err != nil {
 							return
 						}
-						if len(msg) > 1 && msg[0] == '4' {
+						switch {
+						case len(msg) == 1 && msg[0] == '2':
+							// Answer pings: a long run outlasts ping_interval + ping_timeout.
+							if c.WriteMessage(websocket.TextMessage, []byte("3")) != nil {
+								return
+							}
+						case len(msg) > 1 && msg[0] == '4':
 							got <- struct{}{}
 						}
 					}
 				}()
 			}
 			payload := map[string]any{"text": strings.Repeat("x", 1024)}
+			stall := time.NewTimer(time.Minute) // bounds each op's wait, reset without allocating
+			defer stall.Stop()
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				n, err := srv.Of("/").Emit("news", payload)
-				if err != nil || n != receivers {
-					b.Fatalf("emit reached %d: %v", n, err)
+				for range burst {
+					n, err := srv.Of("/").Emit("news", payload)
+					if err != nil || n != receivers {
+						b.Fatalf("emit reached %d: %v", n, err)
+					}
 				}
-				for range receivers {
-					<-got
+				stall.Reset(time.Minute)
+				for range receivers * burst {
+					select {
+					case <-got:
+					case <-stall.C:
+						b.Fatalf("a receiver has not had broadcast %d after a minute", i)
+					}
 				}
 			}
 			b.StopTimer()
-			b.ReportMetric(float64(b.N*receivers)/b.Elapsed().Seconds(), "deliveries/s")
+			b.ReportMetric(float64(b.N*receivers*burst)/b.Elapsed().Seconds(), "deliveries/s")
 			for _, c := range conns {
 				c.Close()
 			}

@@ -30,7 +30,7 @@ type conn struct {
 	sockets      map[string]*Socket  // by namespace
 	pending      map[string]struct{} // namespaces with a CONNECT being authorized
 	closed       bool
-	connectTimer *time.Timer
+	connectTimer *time.Timer // until the first namespace is admitted; nil afterwards
 }
 
 func (s *Server) newConn(sess *engineio.Session) engineio.SessionHandler {
@@ -204,7 +204,7 @@ func (c *conn) admit(ns *Namespace, req *ConnectRequest, adm *Admission) {
 		return
 	}
 	c.sockets[ns.name] = s
-	c.connectTimer.Stop()
+	c.stopConnectTimerLocked()
 	c.mu.Unlock()
 
 	// The socket is in its rooms before its client learns it is connected, so that anything
@@ -296,6 +296,15 @@ func (c *conn) resume(s *Socket, req *ConnectRequest, adm *Admission) error {
 	return err
 }
 
+// stopConnectTimerLocked stops the connect timeout and drops the timer, so that an admitted
+// connection keeps none; c.mu must be held.
+func (c *conn) stopConnectTimerLocked() {
+	if c.connectTimer != nil {
+		c.connectTimer.Stop()
+		c.connectTimer = nil
+	}
+}
+
 func (c *conn) connectTimeout() {
 	c.mu.Lock()
 	idle := len(c.sockets) == 0 && !c.closed
@@ -333,7 +342,7 @@ func (c *conn) shutdown(reason string) {
 		return
 	}
 	c.closed = true
-	c.connectTimer.Stop()
+	c.stopConnectTimerLocked()
 	sockets := make([]*Socket, 0, len(c.sockets))
 	for _, s := range c.sockets {
 		sockets = append(sockets, s)

@@ -35,7 +35,7 @@ type Handshake struct {
 func newHandshake(h *engineio.Handshake, auth json.RawMessage) *Handshake {
 	headers := make(map[string]string, len(h.Header))
 	for k, v := range h.Header {
-		headers[strings.ToLower(k)] = strings.Join(v, ", ")
+		headers[lowerHeaderName(k)] = strings.Join(v, ", ")
 	}
 	query := make(map[string]string, len(h.Query))
 	for k, v := range h.Query {
@@ -64,4 +64,53 @@ func newHandshake(h *engineio.Handshake, auth json.RawMessage) *Handshake {
 		XDomain: h.Header.Get("Origin") != "",
 		URL:     h.URL,
 	}
+}
+
+// lowerHeaderName is strings.ToLower for header names in canonical form, without allocating
+// for the headers browsers and Socket.IO clients usually send: the copy every socket keeps
+// shares these constant strings.
+func lowerHeaderName(k string) string {
+	switch k {
+	case "Accept":
+		return "accept"
+	case "Accept-Encoding":
+		return "accept-encoding"
+	case "Accept-Language":
+		return "accept-language"
+	case "Authorization":
+		return "authorization"
+	case "Cache-Control":
+		return "cache-control"
+	case "Connection":
+		return "connection"
+	case "Content-Length":
+		return "content-length"
+	case "Content-Type":
+		return "content-type"
+	case "Cookie":
+		return "cookie"
+	case "Host":
+		return "host"
+	case "Origin":
+		return "origin"
+	case "Pragma":
+		return "pragma"
+	case "Referer":
+		return "referer"
+	case "Sec-Websocket-Extensions":
+		return "sec-websocket-extensions"
+	case "Sec-Websocket-Key":
+		return "sec-websocket-key"
+	case "Sec-Websocket-Version":
+		return "sec-websocket-version"
+	case "Upgrade":
+		return "upgrade"
+	case "User-Agent":
+		return "user-agent"
+	case "X-Forwarded-For":
+		return "x-forwarded-for"
+	case "X-Forwarded-Proto":
+		return "x-forwarded-proto"
+	}
+	return strings.ToLower(k)
 }

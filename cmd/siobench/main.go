@@ -44,7 +44,7 @@ func run(ctx context.Context) error {
 	servers := flag.String("server", "both", "siobridge, reference or both")
 	clients := flag.Int("clients", 0, "clients in every scenario (0: each scenario's own size, see the -*-clients flags)")
 	idleClients := flag.String("idle-clients", "10000,50000", "idle scenario: comma-separated client counts, one run each")
-	broadcastClients := flag.Int("broadcast-clients", 10000, "broadcast scenario: clients")
+	broadcastClients := flag.String("broadcast-clients", "10000", "broadcast scenario: comma-separated client counts, one run each")
 	broadcastRate := flag.Float64("broadcast-rate", 2, "broadcast scenario: broadcasts per second in the steady phase")
 	eventClients := flag.Int("event-clients", 2000, "events scenario: clients")
 	eventRates := flag.String("event-rates", "250,500,1000,2000,5000,10000,20000", "events scenario: the total rates (events/s) stepped through, until one is not held")
@@ -56,11 +56,12 @@ func run(ctx context.Context) error {
 	serverCPU := flag.String("server-cpu", "0", "taskset -c list the servers run on (empty: not pinned)")
 	nsources := flag.Int("sources", 8, "loopback source addresses the clients are spread over (127.0.0.2 and up)")
 	markdown := flag.String("markdown", "", "also write the table as Markdown to this file")
+	chartFile := flag.String("chart", "", "also write an SVG chart of memory per idle connection and broadcast latency against the client count, both servers, to this file (run several -idle-clients and -broadcast-clients counts)")
 	flag.Parse()
 
 	if *smoke {
 		*idleClients = "50"
-		*broadcastClients = 50
+		*broadcastClients = "50"
 		*eventClients = 50
 		*pollingClients = 50
 		*eventRates = "200"
@@ -71,13 +72,17 @@ func run(ctx context.Context) error {
 	}
 	if *clients > 0 {
 		*idleClients = strconv.Itoa(*clients)
-		*broadcastClients = *clients
+		*broadcastClients = strconv.Itoa(*clients)
 		*eventClients = *clients
 		*pollingClients = *clients
 	}
 	idleSizes, err := parseList(*idleClients, strconv.Atoi)
 	if err != nil {
 		return fmt.Errorf("-idle-clients: %w", err)
+	}
+	broadcastSizes, err := parseList(*broadcastClients, strconv.Atoi)
+	if err != nil {
+		return fmt.Errorf("-broadcast-clients: %w", err)
 	}
 	rates, err := parseList(*eventRates, func(s string) (float64, error) { return strconv.ParseFloat(s, 64) })
 	if err != nil {
@@ -142,7 +147,7 @@ func run(ctx context.Context) error {
 	defer hook.close()
 	b := &bench{
 		cfg: cfg, src: newSources(*nsources), hook: hook, base: base, smoke: *smoke, duration: *duration,
-		maxClients: maxClients, rep: &report{servers: names}, log: os.Stderr,
+		maxClients: maxClients, rep: &report{servers: names}, chart: &chart{}, log: os.Stderr,
 		api: &http.Client{Timeout: 30 * time.Second},
 	}
 	started := time.Now()
@@ -157,7 +162,9 @@ func run(ctx context.Context) error {
 					b.runIdle(ctx, name, n)
 				}
 			case "broadcast":
-				b.runBroadcast(ctx, name, *broadcastClients, *broadcastRate)
+				for _, n := range broadcastSizes {
+					b.runBroadcast(ctx, name, n, *broadcastRate)
+				}
 			case "events":
 				b.runEvents(ctx, name, *eventClients, rates)
 			case "polling":
@@ -174,6 +181,19 @@ func run(ctx context.Context) error {
 			return err
 		}
 		b.rep.writeMarkdown(f)
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	if *chartFile != "" {
+		f, err := os.Create(*chartFile)
+		if err != nil {
+			return err
+		}
+		if err := b.chart.writeSVG(f, names, "siobench, servers pinned to one core"); err != nil {
+			f.Close()
+			return err
+		}
 		if err := f.Close(); err != nil {
 			return err
 		}

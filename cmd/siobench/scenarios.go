@@ -24,6 +24,7 @@ type bench struct {
 	duration   time.Duration // one measuring phase (a rate step, the steady broadcast)
 	maxClients int           // what RLIMIT_NOFILE lets one process hold
 	rep        *report
+	chart      *chart // figures against the client count, for -chart
 	log        io.Writer
 	failures   []string
 	api        *http.Client
@@ -108,6 +109,7 @@ func (b *bench) runIdle(ctx context.Context, name string, n int) {
 	b.logf("%s on %s: %d connected in %s, RSS %d → %d MiB", scenario, name, n, elapsed.Round(time.Millisecond), rss0>>20, rss1>>20)
 	b.rep.set(scenario, "connect rate", "conn/s", higherBetter, "", name, float64(n)/elapsed.Seconds())
 	b.rep.set(scenario, "RSS per connection", "KiB", lowerBetter, "%.1f", name, float64(rss1-rss0)/float64(n)/1024)
+	b.chart.add("RSS per idle WebSocket connection (KiB)", name, n, float64(rss1-rss0)/float64(n)/1024)
 	b.rep.set(scenario, "server RSS", "MiB", lowerBetter, "", name, float64(rss1)/(1<<20))
 	b.rep.set(scenario, "CPU per 1k connects", "ms", lowerBetter, "%.0f", name, (cpu1-cpu0)*1e3/float64(n)*1000)
 }
@@ -246,6 +248,8 @@ func (b *bench) runBroadcast(ctx context.Context, name string, n int, rate float
 	b.rep.set(scenario, "deliveries per second (burst of "+strconv.Itoa(burst)+")", "msg/s", higherBetter, "", name, float64(burstDelivered)/burstTime.Seconds())
 	b.rep.set(scenario, "last client has it, p50 "+label, "ms", lowerBetter, "%.1f", name, ms(percentileOf(lat, 0.50)))
 	b.rep.set(scenario, "last client has it, p99 "+label, "ms", lowerBetter, "%.1f", name, ms(percentileOf(lat, 0.99)))
+	b.chart.add("broadcast 1 KB: last client has it, p50 (ms)", name, n, ms(percentileOf(lat, 0.50)))
+	b.chart.add("broadcast 1 KB: last client has it, p99 (ms)", name, n, ms(percentileOf(lat, 0.99)))
 	b.rep.set(scenario, "CPU per 1M deliveries", "s", lowerBetter, "%.2f", name, (cpu1-cpu0)/float64(burstDelivered)*1e6)
 	b.rep.set(scenario, "server CPU during the burst", "% of a core", noRatio, "", name, (cpu1-cpu0)/burstTime.Seconds()*100)
 	b.rep.set(scenario, "siobench CPU during the burst", "% of a core", noRatio, "", name, (self1-self0)/burstTime.Seconds()*100)

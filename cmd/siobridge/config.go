@@ -50,6 +50,7 @@ type APIConfig struct {
 	Listen       string `toml:"listen"`         // default "127.0.0.1:7897"
 	Token        string `toml:"token"`          // bearer token; required when listen is not a loopback address
 	MaxBodyBytes int64  `toml:"max_body_bytes"` // default 1048576
+	Pprof        bool   `toml:"pprof"`          // default false; serves /debug/pprof/ (behind the token)
 }
 
 // SocketIOConfig configures the Socket.IO and Engine.IO server.

@@ -58,6 +58,7 @@ func TestDefaults(t *testing.T) {
 		"api.listen":                           "127.0.0.1:7897",
 		"api.token":                            "",
 		"api.max_body_bytes":                   int64(1048576),
+		"api.pprof":                            false,
 		"socketio.path":                        "/socket.io/",
 		"socketio.namespaces":                  []string{"/"},
 		"socketio.ping_interval":               dur("25s"),

@@ -249,6 +249,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 		Server:       srv,
 		Token:        cfg.API.Token,
 		MaxBodyBytes: cfg.API.MaxBodyBytes,
+		Pprof:        cfg.API.Pprof,
 		Ready: func() error {
 			if stopping.Load() {
 				return errors.New("shutting down")
