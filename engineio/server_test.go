@@ -3,6 +3,7 @@ package engineio
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -557,5 +558,38 @@ func TestCloseDuringUpgradeFlushesOverWebSocket(t *testing.T) {
 	}
 	if _, msg := readWS(t, c); msg != "1" {
 		t.Fatalf("got %q, want the close packet", msg)
+	}
+}
+
+// Enqueue, like Send, starts an idle WebSocket session's writer: what it queues is written at
+// once, not when the next ping happens to start one. A full queue leaves the session open.
+func TestEnqueueWritesAtOnceAndLeavesAFullSessionOpen(t *testing.T) {
+	ts := newTestServer(t, Options{PingInterval: time.Minute, PingTimeout: time.Minute, MaxQueuedMessages: 2})
+	c := dialWS(t, ts, "")
+	_, open := readWS(t, c)
+	sess := ts.eio.Session(parseOpen(t, open).SID)
+	if sess == nil {
+		t.Fatal("no session for the open packet's sid")
+	}
+	for i := range 3 { // each time on an idle session: its writer has ended after the last
+		if err := sess.Enqueue(NewMessage([]byte(fmt.Sprint("m", i)), false)); err != nil {
+			t.Fatal(err)
+		}
+		if _, got := readWS(t, c); got != fmt.Sprint("4m", i) {
+			t.Fatalf("got %q, want 4m%d", got, i)
+		}
+	}
+	three := []*Message{NewMessage([]byte("4a"), false), NewMessage([]byte("4b"), false), NewMessage([]byte("4c"), false)}
+	if err := sess.Enqueue(three...); !errors.Is(err, ErrSendQueueFull) {
+		t.Fatalf("Enqueue past MaxQueuedMessages: %v, want ErrSendQueueFull", err)
+	}
+	select {
+	case <-sess.Done():
+		t.Fatal("Enqueue closed the session: closing is CloseSlow's, once the caller's lock is released")
+	default:
+	}
+	sess.CloseSlow()
+	if ev := ts.waitClose(t); ev.reason != ReasonTransportError || !errors.Is(ev.err, ErrSendQueueFull) {
+		t.Fatalf("CloseSlow: %q %v, want transport error, ErrSendQueueFull", ev.reason, ev.err)
 	}
 }

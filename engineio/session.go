@@ -142,8 +142,9 @@ func (s *Session) Enqueue(msgs ...*Message) error {
 		return ErrSendQueueFull
 	}
 	s.queue = append(s.queue, msgs...)
+	w := s.wakeLocked()
 	s.mu.Unlock()
-	s.signal()
+	s.wake(w)
 	return nil
 }
 
