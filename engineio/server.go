@@ -145,8 +145,9 @@ type Server struct {
 	limiter     *handshakeLimiter // nil without HandshakeRate
 	stopJanitor chan struct{}
 
-	// wg counts the goroutines the server starts (WebSocket writers, the janitor), for Close.
-	wg sync.WaitGroup
+	// goroutines counts the goroutines the server starts (WebSocket readers and writers, the
+	// janitor), for Close.
+	goroutines group
 }
 
 // NewServer returns a server with opts; onSession is called for every new session, before any
@@ -178,11 +179,7 @@ func NewServer(opts Options, onSession func(*Session) SessionHandler) *Server {
 	if opts.HandshakeRate > 0 {
 		s.limiter = newHandshakeLimiter(opts.HandshakeRate, opts.HandshakeBurst)
 		s.stopJanitor = make(chan struct{})
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.limiter.janitor(s.stopJanitor)
-		}()
+		s.goroutines.Go(func() { s.limiter.janitor(s.stopJanitor) })
 	}
 	return s
 }
@@ -221,7 +218,7 @@ func (s *Server) Close() {
 		sess.closeWith(ReasonServerShutdown, nil, true)
 	}
 	s.beats.stop()
-	s.wg.Wait()
+	s.goroutines.Wait()
 }
 
 // ServeHTTP answers one Engine.IO request: a handshake, a poll, a post, or a WebSocket.

@@ -197,8 +197,7 @@ func (s *Session) wakeLocked() *websocket.Conn {
 // wake starts the writer wakeLocked asked for, if any, and wakes the pending GET.
 func (s *Session) wake(w *websocket.Conn) {
 	if w != nil {
-		s.srv.wg.Add(1)
-		go s.writeLoop(w)
+		s.srv.goroutines.Go(func() { s.writeLoop(w) })
 	}
 	s.signal()
 }

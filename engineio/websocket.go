@@ -43,11 +43,7 @@ func (s *Session) runWebSocket(conn *websocket.Conn) {
 	})
 	w := s.wakeLocked()
 	s.mu.Unlock()
-	s.srv.wg.Add(1)
-	go func() {
-		defer s.srv.wg.Done()
-		s.readLoop(conn)
-	}()
+	s.srv.goroutines.Go(func() { s.readLoop(conn) })
 	s.wake(w) // also releases the GET pending while the client upgraded
 }
 
@@ -90,7 +86,6 @@ func readErrorReason(err error) (string, error, bool) {
 // session (s.writing). After a graceful close it writes the close frame and closes the
 // connection; a session dropped otherwise has had its connection closed by closeWith.
 func (s *Session) writeLoop(conn *websocket.Conn) {
-	defer s.srv.wg.Done()
 	var bufs [][]byte
 	for {
 		s.mu.Lock()

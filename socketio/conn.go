@@ -158,7 +158,16 @@ func (c *conn) onConnect(p *Packet) {
 		c.admit(ns, req, nil)
 		return
 	}
+	// Added under the server's lock, so that every Add comes before Close's Wait; a server
+	// closing starts no more authorizers.
+	c.srv.mu.RLock()
+	if c.srv.closed {
+		c.srv.mu.RUnlock()
+		c.refuse(ns, req, &ConnectError{Message: "server shutting down"})
+		return
+	}
 	c.srv.wg.Add(1)
+	c.srv.mu.RUnlock()
 	go func() {
 		defer c.srv.wg.Done()
 		adm, err := authorize(c.ctx, req)
