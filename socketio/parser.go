@@ -567,7 +567,7 @@ func appendValue(buf []byte, v any, atts *[][]byte, depth int) ([]byte, error) {
 	case nil:
 		return append(buf, "null"...), nil
 	case string:
-		return appendString(buf, x), nil
+		return AppendJSONString(buf, x), nil
 	case bool:
 		return strconv.AppendBool(buf, x), nil
 	case []byte:
@@ -643,7 +643,7 @@ func appendObject(buf []byte, m map[string]any, atts *[][]byte, depth int) ([]by
 		if n > 0 {
 			buf = append(buf, ',')
 		}
-		buf = appendString(buf, k)
+		buf = AppendJSONString(buf, k)
 		buf = append(buf, ':')
 		var err error
 		if buf, err = appendValue(buf, m[k], atts, depth); err != nil {
@@ -681,11 +681,11 @@ func appendFloat(buf []byte, f float64, bits int) ([]byte, error) {
 
 const hexDigits = "0123456789abcdef"
 
-// appendString writes s as a JSON string. Invalid UTF-8 becomes U+FFFD (as
-// encoding/json does) and U+2028/U+2029 are escaped, since some JavaScript
-// engines treat them as line terminators. No HTML escaping: these payloads
-// are never embedded in HTML, so it would only cost bytes.
-func appendString(buf []byte, s string) []byte {
+// AppendJSONString appends s to buf as a JSON string. Invalid UTF-8 becomes
+// U+FFFD (as encoding/json does) and U+2028/U+2029 are escaped, since some
+// JavaScript engines treat them as line terminators. No HTML escaping: these
+// payloads are never embedded in HTML, so it would only cost bytes.
+func AppendJSONString(buf []byte, s string) []byte {
 	buf = append(buf, '"')
 	start := 0
 	for i := 0; i < len(s); {

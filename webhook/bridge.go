@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/siobridge/siobridge/socketio"
 )
@@ -136,6 +137,8 @@ func (b *Bridge) attach(ns *socketio.Namespace) {
 type socketState struct {
 	mu   sync.Mutex
 	gone bool // the disconnect has been handled
+	// handshake is the socket's handshake as JSON, made by its first event webhook.
+	handshake atomic.Pointer[json.RawMessage]
 }
 
 func socketData(v any) json.RawMessage {
@@ -238,19 +241,7 @@ func (b *Bridge) onEvent(s *socketio.Socket, st *socketState, e *socketio.Event)
 		b.log.Warn("webhook: event arguments unreadable", "socket", s.ID(), "event", e.Name, "err", err)
 		return
 	}
-	wantsAck := e.WantsAck()
-	body, err := json.Marshal(Payload{
-		Type:      KindEvent,
-		Namespace: s.Namespace().Name(),
-		Socket:    b.socketPayload(s),
-		Event:     e.Name,
-		Args:      args,
-		Ack:       &wantsAck,
-	})
-	if err != nil {
-		b.log.Warn("webhook: encode event", "socket", s.ID(), "event", e.Name, "err", err)
-		return
-	}
+	body := st.eventBody(s, e.Name, args, e.WantsAck())
 	st.mu.Lock()
 	if st.gone {
 		st.mu.Unlock()

@@ -18,10 +18,11 @@ import (
 	"math"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
+
+	"github.com/siobridge/siobridge/socketio"
 )
 
 // maxDepth bounds nesting in what is decoded from Redis, so a hostile message cannot overflow
@@ -445,7 +446,7 @@ func appendJSON(buf []byte, v any, atts *[][]byte, depth int) ([]byte, error) {
 	case float64:
 		return appendJSNumber(buf, x)
 	case string:
-		return appendJSONString(buf, x), nil
+		return socketio.AppendJSONString(buf, x), nil
 	case []byte:
 		buf = append(buf, `{"_placeholder":true,"num":`...)
 		buf = strconv.AppendInt(buf, int64(len(*atts)), 10)
@@ -474,7 +475,7 @@ func appendJSON(buf []byte, v any, atts *[][]byte, depth int) ([]byte, error) {
 				buf = append(buf, ',')
 			}
 			first = false
-			buf = appendJSONString(buf, k)
+			buf = socketio.AppendJSONString(buf, k)
 			buf = append(buf, ':')
 			var err error
 			if buf, err = appendJSON(buf, x.vals[i], atts, depth+1); err != nil {
@@ -483,7 +484,7 @@ func appendJSON(buf []byte, v any, atts *[][]byte, depth int) ([]byte, error) {
 		}
 		return append(buf, '}'), nil
 	case time.Time:
-		return appendJSONString(buf, x.UTC().Format("2006-01-02T15:04:05.000Z")), nil
+		return socketio.AppendJSONString(buf, x.UTC().Format("2006-01-02T15:04:05.000Z")), nil
 	case extension:
 		return appendJSON(buf, []any{int64(x.typ), x.data}, atts, depth)
 	}
@@ -512,58 +513,6 @@ func appendJSNumber(buf []byte, f float64) ([]byte, error) {
 		}
 	}
 	return buf, nil
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString writes s as a JSON string, without HTML escaping; invalid UTF-8 becomes
-// U+FFFD and U+2028/U+2029 are escaped.
-func appendJSONString(buf []byte, s string) []byte {
-	buf = append(buf, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			buf = append(buf, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				buf = append(buf, '\\', c)
-			case '\n':
-				buf = append(buf, '\\', 'n')
-			case '\r':
-				buf = append(buf, '\\', 'r')
-			case '\t':
-				buf = append(buf, '\\', 't')
-			default:
-				buf = append(buf, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			buf = append(buf, s[start:i]...)
-			buf = append(buf, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			buf = append(buf, s[start:i]...)
-			buf = append(buf, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	buf = append(buf, s[start:]...)
-	return append(buf, '"')
 }
 
 // ---- access helpers for decoded messages ----

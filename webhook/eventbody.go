@@ -1,0 +1,77 @@
+package webhook
+
+import (
+	"encoding/json"
+	"strconv"
+
+	"github.com/siobridge/siobridge/socketio"
+)
+
+// The event webhook is the one sent for every message a client emits, so its body is written
+// by hand rather than by encoding/json: the same JSON as json.Marshal of its Payload (field
+// for field; raw JSON values go in as they are, without re-compacting or HTML-escaping them),
+// with the socket's handshake encoded once per socket, not once per event.
+
+// eventBody returns the body of the event webhook for e on s.
+func (st *socketState) eventBody(s *socketio.Socket, name string, args json.RawMessage, wantsAck bool) []byte {
+	return appendEventBody(nil, s.Namespace().Name(), s.ID(), s.Rooms(), socketData(s.Data()),
+		st.handshakeJSON(s), name, args, wantsAck)
+}
+
+// handshakeJSON is s's handshake as JSON, encoded by the first event and kept: a handshake does
+// not change once the socket is connected. A socket that never emits never pays for it.
+func (st *socketState) handshakeJSON(s *socketio.Socket) json.RawMessage {
+	if p := st.handshake.Load(); p != nil {
+		return *p
+	}
+	j, err := json.Marshal(s.Handshake())
+	if err != nil { // not expected: the handshake holds only strings, raw JSON and numbers
+		j = []byte("null")
+	}
+	raw := json.RawMessage(j)
+	st.handshake.Store(&raw)
+	return raw
+}
+
+// appendEventBody appends the JSON of Payload{Type: KindEvent, ...} with those fields. data,
+// handshake and args must be valid JSON (data is replaced by null otherwise, as it comes from
+// the app); args is left out when empty, as omitempty does.
+func appendEventBody(buf []byte, namespace, id string, rooms []string, data, handshake json.RawMessage, event string, args json.RawMessage, wantsAck bool) []byte {
+	if buf == nil {
+		n := 128 + len(namespace) + len(id) + len(data) + len(handshake) + len(event) + len(args)
+		for _, r := range rooms {
+			n += len(r) + 3
+		}
+		buf = make([]byte, 0, n)
+	}
+	buf = append(buf, `{"type":"event","namespace":`...)
+	buf = socketio.AppendJSONString(buf, namespace)
+	buf = append(buf, `,"socket":{"id":`...)
+	buf = socketio.AppendJSONString(buf, id)
+	buf = append(buf, `,"rooms":[`...)
+	for i, r := range rooms {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = socketio.AppendJSONString(buf, r)
+	}
+	buf = append(buf, `],"data":`...)
+	if len(data) == 0 || !json.Valid(data) {
+		data = json.RawMessage("null")
+	}
+	buf = append(buf, data...)
+	buf = append(buf, `,"handshake":`...)
+	if len(handshake) == 0 {
+		handshake = json.RawMessage("null")
+	}
+	buf = append(buf, handshake...)
+	buf = append(buf, `},"event":`...)
+	buf = socketio.AppendJSONString(buf, event)
+	if len(args) > 0 {
+		buf = append(buf, `,"args":`...)
+		buf = append(buf, args...)
+	}
+	buf = append(buf, `,"ack":`...)
+	buf = strconv.AppendBool(buf, wantsAck)
+	return append(buf, '}')
+}
