@@ -155,6 +155,7 @@ type Deliverer struct {
 	spool     *Spool
 	transport *http.Transport // the default transport, which Close cleans up; nil when given
 	metrics   *Metrics
+	userAgent []string // the User-Agent header's value, shared by every request
 
 	// ctx is the parent of every request's context; Close cancels it with ErrClosed.
 	ctx    context.Context
@@ -215,7 +216,8 @@ func NewDeliverer(opts DelivererOptions) *Deliverer {
 		opts.Logger = slog.Default()
 	}
 
-	d := &Deliverer{opts: opts, url: opts.URL, shownURL: opts.URL, metrics: opts.Metrics, keys: make(map[string]*keyQueue), spool: opts.Spool}
+	d := &Deliverer{opts: opts, url: opts.URL, shownURL: opts.URL, metrics: opts.Metrics, keys: make(map[string]*keyQueue), spool: opts.Spool,
+		userAgent: []string{opts.UserAgent}}
 	d.cond.L = &d.mu
 	d.ctx, d.cancel = context.WithCancelCause(context.Background())
 	if u, err := url.Parse(opts.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -518,11 +520,14 @@ func (d *Deliverer) send(dl *Delivery, durable bool) (res Result, cancelled bool
 		res.Err = fmt.Errorf("webhook: POST %s: %w", d.shownURL, err)
 		return res, false
 	}
-	h := req.Header
-	h.Set("Content-Type", "application/json")
-	h.Set("User-Agent", d.opts.UserAgent)
-	h.Set(HeaderType, string(dl.Kind))
-	h.Set(HeaderDelivery, dl.ID)
+	// The constant values are shared slices: net/http only reads them, and a retry clones
+	// the header before it changes anything (beforeAttempt).
+	h := make(http.Header, 8)
+	h["Content-Type"] = jsonContentType
+	h["User-Agent"] = d.userAgent
+	h[HeaderType] = kindHeader(dl.Kind)
+	h[HeaderDelivery] = []string{dl.ID}
+	req.Header = h
 
 	client := d.client
 	if durable {
@@ -567,6 +572,18 @@ func (d *Deliverer) send(dl *Delivery, durable bool) (res Result, cancelled bool
 		res.Err = fmt.Errorf("webhook: POST %s: reading the %s reply: %w", d.shownURL, resp.Status, readErr)
 	}
 	return res, false
+}
+
+var jsonContentType = []string{"application/json"}
+
+// kindHeaders are the HeaderType values of the kinds, made once.
+var kindHeaders = map[Kind][]string{KindConnect: {string(KindConnect)}, KindEvent: {string(KindEvent)}, KindDisconnect: {string(KindDisconnect)}}
+
+func kindHeader(k Kind) []string {
+	if v, ok := kindHeaders[k]; ok {
+		return v
+	}
+	return []string{string(k)}
 }
 
 // isFinal reports whether a reply with this status settles a delivery: the app took it
