@@ -47,7 +47,7 @@ func run(ctx context.Context) error {
 	broadcastClients := flag.String("broadcast-clients", "10000", "broadcast scenario: comma-separated client counts, one run each")
 	broadcastRate := flag.Float64("broadcast-rate", 2, "broadcast scenario: broadcasts per second in the steady phase")
 	eventClients := flag.Int("event-clients", 2000, "events scenario: clients")
-	eventRates := flag.String("event-rates", "250,500,1000,2000,5000,10000,20000", "events scenario: the total rates (events/s) stepped through, until one is not held")
+	eventRates := flag.String("event-rates", "250,500,750,1000,1500,2000,2500,3000,4000,5000,6000,8000,10000,15000,20000", "events scenario: the total rates (events/s) stepped through, until one is not held")
 	pollingClients := flag.Int("polling-clients", 5000, "polling scenario: clients")
 	duration := flag.Duration("duration", 5*time.Second, "length of one measuring phase (a rate step, the steady broadcast)")
 	smoke := flag.Bool("smoke", false, "tiny sizes and short phases; fail if any message is lost or any scenario fails")
