@@ -274,7 +274,7 @@ func (a *MemoryAdapter) FetchSockets(_ context.Context, opts BroadcastOptions) (
 			Namespace: a.ns.name,
 			Rooms:     a.SocketRooms(s.id),
 			Data:      s.Data(),
-			Handshake: s.handshake,
+			Handshake: s.Handshake(),
 		})
 	}
 	slices.SortFunc(out, func(x, y SocketInfo) int {

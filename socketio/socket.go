@@ -82,7 +82,9 @@ type Socket struct {
 	id        string
 	ns        *Namespace
 	conn      *conn
-	handshake *Handshake
+	// auth is the CONNECT packet's auth payload; the rest of the handshake is the Engine.IO
+	// session's, so a socket keeps no copy of it (Handshake builds one when asked).
+	auth json.RawMessage
 
 	mu           sync.Mutex
 	data         any
@@ -99,7 +101,7 @@ type Socket struct {
 }
 
 func newSocket(ns *Namespace, c *conn, id string, hs *Handshake, data any) *Socket {
-	s := &Socket{id: id, ns: ns, conn: c, handshake: hs, data: data}
+	s := &Socket{id: id, ns: ns, conn: c, auth: hs.Auth, data: data}
 	if o := &ns.srv.opts; o.EventsPerSecond > 0 {
 		s.events = rate.NewLimiter(rate.Limit(o.EventsPerSecond), o.EventBurst)
 	}
@@ -112,8 +114,9 @@ func (s *Socket) ID() string { return s.id }
 // Namespace is the socket's namespace.
 func (s *Socket) Namespace() *Namespace { return s.ns }
 
-// Handshake is what the client's connection and CONNECT packet carried.
-func (s *Socket) Handshake() *Handshake { return s.handshake }
+// Handshake is what the client's connection and CONNECT packet carried, made anew by each
+// call from the Engine.IO session's handshake (an idle socket so holds no header maps).
+func (s *Socket) Handshake() *Handshake { return newHandshake(s.conn.eio.Handshake(), s.auth) }
 
 // Transport is the connection's current Engine.IO transport.
 func (s *Socket) Transport() string { return s.conn.eio.Transport() }
