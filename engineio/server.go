@@ -253,7 +253,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sid := q.Get("sid")
 	if sid == "" {
-		s.handshake(w, r, transport, q)
+		s.handshake(w, r, transport)
 		return
 	}
 	sess := s.Session(sid)
@@ -275,7 +275,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport string, q url.Values) {
+func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport string) {
 	if r.Method != http.MethodGet {
 		writeError(w, ErrBadHandshakeMethod, "")
 		return
@@ -313,7 +313,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 			return // the upgrader has answered
 		}
 	}
-	sess := newSession(s, r, q, transport)
+	sess := newSession(s, r, transport)
 	sess.addrKey = key
 	if addr.IsValid() {
 		sess.handshake.Address = addr.String()

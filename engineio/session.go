@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,9 +22,7 @@ type Handshake struct {
 	Address string
 	// Header holds the handshake request's headers.
 	Header http.Header
-	// Query holds the handshake request's query parameters.
-	Query url.Values
-	// URL is the handshake request's URL, path and query.
+	// URL is the handshake request's URL, path and query; Query parses the query.
 	URL string
 	// Secure is true when the handshake came over TLS.
 	Secure bool
@@ -71,14 +70,21 @@ type Session struct {
 	flushOnDone bool // a server-side close: flush the queue (with a close packet) before closing
 }
 
-func newSession(s *Server, r *http.Request, q url.Values, transport string) *Session {
+// Query returns the handshake request's query parameters, parsed from URL at each call: a
+// session keeps only the URL string, since the parameters are rarely asked for again.
+func (h *Handshake) Query() url.Values {
+	_, q, _ := strings.Cut(h.URL, "?")
+	v, _ := url.ParseQuery(q) // what parses is kept, as net/http's URL.Query does
+	return v
+}
+
+func newSession(s *Server, r *http.Request, transport string) *Session {
 	return &Session{
 		srv: s,
 		id:  newID(),
 		handshake: Handshake{
 			RemoteAddr: r.RemoteAddr,
 			Header:     r.Header.Clone(),
-			Query:      q,
 			URL:        r.URL.RequestURI(),
 			Secure:     r.TLS != nil,
 			Time:       time.Now(),

@@ -37,8 +37,9 @@ func newHandshake(h *engineio.Handshake, auth json.RawMessage) *Handshake {
 	for k, v := range h.Header {
 		headers[lowerHeaderName(k)] = strings.Join(v, ", ")
 	}
-	query := make(map[string]string, len(h.Query))
-	for k, v := range h.Query {
+	q := h.Query()
+	query := make(map[string]string, len(q))
+	for k, v := range q {
 		if len(v) > 0 {
 			query[k] = v[0]
 		}

@@ -79,9 +79,9 @@ func (e *Event) AckRaw(a Args) error {
 
 // Socket is one client's membership of one namespace.
 type Socket struct {
-	id        string
-	ns        *Namespace
-	conn      *conn
+	id   string
+	ns   *Namespace
+	conn *conn
 	// auth is the CONNECT packet's auth payload; the rest of the handshake is the Engine.IO
 	// session's, so a socket keeps no copy of it (Handshake builds one when asked).
 	auth json.RawMessage
