@@ -12,13 +12,33 @@ import (
 // MemoryAdapter is the in-process [Adapter]: rooms are maps from name to socket, so joins,
 // leaves and lookups are O(1) and a broadcast costs O(receivers). With [Options].Recovery
 // set it is also the namespace's [SessionStore].
+//
+// Every socket is in the room named by its id from the start, and most stay in no other: that
+// membership is a flag on the socket's entry rather than a one-member map of its own, which
+// would cost an idle connection a few hundred bytes.
 type MemoryAdapter struct {
 	ns  *Namespace
 	log *recoveryLog // nil without recovery
 
 	mu    sync.RWMutex
-	rooms map[string]map[string]*Socket // room -> members
-	sids  map[string]map[string]struct{}
+	rooms map[string]map[string]*Socket // room -> members, but for each socket's own-id room
+	sids  map[string]*membership        // socket id -> its rooms
+}
+
+// membership is one socket's rooms in the adapter.
+type membership struct {
+	s     *Socket
+	self  bool                // in the room named by its own id
+	rooms map[string]struct{} // its other rooms; nil while there are none
+}
+
+// in reports whether the socket is in room r.
+func (m *membership) in(id, r string) bool {
+	if r == id {
+		return m.self
+	}
+	_, ok := m.rooms[r]
+	return ok
 }
 
 // NewMemoryAdapter returns the in-memory adapter of ns; it is the default [AdapterFactory].
@@ -26,7 +46,7 @@ func NewMemoryAdapter(ns *Namespace) Adapter {
 	a := &MemoryAdapter{
 		ns:    ns,
 		rooms: make(map[string]map[string]*Socket),
-		sids:  make(map[string]map[string]struct{}),
+		sids:  make(map[string]*membership),
 	}
 	if ns.srv.opts.Recovery.MaxDisconnection > 0 {
 		a.log = newRecoveryLog(ns.srv.opts.Recovery)
@@ -56,22 +76,28 @@ func (a *MemoryAdapter) addAll(id string, rooms []string) (refused []string) {
 	if s == nil {
 		return nil
 	}
-	mine := a.sids[id]
-	if mine == nil {
-		mine = make(map[string]struct{}, len(rooms))
-		a.sids[id] = mine
+	m := a.sids[id]
+	if m == nil {
+		m = &membership{s: s}
+		a.sids[id] = m
 	}
 	limit := a.ns.srv.opts.MaxRoomsPerSocket
 	for _, r := range rooms {
-		if _, in := mine[r]; in {
+		if r == id { // the socket's own id room, not counted against the limit
+			m.self = true
 			continue
 		}
-		// The socket's own id room is not counted against the limit.
-		if _, own := mine[id]; limit > 0 && r != id && len(mine)-btoi(own) >= limit {
+		if _, in := m.rooms[r]; in {
+			continue
+		}
+		if limit > 0 && len(m.rooms) >= limit {
 			refused = append(refused, r)
 			continue
 		}
-		mine[r] = struct{}{}
+		if m.rooms == nil {
+			m.rooms = make(map[string]struct{}, 1)
+		}
+		m.rooms[r] = struct{}{}
 		members := a.rooms[r]
 		if members == nil {
 			members = make(map[string]*Socket, 1)
@@ -82,19 +108,21 @@ func (a *MemoryAdapter) addAll(id string, rooms []string) (refused []string) {
 	return refused
 }
 
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
 // Del implements [Adapter].
 func (a *MemoryAdapter) Del(id, room string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if mine := a.sids[id]; mine != nil {
-		delete(mine, room)
+	m := a.sids[id]
+	if m == nil {
+		return
+	}
+	if room == id {
+		m.self = false
+		return
+	}
+	delete(m.rooms, room)
+	if len(m.rooms) == 0 {
+		m.rooms = nil
 	}
 	a.delFromRoom(id, room)
 }
@@ -112,8 +140,10 @@ func (a *MemoryAdapter) delFromRoom(id, room string) {
 func (a *MemoryAdapter) DelAll(id string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for r := range a.sids[id] {
-		a.delFromRoom(id, r)
+	if m := a.sids[id]; m != nil {
+		for r := range m.rooms {
+			a.delFromRoom(id, r)
+		}
 	}
 	delete(a.sids, id)
 }
@@ -122,16 +152,38 @@ func (a *MemoryAdapter) DelAll(id string) {
 func (a *MemoryAdapter) SocketRooms(id string) []string {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	mine := a.sids[id]
-	if mine == nil {
+	m := a.sids[id]
+	if m == nil {
 		return nil
 	}
-	out := make([]string, 0, len(mine))
-	for r := range mine {
+	out := make([]string, 0, len(m.rooms)+1)
+	if m.self {
+		out = append(out, id)
+	}
+	for r := range m.rooms {
 		out = append(out, r)
 	}
 	slices.Sort(out)
 	return out
+}
+
+// roomSize is the number of sockets in room r, with a.mu held.
+func (a *MemoryAdapter) roomSize(r string) int {
+	n := len(a.rooms[r])
+	if m := a.sids[r]; m != nil && m.self {
+		n++
+	}
+	return n
+}
+
+// eachInRoom calls f with every socket of room r, with a.mu held.
+func (a *MemoryAdapter) eachInRoom(r string, f func(*Socket)) {
+	if m := a.sids[r]; m != nil && m.self {
+		f(m.s)
+	}
+	for _, s := range a.rooms[r] {
+		f(s)
+	}
 }
 
 // selectSockets returns the local sockets opts selects. The lock is not held while the caller
@@ -140,8 +192,12 @@ func (a *MemoryAdapter) selectSockets(opts BroadcastOptions) []*Socket {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	excluded := func(id string) bool {
+		if len(opts.Except) == 0 {
+			return false
+		}
+		m := a.sids[id]
 		for _, r := range opts.Except {
-			if _, in := a.rooms[r][id]; in {
+			if m != nil && m.in(id, r) {
 				return true
 			}
 		}
@@ -150,34 +206,31 @@ func (a *MemoryAdapter) selectSockets(opts BroadcastOptions) []*Socket {
 	var out []*Socket
 	if len(opts.Rooms) == 0 {
 		out = make([]*Socket, 0, len(a.sids))
-		for id := range a.sids {
+		for id, m := range a.sids {
 			if !excluded(id) {
-				if s := a.rooms[id][id]; s != nil {
-					out = append(out, s)
-				}
+				out = append(out, m.s)
 			}
 		}
 		return out
 	}
 	if len(opts.Rooms) == 1 {
-		members := a.rooms[opts.Rooms[0]]
-		out = make([]*Socket, 0, len(members))
-		for id, s := range members {
-			if !excluded(id) {
+		out = make([]*Socket, 0, a.roomSize(opts.Rooms[0]))
+		a.eachInRoom(opts.Rooms[0], func(s *Socket) {
+			if !excluded(s.id) {
 				out = append(out, s)
 			}
-		}
+		})
 		return out
 	}
 	seen := make(map[string]struct{})
 	for _, r := range opts.Rooms {
-		for id, s := range a.rooms[r] {
-			if _, dup := seen[id]; dup || excluded(id) {
-				continue
+		a.eachInRoom(r, func(s *Socket) {
+			if _, dup := seen[s.id]; dup || excluded(s.id) {
+				return
 			}
-			seen[id] = struct{}{}
+			seen[s.id] = struct{}{}
 			out = append(out, s)
-		}
+		})
 	}
 	return out
 }
@@ -313,17 +366,13 @@ func (a *MemoryAdapter) DisconnectSockets(_ context.Context, opts BroadcastOptio
 	return len(targets), nil
 }
 
-// Rooms implements [Adapter]; the room named by each socket's id is left out.
+// Rooms implements [Adapter]; the room named by each socket's id is left out, unless other
+// sockets joined it too.
 func (a *MemoryAdapter) Rooms(context.Context) ([]RoomInfo, error) {
 	a.mu.RLock()
 	out := make([]RoomInfo, 0, len(a.rooms))
-	for name, members := range a.rooms {
-		if _, isSocket := a.sids[name]; isSocket {
-			if _, self := members[name]; self && len(members) == 1 {
-				continue
-			}
-		}
-		out = append(out, RoomInfo{Name: name, Sockets: len(members)})
+	for name := range a.rooms {
+		out = append(out, RoomInfo{Name: name, Sockets: a.roomSize(name)})
 	}
 	a.mu.RUnlock()
 	slices.SortFunc(out, func(x, y RoomInfo) int {

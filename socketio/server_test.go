@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -358,4 +359,76 @@ func TestServerCloseReason(t *testing.T) {
 		t.Fatalf("reason %q", got)
 	}
 	c.ExpectClosed()
+}
+
+// Every socket is in the room named by its id, which other sockets may join too; leaving it
+// keeps the socket in the namespace's broadcasts, as in Node.
+func TestOwnIDRooms(t *testing.T) {
+	srv, ts := newTestServer(t, Options{})
+	ns := srv.Of("/")
+	sockets := make(chan *Socket, 3)
+	ns.OnConnect(func(s *Socket) { sockets <- s })
+	clients := make([]*socketiotest.Client, 3)
+	ss := make([]*Socket, 3)
+	for i := range clients {
+		clients[i] = socketiotest.Dial(t, ts.URL, "")
+		clients[i].Connect("/", "")
+		ss[i] = recv(t, sockets)
+	}
+	a, b := ss[0], ss[1]
+	ctx := context.Background()
+	reach := func(bc *BroadcastOperator) []string {
+		t.Helper()
+		infos, err := bc.FetchSockets(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := make([]string, len(infos))
+		for i, in := range infos {
+			ids[i] = in.ID
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	sorted := func(ids ...string) []string { slices.Sort(ids); return ids }
+
+	if got := a.Rooms(); !slices.Equal(got, []string{a.ID()}) {
+		t.Fatalf("a new socket's rooms: %v", got)
+	}
+	if rooms, _ := ns.Adapter().Rooms(ctx); len(rooms) != 0 {
+		t.Fatalf("own-id rooms listed: %v", rooms)
+	}
+	b.Join(a.ID())
+	if got := reach(ns.To(a.ID())); !slices.Equal(got, sorted(a.ID(), b.ID())) {
+		t.Fatalf("room %s reaches %v", a.ID(), got)
+	}
+	if rooms, _ := ns.Adapter().Rooms(ctx); len(rooms) != 1 || rooms[0] != (RoomInfo{Name: a.ID(), Sockets: 2}) {
+		t.Fatalf("rooms with b in a's room: %v", rooms)
+	}
+	if got := reach(ns.Except(a.ID())); !slices.Equal(got, []string{ss[2].ID()}) {
+		t.Fatalf("except %s reaches %v", a.ID(), got)
+	}
+	if got := reach(ns.To(a.ID(), b.ID())); !slices.Equal(got, sorted(a.ID(), b.ID())) {
+		t.Fatalf("two rooms reach %v", got)
+	}
+
+	a.Leave(a.ID())
+	if got := a.Rooms(); len(got) != 0 {
+		t.Fatalf("rooms after leaving its own: %v", got)
+	}
+	if got := reach(ns.To(a.ID())); !slices.Equal(got, []string{b.ID()}) {
+		t.Fatalf("room %s after a left reaches %v", a.ID(), got)
+	}
+	if got := reach(ns.All()); len(got) != 3 {
+		t.Fatalf("the namespace reaches %v, want all three", got)
+	}
+	b.Leave(a.ID())
+	if rooms, _ := ns.Adapter().Rooms(ctx); len(rooms) != 0 {
+		t.Fatalf("rooms after b left: %v", rooms)
+	}
+	a.Join(a.ID())
+	if n, _ := ns.To(a.ID()).Emit("news", 1); n != 1 {
+		t.Fatalf("emit to a's room after rejoining reached %d", n)
+	}
+	clients[0].Expect(`42["news",1]`)
 }
