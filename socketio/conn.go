@@ -27,14 +27,14 @@ type conn struct {
 	cancel context.CancelFunc
 
 	mu           sync.Mutex
-	sockets      map[string]*Socket  // by namespace
-	pending      map[string]struct{} // namespaces with a CONNECT being authorized
+	sockets      nsSockets
+	pending      map[string]struct{} // namespaces with a CONNECT being authorized; nil when none
 	closed       bool
 	connectTimer *time.Timer // until the first namespace is admitted; nil afterwards
 }
 
 func (s *Server) newConn(sess *engineio.Session) engineio.SessionHandler {
-	c := &conn{srv: s, eio: sess, sockets: make(map[string]*Socket, 1), pending: make(map[string]struct{})}
+	c := &conn{srv: s, eio: sess}
 	c.dec.MaxAttachments = s.opts.MaxAttachments
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.mu.Lock() // the timer's callback reads the field under mu
@@ -96,15 +96,13 @@ func (c *conn) OnClose(reason string, err error) {
 func (c *conn) socket(nsp string) *Socket {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.sockets[nsp]
+	return c.sockets.get(nsp)
 }
 
 // forget drops a socket that left its namespace.
 func (c *conn) forget(s *Socket) {
 	c.mu.Lock()
-	if c.sockets[s.ns.name] == s {
-		delete(c.sockets, s.ns.name)
-	}
+	c.sockets.remove(s)
 	c.mu.Unlock()
 }
 
@@ -124,17 +122,20 @@ func (c *conn) onConnect(p *Packet) {
 	}
 	c.mu.Lock()
 	_, busy := c.pending[ns.name]
-	if c.closed || busy || c.sockets[ns.name] != nil {
+	if c.closed || busy || c.sockets.get(ns.name) != nil {
 		c.mu.Unlock()
 		return // a repeated CONNECT is ignored, as in Node
 	}
-	if limit := c.srv.opts.MaxNamespacesPerConnection; limit > 0 && len(c.sockets)+len(c.pending) >= limit {
+	if limit := c.srv.opts.MaxNamespacesPerConnection; limit > 0 && c.sockets.len()+len(c.pending) >= limit {
 		c.mu.Unlock()
 		c.srv.onLimit(LimitNamespaces)
 		c.srv.log.Debug("socketio: CONNECT refused: namespace limit", "sid", c.eio.ID(), "namespace", ns.name, "limit", limit)
 		_ = c.send(&Packet{Type: PacketConnectError, Namespace: ns.name,
 			Data: connectErrorPayload(fmt.Sprintf("Too many namespaces on this connection (limit %d)", limit), nil)})
 		return
+	}
+	if c.pending == nil {
+		c.pending = make(map[string]struct{}, 1)
 	}
 	c.pending[ns.name] = struct{}{}
 	c.mu.Unlock()
@@ -184,7 +185,7 @@ func (c *conn) refuse(ns *Namespace, req *ConnectRequest, err error) {
 		req.restore.Cancel()
 	}
 	c.mu.Lock()
-	delete(c.pending, ns.name)
+	c.donePendingLocked(ns.name)
 	c.mu.Unlock()
 	ce := &ConnectError{}
 	if !errors.As(err, &ce) {
@@ -204,7 +205,7 @@ func (c *conn) admit(ns *Namespace, req *ConnectRequest, adm *Admission) {
 	s := newSocket(ns, c, req.SocketID, req.Handshake, adm.Data)
 
 	c.mu.Lock()
-	delete(c.pending, ns.name)
+	c.donePendingLocked(ns.name)
 	if c.closed {
 		c.mu.Unlock()
 		if req.restore != nil {
@@ -212,7 +213,7 @@ func (c *conn) admit(ns *Namespace, req *ConnectRequest, adm *Admission) {
 		}
 		return
 	}
-	c.sockets[ns.name] = s
+	c.sockets.put(s)
 	c.stopConnectTimerLocked()
 	c.mu.Unlock()
 
@@ -316,7 +317,7 @@ func (c *conn) stopConnectTimerLocked() {
 
 func (c *conn) connectTimeout() {
 	c.mu.Lock()
-	idle := len(c.sockets) == 0 && !c.closed
+	idle := c.sockets.len() == 0 && !c.closed
 	c.mu.Unlock()
 	if idle {
 		c.close(engineio.ReasonForcedClose)
@@ -327,10 +328,7 @@ func (c *conn) connectTimeout() {
 // connection: what a server-side disconnect(true) does.
 func (c *conn) disconnectAll(reason string) {
 	c.mu.Lock()
-	sockets := make([]*Socket, 0, len(c.sockets))
-	for _, s := range c.sockets {
-		sockets = append(sockets, s)
-	}
+	sockets := c.sockets.all()
 	c.mu.Unlock()
 	for _, s := range sockets {
 		_ = s.send(&Packet{Type: PacketDisconnect, Namespace: s.ns.name})
@@ -352,10 +350,7 @@ func (c *conn) shutdown(reason string) {
 	}
 	c.closed = true
 	c.stopConnectTimerLocked()
-	sockets := make([]*Socket, 0, len(c.sockets))
-	for _, s := range c.sockets {
-		sockets = append(sockets, s)
-	}
+	sockets := c.sockets.all()
 	c.mu.Unlock()
 	c.cancel()
 	for _, s := range sockets {
@@ -377,4 +372,72 @@ func encodeMessages(p *Packet, shared bool) []*engineio.Message {
 		msgs = append(msgs, mk(a, true))
 	}
 	return msgs
+}
+
+// donePendingLocked ends the authorization of namespace name, with c.mu held; the map goes
+// when it is empty, so that a connected client holds none.
+func (c *conn) donePendingLocked(name string) {
+	delete(c.pending, name)
+	if len(c.pending) == 0 {
+		c.pending = nil
+	}
+}
+
+// nsSockets holds a connection's sockets by namespace: the first inline, since most clients
+// join one namespace, the others in a map made for the second.
+type nsSockets struct {
+	first *Socket
+	more  map[string]*Socket
+}
+
+func (m *nsSockets) get(name string) *Socket {
+	if m.first != nil && m.first.ns.name == name {
+		return m.first
+	}
+	return m.more[name]
+}
+
+// put adds s, whose namespace has no socket yet.
+func (m *nsSockets) put(s *Socket) {
+	if m.first == nil {
+		m.first = s
+		return
+	}
+	if m.more == nil {
+		m.more = make(map[string]*Socket, 1)
+	}
+	m.more[s.ns.name] = s
+}
+
+// remove drops s, if it is still its namespace's socket.
+func (m *nsSockets) remove(s *Socket) {
+	if m.first == s {
+		m.first = nil
+		return
+	}
+	if m.more[s.ns.name] == s {
+		delete(m.more, s.ns.name)
+		if len(m.more) == 0 {
+			m.more = nil
+		}
+	}
+}
+
+func (m *nsSockets) len() int {
+	n := len(m.more)
+	if m.first != nil {
+		n++
+	}
+	return n
+}
+
+func (m *nsSockets) all() []*Socket {
+	out := make([]*Socket, 0, m.len())
+	if m.first != nil {
+		out = append(out, m.first)
+	}
+	for _, s := range m.more {
+		out = append(out, s)
+	}
+	return out
 }
