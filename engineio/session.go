@@ -52,7 +52,8 @@ type Session struct {
 	queue     []*Message
 	spare     []*Message // the drained queue's array, reused so steady traffic allocates nothing
 	// wake has room for one signal: the queue has something, or the state changed. Its one
-	// consumer is the pending GET (polling).
+	// consumer is the pending GET (polling); a session opened over WebSocket has none (nil:
+	// signal is then a no-op).
 	wakeCh chan struct{}
 	// done is closed when the session ends.
 	done       chan struct{}
@@ -79,7 +80,7 @@ func (h *Handshake) Query() url.Values {
 }
 
 func newSession(s *Server, r *http.Request, transport string) *Session {
-	return &Session{
+	sess := &Session{
 		srv: s,
 		id:  newID(),
 		handshake: Handshake{
@@ -91,9 +92,12 @@ func newSession(s *Server, r *http.Request, transport string) *Session {
 		},
 		transport: transport,
 		beatIdx:   -1,
-		wakeCh:    make(chan struct{}, 1),
 		done:      make(chan struct{}),
 	}
+	if transport == TransportPolling {
+		sess.wakeCh = make(chan struct{}, 1)
+	}
+	return sess
 }
 
 // ID is the session id, the sid the client sends on every request.
