@@ -156,6 +156,7 @@ type Deliverer struct {
 	transport *http.Transport // the default transport, which Close cleans up; nil when given
 	metrics   *Metrics
 	userAgent []string // the User-Agent header's value, shared by every request
+	signer    *signer  // nil without a secret
 
 	// ctx is the parent of every request's context; Close cancels it with ErrClosed.
 	ctx    context.Context
@@ -218,6 +219,9 @@ func NewDeliverer(opts DelivererOptions) *Deliverer {
 
 	d := &Deliverer{opts: opts, url: opts.URL, shownURL: opts.URL, metrics: opts.Metrics, keys: make(map[string]*keyQueue), spool: opts.Spool,
 		userAgent: []string{opts.UserAgent}}
+	if opts.Secret != "" {
+		d.signer = newSigner(opts.Secret)
+	}
 	d.cond.L = &d.mu
 	d.ctx, d.cancel = context.WithCancelCause(context.Background())
 	if u, err := url.Parse(opts.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -644,8 +648,8 @@ func (d *Deliverer) beforeAttempt(_ retryablehttp.Logger, r *http.Request, retry
 		r.Header = r.Header.Clone()
 	}
 	r.Header.Set(HeaderAttempt, strconv.Itoa(st.n))
-	if d.opts.Secret != "" {
-		r.Header.Set(HeaderSignature, Sign(d.opts.Secret, time.Now(), st.dl.Body))
+	if d.signer != nil {
+		r.Header[HeaderSignature] = []string{d.signer.sign(time.Now(), st.dl.Body)}
 	}
 	d.metrics.attempt(st.dl.Kind, retry > 0)
 }

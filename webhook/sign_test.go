@@ -4,7 +4,9 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -70,4 +72,26 @@ func TestVerify(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A Deliverer's signer, which reuses its HMAC states, signs as Sign does, from any goroutine.
+func TestSignerMatchesSign(t *testing.T) {
+	sg := newSigner("s3cret")
+	now := time.Unix(1795750800, 0)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				body := []byte(fmt.Sprintf(`{"n":%d,"g":%d}`, i, g))
+				at := now.Add(time.Duration(i) * time.Second)
+				if got, want := sg.sign(at, body), Sign("s3cret", at, body); got != want {
+					t.Errorf("signer %q, Sign %q", got, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
