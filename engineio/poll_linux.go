@@ -6,8 +6,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -26,7 +28,8 @@ import (
 // already on its way for a closed socket (or for a new one that got its descriptor number)
 // finds no registration, or its own, and never another session.
 type poller struct {
-	g *group
+	g   *group
+	log *slog.Logger
 
 	mu       sync.RWMutex
 	started  bool
@@ -50,6 +53,10 @@ type pollConn struct {
 	rc      syscall.RawConn
 	fr      wsFrameReader
 	removed bool // guarded by poller.mu
+	// arms counts the re-arms. Successive readers of the connection are ordered by epoll,
+	// which the race detector does not see: the increment before each re-arm and the load
+	// at the start of each turn make that order one it knows (fr is the reader's alone).
+	arms atomic.Uint64
 }
 
 const (
@@ -68,8 +75,8 @@ const (
 
 var errPollerClosed = errors.New("engineio: poller closed")
 
-func newPoller(g *group) *poller {
-	return &poller{g: g, conns: make(map[uint64]*pollConn)}
+func newPoller(g *group, log *slog.Logger) *poller {
+	return &poller{g: g, log: log, conns: make(map[uint64]*pollConn)}
 }
 
 // start creates the epoll instance and starts the loop, on the first registration; p.mu is
@@ -190,6 +197,7 @@ func (p *poller) arm(pc *pollConn) {
 	if pc.removed || p.closed {
 		return
 	}
+	pc.arms.Add(1)
 	_ = pc.rc.Control(func(fd uintptr) {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
 		setEventID(&ev, pc.id)
@@ -223,6 +231,8 @@ func (p *poller) loop() {
 				continue
 			}
 			// Nothing else is expected of a valid epoll descriptor; stop rather than spin.
+			// The WebSockets registered are read no more: their heartbeats end them.
+			p.log.Error("engineio: epoll_wait failed; WebSockets are no longer read", "err", err)
 			p.shutdown()
 			return
 		}
@@ -305,6 +315,7 @@ func (p *poller) reader(pc *pollConn) {
 // re-arms the socket once it is drained, and returns true when the turn ended before that.
 // It does neither once the session has ended or the connection failed.
 func (p *poller) serve(pc *pollConn, buf []byte) bool {
+	pc.arms.Load()
 	for range readsPerTurn {
 		var n int
 		var rerr error

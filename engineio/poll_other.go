@@ -2,7 +2,10 @@
 
 package engineio
 
-import "net"
+import (
+	"log/slog"
+	"net"
+)
 
 // poller is Linux's alone (poll_linux.go); elsewhere every WebSocket has its reader goroutine.
 type poller struct{}
@@ -11,7 +14,7 @@ type poller struct{}
 type pollConn struct{}
 
 // newPoller returns nil: the server runs without a poller.
-func newPoller(*group) *poller { return nil }
+func newPoller(*group, *slog.Logger) *poller { return nil }
 
 func (p *poller) add(*Session, net.Conn, wsFrameReader) error { panic("engineio: no poller") }
 func (p *poller) remove(*pollConn)                            {}

@@ -185,7 +185,7 @@ func NewServer(opts Options, onSession func(*Session) SessionHandler) *Server {
 		},
 	}
 	if !opts.DisableWebSocketPoller {
-		s.poll = newPoller(&s.goroutines)
+		s.poll = newPoller(&s.goroutines, s.log)
 	}
 	if opts.HandshakeRate > 0 {
 		s.limiter = newHandshakeLimiter(opts.HandshakeRate, opts.HandshakeBurst)

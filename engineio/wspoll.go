@@ -42,9 +42,18 @@ func (s *Session) pollWebSocket(nc net.Conn, fr wsFrameReader) {
 		return
 	}
 	s.wake(w) // also releases the GET pending while the client upgraded
+	s.pollOrClose(nc, fr)
+}
+
+// pollOrClose registers the session's WebSocket with the poller, or ends the session when it
+// cannot be (the server is closing). Its connection is the session's already: closeWith
+// closes it, or, for a session closed before with a graceful close, its writer does once it
+// has flushed.
+func (s *Session) pollOrClose(nc net.Conn, fr wsFrameReader) {
+	// A deadline left by the HTTP server would fail the poller's reads.
+	_ = nc.SetReadDeadline(time.Time{})
 	if err := s.srv.poll.add(s, nc, fr); err != nil {
 		s.closeWith(ReasonTransportError, fmt.Errorf("engineio: poll: %w", err), false)
-		s.closeConn(nc)
 	}
 }
 
@@ -103,10 +112,7 @@ func (s *Session) probePolled(nc net.Conn, deadline time.Time) {
 				if !s.consumeWS(nc, &fr, data) {
 					return
 				}
-				if err := s.srv.poll.add(s, nc, fr); err != nil {
-					s.closeWith(ReasonTransportError, fmt.Errorf("engineio: poll: %w", err), false)
-					s.closeConn(nc)
-				}
+				s.pollOrClose(nc, fr)
 				return
 			default:
 				s.abortUpgrade(nc)
