@@ -403,3 +403,74 @@ func TestWebSocketWithoutPoller(t *testing.T) {
 		t.Fatalf("close %+v", ev)
 	}
 }
+
+// A client that sends more than a reader's turn without pause is read over several turns, its
+// messages all handled, in order.
+func TestPollerLongBurstAcrossTurns(t *testing.T) {
+	ts := newTestServer(t, Options{MaxPayload: 1 << 20})
+	conn, br := rawDial(t, ts, "")
+	readServerFrame(t, conn, br) // open
+	const n = 300
+	msg := func(i int) string { return fmt.Sprintf("4%04d%s", i, strings.Repeat("z", 3000)) }
+	var burst []byte
+	for i := range n {
+		burst = append(burst, clientFrame(true, opText, []byte(msg(i)), testKey)...)
+	}
+	if len(burst) <= readsPerTurn*readBufSize {
+		t.Fatalf("a burst of %d bytes fits in one turn", len(burst))
+	}
+	werr := make(chan error, 1)
+	go func() {
+		_, err := conn.Write(burst)
+		werr <- err
+	}()
+	for i := range n {
+		if _, got := readServerFrame(t, conn, br); got != msg(i) {
+			t.Fatalf("message %d: got %.10q", i, got)
+		}
+	}
+	if err := <-werr; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Sessions ending from both sides while their clients send: every session ends, the poller's
+// table empties, and no reader is left.
+func TestPollerChurn(t *testing.T) {
+	const n = 60
+	ts := newTestServerCap(t, Options{}, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		conn, br := rawDial(t, ts, "")
+		_, open := readServerFrame(t, conn, br)
+		sess := ts.eio.Session(parseOpen(t, open).SID)
+		wg.Go(func() {
+			go func() { _, _ = io.Copy(io.Discard, br) }()
+			for j := range 50 {
+				f := clientFrame(true, opText, fmt.Appendf(nil, "4m%d", j), testKey)
+				if j == 25 {
+					switch i % 3 {
+					case 0:
+						sess.Close()
+					case 1:
+						conn.Close()
+					default:
+						go sess.Close()
+					}
+				}
+				if _, err := conn.Write(f[:3]); err != nil {
+					return
+				}
+				if _, err := conn.Write(f[3:]); err != nil {
+					return
+				}
+			}
+			conn.Close()
+		})
+	}
+	wg.Wait()
+	for range n {
+		ts.waitClose(t)
+	}
+	waitFor(t, func() bool { return pollerLen(ts.eio.poll) == 0 && ts.eio.Len() == 0 })
+}
