@@ -7,9 +7,13 @@
 // can be queued on any number of sessions (a broadcast is encoded once, whatever the receivers'
 // transports).
 //
-// Goroutines: a WebSocket session has one reader goroutine (the HTTP handler that upgraded
-// returns) and a writer goroutine only while its send queue has something; for a polling session
-// the POST request's goroutine is the reader and the pending GET request's goroutine writes.
+// Goroutines: on Linux, a WebSocket session has no goroutine while it is idle. One poller
+// goroutine per server waits on epoll for all of its WebSockets and hands each that has bytes to
+// read to a reader goroutine, which runs only while it reads (at most 256 at once per server);
+// a writer goroutine runs only while the session's send queue has something. Elsewhere, or with
+// Options.DisableWebSocketPoller, or over TLS, a WebSocket session has a reader goroutine of its
+// own for its whole life. For a polling session the POST request's goroutine is the reader and
+// the pending GET request's goroutine writes.
 // Heartbeats of all sessions share one runtime timer and a heap of due times, not a timer per
 // session. With Options.HandshakeRate, one janitor goroutine per server prunes the per-address
 // rate limiter. Every goroutine the package starts ends when its session (or, for the janitor,

@@ -78,6 +78,11 @@ type Options struct {
 	OnLimit func(limit string)
 	// Logger receives the package's debug and error logs. Default: slog.Default().
 	Logger *slog.Logger
+	// DisableWebSocketPoller gives every WebSocket a reader goroutine of its own, as on
+	// systems other than Linux. On Linux, by default, one goroutine of the server waits on
+	// epoll for all of its WebSockets, and a connection gets a goroutine only while it has
+	// something to read: an idle WebSocket holds none.
+	DisableWebSocketPoller bool
 }
 
 func (o *Options) setDefaults() {
@@ -113,7 +118,8 @@ func (o *Options) setDefaults() {
 // SessionHandler receives one session's inbound messages and its end. The session calls
 // OnMessage from its reader, one call at a time and in the client's order; a handler must not
 // block there (hand slow work to another goroutine), or the session stops reading, heartbeats
-// included. OnClose is called exactly once, possibly while an OnMessage is still running.
+// included; with the poller, a blocked handler also holds one of the readers that all of the
+// server's WebSockets share. OnClose is called exactly once, possibly while an OnMessage is still running.
 type SessionHandler interface {
 	// OnMessage receives one message; data belongs to the handler.
 	OnMessage(data []byte, binary bool)
@@ -146,8 +152,10 @@ type Server struct {
 	stopJanitor chan struct{}
 
 	// goroutines counts the goroutines the server starts (WebSocket readers and writers, the
-	// janitor), for Close.
+	// poller and its readers, the janitor), for Close.
 	goroutines group
+	// poll reads the WebSockets; nil without one (DisableWebSocketPoller, or not Linux).
+	poll *poller
 }
 
 // NewServer returns a server with opts; onSession is called for every new session, before any
@@ -175,6 +183,9 @@ func NewServer(opts Options, onSession func(*Session) SessionHandler) *Server {
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 			http.Error(w, http.StatusText(status), http.StatusBadRequest)
 		},
+	}
+	if !opts.DisableWebSocketPoller {
+		s.poll = newPoller(&s.goroutines, s.log)
 	}
 	if opts.HandshakeRate > 0 {
 		s.limiter = newHandshakeLimiter(opts.HandshakeRate, opts.HandshakeBurst)
@@ -218,6 +229,9 @@ func (s *Server) Close() {
 		sess.closeWith(ReasonServerShutdown, nil, true)
 	}
 	s.beats.stop()
+	if s.poll != nil {
+		s.poll.close()
+	}
 	s.goroutines.Wait()
 }
 
@@ -350,7 +364,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 
 	sess.startHeartbeat()
 	if conn != nil {
-		sess.runWebSocket(conn)
+		sess.startWebSocket(conn)
 		return
 	}
 	sess.servePoll(w, r)

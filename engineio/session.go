@@ -3,14 +3,13 @@ package engineio
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // Handshake is what a session's first request told the server, kept for the layers above.
@@ -60,9 +59,13 @@ type Session struct {
 	getActive  bool
 	postActive bool
 	upgrading  bool
-	ws         *websocket.Conn
-	writing    bool            // a WebSocket writer goroutine is running (see wakeLocked)
-	probe      *websocket.Conn // the WebSocket of an upgrade in progress
+	ws         net.Conn // the WebSocket's connection, once the session is on it
+	writing    bool     // a WebSocket writer goroutine is running (see wakeLocked)
+	probe      net.Conn // the WebSocket of an upgrade in progress
+	// wsClosed is set once ws is closed (closeConn); pc is its registration with the
+	// server's poller, if it has one.
+	wsClosed bool
+	pc       *pollConn
 	// beatAt and beatIdx place the session in the server's heartbeat schedule (guarded by
 	// heartbeats.mu); beatIdx is -1 when it has no heartbeat scheduled.
 	beatAt      time.Time
@@ -168,7 +171,7 @@ func (s *Session) SendVolatile(msgs ...*Message) bool {
 	s.mu.Lock()
 	writable := !s.closed && !s.upgrading && len(s.queue) == 0 &&
 		(s.transport == TransportWebSocket || s.getActive)
-	var w *websocket.Conn
+	var w net.Conn
 	if writable {
 		s.queue = append(s.queue, msgs...)
 		w = s.wakeLocked()
@@ -196,7 +199,7 @@ func (s *Session) signal() {
 // writer must be started: it returns the connection to start it on, or nil when there is no
 // WebSocket, a writer is running already (it drains the queue until it is empty), or the
 // session was dropped. An idle WebSocket session so has no writer goroutine at all.
-func (s *Session) wakeLocked() *websocket.Conn {
+func (s *Session) wakeLocked() net.Conn {
 	if s.ws == nil || s.writing || (s.closed && !s.flushOnDone) {
 		return nil
 	}
@@ -205,7 +208,7 @@ func (s *Session) wakeLocked() *websocket.Conn {
 }
 
 // wake starts the writer wakeLocked asked for, if any, and wakes the pending GET.
-func (s *Session) wake(w *websocket.Conn) {
+func (s *Session) wake(w net.Conn) {
 	if w != nil {
 		s.srv.goroutines.Go(func() { s.writeLoop(w) })
 	}
@@ -233,7 +236,7 @@ func (s *Session) closeWith(reason string, err error, graceful bool) bool {
 	close(s.done)
 	s.wake(w)
 	if ws != nil && !graceful {
-		ws.Close()
+		s.closeConn(ws)
 	}
 	// An upgrade in progress may still carry a graceful close's last packets (its "5" starts
 	// the writer, which flushes them); otherwise, and at shutdown, the probe is dropped.
@@ -281,7 +284,7 @@ func (s *Session) heartbeat() {
 	s.awaitPong = true
 	s.srv.beats.schedule(s, time.Now().Add(s.srv.opts.PingTimeout))
 	full := len(s.queue) >= s.srv.opts.MaxQueuedMessages
-	var w *websocket.Conn
+	var w net.Conn
 	if !full {
 		s.queue = append(s.queue, s.srv.pingMsg)
 		w = s.wakeLocked()

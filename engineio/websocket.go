@@ -13,38 +13,62 @@ import (
 
 // runWebSocket makes conn the session's transport and starts its reader goroutine, and a
 // writer if something is queued; the calling HTTP handler then returns, so that nothing of its
-// request (net/http's buffers, its stack) stays with the connection.
+// request (net/http's buffers, its stack) stays with the connection. It is the reader of
+// servers without the poller (see pollWebSocket).
 func (s *Session) runWebSocket(conn *websocket.Conn) {
 	conn.SetReadLimit(s.srv.opts.MaxPayload)
-	s.mu.Lock()
-	if s.closed && !s.flushOnDone {
-		s.mu.Unlock()
-		conn.Close()
-		return
-	}
-	// A session closed by the server while its client was upgrading still has its last
-	// packets and the close packet queued: the writer flushes them, then closes.
-	s.ws = conn
-	s.probe = nil
-	s.transport = TransportWebSocket
-	s.upgrading = false
+	nc := conn.NetConn()
 	// The writer frames messages itself and writes them straight to the connection, so the
 	// control frames gorilla would answer on the reader must go through wmu as well.
 	conn.SetPingHandler(func(data string) error {
-		return s.writeControl(conn, opPong, []byte(data))
+		return s.writeControl(nc, opPong, []byte(data))
 	})
 	conn.SetCloseHandler(func(code int, _ string) error {
 		var echo []byte
 		if code != websocket.CloseNoStatusReceived {
 			echo = binary.BigEndian.AppendUint16(nil, uint16(code))
 		}
-		_ = s.writeControl(conn, opClose, echo)
+		_ = s.writeControl(nc, opClose, echo)
 		return nil
 	})
-	w := s.wakeLocked()
-	s.mu.Unlock()
+	w, ok := s.useWebSocket(nc)
+	if !ok {
+		return
+	}
 	s.srv.goroutines.Go(func() { s.readLoop(conn) })
 	s.wake(w) // also releases the GET pending while the client upgraded
+}
+
+// useWebSocket makes nc the session's transport, and returns the writer to start, as
+// wakeLocked does. ok is false, and nc closed, when the session was dropped meanwhile.
+func (s *Session) useWebSocket(nc net.Conn) (w net.Conn, ok bool) {
+	s.mu.Lock()
+	if s.closed && !s.flushOnDone {
+		s.mu.Unlock()
+		nc.Close()
+		return nil, false
+	}
+	// A session closed by the server while its client was upgrading still has its last
+	// packets and the close packet queued: the writer flushes them, then closes.
+	s.ws = nc
+	s.probe = nil
+	s.transport = TransportWebSocket
+	s.upgrading = false
+	w = s.wakeLocked()
+	s.mu.Unlock()
+	return w, true
+}
+
+// closeConn closes the session's WebSocket connection, first taking it off the poller.
+func (s *Session) closeConn(nc net.Conn) {
+	s.mu.Lock()
+	s.wsClosed = true
+	pc := s.pc
+	s.mu.Unlock()
+	if pc != nil {
+		s.srv.poll.remove(pc)
+	}
+	nc.Close()
 }
 
 // readLoop reads frames until the connection fails or the session ends.
@@ -85,7 +109,7 @@ func readErrorReason(err error) (string, error, bool) {
 // wake, it drains the queue until it finds it empty, and then ends. At most one runs per
 // session (s.writing). After a graceful close it writes the close frame and closes the
 // connection; a session dropped otherwise has had its connection closed by closeWith.
-func (s *Session) writeLoop(conn *websocket.Conn) {
+func (s *Session) writeLoop(conn net.Conn) {
 	var bufs [][]byte
 	for {
 		s.mu.Lock()
@@ -102,12 +126,15 @@ func (s *Session) writeLoop(conn *websocket.Conn) {
 		}
 		if err := s.writeFrames(conn, batch, &bufs); err != nil {
 			s.closeWith(ReasonTransportError, fmt.Errorf("engineio: write: %w", err), false)
+			// A session closed already (a graceful close being flushed) is not closed again
+			// by closeWith: its connection is closed here.
+			s.closeConn(conn)
 			return
 		}
 		s.recycle(batch)
 		if closed {
 			_ = s.writeControl(conn, opClose, binary.BigEndian.AppendUint16(nil, websocket.CloseNormalClosure))
-			conn.Close()
+			s.closeConn(conn)
 			return
 		}
 	}
@@ -119,8 +146,7 @@ const framesPerWrite = 64
 // writeFrames writes the batch's frames, up to framesPerWrite of them in one writev: a client
 // that fell behind (a burst of broadcasts) gets its backlog in a few system calls, not one per
 // message. bufs is the writer's scratch, kept across calls.
-func (s *Session) writeFrames(conn *websocket.Conn, batch []*Message, bufs *[][]byte) error {
-	nc := conn.NetConn()
+func (s *Session) writeFrames(nc net.Conn, batch []*Message, bufs *[][]byte) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	for len(batch) > 0 {
@@ -142,7 +168,7 @@ func (s *Session) writeFrames(conn *websocket.Conn, batch []*Message, bufs *[][]
 
 // writeControl writes one control frame (its payload at most 125 bytes), between the writer's
 // writes.
-func (s *Session) writeControl(conn *websocket.Conn, op byte, payload []byte) error {
+func (s *Session) writeControl(nc net.Conn, op byte, payload []byte) error {
 	if len(payload) > 125 {
 		payload = payload[:125]
 	}
@@ -151,7 +177,6 @@ func (s *Session) writeControl(conn *websocket.Conn, op byte, payload []byte) er
 	frame = append(frame, payload...)
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	nc := conn.NetConn()
 	_ = nc.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
 	_, err := nc.Write(frame)
 	return err
@@ -175,21 +200,26 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		s.abortUpgrade(nil)
 		return
 	}
+	nc := conn.NetConn()
 	s.mu.Lock()
-	s.probe = conn
+	s.probe = nc
 	s.mu.Unlock()
-	conn.SetReadLimit(s.srv.opts.MaxPayload)
 	deadline := time.Now().Add(s.srv.opts.UpgradeTimeout)
+	if s.srv.poll != nil && pollable(nc) {
+		s.probePolled(nc, deadline)
+		return
+	}
+	conn.SetReadLimit(s.srv.opts.MaxPayload)
 	_ = conn.SetReadDeadline(deadline)
 
 	// Expect "2probe", answer "3probe" and release the pending poll.
 	if !s.readUpgradePacket(conn, PacketPing, "probe") {
-		s.abortUpgrade(conn)
+		s.abortUpgrade(nc)
 		return
 	}
 	_ = conn.SetWriteDeadline(deadline)
 	if err := conn.WriteMessage(websocket.TextMessage, []byte("3probe")); err != nil {
-		s.abortUpgrade(conn)
+		s.abortUpgrade(nc)
 		return
 	}
 	s.signal()
@@ -197,12 +227,12 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	for {
 		typ, data, err := conn.ReadMessage()
 		if err != nil || typ != websocket.TextMessage {
-			s.abortUpgrade(conn)
+			s.abortUpgrade(nc)
 			return
 		}
 		p, err := decodeTextPacket(data)
 		if err != nil || (p.typ != PacketUpgrade && p.typ != PacketNoop) {
-			s.abortUpgrade(conn)
+			s.abortUpgrade(nc)
 			return
 		}
 		if p.typ == PacketUpgrade {
@@ -223,7 +253,7 @@ func (s *Session) readUpgradePacket(conn *websocket.Conn, want PacketType, data 
 }
 
 // abortUpgrade drops a failed probe; the session goes on over polling.
-func (s *Session) abortUpgrade(conn *websocket.Conn) {
+func (s *Session) abortUpgrade(conn net.Conn) {
 	if conn != nil {
 		conn.Close()
 	}

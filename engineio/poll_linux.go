@@ -1,0 +1,356 @@
+//go:build linux
+
+package engineio
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// poller reads the server's WebSockets without a goroutine per connection: one goroutine
+// waits in epoll_wait for any of them to have something to read, and hands each that has to a
+// reader goroutine, of which at most maxPollReaders run at once and none while all is quiet.
+// A reader reads what the socket has without blocking, gives it to the session's frame reader,
+// and re-arms the socket once it is drained.
+//
+// Each socket is registered with EPOLLONESHOT: after one event it reports nothing until it is
+// re-armed, so a session is read by one goroutine at a time and its packets stay in order. An
+// event carries the registration's id, never a pointer: the table maps ids to registrations,
+// and a socket is taken out of it, and off epoll, before it is closed, so an event that was
+// already on its way for a closed socket (or for a new one that got its descriptor number)
+// finds no registration, or its own, and never another session.
+type poller struct {
+	g   *group
+	log *slog.Logger
+
+	mu       sync.RWMutex
+	started  bool
+	stopping bool // close was called: the loop ends at its next wakeup
+	closed   bool // epfd and wakefd are closed
+	epfd     int
+	wakefd   int // an eventfd that close writes to wake epoll_wait
+	conns    map[uint64]*pollConn
+	nextID   uint64
+	queue    []*pollConn // ready connections waiting for a reader
+	readers  int         // reader goroutines running
+	queueMu  sync.Mutex  // guards queue and readers
+	stopOnce sync.Once
+}
+
+// pollConn is one WebSocket registered with the poller.
+type pollConn struct {
+	id      uint64
+	s       *Session
+	nc      net.Conn
+	rc      syscall.RawConn
+	fr      wsFrameReader
+	removed bool // guarded by poller.mu
+	// arms counts the re-arms. Successive readers of the connection are ordered by epoll,
+	// which the race detector does not see: the increment before each re-arm and the load
+	// at the start of each turn make that order one it knows (fr is the reader's alone).
+	arms atomic.Uint64
+}
+
+const (
+	// maxPollReaders bounds the reader goroutines of a server's poller: connections ready
+	// beyond it wait their turn. A reader also runs the session's handler for what it read,
+	// so it is generous: a handler that blocks holds one.
+	maxPollReaders = 256
+	// readsPerTurn bounds what a reader reads from one connection before the other ready ones
+	// have their turn: readsPerTurn buffers.
+	readsPerTurn = 16
+	// pollEvents is the most events one epoll_wait returns.
+	pollEvents = 128
+	// wakeID is the id of the wakeup eventfd's events; connections' ids start at 1.
+	wakeID = 0
+)
+
+var errPollerClosed = errors.New("engineio: poller closed")
+
+func newPoller(g *group, log *slog.Logger) *poller {
+	return &poller{g: g, log: log, conns: make(map[uint64]*pollConn)}
+}
+
+// start creates the epoll instance and starts the loop, on the first registration; p.mu is
+// held.
+func (p *poller) startLocked() error {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("epoll_create1: %w", err)
+	}
+	wakefd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		return fmt.Errorf("eventfd: %w", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN}
+	setEventID(&ev, wakeID)
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
+		unix.Close(wakefd)
+		unix.Close(epfd)
+		return fmt.Errorf("epoll_ctl: %w", err)
+	}
+	p.epfd, p.wakefd, p.started = epfd, wakefd, true
+	p.g.Go(p.loop)
+	return nil
+}
+
+// The id of a registration rides in the event's 64-bit data, which x/sys/unix spells as the
+// two 32-bit fields Fd and Pad.
+func setEventID(ev *unix.EpollEvent, id uint64) {
+	ev.Fd = int32(uint32(id))
+	ev.Pad = int32(uint32(id >> 32))
+}
+
+func eventID(ev *unix.EpollEvent) uint64 {
+	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+}
+
+// add registers the session's WebSocket, with fr holding what was read of it already. Once
+// add returns, the poller reads it until the session's closeConn takes it off. It fails when
+// the poller is closed or the socket cannot be registered; a socket closed meanwhile is not
+// registered, and that is no error.
+func (p *poller) add(s *Session, nc net.Conn, fr wsFrameReader) error {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return errors.New("not a socket")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	pc := &pollConn{s: s, nc: nc, rc: rc, fr: fr}
+	// closeConn takes the registration off; once it has marked the connection closed, it is
+	// not registered at all.
+	s.mu.Lock()
+	if s.wsClosed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.pc = pc
+	s.mu.Unlock()
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if pc.removed {
+		return nil
+	}
+	if p.stopping {
+		return errPollerClosed
+	}
+	if !p.started {
+		if err := p.startLocked(); err != nil {
+			return err
+		}
+	}
+	p.nextID++
+	pc.id = p.nextID
+	var ctlErr error
+	cerr := rc.Control(func(fd uintptr) {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
+		setEventID(&ev, pc.id)
+		ctlErr = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
+	})
+	if cerr != nil {
+		return nil // closed meanwhile: its session is ending
+	}
+	if ctlErr != nil {
+		return fmt.Errorf("epoll_ctl: %w", ctlErr)
+	}
+	p.conns[pc.id] = pc
+	return nil
+}
+
+// remove takes a registration off, before its socket is closed. A reader busy with it ends
+// at its next read, which fails on the closed socket.
+func (p *poller) remove(pc *pollConn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if pc.removed {
+		return
+	}
+	pc.removed = true
+	if pc.id == 0 {
+		return // not registered
+	}
+	delete(p.conns, pc.id)
+	if p.closed {
+		return
+	}
+	_ = pc.rc.Control(func(fd uintptr) {
+		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(fd), nil)
+	})
+}
+
+// arm re-arms a drained registration for its next event.
+func (p *poller) arm(pc *pollConn) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if pc.removed || p.closed {
+		return
+	}
+	pc.arms.Add(1)
+	_ = pc.rc.Control(func(fd uintptr) {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
+		setEventID(&ev, pc.id)
+		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, int(fd), &ev)
+	})
+}
+
+// close ends the loop; registrations left are dropped with it (their sessions are closed by
+// Server.Close, which calls close after closing them). Readers still busy end by themselves.
+func (p *poller) close() {
+	p.stopOnce.Do(func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.stopping = true
+		if p.started && !p.closed {
+			var one [8]byte
+			binary.NativeEndian.PutUint64(one[:], 1)
+			_, _ = unix.Write(p.wakefd, one[:])
+		}
+	})
+}
+
+// loop waits for events and hands the ready connections to readers, until close.
+func (p *poller) loop() {
+	events := make([]unix.EpollEvent, pollEvents)
+	ready := make([]*pollConn, 0, pollEvents)
+	for {
+		n, err := unix.EpollWait(p.epfd, events, -1)
+		if err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			// Nothing else is expected of a valid epoll descriptor; stop rather than spin.
+			// The WebSockets registered are read no more: their heartbeats end them.
+			p.log.Error("engineio: epoll_wait failed; WebSockets are no longer read", "err", err)
+			p.shutdown()
+			return
+		}
+		ready = ready[:0]
+		wake := false
+		p.mu.RLock()
+		for i := range events[:n] {
+			id := eventID(&events[i])
+			if id == wakeID {
+				wake = true
+				continue
+			}
+			if pc := p.conns[id]; pc != nil {
+				ready = append(ready, pc)
+			}
+		}
+		stopping := p.stopping
+		p.mu.RUnlock()
+		if wake && stopping {
+			p.shutdown()
+			return
+		}
+		for _, pc := range ready {
+			p.dispatch(pc)
+		}
+		clear(ready)
+	}
+}
+
+// shutdown closes the epoll instance and the eventfd, on the loop's way out.
+func (p *poller) shutdown() {
+	p.mu.Lock()
+	p.closed = true
+	clear(p.conns)
+	unix.Close(p.epfd)
+	unix.Close(p.wakefd)
+	p.mu.Unlock()
+}
+
+// dispatch has pc read by a reader: a new one while fewer than maxPollReaders run, else the
+// first to be free.
+func (p *poller) dispatch(pc *pollConn) {
+	p.queueMu.Lock()
+	if p.readers >= maxPollReaders {
+		p.queue = append(p.queue, pc)
+		p.queueMu.Unlock()
+		return
+	}
+	p.readers++
+	p.queueMu.Unlock()
+	p.g.Go(func() { p.reader(pc) })
+}
+
+// reader serves pc, then every connection queued, and ends when the queue is empty.
+func (p *poller) reader(pc *pollConn) {
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	for {
+		if p.serve(pc, *bp) {
+			// Not drained after its turn: to the back of the queue, still unarmed.
+			p.queueMu.Lock()
+			p.queue = append(p.queue, pc)
+			p.queueMu.Unlock()
+		}
+		p.queueMu.Lock()
+		if len(p.queue) == 0 {
+			p.readers--
+			p.queue = nil // let a burst's array go
+			p.queueMu.Unlock()
+			return
+		}
+		pc = p.queue[0]
+		p.queue[0] = nil
+		p.queue = p.queue[1:]
+		p.queueMu.Unlock()
+	}
+}
+
+// serve reads what pc's socket has, without blocking, and hands it to its session. It
+// re-arms the socket once it is drained, and returns true when the turn ended before that.
+// It does neither once the session has ended or the connection failed.
+func (p *poller) serve(pc *pollConn, buf []byte) bool {
+	pc.arms.Load()
+	for range readsPerTurn {
+		var n int
+		var rerr error
+		err := pc.rc.Read(func(fd uintptr) bool {
+			for {
+				n, rerr = unix.Read(int(fd), buf)
+				if rerr != unix.EINTR {
+					return true
+				}
+			}
+		})
+		if err == nil {
+			err = rerr
+		}
+		if err != nil {
+			n = 0
+		}
+		if n > 0 && !pc.s.consumeWS(pc.nc, &pc.fr, buf[:n]) {
+			return false
+		}
+		switch {
+		case err == unix.EAGAIN:
+			p.arm(pc)
+			return false
+		case err != nil:
+			pc.s.wsReadFailed(pc.nc, fmt.Errorf("engineio: read: %w", err))
+			return false
+		case n == 0:
+			pc.s.wsReadFailed(pc.nc, errWSEOF)
+			return false
+		case n < len(buf):
+			// Most likely drained: re-armed, the socket reports at once if more came.
+			p.arm(pc)
+			return false
+		}
+	}
+	return true
+}

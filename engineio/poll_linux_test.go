@@ -1,0 +1,476 @@
+//go:build linux
+
+package engineio
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/goleak"
+)
+
+// newTestServerCap is newTestServer with room for closes sessions' close events.
+func newTestServerCap(t *testing.T, opts Options, closes int) *testServer {
+	t.Helper()
+	ts := &testServer{closed: make(chan closeEvent, closes)}
+	ts.eio = NewServer(opts, func(s *Session) SessionHandler {
+		return &echoHandler{sess: s, closed: ts.closed, mu: &ts.mu, got: &ts.got}
+	})
+	ts.Server = httptest.NewServer(ts.eio)
+	t.Cleanup(func() {
+		ts.eio.Close()
+		ts.Server.Close()
+	})
+	return ts
+}
+
+// registered reports whether the session's WebSocket is on the poller.
+func registered(s *Session) bool {
+	s.mu.Lock()
+	pc := s.pc
+	s.mu.Unlock()
+	if pc == nil {
+		return false
+	}
+	p := s.srv.poll
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return !pc.removed && p.conns[pc.id] == pc
+}
+
+func pollerLen(p *poller) int {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return len(p.conns)
+}
+
+// rawDial opens a WebSocket by hand to the Engine.IO endpoint with the query, and returns the
+// connection after the 101 answer.
+func rawDial(t *testing.T, ts *testServer, query string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "GET /socket.io/?EIO=4&transport=websocket%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", query)
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("raw upgrade: %v %v", resp, err)
+	}
+	return conn, br
+}
+
+// readServerFrame reads one server frame (unmasked, under 64 KiB) and returns its opcode and
+// payload.
+func readServerFrame(t *testing.T, conn net.Conn, br *bufio.Reader) (byte, string) {
+	t.Helper()
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var h [2]byte
+	if _, err := io.ReadFull(br, h[:]); err != nil {
+		t.Fatalf("read frame: %v", err)
+	}
+	n := int(h[1] & 0x7f)
+	if n == 126 {
+		var ext [2]byte
+		if _, err := io.ReadFull(br, ext[:]); err != nil {
+			t.Fatal(err)
+		}
+		n = int(ext[0])<<8 | int(ext[1])
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(br, p); err != nil {
+		t.Fatal(err)
+	}
+	return h[0] & 0x0f, string(p)
+}
+
+// Many idle WebSockets hold no goroutine; when all send at once, every message is read and
+// answered.
+func TestPollerManyIdleConnectionsThenAllSend(t *testing.T) {
+	const n = 200
+	ts := newTestServerCap(t, Options{}, n)
+	before := runtime.NumGoroutine()
+	conns := make([]*websocket.Conn, n)
+	for i := range conns {
+		conns[i] = dialWS(t, ts, "")
+		readWS(t, conns[i])
+	}
+	waitFor(t, func() bool { return pollerLen(ts.eio.poll) == n })
+	if extra := runtime.NumGoroutine() - before; extra > 5 {
+		t.Fatalf("%d idle WebSockets hold %d goroutines", n, extra)
+	}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errs := make(chan error, n)
+	for i, c := range conns {
+		wg.Go(func() {
+			<-start
+			msg := fmt.Sprintf("4msg %d", i)
+			if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+				errs <- err
+				return
+			}
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, got, err := c.ReadMessage(); err != nil || string(got) != msg {
+				errs <- fmt.Errorf("conn %d: got %q %v, want %q", i, got, err, msg)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// Each session's packets are handled in the order the client sent them, also when many come
+// in one read and in many.
+func TestPollerKeepsOrder(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	conn, br := rawDial(t, ts, "")
+	readServerFrame(t, conn, br) // open
+	var burst []byte
+	const n = 500
+	for i := range n {
+		burst = append(burst, clientFrame(true, opText, fmt.Appendf(nil, "4m%d", i), testKey)...)
+	}
+	// Half in one write, the rest in small pieces.
+	if _, err := conn.Write(burst[:len(burst)/2]); err != nil {
+		t.Fatal(err)
+	}
+	for rest := burst[len(burst)/2:]; len(rest) > 0; {
+		k := min(len(rest), 37)
+		if _, err := conn.Write(rest[:k]); err != nil {
+			t.Fatal(err)
+		}
+		rest = rest[k:]
+	}
+	for i := range n {
+		if _, got := readServerFrame(t, conn, br); got != fmt.Sprintf("4m%d", i) {
+			t.Fatalf("message %d: got %q", i, got)
+		}
+	}
+}
+
+// A frame that arrives a byte at a time, with pauses, is read as it comes and handled once
+// whole; a ping between two fragments is answered at once.
+func TestPollerFrameByteByByte(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	conn, br := rawDial(t, ts, "")
+	readServerFrame(t, conn, br) // open
+	frames := clientFrame(false, opText, []byte("4slow"), testKey)
+	frames = append(frames, clientFrame(true, opPing, []byte("p"), testKey)...)
+	frames = append(frames, clientFrame(true, opContinuation, []byte("ly"), testKey)...)
+	for _, b := range frames {
+		if _, err := conn.Write([]byte{b}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if op, got := readServerFrame(t, conn, br); op != opPong || got != "p" {
+		t.Fatalf("got %d %q, want the pong", op, got)
+	}
+	if op, got := readServerFrame(t, conn, br); op != opText || got != "4slowly" {
+		t.Fatalf("got %d %q, want the echo", op, got)
+	}
+}
+
+// A session closed from either side while its reader waits, with or without half a frame
+// read, is taken off the poller and closed with the right reason.
+func TestPollerCloseWhileReadPending(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		partial bool
+		server  bool
+		reason  string
+	}{
+		{"client closes idle", false, false, ReasonTransportClose},
+		{"client closes mid-frame", true, false, ReasonTransportClose},
+		{"server closes idle", false, true, ReasonForcedClose},
+		{"server closes mid-frame", true, true, ReasonForcedClose},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestServer(t, Options{})
+			conn, br := rawDial(t, ts, "")
+			_, open := readServerFrame(t, conn, br)
+			sess := ts.eio.Session(parseOpen(t, open).SID)
+			waitFor(t, func() bool { return registered(sess) })
+			if tt.partial {
+				f := clientFrame(true, opText, []byte("4never finished"), testKey)
+				if _, err := conn.Write(f[:9]); err != nil {
+					t.Fatal(err)
+				}
+				// Time for the poller to read them: the frame reader then holds half a frame.
+				time.Sleep(20 * time.Millisecond)
+			}
+			if tt.server {
+				sess.Close()
+				// The close packet, then the close frame, then the end.
+				if _, got := readServerFrame(t, conn, br); got != "1" {
+					t.Fatalf("got %q, want the close packet", got)
+				}
+				if op, _ := readServerFrame(t, conn, br); op != opClose {
+					t.Fatalf("got opcode %d, want a close frame", op)
+				}
+				expectEOF(t, conn, br)
+			} else {
+				conn.Close()
+			}
+			if ev := ts.waitClose(t); ev.reason != tt.reason {
+				t.Fatalf("closed with %q (%v), want %q", ev.reason, ev.err, tt.reason)
+			}
+			waitFor(t, func() bool { return pollerLen(ts.eio.poll) == 0 })
+		})
+	}
+}
+
+// A client's close frame is echoed with its status, then the connection ends.
+func TestPollerEchoesCloseFrame(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	conn, br := rawDial(t, ts, "")
+	readServerFrame(t, conn, br) // open
+	if _, err := conn.Write(clientFrame(true, opClose, []byte{0x03, 0xe9, 'b', 'y', 'e'}, testKey)); err != nil {
+		t.Fatal(err)
+	}
+	if op, got := readServerFrame(t, conn, br); op != opClose || got != "\x03\xe9" {
+		t.Fatalf("got %d %q, want the close frame echoed with 1001", op, got)
+	}
+	expectEOF(t, conn, br)
+	if ev := ts.waitClose(t); ev.reason != ReasonTransportClose || ev.err != nil {
+		t.Fatalf("close %+v", ev)
+	}
+}
+
+// Hostile frames on the poller: refused with the reasons gorilla's reader gives, a close
+// frame telling why, and MaxPayload counted as a limit hit.
+func TestPollerRefusesBadFrames(t *testing.T) {
+	var mu sync.Mutex
+	var limits []string
+	ts := newTestServer(t, Options{MaxPayload: 100, OnLimit: func(l string) {
+		mu.Lock()
+		limits = append(limits, l)
+		mu.Unlock()
+	}})
+	for _, tt := range []struct {
+		name   string
+		frame  []byte
+		status int
+		reason string
+		err    error
+	}{
+		{"unmasked", []byte{0x81, 0x02, '4', 'a'}, websocket.CloseProtocolError, ReasonTransportClose, nil},
+		{"over MaxPayload", clientFrame(true, opBinary, make([]byte, 101), testKey), websocket.CloseMessageTooBig, ReasonTransportError, ErrPayloadTooLarge},
+		{"fragments over MaxPayload", append(clientFrame(false, opText, []byte("4"+strings.Repeat("x", 60)), testKey),
+			clientFrame(true, opContinuation, make([]byte, 50), testKey)...), websocket.CloseMessageTooBig, ReasonTransportError, ErrPayloadTooLarge},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, br := rawDial(t, ts, "")
+			readServerFrame(t, conn, br) // open
+			if _, err := conn.Write(tt.frame); err != nil {
+				t.Fatal(err)
+			}
+			if op, got := readServerFrame(t, conn, br); op != opClose || len(got) < 2 || int(got[0])<<8|int(got[1]) != tt.status {
+				t.Fatalf("got %d %q, want a close frame with %d", op, got, tt.status)
+			}
+			expectEOF(t, conn, br)
+			ev := ts.waitClose(t)
+			if ev.reason != tt.reason || (tt.err != nil && !errors.Is(ev.err, tt.err)) {
+				t.Fatalf("close %+v, want %q %v", ev, tt.reason, tt.err)
+			}
+		})
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(limits) != 2 || limits[0] != LimitPayload || limits[1] != LimitPayload {
+		t.Fatalf("limit hits %v, want two %s", limits, LimitPayload)
+	}
+}
+
+// An upgrade from polling ends on the poller, and messages sent in the same write as the "5"
+// are delivered after it, in order.
+func TestPollerUpgradeKeepsMessagesAfterUpgradePacket(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	sid := handshakePolling(t, ts)
+	conn, br := rawDial(t, ts, "&sid="+sid)
+	if _, err := conn.Write(clientFrame(true, opText, []byte("2probe"), testKey)); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := readServerFrame(t, conn, br); got != "3probe" {
+		t.Fatalf("got %q, want 3probe", got)
+	}
+	var b []byte
+	b = append(b, clientFrame(true, opText, []byte("6"), testKey)...)
+	b = append(b, clientFrame(true, opText, []byte("5"), testKey)...)
+	b = append(b, clientFrame(true, opText, []byte("4first"), testKey)...)
+	b = append(b, clientFrame(true, opText, []byte("4second"), testKey)...)
+	b = append(b, clientFrame(false, opText, []byte("4thi"), testKey)...) // a frame the poller finishes
+	if _, err := conn.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"4first", "4second"} {
+		if _, got := readServerFrame(t, conn, br); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	sess := ts.eio.Session(sid)
+	waitFor(t, func() bool { return registered(sess) })
+	if _, err := conn.Write(clientFrame(true, opContinuation, []byte("rd"), testKey)); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := readServerFrame(t, conn, br); got != "4third" {
+		t.Fatalf("got %q, want 4third", got)
+	}
+	if tr := sess.Transport(); tr != TransportWebSocket {
+		t.Fatalf("transport %q", tr)
+	}
+}
+
+// Server.Close with WebSockets registered, one of them mid-frame and one upgraded from
+// polling, leaves no goroutine behind: not the poller's, not a reader's.
+func TestPollerServerCloseLeavesNoGoroutine(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	ts := &testServer{closed: make(chan closeEvent, 64)}
+	ts.eio = NewServer(Options{}, func(s *Session) SessionHandler {
+		return &echoHandler{sess: s, closed: ts.closed, mu: &ts.mu, got: &ts.got}
+	})
+	srv := httptest.NewServer(ts.eio)
+	ts.Server = srv
+	defer srv.Close()
+	defer ts.eio.Close()
+	var conns []net.Conn
+	for range 20 {
+		c, br := rawDial(t, ts, "")
+		readServerFrame(t, c, br)
+		conns = append(conns, c)
+	}
+	if _, err := conns[0].Write(clientFrame(true, opText, []byte("4half"), testKey)[:5]); err != nil {
+		t.Fatal(err)
+	}
+	sid := handshakePolling(t, ts)
+	up, br := rawDial(t, ts, "&sid="+sid)
+	_, _ = up.Write(clientFrame(true, opText, []byte("2probe"), testKey))
+	readServerFrame(t, up, br)
+	_, _ = up.Write(clientFrame(true, opText, []byte("5"), testKey))
+	waitFor(t, func() bool { return pollerLen(ts.eio.poll) == 21 })
+
+	ts.eio.Close()
+	srv.Close()
+	for _, c := range conns {
+		c.Close()
+	}
+	up.Close()
+	http.DefaultClient.CloseIdleConnections()
+	if err := goleak.Find(ignore); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Without the poller, every WebSocket has its reader goroutine, as on other systems, and
+// behaves the same.
+func TestWebSocketWithoutPoller(t *testing.T) {
+	ts := newTestServer(t, Options{DisableWebSocketPoller: true, MaxPayload: 100})
+	if ts.eio.poll != nil {
+		t.Fatal("the server has a poller")
+	}
+	before := runtime.NumGoroutine()
+	c := dialWS(t, ts, "")
+	readWS(t, c)
+	_ = c.WriteMessage(websocket.TextMessage, []byte("4hi"))
+	if _, got := readWS(t, c); got != "4hi" {
+		t.Fatalf("echo %q", got)
+	}
+	if extra := runtime.NumGoroutine() - before; extra < 1 {
+		t.Fatalf("an open WebSocket without the poller has %d goroutines", extra)
+	}
+	_ = c.WriteMessage(websocket.BinaryMessage, make([]byte, 101))
+	if ev := ts.waitClose(t); ev.reason != ReasonTransportError || !errors.Is(ev.err, ErrPayloadTooLarge) {
+		t.Fatalf("close %+v", ev)
+	}
+}
+
+// A client that sends more than a reader's turn without pause is read over several turns, its
+// messages all handled, in order.
+func TestPollerLongBurstAcrossTurns(t *testing.T) {
+	ts := newTestServer(t, Options{MaxPayload: 1 << 20})
+	conn, br := rawDial(t, ts, "")
+	readServerFrame(t, conn, br) // open
+	const n = 300
+	msg := func(i int) string { return fmt.Sprintf("4%04d%s", i, strings.Repeat("z", 3000)) }
+	var burst []byte
+	for i := range n {
+		burst = append(burst, clientFrame(true, opText, []byte(msg(i)), testKey)...)
+	}
+	if len(burst) <= readsPerTurn*readBufSize {
+		t.Fatalf("a burst of %d bytes fits in one turn", len(burst))
+	}
+	werr := make(chan error, 1)
+	go func() {
+		_, err := conn.Write(burst)
+		werr <- err
+	}()
+	for i := range n {
+		if _, got := readServerFrame(t, conn, br); got != msg(i) {
+			t.Fatalf("message %d: got %.10q", i, got)
+		}
+	}
+	if err := <-werr; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Sessions ending from both sides while their clients send: every session ends, the poller's
+// table empties, and no reader is left.
+func TestPollerChurn(t *testing.T) {
+	const n = 60
+	ts := newTestServerCap(t, Options{}, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		conn, br := rawDial(t, ts, "")
+		_, open := readServerFrame(t, conn, br)
+		sess := ts.eio.Session(parseOpen(t, open).SID)
+		wg.Go(func() {
+			go func() { _, _ = io.Copy(io.Discard, br) }()
+			for j := range 50 {
+				f := clientFrame(true, opText, fmt.Appendf(nil, "4m%d", j), testKey)
+				if j == 25 {
+					switch i % 3 {
+					case 0:
+						sess.Close()
+					case 1:
+						conn.Close()
+					default:
+						go sess.Close()
+					}
+				}
+				if _, err := conn.Write(f[:3]); err != nil {
+					return
+				}
+				if _, err := conn.Write(f[3:]); err != nil {
+					return
+				}
+			}
+			conn.Close()
+		})
+	}
+	wg.Wait()
+	for range n {
+		ts.waitClose(t)
+	}
+	waitFor(t, func() bool { return pollerLen(ts.eio.poll) == 0 && ts.eio.Len() == 0 })
+}

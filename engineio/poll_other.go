@@ -1,0 +1,21 @@
+//go:build !linux
+
+package engineio
+
+import (
+	"log/slog"
+	"net"
+)
+
+// poller is Linux's alone (poll_linux.go); elsewhere every WebSocket has its reader goroutine.
+type poller struct{}
+
+// pollConn is a registration with the poller, which other systems never make.
+type pollConn struct{}
+
+// newPoller returns nil: the server runs without a poller.
+func newPoller(*group, *slog.Logger) *poller { return nil }
+
+func (p *poller) add(*Session, net.Conn, wsFrameReader) error { panic("engineio: no poller") }
+func (p *poller) remove(*pollConn)                            {}
+func (p *poller) close()                                      {}

@@ -1,0 +1,196 @@
+package engineio
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// This file is the session's side of the poller (see poller): a WebSocket read by the
+// server's poller instead of a goroutine of its own. What is read is parsed by the session's
+// wsFrameReader and handled here, on whichever goroutine read it, one at a time per session.
+
+// startWebSocket hands a WebSocket opened by the handshake to the poller, or to a reader
+// goroutine when the server has no poller or cannot poll the connection.
+func (s *Session) startWebSocket(conn *websocket.Conn) {
+	if nc := conn.NetConn(); s.srv.poll != nil && pollable(nc) {
+		s.pollWebSocket(nc, newWSFrameReader(s.srv.opts.MaxPayload))
+		return
+	}
+	s.runWebSocket(conn)
+}
+
+// pollable reports whether the poller can read nc: a plain TCP or Unix socket, read by the
+// poller's system calls. A TLS connection, or any other wrapper, is left to a reader goroutine.
+func pollable(nc net.Conn) bool {
+	switch nc.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		return true
+	}
+	return false
+}
+
+// pollWebSocket makes nc the session's transport and registers it with the poller; fr is the
+// frame reader, holding any frame begun during the upgrade.
+func (s *Session) pollWebSocket(nc net.Conn, fr wsFrameReader) {
+	w, ok := s.useWebSocket(nc)
+	if !ok {
+		return
+	}
+	s.wake(w) // also releases the GET pending while the client upgraded
+	s.pollOrClose(nc, fr)
+}
+
+// pollOrClose registers the session's WebSocket with the poller, or ends the session when it
+// cannot be (the server is closing). Its connection is the session's already: closeWith
+// closes it, or, for a session closed before with a graceful close, its writer does once it
+// has flushed.
+func (s *Session) pollOrClose(nc net.Conn, fr wsFrameReader) {
+	// A deadline left by the HTTP server would fail the poller's reads.
+	_ = nc.SetReadDeadline(time.Time{})
+	if err := s.srv.poll.add(s, nc, fr); err != nil {
+		s.closeWith(ReasonTransportError, fmt.Errorf("engineio: poll: %w", err), false)
+	}
+}
+
+// probePolled is serveUpgrade's probe for a server with a poller: the same exchange read with
+// the session's own frame reader, which keeps whatever the client sent after its "5" (the
+// first messages of the upgraded session) and goes on with it under the poller.
+func (s *Session) probePolled(nc net.Conn, deadline time.Time) {
+	_ = nc.SetReadDeadline(deadline)
+	fr := newWSFrameReader(s.srv.opts.MaxPayload)
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	gotProbe := false
+	for {
+		n, rerr := nc.Read(*bp)
+		data := (*bp)[:n]
+		for len(data) > 0 {
+			k, ev, err := fr.next(data)
+			data = data[k:]
+			if err != nil {
+				s.abortUpgrade(nc)
+				return
+			}
+			switch ev.op {
+			case 0, opPong:
+				continue
+			case opPing:
+				_ = s.writeControl(nc, opPong, ev.data)
+				continue
+			case opText:
+			default:
+				s.abortUpgrade(nc)
+				return
+			}
+			p, err := decodeTextPacket(ev.data)
+			switch {
+			case err != nil:
+				s.abortUpgrade(nc)
+				return
+			case !gotProbe:
+				// Expect "2probe", answer "3probe" and release the pending poll.
+				if p.typ != PacketPing || string(p.data) != "probe" || s.writeProbeAnswer(nc, deadline) != nil {
+					s.abortUpgrade(nc)
+					return
+				}
+				gotProbe = true
+				s.signal()
+			case p.typ == PacketNoop: // a client may send noops while it waits
+			case p.typ == PacketUpgrade:
+				_ = nc.SetReadDeadline(time.Time{})
+				w, ok := s.useWebSocket(nc)
+				if !ok {
+					return
+				}
+				s.wake(w)
+				// What followed the "5" in this read is the session's already.
+				if !s.consumeWS(nc, &fr, data) {
+					return
+				}
+				s.pollOrClose(nc, fr)
+				return
+			default:
+				s.abortUpgrade(nc)
+				return
+			}
+		}
+		if rerr != nil {
+			s.abortUpgrade(nc)
+			return
+		}
+	}
+}
+
+// writeProbeAnswer writes the "3probe" frame.
+func (s *Session) writeProbeAnswer(nc net.Conn, deadline time.Time) error {
+	m := newPacket(PacketPong, []byte("probe"))
+	_ = nc.SetWriteDeadline(deadline)
+	b := net.Buffers{m.header[:m.headerLen], m.frame}
+	_, err := b.WriteTo(nc)
+	return err
+}
+
+// consumeWS parses data, read from the session's WebSocket, and handles what it completes.
+// It returns false once the session has ended or the connection failed: reading stops.
+func (s *Session) consumeWS(nc net.Conn, fr *wsFrameReader, data []byte) bool {
+	for len(data) > 0 {
+		k, ev, err := fr.next(data)
+		data = data[k:]
+		if err != nil {
+			s.wsReadFailed(nc, err)
+			return false
+		}
+		if !s.onWSEvent(nc, ev) {
+			return false
+		}
+	}
+	return true
+}
+
+// onWSEvent handles one message or control frame, as readLoop and the handlers it gives
+// gorilla do.
+func (s *Session) onWSEvent(nc net.Conn, ev wsEvent) bool {
+	switch ev.op {
+	case opBinary:
+		return s.onPacket(packet{typ: PacketMessage, data: ev.data, binary: true})
+	case opText:
+		p, err := decodeTextPacket(ev.data)
+		if err != nil {
+			s.closeWith(ReasonParseError, err, false)
+			return false
+		}
+		return s.onPacket(p)
+	case opPing:
+		if err := s.writeControl(nc, opPong, ev.data); err != nil {
+			s.closeWith(readErrorReason(err))
+			return false
+		}
+	}
+	return true
+}
+
+// wsReadFailed ends the session whose WebSocket could not be read on: the client closed it,
+// broke the protocol, sent too much, or the connection failed. The client is told why with a
+// close frame where gorilla would tell it.
+func (s *Session) wsReadFailed(nc net.Conn, err error) {
+	if payload, ok := closeReply(err); ok {
+		_ = s.writeControl(nc, opClose, payload)
+	}
+	if s.closeWith(readErrorReason(err)) && errors.Is(err, websocket.ErrReadLimit) {
+		s.srv.onLimit(LimitPayload)
+	}
+}
+
+// readBufSize is the size of the buffers that WebSockets are read into: one per read in
+// progress, shared by all connections, none held by an idle one.
+const readBufSize = 16 << 10
+
+var readBufs = sync.Pool{New: func() any {
+	b := make([]byte, readBufSize)
+	return &b
+}}
