@@ -278,8 +278,24 @@ func TestProxyForwardsRequests(t *testing.T) {
 	if got.method != "POST" || got.uri != "/base/page?x=1&y=%2F" || got.host != app.Host || got.body != "form=data" {
 		t.Errorf("app saw %+v", got)
 	}
-	if m := scrape(t, reg); !strings.Contains(m, `siobridge_proxy_requests_total{code="201"} 1`) {
-		t.Errorf("metrics:\n%s", m)
+	waitMetric(t, reg, `siobridge_proxy_requests_total{code="201"} 1`)
+}
+
+// waitMetric waits until the registry shows line: a proxied request is counted once its
+// handler has returned, which can be after its client has read the whole response. It fails
+// after five seconds.
+func waitMetric(t *testing.T, g prometheus.Gatherer, line string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m := scrape(t, g)
+		if strings.Contains(m, line) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics never showed %s:\n%s", line, m)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -413,11 +429,8 @@ func TestProxyUpstreamDown(t *testing.T) {
 	if res.status != 502 || !strings.Contains(res.body, want) || res.header.Get("Content-Type") != "text/html; charset=utf-8" {
 		t.Fatalf("got %d %q %q", res.status, res.header.Get("Content-Type"), res.body)
 	}
-	m := scrape(t, reg)
 	for _, line := range []string{`siobridge_proxy_requests_total{code="502"} 1`, `siobridge_proxy_errors_total 1`} {
-		if !strings.Contains(m, line) {
-			t.Errorf("metrics lack %q:\n%s", line, m)
-		}
+		waitMetric(t, reg, line)
 	}
 }
 
