@@ -116,9 +116,7 @@ func (s *Session) servePost(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			if s.closeWith(ReasonTransportError, ErrPayloadTooLarge, false) {
-				s.srv.onLimit(LimitPayload)
-			}
+			s.closeOverLimit(LimitPayload, ReasonTransportError, ErrPayloadTooLarge, false)
 			writeError(w, errorCodePayloadTooLarge, "Payload too large")
 			return
 		}

@@ -215,6 +215,18 @@ func (s *Session) wake(w net.Conn) {
 	s.signal()
 }
 
+// closeOverLimit ends the session for a limit it broke, as closeWith does, counting the hit
+// first: whoever learns of the end (the handler's OnClose) then finds it counted.
+func (s *Session) closeOverLimit(limit, reason string, err error, graceful bool) bool {
+	s.mu.Lock()
+	open := !s.closed
+	s.mu.Unlock()
+	if open {
+		s.srv.onLimit(limit)
+	}
+	return s.closeWith(reason, err, graceful)
+}
+
 // closeWith ends the session once, and reports whether this call did. graceful (a
 // server-side close) lets the transport flush the queue and a close packet first; otherwise
 // the connection is dropped now.
@@ -255,9 +267,7 @@ func (s *Session) closeWith(reason string, err error, graceful bool) bool {
 
 // closeSlow ends a session whose client does not read fast enough.
 func (s *Session) closeSlow() {
-	if s.closeWith(ReasonTransportError, ErrSendQueueFull, false) {
-		s.srv.onLimit(LimitSendQueue)
-	}
+	s.closeOverLimit(LimitSendQueue, ReasonTransportError, ErrSendQueueFull, false)
 }
 
 func (s *Session) startHeartbeat() {

@@ -76,9 +76,7 @@ func (s *Session) readLoop(conn *websocket.Conn) {
 	for {
 		typ, data, err := conn.ReadMessage()
 		if err != nil {
-			if s.closeWith(readErrorReason(err)) && errors.Is(err, websocket.ErrReadLimit) {
-				s.srv.onLimit(LimitPayload)
-			}
+			s.closeOnReadError(err)
 			return
 		}
 		var p packet
@@ -92,6 +90,17 @@ func (s *Session) readLoop(conn *websocket.Conn) {
 			return
 		}
 	}
+}
+
+// closeOnReadError ends the session whose WebSocket could not be read, counting a message over
+// MaxPayload as a limit hit.
+func (s *Session) closeOnReadError(err error) {
+	reason, cause, graceful := readErrorReason(err)
+	if errors.Is(err, websocket.ErrReadLimit) {
+		s.closeOverLimit(LimitPayload, reason, cause, graceful)
+		return
+	}
+	s.closeWith(reason, cause, graceful)
 }
 
 func readErrorReason(err error) (string, error, bool) {

@@ -1,7 +1,6 @@
 package engineio
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -181,9 +180,7 @@ func (s *Session) wsReadFailed(nc net.Conn, err error) {
 	if payload, ok := closeReply(err); ok {
 		_ = s.writeControl(nc, opClose, payload)
 	}
-	if s.closeWith(readErrorReason(err)) && errors.Is(err, websocket.ErrReadLimit) {
-		s.srv.onLimit(LimitPayload)
-	}
+	s.closeOnReadError(err)
 }
 
 // readBufSize is the size of the buffers that WebSockets are read into: one per read in
