@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -36,6 +37,12 @@ type poller struct {
 	stopping bool // close was called: the loop ends at its next wakeup
 	closed   bool // epfd and wakefd are closed
 	epfd     int
+	// epf is epfd as an *os.File, which puts the epoll instance itself in the runtime's
+	// poller: the loop waits for it to have events as a goroutine waits for a socket, parked,
+	// never in a blocking epoll_wait that would hold a P (with GOMAXPROCS=1, the only one)
+	// until the runtime's monitor takes it back.
+	epf      *os.File
+	erc      syscall.RawConn
 	wakefd   int // an eventfd that close writes to wake epoll_wait
 	conns    map[uint64]*pollConn
 	nextID   uint64
@@ -98,7 +105,19 @@ func (p *poller) startLocked() error {
 		unix.Close(epfd)
 		return fmt.Errorf("epoll_ctl: %w", err)
 	}
-	p.epfd, p.wakefd, p.started = epfd, wakefd, true
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(wakefd)
+		unix.Close(epfd)
+		return fmt.Errorf("epoll: set non-blocking: %w", err)
+	}
+	epf := os.NewFile(uintptr(epfd), "epoll")
+	erc, err := epf.SyscallConn()
+	if err != nil {
+		unix.Close(wakefd)
+		epf.Close()
+		return fmt.Errorf("epoll: %w", err)
+	}
+	p.epfd, p.epf, p.erc, p.wakefd, p.started = epfd, epf, erc, wakefd, true
 	p.g.Go(p.loop)
 	return nil
 }
@@ -225,11 +244,8 @@ func (p *poller) loop() {
 	events := make([]unix.EpollEvent, pollEvents)
 	ready := make([]*pollConn, 0, pollEvents)
 	for {
-		n, err := unix.EpollWait(p.epfd, events, -1)
+		n, err := p.wait(events)
 		if err != nil {
-			if err == unix.EINTR {
-				continue
-			}
 			// Nothing else is expected of a valid epoll descriptor; stop rather than spin.
 			// The WebSockets registered are read no more: their heartbeats end them.
 			p.log.Error("engineio: epoll_wait failed; WebSockets are no longer read", "err", err)
@@ -262,12 +278,32 @@ func (p *poller) loop() {
 	}
 }
 
+// wait returns the next events, parking the goroutine in the runtime's poller until the
+// epoll instance has some: epoll_wait itself never blocks.
+func (p *poller) wait(events []unix.EpollEvent) (int, error) {
+	var n int
+	var werr error
+	err := p.erc.Read(func(fd uintptr) bool {
+		for {
+			n, werr = unix.EpollWait(int(fd), events, 0)
+			if werr != unix.EINTR {
+				break
+			}
+		}
+		return n > 0 || werr != nil // none yet: park until the instance is readable
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, werr
+}
+
 // shutdown closes the epoll instance and the eventfd, on the loop's way out.
 func (p *poller) shutdown() {
 	p.mu.Lock()
 	p.closed = true
 	clear(p.conns)
-	unix.Close(p.epfd)
+	p.epf.Close()
 	unix.Close(p.wakefd)
 	p.mu.Unlock()
 }
