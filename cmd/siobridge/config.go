@@ -71,6 +71,9 @@ type SocketIOConfig struct {
 	Recovery           OffDuration `toml:"recovery"`
 	RecoveryMaxPackets int         `toml:"recovery_max_packets"` // packets kept per namespace, default 10000
 	RecoveryMaxBytes   int64       `toml:"recovery_max_bytes"`   // bytes of packets kept per namespace, default 67108864 (64 MiB)
+	// WebSocketPoller reads idle WebSockets with one epoll poller instead of a goroutine
+	// each (Linux; elsewhere it has no effect). Default true.
+	WebSocketPoller bool `toml:"websocket_poller"`
 }
 
 // WebhookConfig configures the webhooks siobridge POSTs to the app.
@@ -226,6 +229,7 @@ func DefaultConfig() Config {
 			MaxQueuedMessages:  4096,
 			RecoveryMaxPackets: 10000,
 			RecoveryMaxBytes:   64 << 20,
+			WebSocketPoller:    true,
 		},
 		Webhook: WebhookConfig{
 			Events:         []string{"connect", "event", "disconnect"},

@@ -2156,3 +2156,34 @@ func TestE2EShutdown(t *testing.T) {
 		t.Errorf("siobridge's log does not show a clean stop:\n%s", log)
 	}
 }
+
+// TestE2EWebSocketPollerOff runs siobridge with socketio.websocket_poller = false: each
+// WebSocket has a reader goroutine of its own, and the stock client works the same, connected
+// over WebSocket directly or upgraded from polling.
+func TestE2EWebSocketPollerOff(t *testing.T) {
+	t.Parallel()
+	a := startApp(t)
+	a.setReply(func(_ context.Context, d delivery) (int, any) {
+		if d.Payload.Event == "ask" {
+			return http.StatusOK, `{"ack":["answer"]}`
+		}
+		return http.StatusOK, nil
+	})
+	b := startBridge(t, a, "SIOBRIDGE_SOCKETIO_WEBSOCKET_POLLER=false")
+	b.waitLog(t, "websocket_poller=false", func(log string) bool { return strings.Contains(log, "websocket_poller=false") })
+	nc := startNode(t)
+	direct := nc.connect(t, b.url(), map[string]any{"transports": []string{"websocket"}})
+	upgraded := nc.connect(t, b.url(), nil)
+	for _, c := range []*sioClient{direct, upgraded} {
+		assertJSON(t, "ack", c.expectAck(t, c.emitAck(t, "ask", "q")).Args, `["answer"]`)
+		a.waitEvent(t, c.id, "ask")
+	}
+	b.emit(t, map[string]any{"event": "news", "args": []any{"to all"}}, 2)
+	for _, c := range []*sioClient{direct, upgraded} {
+		if m := c.expectEvent(t, "news"); m.Transport != "websocket" && c == direct {
+			t.Errorf("the WebSocket-only client got news over %q", m.Transport)
+		} else {
+			assertJSON(t, "news", m.Args, `["to all"]`)
+		}
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -144,6 +145,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 			TrustedProxies:     cfg.Server.TrustedProxyPrefixes(),
 			OnLimit:            onLimit,
 			Logger:             log,
+			// An escape hatch: the poller is the default and what the tests run.
+			DisableWebSocketPoller: !sio.WebSocketPoller,
 		},
 		Namespaces:                 sio.Namespaces,
 		ConnectTimeout:             sio.ConnectTimeout.Duration,
@@ -282,7 +285,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 		"api", apiLn.Addr().String(),
 		"upstream", cfg.Server.Upstream,
 		"webhook", cfg.Webhook.URL,
-		"cluster", cfg.Cluster.Adapter)
+		"cluster", cfg.Cluster.Adapter,
+		"websocket_poller", sio.WebSocketPoller && runtime.GOOS == "linux")
 	if ready != nil {
 		ready(publicLn.Addr(), apiLn.Addr())
 	}
