@@ -20,21 +20,6 @@ import (
 	"go.uber.org/goleak"
 )
 
-// newTestServerCap is newTestServer with room for closes sessions' close events.
-func newTestServerCap(t *testing.T, opts Options, closes int) *testServer {
-	t.Helper()
-	ts := &testServer{closed: make(chan closeEvent, closes)}
-	ts.eio = NewServer(opts, func(s *Session) SessionHandler {
-		return &echoHandler{sess: s, closed: ts.closed, mu: &ts.mu, got: &ts.got}
-	})
-	ts.Server = httptest.NewServer(ts.eio)
-	t.Cleanup(func() {
-		ts.eio.Close()
-		ts.Server.Close()
-	})
-	return ts
-}
-
 // registered reports whether the session's WebSocket is on the poller.
 func registered(s *Session) bool {
 	s.mu.Lock()

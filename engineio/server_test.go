@@ -40,7 +40,13 @@ func (h *echoHandler) OnMessage(data []byte, binary bool) {
 }
 
 func (h *echoHandler) OnClose(reason string, err error) {
-	h.closed <- closeEvent{h.sess.ID(), reason, err}
+	select {
+	case h.closed <- closeEvent{h.sess.ID(), reason, err}:
+	case <-time.After(10 * time.Second):
+		// A test that closes more sessions than its channel holds, without reading them, would
+		// otherwise hang in Server.Close until the test binary's timeout.
+		panic(fmt.Sprintf("test server: no room for session %s's close event (%s): use newTestServerCap", h.sess.ID(), reason))
+	}
 }
 
 type testServer struct {
@@ -53,7 +59,14 @@ type testServer struct {
 
 func newTestServer(t *testing.T, opts Options) *testServer {
 	t.Helper()
-	ts := &testServer{closed: make(chan closeEvent, 16)}
+	return newTestServerCap(t, opts, 16)
+}
+
+// newTestServerCap is newTestServer with room for closes sessions' close events: a session's
+// OnClose waits for room, and Close for every session's.
+func newTestServerCap(t *testing.T, opts Options, closes int) *testServer {
+	t.Helper()
+	ts := &testServer{closed: make(chan closeEvent, closes)}
 	ts.eio = NewServer(opts, func(s *Session) SessionHandler {
 		return &echoHandler{sess: s, closed: ts.closed, mu: &ts.mu, got: &ts.got}
 	})
