@@ -119,7 +119,8 @@ func (o *Options) setDefaults() {
 // OnMessage from its reader, one call at a time and in the client's order; a handler must not
 // block there (hand slow work to another goroutine), or the session stops reading, heartbeats
 // included; with the poller, a blocked handler also holds one of the readers that all of the
-// server's WebSockets share. OnClose is called exactly once, possibly while an OnMessage is still running.
+// server's WebSockets share. OnClose is called exactly once, possibly while an OnMessage is
+// still running.
 type SessionHandler interface {
 	// OnMessage receives one message; data belongs to the handler.
 	OnMessage(data []byte, binary bool)

@@ -217,14 +217,14 @@ func (s *Session) wake(w net.Conn) {
 
 // closeOverLimit ends the session for a limit it broke, as closeWith does, counting the hit
 // first: whoever learns of the end (the handler's OnClose) then finds it counted.
-func (s *Session) closeOverLimit(limit, reason string, err error, graceful bool) bool {
+func (s *Session) closeOverLimit(limit, reason string, err error, graceful bool) {
 	s.mu.Lock()
 	open := !s.closed
 	s.mu.Unlock()
 	if open {
 		s.srv.onLimit(limit)
 	}
-	return s.closeWith(reason, err, graceful)
+	s.closeWith(reason, err, graceful)
 }
 
 // closeWith ends the session once, and reports whether this call did. graceful (a

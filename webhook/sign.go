@@ -35,35 +35,36 @@ const DefaultTolerance = 5 * time.Minute
 // The timestamp is signed with the body so that a captured request cannot be replayed
 // later than the receiver's tolerance.
 func Sign(secret string, t time.Time, body []byte) string {
-	ts := strconv.FormatInt(t.Unix(), 10)
-	return "t=" + ts + ",v1=" + hex.EncodeToString(mac(secret, ts, body))
+	return signature(hmac.New(sha256.New, []byte(secret)), t, body)
 }
 
 // signer signs like [Sign] with one secret, reusing its keyed HMAC states: a Deliverer signs
 // every attempt of every webhook, and a fresh HMAC costs two hash states and the key pads.
 type signer struct {
-	secret string
-	macs   sync.Pool // of hash.Hash, keyed with secret
+	macs sync.Pool // of hash.Hash, keyed with the secret
 }
 
 func newSigner(secret string) *signer {
-	sg := &signer{secret: secret}
+	sg := &signer{}
 	sg.macs.New = func() any { return hmac.New(sha256.New, []byte(secret)) }
 	return sg
 }
 
-// sign returns Sign(sg.secret, t, body).
+// sign returns Sign(secret, t, body).
 func (sg *signer) sign(t time.Time, body []byte) string {
 	h := sg.macs.Get().(hash.Hash)
 	h.Reset()
-	var buf [64]byte
-	ts := strconv.AppendInt(buf[:0], t.Unix(), 10)
-	h.Write(ts)
-	h.Write([]byte{'.'})
-	h.Write(body)
-	var sum [sha256.Size]byte
-	h.Sum(sum[:0])
+	v := signature(h, t, body)
 	sg.macs.Put(h)
+	return v
+}
+
+// signature is Sign's value with h, a keyed HMAC-SHA256 in its initial state.
+func signature(h hash.Hash, t time.Time, body []byte) string {
+	var buf [20]byte
+	ts := strconv.AppendInt(buf[:0], t.Unix(), 10)
+	var sum [sha256.Size]byte
+	macInto(h, ts, body, sum[:0])
 	out := make([]byte, 0, len("t=,v1=")+len(ts)+hex.EncodedLen(len(sum)))
 	out = append(out, "t="...)
 	out = append(out, ts...)
@@ -72,12 +73,16 @@ func (sg *signer) sign(t time.Time, body []byte) string {
 	return string(out)
 }
 
-func mac(secret, ts string, body []byte) []byte {
-	h := hmac.New(sha256.New, []byte(secret))
-	h.Write([]byte(ts))
+// macInto appends to dst the HMAC that h computes of "<ts>.<body>".
+func macInto(h hash.Hash, ts, body, dst []byte) []byte {
+	h.Write(ts)
 	h.Write([]byte{'.'})
 	h.Write(body)
-	return h.Sum(nil)
+	return h.Sum(dst)
+}
+
+func mac(secret, ts string, body []byte) []byte {
+	return macInto(hmac.New(sha256.New, []byte(secret)), []byte(ts), body, nil)
 }
 
 // Verify checks header, the X-Siobridge-Signature value of a request whose raw body is
