@@ -52,10 +52,12 @@ type poller struct {
 	stopOnce sync.Once
 }
 
-// pollConn is one WebSocket registered with the poller.
+// pollConn is one connection registered with the poller: a WebSocket (s and fr) or a held
+// long-polling connection (hc).
 type pollConn struct {
 	id      uint64
 	s       *Session
+	hc      *httpConn
 	nc      net.Conn
 	rc      syscall.RawConn
 	fr      wsFrameReader
@@ -156,7 +158,29 @@ func (p *poller) add(s *Session, nc net.Conn, fr wsFrameReader) error {
 	}
 	s.pc = pc
 	s.mu.Unlock()
+	return p.register(pc)
+}
 
+// addHTTP registers a held long-polling connection (see httpConn). It stays registered until
+// hc's close or handOff takes it off.
+func (p *poller) addHTTP(hc *httpConn, nc net.Conn) (*pollConn, error) {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil, errors.New("not a socket")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	pc := &pollConn{hc: hc, nc: nc, rc: rc}
+	if err := p.register(pc); err != nil {
+		return nil, err
+	}
+	return pc, nil
+}
+
+// register puts pc in the table and on epoll.
+func (p *poller) register(pc *pollConn) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if pc.removed {
@@ -173,7 +197,7 @@ func (p *poller) add(s *Session, nc net.Conn, fr wsFrameReader) error {
 	p.nextID++
 	pc.id = p.nextID
 	var ctlErr error
-	cerr := rc.Control(func(fd uintptr) {
+	cerr := pc.rc.Control(func(fd uintptr) {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
 		setEventID(&ev, pc.id)
 		ctlErr = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
@@ -369,18 +393,30 @@ func (p *poller) serve(pc *pollConn, buf []byte) bool {
 		if err != nil {
 			n = 0
 		}
-		if n > 0 && !pc.s.consumeWS(pc.nc, &pc.fr, buf[:n]) {
-			return false
+		if n > 0 {
+			if pc.hc != nil {
+				if !pc.hc.consume(buf[:n]) {
+					return false
+				}
+			} else if !pc.s.consumeWS(pc.nc, &pc.fr, buf[:n]) {
+				return false
+			}
 		}
 		switch {
 		case err == unix.EAGAIN:
 			p.arm(pc)
 			return false
-		case err != nil:
-			pc.s.wsReadFailed(pc.nc, fmt.Errorf("engineio: read: %w", err))
-			return false
-		case n == 0:
-			pc.s.wsReadFailed(pc.nc, errWSEOF)
+		case err != nil || n == 0:
+			if err == nil {
+				err = errWSEOF
+			} else {
+				err = fmt.Errorf("engineio: read: %w", err)
+			}
+			if pc.hc != nil {
+				pc.hc.readFailed(err)
+			} else {
+				pc.s.wsReadFailed(pc.nc, err)
+			}
 			return false
 		case n < len(buf):
 			// Most likely drained: re-armed, the socket reports at once if more came.

@@ -18,4 +18,7 @@ func newPoller(*group, *slog.Logger) *poller { return nil }
 
 func (p *poller) add(*Session, net.Conn, wsFrameReader) error { panic("engineio: no poller") }
 func (p *poller) remove(*pollConn)                            {}
-func (p *poller) close()                                      {}
+func (p *poller) addHTTP(*httpConn, net.Conn) (*pollConn, error) {
+	panic("engineio: no poller")
+}
+func (p *poller) close() {}

@@ -28,6 +28,26 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.getActive = true
+	if !s.pollReadyLocked() {
+		if pw, ok := w.(*pollWriter); ok {
+			// On a held connection: park, without a goroutine (see httpConn).
+			pw.hc.header = pw.h.Clone()
+			pw.parked = pw.hc.parkLocked(s)
+			if !pw.parked {
+				s.getActive = false
+			}
+			s.mu.Unlock()
+			return
+		}
+		if s.srv.pollHolding() {
+			s.mu.Unlock()
+			if hc := s.srv.hijackPoll(w, r); hc != nil {
+				s.holdPoll(hc)
+				return
+			}
+			s.mu.Lock()
+		}
+	}
 	var batch []*Message
 	for {
 		if len(s.queue) > 0 || s.closed {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -83,6 +84,18 @@ type Options struct {
 	// epoll for all of its WebSockets, and a connection gets a goroutine only while it has
 	// something to read: an idle WebSocket holds none.
 	DisableWebSocketPoller bool
+	// PollingHandoff, when set, holds long-polling connections without a goroutine each
+	// (Linux, with the WebSocket poller): a GET with nothing to answer yet takes its
+	// connection from net/http and parks, and the connection's later polls of PollingPath are
+	// read by the poller and served by ServeHTTP directly. Any other request on it (a
+	// handshake, a WebSocket, anything for another handler) is given to PollingHandoff, with
+	// the bytes read of it, to be served as a new connection: pass a HandoffListener's
+	// Handoff, and have the http.Server that serves the real listener serve it too. nil:
+	// every poll waits in its net/http handler.
+	PollingHandoff func(net.Conn)
+	// PollingPath is the exact path of this server's requests (such as "/socket.io/"), which
+	// PollingHandoff needs to tell its polls from other requests.
+	PollingPath string
 }
 
 func (o *Options) setDefaults() {
@@ -157,6 +170,8 @@ type Server struct {
 	goroutines group
 	// poll reads the WebSockets; nil without one (DisableWebSocketPoller, or not Linux).
 	poll *poller
+	// held are the long-polling connections taken from net/http (PollingHandoff).
+	held heldConns
 }
 
 // NewServer returns a server with opts; onSession is called for every new session, before any
@@ -173,6 +188,10 @@ func NewServer(opts Options, onSession func(*Session) SessionHandler) *Server {
 		noopMsg:   newPacket(PacketNoop, nil),
 		closeMsg:  newPacket(PacketClose, nil),
 		beats:     newHeartbeats(),
+		held: heldConns{
+			idleTimeout: pollIdleTimeout, headerTimeout: pollHeaderTimeout, sweepEvery: pollSweepEvery,
+			conns: make(map[*httpConn]struct{}), stop: make(chan struct{}),
+		},
 	}
 	s.upgrader = websocket.Upgrader{
 		// A small read buffer: client messages are small, and a larger one is read straight
@@ -230,10 +249,12 @@ func (s *Server) Close() {
 		sess.closeWith(ReasonServerShutdown, nil, true)
 	}
 	s.beats.stop()
+	s.held.stopSweep()
 	if s.poll != nil {
 		s.poll.close()
 	}
 	s.goroutines.Wait()
+	s.closeHeld()
 }
 
 // ServeHTTP answers one Engine.IO request: a handshake, a poll, a post, or a WebSocket.

@@ -67,13 +67,26 @@ func newTestServer(t *testing.T, opts Options) *testServer {
 func newTestServerCap(t *testing.T, opts Options, closes int) *testServer {
 	t.Helper()
 	ts := &testServer{closed: make(chan closeEvent, closes)}
+	// Polls are held by the poller, as siobridge runs them, unless the test turns the poller
+	// off (then every poll waits in its handler, as on other systems).
+	handoff := NewHandoffListener(nil)
+	if opts.PollingHandoff == nil && !opts.DisableWebSocketPoller {
+		opts.PollingHandoff, opts.PollingPath = handoff.Handoff, "/socket.io/"
+	}
 	ts.eio = NewServer(opts, func(s *Session) SessionHandler {
 		return &echoHandler{sess: s, closed: ts.closed, mu: &ts.mu, got: &ts.got}
 	})
 	ts.Server = httptest.NewServer(ts.eio)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = ts.Server.Config.Serve(handoff)
+	}()
 	t.Cleanup(func() {
 		ts.eio.Close()
 		ts.Server.Close()
+		handoff.Close()
+		<-served
 	})
 	return ts
 }

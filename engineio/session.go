@@ -66,6 +66,9 @@ type Session struct {
 	// server's poller, if it has one.
 	wsClosed bool
 	pc       *pollConn
+	// parked is the held connection of the pending GET, when it waits there without a
+	// goroutine (see httpConn); getActive is then true.
+	parked *httpConn
 	// beatAt and beatIdx place the session in the server's heartbeat schedule (guarded by
 	// heartbeats.mu); beatIdx is -1 when it has no heartbeat scheduled.
 	beatAt      time.Time
@@ -187,8 +190,19 @@ func (s *Session) SendVolatile(msgs ...*Message) bool {
 // packet; the handler's OnClose gets "forced close".
 func (s *Session) Close() { s.closeWith(ReasonForcedClose, nil, true) }
 
-// signal wakes the pending GET, if any: the queue has something or the state changed.
+// signal wakes the pending GET, if any: the queue has something or the state changed. A GET
+// parked on a held connection is answered by a goroutine started here.
 func (s *Session) signal() {
+	if s.wakeCh == nil {
+		return // opened over WebSocket: never polled
+	}
+	s.mu.Lock()
+	hc := s.takeParkedLocked()
+	s.mu.Unlock()
+	if hc != nil {
+		s.srv.goroutines.Go(func() { hc.answerParked(s) })
+		return
+	}
 	select {
 	case s.wakeCh <- struct{}{}:
 	default:

@@ -53,6 +53,8 @@ func run(ctx context.Context) error {
 	smoke := flag.Bool("smoke", false, "tiny sizes and short phases; fail if any message is lost or any scenario fails")
 	siobridgeBin := flag.String("siobridge", "", "siobridge binary (empty: go build ./cmd/siobridge into a temporary directory)")
 	referenceJS := flag.String("reference", "cmd/siobench/reference/bridge.js", "the reference bridge (npm ci in its directory first)")
+	var siobridgeEnv envList
+	flag.Var(&siobridgeEnv, "siobridge-env", "extra setting for siobridge as SIOBRIDGE_KEY=VALUE, e.g. SIOBRIDGE_API_PPROF=true to profile it during a run (repeatable; the table then measures that configuration, not the defaults)")
 	serverCPU := flag.String("server-cpu", "0", "taskset -c list the servers run on (empty: not pinned)")
 	nsources := flag.Int("sources", 8, "loopback source addresses the clients are spread over (127.0.0.2 and up)")
 	markdown := flag.String("markdown", "", "also write the table as Markdown to this file")
@@ -112,7 +114,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg := serverConfig{siobridgeBin: *siobridgeBin, referenceJS: *referenceJS, cpu: *serverCPU}
+	cfg := serverConfig{siobridgeBin: *siobridgeBin, referenceJS: *referenceJS, cpu: *serverCPU, siobridgeEnv: siobridgeEnv}
 	if cfg.cpu != "" {
 		if _, err := os.Stat("/usr/bin/taskset"); err != nil {
 			fmt.Fprintln(os.Stderr, "siobench: taskset not found: the servers run unpinned")
@@ -223,4 +225,19 @@ func parseList[T any](s string, parse func(string) (T, error)) ([]T, error) {
 		return nil, fmt.Errorf("empty list")
 	}
 	return out, nil
+}
+
+// envList is the repeatable -siobridge-env flag: SIOBRIDGE_* settings only, so a typo such as
+// a missing prefix is an error rather than a setting silently ignored.
+type envList []string
+
+func (l *envList) String() string { return strings.Join(*l, " ") }
+
+func (l *envList) Set(v string) error {
+	key, _, ok := strings.Cut(v, "=")
+	if !ok || !strings.HasPrefix(key, "SIOBRIDGE_") || key == "SIOBRIDGE_" {
+		return fmt.Errorf("want SIOBRIDGE_KEY=VALUE, got %q", v)
+	}
+	*l = append(*l, v)
+	return nil
 }

@@ -25,9 +25,10 @@ const (
 
 // serverConfig says how to start the servers.
 type serverConfig struct {
-	siobridgeBin string // path of the siobridge binary
-	referenceJS  string // path of reference/bridge.js
-	cpu          string // taskset -c list for the server; "" runs unpinned
+	siobridgeBin string   // path of the siobridge binary
+	referenceJS  string   // path of reference/bridge.js
+	cpu          string   // taskset -c list for the server; "" runs unpinned
+	siobridgeEnv []string // extra KEY=VALUE settings for siobridge, after siobench's own
 }
 
 // server is one running server process.
@@ -63,6 +64,7 @@ func startServer(ctx context.Context, cfg serverConfig, name, hookURL string) (*
 			"SIOBRIDGE_WEBHOOK_URL=" + hookURL,
 			"SIOBRIDGE_LOG_LEVEL=warn",
 		}
+		env = append(env, cfg.siobridgeEnv...)
 	case serverReference:
 		argv = []string{"node", cfg.referenceJS}
 		_, port, _ := net.SplitHostPort(public)

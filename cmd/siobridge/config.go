@@ -74,6 +74,10 @@ type SocketIOConfig struct {
 	// WebSocketPoller reads idle WebSockets with one epoll poller instead of a goroutine
 	// each (Linux; elsewhere it has no effect). Default true.
 	WebSocketPoller bool `toml:"websocket_poller"`
+	// PollingPoller holds long-polling connections in the same poller between requests,
+	// instead of a net/http handler goroutine per pending poll (Linux, with
+	// websocket_poller; elsewhere it has no effect). Default true.
+	PollingPoller bool `toml:"polling_poller"`
 }
 
 // WebhookConfig configures the webhooks siobridge POSTs to the app.
@@ -230,6 +234,7 @@ func DefaultConfig() Config {
 			RecoveryMaxPackets: 10000,
 			RecoveryMaxBytes:   64 << 20,
 			WebSocketPoller:    true,
+			PollingPoller:      true,
 		},
 		Webhook: WebhookConfig{
 			Events:         []string{"connect", "event", "disconnect"},

@@ -74,6 +74,7 @@ func TestDefaults(t *testing.T) {
 		"socketio.recovery_max_packets":        10000,
 		"socketio.recovery_max_bytes":          int64(67108864),
 		"socketio.websocket_poller":            true,
+		"socketio.polling_poller":              true,
 		"webhook.url":                          "",
 		"webhook.secret":                       "",
 		"webhook.events":                       []string{"connect", "event", "disconnect"},

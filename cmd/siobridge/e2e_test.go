@@ -2187,3 +2187,30 @@ func TestE2EWebSocketPollerOff(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EPollingPollerOff runs siobridge with socketio.polling_poller = false: every pending
+// poll waits in a net/http handler, and the stock client over long-polling works the same.
+func TestE2EPollingPollerOff(t *testing.T) {
+	t.Parallel()
+	a := startApp(t)
+	a.setReply(func(_ context.Context, d delivery) (int, any) {
+		if d.Payload.Event == "ask" {
+			return http.StatusOK, `{"ack":["answer"]}`
+		}
+		return http.StatusOK, nil
+	})
+	b := startBridge(t, a, "SIOBRIDGE_SOCKETIO_POLLING_POLLER=false")
+	b.waitLog(t, "polling_poller=false", func(log string) bool {
+		return strings.Contains(log, "polling_poller=false") && strings.Contains(log, "websocket_poller=true")
+	})
+	nc := startNode(t)
+	c := nc.connect(t, b.url(), map[string]any{"transports": []string{"polling"}})
+	assertJSON(t, "ack", c.expectAck(t, c.emitAck(t, "ask", "q")).Args, `["answer"]`)
+	a.waitEvent(t, c.id, "ask")
+	b.emit(t, map[string]any{"event": "news", "args": []any{"to all"}}, 1)
+	m := c.expectEvent(t, "news")
+	assertJSON(t, "news", m.Args, `["to all"]`)
+	if m.Transport != "polling" {
+		t.Errorf("the polling-only client got news over %q", m.Transport)
+	}
+}

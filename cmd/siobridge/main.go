@@ -120,6 +120,14 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 	var proxyMetrics *proxy.Metrics
 	onLimit := func(limit string) { proxyMetrics.LimitHit(limit) }
 	lim := cfg.Limits
+	// Polls held by the poller come back to the public server through handoff when their
+	// connection carries something else (see engineio.Options.PollingHandoff).
+	var handoff *engineio.HandoffListener
+	var pollingHandoff func(net.Conn)
+	if sio.PollingPoller && sio.WebSocketPoller {
+		handoff = engineio.NewHandoffListener(nil)
+		pollingHandoff = handoff.Handoff
+	}
 	srv := socketio.NewServer(socketio.Options{
 		Adapter: adapter,
 		Recovery: socketio.RecoveryOptions{
@@ -147,6 +155,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 			Logger:             log,
 			// An escape hatch: the poller is the default and what the tests run.
 			DisableWebSocketPoller: !sio.WebSocketPoller,
+			PollingHandoff:         pollingHandoff,
+			PollingPath:            sio.Path,
 		},
 		Namespaces:                 sio.Namespaces,
 		ConnectTimeout:             sio.ConnectTimeout.Duration,
@@ -278,6 +288,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 	errs := make(chan error, 2)
 	go func() { errs <- publicSrv.Serve(publicLn) }()
 	go func() { errs <- apiSrv.Serve(apiLn) }()
+	if handoff != nil {
+		// Ends with publicSrv.Shutdown, which closes the listener.
+		go func() { _ = publicSrv.Serve(handoff) }()
+	}
 	log.Info("siobridge serving",
 		"version", version,
 		"public", publicLn.Addr().String(),
@@ -286,7 +300,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 		"upstream", cfg.Server.Upstream,
 		"webhook", cfg.Webhook.URL,
 		"cluster", cfg.Cluster.Adapter,
-		"websocket_poller", sio.WebSocketPoller && runtime.GOOS == "linux")
+		"websocket_poller", sio.WebSocketPoller && runtime.GOOS == "linux",
+		"polling_poller", handoff != nil && runtime.GOOS == "linux")
 	if ready != nil {
 		ready(publicLn.Addr(), apiLn.Addr())
 	}

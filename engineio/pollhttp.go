@@ -1,0 +1,744 @@
+package engineio
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// This file holds long-polling connections without a goroutine each (Options.PollingHandoff,
+// Linux with the poller). A GET that finds nothing to answer takes its connection from
+// net/http (Hijack) instead of waiting in its handler: the session keeps it as parked, the
+// poller watches it for the client going away, and whoever queues the next message starts a
+// goroutine that writes the response. The connection then stays with the poller: its next
+// requests, when they are polls of this server (a GET or POST of PollingPath with a sid), are
+// read by the poller's readers and answered by the same ServeHTTP through a small
+// ResponseWriter; anything else (a handshake, a WebSocket, a page for the reverse proxy, a
+// chunked body) goes back to net/http through PollingHandoff with the bytes read so far.
+//
+// A parked poll so costs a registration and a few hundred bytes instead of net/http's handler
+// goroutine, its background reader and their buffers, and a delivery costs one read and one
+// write system call and no scheduling of the request's goroutines.
+
+const (
+	// maxPollRequest bounds what a held connection may send before a request is complete: its
+	// header and, for a POST, its body (MaxPayload more). A header larger than this goes to
+	// net/http, which answers it by its own rules.
+	maxPollHeader = 64 << 10
+	// pollIdleTimeout closes a held connection that carries no request for this long, and
+	// pollHeaderTimeout one that has begun a request and not finished it (net/http's
+	// IdleTimeout and ReadHeaderTimeout, as siobridge sets them).
+	pollIdleTimeout   = 2 * time.Minute
+	pollHeaderTimeout = 10 * time.Second
+	// pollSweepEvery is how often the held connections are checked against those timeouts.
+	pollSweepEvery = 5 * time.Second
+)
+
+// httpConn is one long-polling connection taken from net/http.
+type httpConn struct {
+	srv    *Server
+	nc     net.Conn
+	remote string
+	pc     *pollConn // its registration with the poller
+
+	mu sync.Mutex
+	// buf holds what was read and not yet served: the start of the next request, or a request
+	// that came while another was served or parked.
+	buf []byte
+	// serving: a goroutine is serving buf's requests (the poller's reader, or the goroutine
+	// that answered a parked poll). parked: a GET of session is waiting for something to
+	// answer; its answer's goroutine serves buf afterwards. resume: a parked poll was
+	// answered while the goroutine that parked it was still finishing; it goes on serving.
+	serving bool
+	parked  *Session
+	resume  bool
+	closed  bool
+	// since is when the connection last became idle (nothing to serve, nothing parked), or
+	// began a request it has not finished; swept against the timeouts.
+	since time.Time
+
+	w pollWriter // the ResponseWriter of the request being served (one at a time)
+	// header is what a parked poll's answer carries besides its own (CORS), saved at parking.
+	header http.Header
+}
+
+// pollWriter is the ResponseWriter of a request served on a held connection: it keeps the
+// response, which httpConn writes once the handler returns. A poll with nothing to answer
+// parks instead.
+type pollWriter struct {
+	h      http.Header
+	status int
+	body   []byte
+	hc     *httpConn
+	parked bool
+}
+
+func (w *pollWriter) Header() http.Header { return w.h }
+func (w *pollWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+}
+func (w *pollWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	w.body = append(w.body, p...)
+	return len(p), nil
+}
+
+// pollHolding reports whether polls may take their connections from net/http.
+func (s *Server) pollHolding() bool {
+	return s.opts.PollingHandoff != nil && s.poll != nil
+}
+
+// hijackPoll takes the connection of a GET that is about to wait, or returns nil, and the
+// GET then waits in its handler as without PollingHandoff: an HTTP/1.0 or closing request, a
+// TLS or other connection the poller cannot read, or a server closing.
+func (s *Server) hijackPoll(w http.ResponseWriter, r *http.Request) *httpConn {
+	if !r.ProtoAtLeast(1, 1) || r.Close || r.TLS != nil {
+		return nil
+	}
+	if _, ok := w.(*pollWriter); ok {
+		return nil // served on a held connection already: it parks instead
+	}
+	// Only connections the poller can read: found through the writer without taking it.
+	nc, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return nil
+	}
+	hc := &httpConn{srv: s, nc: nc, remote: r.RemoteAddr, since: time.Now(), w: pollWriter{h: make(http.Header)}}
+	hc.w.hc = hc
+	if n := brw.Reader.Buffered(); n > 0 {
+		// A request that came behind this one: served once this one is answered.
+		b, _ := brw.Reader.Peek(n)
+		hc.buf = append(hc.buf, b...)
+	}
+	if p, ok := nc.(*prefixConn); ok {
+		// Held before and handed back: the socket itself is held again, after what net/http
+		// had not read yet of what was handed back with it.
+		hc.buf = append(hc.buf, p.prefix...)
+		hc.nc = p.Conn
+	}
+	hc.header = w.Header().Clone()
+	_ = nc.SetDeadline(time.Time{})
+	return hc
+}
+
+// register hands hc to the poller and the server's set of held connections; false when it
+// cannot be (the poller is closed or cannot read it): hc is then closed.
+func (hc *httpConn) register() bool {
+	s := hc.srv
+	s.held.mu.Lock()
+	if s.held.closed {
+		s.held.mu.Unlock()
+		hc.nc.Close()
+		return false
+	}
+	s.held.conns[hc] = struct{}{}
+	if !s.held.sweeping {
+		s.held.sweeping = true
+		s.goroutines.Go(s.sweepHeld)
+	}
+	s.held.mu.Unlock()
+	pc, err := s.poll.addHTTP(hc, hc.nc)
+	if err != nil {
+		hc.close()
+		return false
+	}
+	hc.mu.Lock()
+	hc.pc = pc
+	closed := hc.closed
+	hc.mu.Unlock()
+	if closed {
+		s.poll.remove(pc)
+	}
+	return !closed
+}
+
+// parkLocked makes hc the holder of sess's pending GET; sess.mu is held and the GET has
+// nothing to answer. The answer comes from answerParked, started by the session's signal. It
+// returns false when hc is closed already: the GET ends with its connection.
+func (hc *httpConn) parkLocked(sess *Session) bool {
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	if hc.closed {
+		return false
+	}
+	hc.parked = sess
+	sess.parked = hc
+	return true
+}
+
+// holdPoll goes on with a GET whose connection hijackPoll took: it parks it, or answers it if
+// something came meanwhile, and leaves the connection with the poller either way.
+func (s *Session) holdPoll(hc *httpConn) {
+	if !pollable(hc.nc) {
+		s.answerAndHandOff(hc)
+		return
+	}
+	hc.serving = true // this request is being served: what follows it waits
+	if !hc.register() {
+		s.mu.Lock()
+		s.getActive = false
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Lock()
+	if !s.pollReadyLocked() {
+		parked := hc.parkLocked(s)
+		if !parked {
+			s.getActive = false
+		}
+		s.mu.Unlock()
+		if parked && !hc.parkedServed() {
+			return
+		}
+		hc.serve()
+		return
+	}
+	batch := s.pollBatchLocked()
+	s.mu.Unlock()
+	err := hc.writeResponse(http.StatusOK, hc.header, pollContentType, s.encodePoll(batch))
+	s.mu.Lock()
+	s.getActive = false
+	s.mu.Unlock()
+	if err != nil {
+		s.closeWith(ReasonTransportError, err, false)
+		hc.close()
+		return
+	}
+	hc.serve()
+}
+
+// answerAndHandOff serves a GET whose connection the poller cannot read (a wrapper around
+// the socket): it waits for the answer on this goroutine, as without PollingHandoff, writes
+// it, and gives the connection back to net/http.
+func (s *Session) answerAndHandOff(hc *httpConn) {
+	s.mu.Lock()
+	for !s.pollReadyLocked() {
+		s.mu.Unlock()
+		select {
+		case <-s.wakeCh:
+		case <-s.done:
+		}
+		s.mu.Lock()
+	}
+	batch := s.pollBatchLocked()
+	s.mu.Unlock()
+	err := hc.writeResponse(http.StatusOK, hc.header, pollContentType, s.encodePoll(batch))
+	s.mu.Lock()
+	s.getActive = false
+	s.mu.Unlock()
+	if err != nil {
+		s.closeWith(ReasonTransportError, err, false)
+		hc.nc.Close()
+		return
+	}
+	hc.handOff()
+}
+
+// parkedServed is called by the goroutine serving hc once the GET it served is parked: it
+// stops serving, unless the GET was answered meanwhile (then it goes on, and returns true).
+func (hc *httpConn) parkedServed() bool {
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	if hc.resume {
+		hc.resume = false
+		return true
+	}
+	hc.serving = false
+	return false
+}
+
+// takeParkedLocked returns the held connection of the session's pending GET, and takes it
+// off the session, when the GET has something to answer now; sess.mu is held.
+func (s *Session) takeParkedLocked() *httpConn {
+	hc := s.parked
+	if hc == nil || !s.pollReadyLocked() {
+		return nil
+	}
+	s.parked = nil
+	return hc
+}
+
+// pollReadyLocked reports whether a pending GET answers now: something is queued, the session
+// ended, or the client is moving to WebSocket (its poll is released with a noop).
+func (s *Session) pollReadyLocked() bool {
+	return len(s.queue) > 0 || s.closed || s.upgrading || s.transport != TransportPolling
+}
+
+// pollBatchLocked takes what a pending GET answers with; pollReadyLocked was true.
+func (s *Session) pollBatchLocked() []*Message {
+	if len(s.queue) > 0 || s.closed {
+		batch := s.takeQueueLocked()
+		if s.closed && !s.flushOnDone {
+			batch = append(batch, s.srv.closeMsg)
+		}
+		return batch
+	}
+	return append(s.takeQueueLocked(), s.srv.noopMsg)
+}
+
+// encodePoll is the body of a poll's answer: the batch's packets, separated.
+func (s *Session) encodePoll(batch []*Message) []byte {
+	size := 0
+	for _, m := range batch {
+		size += m.payloadLen() + 1
+	}
+	body := make([]byte, 0, size)
+	for i, m := range batch {
+		if i > 0 {
+			body = append(body, recordSeparator)
+		}
+		body = m.appendPayload(body)
+	}
+	s.recycle(batch)
+	return body
+}
+
+// answerParked writes the answer of sess's GET parked on hc, then serves what the client sent
+// meanwhile, if anything. It runs on its own goroutine, started by the session's signal.
+func (hc *httpConn) answerParked(sess *Session) {
+	sess.mu.Lock()
+	batch := sess.pollBatchLocked()
+	sess.mu.Unlock()
+	body := sess.encodePoll(batch)
+	err := hc.writeResponse(http.StatusOK, hc.header, pollContentType, body)
+	sess.mu.Lock()
+	sess.getActive = false
+	sess.mu.Unlock()
+	if err != nil {
+		sess.closeWith(ReasonTransportError, err, false)
+		hc.close()
+		return
+	}
+	hc.mu.Lock()
+	hc.parked = nil
+	if hc.closed {
+		hc.mu.Unlock()
+		return
+	}
+	if hc.serving {
+		// The goroutine that parked the GET has not returned yet: it serves what is next.
+		hc.resume = true
+		hc.mu.Unlock()
+		return
+	}
+	hc.serving = true
+	hc.since = time.Now()
+	hc.mu.Unlock()
+	hc.serve()
+}
+
+// unparkLocked forgets sess's GET parked on hc, the client having gone; sess.mu is held.
+func (sess *Session) unparkLocked(hc *httpConn) {
+	if sess.parked == hc {
+		sess.parked = nil
+		sess.getActive = false
+	}
+}
+
+// consume takes bytes the poller read, and serves them when nothing else is: it returns
+// false when the connection is no longer the poller's (closed or handed off).
+func (hc *httpConn) consume(data []byte) bool {
+	hc.mu.Lock()
+	if hc.closed {
+		hc.mu.Unlock()
+		return false
+	}
+	if len(hc.buf)+len(data) > maxPollHeader+int(hc.srv.opts.MaxPayload) {
+		hc.mu.Unlock()
+		hc.close() // more than any request may be: nothing to serve it as
+		return false
+	}
+	if len(hc.buf) == 0 {
+		hc.since = time.Now()
+	}
+	hc.buf = append(hc.buf, data...)
+	if hc.serving || hc.parked != nil {
+		hc.mu.Unlock()
+		return true
+	}
+	hc.serving = true
+	hc.mu.Unlock()
+	return hc.serve()
+}
+
+// readFailed: the client closed the connection, or it broke.
+func (hc *httpConn) readFailed(error) { hc.close() }
+
+// serve serves the requests in buf, one after the other, until one is incomplete, parks, or
+// is not a poll (handed off). hc.serving is set; serve clears it unless it handed hc off. It
+// returns false when hc is no longer the poller's.
+func (hc *httpConn) serve() bool {
+	for {
+		hc.mu.Lock()
+		if hc.closed {
+			hc.serving = false
+			hc.mu.Unlock()
+			return false
+		}
+		req, n, status := hc.nextRequest()
+		switch status {
+		case reqIncomplete:
+			hc.serving = false
+			hc.mu.Unlock()
+			return true
+		case reqForeign:
+			hc.mu.Unlock()
+			hc.handOff()
+			return false
+		}
+		hc.mu.Unlock()
+
+		w := &hc.w
+		clear(w.h)
+		w.status, w.body, w.parked = 0, w.body[:0], false
+		hc.srv.ServeHTTP(w, req)
+
+		hc.mu.Lock()
+		hc.buf = hc.buf[:copy(hc.buf, hc.buf[n:])]
+		if len(hc.buf) == 0 && cap(hc.buf) > 4096 {
+			hc.buf = nil
+		}
+		hc.since = time.Now()
+		hc.mu.Unlock()
+		if w.parked {
+			if !hc.parkedServed() {
+				return true
+			}
+			continue // answered meanwhile: go on with the next request
+		}
+		if w.status == 0 {
+			w.status = http.StatusOK
+		}
+		if err := hc.writeResponse(w.status, w.h, "", w.body); err != nil {
+			hc.close()
+			return false
+		}
+		if cap(w.body) > 64<<10 {
+			w.body = nil
+		}
+	}
+}
+
+type reqStatus int
+
+const (
+	reqReady      reqStatus = iota
+	reqIncomplete           // wait for more bytes
+	reqForeign              // not a poll of this server: net/http serves it
+)
+
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
+// nextRequest parses the request at the start of buf (hc.mu held): the request and its length
+// in buf when it is a complete poll of this server.
+func (hc *httpConn) nextRequest() (*http.Request, int, reqStatus) {
+	end := bytes.Index(hc.buf, []byte("\r\n\r\n"))
+	if end < 0 {
+		if len(hc.buf) > maxPollHeader {
+			return nil, 0, reqForeign
+		}
+		return nil, 0, reqIncomplete
+	}
+	end += 4
+	// A cheap look at the request line first: anything but a poll of this server's path with
+	// a sid goes to net/http unparsed.
+	line, _, _ := bytes.Cut(hc.buf[:end], []byte("\r\n"))
+	method, rest, _ := bytes.Cut(line, []byte(" "))
+	target, proto, _ := bytes.Cut(rest, []byte(" "))
+	path, query, _ := bytes.Cut(target, []byte("?"))
+	if string(proto) != "HTTP/1.1" || (string(method) != http.MethodGet && string(method) != http.MethodPost) ||
+		string(path) != hc.srv.opts.PollingPath || !bytes.Contains(query, []byte("sid=")) {
+		return nil, 0, reqForeign
+	}
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(bytes.NewReader(hc.buf[:end]))
+	req, err := http.ReadRequest(br)
+	br.Reset(nil)
+	readerPool.Put(br)
+	if err != nil || req.Close || len(req.TransferEncoding) > 0 || req.Header.Get("Upgrade") != "" ||
+		req.ContentLength < 0 || req.ContentLength > hc.srv.opts.MaxPayload ||
+		(req.Method == http.MethodGet && req.ContentLength > 0) || req.Header.Get("Expect") != "" {
+		// net/http answers these by its own rules (bad requests, bodies it must read, upgrades).
+		return nil, 0, reqForeign
+	}
+	total := end + int(req.ContentLength)
+	if len(hc.buf) < total {
+		return nil, 0, reqIncomplete
+	}
+	if req.ContentLength > 0 {
+		req.Body = io.NopCloser(bytes.NewReader(bytes.Clone(hc.buf[end:total])))
+	} else {
+		req.Body = http.NoBody
+	}
+	req.RemoteAddr = hc.remote
+	return req, total, reqReady
+}
+
+// handOff gives the connection back to net/http, with what was read of it.
+func (hc *httpConn) handOff() {
+	hc.mu.Lock()
+	if hc.closed {
+		hc.mu.Unlock()
+		return
+	}
+	hc.closed = true
+	hc.serving = false
+	prefix := hc.buf
+	hc.buf = nil
+	pc := hc.pc
+	hc.mu.Unlock()
+	if pc != nil {
+		hc.srv.poll.remove(pc)
+	}
+	hc.srv.held.forget(hc)
+	hc.srv.opts.PollingHandoff(&prefixConn{Conn: hc.nc, prefix: prefix})
+}
+
+// close closes the connection and releases a GET parked on it.
+func (hc *httpConn) close() {
+	hc.mu.Lock()
+	if hc.closed {
+		hc.mu.Unlock()
+		return
+	}
+	hc.closed = true
+	sess, pc := hc.parked, hc.pc
+	hc.parked = nil
+	hc.mu.Unlock()
+	if pc != nil {
+		hc.srv.poll.remove(pc)
+	}
+	hc.nc.Close()
+	hc.srv.held.forget(hc)
+	if sess != nil {
+		sess.mu.Lock()
+		sess.unparkLocked(hc)
+		sess.mu.Unlock()
+	}
+}
+
+const pollContentType = "text/plain; charset=UTF-8"
+
+// writeResponse writes one response with its Content-Length, keeping the connection open.
+// contentType, when set, is written before header's fields (a parked poll's answer).
+func (hc *httpConn) writeResponse(status int, header http.Header, contentType string, body []byte) error {
+	bp := respBufs.Get().(*[]byte)
+	b := (*bp)[:0]
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(status)...)
+	b = append(b, "\r\n"...)
+	if contentType != "" {
+		b = append(b, "Content-Type: "...)
+		b = append(b, contentType...)
+		b = append(b, "\r\nCache-Control: no-store\r\n"...)
+	}
+	for k, vs := range header {
+		if k == "Content-Length" || k == "Connection" || k == "Transfer-Encoding" || k == "Date" {
+			continue
+		}
+		for _, v := range vs {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = appendHeaderValue(b, v)
+			b = append(b, "\r\n"...)
+		}
+	}
+	b = append(b, "Date: "...)
+	b = append(b, httpDate()...)
+	b = append(b, "\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	b = append(b, "\r\n\r\n"...)
+	b = append(b, body...)
+	_ = hc.nc.SetWriteDeadline(time.Now().Add(hc.srv.opts.WriteTimeout))
+	_, err := hc.nc.Write(b)
+	if cap(b) <= 64<<10 {
+		*bp = b
+		respBufs.Put(bp)
+	}
+	return err
+}
+
+var respBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// appendHeaderValue appends v with line breaks replaced, as net/http writes header values.
+func appendHeaderValue(b []byte, v string) []byte {
+	if !strings.ContainsAny(v, "\r\n") {
+		return append(b, v...)
+	}
+	return append(b, strings.NewReplacer("\r", " ", "\n", " ").Replace(v)...)
+}
+
+// httpDate is the Date header's value, formatted once a second.
+func httpDate() string {
+	now := time.Now().Unix()
+	if d := cachedDate.Load(); d != nil && d.unix == now {
+		return d.text
+	}
+	d := &dateText{unix: now, text: time.Unix(now, 0).UTC().Format(http.TimeFormat)}
+	cachedDate.Store(d)
+	return d.text
+}
+
+type dateText struct {
+	unix int64
+	text string
+}
+
+var cachedDate atomic.Pointer[dateText]
+
+// heldConns is the server's set of connections taken from net/http, for the sweep and Close.
+type heldConns struct {
+	// The timeouts and the sweep's period: pollIdleTimeout, pollHeaderTimeout and
+	// pollSweepEvery, set by NewServer (shorter in tests).
+	idleTimeout, headerTimeout, sweepEvery time.Duration
+
+	mu       sync.Mutex
+	conns    map[*httpConn]struct{}
+	closed   bool
+	sweeping bool
+	stop     chan struct{}
+}
+
+func (h *heldConns) forget(hc *httpConn) {
+	h.mu.Lock()
+	delete(h.conns, hc)
+	h.mu.Unlock()
+}
+
+// sweepHeld closes held connections past their timeouts, every pollSweepEvery, until Close:
+// one goroutine for all of them, as the heartbeats are.
+func (s *Server) sweepHeld() {
+	t := time.NewTicker(s.held.sweepEvery)
+	defer t.Stop()
+	var stale []*httpConn
+	for {
+		select {
+		case <-s.held.stop:
+			return
+		case now := <-t.C:
+			stale = stale[:0]
+			s.held.mu.Lock()
+			for hc := range s.held.conns {
+				hc.mu.Lock()
+				idle := !hc.serving && hc.parked == nil
+				if idle && (len(hc.buf) == 0 && now.Sub(hc.since) > s.held.idleTimeout ||
+					len(hc.buf) > 0 && now.Sub(hc.since) > s.held.headerTimeout) {
+					stale = append(stale, hc)
+				}
+				hc.mu.Unlock()
+			}
+			s.held.mu.Unlock()
+			for _, hc := range stale {
+				hc.close()
+			}
+			clear(stale)
+		}
+	}
+}
+
+// stopSweep refuses connections from now on and stops the sweep (Close).
+func (h *heldConns) stopSweep() {
+	h.mu.Lock()
+	if !h.closed {
+		h.closed = true
+		close(h.stop)
+	}
+	h.mu.Unlock()
+}
+
+// closeHeld closes every held connection (Close, once the sessions are closed and their last
+// answers written).
+func (s *Server) closeHeld() {
+	s.held.mu.Lock()
+	all := make([]*httpConn, 0, len(s.held.conns))
+	for hc := range s.held.conns {
+		all = append(all, hc)
+	}
+	s.held.mu.Unlock()
+	for _, hc := range all {
+		hc.close()
+	}
+}
+
+// prefixConn is a connection handed back to net/http: it reads what was read of it before.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// HandoffListener is a net.Listener of connections handed to it, for an http.Server to serve
+// the connections Options.PollingHandoff gives back: pass its Handoff as PollingHandoff and
+// run the server's Serve on it beside the real listener.
+type HandoffListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+// NewHandoffListener returns a listener reporting addr as its address (the real listener's,
+// or nil).
+func NewHandoffListener(addr net.Addr) *HandoffListener {
+	return &HandoffListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+// Handoff gives c to the listener's Accept; once the listener is closed, c is closed instead.
+func (l *HandoffListener) Handoff(c net.Conn) {
+	select {
+	case l.conns <- c:
+	case <-l.done:
+		c.Close()
+	}
+}
+
+// Accept returns the next connection handed off, or net.ErrClosed once closed.
+func (l *HandoffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, fmt.Errorf("engineio: handoff listener: %w", net.ErrClosed)
+	}
+}
+
+// Close ends Accept and closes connections handed off from then on.
+func (l *HandoffListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+// Addr is the address given to NewHandoffListener, or "handoff" if it was nil.
+func (l *HandoffListener) Addr() net.Addr {
+	if l.addr == nil {
+		return handoffAddr{}
+	}
+	return l.addr
+}
+
+type handoffAddr struct{}
+
+func (handoffAddr) Network() string { return "handoff" }
+func (handoffAddr) String() string  { return "handoff" }

@@ -1,0 +1,350 @@
+//go:build linux
+
+package engineio
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// rawConn is one client TCP connection speaking HTTP/1.1 by hand, so that a test decides
+// which requests share a connection.
+type rawConn struct {
+	t  *testing.T
+	nc net.Conn
+	br *bufio.Reader
+}
+
+func dialRaw(t *testing.T, ts *testServer) *rawConn {
+	t.Helper()
+	nc, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return &rawConn{t: t, nc: nc, br: bufio.NewReader(nc)}
+}
+
+func (c *rawConn) send(req string) {
+	c.t.Helper()
+	if _, err := io.WriteString(c.nc, req); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// read reads one response, within 5 s.
+func (c *rawConn) read() (*http.Response, string) {
+	c.t.Helper()
+	_ = c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		c.t.Fatalf("read response: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		c.t.Fatalf("read body: %v", err)
+	}
+	return resp, string(b)
+}
+
+func (c *rawConn) roundTrip(req string) (*http.Response, string) {
+	c.t.Helper()
+	c.send(req)
+	return c.read()
+}
+
+func getReq(query string) string {
+	return "GET /socket.io/?EIO=4&" + query + " HTTP/1.1\r\nHost: test\r\n\r\n"
+}
+
+func postReq(query, body string) string {
+	return fmt.Sprintf("POST /socket.io/?EIO=4&%s HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: %d\r\n\r\n%s", query, len(body), body)
+}
+
+// heldCount is how many connections the server holds.
+func heldCount(s *Server) int {
+	s.held.mu.Lock()
+	defer s.held.mu.Unlock()
+	return len(s.held.conns)
+}
+
+// waitHeld waits, up to 5 s, for the server to hold n connections.
+func waitHeld(t *testing.T, s *Server, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for heldCount(s) != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("held connections: %d, want %d", heldCount(s), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitParked waits, up to 5 s, for the session's GET to be parked on a held connection.
+func waitParked(t *testing.T, s *Server, sid string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		sess := s.Session(sid)
+		if sess == nil {
+			t.Fatalf("session %s is gone", sid)
+		}
+		sess.mu.Lock()
+		parked := sess.parked != nil
+		sess.mu.Unlock()
+		if parked {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the GET was not parked")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func rawHandshake(t *testing.T, c *rawConn) string {
+	t.Helper()
+	resp, body := c.roundTrip(getReq("transport=polling"))
+	if resp.StatusCode != 200 {
+		t.Fatalf("handshake: %d %s", resp.StatusCode, body)
+	}
+	return parseOpen(t, body).SID
+}
+
+// A poll that waits is parked on its connection, answered by the next message, and the
+// connection's next polls are served there too; a request that is not a poll goes back to
+// net/http, and the connection is held again by its next poll.
+func TestHeldPollServesTheConnectionsNextRequests(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	c := dialRaw(t, ts)
+	sid := rawHandshake(t, c)
+	q := "transport=polling&sid=" + sid
+
+	c.send(getReq(q))
+	waitParked(t, ts.eio, sid)
+	waitHeld(t, ts.eio, 1)
+
+	// The message comes on another connection; the echo answers the parked GET.
+	other := dialRaw(t, ts)
+	if resp, body := other.roundTrip(postReq(q, "4hello")); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("POST: %d %q", resp.StatusCode, body)
+	}
+	resp, body := c.read()
+	if resp.StatusCode != 200 || body != "4hello" {
+		t.Fatalf("parked GET: %d %q", resp.StatusCode, body)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "text/plain; charset=UTF-8" {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	if resp.Header.Get("Date") == "" || resp.Close {
+		t.Fatalf("want a Date and a kept-alive connection: %v", resp.Header)
+	}
+
+	// The held connection's next POST and GET are served without net/http.
+	if resp, body := c.roundTrip(postReq(q, "4again\x1e4twice")); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("POST on the held connection: %d %q", resp.StatusCode, body)
+	}
+	if resp, body := c.roundTrip(getReq(q)); body != "4again\x1e4twice" {
+		t.Fatalf("GET on the held connection: %d %q", resp.StatusCode, body)
+	}
+
+	// An error is answered on the held connection as net/http would, and it stays open.
+	resp, body = c.roundTrip(getReq("transport=polling&sid=nosuchsession"))
+	if resp.StatusCode != 400 || !strings.Contains(body, `"code":1`) {
+		t.Fatalf("unknown sid: %d %q", resp.StatusCode, body)
+	}
+
+	// Not a poll: net/http answers it (here the Engine.IO server, through the handoff).
+	resp, body = c.roundTrip("GET /socket.io/?EIO=3&transport=polling HTTP/1.1\r\nHost: test\r\n\r\n")
+	if resp.StatusCode != 400 || !strings.Contains(body, `"code":5`) {
+		t.Fatalf("EIO=3 after handoff: %d %q", resp.StatusCode, body)
+	}
+	waitHeld(t, ts.eio, 0)
+
+	// ... and the next poll that waits holds the connection again.
+	c.send(getReq(q))
+	waitParked(t, ts.eio, sid)
+	waitHeld(t, ts.eio, 1)
+	if resp, _ := other.roundTrip(postReq(q, "4back")); resp.StatusCode != 200 {
+		t.Fatal(resp.Status)
+	}
+	if _, body := c.read(); body != "4back" {
+		t.Fatalf("GET held again: %q", body)
+	}
+	if got := ts.received(); strings.Join(got, ",") != "hello,again,twice,back" {
+		t.Fatalf("server received %q", got)
+	}
+}
+
+// Requests a client sends behind a parked GET on the same connection (HTTP/1.1 pipelining)
+// wait for its answer, as net/http makes them wait for its handler, and are then answered in
+// order.
+func TestHeldPollPipelinedRequests(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	c := dialRaw(t, ts)
+	sid := rawHandshake(t, c)
+	q := "transport=polling&sid=" + sid
+
+	c.send(getReq(q))
+	waitParked(t, ts.eio, sid)
+	// While the GET is parked: a POST, then another GET, in one write.
+	c.send(postReq(q, "4one") + getReq(q))
+	sess := ts.eio.Session(sid)
+	if err := sess.Send(NewMessage([]byte("first"), false)); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"4first", "ok", "4one"} {
+		if _, body := c.read(); body != want {
+			t.Fatalf("answer %d: %q, want %q", i, body, want)
+		}
+	}
+	if got := ts.received(); strings.Join(got, ",") != "one" {
+		t.Fatalf("server received %q", got)
+	}
+}
+
+// A client that goes away while its GET is parked releases it: the session lives on, and its
+// next GET, on another connection, is no overlap.
+func TestHeldPollClientGoneReleasesTheGET(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	c := dialRaw(t, ts)
+	sid := rawHandshake(t, c)
+	q := "transport=polling&sid=" + sid
+	c.send(getReq(q))
+	waitParked(t, ts.eio, sid)
+	c.nc.Close()
+	waitHeld(t, ts.eio, 0)
+
+	sess := ts.eio.Session(sid)
+	if sess == nil {
+		t.Fatal("the session ended with its connection")
+	}
+	sess.mu.Lock()
+	active, parked := sess.getActive, sess.parked
+	sess.mu.Unlock()
+	if active || parked != nil {
+		t.Fatalf("GET still pending: active %v, parked %v", active, parked != nil)
+	}
+	if err := sess.Send(NewMessage([]byte("later"), false)); err != nil {
+		t.Fatal(err)
+	}
+	d := dialRaw(t, ts)
+	if _, body := d.roundTrip(getReq(q)); body != "4later" {
+		t.Fatalf("next GET: %q", body)
+	}
+	select {
+	case ev := <-ts.closed:
+		t.Fatalf("session closed: %+v", ev)
+	default:
+	}
+}
+
+// Requests the held path does not serve itself go to net/http with their bytes intact: a
+// chunked POST, a closing GET, HTTP/1.0, and a header split over several writes is awaited.
+func TestHeldPollHandsOffWhatItDoesNotServe(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	c := dialRaw(t, ts)
+	sid := rawHandshake(t, c)
+	q := "transport=polling&sid=" + sid
+	hold := func() {
+		t.Helper()
+		c.send(getReq(q))
+		waitParked(t, ts.eio, sid)
+		if err := ts.eio.Session(sid).Send(NewMessage([]byte("x"), false)); err != nil {
+			t.Fatal(err)
+		}
+		if _, body := c.read(); body != "4x" {
+			t.Fatalf("GET: %q", body)
+		}
+		waitHeld(t, ts.eio, 1)
+	}
+
+	hold()
+	resp, body := c.roundTrip("POST /socket.io/?EIO=4&" + q + " HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n4chunk\r\n0\r\n\r\n")
+	if resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("chunked POST: %d %q", resp.StatusCode, body)
+	}
+	waitHeld(t, ts.eio, 0)
+	if _, body := c.roundTrip(getReq(q)); body != "4chunk" { // the echo, answered by net/http
+		t.Fatalf("GET after the chunked POST: %q", body)
+	}
+
+	hold()
+	// A header in pieces: the held path waits for the rest.
+	req := postReq(q, "4split")
+	for i := 0; i < len(req); i += 7 {
+		c.send(req[i:min(i+7, len(req))])
+	}
+	if resp, body := c.read(); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("split POST: %d %q", resp.StatusCode, body)
+	}
+	if heldCount(ts.eio) != 1 {
+		t.Fatal("a split POST was handed off")
+	}
+
+	resp, body = c.roundTrip("GET /socket.io/?EIO=4&" + q + " HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+	if resp.StatusCode != 200 || body != "4split" || !resp.Close {
+		t.Fatalf("closing GET: %d %q close=%v", resp.StatusCode, body, resp.Close)
+	}
+	waitHeld(t, ts.eio, 0)
+	if got := ts.received(); strings.Join(got, ",") != "chunk,split" {
+		t.Fatalf("server received %q", got)
+	}
+}
+
+// Server.Close answers a parked GET with the close packet, then closes the connection.
+func TestHeldPollServerClose(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	c := dialRaw(t, ts)
+	sid := rawHandshake(t, c)
+	c.send(getReq("transport=polling&sid=" + sid))
+	waitParked(t, ts.eio, sid)
+	ts.eio.Close()
+	if _, body := c.read(); body != "1" {
+		t.Fatalf("parked GET at close: %q", body)
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.br.ReadByte(); err != io.EOF {
+		t.Fatalf("after the close packet: %v, want EOF", err)
+	}
+	if n := heldCount(ts.eio); n != 0 {
+		t.Fatalf("%d connections still held", n)
+	}
+	if ev := ts.waitClose(t); ev.reason != ReasonServerShutdown {
+		t.Fatalf("close reason %q", ev.reason)
+	}
+}
+
+// A held connection that starts a request and does not finish it, or carries none, is closed
+// by the sweep.
+func TestHeldPollSweepsStalledConnections(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	ts.eio.held.headerTimeout = 50 * time.Millisecond
+	ts.eio.held.idleTimeout = 200 * time.Millisecond
+	ts.eio.held.sweepEvery = 20 * time.Millisecond
+	for _, partial := range []string{"GET /socket.io/?EIO=4&transport=pol", ""} {
+		c := dialRaw(t, ts)
+		sid := rawHandshake(t, c)
+		c.send(getReq("transport=polling&sid=" + sid))
+		waitParked(t, ts.eio, sid)
+		if err := ts.eio.Session(sid).Send(NewMessage([]byte("x"), false)); err != nil {
+			t.Fatal(err)
+		}
+		if _, body := c.read(); body != "4x" {
+			t.Fatalf("GET: %q", body)
+		}
+		c.send(partial)
+		_ = c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.br.ReadByte(); err != io.EOF {
+			t.Fatalf("stalled connection (%q): %v, want EOF", partial, err)
+		}
+		waitHeld(t, ts.eio, 0)
+	}
+}
