@@ -426,3 +426,27 @@ func (p *poller) serve(pc *pollConn, buf []byte) bool {
 	}
 	return true
 }
+
+// writeNow writes what of b the socket takes without waiting: n < len(b) with a nil error when
+// its buffer is full.
+func (pc *pollConn) writeNow(b []byte) (int, error) {
+	var n int
+	var werr error
+	err := pc.rc.Write(func(fd uintptr) bool {
+		for {
+			n, werr = unix.Write(int(fd), b)
+			if werr != unix.EINTR {
+				return true // never wait: the caller does, elsewhere
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case werr == unix.EAGAIN:
+		return 0, nil
+	case werr != nil:
+		return 0, werr
+	}
+	return n, nil
+}

@@ -22,3 +22,5 @@ func (p *poller) addHTTP(*httpConn, net.Conn) (*pollConn, error) {
 	panic("engineio: no poller")
 }
 func (p *poller) close() {}
+
+func (pc *pollConn) writeNow([]byte) (int, error) { panic("engineio: no poller") }

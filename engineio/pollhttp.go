@@ -1,12 +1,13 @@
 package engineio
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -205,13 +206,9 @@ func (s *Session) holdPoll(hc *httpConn) {
 		hc.serve()
 		return
 	}
-	batch := s.pollBatchLocked()
+	batch := s.takePollLocked()
 	s.mu.Unlock()
-	err := hc.writeResponse(http.StatusOK, hc.header, pollContentType, s.encodePoll(batch))
-	s.mu.Lock()
-	s.getActive = false
-	s.mu.Unlock()
-	if err != nil {
+	if err := hc.writePoll(s, batch); err != nil {
 		s.closeWith(ReasonTransportError, err, false)
 		hc.close()
 		return
@@ -232,13 +229,9 @@ func (s *Session) answerAndHandOff(hc *httpConn) {
 		}
 		s.mu.Lock()
 	}
-	batch := s.pollBatchLocked()
+	batch := s.takePollLocked()
 	s.mu.Unlock()
-	err := hc.writeResponse(http.StatusOK, hc.header, pollContentType, s.encodePoll(batch))
-	s.mu.Lock()
-	s.getActive = false
-	s.mu.Unlock()
-	if err != nil {
+	if err := hc.writePoll(s, batch); err != nil {
 		s.closeWith(ReasonTransportError, err, false)
 		hc.nc.Close()
 		return
@@ -276,6 +269,14 @@ func (s *Session) pollReadyLocked() bool {
 	return len(s.queue) > 0 || s.closed || s.upgrading || s.transport != TransportPolling
 }
 
+// takePollLocked takes what the pending GET answers with, pollReadyLocked being true, and
+// ends the GET: from here the client may poll again (it does once it has the answer, maybe on
+// another connection), as net/http's handler ends before its buffered answer is flushed.
+func (s *Session) takePollLocked() []*Message {
+	s.getActive = false
+	return s.pollBatchLocked()
+}
+
 // pollBatchLocked takes what a pending GET answers with; pollReadyLocked was true.
 func (s *Session) pollBatchLocked() []*Message {
 	if len(s.queue) > 0 || s.closed {
@@ -288,55 +289,60 @@ func (s *Session) pollBatchLocked() []*Message {
 	return append(s.takeQueueLocked(), s.srv.noopMsg)
 }
 
-// encodePoll is the body of a poll's answer: the batch's packets, separated.
-func (s *Session) encodePoll(batch []*Message) []byte {
-	size := 0
-	for _, m := range batch {
-		size += m.payloadLen() + 1
-	}
-	body := make([]byte, 0, size)
-	for i, m := range batch {
-		if i > 0 {
-			body = append(body, recordSeparator)
-		}
-		body = m.appendPayload(body)
-	}
-	s.recycle(batch)
-	return body
-}
-
-// answerParked writes the answer of sess's GET parked on hc, then serves what the client sent
-// meanwhile, if anything. It runs on its own goroutine, started by the session's signal.
+// answerParked writes the answer of sess's GET parked on hc; the session's signal calls it.
+// The answer is written at once when the socket takes all of it without waiting, as it does
+// when the client waits for it (it has read the previous answer before asking again), so a
+// delivery costs no goroutine; otherwise a goroutine waits for the socket to take the rest.
+// Then what the client sent meanwhile, if anything, is served.
 func (hc *httpConn) answerParked(sess *Session) {
 	sess.mu.Lock()
-	batch := sess.pollBatchLocked()
+	batch := sess.takePollLocked()
 	sess.mu.Unlock()
-	body := sess.encodePoll(batch)
-	err := hc.writeResponse(http.StatusOK, hc.header, pollContentType, body)
-	sess.mu.Lock()
-	sess.getActive = false
-	sess.mu.Unlock()
-	if err != nil {
-		sess.closeWith(ReasonTransportError, err, false)
-		hc.close()
+	bp := respBufs.Get().(*[]byte)
+	b := hc.appendPoll((*bp)[:0], sess, batch)
+	n, err := hc.pc.writeNow(b)
+	if err == nil && n == len(b) {
+		putRespBuf(bp, b)
+		if hc.answered() {
+			sess.srv.goroutines.Go(func() { hc.serve() })
+		}
 		return
 	}
+	sess.srv.goroutines.Go(func() {
+		if err == nil {
+			err = hc.writeRest(b[n:])
+		}
+		putRespBuf(bp, b)
+		if err != nil {
+			sess.closeWith(ReasonTransportError, err, false)
+			hc.close()
+			return
+		}
+		if hc.answered() {
+			hc.serve()
+		}
+	})
+}
+
+// answered is called once a parked GET's answer is written: it reports whether the caller is
+// to serve what the client sent meanwhile (hc.serving is then set).
+func (hc *httpConn) answered() bool {
 	hc.mu.Lock()
+	defer hc.mu.Unlock()
 	hc.parked = nil
-	if hc.closed {
-		hc.mu.Unlock()
-		return
-	}
-	if hc.serving {
+	hc.since = time.Now()
+	switch {
+	case hc.closed:
+		return false
+	case hc.serving:
 		// The goroutine that parked the GET has not returned yet: it serves what is next.
 		hc.resume = true
-		hc.mu.Unlock()
-		return
+		return false
+	case len(hc.buf) == 0:
+		return false // the poller serves the next request when it comes
 	}
 	hc.serving = true
-	hc.since = time.Now()
-	hc.mu.Unlock()
-	hc.serve()
+	return true
 }
 
 // unparkLocked forgets sess's GET parked on hc, the client having gone; sess.mu is held.
@@ -421,7 +427,7 @@ func (hc *httpConn) serve() bool {
 		if w.status == 0 {
 			w.status = http.StatusOK
 		}
-		if err := hc.writeResponse(w.status, w.h, "", w.body); err != nil {
+		if err := hc.writeResponse(w.status, w.h, w.body); err != nil {
 			hc.close()
 			return false
 		}
@@ -439,39 +445,12 @@ const (
 	reqForeign              // not a poll of this server: net/http serves it
 )
 
-var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
-
 // nextRequest parses the request at the start of buf (hc.mu held): the request and its length
 // in buf when it is a complete poll of this server.
 func (hc *httpConn) nextRequest() (*http.Request, int, reqStatus) {
-	end := bytes.Index(hc.buf, []byte("\r\n\r\n"))
-	if end < 0 {
-		if len(hc.buf) > maxPollHeader {
-			return nil, 0, reqForeign
-		}
-		return nil, 0, reqIncomplete
-	}
-	end += 4
-	// A cheap look at the request line first: anything but a poll of this server's path with
-	// a sid goes to net/http unparsed.
-	line, _, _ := bytes.Cut(hc.buf[:end], []byte("\r\n"))
-	method, rest, _ := bytes.Cut(line, []byte(" "))
-	target, proto, _ := bytes.Cut(rest, []byte(" "))
-	path, query, _ := bytes.Cut(target, []byte("?"))
-	if string(proto) != "HTTP/1.1" || (string(method) != http.MethodGet && string(method) != http.MethodPost) ||
-		string(path) != hc.srv.opts.PollingPath || !bytes.Contains(query, []byte("sid=")) {
-		return nil, 0, reqForeign
-	}
-	br := readerPool.Get().(*bufio.Reader)
-	br.Reset(bytes.NewReader(hc.buf[:end]))
-	req, err := http.ReadRequest(br)
-	br.Reset(nil)
-	readerPool.Put(br)
-	if err != nil || req.Close || len(req.TransferEncoding) > 0 || req.Header.Get("Upgrade") != "" ||
-		req.ContentLength < 0 || req.ContentLength > hc.srv.opts.MaxPayload ||
-		(req.Method == http.MethodGet && req.ContentLength > 0) || req.Header.Get("Expect") != "" {
-		// net/http answers these by its own rules (bad requests, bodies it must read, upgrades).
-		return nil, 0, reqForeign
+	req, end, status := parsePoll(hc.buf, hc.srv.opts.PollingPath, hc.srv.opts.MaxPayload)
+	if status != reqReady {
+		return nil, 0, status
 	}
 	total := end + int(req.ContentLength)
 	if len(hc.buf) < total {
@@ -484,6 +463,175 @@ func (hc *httpConn) nextRequest() (*http.Request, int, reqStatus) {
 	}
 	req.RemoteAddr = hc.remote
 	return req, total, reqReady
+}
+
+// parsePoll parses the header of the request at the start of buf, when it is a poll of the
+// server at path: a GET or POST of exactly path with a sid, in HTTP/1.1, with a
+// Content-Length (or none) of at most maxBody. It returns the request, without its body, and
+// where its body begins. It is strict: anything unusual (a folded or malformed line, a
+// Transfer-Encoding, a Connection other than keep-alive, an upgrade, Expect, a duplicate
+// Content-Length or Host, a control character) is reqForeign, for net/http to answer by its
+// own rules; what it accepts, net/http's ReadRequest reads the same way (FuzzParsePoll).
+func parsePoll(buf []byte, path string, maxBody int64) (*http.Request, int, reqStatus) {
+	end := bytes.Index(buf, []byte("\r\n\r\n"))
+	if end < 0 {
+		if len(buf) > maxPollHeader {
+			return nil, 0, reqForeign
+		}
+		return nil, 0, reqIncomplete
+	}
+	head := buf[:end+2] // every line with its CRLF
+	end += 4
+	eol := bytes.Index(head, []byte("\r\n"))
+	line := head[:eol]
+	head = head[eol+2:]
+	var method string
+	switch {
+	case bytes.HasPrefix(line, []byte("GET ")):
+		method, line = http.MethodGet, line[4:]
+	case bytes.HasPrefix(line, []byte("POST ")):
+		method, line = http.MethodPost, line[5:]
+	default:
+		return nil, 0, reqForeign
+	}
+	target, ok := bytes.CutSuffix(line, []byte(" HTTP/1.1"))
+	if !ok || len(target) <= len(path) || string(target[:len(path)]) != path || target[len(path)] != '?' {
+		return nil, 0, reqForeign
+	}
+	for _, c := range target {
+		if c <= ' ' || c >= 0x7f || c == '#' {
+			return nil, 0, reqForeign
+		}
+	}
+	query := target[len(path)+1:]
+	if !bytes.Contains(query, []byte("sid=")) {
+		return nil, 0, reqForeign
+	}
+
+	h := make(http.Header, 8)
+	host, hasHost := "", false
+	length, hasLength := int64(0), false
+	for len(head) > 0 {
+		eol := bytes.Index(head, []byte("\r\n"))
+		line := head[:eol]
+		head = head[eol+2:]
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || !validHeaderName(line[:colon]) {
+			return nil, 0, reqForeign // also a folded line, which starts with a space
+		}
+		value := bytes.Trim(line[colon+1:], " \t")
+		for _, c := range value {
+			if c < ' ' && c != '\t' || c == 0x7f {
+				return nil, 0, reqForeign
+			}
+		}
+		key := canonicalHeader(line[:colon])
+		switch key {
+		case "Host":
+			if hasHost || !validHost(value) {
+				return nil, 0, reqForeign
+			}
+			host, hasHost = string(value), true
+			continue // net/http moves it to Request.Host
+		case "Content-Length":
+			if hasLength || !allDigits(value) || len(value) > 15 {
+				return nil, 0, reqForeign
+			}
+			n, _ := strconv.ParseInt(string(value), 10, 64)
+			if n > maxBody || method == http.MethodGet && n > 0 {
+				return nil, 0, reqForeign
+			}
+			length, hasLength = n, true
+		case "Transfer-Encoding", "Upgrade", "Expect", "Trailer":
+			return nil, 0, reqForeign
+		case "Connection":
+			if !bytes.EqualFold(value, []byte("keep-alive")) {
+				return nil, 0, reqForeign // close, upgrade, or anything net/http weighs itself
+			}
+		}
+		h[key] = append(h[key], string(value))
+	}
+	if !hasHost {
+		return nil, 0, reqForeign
+	}
+	return &http.Request{
+		Method:        method,
+		URL:           &url.URL{Path: path, RawQuery: string(query)},
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Host:          host,
+		ContentLength: length,
+		RequestURI:    string(target),
+	}, end, reqReady
+}
+
+func allDigits(v []byte) bool {
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(v) > 0
+}
+
+// validHeaderName reports whether name is an HTTP token (RFC 9110, 5.6.2).
+func validHeaderName(name []byte) bool {
+	for _, c := range name {
+		if c >= 0x80 || !tokenChar[c] {
+			return false
+		}
+	}
+	return true
+}
+
+var tokenChar = func() (t [128]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+// validHost reports whether a Host header is plain enough to take as it is: a name or an
+// address, maybe with a port; anything else is left to net/http.
+func validHost(v []byte) bool {
+	for _, c := range v {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// commonHeaders are names clients send on a poll, in canonical form, so that parsing them
+// allocates no key.
+var commonHeaders = []string{
+	"Host", "Connection", "Content-Length", "Content-Type", "Origin", "User-Agent", "Accept",
+	"Accept-Encoding", "Accept-Language", "Referer", "Cookie", "Cache-Control", "Pragma",
+	"Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Ch-Ua", "Sec-Ch-Ua-Mobile",
+	"Sec-Ch-Ua-Platform", "Priority", "Dnt", "X-Forwarded-For", "X-Forwarded-Proto",
+	"Transfer-Encoding", "Upgrade", "Expect", "Trailer",
+}
+
+// canonicalHeader is textproto's canonical form of name, without allocating for the common
+// names.
+func canonicalHeader(name []byte) string {
+	for _, k := range commonHeaders {
+		if len(k) == len(name) && strings.EqualFold(k, string(name)) {
+			return k
+		}
+	}
+	return textproto.CanonicalMIMEHeaderKey(string(name))
 }
 
 // handOff gives the connection back to net/http, with what was read of it.
@@ -532,10 +680,66 @@ func (hc *httpConn) close() {
 const pollContentType = "text/plain; charset=UTF-8"
 
 // writeResponse writes one response with its Content-Length, keeping the connection open.
-// contentType, when set, is written before header's fields (a parked poll's answer).
-func (hc *httpConn) writeResponse(status int, header http.Header, contentType string, body []byte) error {
+func (hc *httpConn) writeResponse(status int, header http.Header, body []byte) error {
 	bp := respBufs.Get().(*[]byte)
-	b := (*bp)[:0]
+	b := appendResponseHead((*bp)[:0], status, header, "", len(body))
+	b = append(b, body...)
+	err := hc.write(b)
+	putRespBuf(bp, b)
+	return err
+}
+
+// writePoll writes the answer of a poll: the batch's packets.
+func (hc *httpConn) writePoll(sess *Session, batch []*Message) error {
+	bp := respBufs.Get().(*[]byte)
+	b := hc.appendPoll((*bp)[:0], sess, batch)
+	err := hc.write(b)
+	putRespBuf(bp, b)
+	return err
+}
+
+// appendPoll appends the answer of a poll, the batch's packets as its body, and recycles the
+// batch.
+func (hc *httpConn) appendPoll(b []byte, sess *Session, batch []*Message) []byte {
+	size := max(len(batch)-1, 0)
+	for _, m := range batch {
+		size += m.payloadLen()
+	}
+	b = appendResponseHead(b, http.StatusOK, hc.header, pollContentType, size)
+	for i, m := range batch {
+		if i > 0 {
+			b = append(b, recordSeparator)
+		}
+		b = m.appendPayload(b)
+	}
+	sess.recycle(batch)
+	return b
+}
+
+// write writes b: at once when the socket takes it all, else waiting for it up to
+// WriteTimeout. The deadline is cleared afterwards: writeNow fails on an expired one.
+func (hc *httpConn) write(b []byte) error {
+	if hc.pc == nil {
+		return hc.writeRest(b) // not the poller's (answerAndHandOff)
+	}
+	n, err := hc.pc.writeNow(b)
+	if err != nil || n == len(b) {
+		return err
+	}
+	return hc.writeRest(b[n:])
+}
+
+// writeRest writes what writeNow left of an answer, waiting for the socket.
+func (hc *httpConn) writeRest(b []byte) error {
+	_ = hc.nc.SetWriteDeadline(time.Now().Add(hc.srv.opts.WriteTimeout))
+	_, err := hc.nc.Write(b)
+	_ = hc.nc.SetWriteDeadline(time.Time{})
+	return err
+}
+
+// appendResponseHead appends a response's status line and header, with its Content-Length.
+// contentType, when set, comes first, with Cache-Control: no-store (a poll's answer).
+func appendResponseHead(b []byte, status int, header http.Header, contentType string, length int) []byte {
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, ' ')
@@ -560,16 +764,15 @@ func (hc *httpConn) writeResponse(status int, header http.Header, contentType st
 	b = append(b, "Date: "...)
 	b = append(b, httpDate()...)
 	b = append(b, "\r\nContent-Length: "...)
-	b = strconv.AppendInt(b, int64(len(body)), 10)
-	b = append(b, "\r\n\r\n"...)
-	b = append(b, body...)
-	_ = hc.nc.SetWriteDeadline(time.Now().Add(hc.srv.opts.WriteTimeout))
-	_, err := hc.nc.Write(b)
+	b = strconv.AppendInt(b, int64(length), 10)
+	return append(b, "\r\n\r\n"...)
+}
+
+func putRespBuf(bp *[]byte, b []byte) {
 	if cap(b) <= 64<<10 {
 		*bp = b
 		respBufs.Put(bp)
 	}
-	return err
 }
 
 var respBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}

@@ -348,3 +348,44 @@ func TestHeldPollSweepsStalledConnections(t *testing.T) {
 		waitHeld(t, ts.eio, 0)
 	}
 }
+
+// A held connection keeps no write deadline between answers: one that had passed would fail
+// the next answer, written without waiting.
+func TestHeldPollAnswersLongAfterTheLastWrite(t *testing.T) {
+	ts := newTestServer(t, Options{WriteTimeout: 20 * time.Millisecond})
+	c, other := dialRaw(t, ts), dialRaw(t, ts)
+	sid := rawHandshake(t, c)
+	q := "transport=polling&sid=" + sid
+	c.send(getReq(q))
+	waitParked(t, ts.eio, sid)
+	if _, body := other.roundTrip(postReq(q, "4a")); body != "ok" {
+		t.Fatalf("POST: %q", body)
+	}
+	if _, body := c.read(); body != "4a" {
+		t.Fatalf("parked GET: %q", body)
+	}
+	for i, m := range []string{"4b", "4c"} {
+		if _, body := c.roundTrip(postReq(q, m)); body != "ok" {
+			t.Fatalf("POST %d on the held connection: %q", i, body)
+		}
+		// Longer than WriteTimeout: a deadline left by the last write would have passed.
+		time.Sleep(50 * time.Millisecond)
+		if _, body := c.roundTrip(getReq(q)); body != m {
+			t.Fatalf("GET %d: %q, want %q", i, body, m)
+		}
+	}
+	c.send(getReq(q))
+	waitParked(t, ts.eio, sid)
+	time.Sleep(50 * time.Millisecond) // past the last answer's WriteTimeout, as above
+	if _, body := other.roundTrip(postReq(q, "4d")); body != "ok" {
+		t.Fatalf("POST: %q", body)
+	}
+	if _, body := c.read(); body != "4d" {
+		t.Fatalf("parked GET: %q", body)
+	}
+	select {
+	case ev := <-ts.closed:
+		t.Fatalf("session closed: %+v", ev)
+	default:
+	}
+}

@@ -272,7 +272,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, ErrForbidden, fmt.Sprintf("origin %q is not allowed", r.Header.Get("Origin")))
 		return
 	}
-	q := r.URL.Query()
+	q := queryOf(r.URL.RawQuery)
 	if q.Get("EIO") != "4" {
 		writeError(w, ErrUnsupportedProtocol, "")
 		return
@@ -446,6 +446,36 @@ func (s *Server) setCORS(w http.ResponseWriter, r *http.Request) {
 		}
 		h.Set("Access-Control-Max-Age", "86400")
 	}
+}
+
+// query is a request's query, read without building url.Values when it needs no unescaping
+// (as every Engine.IO client's does): Get returns the first value of a key, as
+// url.Values.Get.
+type query struct {
+	raw    string
+	parsed url.Values // when raw has escapes or semicolons: parsed as url.ParseQuery does
+}
+
+func queryOf(raw string) query {
+	if strings.ContainsAny(raw, "%+;") {
+		v, _ := url.ParseQuery(raw) // what parses is kept, as net/http's URL.Query does
+		return query{parsed: v}
+	}
+	return query{raw: raw}
+}
+
+func (q query) Get(key string) string {
+	if q.parsed != nil {
+		return q.parsed.Get(key)
+	}
+	for rest := q.raw; rest != ""; {
+		var pair string
+		pair, rest, _ = strings.Cut(rest, "&")
+		if k, v, _ := strings.Cut(pair, "="); k == key {
+			return v
+		}
+	}
+	return ""
 }
 
 // newID returns a random 20-character URL-safe id.

@@ -200,7 +200,7 @@ func (s *Session) signal() {
 	hc := s.takeParkedLocked()
 	s.mu.Unlock()
 	if hc != nil {
-		s.srv.goroutines.Go(func() { hc.answerParked(s) })
+		hc.answerParked(s)
 		return
 	}
 	select {
