@@ -427,16 +427,23 @@ func (p *poller) serve(pc *pollConn, buf []byte) bool {
 	return true
 }
 
-// writeNow writes what of b the socket takes without waiting: n < len(b) with a nil error when
-// its buffer is full.
+// writeNow writes what of b the socket takes without waiting: n < len(b) with a nil error
+// when its buffer is full. It goes around the runtime's poller (no deadline, no write lock):
+// the caller is the connection's only writer at the time (a WebSocket's wmu; a held poll's
+// one answer at a time).
 func (pc *pollConn) writeNow(b []byte) (int, error) {
+	return pc.writevNow([][]byte{b})
+}
+
+// writevNow is writeNow for several buffers, in one writev.
+func (pc *pollConn) writevNow(bufs [][]byte) (int, error) {
 	var n int
 	var werr error
-	err := pc.rc.Write(func(fd uintptr) bool {
+	err := pc.rc.Control(func(fd uintptr) {
 		for {
-			n, werr = unix.Write(int(fd), b)
+			n, werr = unix.Writev(int(fd), bufs)
 			if werr != unix.EINTR {
-				return true // never wait: the caller does, elsewhere
+				return
 			}
 		}
 	})
