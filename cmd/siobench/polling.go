@@ -192,6 +192,7 @@ func (b *bench) runPolling(ctx context.Context, name string, n int) {
 	var errs []error
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	clients := make([]*pollClient, n)
 	start := time.Now()
 	for range min(100, n) {
 		wg.Add(1)
@@ -214,6 +215,7 @@ func (b *bench) runPolling(ctx context.Context, name string, n int) {
 					emu.Unlock()
 					continue
 				}
+				clients[i] = c
 				loops.Add(1)
 				go func() {
 					defer loops.Done()
@@ -258,7 +260,18 @@ func (b *bench) runPolling(ctx context.Context, name string, n int) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	b.logf("%s on %s: %d connected in %s, %d broadcasts, lost %d, sessions dropped %d", scenario, name, n, elapsed.Round(time.Millisecond), seconds, lost, dropped.Load())
+	// The clients leave, as closed pages do: each stops polling and sends Engine.IO's close.
+	// Then the server's memory, once it has no session left, against before they came.
+	stopLoops()
+	loops.Wait()
+	left, leftErr := b.leave(ctx, s, clients)
+	for _, hc := range hcs {
+		hc.CloseIdleConnections()
+	}
+	time.Sleep(afterLeaving) // the runtime's collector and scavenger, and Node's, at work
+	rss2, _ := s.rssBytes()
+
+	b.logf("%s on %s: %d connected in %s, %d broadcasts, lost %d, sessions dropped %d, all left in %s", scenario, name, n, elapsed.Round(time.Millisecond), seconds, lost, dropped.Load(), left.Round(time.Millisecond))
 	b.rep.set(scenario, "connect rate", "conn/s", higherBetter, "", name, float64(n)/elapsed.Seconds())
 	b.rep.set(scenario, "CPU per 1k clients", "% of a core", lowerBetter, "%.1f", name, (cpu1-cpu0)/busy*100/(float64(n)/1000))
 	b.rep.set(scenario, "delivery p50", "ms", lowerBetter, "%.1f", name, ms(lat.percentile(0.50)))
@@ -266,7 +279,46 @@ func (b *bench) runPolling(ctx context.Context, name string, n int) {
 	b.rep.set(scenario, "siobench CPU", "% of a core", noRatio, "", name, (self1-self0)/busy*100)
 	b.rep.set(scenario, "RSS per session", "KiB", lowerBetter, "%.1f", name, float64(rss1-rss0)/float64(n)/1024)
 	b.rep.set(scenario, "messages lost", "", lowerBetter, "", name, float64(lost))
+	b.rep.set(scenario, "RSS held at the peak", "MiB", lowerBetter, "%.1f", name, float64(rss1-rss0)/(1<<20))
+	b.rep.set(scenario, fmt.Sprintf("RSS held %s after all left", afterLeaving), "MiB", lowerBetter, "%.1f", name, float64(rss2-rss0)/(1<<20))
 	if lost > 0 {
 		b.fail("%s on %s: %d deliveries lost", scenario, name, lost)
+	}
+	if leftErr != nil {
+		b.fail("%s on %s: %v", scenario, name, leftErr)
+	}
+}
+
+// afterLeaving is how long after the last session ended the polling scenario reads the
+// server's memory again.
+const afterLeaving = 5 * time.Second
+
+// leave sends every client's close packet, 100 at a time, and waits until the server counts
+// no socket (POST /emit reaches none), up to 30 s: how long that took.
+func (b *bench) leave(ctx context.Context, s *server, clients []*pollClient) (time.Duration, error) {
+	start := time.Now()
+	sem := make(chan struct{}, 100)
+	var wg sync.WaitGroup
+	for _, c := range clients {
+		if c == nil {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			_ = c.post(cctx, "1") // refused once the session is gone: nothing to do then
+		})
+	}
+	wg.Wait()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if err := b.emit(s, []byte(`{"event":"gone","args":[]}`), 0); err == nil {
+			return time.Since(start), nil
+		} else if time.Now().After(deadline) {
+			return time.Since(start), fmt.Errorf("sockets left 30 s after the clients closed: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

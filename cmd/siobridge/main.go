@@ -292,6 +292,16 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 		// Ends with publicSrv.Shutdown, which closes the listener.
 		go func() { _ = publicSrv.Serve(handoff) }()
 	}
+	releaseCtx, stopRelease := context.WithCancel(ctx)
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		releaseAfterDrops(releaseCtx, srv.Engine().Len, log)
+	}()
+	defer func() {
+		stopRelease()
+		<-released
+	}()
 	log.Info("siobridge serving",
 		"version", version,
 		"public", publicLn.Addr().String(),
