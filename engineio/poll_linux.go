@@ -50,6 +50,8 @@ type poller struct {
 	readers  int         // reader goroutines running
 	queueMu  sync.Mutex  // guards queue and readers
 	stopOnce sync.Once
+	// pollReaders keeps the readers' state (pollReader) between them.
+	pollReaders sync.Pool
 }
 
 // pollConn is one connection registered with the poller: a WebSocket (s and fr) or a held
@@ -233,19 +235,17 @@ func (p *poller) remove(pc *pollConn) {
 	})
 }
 
-// arm re-arms a drained registration for its next event.
-func (p *poller) arm(pc *pollConn) {
+// arm re-arms a drained registration for its next event, with r's function.
+func (p *poller) arm(pc *pollConn, r *pollReader) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if pc.removed || p.closed {
 		return
 	}
 	pc.arms.Add(1)
-	_ = pc.rc.Control(func(fd uintptr) {
-		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
-		setEventID(&ev, pc.id)
-		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, int(fd), &ev)
-	})
+	r.ev = unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
+	setEventID(&r.ev, pc.id)
+	_ = pc.rc.Control(r.armFn)
 }
 
 // close ends the loop; registrations left are dropped with it (their sessions are closed by
@@ -346,12 +346,44 @@ func (p *poller) dispatch(pc *pollConn) {
 	p.g.Go(func() { p.reader(pc) })
 }
 
+// pollReader is a reader goroutine's state: its buffer, and the functions of its system
+// calls with their arguments and results, made once per reader. A function given to RawConn
+// escapes, so one made per call would be an allocation per read and per re-arm.
+type pollReader struct {
+	buf    []byte
+	n      int
+	err    error
+	readFn func(fd uintptr) bool
+	ev     unix.EpollEvent
+	armFn  func(fd uintptr)
+}
+
+func newPollReader(epfd int, buf []byte) *pollReader {
+	r := &pollReader{buf: buf}
+	r.readFn = func(fd uintptr) bool {
+		for {
+			r.n, r.err = unix.Read(int(fd), r.buf)
+			if r.err != unix.EINTR {
+				return true
+			}
+		}
+	}
+	r.armFn = func(fd uintptr) {
+		_ = unix.EpollCtl(epfd, unix.EPOLL_CTL_MOD, int(fd), &r.ev)
+	}
+	return r
+}
+
 // reader serves pc, then every connection queued, and ends when the queue is empty.
 func (p *poller) reader(pc *pollConn) {
-	bp := readBufs.Get().(*[]byte)
-	defer readBufs.Put(bp)
+	r, _ := p.pollReaders.Get().(*pollReader)
+	if r == nil {
+		bp := readBufs.Get().(*[]byte)
+		r = newPollReader(p.epfd, *bp)
+	}
+	defer p.pollReaders.Put(r)
 	for {
-		if p.serve(pc, *bp) {
+		if p.serve(pc, r) {
 			// Not drained after its turn: to the back of the queue, still unarmed.
 			p.queueMu.Lock()
 			p.queue = append(p.queue, pc)
@@ -374,19 +406,12 @@ func (p *poller) reader(pc *pollConn) {
 // serve reads what pc's socket has, without blocking, and hands it to its session. It
 // re-arms the socket once it is drained, and returns true when the turn ended before that.
 // It does neither once the session has ended or the connection failed.
-func (p *poller) serve(pc *pollConn, buf []byte) bool {
+func (p *poller) serve(pc *pollConn, r *pollReader) bool {
+	buf := r.buf
 	pc.arms.Load()
 	for range readsPerTurn {
-		var n int
-		var rerr error
-		err := pc.rc.Read(func(fd uintptr) bool {
-			for {
-				n, rerr = unix.Read(int(fd), buf)
-				if rerr != unix.EINTR {
-					return true
-				}
-			}
-		})
+		err := pc.rc.Read(r.readFn)
+		n, rerr := r.n, r.err
 		if err == nil {
 			err = rerr
 		}
@@ -404,7 +429,7 @@ func (p *poller) serve(pc *pollConn, buf []byte) bool {
 		}
 		switch {
 		case err == unix.EAGAIN:
-			p.arm(pc)
+			p.arm(pc, r)
 			return false
 		case err != nil || n == 0:
 			if err == nil {
@@ -420,7 +445,7 @@ func (p *poller) serve(pc *pollConn, buf []byte) bool {
 			return false
 		case n < len(buf):
 			// Most likely drained: re-armed, the socket reports at once if more came.
-			p.arm(pc)
+			p.arm(pc, r)
 			return false
 		}
 	}
@@ -432,21 +457,12 @@ func (p *poller) serve(pc *pollConn, buf []byte) bool {
 // the caller is the connection's only writer at the time (a WebSocket's wmu; a held poll's
 // one answer at a time).
 func (pc *pollConn) writeNow(b []byte) (int, error) {
-	return pc.writevNow([][]byte{b})
-}
-
-// writevNow is writeNow for several buffers, in one writev.
-func (pc *pollConn) writevNow(bufs [][]byte) (int, error) {
-	var n int
-	var werr error
-	err := pc.rc.Control(func(fd uintptr) {
-		for {
-			n, werr = unix.Writev(int(fd), bufs)
-			if werr != unix.EINTR {
-				return
-			}
-		}
-	})
+	w := writeCalls.Get().(*writeCall)
+	w.bufs[0] = b
+	err := pc.rc.Control(w.fn)
+	n, werr := w.n, w.err
+	w.bufs[0] = nil
+	writeCalls.Put(w)
 	switch {
 	case err != nil:
 		return 0, err
@@ -457,3 +473,25 @@ func (pc *pollConn) writevNow(bufs [][]byte) (int, error) {
 	}
 	return n, nil
 }
+
+// writeCall is writeNow's system call function with its argument and results, pooled: one made
+// per call would be an allocation per write.
+type writeCall struct {
+	bufs [1][]byte
+	n    int
+	err  error
+	fn   func(fd uintptr)
+}
+
+var writeCalls = sync.Pool{New: func() any {
+	w := &writeCall{}
+	w.fn = func(fd uintptr) {
+		for {
+			w.n, w.err = unix.Write(int(fd), w.bufs[0])
+			if w.err != unix.EINTR {
+				return
+			}
+		}
+	}
+	return w
+}}

@@ -23,5 +23,4 @@ func (p *poller) addHTTP(*httpConn, net.Conn) (*pollConn, error) {
 }
 func (p *poller) close() {}
 
-func (pc *pollConn) writeNow([]byte) (int, error)    { panic("engineio: no poller") }
-func (pc *pollConn) writevNow([][]byte) (int, error) { panic("engineio: no poller") }
+func (pc *pollConn) writeNow([]byte) (int, error) { panic("engineio: no poller") }

@@ -554,16 +554,17 @@ func parsePoll(buf []byte, path string, maxBody int64) (*http.Request, int, reqS
 	if !hasHost {
 		return nil, 0, reqForeign
 	}
+	uri := string(target)
 	return &http.Request{
 		Method:        method,
-		URL:           &url.URL{Path: path, RawQuery: string(query)},
+		URL:           &url.URL{Path: path, RawQuery: uri[len(path)+1:]},
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
 		Header:        h,
 		Host:          host,
 		ContentLength: length,
-		RequestURI:    string(target),
+		RequestURI:    uri,
 	}, end, reqReady
 }
 

@@ -4,10 +4,13 @@ package engineio
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,12 +19,12 @@ import (
 // rawConn is one client TCP connection speaking HTTP/1.1 by hand, so that a test decides
 // which requests share a connection.
 type rawConn struct {
-	t  *testing.T
+	t  testing.TB
 	nc net.Conn
 	br *bufio.Reader
 }
 
-func dialRaw(t *testing.T, ts *testServer) *rawConn {
+func dialRaw(t testing.TB, ts *testServer) *rawConn {
 	t.Helper()
 	nc, err := net.Dial("tcp", ts.Listener.Addr().String())
 	if err != nil {
@@ -76,7 +79,7 @@ func heldCount(s *Server) int {
 }
 
 // waitHeld waits, up to 5 s, for the server to hold n connections.
-func waitHeld(t *testing.T, s *Server, n int) {
+func waitHeld(t testing.TB, s *Server, n int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for heldCount(s) != n {
@@ -88,7 +91,7 @@ func waitHeld(t *testing.T, s *Server, n int) {
 }
 
 // waitParked waits, up to 5 s, for the session's GET to be parked on a held connection.
-func waitParked(t *testing.T, s *Server, sid string) {
+func waitParked(t testing.TB, s *Server, sid string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -109,7 +112,7 @@ func waitParked(t *testing.T, s *Server, sid string) {
 	}
 }
 
-func rawHandshake(t *testing.T, c *rawConn) string {
+func rawHandshake(t testing.TB, c *rawConn) string {
 	t.Helper()
 	resp, body := c.roundTrip(getReq("transport=polling"))
 	if resp.StatusCode != 200 {
@@ -388,4 +391,135 @@ func TestHeldPollAnswersLongAfterTheLastWrite(t *testing.T) {
 		t.Fatalf("session closed: %+v", ev)
 	default:
 	}
+}
+
+// BenchmarkPollingDelivery measures long-polling clients receiving one message each, with
+// every pending GET held by the poller (held=true, as siobridge runs) and waiting in its
+// net/http handler (held=false). Each op queues a message to every session, reads every
+// answer and sends every client's next GET. It reports the deliveries per second, the
+// allocations per delivery (server and clients), and what a pending poll costs the server:
+// live heap plus goroutine stacks per session ("B/poll"), and goroutines per session.
+func BenchmarkPollingDelivery(b *testing.B) {
+	const clients = 500
+	for _, held := range []bool{false, true} {
+		b.Run(fmt.Sprintf("held=%v", held), func(b *testing.B) {
+			ts := newTestServerCap(b, Options{DisableWebSocketPoller: !held, PingInterval: time.Hour}, clients)
+			conns := make([]*rawConn, clients)
+			sessions := make([]*Session, clients)
+			heap0, g0 := liveHeap()
+			for i := range conns {
+				c := dialRaw(b, ts)
+				sid := rawHandshake(b, c)
+				conns[i], sessions[i] = c, ts.eio.Session(sid)
+				c.send(getReq("transport=polling&sid=" + sid))
+			}
+			for _, s := range sessions {
+				waitPending(b, s, held)
+			}
+			heap1, g1 := liveHeap()
+			msg := NewMessage([]byte("news"), false)
+			gets := make([][]byte, clients)
+			for i, s := range sessions {
+				gets[i] = []byte(getReq("transport=polling&sid=" + s.ID()))
+			}
+			var ms0, ms1 runtime.MemStats
+			runtime.ReadMemStats(&ms0)
+			b.ResetTimer()
+			ops := 0
+			for b.Loop() {
+				if ops%64 == 0 {
+					// A minute for each client's next 64 answers: a lost one fails the
+					// benchmark instead of hanging it.
+					for _, c := range conns {
+						_ = c.nc.SetReadDeadline(time.Now().Add(time.Minute))
+					}
+				}
+				ops++
+				for _, s := range sessions {
+					if err := s.Send(msg); err != nil {
+						b.Fatal(err)
+					}
+				}
+				for i, c := range conns {
+					if body := c.readFast(); string(body) != "4news" {
+						b.Fatalf("client %d: %q", i, body)
+					}
+					if _, err := c.nc.Write(gets[i]); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.StopTimer()
+			runtime.ReadMemStats(&ms1)
+			deliveries := float64(b.N * clients)
+			b.ReportMetric(deliveries/b.Elapsed().Seconds(), "deliveries/s")
+			b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/deliveries, "allocs/delivery")
+			b.ReportMetric(float64(heap1-heap0)/clients, "B/poll")
+			b.ReportMetric(float64(g1-g0)/clients, "goroutines/poll")
+			for _, c := range conns {
+				c.nc.Close()
+			}
+		})
+	}
+}
+
+// readFast reads one response's body, allocating nothing: a benchmark's client, which must
+// cost little next to the server. It expects a Content-Length and no chunking.
+func (c *rawConn) readFast() []byte {
+	c.t.Helper()
+	length := -1
+	for {
+		line, err := c.br.ReadSlice('\n')
+		if err != nil {
+			c.t.Fatalf("read response: %v", err)
+		}
+		if len(line) <= 2 {
+			break
+		}
+		if v, ok := bytes.CutPrefix(line, []byte("Content-Length: ")); ok {
+			n, err := strconv.Atoi(string(bytes.TrimSpace(v)))
+			if err != nil {
+				c.t.Fatalf("Content-Length %q", v)
+			}
+			length = n
+		}
+	}
+	if length < 0 || length > c.br.Size() {
+		c.t.Fatalf("response without a usable Content-Length (%d)", length)
+	}
+	body, err := c.br.Peek(length)
+	if err != nil {
+		c.t.Fatalf("read body: %v", err)
+	}
+	_, _ = c.br.Discard(length)
+	return body
+}
+
+// waitPending waits, up to 5 s, for the session's GET to be pending: parked on a held
+// connection, or waiting in its handler.
+func waitPending(tb testing.TB, s *Session, held bool) {
+	tb.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.mu.Lock()
+		ok := s.getActive && (!held || s.parked != nil)
+		s.mu.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatal("the GET is not pending")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// liveHeap returns the live heap plus the goroutine stacks in use, after a collection, and
+// the number of goroutines.
+func liveHeap() (uint64, int) {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc + ms.StackInuse, runtime.NumGoroutine()
 }

@@ -31,7 +31,10 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 	if !s.pollReadyLocked() {
 		if pw, ok := w.(*pollWriter); ok {
 			// On a held connection: park, without a goroutine (see httpConn).
-			pw.hc.header = pw.h.Clone()
+			pw.hc.header = nil
+			if len(pw.h) > 0 { // CORS
+				pw.hc.header = pw.h.Clone()
+			}
 			pw.parked = pw.hc.parkLocked(s)
 			if !pw.parked {
 				s.getActive = false
@@ -89,11 +92,13 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 	}
 	s.recycle(batch)
 
-	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
+	if _, held := w.(*pollWriter); !held {
+		// A held connection's answer is written without waiting, or with WriteTimeout.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
+	}
 	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=UTF-8")
-	h.Set("Cache-Control", "no-store")
+	h["Content-Type"] = pollContentTypeValue
+	h["Cache-Control"] = noStoreValue
 	_, err := w.Write(body)
 
 	s.mu.Lock()
@@ -155,6 +160,14 @@ func (s *Session) servePost(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	w.Header().Set("Content-Type", "text/html")
+	w.Header()["Content-Type"] = textHTMLValue
 	_, _ = io.WriteString(w, "ok")
 }
+
+// Header values set on every poll and post, shared: neither net/http nor pollWriter changes
+// a value slice it is given.
+var (
+	pollContentTypeValue = []string{pollContentType}
+	noStoreValue         = []string{"no-store"}
+	textHTMLValue        = []string{"text/html"}
+)

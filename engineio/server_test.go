@@ -57,14 +57,14 @@ type testServer struct {
 	got    []string
 }
 
-func newTestServer(t *testing.T, opts Options) *testServer {
+func newTestServer(t testing.TB, opts Options) *testServer {
 	t.Helper()
 	return newTestServerCap(t, opts, 16)
 }
 
 // newTestServerCap is newTestServer with room for closes sessions' close events: a session's
 // OnClose waits for room, and Close for every session's.
-func newTestServerCap(t *testing.T, opts Options, closes int) *testServer {
+func newTestServerCap(t testing.TB, opts Options, closes int) *testServer {
 	t.Helper()
 	ts := &testServer{closed: make(chan closeEvent, closes)}
 	// Polls are held by the poller, as siobridge runs them, unless the test turns the poller
@@ -135,7 +135,7 @@ type openPacket struct {
 	MaxPayload   int      `json:"maxPayload"`
 }
 
-func parseOpen(t *testing.T, body string) openPacket {
+func parseOpen(t testing.TB, body string) openPacket {
 	t.Helper()
 	if !strings.HasPrefix(body, "0{") {
 		t.Fatalf("want an open packet, got %q", body)
