@@ -440,6 +440,9 @@ func testClusterHungAndDeadNodes(t *testing.T, bin, redisBin string) {
 	if err := c.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	// The stop takes effect once every thread of C has taken the signal, not when kill
+	// returns: until then C may still answer.
+	clusterPoll(t, "node C to be stopped", func() bool { return processStopped(c.cmd.Process.Pid) })
 	if took := timed(func() { ids = clusterIDs(a.sockets(t, "")) }); !slices.Equal(ids, clusterSorted(a1.sid, b1.sid)) || took < time.Second || took > 5*time.Second {
 		t.Fatalf("GET /sockets on A with C hung = %v after %v, want a1 and b1 after the 1s request timeout", ids, took)
 	}
@@ -606,6 +609,27 @@ func clusterEnv() []string {
 
 // clusterPoll checks cond every clusterPollEvery until it holds, failing after clusterWait.
 // Only for state that nothing announces; events are awaited on channels.
+// processStopped reports whether every thread of the process is stopped ('T' in its
+// /proc/<pid>/task/<tid>/stat).
+func processStopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			return false
+		}
+		// "tid (comm) S ...": the state follows the last ')', since comm may hold any byte.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
+}
+
 func clusterPoll(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(clusterWait)
