@@ -30,9 +30,10 @@ import (
 // write system call and no scheduling of the request's goroutines.
 
 const (
-	// maxPollRequest bounds what a held connection may send before a request is complete: its
+	// maxPollHeader bounds what a held connection may send before a request is complete: its
 	// header and, for a POST, its body (MaxPayload more). A header larger than this goes to
-	// net/http, which answers it by its own rules.
+	// net/http, which answers it by its own rules. Behind a parked GET it is all a client may
+	// send (see consume).
 	maxPollHeader = 64 << 10
 	// pollIdleTimeout closes a held connection that carries no request for this long, and
 	// pollHeaderTimeout one that has begun a request and not finished it (net/http's
@@ -361,9 +362,16 @@ func (hc *httpConn) consume(data []byte) bool {
 		hc.mu.Unlock()
 		return false
 	}
-	if len(hc.buf)+len(data) > maxPollHeader+int(hc.srv.opts.MaxPayload) {
+	// What a request may be: a header and its body. Behind a request being served or a parked
+	// GET, a client sends nothing (socket.io-client never pipelines), so what it may send there
+	// is one header's worth: a parked poll holds no more than that of the client's bytes.
+	limit := maxPollHeader + int(hc.srv.opts.MaxPayload)
+	if hc.serving || hc.parked != nil {
+		limit = maxPollHeader
+	}
+	if len(hc.buf)+len(data) > limit {
 		hc.mu.Unlock()
-		hc.close() // more than any request may be: nothing to serve it as
+		hc.close()
 		return false
 	}
 	if len(hc.buf) == 0 {

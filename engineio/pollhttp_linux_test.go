@@ -523,3 +523,36 @@ func liveHeap() (uint64, int) {
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc + ms.StackInuse, runtime.NumGoroutine()
 }
+
+// Behind a parked GET a client may pipeline one header's worth of bytes; more closes the
+// connection, and the session's GET with it, so that a parked poll never holds more of a
+// client's bytes than that.
+func TestHeldPollBoundsWhatComesBehindAParkedGET(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	c := dialRaw(t, ts)
+	sid := rawHandshake(t, c)
+	q := "transport=polling&sid=" + sid
+	c.send(getReq(q))
+	waitParked(t, ts.eio, sid)
+	junk := strings.Repeat("x", 16<<10)
+	for range 5 { // 80 KiB, past maxPollHeader
+		if _, err := io.WriteString(c.nc, junk); err != nil {
+			break // closed already
+		}
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.br.ReadByte(); err == nil {
+		t.Fatal("the connection answered instead of closing")
+	}
+	waitHeld(t, ts.eio, 0)
+	sess := ts.eio.Session(sid)
+	if sess == nil {
+		t.Fatal("the session ended with its connection")
+	}
+	sess.mu.Lock()
+	active := sess.getActive
+	sess.mu.Unlock()
+	if active {
+		t.Fatal("the GET is still pending on a closed connection")
+	}
+}
