@@ -40,7 +40,7 @@ func main() {
 }
 
 func run(ctx context.Context) error {
-	scenarios := flag.String("scenario", "idle,broadcast,events,polling", "comma-separated scenarios: idle, broadcast, events, polling")
+	scenarios := flag.String("scenario", "idle,broadcast,events,polling,scale", "comma-separated scenarios: idle, broadcast, events, polling, scale")
 	servers := flag.String("server", "both", "siobridge, reference or both")
 	clients := flag.Int("clients", 0, "clients in every scenario (0: each scenario's own size, see the -*-clients flags)")
 	idleClients := flag.String("idle-clients", "10000,50000", "idle scenario: comma-separated client counts, one run each")
@@ -49,6 +49,11 @@ func run(ctx context.Context) error {
 	eventClients := flag.Int("event-clients", 2000, "events scenario: clients")
 	eventRates := flag.String("event-rates", "250,500,750,1000,1500,2000,2500,3000,4000,5000,6000,8000,10000,15000,20000", "events scenario: the total rates (events/s) stepped through, until one is not held")
 	pollingClients := flag.Int("polling-clients", 5000, "polling scenario: clients")
+	scaleClients := flag.Int("scale-clients", 100000, "scale scenario (siobridge only): idle WebSocket clients held")
+	scaleHold := flag.Duration("scale-hold", time.Minute, "scale scenario: how long the clients are held, answering pings, before they are counted")
+	scalePerProcess := flag.Int("scale-per-process", 0, "scale scenario: the most clients per siobridge process (0: what RLIMIT_NOFILE allows); more clients are split over several processes")
+	scaleWorker := flag.String("scale-worker", "", "internal: run as a scale scenario's worker, holding -scale-worker-clients clients of this URL")
+	scaleWorkerClients := flag.Int("scale-worker-clients", 0, "internal: see -scale-worker")
 	duration := flag.Duration("duration", 5*time.Second, "length of one measuring phase (a rate step, the steady broadcast)")
 	smoke := flag.Bool("smoke", false, "tiny sizes and short phases; fail if any message is lost or any scenario fails")
 	siobridgeBin := flag.String("siobridge", "", "siobridge binary (empty: go build ./cmd/siobridge into a temporary directory)")
@@ -61,11 +66,17 @@ func run(ctx context.Context) error {
 	chartFile := flag.String("chart", "", "also write an SVG chart of memory per idle connection and broadcast latency against the client count, both servers, to this file (run several -idle-clients and -broadcast-clients counts)")
 	flag.Parse()
 
+	if *scaleWorker != "" {
+		return runScaleWorker(ctx, *scaleWorker, *scaleWorkerClients, *nsources)
+	}
 	if *smoke {
 		*idleClients = "50"
 		*broadcastClients = "50"
 		*eventClients = 50
 		*pollingClients = 50
+		*scaleClients = 50
+		*scalePerProcess = 25 // two processes: the split is part of what the smoke checks
+		*scaleHold = time.Second
 		*eventRates = "200"
 		*duration = 2 * time.Second
 		if *clients == 0 {
@@ -77,6 +88,7 @@ func run(ctx context.Context) error {
 		*broadcastClients = strconv.Itoa(*clients)
 		*eventClients = *clients
 		*pollingClients = *clients
+		*scaleClients = *clients
 	}
 	idleSizes, err := parseList(*idleClients, strconv.Atoi)
 	if err != nil {
@@ -102,11 +114,11 @@ func run(ctx context.Context) error {
 	var which []string
 	for _, sc := range strings.Split(*scenarios, ",") {
 		switch sc = strings.TrimSpace(sc); sc {
-		case "idle", "broadcast", "events", "polling":
+		case "idle", "broadcast", "events", "polling", "scale":
 			which = append(which, sc)
 		case "":
 		default:
-			return fmt.Errorf("-scenario: unknown scenario %q (idle, broadcast, events, polling)", sc)
+			return fmt.Errorf("-scenario: unknown scenario %q (idle, broadcast, events, polling, scale)", sc)
 		}
 	}
 
@@ -171,6 +183,12 @@ func run(ctx context.Context) error {
 				b.runEvents(ctx, name, *eventClients, rates)
 			case "polling":
 				b.runPolling(ctx, name, *pollingClients)
+			case "scale":
+				// siobridge's alone: the target is about siobridge at a size the reference
+				// is not compared at.
+				if name == serverSiobridge {
+					b.runScale(ctx, *scaleClients, *scalePerProcess, *scaleHold)
+				}
 			}
 		}
 	}
