@@ -645,45 +645,44 @@ func canonicalHeader(name []byte) string {
 
 // handOff gives the connection back to net/http, with what was read of it.
 func (hc *httpConn) handOff() {
-	hc.mu.Lock()
-	if hc.closed {
-		hc.mu.Unlock()
-		return
+	if prefix, _, ok := hc.detach(); ok {
+		hc.srv.opts.PollingHandoff(&prefixConn{Conn: hc.nc, prefix: prefix})
 	}
-	hc.closed = true
-	hc.serving = false
-	prefix := hc.buf
-	hc.buf = nil
-	pc := hc.pc
-	hc.mu.Unlock()
-	if pc != nil {
-		hc.srv.poll.remove(pc)
-	}
-	hc.srv.held.forget(hc)
-	hc.srv.opts.PollingHandoff(&prefixConn{Conn: hc.nc, prefix: prefix})
 }
 
 // close closes the connection and releases a GET parked on it.
 func (hc *httpConn) close() {
-	hc.mu.Lock()
-	if hc.closed {
-		hc.mu.Unlock()
+	_, sess, ok := hc.detach()
+	if !ok {
 		return
 	}
-	hc.closed = true
-	sess, pc := hc.parked, hc.pc
-	hc.parked = nil
-	hc.mu.Unlock()
-	if pc != nil {
-		hc.srv.poll.remove(pc)
-	}
 	hc.nc.Close()
-	hc.srv.held.forget(hc)
 	if sess != nil {
 		sess.mu.Lock()
 		sess.unparkLocked(hc)
 		sess.mu.Unlock()
 	}
+}
+
+// detach marks hc closed and takes it off the poller and the server's set, once: it returns
+// what was read and not served, the session whose GET is parked on it, and false when it was
+// closed or handed off already.
+func (hc *httpConn) detach() ([]byte, *Session, bool) {
+	hc.mu.Lock()
+	if hc.closed {
+		hc.mu.Unlock()
+		return nil, nil, false
+	}
+	hc.closed = true
+	hc.serving = false
+	buf, sess, pc := hc.buf, hc.parked, hc.pc
+	hc.buf, hc.parked = nil, nil
+	hc.mu.Unlock()
+	if pc != nil {
+		hc.srv.poll.remove(pc)
+	}
+	hc.srv.held.forget(hc)
+	return buf, sess, true
 }
 
 const pollContentType = "text/plain; charset=UTF-8"
