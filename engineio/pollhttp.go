@@ -104,7 +104,8 @@ func (s *Server) pollHolding() bool {
 
 // hijackPoll takes the connection of a GET that is about to wait, or returns nil, and the
 // GET then waits in its handler as without PollingHandoff: an HTTP/1.0 or closing request, a
-// TLS or other connection the poller cannot read, or a server closing.
+// TLS connection, or a writer that cannot hijack. A connection the poller cannot read (a
+// wrapper around the socket) is taken all the same; holdPoll gives it back once answered.
 func (s *Server) hijackPoll(w http.ResponseWriter, r *http.Request) *httpConn {
 	if !r.ProtoAtLeast(1, 1) || r.Close || r.TLS != nil {
 		return nil
@@ -112,7 +113,6 @@ func (s *Server) hijackPoll(w http.ResponseWriter, r *http.Request) *httpConn {
 	if _, ok := w.(*pollWriter); ok {
 		return nil // served on a held connection already: it parks instead
 	}
-	// Only connections the poller can read: found through the writer without taking it.
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return nil
@@ -420,6 +420,13 @@ func (hc *httpConn) serve() bool {
 		hc.srv.ServeHTTP(w, req)
 
 		hc.mu.Lock()
+		if hc.closed {
+			// Closed meanwhile (the client sent more than it may behind this request, or a
+			// parked GET's answer failed): its buffer is gone with it.
+			hc.serving = false
+			hc.mu.Unlock()
+			return false
+		}
 		hc.buf = hc.buf[:copy(hc.buf, hc.buf[n:])]
 		if len(hc.buf) == 0 && cap(hc.buf) > 4096 {
 			hc.buf = nil

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strconv"
 	"strings"
@@ -554,5 +555,86 @@ func TestHeldPollBoundsWhatComesBehindAParkedGET(t *testing.T) {
 	sess.mu.Unlock()
 	if active {
 		t.Fatal("the GET is still pending on a closed connection")
+	}
+}
+
+// blockingHandler holds the reader in OnMessage until release is closed.
+type blockingHandler struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (h *blockingHandler) OnMessage([]byte, bool) {
+	h.entered <- struct{}{}
+	<-h.release
+}
+func (h *blockingHandler) OnClose(string, error) {}
+
+// A held connection closed while one of its requests is being served by another goroutine
+// than the poller's reader (here: the client sends more than it may behind a POST whose
+// handler is busy) ends that request's turn quietly.
+func TestHeldPollClosedWhileServing(t *testing.T) {
+	h := &blockingHandler{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	handoff := NewHandoffListener(nil)
+	eio := NewServer(Options{PollingHandoff: handoff.Handoff, PollingPath: "/socket.io/"}, func(*Session) SessionHandler { return h })
+	hs := httptest.NewServer(eio)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = hs.Config.Serve(handoff)
+	}()
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(h.release)
+		}
+		eio.Close()
+		hs.Close()
+		handoff.Close()
+		<-served
+	})
+	ts := &testServer{Server: hs, eio: eio}
+	c := dialRaw(t, ts)
+	sid := rawHandshake(t, c)
+	q := "transport=polling&sid=" + sid
+	c.send(getReq(q))
+	waitParked(t, eio, sid)
+	if err := eio.Session(sid).Send(NewMessage([]byte("x"), false)); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := c.read(); body != "4x" {
+		t.Fatalf("GET: %q", body)
+	}
+	waitHeld(t, eio, 1)
+	// A GET parks, a POST comes behind it; the GET's answer serves the POST on the goroutine
+	// that answered, while the poller goes on reading the connection.
+	c.send(getReq(q))
+	waitParked(t, eio, sid)
+	c.send(postReq(q, "4busy"))
+	if err := eio.Session(sid).Send(NewMessage([]byte("y"), false)); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := c.read(); body != "4y" {
+		t.Fatalf("GET: %q", body)
+	}
+	select {
+	case <-h.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the POST did not reach the handler")
+	}
+	for range 5 { // 80 KiB behind the POST: the connection is closed
+		if _, err := io.WriteString(c.nc, strings.Repeat("x", 16<<10)); err != nil {
+			break
+		}
+	}
+	waitHeld(t, eio, 0)
+	released = true
+	close(h.release)
+	_ = c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.br.ReadByte(); err == nil {
+		t.Fatal("the closed connection answered")
+	}
+	if eio.Session(sid) == nil {
+		t.Fatal("the session ended with its connection")
 	}
 }
