@@ -558,6 +558,19 @@ func TestHeldPollBoundsWhatComesBehindAParkedGET(t *testing.T) {
 	}
 }
 
+// heldBuffered is how many bytes the server's held connections have read and not served.
+func heldBuffered(s *Server) int {
+	s.held.mu.Lock()
+	defer s.held.mu.Unlock()
+	n := 0
+	for hc := range s.held.conns {
+		hc.mu.Lock()
+		n += len(hc.buf)
+		hc.mu.Unlock()
+	}
+	return n
+}
+
 // blockingHandler holds the reader in OnMessage until release is closed.
 type blockingHandler struct {
 	entered chan struct{}
@@ -611,6 +624,14 @@ func TestHeldPollClosedWhileServing(t *testing.T) {
 	c.send(getReq(q))
 	waitParked(t, eio, sid)
 	c.send(postReq(q, "4busy"))
+	// The POST must be read while the GET is parked, for the answer to serve it.
+	deadline := time.Now().Add(5 * time.Second)
+	for heldBuffered(eio) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the POST was not read behind the parked GET")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	if err := eio.Session(sid).Send(NewMessage([]byte("y"), false)); err != nil {
 		t.Fatal(err)
 	}
