@@ -653,27 +653,30 @@ func canonicalHeader(name []byte) string {
 // handOff gives the connection back to net/http, with what was read of it.
 func (hc *httpConn) handOff() {
 	if prefix, _, ok := hc.detach(); ok {
+		hc.srv.held.forget(hc)
 		hc.srv.opts.PollingHandoff(&prefixConn{Conn: hc.nc, prefix: prefix})
 	}
 }
 
-// close closes the connection and releases a GET parked on it.
+// close closes the connection and releases a GET parked on it; then the connection leaves the
+// server's set (so a connection no longer held has no GET parked on it).
 func (hc *httpConn) close() {
 	_, sess, ok := hc.detach()
 	if !ok {
 		return
 	}
-	hc.nc.Close()
 	if sess != nil {
 		sess.mu.Lock()
 		sess.unparkLocked(hc)
 		sess.mu.Unlock()
 	}
+	hc.nc.Close()
+	hc.srv.held.forget(hc)
 }
 
-// detach marks hc closed and takes it off the poller and the server's set, once: it returns
-// what was read and not served, the session whose GET is parked on it, and false when it was
-// closed or handed off already.
+// detach marks hc closed and takes it off the poller, once: it returns what was read and not
+// served, the session whose GET is parked on it, and false when it was closed or handed off
+// already. The caller then takes it out of the server's set.
 func (hc *httpConn) detach() ([]byte, *Session, bool) {
 	hc.mu.Lock()
 	if hc.closed {
@@ -688,7 +691,6 @@ func (hc *httpConn) detach() ([]byte, *Session, bool) {
 	if pc != nil {
 		hc.srv.poll.remove(pc)
 	}
-	hc.srv.held.forget(hc)
 	return buf, sess, true
 }
 
