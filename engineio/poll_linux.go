@@ -454,8 +454,8 @@ func (p *poller) serve(pc *pollConn, r *pollReader) bool {
 
 // writeNow writes what of b the socket takes without waiting: n < len(b) with a nil error
 // when its buffer is full. It goes around the runtime's poller (no deadline, no write lock):
-// the caller is the connection's only writer at the time (a WebSocket's wmu; a held poll's
-// one answer at a time).
+// the caller is the connection's only writer at the time (a held connection writes one
+// answer at a time).
 func (pc *pollConn) writeNow(b []byte) (int, error) {
 	w := writeCalls.Get().(*writeCall)
 	w.bufs[0] = b

@@ -18,8 +18,9 @@ import (
 // This file holds long-polling connections without a goroutine each (Options.PollingHandoff,
 // Linux with the poller). A GET that finds nothing to answer takes its connection from
 // net/http (Hijack) instead of waiting in its handler: the session keeps it as parked, the
-// poller watches it for the client going away, and whoever queues the next message starts a
-// goroutine that writes the response. The connection then stays with the poller: its next
+// poller watches it for the client going away, and whoever queues the next message writes the
+// response (a goroutine finishes it only if the socket does not take it at once). The
+// connection then stays with the poller: its next
 // requests, when they are polls of this server (a GET or POST of PollingPath with a sid), are
 // read by the poller's readers and answered by the same ServeHTTP through a small
 // ResponseWriter; anything else (a handshake, a WebSocket, a page for the reverse proxy, a
@@ -176,7 +177,7 @@ func (hc *httpConn) parkLocked(sess *Session) bool {
 		return false
 	}
 	hc.parked = sess
-	sess.parked = hc
+	sess.parked.Store(hc)
 	return true
 }
 
@@ -222,14 +223,7 @@ func (s *Session) holdPoll(hc *httpConn) {
 // it, and gives the connection back to net/http.
 func (s *Session) answerAndHandOff(hc *httpConn) {
 	s.mu.Lock()
-	for !s.pollReadyLocked() {
-		s.mu.Unlock()
-		select {
-		case <-s.wakeCh:
-		case <-s.done:
-		}
-		s.mu.Lock()
-	}
+	s.waitPollLocked(nil) // no context: a ping answers it within PingInterval
 	batch := s.takePollLocked()
 	s.mu.Unlock()
 	if err := hc.writePoll(s, batch); err != nil {
@@ -256,11 +250,11 @@ func (hc *httpConn) parkedServed() bool {
 // takeParkedLocked returns the held connection of the session's pending GET, and takes it
 // off the session, when the GET has something to answer now; sess.mu is held.
 func (s *Session) takeParkedLocked() *httpConn {
-	hc := s.parked
+	hc := s.parked.Load()
 	if hc == nil || !s.pollReadyLocked() {
 		return nil
 	}
-	s.parked = nil
+	s.parked.Store(nil)
 	return hc
 }
 
@@ -348,8 +342,8 @@ func (hc *httpConn) answered() bool {
 
 // unparkLocked forgets sess's GET parked on hc, the client having gone; sess.mu is held.
 func (sess *Session) unparkLocked(hc *httpConn) {
-	if sess.parked == hc {
-		sess.parked = nil
+	if sess.parked.Load() == hc {
+		sess.parked.Store(nil)
 		sess.getActive = false
 	}
 }
@@ -718,17 +712,8 @@ func (hc *httpConn) writePoll(sess *Session, batch []*Message) error {
 // appendPoll appends the answer of a poll, the batch's packets as its body, and recycles the
 // batch.
 func (hc *httpConn) appendPoll(b []byte, sess *Session, batch []*Message) []byte {
-	size := max(len(batch)-1, 0)
-	for _, m := range batch {
-		size += m.payloadLen()
-	}
-	b = appendResponseHead(b, http.StatusOK, hc.header, pollContentType, size)
-	for i, m := range batch {
-		if i > 0 {
-			b = append(b, recordSeparator)
-		}
-		b = m.appendPayload(b)
-	}
+	b = appendResponseHead(b, http.StatusOK, hc.header, pollContentType, payloadsLen(batch))
+	b = appendPayloads(b, batch)
 	sess.recycle(batch)
 	return b
 }

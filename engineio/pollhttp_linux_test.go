@@ -101,7 +101,7 @@ func waitParked(t testing.TB, s *Server, sid string) {
 			t.Fatalf("session %s is gone", sid)
 		}
 		sess.mu.Lock()
-		parked := sess.parked != nil
+		parked := sess.parked.Load() != nil
 		sess.mu.Unlock()
 		if parked {
 			return
@@ -231,7 +231,7 @@ func TestHeldPollClientGoneReleasesTheGET(t *testing.T) {
 		t.Fatal("the session ended with its connection")
 	}
 	sess.mu.Lock()
-	active, parked := sess.getActive, sess.parked
+	active, parked := sess.getActive, sess.parked.Load()
 	sess.mu.Unlock()
 	if active || parked != nil {
 		t.Fatalf("GET still pending: active %v, parked %v", active, parked != nil)
@@ -503,7 +503,7 @@ func waitPending(tb testing.TB, s *Session, held bool) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		s.mu.Lock()
-		ok := s.getActive && (!held || s.parked != nil)
+		ok := s.getActive && (!held || s.parked.Load() != nil)
 		s.mu.Unlock()
 		if ok {
 			return

@@ -51,45 +51,14 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 			s.mu.Lock()
 		}
 	}
-	var batch []*Message
-	for {
-		if len(s.queue) > 0 || s.closed {
-			batch = s.takeQueueLocked()
-			if s.closed && !s.flushOnDone {
-				batch = append(batch, s.srv.closeMsg)
-			}
-			break
-		}
-		if s.upgrading || s.transport != TransportPolling {
-			// The client is moving to WebSocket: release its poll so it can pause polling.
-			batch = append(batch, s.srv.noopMsg)
-			break
-		}
+	if !s.waitPollLocked(r.Context().Done()) {
+		s.getActive = false // the client went away
 		s.mu.Unlock()
-		select {
-		case <-s.wakeCh:
-		case <-s.done:
-		case <-r.Context().Done():
-			s.mu.Lock()
-			s.getActive = false
-			s.mu.Unlock()
-			return
-		}
-		s.mu.Lock()
+		return
 	}
+	batch := s.pollBatchLocked()
 	s.mu.Unlock()
-
-	size := 0
-	for _, m := range batch {
-		size += m.payloadLen() + 1
-	}
-	body := make([]byte, 0, size)
-	for i, m := range batch {
-		if i > 0 {
-			body = append(body, recordSeparator)
-		}
-		body = m.appendPayload(body)
-	}
+	body := appendPayloads(make([]byte, 0, payloadsLen(batch)), batch)
 	s.recycle(batch)
 
 	if _, held := w.(*pollWriter); !held {
@@ -107,6 +76,43 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.closeWith(ReasonTransportError, err, false)
 	}
+}
+
+// waitPollLocked waits, with s.mu held (and released while waiting), until the pending GET
+// has something to answer (pollReadyLocked), or gone is closed: then it returns false.
+func (s *Session) waitPollLocked(gone <-chan struct{}) bool {
+	for !s.pollReadyLocked() {
+		s.mu.Unlock()
+		select {
+		case <-s.wakeCh:
+		case <-s.done:
+		case <-gone:
+			s.mu.Lock()
+			return false
+		}
+		s.mu.Lock()
+	}
+	return true
+}
+
+// payloadsLen is the length of a poll's body of batch: its packets, separated.
+func payloadsLen(batch []*Message) int {
+	n := max(len(batch)-1, 0)
+	for _, m := range batch {
+		n += m.payloadLen()
+	}
+	return n
+}
+
+// appendPayloads appends a poll's body of batch.
+func appendPayloads(b []byte, batch []*Message) []byte {
+	for i, m := range batch {
+		if i > 0 {
+			b = append(b, recordSeparator)
+		}
+		b = m.appendPayload(b)
+	}
+	return b
 }
 
 // servePost reads a long-polling POST: the whole body is decoded before any of its packets is

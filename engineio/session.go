@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -67,8 +68,10 @@ type Session struct {
 	wsClosed bool
 	pc       *pollConn
 	// parked is the held connection of the pending GET, when it waits there without a
-	// goroutine (see httpConn); getActive is then true.
-	parked *httpConn
+	// goroutine (see httpConn); getActive is then true. Written under mu; atomic so that
+	// signal can tell without the lock that there is none (the common case: a WebSocket
+	// session upgraded from polling signals on every message).
+	parked atomic.Pointer[httpConn]
 	// beatAt and beatIdx place the session in the server's heartbeat schedule (guarded by
 	// heartbeats.mu); beatIdx is -1 when it has no heartbeat scheduled.
 	beatAt      time.Time
@@ -191,17 +194,21 @@ func (s *Session) SendVolatile(msgs ...*Message) bool {
 func (s *Session) Close() { s.closeWith(ReasonForcedClose, nil, true) }
 
 // signal wakes the pending GET, if any: the queue has something or the state changed. A GET
-// parked on a held connection is answered by a goroutine started here.
+// parked on a held connection is answered here (answerParked). A GET parks only under s.mu
+// after finding nothing to answer, so a change made under s.mu before signal is called
+// either kept it from parking or finds it parked here.
 func (s *Session) signal() {
 	if s.wakeCh == nil {
 		return // opened over WebSocket: never polled
 	}
-	s.mu.Lock()
-	hc := s.takeParkedLocked()
-	s.mu.Unlock()
-	if hc != nil {
-		hc.answerParked(s)
-		return
+	if s.parked.Load() != nil {
+		s.mu.Lock()
+		hc := s.takeParkedLocked()
+		s.mu.Unlock()
+		if hc != nil {
+			hc.answerParked(s)
+			return
+		}
 	}
 	select {
 	case s.wakeCh <- struct{}{}:
