@@ -221,7 +221,7 @@ func (b *bench) runScale(ctx context.Context, n, perProcess int, hold time.Durat
 		}
 		a, _ := strconv.Atoi(f[0])
 		alive += a
-		sockets, err := b.emitCount(servers[i])
+		sockets, err := b.emitCount(servers[i], []byte(`{"event":"count","args":[]}`))
 		if err != nil {
 			b.fail("%s: %v", scenario, err)
 			return
@@ -243,23 +243,4 @@ func (b *bench) runScale(ctx context.Context, n, perProcess int, hold time.Durat
 	if alive != n || counted != n {
 		b.fail("%s: %d clients held and %d sockets counted through %s, want %d", scenario, alive, counted, hold, n)
 	}
-}
-
-// emitCount POSTs a harmless emit to s and returns how many sockets it reached.
-func (b *bench) emitCount(s *server) (int, error) {
-	resp, err := b.api.Post("http://"+s.api+"/emit", "application/json", strings.NewReader(`{"event":"count","args":[]}`))
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	_, rest, ok := strings.Cut(string(out), `"sockets":`)
-	if !ok {
-		return 0, fmt.Errorf("POST /emit: %s: %s", resp.Status, out)
-	}
-	end := strings.IndexFunc(rest, func(r rune) bool { return r < '0' || r > '9' })
-	if end < 0 {
-		end = len(rest)
-	}
-	return strconv.Atoi(rest[:end])
 }
