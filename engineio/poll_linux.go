@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -418,14 +419,8 @@ func (p *poller) serve(pc *pollConn, r *pollReader) bool {
 		if err != nil {
 			n = 0
 		}
-		if n > 0 {
-			if pc.hc != nil {
-				if !pc.hc.consume(buf[:n]) {
-					return false
-				}
-			} else if !pc.s.consumeWS(pc.nc, &pc.fr, buf[:n]) {
-				return false
-			}
+		if n > 0 && !p.deliver(pc, buf[:n]) {
+			return false
 		}
 		switch {
 		case err == unix.EAGAIN:
@@ -450,6 +445,28 @@ func (p *poller) serve(pc *pollConn, r *pollReader) bool {
 		}
 	}
 	return true
+}
+
+// deliver hands what was read of pc to its held connection or its WebSocket session, and
+// reports whether pc is still to be read. A panic there (in the protocol's code or in a
+// session's handler) ends that connection, logged with its stack: never the process.
+func (p *poller) deliver(pc *pollConn, data []byte) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.log.Error("engineio: panic handling what a connection sent; closing it",
+				"panic", v, "stack", string(debug.Stack()))
+			if pc.hc != nil {
+				pc.hc.close()
+			} else {
+				pc.s.wsReadFailed(pc.nc, fmt.Errorf("engineio: panic: %v", v))
+			}
+			ok = false
+		}
+	}()
+	if pc.hc != nil {
+		return pc.hc.consume(data)
+	}
+	return pc.s.consumeWS(pc.nc, &pc.fr, data)
 }
 
 // writeNow writes what of b the socket takes without waiting: n < len(b) with a nil error

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,18 +32,13 @@ import (
 // write system call and no scheduling of the request's goroutines.
 
 const (
-	// maxPollHeader bounds what a held connection may send before a request is complete: its
-	// header and, for a POST, its body (MaxPayload more). A header larger than this goes to
-	// net/http, which answers it by its own rules. Behind a parked GET it is all a client may
-	// send (see consume).
-	maxPollHeader = 64 << 10
-	// pollIdleTimeout closes a held connection that carries no request for this long, and
-	// pollHeaderTimeout one that has begun a request and not finished it (net/http's
-	// IdleTimeout and ReadHeaderTimeout, as siobridge sets them).
-	pollIdleTimeout   = 2 * time.Minute
-	pollHeaderTimeout = 10 * time.Second
-	// pollSweepEvery is how often the held connections are checked against those timeouts.
-	pollSweepEvery = 5 * time.Second
+	// maxPollHeader bounds a request's header on a held connection. A larger one goes to
+	// net/http, which reads it by its own rules and limits (a browser's poll, cookies
+	// included, is far smaller). Behind a parked GET it is all a client may send (see
+	// consume).
+	maxPollHeader = 8 << 10
+	// maxSweepEvery is the longest period of the sweep of held connections (sweepHeld).
+	maxSweepEvery = 5 * time.Second
 )
 
 // httpConn is one long-polling connection taken from net/http.
@@ -65,8 +61,18 @@ type httpConn struct {
 	resume  bool
 	closed  bool
 	// since is when the connection last became idle (nothing to serve, nothing parked), or
-	// began a request it has not finished; swept against the timeouts.
-	since time.Time
+	// began a request it has not finished; lastRead is when bytes last came. Swept against
+	// the timeouts: idle, the header's, the body's.
+	since, lastRead time.Time
+	// The request at the start of buf, while it is incomplete: scanned is how much of buf
+	// was searched for the end of its header; once found, head is the header, parsed, and
+	// bodyAt where its body begins. Each byte is so looked at once, however the client
+	// splits its request.
+	scanned int
+	head    *http.Request
+	bodyAt  int
+	// served0 is the length of the request being served, dropped from buf once served.
+	served0 int
 
 	w pollWriter // the ResponseWriter of the request being served (one at a time)
 	// header is what a parked poll's answer carries besides its own (CORS), saved at parking.
@@ -125,11 +131,14 @@ func (s *Server) hijackPoll(w http.ResponseWriter, r *http.Request) *httpConn {
 		b, _ := brw.Reader.Peek(n)
 		hc.buf = append(hc.buf, b...)
 	}
-	if p, ok := nc.(*prefixConn); ok {
+	switch p := nc.(type) {
+	case *prefixConn:
 		// Held before and handed back: the socket itself is held again, after what net/http
 		// had not read yet of what was handed back with it.
 		hc.buf = append(hc.buf, p.prefix...)
 		hc.nc = p.Conn
+	case PassThroughConn:
+		hc.buf = append(hc.buf, p.TakeUnread()...)
 	}
 	hc.header = w.Header().Clone()
 	_ = nc.SetDeadline(time.Time{})
@@ -368,9 +377,11 @@ func (hc *httpConn) consume(data []byte) bool {
 		hc.close()
 		return false
 	}
+	now := time.Now()
 	if len(hc.buf) == 0 {
-		hc.since = time.Now()
+		hc.since = now
 	}
+	hc.lastRead = now
 	hc.buf = append(hc.buf, data...)
 	if hc.serving || hc.parked != nil {
 		hc.mu.Unlock()
@@ -386,47 +397,37 @@ func (hc *httpConn) readFailed(error) { hc.close() }
 
 // serve serves the requests in buf, one after the other, until one is incomplete, parks, or
 // is not a poll (handed off). hc.serving is set; serve clears it unless it handed hc off. It
-// returns false when hc is no longer the poller's.
-func (hc *httpConn) serve() bool {
-	for {
-		hc.mu.Lock()
-		if hc.closed {
-			hc.serving = false
-			hc.mu.Unlock()
-			return false
+// returns false when hc is no longer the poller's. A panic on the way closes hc (and is
+// logged with its stack): it ends this connection, not the process.
+func (hc *httpConn) serve() (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			hc.srv.log.Error("engineio: panic serving a held connection; closing it",
+				"panic", v, "remote", hc.remote, "stack", string(debug.Stack()))
+			hc.close()
+			ok = false
 		}
-		req, n, status := hc.nextRequest()
+	}()
+	for {
+		req, status := hc.next()
 		switch status {
+		case reqClosed:
+			return false
 		case reqIncomplete:
-			hc.serving = false
-			hc.mu.Unlock()
 			return true
 		case reqForeign:
-			hc.mu.Unlock()
 			hc.handOff()
 			return false
 		}
-		hc.mu.Unlock()
 
 		w := &hc.w
 		clear(w.h)
 		w.status, w.body, w.parked = 0, w.body[:0], false
 		hc.srv.ServeHTTP(w, req)
 
-		hc.mu.Lock()
-		if hc.closed {
-			// Closed meanwhile (the client sent more than it may behind this request, or a
-			// parked GET's answer failed): its buffer is gone with it.
-			hc.serving = false
-			hc.mu.Unlock()
+		if !hc.served() {
 			return false
 		}
-		hc.buf = hc.buf[:copy(hc.buf, hc.buf[n:])]
-		if len(hc.buf) == 0 && cap(hc.buf) > 4096 {
-			hc.buf = nil
-		}
-		hc.since = time.Now()
-		hc.mu.Unlock()
 		if w.parked {
 			if !hc.parkedServed() {
 				return true
@@ -446,32 +447,93 @@ func (hc *httpConn) serve() bool {
 	}
 }
 
+// next takes the request at the start of buf when it is complete. Unless it is reqReady, the
+// connection is no longer being served (reqIncomplete, reqClosed) or is to be handed off
+// (reqForeign).
+func (hc *httpConn) next() (*http.Request, reqStatus) {
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	if hc.closed {
+		hc.serving = false
+		return nil, reqClosed
+	}
+	req, status := hc.nextRequest()
+	if status == reqIncomplete {
+		hc.serving = false
+	}
+	return req, status
+}
+
+// served drops the request just served from buf; false when hc was closed meanwhile (the
+// client sent more than it may behind this request, or a parked GET's answer failed): its
+// buffer is gone with it.
+func (hc *httpConn) served() bool {
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	if hc.closed {
+		hc.serving = false
+		return false
+	}
+	hc.buf = hc.buf[:copy(hc.buf, hc.buf[hc.served0:])]
+	hc.served0 = 0
+	if len(hc.buf) == 0 && cap(hc.buf) > 4096 {
+		hc.buf = nil
+	}
+	hc.since = time.Now()
+	return true
+}
+
 type reqStatus int
 
 const (
 	reqReady      reqStatus = iota
 	reqIncomplete           // wait for more bytes
 	reqForeign              // not a poll of this server: net/http serves it
+	reqClosed               // the connection is closed
 )
 
-// nextRequest parses the request at the start of buf (hc.mu held): the request and its length
-// in buf when it is a complete poll of this server.
-func (hc *httpConn) nextRequest() (*http.Request, int, reqStatus) {
-	req, end, status := parsePoll(hc.buf, hc.srv.opts.PollingPath, hc.srv.opts.MaxPayload)
-	if status != reqReady {
-		return nil, 0, status
+// nextRequest parses the request at the start of buf (hc.mu held): the request when it is a
+// complete poll of this server, its length in buf then kept in served0. The header is
+// searched for from where the last search ended, and parsed once.
+func (hc *httpConn) nextRequest() (*http.Request, reqStatus) {
+	if hc.head == nil {
+		end := headerEnd(hc.buf, hc.scanned)
+		if end < 0 {
+			hc.scanned = len(hc.buf)
+			if len(hc.buf) > maxPollHeader {
+				return nil, reqForeign
+			}
+			return nil, reqIncomplete
+		}
+		req, status := parsePollHead(hc.buf[:end], hc.srv.opts.PollingPath, hc.srv.opts.MaxPayload)
+		if status != reqReady {
+			return nil, status
+		}
+		hc.head, hc.bodyAt = req, end
 	}
-	total := end + int(req.ContentLength)
+	req := hc.head
+	total := hc.bodyAt + int(req.ContentLength)
 	if len(hc.buf) < total {
-		return nil, 0, reqIncomplete
+		return nil, reqIncomplete
 	}
 	if req.ContentLength > 0 {
-		req.Body = io.NopCloser(bytes.NewReader(bytes.Clone(hc.buf[end:total])))
+		req.Body = io.NopCloser(bytes.NewReader(bytes.Clone(hc.buf[hc.bodyAt:total])))
 	} else {
 		req.Body = http.NoBody
 	}
 	req.RemoteAddr = hc.remote
-	return req, total, reqReady
+	hc.head, hc.bodyAt, hc.scanned, hc.served0 = nil, 0, 0, total
+	return req, reqReady
+}
+
+// headerEnd returns where the header at the start of buf ends, after its blank line, or -1;
+// buf[:from] was searched before.
+func headerEnd(buf []byte, from int) int {
+	from = max(0, from-3) // the CRLFCRLF may straddle
+	if i := bytes.Index(buf[from:], []byte("\r\n\r\n")); i >= 0 {
+		return from + i + 4
+	}
+	return -1
 }
 
 // parsePoll parses the header of the request at the start of buf, when it is a poll of the
@@ -482,15 +544,23 @@ func (hc *httpConn) nextRequest() (*http.Request, int, reqStatus) {
 // Content-Length or Host, a control character) is reqForeign, for net/http to answer by its
 // own rules; what it accepts, net/http's ReadRequest reads the same way (FuzzParsePoll).
 func parsePoll(buf []byte, path string, maxBody int64) (*http.Request, int, reqStatus) {
-	end := bytes.Index(buf, []byte("\r\n\r\n"))
+	end := headerEnd(buf, 0)
 	if end < 0 {
 		if len(buf) > maxPollHeader {
 			return nil, 0, reqForeign
 		}
 		return nil, 0, reqIncomplete
 	}
-	head := buf[:end+2] // every line with its CRLF
-	end += 4
+	req, status := parsePollHead(buf[:end], path, maxBody)
+	return req, end, status
+}
+
+// parsePollHead parses a header, through its blank line, for parsePoll.
+func parsePollHead(head []byte, path string, maxBody int64) (*http.Request, reqStatus) {
+	if len(head) > maxPollHeader {
+		return nil, reqForeign
+	}
+	head = head[:len(head)-2] // every line with its CRLF
 	eol := bytes.Index(head, []byte("\r\n"))
 	line := head[:eol]
 	head = head[eol+2:]
@@ -501,20 +571,20 @@ func parsePoll(buf []byte, path string, maxBody int64) (*http.Request, int, reqS
 	case bytes.HasPrefix(line, []byte("POST ")):
 		method, line = http.MethodPost, line[5:]
 	default:
-		return nil, 0, reqForeign
+		return nil, reqForeign
 	}
 	target, ok := bytes.CutSuffix(line, []byte(" HTTP/1.1"))
 	if !ok || len(target) <= len(path) || string(target[:len(path)]) != path || target[len(path)] != '?' {
-		return nil, 0, reqForeign
+		return nil, reqForeign
 	}
 	for _, c := range target {
 		if c <= ' ' || c >= 0x7f || c == '#' {
-			return nil, 0, reqForeign
+			return nil, reqForeign
 		}
 	}
 	query := target[len(path)+1:]
 	if !bytes.Contains(query, []byte("sid=")) {
-		return nil, 0, reqForeign
+		return nil, reqForeign
 	}
 
 	h := make(http.Header, 8)
@@ -526,42 +596,42 @@ func parsePoll(buf []byte, path string, maxBody int64) (*http.Request, int, reqS
 		head = head[eol+2:]
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 || !validHeaderName(line[:colon]) {
-			return nil, 0, reqForeign // also a folded line, which starts with a space
+			return nil, reqForeign // also a folded line, which starts with a space
 		}
 		value := bytes.Trim(line[colon+1:], " \t")
 		for _, c := range value {
 			if c < ' ' && c != '\t' || c == 0x7f {
-				return nil, 0, reqForeign
+				return nil, reqForeign
 			}
 		}
 		key := canonicalHeader(line[:colon])
 		switch key {
 		case "Host":
 			if hasHost || !validHost(value) {
-				return nil, 0, reqForeign
+				return nil, reqForeign
 			}
 			host, hasHost = string(value), true
 			continue // net/http moves it to Request.Host
 		case "Content-Length":
 			if hasLength || !allDigits(value) || len(value) > 15 {
-				return nil, 0, reqForeign
+				return nil, reqForeign
 			}
 			n, _ := strconv.ParseInt(string(value), 10, 64)
 			if n > maxBody || method == http.MethodGet && n > 0 {
-				return nil, 0, reqForeign
+				return nil, reqForeign
 			}
 			length, hasLength = n, true
 		case "Transfer-Encoding", "Upgrade", "Expect", "Trailer":
-			return nil, 0, reqForeign
+			return nil, reqForeign
 		case "Connection":
 			if !bytes.EqualFold(value, []byte("keep-alive")) {
-				return nil, 0, reqForeign // close, upgrade, or anything net/http weighs itself
+				return nil, reqForeign // close, upgrade, or anything net/http weighs itself
 			}
 		}
 		h[key] = append(h[key], string(value))
 	}
 	if !hasHost {
-		return nil, 0, reqForeign
+		return nil, reqForeign
 	}
 	uri := string(target)
 	return &http.Request{
@@ -574,7 +644,7 @@ func parsePoll(buf []byte, path string, maxBody int64) (*http.Request, int, reqS
 		Host:          host,
 		ContentLength: length,
 		RequestURI:    uri,
-	}, end, reqReady
+	}, reqReady
 }
 
 func allDigits(v []byte) bool {
@@ -646,10 +716,17 @@ func canonicalHeader(name []byte) string {
 
 // handOff gives the connection back to net/http, with what was read of it.
 func (hc *httpConn) handOff() {
-	if prefix, _, ok := hc.detach(); ok {
-		hc.srv.held.forget(hc)
-		hc.srv.opts.PollingHandoff(&prefixConn{Conn: hc.nc, prefix: prefix})
+	prefix, _, ok := hc.detach()
+	if !ok {
+		return
 	}
+	hc.srv.held.forget(hc)
+	if pc, ok := hc.nc.(PassThroughConn); ok {
+		pc.Unread(prefix)
+		hc.srv.opts.PollingHandoff(pc)
+		return
+	}
+	hc.srv.opts.PollingHandoff(&prefixConn{Conn: hc.nc, prefix: prefix})
 }
 
 // close closes the connection and releases a GET parked on it; then the connection leaves the
@@ -807,9 +884,9 @@ var cachedDate atomic.Pointer[dateText]
 
 // heldConns is the server's set of connections taken from net/http, for the sweep and Close.
 type heldConns struct {
-	// The timeouts and the sweep's period: pollIdleTimeout, pollHeaderTimeout and
-	// pollSweepEvery, set by NewServer (shorter in tests).
-	idleTimeout, headerTimeout, sweepEvery time.Duration
+	// The timeouts (Options.PollingIdleTimeout and the others) and the sweep's period, set by
+	// NewServer (shorter in tests).
+	idleTimeout, headerTimeout, bodyTimeout, sweepEvery time.Duration
 
 	mu       sync.Mutex
 	conns    map[*httpConn]struct{}
@@ -824,8 +901,9 @@ func (h *heldConns) forget(hc *httpConn) {
 	h.mu.Unlock()
 }
 
-// sweepHeld closes held connections past their timeouts, every pollSweepEvery, until Close:
-// one goroutine for all of them, as the heartbeats are.
+// sweepHeld closes held connections past their timeouts, every sweepEvery, until Close: one
+// goroutine for all of them, as the heartbeats are. An idle connection is timed from when it
+// became idle, a header from its first byte, a body from its last byte.
 func (s *Server) sweepHeld() {
 	t := time.NewTicker(s.held.sweepEvery)
 	defer t.Stop()
@@ -839,9 +917,7 @@ func (s *Server) sweepHeld() {
 			s.held.mu.Lock()
 			for hc := range s.held.conns {
 				hc.mu.Lock()
-				idle := !hc.serving && hc.parked == nil
-				if idle && (len(hc.buf) == 0 && now.Sub(hc.since) > s.held.idleTimeout ||
-					len(hc.buf) > 0 && now.Sub(hc.since) > s.held.headerTimeout) {
+				if !hc.serving && hc.parked == nil && hc.stale(now, &s.held) {
 					stale = append(stale, hc)
 				}
 				hc.mu.Unlock()
@@ -852,6 +928,18 @@ func (s *Server) sweepHeld() {
 			}
 			clear(stale)
 		}
+	}
+}
+
+// stale reports whether hc, neither served nor parked, is past its timeout; hc.mu is held.
+func (hc *httpConn) stale(now time.Time, h *heldConns) bool {
+	switch {
+	case len(hc.buf) == 0:
+		return now.Sub(hc.since) > h.idleTimeout
+	case hc.head == nil:
+		return now.Sub(hc.since) > h.headerTimeout
+	default:
+		return now.Sub(hc.lastRead) > h.bodyTimeout
 	}
 }
 

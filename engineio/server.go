@@ -96,6 +96,15 @@ type Options struct {
 	// PollingPath is the exact path of this server's requests (such as "/socket.io/"), which
 	// PollingHandoff needs to tell its polls from other requests.
 	PollingPath string
+	// PollingIdleTimeout closes a connection held for PollingHandoff that carries no request
+	// for this long, as net/http's IdleTimeout does. Default 2m.
+	PollingIdleTimeout time.Duration
+	// PollingHeaderTimeout closes a held connection that has begun a request and not finished
+	// its header within this long, as net/http's ReadHeaderTimeout does. Default 10s.
+	PollingHeaderTimeout time.Duration
+	// PollingBodyTimeout closes a held connection whose request body delivers no byte for
+	// this long. Default 30s.
+	PollingBodyTimeout time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -125,6 +134,15 @@ func (o *Options) setDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.PollingIdleTimeout <= 0 {
+		o.PollingIdleTimeout = 2 * time.Minute
+	}
+	if o.PollingHeaderTimeout <= 0 {
+		o.PollingHeaderTimeout = 10 * time.Second
+	}
+	if o.PollingBodyTimeout <= 0 {
+		o.PollingBodyTimeout = 30 * time.Second
 	}
 }
 
@@ -189,8 +207,10 @@ func NewServer(opts Options, onSession func(*Session) SessionHandler) *Server {
 		closeMsg:  newPacket(PacketClose, nil),
 		beats:     newHeartbeats(),
 		held: heldConns{
-			idleTimeout: pollIdleTimeout, headerTimeout: pollHeaderTimeout, sweepEvery: pollSweepEvery,
-			conns: make(map[*httpConn]struct{}), stop: make(chan struct{}),
+			idleTimeout: opts.PollingIdleTimeout, headerTimeout: opts.PollingHeaderTimeout,
+			bodyTimeout: opts.PollingBodyTimeout,
+			sweepEvery:  min(maxSweepEvery, opts.PollingHeaderTimeout/2, opts.PollingBodyTimeout/2),
+			conns:       make(map[*httpConn]struct{}), stop: make(chan struct{}),
 		},
 	}
 	s.upgrader = websocket.Upgrader{
@@ -259,6 +279,13 @@ func (s *Server) Close() {
 
 // ServeHTTP answers one Engine.IO request: a handshake, a poll, a post, or a WebSocket.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && (r.ContentLength != 0 || len(r.TransferEncoding) > 0) {
+		// Its body would stay on the connection, to be read as the next request once the GET
+		// is held (hijackPoll): refused, and the connection closed.
+		w.Header().Set("Connection", "close")
+		writeError(w, ErrBadRequest, "a GET request may not have a body")
+		return
+	}
 	s.setCORS(w, r)
 	if r.Method == http.MethodOptions {
 		w.WriteHeader(http.StatusNoContent)

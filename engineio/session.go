@@ -337,20 +337,27 @@ func (s *Session) onPong() {
 	s.mu.Unlock()
 }
 
+// deliver gives a message to the handler, unless the session has ended (then it returns
+// false). The lock is released by a defer: a handler that panics leaves it free for the
+// session's end.
+func (s *Session) deliver(p packet) bool {
+	s.deliverMu.Lock()
+	defer s.deliverMu.Unlock()
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if !closed {
+		s.handler.OnMessage(p.data, p.binary)
+	}
+	return !closed
+}
+
 // onPacket handles one inbound packet on the reader's goroutine. It returns false when the
 // session has ended and reading should stop.
 func (s *Session) onPacket(p packet) bool {
 	switch p.typ {
 	case PacketMessage:
-		s.deliverMu.Lock()
-		s.mu.Lock()
-		closed := s.closed
-		s.mu.Unlock()
-		if !closed {
-			s.handler.OnMessage(p.data, p.binary)
-		}
-		s.deliverMu.Unlock()
-		return !closed
+		return s.deliver(p)
 	case PacketPong:
 		s.onPong()
 		return true

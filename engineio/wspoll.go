@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -24,13 +25,36 @@ func (s *Session) startWebSocket(conn *websocket.Conn) {
 }
 
 // pollable reports whether the poller can read nc: a plain TCP or Unix socket, read by the
-// poller's system calls. A TLS connection, or any other wrapper, is left to a reader goroutine.
+// poller's system calls, or a PassThroughConn with nothing to be read again. A TLS
+// connection, or any other wrapper, is left to a reader goroutine.
 func pollable(nc net.Conn) bool {
-	switch nc.(type) {
+	switch c := nc.(type) {
 	case *net.TCPConn, *net.UnixConn:
+		return true
+	case PassThroughConn:
+		if p := c.TakeUnread(); len(p) > 0 {
+			c.Unread(p) // read through the wrapper, by a goroutine
+			return false
+		}
 		return true
 	}
 	return false
+}
+
+// PassThroughConn is a connection that wraps a socket and passes its bytes through unchanged,
+// to watch or count them, as siobridge's public listener does. When the server takes such a
+// connection from net/http (a WebSocket, a held poll), it reads and writes the socket itself,
+// through SyscallConn, once it has taken what the wrapper holds to be read again
+// (TakeUnread); when it gives a held connection back to net/http (Options.PollingHandoff), it
+// gives what it read of the next request back with Unread, so that the wrapper reads the
+// requests from there. Close must close the socket.
+type PassThroughConn interface {
+	net.Conn
+	syscall.Conn
+	// Unread makes the next Reads return p before the socket's bytes, as the start of a request.
+	Unread(p []byte)
+	// TakeUnread returns what of the bytes given to Unread Read has not returned, and forgets them.
+	TakeUnread() []byte
 }
 
 // pollWebSocket makes nc the session's transport and registers it with the poller; fr is the

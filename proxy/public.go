@@ -15,6 +15,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/siobridge/siobridge/internal/edge"
 )
 
 // PublicOptions configure the public handler made by [NewPublic].
@@ -155,8 +157,11 @@ func (p *public) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	what := "could not reach the app"
-	if status == http.StatusGatewayTimeout {
+	switch status {
+	case http.StatusGatewayTimeout:
 		what = "timed out waiting for the app"
+	case http.StatusRequestTimeout:
+		what = "stopped sending the request to the app"
 	}
 	text := http.StatusText(status)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -177,6 +182,9 @@ func (p *public) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 // classifyProxyError picks the status for a proxy error and a reason short enough for a page:
 // "connection refused" rather than the whole chain of wrapped errors.
 func classifyProxyError(err error) (int, string) {
+	if errors.Is(err, edge.ErrBodyTimeout) {
+		return http.StatusRequestTimeout, "the request's body stalled"
+	}
 	var opErr *net.OpError
 	if errors.As(err, &opErr) && opErr.Op == "dial" {
 		var sysErr *os.SyscallError

@@ -43,6 +43,12 @@ type ServerConfig struct {
 	// ShutdownTimeout bounds a graceful stop (SIGTERM or SIGINT): clients are closed, then the
 	// webhooks queued are given this long to be delivered; default 10s.
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	// MaxHeaderBytes bounds a request's header on the public port, its request line
+	// included; a larger one is answered 431. Default 16384, from 1024 to 1048576.
+	MaxHeaderBytes int `toml:"max_header_bytes"`
+	// BodyTimeout cuts a request body that delivers no byte for this long, on Engine.IO
+	// POSTs and proxied requests alike; default 30s.
+	BodyTimeout Duration `toml:"body_timeout"`
 }
 
 // APIConfig is the private REST listener the app calls.
@@ -111,6 +117,11 @@ type LimitsConfig struct {
 	MaxRoomsPerSocket          int `toml:"max_rooms_per_socket"`          // its own id room not counted, default 1000
 	MaxNamespacesPerConnection int `toml:"max_namespaces_per_connection"` // default 10
 	MaxAttachments             int `toml:"max_attachments"`               // binary attachments per packet, default 10, 1..1000
+	// MaxTCPConnections bounds the open TCP connections of the public listener; default 0:
+	// the process's open-file limit less tcpReserve, so that webhooks, the proxy, Redis and
+	// the spool always have descriptors.
+	MaxTCPConnections      int `toml:"max_tcp_connections"`
+	MaxTCPConnectionsPerIP int `toml:"max_tcp_connections_per_ip"` // per client address (IPv6: per /64), trusted proxies exempt; default 0 (unlimited)
 }
 
 // ClusterConfig chooses where room membership and broadcasts live: in this process, or on a
@@ -198,6 +209,8 @@ const (
 	maxConcurrency    = 10_000
 	maxMaxAttachments = 1000
 	minSpoolMaxBytes  = 1 << 20
+	minHeaderBytes    = 1 << 10
+	maxHeaderBytes    = 1 << 20
 )
 
 // Settings are read from environment variables envPrefix + SECTION_KEY; envConfigPath, though
@@ -215,6 +228,8 @@ func DefaultConfig() Config {
 			Listen:          ":7896",
 			TrustedProxies:  []string{},
 			ShutdownTimeout: Duration{10 * time.Second},
+			MaxHeaderBytes:  16 << 10,
+			BodyTimeout:     Duration{30 * time.Second},
 		},
 		API: APIConfig{
 			Listen:       "127.0.0.1:7897",
@@ -736,6 +751,10 @@ func (c *Config) Validate() error {
 		}
 	}
 	p.positive("server.shutdown_timeout", c.Server.ShutdownTimeout)
+	if c.Server.MaxHeaderBytes < minHeaderBytes || c.Server.MaxHeaderBytes > maxHeaderBytes {
+		p.addf("server.max_header_bytes", "must be from %d to %d (bytes), got %d", minHeaderBytes, maxHeaderBytes, c.Server.MaxHeaderBytes)
+	}
+	p.positive("server.body_timeout", c.Server.BodyTimeout)
 
 	// API.
 	if apiOK && !isLoopbackHost(apiHost) && c.API.Token == "" {
@@ -869,10 +888,14 @@ func (c *Config) Validate() error {
 		{"limits.event_burst_per_socket", c.Limits.EventBurstPerSocket},
 		{"limits.max_rooms_per_socket", c.Limits.MaxRoomsPerSocket},
 		{"limits.max_namespaces_per_connection", c.Limits.MaxNamespacesPerConnection},
+		{"limits.max_tcp_connections_per_ip", c.Limits.MaxTCPConnectionsPerIP},
 	} {
 		if l.v < 0 {
 			p.addf(l.key, "must be 0 (unlimited) or more, got %d", l.v)
 		}
+	}
+	if c.Limits.MaxTCPConnections < 0 {
+		p.addf("limits.max_tcp_connections", "must be 0 (the open-file limit less %d) or more, got %d", tcpReserve, c.Limits.MaxTCPConnections)
 	}
 	if c.Limits.MaxAttachments < 1 || c.Limits.MaxAttachments > maxMaxAttachments {
 		p.addf("limits.max_attachments", "must be from 1 to %d, got %d", maxMaxAttachments, c.Limits.MaxAttachments)

@@ -103,6 +103,10 @@ func TestDefaults(t *testing.T) {
 		"limits.max_rooms_per_socket":          1000,
 		"limits.max_namespaces_per_connection": 10,
 		"limits.max_attachments":               10,
+		"limits.max_tcp_connections":           0,
+		"limits.max_tcp_connections_per_ip":    0,
+		"server.max_header_bytes":              16384,
+		"server.body_timeout":                  dur("30s"),
 		"log.level":                            "info",
 		"log.format":                           "text",
 	}

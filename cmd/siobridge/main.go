@@ -31,6 +31,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/siobridge/siobridge/engineio"
+	"github.com/siobridge/siobridge/internal/edge"
 	"github.com/siobridge/siobridge/proxy"
 	"github.com/siobridge/siobridge/socketio"
 	"github.com/siobridge/siobridge/socketio/redisadapter"
@@ -157,6 +158,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 			DisableWebSocketPoller: !sio.WebSocketPoller,
 			PollingHandoff:         pollingHandoff,
 			PollingPath:            sio.Path,
+			PollingIdleTimeout:     idleTimeout,
+			PollingHeaderTimeout:   readHeaderTimeout,
+			PollingBodyTimeout:     cfg.Server.BodyTimeout.Duration,
 		},
 		Namespaces:                 sio.Namespaces,
 		ConnectTimeout:             sio.ConnectTimeout.Duration,
@@ -283,10 +287,23 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 		publicLn.Close()
 		return fmt.Errorf("api.listen: %w", err)
 	}
-	publicSrv := &http.Server{Handler: public, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
-	apiSrv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	// The public port faces the internet: its connections are guarded and counted (see
+	// internal/edge), and so are those the held polls hand back.
+	maxTCP := tcpConnLimit(lim.MaxTCPConnections)
+	guard := edge.New(edge.Options{
+		MaxHeaderBytes:  cfg.Server.MaxHeaderBytes,
+		BodyTimeout:     cfg.Server.BodyTimeout.Duration,
+		MaxConns:        maxTCP,
+		MaxConnsPerAddr: lim.MaxTCPConnectionsPerIP,
+		TrustedProxies:  cfg.Server.TrustedProxyPrefixes(),
+		OnRefuse:        onLimit,
+		Logger:          log,
+	})
+	publicSrv := &http.Server{Handler: public, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	guard.Server(publicSrv)
+	apiSrv := &http.Server{Handler: api, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	errs := make(chan error, 2)
-	go func() { errs <- publicSrv.Serve(publicLn) }()
+	go func() { errs <- publicSrv.Serve(guard.Listener(publicLn)) }()
 	go func() { errs <- apiSrv.Serve(apiLn) }()
 	if handoff != nil {
 		// Ends with publicSrv.Shutdown, which closes the listener.
@@ -310,6 +327,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 		"upstream", cfg.Server.Upstream,
 		"webhook", cfg.Webhook.URL,
 		"cluster", cfg.Cluster.Adapter,
+		"max_tcp_connections", maxTCP,
 		"websocket_poller", sio.WebSocketPoller && runtime.GOOS == "linux",
 		"polling_poller", handoff != nil && runtime.GOOS == "linux")
 	if ready != nil {
@@ -351,6 +369,29 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 		return serveErr
 	}
 	return nil
+}
+
+// The public and API servers' timeouts between requests and for a request's header; held
+// polls keep the same.
+const (
+	idleTimeout       = 2 * time.Minute
+	readHeaderTimeout = 10 * time.Second
+)
+
+// tcpReserve is what max_tcp_connections = 0 leaves of the open-file limit: descriptors for
+// webhooks, the proxy's connections to the app, Redis, the spool and the API.
+const tcpReserve = 512
+
+// tcpConnLimit is the cap on the public listener's connections: configured, or the open-file
+// limit less tcpReserve (0, no cap, where there is no such limit).
+func tcpConnLimit(configured int) int {
+	if configured > 0 {
+		return configured
+	}
+	if n := openFileLimit(); n > 0 {
+		return max(n-tcpReserve, n/2)
+	}
+	return 0
 }
 
 // clusterHealth reports a cluster adapter that has lost its connection (Redis down): the node

@@ -1,0 +1,148 @@
+package edge
+
+import (
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+)
+
+// watch is what a guarded connection keeps: the framer of the requests read from it, the
+// bytes given back to be read again (Unread), and its verdict.
+type watch struct {
+	g       *Guard
+	key     netip.Addr // its place in the per-address count; invalid: not counted by address
+	counted bool       // in the listener's count (until Close)
+
+	mu      sync.Mutex
+	framer  framer
+	prefix  []byte
+	verdict atomic.Pointer[Verdict]
+	closed  atomic.Bool
+}
+
+// read is Read: the prefix first, then the socket's bytes, all watched.
+func (w *watch) read(p []byte, socket func([]byte) (int, error)) (int, error) {
+	w.mu.Lock()
+	if len(w.prefix) > 0 {
+		n := copy(p, w.prefix)
+		w.prefix = w.prefix[n:]
+		w.see(p[:n])
+		w.mu.Unlock()
+		return n, nil
+	}
+	w.mu.Unlock()
+	n, err := socket(p)
+	if n > 0 {
+		w.mu.Lock()
+		w.see(p[:n])
+		w.mu.Unlock()
+	}
+	return n, err
+}
+
+// see feeds bytes read to the framer; w.mu is held.
+func (w *watch) see(p []byte) {
+	if w.framer.stopped() {
+		return
+	}
+	w.framer.feed(p)
+	if v := w.framer.verdict; v.Status != 0 {
+		w.verdict.CompareAndSwap(nil, &v)
+	}
+}
+
+// through reports whether the framer has stopped and nothing is left to give back: the
+// socket's bytes may then be read without being watched.
+func (w *watch) through() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.framer.stopped() && len(w.prefix) == 0
+}
+
+func (w *watch) unread(p []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.prefix = append(p[:len(p):len(p)], w.prefix...)
+	if w.verdict.Load() == nil {
+		// p begins a request: the server that read it gives it back whole.
+		w.framer.startHead()
+	}
+}
+
+func (w *watch) takeUnread() []byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := w.prefix
+	w.prefix = nil
+	return p
+}
+
+// close releases the connection's place in the listener's count, once.
+func (w *watch) close() {
+	if w.closed.CompareAndSwap(false, true) && w.counted {
+		w.g.release(w.key)
+	}
+}
+
+// Conn is a TCP connection of a guarded listener. It embeds the socket, so that whoever takes
+// it from net/http (a WebSocket, a held poll) reads and writes the socket itself: through
+// SyscallConn, and with writev (net.Buffers). Its Read is watched; see Unread.
+type Conn struct {
+	*net.TCPConn
+	w *watch
+}
+
+// Read reads what Unread gave back, then the socket.
+func (c *Conn) Read(p []byte) (int, error) { return c.w.read(p, c.TCPConn.Read) }
+
+// WriteTo copies what is read to dst; it reads through Read while the requests are watched.
+func (c *Conn) WriteTo(dst io.Writer) (int64, error) {
+	if c.w.through() {
+		return c.TCPConn.WriteTo(dst)
+	}
+	return io.Copy(dst, readerOnly{c})
+}
+
+// Close closes the socket and releases its place in the listener's count.
+func (c *Conn) Close() error {
+	c.w.close()
+	return c.TCPConn.Close()
+}
+
+// Unread makes the next Reads return p before the socket's bytes: the start of the next
+// request, read from the socket by a server that held the connection (engineio's held
+// polls) and now gives it back to net/http. The requests are watched from there.
+func (c *Conn) Unread(p []byte) { c.w.unread(p) }
+
+// TakeUnread returns what of the bytes given to Unread has not been read yet, and forgets
+// them: a server taking the connection from net/http reads them first.
+func (c *Conn) TakeUnread() []byte { return c.w.takeUnread() }
+
+// otherConn is a guarded connection that is not TCP.
+type otherConn struct {
+	net.Conn
+	w *watch
+}
+
+func (c *otherConn) Read(p []byte) (int, error) { return c.w.read(p, c.Conn.Read) }
+func (c *otherConn) Close() error {
+	c.w.close()
+	return c.Conn.Close()
+}
+func (c *otherConn) Unread(p []byte)    { c.w.unread(p) }
+func (c *otherConn) TakeUnread() []byte { return c.w.takeUnread() }
+
+type readerOnly struct{ io.Reader }
+
+// watchOf returns the watch of a guarded connection, or nil.
+func watchOf(c net.Conn) *watch {
+	switch c := c.(type) {
+	case *Conn:
+		return c.w
+	case *otherConn:
+		return c.w
+	}
+	return nil
+}
