@@ -498,6 +498,9 @@ const (
 func (hc *httpConn) nextRequest() (*http.Request, reqStatus) {
 	if hc.head == nil {
 		end := headerEnd(hc.buf, hc.scanned)
+		if end == -2 {
+			return nil, reqForeign
+		}
 		if end < 0 {
 			hc.scanned = len(hc.buf)
 			if len(hc.buf) > maxPollHeader {
@@ -526,12 +529,23 @@ func (hc *httpConn) nextRequest() (*http.Request, reqStatus) {
 	return req, reqReady
 }
 
-// headerEnd returns where the header at the start of buf ends, after its blank line, or -1;
-// buf[:from] was searched before.
+// headerEnd returns where the header at the start of buf ends, after its blank line; -1 when
+// it has not ended yet; -2 when a line of it ends in a bare LF, which net/http reads as a
+// line's end and the held parser leaves to it. buf[:from] was searched before.
 func headerEnd(buf []byte, from int) int {
-	from = max(0, from-3) // the CRLFCRLF may straddle
-	if i := bytes.Index(buf[from:], []byte("\r\n\r\n")); i >= 0 {
-		return from + i + 4
+	for i := from; i < len(buf); {
+		j := bytes.IndexByte(buf[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		i += j
+		if i == 0 || buf[i-1] != '\r' {
+			return -2
+		}
+		if i >= 3 && buf[i-3] == '\r' && buf[i-2] == '\n' {
+			return i + 1
+		}
+		i++
 	}
 	return -1
 }
@@ -545,6 +559,9 @@ func headerEnd(buf []byte, from int) int {
 // own rules; what it accepts, net/http's ReadRequest reads the same way (FuzzParsePoll).
 func parsePoll(buf []byte, path string, maxBody int64) (*http.Request, int, reqStatus) {
 	end := headerEnd(buf, 0)
+	if end == -2 {
+		return nil, 0, reqForeign
+	}
 	if end < 0 {
 		if len(buf) > maxPollHeader {
 			return nil, 0, reqForeign

@@ -7,14 +7,18 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // rawConn is one client TCP connection speaking HTTP/1.1 by hand, so that a test decides
@@ -657,5 +661,125 @@ func TestHeldPollClosedWhileServing(t *testing.T) {
 	}
 	if eio.Session(sid) == nil {
 		t.Fatal("the session ended with its connection")
+	}
+}
+
+// panicHandler echoes messages, but panics on "boom", as a handler with a bug would.
+type panicHandler struct{ sess *Session }
+
+func (h *panicHandler) OnMessage(data []byte, binary bool) {
+	if string(data) == "boom" {
+		panic("handler bug")
+	}
+	_ = h.sess.Send(NewMessage(data, binary))
+}
+func (h *panicHandler) OnClose(string, error) {}
+
+// lockedBuffer is a log's destination, read by the test while the server writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// newPanicServer is a test server whose sessions panic on "boom", logging to the buffer.
+func newPanicServer(t *testing.T) (*testServer, *lockedBuffer) {
+	t.Helper()
+	logs := &lockedBuffer{}
+	handoff := NewHandoffListener(nil)
+	eio := NewServer(Options{PollingHandoff: handoff.Handoff, PollingPath: "/socket.io/",
+		Logger: slog.New(slog.NewTextHandler(logs, nil))},
+		func(s *Session) SessionHandler { return &panicHandler{sess: s} })
+	hs := httptest.NewServer(eio)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = hs.Config.Serve(handoff)
+	}()
+	t.Cleanup(func() {
+		eio.Close()
+		hs.Close()
+		handoff.Close()
+		<-served
+	})
+	return &testServer{Server: hs, eio: eio}, logs
+}
+
+// A panic while serving a held connection closes that connection and is logged with its
+// stack; the server goes on serving the others, and the session lives on.
+func TestHeldPollPanicClosesOnlyItsConnection(t *testing.T) {
+	ts, logs := newPanicServer(t)
+	c := dialRaw(t, ts)
+	sid := rawHandshake(t, c)
+	q := "transport=polling&sid=" + sid
+	c.send(getReq(q))
+	waitParked(t, ts.eio, sid)
+	if err := ts.eio.Session(sid).Send(NewMessage([]byte("x"), false)); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := c.read(); body != "4x" {
+		t.Fatalf("GET: %q", body)
+	}
+	waitHeld(t, ts.eio, 1)
+	// On the held connection, read and served by the poller.
+	c.send(postReq(q, "4boom"))
+	_ = c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if b, err := io.ReadAll(c.br); err != nil || len(b) > 0 {
+		t.Fatalf("after the panic the connection answered %q (%v); want it closed", b, err)
+	}
+	waitHeld(t, ts.eio, 0)
+	if log := logs.String(); !strings.Contains(log, "panic serving a held connection") || !strings.Contains(log, "panicHandler") {
+		t.Fatalf("the panic was not logged with its stack:\n%s", log)
+	}
+	// The server and the session go on.
+	c2 := dialRaw(t, ts)
+	c2.send(postReq(q, "4after"))
+	if resp, body := c2.read(); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("POST after the panic: %d %q", resp.StatusCode, body)
+	}
+	if _, body := c2.roundTrip(getReq(q)); body != "4after" {
+		t.Fatalf("GET after the panic: %q", body)
+	}
+}
+
+// A panic while handling what a WebSocket sent, read by the poller, ends that session and is
+// logged; the server's other WebSockets go on.
+func TestPollerPanicClosesOnlyItsSession(t *testing.T) {
+	ts, logs := newPanicServer(t)
+	other := dialWS(t, ts, "")
+	bad := dialWS(t, ts, "")
+	for _, c := range []*websocket.Conn{other, bad} {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, msg, err := c.ReadMessage(); err != nil || msg[0] != '0' {
+			t.Fatalf("open packet: %q %v", msg, err)
+		}
+	}
+	if err := bad.WriteMessage(websocket.TextMessage, []byte("4boom")); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, _, err := bad.ReadMessage(); err != nil {
+			break // closed by the server
+		}
+	}
+	if log := logs.String(); !strings.Contains(log, "panic handling what a connection sent") || !strings.Contains(log, "panicHandler") {
+		t.Fatalf("the panic was not logged with its stack:\n%s", log)
+	}
+	if err := other.WriteMessage(websocket.TextMessage, []byte("4still")); err != nil {
+		t.Fatal(err)
+	}
+	if _, msg, err := other.ReadMessage(); err != nil || string(msg) != "4still" {
+		t.Fatalf("the other session: %q %v", msg, err)
 	}
 }

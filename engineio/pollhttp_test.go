@@ -3,9 +3,11 @@ package engineio
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"net/http"
 	"net/url"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -93,4 +95,134 @@ func FuzzQuery(f *testing.F) {
 			}
 		}
 	})
+}
+
+// heldBoundaries feeds data to a held connection's parser in pieces of the sizes split
+// gives, as the poller would read it, and returns where each request it serves ends, and
+// whether it gave the rest to net/http (reqForeign).
+func heldBoundaries(data []byte, split uint8) (ends []int, reqs []*http.Request, foreign bool) {
+	hc := &httpConn{srv: &Server{opts: Options{PollingPath: "/socket.io/", MaxPayload: 1e6}}}
+	n, offset := int(split)%31+1, 0
+	for rest := data; len(rest) > 0; {
+		k := min(n, len(rest))
+		hc.buf = append(hc.buf, rest[:k]...)
+		rest = rest[k:]
+		n = n*7%31 + 1
+		for {
+			req, status := hc.nextRequest()
+			if status == reqForeign {
+				return ends, reqs, true
+			}
+			if status != reqReady {
+				break
+			}
+			offset += hc.served0
+			ends, reqs = append(ends, offset), append(reqs, req)
+			hc.buf = hc.buf[:copy(hc.buf, hc.buf[hc.served0:])]
+			hc.served0 = 0
+		}
+	}
+	return ends, reqs, false
+}
+
+// FuzzHeldBoundaries feeds the same stream, split anyhow, to a held connection's parser and
+// to net/http's request reader in a loop: they must agree on where each request ends, not
+// only on what one request holds. Where the held parser stops serving (a request it leaves to
+// net/http), net/http reads the rest.
+func FuzzHeldBoundaries(f *testing.F) {
+	const poll = "GET /socket.io/?EIO=4&transport=polling&sid=abc HTTP/1.1\r\nHost: x\r\n\r\n"
+	const post = "POST /socket.io/?EIO=4&transport=polling&sid=abc HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n40"
+	const smuggled = "GET /admin/secret HTTP/1.1\r\nHost: x\r\nX-Pad: 0123456789abc\r\n\r\n"
+	for _, s := range []string{
+		poll + post + poll,
+		poll + "GET /socket.io/?EIO=4&transport=polling&sid=abc HTTP/1.1\r\nHost: x\r\nContent-Length: 61\r\n\r\n" + smuggled,
+		poll + "GET /socket.io/?EIO=4&transport=polling&sid=abc HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3d\r\n" + smuggled + "\r\n0\r\n\r\n",
+		post + "POST /socket.io/?EIO=4&transport=polling&sid=abc HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n40\r\n0\r\n\r\n" + smuggled,
+		"POST /socket.io/?EIO=4&transport=polling&sid=abc HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n40" + poll,
+		poll + "GET /socket.io/?EIO=4&transport=polling&sid=abc HTTP/1.1\nHost: x\n\n" + poll,
+		post + "POST /socket.io/?EIO=4&transport=polling&sid=abc HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n" + poll,
+	} {
+		f.Add([]byte(s), uint8(3))
+	}
+	for _, s := range parsePollSeeds {
+		f.Add([]byte(s+s), uint8(11))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, split uint8) {
+		ends, reqs, foreign := heldBoundaries(data, split)
+		var want []int
+		br := bufio.NewReader(bytes.NewReader(data))
+		for read := 0; ; {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				break
+			}
+			if _, err := io.Copy(io.Discard, req.Body); err != nil {
+				break
+			}
+			read = len(data) - br.Buffered()
+			want = append(want, read)
+		}
+		if len(ends) > len(want) {
+			t.Fatalf("the held parser served %d requests (ending at %v), net/http reads %d (%v)", len(ends), ends, len(want), want)
+		}
+		for i, end := range ends {
+			if end != want[i] {
+				t.Fatalf("request %d ends at %d for the held parser, at %d for net/http", i, end, want[i])
+			}
+			if m := reqs[i].Method; m == http.MethodGet && reqs[i].ContentLength != 0 {
+				t.Fatalf("the held parser served a GET with a body: %q", data)
+			}
+		}
+		if !foreign && len(want) > len(ends) {
+			t.Fatalf("net/http reads %d requests (%v), the held parser served %d (%v) and waits for more", len(want), want, len(ends), ends)
+		}
+	})
+}
+
+// BenchmarkHeldHeaderTrickle: a poll whose header comes a byte at a time, as a hostile
+// client sends it, to a held connection's parser. Each byte is looked at once: the cost per
+// byte (ns/byte) does not grow with the header, which reaches maxPollHeader here; a longer
+// one goes to net/http.
+func BenchmarkHeldHeaderTrickle(b *testing.B) {
+	head := "POST /socket.io/?EIO=4&transport=polling&sid=abc HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nCookie: " +
+		strings.Repeat("c", maxPollHeader-120) + "\r\n\r\n40"
+	srv := &Server{opts: Options{PollingPath: "/socket.io/", MaxPayload: 1e6}}
+	b.ReportAllocs()
+	for b.Loop() {
+		hc := &httpConn{srv: srv, buf: make([]byte, 0, len(head))}
+		served := false
+		for i := range len(head) {
+			hc.buf = append(hc.buf, head[i])
+			if _, status := hc.nextRequest(); status == reqReady {
+				served = true
+			} else if status == reqForeign {
+				b.Fatalf("handed off at byte %d", i)
+			}
+		}
+		if !served {
+			b.Fatal("the request was never served")
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(head)), "ns/byte")
+}
+
+// TestHeldHeaderPastTheLimitGoesToNetHTTP: a header longer than maxPollHeader is not
+// searched further by the held parser, however it comes.
+func TestHeldHeaderPastTheLimitGoesToNetHTTP(t *testing.T) {
+	hc := &httpConn{srv: &Server{opts: Options{PollingPath: "/socket.io/", MaxPayload: 1e6}}}
+	head := "GET /socket.io/?EIO=4&transport=polling&sid=abc HTTP/1.1\r\nHost: x\r\nCookie: " + strings.Repeat("c", 50<<10)
+	for i := range len(head) {
+		hc.buf = append(hc.buf, head[i])
+		_, status := hc.nextRequest()
+		if status == reqForeign {
+			if len(hc.buf) != maxPollHeader+1 {
+				t.Fatalf("handed off after %d bytes, want %d", len(hc.buf), maxPollHeader+1)
+			}
+			return
+		}
+		if status != reqIncomplete {
+			t.Fatalf("status %d at byte %d", status, i)
+		}
+	}
+	t.Fatal("never handed off")
 }
