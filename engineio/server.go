@@ -48,11 +48,12 @@ type Options struct {
 	// WriteTimeout bounds one write to a client (a WebSocket frame or a polling response).
 	// Default 10s.
 	WriteTimeout time.Duration
-	// CORSOrigins lists the origins allowed to reach the polling transport from a browser, and to
-	// open WebSockets; "*" allows any. A request whose Origin is neither listed nor the
-	// server's own is refused with ErrForbidden (requests without Origin are not browsers', and
-	// are served). Empty: no CORS headers are sent (same-origin only for browsers' polling) and
-	// WebSockets from any origin are accepted, as in Node's engine.io.
+	// CORSOrigins lists the origins, other than the server's own, allowed to reach the polling
+	// transport from a browser and to open WebSockets; "*" allows any. A request whose Origin
+	// is neither listed nor the server's own (its Host, or a trusted proxy's X-Forwarded-Host)
+	// is refused with ErrForbidden; requests without Origin are not browsers', and are served.
+	// Empty: only pages of the server's own origin (unlike Node's engine.io, which lets any
+	// page open a WebSocket), and no CORS headers are sent.
 	CORSOrigins []string
 	// CORSCredentials sends Access-Control-Allow-Credentials: true to allowed origins.
 	CORSCredentials bool
@@ -439,17 +440,46 @@ func (s *Server) originAllowed(origin string) bool {
 }
 
 // websocketOriginAllowed reports whether r's Origin, if any, is allowed (gorilla's CheckOrigin,
-// and the check of every request): with a CORS list, the listed origins and the server's own
-// (a page it serves, as siobridge does through its reverse proxy).
+// and the check of every request): the server's own origin (a page it serves, as siobridge
+// does through its reverse proxy) and the listed ones. A page of another origin is refused
+// unless listed: otherwise any web site could open a WebSocket, or post into a session, with
+// its visitor's cookies (cross-site WebSocket hijacking).
 func (s *Server) websocketOriginAllowed(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
-	if origin == "" || len(s.opts.CORSOrigins) == 0 {
+	return origin == "" || s.sameOrigin(origin, r) || s.originAllowed(origin)
+}
+
+// sameOrigin reports whether origin is the one r was sent to: its host and port are r's Host,
+// or, from a trusted proxy, its X-Forwarded-Host. A scheme's default port may be left out on
+// either side.
+func (s *Server) sameOrigin(origin string, r *http.Request) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return false
+	}
+	want := withoutDefaultPort(u.Host, u.Scheme)
+	if strings.EqualFold(want, withoutDefaultPort(r.Host, u.Scheme)) {
 		return true
 	}
-	if u, err := url.Parse(origin); err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host) {
-		return true
+	if fwd := r.Header.Get("X-Forwarded-Host"); fwd != "" && len(s.opts.TrustedProxies) > 0 {
+		host := r.RemoteAddr
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if a, err := netip.ParseAddr(host); err == nil && isTrusted(a.Unmap(), s.opts.TrustedProxies) {
+			first, _, _ := strings.Cut(fwd, ",")
+			return strings.EqualFold(want, withoutDefaultPort(strings.TrimSpace(first), u.Scheme))
+		}
 	}
-	return s.originAllowed(origin)
+	return false
+}
+
+// withoutDefaultPort drops ":80" from an http host, ":443" from an https one.
+func withoutDefaultPort(host, scheme string) string {
+	if scheme == "http" {
+		return strings.TrimSuffix(host, ":80")
+	}
+	return strings.TrimSuffix(host, ":443")
 }
 
 func (s *Server) setCORS(w http.ResponseWriter, r *http.Request) {

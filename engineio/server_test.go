@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -515,6 +516,66 @@ func TestCORS(t *testing.T) {
 	_, wsResp, err := websocket.DefaultDialer.Dial(u, http.Header{"Origin": {"https://evil.example"}})
 	if err == nil || wsResp == nil || wsResp.StatusCode != 403 {
 		t.Fatalf("foreign websocket: %v %v", err, wsResp)
+	}
+}
+
+// Without a CORS list only the server's own pages may connect: a page of another origin can
+// neither open a WebSocket nor make polling requests, with its visitor's cookies, and is told
+// so with 403 (cross-site WebSocket hijacking).
+func TestOriginWithoutCORSList(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	for _, c := range []struct {
+		name    string
+		trusted []netip.Prefix
+		header  http.Header // added to the request; Host is the server's address
+		ok      bool
+	}{
+		{"no Origin", nil, nil, true},
+		{"its own origin", nil, http.Header{"Origin": {"http://{host}"}}, true},
+		{"its own origin, upper case", nil, http.Header{"Origin": {"HTTP://{HOST}"}}, true},
+		{"another origin", nil, http.Header{"Origin": {"https://evil.example"}}, false},
+		{"another port", nil, http.Header{"Origin": {"http://127.0.0.1:1"}}, false},
+		{"null", nil, http.Header{"Origin": {"null"}}, false},
+		{"another scheme's default port", nil, http.Header{"Origin": {"https://{host}"}}, true},
+		{"a proxy's host, not trusted", nil, http.Header{"Origin": {"https://app.example"}, "X-Forwarded-Host": {"app.example"}}, false},
+		{"a trusted proxy's host", trusted, http.Header{"Origin": {"https://app.example"}, "X-Forwarded-Host": {"app.example"}}, true},
+		{"a trusted proxy's other host", trusted, http.Header{"Origin": {"https://evil.example"}, "X-Forwarded-Host": {"app.example"}}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ts := newTestServer(t, Options{TrustedProxies: c.trusted})
+			host := strings.TrimPrefix(ts.URL, "http://")
+			h := http.Header{}
+			for k, vs := range c.header {
+				for _, v := range vs {
+					v = strings.ReplaceAll(v, "{host}", host)
+					h.Add(k, strings.ReplaceAll(v, "{HOST}", strings.ToUpper(host)))
+				}
+			}
+			want := http.StatusForbidden
+			if c.ok {
+				want = http.StatusOK
+			}
+			req, _ := http.NewRequest("GET", ts.url("transport=polling"), nil)
+			req.Header = h.Clone()
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Fatalf("polling handshake: %d, want %d", resp.StatusCode, want)
+			}
+			u := "ws" + strings.TrimPrefix(ts.url("transport=websocket"), "http")
+			conn, wsResp, err := websocket.DefaultDialer.Dial(u, h)
+			if c.ok {
+				if err != nil {
+					t.Fatalf("WebSocket: %v", err)
+				}
+				conn.Close()
+			} else if err == nil || wsResp == nil || wsResp.StatusCode != http.StatusForbidden {
+				t.Fatalf("WebSocket: %v %v, want 403", err, wsResp)
+			}
+		})
 	}
 }
 
