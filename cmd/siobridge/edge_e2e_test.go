@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // upstreamLog records every request the app behind siobridge receives (but webhooks).
@@ -274,4 +276,148 @@ func TestE2ESmuggling(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestE2EHeaderLimit: a header above server.max_header_bytes is answered 431 and closed,
+// on a new connection and on a held one; just below it a poll is served.
+func TestE2EHeaderLimit(t *testing.T) {
+	b, u := startEdge(t, "SIOBRIDGE_SERVER_MAX_HEADER_BYTES=4096")
+	host := b.public
+	big := func(n int) string { return "X-Big: " + strings.Repeat("b", n) + "\r\n" }
+
+	rc := dialRaw(t, host)
+	rc.send("GET /page HTTP/1.1\r\nHost: " + host + "\r\n" + big(5000) + "\r\n")
+	rc.refused(http.StatusRequestHeaderFieldsTooLarge)
+
+	// A poll's header just below the limit is served, then the same connection, now held,
+	// carries one above it.
+	rc = dialRaw(t, host)
+	sid := dialRaw(t, host).openPolling(host)
+	rc.send("POST /socket.io/?EIO=4&transport=polling&sid=" + sid + " HTTP/1.1\r\nHost: " + host +
+		"\r\nContent-Length: 2\r\n" + big(3800) + "\r\n40")
+	if res, body := rc.response(); res.StatusCode != http.StatusOK || body != "ok" {
+		t.Fatalf("POST below the limit: %s %q", res.Status, body)
+	}
+	rc.send(pollGET(host, sid) + "\r\n")
+	if res, body := rc.response(); res.StatusCode != http.StatusOK || !strings.HasPrefix(body, "40") {
+		t.Fatalf("GET: %s %q", res.Status, body)
+	}
+	rc.send(pollGET(host, sid) + big(20000) + "\r\n")
+	rc.refused(http.StatusRequestHeaderFieldsTooLarge)
+	if reqs := u.sentinel(t, b); len(reqs) > 0 {
+		t.Fatalf("the app received %q", reqs)
+	}
+	if n := b.metric(t, `siobridge_limit_hits_total{limit="max_header_bytes"}`); n < 2 {
+		t.Fatalf("max_header_bytes counted %v times", n)
+	}
+}
+
+// TestE2EBodyTimeout: a request body that stops coming is cut after server.body_timeout, for
+// a proxied request (the app's request ends too, so none of its workers stays pinned) and
+// for a polling POST, on a new connection and on a held one.
+func TestE2EBodyTimeout(t *testing.T) {
+	a := startApp(t)
+	appErr := make(chan error, 1)
+	a.mux.HandleFunc("POST /upload", func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.ReadAll(r.Body)
+		appErr <- err
+	})
+	b := startBridge(t, a, "SIOBRIDGE_SERVER_UPSTREAM=http://"+a.addr, "SIOBRIDGE_SERVER_BODY_TIMEOUT=300ms")
+	host := b.public
+
+	rc := dialRaw(t, host)
+	rc.send("POST /upload HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: 100\r\n\r\nx")
+	res, _ := rc.response()
+	if res.StatusCode != http.StatusRequestTimeout || !res.Close {
+		t.Fatalf("a stalled upload: %s (close %v), want 408 and the connection closed", res.Status, res.Close)
+	}
+	rc.closed()
+	select {
+	case err := <-appErr:
+		if err == nil {
+			t.Fatal("the app read the whole body of a request that stalled")
+		}
+	case <-time.After(e2eWait):
+		t.Fatal("the app's request never ended")
+	}
+
+	// A polling POST on a new connection (net/http), then on a held one (the poller).
+	for _, held := range []bool{false, true} {
+		sid := dialRaw(t, host).openPolling(host)
+		rc := dialRaw(t, host)
+		if held {
+			rc.send(pollPOST(host, sid, "40"))
+			rc.response()
+			rc.send(pollGET(host, sid) + "\r\n")
+			if res, body := rc.response(); res.StatusCode != http.StatusOK || !strings.HasPrefix(body, "40") {
+				t.Fatalf("GET: %s %q", res.Status, body)
+			}
+		}
+		rc.send("POST /socket.io/?EIO=4&transport=polling&sid=" + sid + " HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: 100\r\n\r\n4")
+		_ = rc.c.SetReadDeadline(time.Now().Add(e2eWait))
+		if b, err := io.ReadAll(rc.br); err != nil {
+			t.Fatalf("held %v: the stalled POST's connection stays open: %v (read %q)", held, err, b)
+		}
+	}
+	if n := b.metric(t, `siobridge_limit_hits_total{limit="body_timeout"}`); n < 2 {
+		t.Fatalf("body_timeout counted %v times", n)
+	}
+}
+
+// TestE2ETCPConnectionLimit: connections beyond limits.max_tcp_connections_per_ip are
+// answered 503 and closed as they are accepted; one closed frees its place.
+func TestE2ETCPConnectionLimit(t *testing.T) {
+	b, _ := startEdge(t, "SIOBRIDGE_LIMITS_MAX_TCP_CONNECTIONS_PER_IP=3")
+	host := b.public
+	var open []*rawConn
+	for range 3 {
+		rc := dialRaw(t, host)
+		rc.send("GET /sentinel HTTP/1.1\r\nHost: " + host + "\r\n\r\n")
+		if res, _ := rc.response(); res.StatusCode != http.StatusOK {
+			t.Fatalf("got %s", res.Status)
+		}
+		open = append(open, rc)
+	}
+	rc := dialRaw(t, host)
+	if body := rc.refused(http.StatusServiceUnavailable); !strings.Contains(body, "max_tcp_connections_per_ip") {
+		t.Fatalf("refused with %q", body)
+	}
+	open[0].c.Close()
+	deadline := time.Now().Add(e2eWait)
+	for {
+		rc := dialRaw(t, host)
+		rc.send("GET /sentinel HTTP/1.1\r\nHost: " + host + "\r\n\r\n")
+		res, _ := rc.response()
+		if res.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a close: %s", res.Status)
+		}
+		time.Sleep(10 * time.Millisecond) // the server sees the close on its next read
+	}
+	if n := b.metric(t, `siobridge_limit_hits_total{limit="max_tcp_connections_per_ip"}`); n < 1 {
+		t.Fatalf("max_tcp_connections_per_ip counted %v times", n)
+	}
+}
+
+// TestE2ECrossSiteWebSocket: with the default cors_origins, a page of another origin can
+// neither open a WebSocket nor poll; siobridge's own pages can.
+func TestE2ECrossSiteWebSocket(t *testing.T) {
+	b := startBridge(t, nil)
+	u := "ws://" + b.public + "/socket.io/?EIO=4&transport=websocket"
+	_, res, err := websocket.DefaultDialer.Dial(u, http.Header{"Origin": {"https://evil.example"}})
+	if err == nil || res == nil || res.StatusCode != http.StatusForbidden {
+		t.Fatalf("a foreign page's WebSocket: %v %v, want 403", err, res)
+	}
+	rc := dialRaw(t, b.public)
+	rc.send("GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: " + b.public + "\r\nOrigin: https://evil.example\r\n\r\n")
+	if res, body := rc.response(); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("a foreign page's poll: %s %q", res.Status, body)
+	}
+	c, _, err := websocket.DefaultDialer.Dial(u, http.Header{"Origin": {"http://" + b.public}})
+	if err != nil {
+		t.Fatalf("siobridge's own page: %v", err)
+	}
+	c.Close()
 }

@@ -13,6 +13,7 @@ import (
 type watch struct {
 	g       *Guard
 	key     netip.Addr // its place in the per-address count; invalid: not counted by address
+	remote  string     // the client's address, for the log
 	counted bool       // in the listener's count (until Close)
 
 	mu      sync.Mutex
@@ -48,8 +49,11 @@ func (w *watch) see(p []byte) {
 		return
 	}
 	w.framer.feed(p)
-	if v := w.framer.verdict; v.Status != 0 {
-		w.verdict.CompareAndSwap(nil, &v)
+	if v := w.framer.verdict; v.Status != 0 && w.verdict.CompareAndSwap(nil, &v) {
+		// Counted and logged here: net/http may answer the request itself (a header too
+		// large for it to finish reading) and never call the handler.
+		w.g.count(v.Limit)
+		w.g.log.Debug("edge: request refused", "status", v.Status, "reason", v.Reason, "addr", w.remote)
 	}
 }
 

@@ -149,7 +149,7 @@ func (g *Guard) admit(c net.Conn) net.Conn {
 		g.refuseConn(c, limit)
 		return nil
 	}
-	w := &watch{g: g, counted: true, framer: newFramer(g.opts.MaxHeaderBytes)}
+	w := &watch{g: g, counted: true, remote: c.RemoteAddr().String(), framer: newFramer(g.opts.MaxHeaderBytes)}
 	if byAddr {
 		w.key = key
 	}
@@ -230,7 +230,7 @@ func (g *Guard) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if wt, ok := r.Context().Value(watchKey{}).(*watch); ok {
 			if v := wt.verdict.Load(); v != nil {
-				g.refuse(w, r, *v)
+				g.answer(w, *v) // counted and logged by the watch
 				return
 			}
 		}
@@ -252,11 +252,16 @@ func (g *Guard) Handler(next http.Handler) http.Handler {
 	})
 }
 
-// refuse answers a refused request and closes its connection.
+// refuse counts, logs and answers a refused request.
 func (g *Guard) refuse(w http.ResponseWriter, r *http.Request, v Verdict) {
 	g.count(v.Limit)
 	g.log.Debug("edge: request refused", "status", v.Status, "reason", v.Reason,
 		"method", r.Method, "path", r.URL.Path, "addr", r.RemoteAddr)
+	g.answer(w, v)
+}
+
+// answer answers a refused request and closes its connection.
+func (g *Guard) answer(w http.ResponseWriter, v Verdict) {
 	h := w.Header()
 	h.Set("Connection", "close")
 	h.Set("Content-Type", "text/plain; charset=utf-8")
