@@ -380,7 +380,7 @@ const (
 
 // tcpReserve is what max_tcp_connections = 0 leaves of the open-file limit: descriptors for
 // webhooks, the proxy's connections to the app, Redis, the spool and the API.
-const tcpReserve = 512
+const tcpReserve = 256
 
 // tcpConnLimit is the cap on the public listener's connections: configured, or the open-file
 // limit less tcpReserve (0, no cap, where there is no such limit).
