@@ -281,14 +281,11 @@ func (s *Session) takePollLocked() []*Message {
 	return s.pollBatchLocked()
 }
 
-// pollBatchLocked takes what a pending GET answers with; pollReadyLocked was true.
+// pollBatchLocked takes what a pending GET answers with; pollReadyLocked was true. A closed
+// session's last packet is in its queue already (Session.end).
 func (s *Session) pollBatchLocked() []*Message {
 	if len(s.queue) > 0 || s.closed {
-		batch := s.takeQueueLocked()
-		if s.closed && !s.flushOnDone {
-			batch = append(batch, s.srv.closeMsg)
-		}
-		return batch
+		return s.takeQueueLocked()
 	}
 	return append(s.takeQueueLocked(), s.srv.noopMsg)
 }

@@ -67,11 +67,19 @@ func newTestServer(t testing.TB, opts Options) *testServer {
 // OnClose waits for room, and Close for every session's.
 func newTestServerCap(t testing.TB, opts Options, closes int) *testServer {
 	t.Helper()
-	ts := &testServer{closed: make(chan closeEvent, closes)}
 	// Polls are held by the poller, as siobridge runs them, unless the test turns the poller
 	// off (then every poll waits in its handler, as on other systems).
+	return newTestServerHold(t, opts, closes, !opts.DisableWebSocketPoller)
+}
+
+// newTestServerHold is newTestServerCap with polls held by the poller (hold) or waiting in
+// their handlers (as siobridge runs with polling_poller = false), whatever the WebSocket
+// poller does.
+func newTestServerHold(t testing.TB, opts Options, closes int, hold bool) *testServer {
+	t.Helper()
+	ts := &testServer{closed: make(chan closeEvent, closes)}
 	handoff := NewHandoffListener(nil)
-	if opts.PollingHandoff == nil && !opts.DisableWebSocketPoller {
+	if opts.PollingHandoff == nil && hold {
 		opts.PollingHandoff, opts.PollingPath = handoff.Handoff, "/socket.io/"
 	}
 	ts.eio = NewServer(opts, func(s *Session) SessionHandler {

@@ -250,16 +250,50 @@ func (s *Session) closeOverLimit(limit, reason string, err error, graceful bool)
 
 // closeWith ends the session once, and reports whether this call did. graceful (a
 // server-side close) lets the transport flush the queue and a close packet first; otherwise
-// the connection is dropped now.
+// the connection is dropped now, and a GET pending on it gets what was queued and a close
+// packet.
 func (s *Session) closeWith(reason string, err error, graceful bool) bool {
+	if graceful {
+		return s.end(reason, err, endFlush)
+	}
+	return s.end(reason, err, endDrop)
+}
+
+// closeByClient ends the session on the client's close packet.
+func (s *Session) closeByClient() { s.end(ReasonTransportClose, nil, endClient) }
+
+// ending is how a session ends, which decides what its transport writes last.
+type ending uint8
+
+const (
+	// endDrop: an error or a timeout. The connection is dropped; a pending GET is answered
+	// with the queue and a close packet.
+	endDrop ending = iota
+	// endFlush: a server-side close. The queue and a close packet are written first.
+	endFlush
+	// endClient: the client's close packet. A pending GET is released with a noop alone, as
+	// Node's engine.io does: the client has closed, and is sent no close packet back.
+	endClient
+)
+
+// end is closeWith and closeByClient: it ends the session once, and reports whether this call
+// did. The session's last packets are queued here, under the lock that closes it, so a
+// pending GET answers with them and nothing queued later.
+func (s *Session) end(reason string, err error, how ending) bool {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return false
 	}
 	s.closed = true
-	if graceful {
-		s.flushOnDone = true
+	graceful := how == endFlush
+	s.flushOnDone = graceful
+	if how == endClient {
+		clear(s.queue)
+		s.queue = append(s.queue[:0], s.srv.noopMsg)
+	} else {
+		// A pending GET answers with it either way; a WebSocket writer writes it only after
+		// a server-side close (flushOnDone).
 		s.queue = append(s.queue, s.srv.closeMsg)
 	}
 	s.srv.beats.remove(s)
@@ -364,7 +398,7 @@ func (s *Session) onPacket(p packet) bool {
 	case PacketNoop:
 		return true
 	case PacketClose:
-		s.closeWith(ReasonTransportClose, nil, false)
+		s.closeByClient()
 		return false
 	case PacketPing:
 		s.closeWith(ReasonTransportError, ErrHeartbeatDirection, false)

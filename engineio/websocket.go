@@ -195,13 +195,19 @@ func (s *Session) writeControl(nc net.Conn, op byte, payload []byte) error {
 // answered "3probe", its pending poll is released with a noop, and its "5" switches the session.
 func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	ok := s.transport == TransportPolling && !s.upgrading && !s.closed
-	if ok {
+	closed := s.closed
+	// A session on WebSocket already, or upgrading to it, keeps the WebSocket it has.
+	taken := s.transport != TransportPolling || s.upgrading
+	if !closed && !taken {
 		s.upgrading = true
 	}
 	s.mu.Unlock()
-	if !ok {
+	if closed {
 		writeError(w, ErrBadRequest, "")
+		return
+	}
+	if taken {
+		s.srv.closeAfterHandshake(w, r)
 		return
 	}
 	conn, err := s.srv.upgrader.Upgrade(w, r, nil)
@@ -271,4 +277,34 @@ func (s *Session) abortUpgrade(conn net.Conn) {
 	s.probe = nil
 	s.mu.Unlock()
 	s.signal()
+}
+
+// closeHandshakeTimeout bounds how long closeAfterHandshake waits for the client to answer
+// its close frame (Node's ws waits 30 s).
+const closeHandshakeTimeout = 5 * time.Second
+
+// closeAfterHandshake answers a WebSocket that no session takes (one for a session that has
+// its own) as Node's engine.io does: it completes the handshake, sends a close frame
+// without status code, and closes the connection once the client has answered it, or after
+// closeHandshakeTimeout. A client so sees the WebSocket closed (code 1005), not refused.
+// It runs on the request's goroutine.
+func (s *Server) closeAfterHandshake(w http.ResponseWriter, r *http.Request) {
+	conn, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(closeHandshakeTimeout)
+	if err := conn.WriteControl(websocket.CloseMessage, nil, deadline); err != nil {
+		return
+	}
+	// What the client sends before its close frame is read and dropped; gorilla's reply to
+	// the close frame fails quietly, ours being sent.
+	conn.SetReadLimit(s.opts.MaxPayload)
+	_ = conn.SetReadDeadline(deadline)
+	for {
+		if _, _, err := conn.NextReader(); err != nil {
+			return
+		}
+	}
 }

@@ -1,7 +1,9 @@
 package socketio_test
 
 // Interoperability tests: the server against the real clients, socket.io-client 4.8 under Node
-// (testdata/interop/client.js) and python-socketio 5.7 (testdata/interop/client.py).
+// (testdata/interop/client.js) and python-socketio 5.7 (testdata/interop/client.py), and the
+// Engine.IO server against cases of the protocol's official test suite run with ws and fetch
+// (testdata/interop/enginesuite.js, interop_engine_test.go).
 //
 // Each test starts a server configured for its scenario, runs a client script (argv: URL,
 // scenario, optional argument), and asserts on three things: the script's exit code (it checks
@@ -381,13 +383,14 @@ func checkClientDeps(dir, lang string) error {
 	defer cancel()
 	var cmd *exec.Cmd
 	switch lang {
-	case "node":
+	case "node", "node-engine":
 		if _, err := exec.LookPath("node"); err != nil {
 			return fmt.Errorf("node not found on PATH: %w", err)
 		}
 		if _, err := os.Stat(filepath.Join(dir, "node_modules", "socket.io-client", "package.json")); err != nil {
 			return fmt.Errorf("socket.io-client is not installed in %s (npm ci): %w", dir, err)
 		}
+		// enginesuite.js's ws comes with socket.io-client (engine.io-client depends on it).
 		cmd = exec.CommandContext(ctx, "node", "-e", `require("socket.io-client")`)
 	case "python":
 		if _, err := os.Stat(systemPython); err != nil {
@@ -431,6 +434,8 @@ func startClient(t *testing.T, lang, url, scenario string, args ...string) *clie
 	switch lang {
 	case "node":
 		name, argv = "node", append([]string{"client.js"}, argv...)
+	case "node-engine":
+		name, argv = "node", append([]string{"enginesuite.js"}, argv...)
 	case "python":
 		name, argv = systemPython, append([]string{"client.py"}, argv...)
 	}
