@@ -78,10 +78,14 @@ type api struct {
 //	GET  /metrics     Prometheus text format (with APIOptions.Gatherer)
 //
 // Every answer is JSON (/metrics aside); errors are {"error":"..."} with status 400 (malformed
-// or invalid request), 401 (bearer token), 404 (unknown namespace or route), 405, 413 (body too
-// large), 500 or 503. An emit with ack_timeout_ms answers both "acks" and "timed_out", empty
-// lists included. A batch is checked in full before any of it is applied: one invalid item
-// gets 400 naming its index ("emit[2]: ...") and nothing is emitted.
+// or invalid request), 401 (bearer token), 403 (a browser's request: see below), 404 (unknown
+// namespace or route), 405, 413 (body too large), 500 or 503. An emit with ack_timeout_ms
+// answers both "acks" and "timed_out", empty lists included. A batch is checked in full before
+// any of it is applied: one invalid item gets 400 naming its index ("emit[2]: ...") and nothing
+// is emitted.
+//
+// The API is for the app's servers, never for browsers: any request with an Origin header,
+// which a browser adds to every POST a web page makes, is refused with 403 on every route.
 //
 // It panics without opts.Server.
 func NewAPI(opts APIOptions) http.Handler {
@@ -108,7 +112,7 @@ func NewAPI(opts APIOptions) http.Handler {
 	}
 
 	r := chi.NewRouter()
-	r.Use(a.instrument, a.authenticate)
+	r.Use(a.instrument, a.refuseBrowsers, a.authenticate)
 	type route struct {
 		method, path string
 		h            http.Handler
@@ -250,6 +254,21 @@ func (a *api) instrument(next http.Handler) http.Handler {
 			}
 		}()
 		next.ServeHTTP(sw, r)
+	})
+}
+
+// refuseBrowsers answers 403 to every request that carries an Origin header, health checks
+// included. Browsers send one with every POST, even the cross-site form or text/plain fetch
+// that needs no CORS preflight, by which any web page its user opens could otherwise emit to
+// every client; curl, probes and server-side HTTP clients send none.
+func (a *api) refuseBrowsers(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := r.Header["Origin"]; ok {
+			a.fail(w, r, &httpError{http.StatusForbidden,
+				"the API does not serve browsers: a request with an Origin header is refused"})
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 

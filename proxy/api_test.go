@@ -504,3 +504,51 @@ func TestPprof(t *testing.T) {
 		t.Fatalf("pprof index: %d %.200s", res.status, res.body)
 	}
 }
+
+// A web page can make a browser POST to the API (a form, or fetch with a text/plain body,
+// which needs no CORS preflight); the browser then sends an Origin header, which curl and
+// server-side HTTP clients do not. Every such request is refused before it acts.
+func TestAPIRefusesBrowsers(t *testing.T) {
+	h := newAPIHarness(t, socketio.Options{}, APIOptions{Gatherer: prometheus.NewRegistry()})
+	c, _ := h.connect(t, "/")
+	const refused = `{"error":"the API does not serve browsers: a request with an Origin header is refused"}`
+	tests := []struct {
+		name, method, path, origin, contentType, body string
+	}{
+		{"text/plain emit", "POST", "/emit", "https://attacker.example", "text/plain;charset=UTF-8", `{"event":"pwned","args":[1]}`},
+		{"form emit", "POST", "/emit", "https://attacker.example", "application/x-www-form-urlencoded", `{"event":"pwned"}`},
+		{"sandboxed page", "POST", "/emit", "null", "text/plain", `{"event":"pwned"}`},
+		{"same host", "POST", "/emit", h.api.URL, "application/json", `{"event":"pwned"}`},
+		{"join", "POST", "/join", "https://attacker.example", "text/plain", `{"rooms":["pwned"]}`},
+		{"disconnect", "POST", "/disconnect", "https://attacker.example", "text/plain", `{"close":true}`},
+		{"sockets", "GET", "/sockets", "https://attacker.example", "", ""},
+		{"metrics", "GET", "/metrics", "https://attacker.example", "", ""},
+		{"healthz", "GET", "/healthz", "https://attacker.example", "", ""},
+		{"readyz", "GET", "/readyz", "https://attacker.example", "", ""},
+		{"unknown route", "GET", "/nope", "https://attacker.example", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			header := http.Header{"Origin": {tt.origin}}
+			if tt.contentType != "" {
+				header.Set("Content-Type", tt.contentType)
+			}
+			do(t, h.client, tt.method, h.api.URL+tt.path, tt.body, header).want(t, 403, refused)
+		})
+	}
+	// Nothing reached the client, and it is still connected and in no room.
+	h.probe(t, c)
+	h.call(t, "GET", "/rooms", "").want(t, 200, `{"rooms":[]}`)
+
+	// The same emit without an Origin, as curl -d sends it, works.
+	do(t, h.client, "POST", h.api.URL+"/emit", `{"event":"news","args":[1]}`,
+		http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}).want(t, 200, `{"sockets":1}`)
+	c.Expect(`42["news",1]`)
+	h.call(t, "GET", "/healthz", "").want(t, 200, `{"status":"ok"}`)
+
+	t.Run("with a token", func(t *testing.T) {
+		h := newAPIHarness(t, socketio.Options{}, APIOptions{Token: "s3cret"})
+		header := http.Header{"Origin": {"https://attacker.example"}, "Authorization": {"Bearer s3cret"}}
+		do(t, h.client, "POST", h.api.URL+"/emit", `{"event":"x"}`, header).want(t, 403, refused)
+	})
+}
