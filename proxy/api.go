@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"reflect"
 	"runtime/debug"
 	"slices"
@@ -33,7 +35,8 @@ type APIOptions struct {
 	// Server is the Socket.IO server the API acts on. Required.
 	Server *socketio.Server
 	// Token, when set, is required on every route but /healthz and /readyz as
-	// "Authorization: Bearer <token>". Empty: no authentication (keep the listener private).
+	// "Authorization: Bearer <token>". Empty: no authentication (keep the listener on
+	// loopback), and only requests whose Host is a loopback name or address are answered.
 	Token string
 	// MaxBodyBytes limits a request body, in bytes; a larger one gets 413. Default (0):
 	// DefaultMaxBodyBytes, 1 MiB.
@@ -86,6 +89,8 @@ type api struct {
 //
 // The API is for the app's servers, never for browsers: any request with an Origin header,
 // which a browser adds to every POST a web page makes, is refused with 403 on every route.
+// Without opts.Token, so is a request whose Host is not localhost, 127.0.0.0/8 or [::1]
+// (a page that rebinds its own name to 127.0.0.1 sends that name).
 //
 // It panics without opts.Server.
 func NewAPI(opts APIOptions) http.Handler {
@@ -112,7 +117,7 @@ func NewAPI(opts APIOptions) http.Handler {
 	}
 
 	r := chi.NewRouter()
-	r.Use(a.instrument, a.refuseBrowsers, a.authenticate)
+	r.Use(a.instrument, a.refuseBrowsers, a.checkHost, a.authenticate)
 	type route struct {
 		method, path string
 		h            http.Handler
@@ -270,6 +275,41 @@ func (a *api) refuseBrowsers(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// checkHost, without a token, answers 403 to a request whose Host is not a loopback name or
+// address. A web page can rebind its own host name to 127.0.0.1 (DNS rebinding): its
+// browser's requests are then same-origin, carry no Origin, and could read every socket's
+// handshake, but their Host is still the page's name. With a token no page has it, and the
+// API may be reached under any name.
+func (a *api) checkHost(next http.Handler) http.Handler {
+	if a.tokenHash != nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !isLoopbackHost(r.Host) {
+			a.fail(w, r, &httpError{http.StatusForbidden, fmt.Sprintf(
+				"Host %q is not a loopback address: without a bearer token the API answers only requests to localhost, 127.0.0.0/8 or [::1]", r.Host)})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// isLoopbackHost reports whether host, a request's Host with or without a port, is
+// "localhost" (in any case) or an address in 127.0.0.0/8 or ::1. Names under .localhost and a
+// trailing dot are not: nothing needs them, and a resolver may not keep them local.
+func isLoopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1]
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // authenticate requires the bearer token on every route but the health checks, which

@@ -552,3 +552,63 @@ func TestAPIRefusesBrowsers(t *testing.T) {
 		do(t, h.client, "POST", h.api.URL+"/emit", `{"event":"x"}`, header).want(t, 403, refused)
 	})
 }
+
+// Without a token, a web page could still read the API through DNS rebinding: its own host
+// name, resolved again to 127.0.0.1, makes the browser's requests same-origin and without an
+// Origin header, but they carry that name in Host. The API answers only loopback names.
+func TestAPILoopbackHost(t *testing.T) {
+	h := newAPIHarness(t, socketio.Options{}, APIOptions{})
+	c, id := h.connect(t, "/")
+	_, port, _ := strings.Cut(strings.TrimPrefix(h.api.URL, "http://"), ":")
+	refused := func(host string) string {
+		return fmt.Sprintf(`{"error":"Host \"%s\" is not a loopback address: without a bearer token the API answers only requests to localhost, 127.0.0.0/8 or [::1]"}`, host)
+	}
+	tests := []struct {
+		host string
+		ok   bool
+	}{
+		{"attacker.example", false},
+		{"attacker.example:" + port, false},
+		{"127.0.0.1.attacker.example:" + port, false},
+		{"localhost.attacker.example", false},
+		{"api.localhost:" + port, false},
+		{"localhost.:" + port, false},
+		{"0.0.0.0:" + port, false},
+		{"10.0.0.1:" + port, false},
+		{"[::]:" + port, false},
+		{"127.0.0.1:" + port, true},
+		{"127.0.0.1", true},
+		{"127.8.9.10:" + port, true},
+		{"localhost:" + port, true},
+		{"LocalHost", true},
+		{"[::1]:" + port, true},
+		{"[::1]", true},
+		{"[::ffff:127.0.0.1]:" + port, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.host, func(t *testing.T) {
+			res := do(t, h.client, "GET", h.api.URL+"/sockets", "", http.Header{"Host": {tt.host}})
+			if !tt.ok {
+				res.want(t, 403, refused(tt.host))
+				return
+			}
+			if res.status != 200 || !strings.Contains(res.body, `"id":"`+id+`"`) {
+				t.Fatalf("got %d %s, want 200 with socket %s", res.status, res.body, id)
+			}
+		})
+	}
+	// A refused emit reaches nobody.
+	do(t, h.client, "POST", h.api.URL+"/emit", `{"event":"pwned"}`, http.Header{"Host": {"attacker.example"}}).
+		want(t, 403, refused("attacker.example"))
+	h.probe(t, c)
+
+	t.Run("with a token any host is fine", func(t *testing.T) {
+		h := newAPIHarness(t, socketio.Options{}, APIOptions{Token: "s3cret"})
+		c, _ := h.connect(t, "/")
+		header := http.Header{"Host": {"siobridge.internal:7897"}, "Authorization": {"Bearer s3cret"}}
+		do(t, h.client, "POST", h.api.URL+"/emit", `{"event":"news"}`, header).want(t, 200, `{"sockets":1}`)
+		c.Expect(`42["news"]`)
+		header.Del("Authorization")
+		do(t, h.client, "GET", h.api.URL+"/sockets", "", header).want(t, 401, `{"error":"missing or invalid bearer token"}`)
+	})
+}

@@ -391,6 +391,9 @@ func (b *bridge) fetch(method, url string, body any, header http.Header) (respon
 	for k, v := range header {
 		req.Header[k] = v
 	}
+	if host := header.Get("Host"); host != "" {
+		req.Host = host // the client sends req.Host, never a Host in req.Header
+	}
 	res, err := b.client.Do(req)
 	if err != nil {
 		return response{}, err
@@ -1901,6 +1904,52 @@ func TestE2EBadAPIInput(t *testing.T) {
 	b.marker(t, c)
 	b.emit(t, map[string]any{"event": "after", "args": []any{"all that"}}, 1)
 	assertJSON(t, "after", c.expectEvent(t, "after").Args, `["all that"]`)
+}
+
+// TestE2EAPINotForBrowsers: the API of a bridge without a token refuses what a web page could
+// make a browser send it (a cross-site POST with an Origin, or a request under the page's own
+// name rebound to 127.0.0.1), and serves curl's requests to 127.0.0.1 and localhost.
+func TestE2EAPINotForBrowsers(t *testing.T) {
+	t.Parallel()
+	b := startBridge(t, nil)
+	c := startNode(t).connect(t, b.url(), nil)
+	_, port, _ := net.SplitHostPort(b.api)
+	for _, tc := range []struct {
+		name, method, path, body string
+		header                   http.Header
+		status                   int
+		errHas                   string
+	}{
+		{"cross-site form POST", "POST", "/emit", `{"event":"pwned"}`,
+			http.Header{"Origin": {"https://attacker.example"}, "Content-Type": {"text/plain"}}, 403, "does not serve browsers"},
+		{"health check from a page", "GET", "/healthz", "", http.Header{"Origin": {"https://attacker.example"}}, 403, "does not serve browsers"},
+		{"rebound name", "GET", "/sockets", "", http.Header{"Host": {"attacker.example:" + port}}, 403, `Host "attacker.example:` + port + `" is not a loopback address`},
+		{"rebound name, emit", "POST", "/emit", `{"event":"pwned"}`, http.Header{"Host": {"attacker.example"}}, 403, "loopback"},
+		{"127.0.0.1", "GET", "/sockets", "", http.Header{"Host": {"127.0.0.1:" + port}}, 200, ""},
+		{"localhost", "GET", "/sockets", "", http.Header{"Host": {"localhost:" + port}}, 200, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := b.fetch(tc.method, "http://"+b.api+tc.path, tc.body, tc.header)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.status != tc.status {
+				t.Fatalf("status %d, want %d: %s", res.status, tc.status, res.body)
+			}
+			if tc.status == http.StatusOK {
+				if !strings.Contains(string(res.body), c.id) {
+					t.Errorf("GET /sockets: %s, want socket %s", res.body, c.id)
+				}
+				return
+			}
+			var e struct{ Error string }
+			if err := json.Unmarshal(res.body, &e); err != nil || !strings.Contains(e.Error, tc.errHas) {
+				t.Errorf("body %s, want an error saying %q", res.body, tc.errHas)
+			}
+		})
+	}
+	// Neither refused emit reached the client: the marker is the first thing it gets.
+	b.marker(t, c)
 }
 
 // TestE2EReverseProxy requests the app's page and a WebSocket through siobridge's public port,
