@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pelletier/go-toml/v2"
 )
@@ -48,7 +49,7 @@ type ServerConfig struct {
 // APIConfig is the private REST listener the app calls.
 type APIConfig struct {
 	Listen       string `toml:"listen"`         // default "127.0.0.1:7897"
-	Token        string `toml:"token"`          // bearer token; required when listen is not a loopback address
+	Token        string `toml:"token"`          // bearer token; required, of at least 32 characters, when listen is not a loopback address
 	MaxBodyBytes int64  `toml:"max_body_bytes"` // default 1048576
 	Pprof        bool   `toml:"pprof"`          // default false; serves /debug/pprof/ (behind the token)
 }
@@ -198,6 +199,7 @@ const (
 	maxConcurrency    = 10_000
 	maxMaxAttachments = 1000
 	minSpoolMaxBytes  = 1 << 20
+	minAPITokenLen    = 32 // characters of api.token when the API listens beyond loopback
 )
 
 // Settings are read from environment variables envPrefix + SECTION_KEY; envConfigPath, though
@@ -738,9 +740,17 @@ func (c *Config) Validate() error {
 	p.positive("server.shutdown_timeout", c.Server.ShutdownTimeout)
 
 	// API.
-	if apiOK && !isLoopbackHost(apiHost) && c.API.Token == "" {
-		p.addf("api.token", "required when api.listen (%s) is not a loopback address: set api.token (or %s), or listen on 127.0.0.1",
-			c.API.Listen, settingEnv("api.token"))
+	if apiOK && !isLoopbackHost(apiHost) {
+		// Beyond loopback the token is all that keeps the network from every client: it must
+		// be too long to guess.
+		switch n := utf8.RuneCountInString(c.API.Token); {
+		case n == 0:
+			p.addf("api.token", "required when api.listen (%s) is not a loopback address: set api.token (or %s), or listen on 127.0.0.1",
+				c.API.Listen, settingEnv("api.token"))
+		case n < minAPITokenLen:
+			p.addf("api.token", "must be at least %d characters when api.listen (%s) is not a loopback address, got %d: make one with `openssl rand -hex 32`",
+				minAPITokenLen, c.API.Listen, n)
+		}
 	}
 	if c.API.Token != "" && strings.TrimSpace(c.API.Token) != c.API.Token {
 		p.addf("api.token", "must not start or end with whitespace (an Authorization header's value never does)")
