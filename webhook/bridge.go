@@ -14,6 +14,10 @@ import (
 
 // Payload is the body of every webhook: one shape for connect, event and disconnect.
 type Payload struct {
+	// ID is the delivery's id, the X-Siobridge-Delivery header's value. It is in the body so
+	// that the signature covers it: a captured webhook cannot be sent again under a new id
+	// to get past an app that drops the ids it has seen.
+	ID        string        `json:"id"`
 	Type      Kind          `json:"type"`
 	Namespace string        `json:"namespace"`
 	Socket    SocketPayload `json:"socket"`
@@ -169,7 +173,9 @@ func nonNil(s []string) []string {
 
 // authorize sends the connect webhook and waits for the app's decision.
 func (b *Bridge) authorize(ctx context.Context, req *socketio.ConnectRequest) (*socketio.Admission, error) {
+	id := NewDeliveryID()
 	body, err := json.Marshal(Payload{
+		ID:        id,
 		Type:      KindConnect,
 		Namespace: req.Namespace,
 		Socket:    SocketPayload{ID: req.SocketID, Rooms: nonNil(req.Rooms), Data: socketData(req.Data), Handshake: req.Handshake},
@@ -179,7 +185,7 @@ func (b *Bridge) authorize(ctx context.Context, req *socketio.ConnectRequest) (*
 		return nil, fmt.Errorf("webhook: encode connect: %w", err)
 	}
 	results := make(chan Result, 1)
-	if err := b.opts.Deliverer.Enqueue(req.SocketID, &Delivery{Kind: KindConnect, Body: body}, func(r Result) { results <- r }); err != nil {
+	if err := b.opts.Deliverer.Enqueue(req.SocketID, &Delivery{ID: id, Kind: KindConnect, Body: body}, func(r Result) { results <- r }); err != nil {
 		if errors.Is(err, ErrQueueFull) {
 			b.opts.Metrics.Dropped(KindConnect, DropDropped)
 		}
@@ -241,14 +247,15 @@ func (b *Bridge) onEvent(s *socketio.Socket, st *socketState, e *socketio.Event)
 		b.log.Warn("webhook: event arguments unreadable", "socket", s.ID(), "event", e.Name, "err", err)
 		return
 	}
-	body := st.eventBody(s, e.Name, args, e.WantsAck())
+	id := NewDeliveryID()
+	body := st.eventBody(id, s, e.Name, args, e.WantsAck())
 	st.mu.Lock()
 	if st.gone {
 		st.mu.Unlock()
 		b.log.Debug("webhook: event dropped: its socket has disconnected", "socket", s.ID(), "event", e.Name)
 		return
 	}
-	err = b.opts.Deliverer.Enqueue(s.ID(), &Delivery{Kind: KindEvent, Body: body}, func(r Result) {
+	err = b.opts.Deliverer.Enqueue(s.ID(), &Delivery{ID: id, Kind: KindEvent, Body: body}, func(r Result) {
 		if r.Kept {
 			b.log.Debug("webhook: event kept in the spool for the next start", "socket", s.ID(), "event", e.Name)
 			return
@@ -312,7 +319,9 @@ func (b *Bridge) onDisconnect(s *socketio.Socket, st *socketState, reason string
 	if !b.kinds[KindDisconnect] {
 		return
 	}
+	id := NewDeliveryID()
 	body, err := json.Marshal(Payload{
+		ID:        id,
 		Type:      KindDisconnect,
 		Namespace: s.Namespace().Name(),
 		Socket:    b.socketPayload(s),
@@ -323,7 +332,7 @@ func (b *Bridge) onDisconnect(s *socketio.Socket, st *socketState, reason string
 		return
 	}
 	// The disconnect is queued even behind a full queue: the app always learns the end.
-	err = b.opts.Deliverer.EnqueueLast(s.ID(), &Delivery{Kind: KindDisconnect, Body: body}, func(r Result) {
+	err = b.opts.Deliverer.EnqueueLast(s.ID(), &Delivery{ID: id, Kind: KindDisconnect, Body: body}, func(r Result) {
 		if r.Kept {
 			b.log.Debug("webhook: disconnect kept in the spool for the next start", "socket", s.ID())
 			return

@@ -12,9 +12,9 @@ import (
 // for field; raw JSON values go in as they are, without re-compacting or HTML-escaping them),
 // with the socket's handshake encoded once per socket, not once per event.
 
-// eventBody returns the body of the event webhook for e on s.
-func (st *socketState) eventBody(s *socketio.Socket, name string, args json.RawMessage, wantsAck bool) []byte {
-	return appendEventBody(nil, s.Namespace().Name(), s.ID(), s.Rooms(), socketData(s.Data()),
+// eventBody returns the body of the event webhook with delivery id for e on s.
+func (st *socketState) eventBody(id string, s *socketio.Socket, name string, args json.RawMessage, wantsAck bool) []byte {
+	return appendEventBody(nil, id, s.Namespace().Name(), s.ID(), s.Rooms(), socketData(s.Data()),
 		st.handshakeJSON(s), name, args, wantsAck)
 }
 
@@ -33,21 +33,24 @@ func (st *socketState) handshakeJSON(s *socketio.Socket) json.RawMessage {
 	return raw
 }
 
-// appendEventBody appends the JSON of Payload{Type: KindEvent, ...} with those fields. data,
-// handshake and args must be valid JSON (data is replaced by null otherwise, as it comes from
-// the app); args is left out when empty, as omitempty does.
-func appendEventBody(buf []byte, namespace, id string, rooms []string, data, handshake json.RawMessage, event string, args json.RawMessage, wantsAck bool) []byte {
+// appendEventBody appends the JSON of Payload{ID: delivery, Type: KindEvent, ...} with those
+// fields; socket is the socket's id. data, handshake and args must be valid JSON (data is
+// replaced by null otherwise, as it comes from the app); args is left out when empty, as
+// omitempty does.
+func appendEventBody(buf []byte, delivery, namespace, socket string, rooms []string, data, handshake json.RawMessage, event string, args json.RawMessage, wantsAck bool) []byte {
 	if buf == nil {
-		n := 128 + len(namespace) + len(id) + len(data) + len(handshake) + len(event) + len(args)
+		n := 128 + len(delivery) + len(namespace) + len(socket) + len(data) + len(handshake) + len(event) + len(args)
 		for _, r := range rooms {
 			n += len(r) + 3
 		}
 		buf = make([]byte, 0, n)
 	}
-	buf = append(buf, `{"type":"event","namespace":`...)
+	buf = append(buf, `{"id":`...)
+	buf = socketio.AppendJSONString(buf, delivery)
+	buf = append(buf, `,"type":"event","namespace":`...)
 	buf = socketio.AppendJSONString(buf, namespace)
 	buf = append(buf, `,"socket":{"id":`...)
-	buf = socketio.AppendJSONString(buf, id)
+	buf = socketio.AppendJSONString(buf, socket)
 	buf = append(buf, `,"rooms":[`...)
 	for i, r := range rooms {
 		if i > 0 {

@@ -599,7 +599,7 @@ type app struct {
 }
 
 // startApp starts the app; its cleanup closes it and fails the test on any webhook that was
-// not as promised (signature, headers, payload).
+// not as promised (signature, headers, payload, the body's id the delivery header's).
 func startApp(t *testing.T) *app {
 	t.Helper()
 	a := &app{mux: http.NewServeMux()}
@@ -660,6 +660,10 @@ func (a *app) hook(w http.ResponseWriter, r *http.Request) {
 	if d.ID == "" || d.Attempt < 1 || d.Kind != string(d.Payload.Type) {
 		a.problem("webhook headers: delivery %q, attempt %q, type %q for a payload of type %q",
 			d.ID, r.Header.Get(webhook.HeaderAttempt), d.Kind, d.Payload.Type)
+	}
+	// The id is signed with the body: a replay under another id would not verify.
+	if d.Payload.ID != d.ID {
+		a.problem("webhook body id %q, %s %q: want the same", d.Payload.ID, webhook.HeaderDelivery, d.ID)
 	}
 	a.mu.Lock()
 	a.deliveries = append(a.deliveries, d)
