@@ -41,6 +41,9 @@ type APIOptions struct {
 	// MaxBodyBytes limits a request body, in bytes; a larger one gets 413. Default (0):
 	// DefaultMaxBodyBytes, 1 MiB.
 	MaxBodyBytes int64
+	// HandshakeHeaders chooses the handshake headers GET /sockets shows, as the webhooks do.
+	// Nil: all of them.
+	HandshakeHeaders *webhook.HeaderFilter
 	// Ready reports whether siobridge can serve; a non-nil error makes /readyz answer 503 with
 	// it. Nil: always ready.
 	Ready func() error
@@ -61,6 +64,7 @@ type api struct {
 	srv       *socketio.Server
 	tokenHash *[sha256.Size]byte // nil: no authentication
 	maxBody   int64
+	headers   *webhook.HeaderFilter
 	ready     func() error
 	metrics   *Metrics
 	log       *slog.Logger
@@ -100,6 +104,7 @@ func NewAPI(opts APIOptions) http.Handler {
 	a := &api{
 		srv:     opts.Server,
 		maxBody: opts.MaxBodyBytes,
+		headers: opts.HandshakeHeaders,
 		ready:   opts.Ready,
 		metrics: opts.Metrics,
 		log:     opts.Logger,
@@ -489,6 +494,7 @@ func (a *api) sockets(_ http.ResponseWriter, r *http.Request) (any, error) {
 		if res.Sockets[i].Rooms == nil {
 			res.Sockets[i].Rooms = []string{}
 		}
+		res.Sockets[i].Handshake = a.headers.Apply(res.Sockets[i].Handshake)
 	}
 	return res, nil
 }

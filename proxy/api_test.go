@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/siobridge/siobridge/socketio"
 	"github.com/siobridge/siobridge/socketio/socketiotest"
+	"github.com/siobridge/siobridge/webhook"
 )
 
 // apiHarness is a Socket.IO server with real clients and the REST API in front of it, each on
@@ -611,4 +613,49 @@ func TestAPILoopbackHost(t *testing.T) {
 		header.Del("Authorization")
 		do(t, h.client, "GET", h.api.URL+"/sockets", "", header).want(t, 401, `{"error":"missing or invalid bearer token"}`)
 	})
+}
+
+// GET /sockets shows the handshake headers that APIOptions.HandshakeHeaders keeps, and by
+// default all of them.
+func TestSocketsHandshakeHeaders(t *testing.T) {
+	sent := http.Header{"Cookie": {"session=s3cret"}, "User-Agent": {"test-agent"}}
+	tests := []struct {
+		name   string
+		filter *webhook.HeaderFilter
+		want   map[string]string
+		exact  bool // only the headers in want; otherwise at least them
+	}{
+		{"default", nil, map[string]string{"cookie": "session=s3cret", "user-agent": "test-agent"}, false},
+		{"user-agent", webhook.KeepHeaders("USER-AGENT"), map[string]string{"user-agent": "test-agent"}, true},
+		{"none", webhook.KeepHeaders(), map[string]string{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newAPIHarness(t, socketio.Options{}, APIOptions{HandshakeHeaders: tt.filter})
+			c := socketiotest.DialHeader(t, h.ts.URL, "", sent)
+			id := c.Connect("/", "")
+			if got := recv(t, h.connected); got != id {
+				t.Fatalf("connected %q, want %q", got, id)
+			}
+			var body struct {
+				Sockets []struct {
+					ID        string
+					Handshake struct{ Headers map[string]string }
+				}
+			}
+			res := h.call(t, "GET", "/sockets", "")
+			if err := json.Unmarshal([]byte(res.body), &body); err != nil || res.status != 200 || len(body.Sockets) != 1 {
+				t.Fatalf("GET /sockets: %d %s", res.status, res.body)
+			}
+			got := body.Sockets[0].Handshake.Headers
+			if tt.exact && !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("handshake headers %v, want %v", got, tt.want)
+			}
+			for k, v := range tt.want {
+				if got[k] != v {
+					t.Errorf("handshake header %s %q, want %q", k, got[k], v)
+				}
+			}
+		})
+	}
 }

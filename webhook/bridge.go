@@ -75,8 +75,10 @@ type BridgeOptions struct {
 	// QueueFull is what an event does when its socket's webhook queue is full (the app is
 	// not keeping up with this client): QueueFullDisconnect (the default) or QueueFullReject.
 	QueueFull QueueFullPolicy
-	Metrics   *Metrics
-	Logger    *slog.Logger
+	// HandshakeHeaders chooses the handshake headers the webhooks show. Nil: all of them.
+	HandshakeHeaders *HeaderFilter
+	Metrics          *Metrics
+	Logger           *slog.Logger
 }
 
 // QueueFullPolicy is what a client's event does when its socket's webhook queue is full.
@@ -161,7 +163,8 @@ func socketData(v any) json.RawMessage {
 }
 
 func (b *Bridge) socketPayload(s *socketio.Socket) SocketPayload {
-	return SocketPayload{ID: s.ID(), Rooms: nonNil(s.Rooms()), Data: socketData(s.Data()), Handshake: s.Handshake()}
+	return SocketPayload{ID: s.ID(), Rooms: nonNil(s.Rooms()), Data: socketData(s.Data()),
+		Handshake: b.opts.HandshakeHeaders.Apply(s.Handshake())}
 }
 
 func nonNil(s []string) []string {
@@ -178,7 +181,8 @@ func (b *Bridge) authorize(ctx context.Context, req *socketio.ConnectRequest) (*
 		ID:        id,
 		Type:      KindConnect,
 		Namespace: req.Namespace,
-		Socket:    SocketPayload{ID: req.SocketID, Rooms: nonNil(req.Rooms), Data: socketData(req.Data), Handshake: req.Handshake},
+		Socket: SocketPayload{ID: req.SocketID, Rooms: nonNil(req.Rooms), Data: socketData(req.Data),
+			Handshake: b.opts.HandshakeHeaders.Apply(req.Handshake)},
 		Recovered: req.Recovered,
 	})
 	if err != nil {
@@ -248,7 +252,7 @@ func (b *Bridge) onEvent(s *socketio.Socket, st *socketState, e *socketio.Event)
 		return
 	}
 	id := NewDeliveryID()
-	body := st.eventBody(id, s, e.Name, args, e.WantsAck())
+	body := b.eventBody(st, id, s, e.Name, args, e.WantsAck())
 	st.mu.Lock()
 	if st.gone {
 		st.mu.Unlock()

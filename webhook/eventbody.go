@@ -12,19 +12,21 @@ import (
 // for field; raw JSON values go in as they are, without re-compacting or HTML-escaping them),
 // with the socket's handshake encoded once per socket, not once per event.
 
-// eventBody returns the body of the event webhook with delivery id for e on s.
-func (st *socketState) eventBody(id string, s *socketio.Socket, name string, args json.RawMessage, wantsAck bool) []byte {
+// eventBody returns the body of the event webhook with delivery id for an event on s, whose
+// state is st.
+func (b *Bridge) eventBody(st *socketState, id string, s *socketio.Socket, name string, args json.RawMessage, wantsAck bool) []byte {
 	return appendEventBody(nil, id, s.Namespace().Name(), s.ID(), s.Rooms(), socketData(s.Data()),
-		st.handshakeJSON(s), name, args, wantsAck)
+		st.handshakeJSON(s, b.opts.HandshakeHeaders), name, args, wantsAck)
 }
 
-// handshakeJSON is s's handshake as JSON, encoded by the first event and kept: a handshake does
-// not change once the socket is connected. A socket that never emits never pays for it.
-func (st *socketState) handshakeJSON(s *socketio.Socket) json.RawMessage {
+// handshakeJSON is s's handshake as JSON, with the headers that headers shows, encoded by the
+// first event and kept: a handshake does not change once the socket is connected. A socket
+// that never emits never pays for it.
+func (st *socketState) handshakeJSON(s *socketio.Socket, headers *HeaderFilter) json.RawMessage {
 	if p := st.handshake.Load(); p != nil {
 		return *p
 	}
-	j, err := json.Marshal(s.Handshake())
+	j, err := json.Marshal(headers.Apply(s.Handshake()))
 	if err != nil { // not expected: the handshake holds only strings, raw JSON and numbers
 		j = []byte("null")
 	}

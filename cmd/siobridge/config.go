@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -98,6 +99,10 @@ type WebhookConfig struct {
 	SpoolDir       string   `toml:"spool_dir"`        // directory of the on-disk spool of event and disconnect webhooks; empty (default) = memory only
 	SpoolMaxBytes  int64    `toml:"spool_max_bytes"`  // bytes the spool may hold on disk, default 1073741824 (1 GiB), at least 1048576
 	SpoolFsync     string   `toml:"spool_fsync"`      // "always", "interval" (default: every second) or "never"
+
+	// HandshakeHeaders lists the handshake headers that webhooks and GET /sockets show, by
+	// name in any case; default ["*"], every header; [] shows none.
+	HandshakeHeaders []string `toml:"handshake_headers"`
 }
 
 // LimitsConfig bounds what clients may hold and do, so that no client (or address) can take
@@ -251,6 +256,8 @@ func DefaultConfig() Config {
 			QueueFull:      "disconnect",
 			SpoolMaxBytes:  1 << 30,
 			SpoolFsync:     "interval",
+
+			HandshakeHeaders: []string{"*"},
 		},
 		Cluster: ClusterConfig{
 			Adapter:        "memory",
@@ -829,6 +836,14 @@ func (c *Config) Validate() error {
 			p.addf("webhook.events", `unknown kind %q: use "connect", "event" and/or "disconnect"`, e)
 		}
 	}
+	for _, h := range c.Webhook.HandshakeHeaders {
+		if h != "*" && !isHeaderName(h) {
+			p.addf("webhook.handshake_headers", "%q is not a header name: list names like \"user-agent\" or \"x-forwarded-for\" (letters, digits and !#$%%&'*+-.^_`|~), or [\"*\"] for every header", h)
+		}
+	}
+	if len(c.Webhook.HandshakeHeaders) > 1 && slices.Contains(c.Webhook.HandshakeHeaders, "*") {
+		p.addf("webhook.handshake_headers", `"*" stands for every header: use ["*"] alone, or list names without it`)
+	}
 	p.positive("webhook.timeout", c.Webhook.Timeout)
 	if c.Webhook.Retries < 0 || c.Webhook.Retries > maxWebhookRetries {
 		p.addf("webhook.retries", "must be from 0 to %d, got %d", maxWebhookRetries, c.Webhook.Retries)
@@ -1006,6 +1021,20 @@ func isOrigin(s string) bool {
 		return false
 	}
 	return strings.EqualFold(s, u.Scheme+"://"+u.Host)
+}
+
+// isHeaderName reports whether s is an HTTP header name: a token (RFC 9110, 5.6.2).
+func isHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 func isSpaceOrControl(r rune) bool {

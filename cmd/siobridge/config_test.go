@@ -81,6 +81,7 @@ func TestDefaults(t *testing.T) {
 		"webhook.url":                          "",
 		"webhook.secret":                       "",
 		"webhook.events":                       []string{"connect", "event", "disconnect"},
+		"webhook.handshake_headers":            []string{"*"},
 		"webhook.timeout":                      dur("5s"),
 		"webhook.retries":                      5,
 		"webhook.retry_wait_min":               dur("100ms"),
@@ -357,6 +358,10 @@ format = "json"
 		{"path normalized", "[socketio]\npath = \"realtime\"", func(c *Config) { c.SocketIO.Path = "/realtime/" }},
 		{"path gets trailing slash", "[socketio]\npath = \"/a/b\"", func(c *Config) { c.SocketIO.Path = "/a/b/" }},
 		{"any namespace", "[socketio]\nnamespaces = [\"*\"]", func(c *Config) { c.SocketIO.Namespaces = []string{"*"} }},
+		{"handshake headers", "[webhook]\nhandshake_headers = [\"User-Agent\", \"x-forwarded-for\", \"X_Weird~Name!\"]", func(c *Config) {
+			c.Webhook.HandshakeHeaders = []string{"User-Agent", "x-forwarded-for", "X_Weird~Name!"}
+		}},
+		{"no handshake headers", "[webhook]\nhandshake_headers = []", func(c *Config) { c.Webhook.HandshakeHeaders = []string{} }},
 		{"token on a public address", "[api]\nlisten = \":7897\"\ntoken = \"" + testToken + "\"", func(c *Config) {
 			c.API.Listen = ":7897"
 			c.API.Token = testToken
@@ -410,6 +415,10 @@ func TestEnvOverrides(t *testing.T) {
 			c.SocketIO.Namespaces = []string{"/", "/chat", "/admin"}
 		}},
 		{"empty list", "", []string{"SIOBRIDGE_WEBHOOK_EVENTS="}, func(c *Config) { c.Webhook.Events = []string{} }},
+		{"handshake headers", "", []string{"SIOBRIDGE_WEBHOOK_HANDSHAKE_HEADERS=User-Agent, x-forwarded-for"}, func(c *Config) {
+			c.Webhook.HandshakeHeaders = []string{"User-Agent", "x-forwarded-for"}
+		}},
+		{"no handshake headers", "", []string{"SIOBRIDGE_WEBHOOK_HANDSHAKE_HEADERS="}, func(c *Config) { c.Webhook.HandshakeHeaders = []string{} }},
 		{"empty string", "[server]\nupstream = \"http://app:3000\"", []string{"SIOBRIDGE_SERVER_UPSTREAM="}, func(c *Config) {}},
 		{"env beats file", "[log]\nlevel = \"debug\"\nformat = \"json\"", []string{"SIOBRIDGE_LOG_LEVEL=error"}, func(c *Config) {
 			c.Log.Level = "error"
@@ -483,6 +492,11 @@ func TestValidateErrors(t *testing.T) {
 		{"api ipv6 any without token", func(c *Config) { c.API.Listen = "[::]:7897" }, []string{"config: api.token: required"}},
 		{"api LAN address without token", func(c *Config) { c.API.Listen = "192.168.1.10:7897" }, []string{"config: api.token: required"}},
 		{"api hostname without token", func(c *Config) { c.API.Listen = "myhost:7897" }, []string{"config: api.token: required"}},
+		{"handshake header with a space", func(c *Config) { c.Webhook.HandshakeHeaders = []string{"user-agent", "x forwarded"} }, []string{`config: webhook.handshake_headers: "x forwarded" is not a header name`, `["*"]`}},
+		{"handshake header empty", func(c *Config) { c.Webhook.HandshakeHeaders = []string{""} }, []string{`config: webhook.handshake_headers: "" is not a header name`}},
+		{"handshake header with a colon", func(c *Config) { c.Webhook.HandshakeHeaders = []string{"cookie:"} }, []string{`config: webhook.handshake_headers: "cookie:" is not a header name`}},
+		{"handshake header not ASCII", func(c *Config) { c.Webhook.HandshakeHeaders = []string{"x-café"} }, []string{`config: webhook.handshake_headers: "x-café" is not a header name`}},
+		{"handshake headers star and names", func(c *Config) { c.Webhook.HandshakeHeaders = []string{"*", "cookie"} }, []string{`config: webhook.handshake_headers: "*" stands for every header: use ["*"] alone, or list names without it`}},
 		{"api token whitespace", func(c *Config) { c.API.Token = "abc\n" }, []string{"config: api.token: must not start or end with whitespace"}},
 		{"max body zero", func(c *Config) { c.API.MaxBodyBytes = 0 }, []string{"config: api.max_body_bytes: must be at least 1"}},
 		{"path empty", func(c *Config) { c.SocketIO.Path = "" }, []string{"config: socketio.path: must not be empty"}},

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -1501,6 +1502,61 @@ func TestE2EBinary(t *testing.T) {
 				t.Fatal("POST /emit with ack_timeout_ms did not answer")
 			}
 			c.close(t)
+		})
+	}
+}
+
+// TestE2EHandshakeHeaders: by default webhooks and GET /sockets show every header of a
+// client's handshake, its cookies and credentials included; with [webhook] handshake_headers,
+// only those listed, whatever their case.
+func TestE2EHandshakeHeaders(t *testing.T) {
+	t.Parallel()
+	sent := map[string]any{"Cookie": "session=s3cret", "Authorization": "Bearer user-token", "X-Tenant": "acme"}
+	for _, tc := range []struct {
+		name  string
+		env   []string
+		want  []string // header names shown
+		exact bool     // only those
+	}{
+		{"default", nil, []string{"authorization", "cookie", "user-agent", "x-tenant"}, false},
+		{"listed", []string{"SIOBRIDGE_WEBHOOK_HANDSHAKE_HEADERS=User-Agent, x-tenant,X-Absent"}, []string{"user-agent", "x-tenant"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a := startApp(t)
+			b := startBridge(t, a, tc.env...)
+			c := startNode(t).connect(t, b.url(), map[string]any{"extraHeaders": sent})
+			check := func(what string, headers map[string]string) {
+				t.Helper()
+				names := slices.Sorted(maps.Keys(headers))
+				for _, n := range tc.want {
+					if _, ok := headers[n]; !ok {
+						t.Errorf("%s: handshake headers %v lack %q", what, names, n)
+					}
+				}
+				if tc.exact && !slices.Equal(names, tc.want) {
+					t.Errorf("%s: handshake headers %v, want only %v", what, names, tc.want)
+				}
+				if v, ok := headers["x-tenant"]; ok && v != "acme" {
+					t.Errorf("%s: x-tenant %q, want acme", what, v)
+				}
+			}
+			c.emit(t, "hello")
+			connect := a.waitFor(t, "the connect webhook", func(d delivery) bool { return d.Kind == "connect" && d.Payload.Socket.ID == c.id })
+			event := a.waitEvent(t, c.id, "hello")
+			var hs struct{ Headers map[string]string }
+			if err := json.Unmarshal(b.sockets(t, "")[c.id].Handshake, &hs); err != nil {
+				t.Fatalf("GET /sockets handshake: %v", err)
+			}
+			c.close(t)
+			disconnect := a.waitFor(t, "the disconnect webhook", func(d delivery) bool { return d.Kind == "disconnect" && d.Payload.Socket.ID == c.id })
+			for _, d := range []delivery{connect, event, disconnect} {
+				if d.Payload.Socket.Handshake == nil {
+					t.Fatalf("%s webhook without a handshake: %s", d.Kind, d.Body)
+				}
+				check(d.Kind+" webhook", d.Payload.Socket.Handshake.Headers)
+			}
+			check("GET /sockets", hs.Headers)
 		})
 	}
 }
