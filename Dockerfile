@@ -2,7 +2,7 @@
 #   docker build -t siobridge .
 #   docker run -p 7896:7896 -v $PWD/config.toml:/etc/siobridge/config.toml siobridge
 # In a container the API must listen beyond loopback (api.listen = "0.0.0.0:7897"), which
-# siobridge allows only with api.token set.
+# siobridge allows only with an api.token of at least 32 characters (openssl rand -hex 32).
 # The build stages run the same scripts as `make build`: proxy/clientdist/update.sh, then
 # `make binary`.
 

@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"reflect"
 	"runtime/debug"
 	"slices"
@@ -33,11 +35,15 @@ type APIOptions struct {
 	// Server is the Socket.IO server the API acts on. Required.
 	Server *socketio.Server
 	// Token, when set, is required on every route but /healthz and /readyz as
-	// "Authorization: Bearer <token>". Empty: no authentication (keep the listener private).
+	// "Authorization: Bearer <token>". Empty: no authentication (keep the listener on
+	// loopback), and only requests whose Host is a loopback name or address are answered.
 	Token string
 	// MaxBodyBytes limits a request body, in bytes; a larger one gets 413. Default (0):
 	// DefaultMaxBodyBytes, 1 MiB.
 	MaxBodyBytes int64
+	// HandshakeHeaders chooses the handshake headers GET /sockets shows, as the webhooks do.
+	// Nil: all of them.
+	HandshakeHeaders *webhook.HeaderFilter
 	// Ready reports whether siobridge can serve; a non-nil error makes /readyz answer 503 with
 	// it. Nil: always ready.
 	Ready func() error
@@ -58,6 +64,7 @@ type api struct {
 	srv       *socketio.Server
 	tokenHash *[sha256.Size]byte // nil: no authentication
 	maxBody   int64
+	headers   *webhook.HeaderFilter
 	ready     func() error
 	metrics   *Metrics
 	log       *slog.Logger
@@ -78,10 +85,16 @@ type api struct {
 //	GET  /metrics     Prometheus text format (with APIOptions.Gatherer)
 //
 // Every answer is JSON (/metrics aside); errors are {"error":"..."} with status 400 (malformed
-// or invalid request), 401 (bearer token), 404 (unknown namespace or route), 405, 413 (body too
-// large), 500 or 503. An emit with ack_timeout_ms answers both "acks" and "timed_out", empty
-// lists included. A batch is checked in full before any of it is applied: one invalid item
-// gets 400 naming its index ("emit[2]: ...") and nothing is emitted.
+// or invalid request), 401 (bearer token), 403 (a browser's request: see below), 404 (unknown
+// namespace or route), 405, 413 (body too large), 500 or 503. An emit with ack_timeout_ms
+// answers both "acks" and "timed_out", empty lists included. A batch is checked in full before
+// any of it is applied: one invalid item gets 400 naming its index ("emit[2]: ...") and nothing
+// is emitted.
+//
+// The API is for the app's servers, never for browsers: any request with an Origin header,
+// which a browser adds to every POST a web page makes, is refused with 403 on every route.
+// Without opts.Token, so is a request whose Host is not localhost, 127.0.0.0/8 or [::1]
+// (a page that rebinds its own name to 127.0.0.1 sends that name).
 //
 // It panics without opts.Server.
 func NewAPI(opts APIOptions) http.Handler {
@@ -91,6 +104,7 @@ func NewAPI(opts APIOptions) http.Handler {
 	a := &api{
 		srv:     opts.Server,
 		maxBody: opts.MaxBodyBytes,
+		headers: opts.HandshakeHeaders,
 		ready:   opts.Ready,
 		metrics: opts.Metrics,
 		log:     opts.Logger,
@@ -108,7 +122,7 @@ func NewAPI(opts APIOptions) http.Handler {
 	}
 
 	r := chi.NewRouter()
-	r.Use(a.instrument, a.authenticate)
+	r.Use(a.instrument, a.refuseBrowsers, a.checkHost, a.authenticate)
 	type route struct {
 		method, path string
 		h            http.Handler
@@ -251,6 +265,56 @@ func (a *api) instrument(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// refuseBrowsers answers 403 to every request that carries an Origin header, health checks
+// included. Browsers send one with every POST, even the cross-site form or text/plain fetch
+// that needs no CORS preflight, by which any web page its user opens could otherwise emit to
+// every client; curl, probes and server-side HTTP clients send none.
+func (a *api) refuseBrowsers(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := r.Header["Origin"]; ok {
+			a.fail(w, r, &httpError{http.StatusForbidden,
+				"the API does not serve browsers: a request with an Origin header is refused"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// checkHost, without a token, answers 403 to a request whose Host is not a loopback name or
+// address. A web page can rebind its own host name to 127.0.0.1 (DNS rebinding): its
+// browser's requests are then same-origin, carry no Origin, and could read every socket's
+// handshake, but their Host is still the page's name. With a token no page has it, and the
+// API may be reached under any name.
+func (a *api) checkHost(next http.Handler) http.Handler {
+	if a.tokenHash != nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !isLoopbackHost(r.Host) {
+			a.fail(w, r, &httpError{http.StatusForbidden, fmt.Sprintf(
+				"Host %q is not a loopback address: without a bearer token the API answers only requests to localhost, 127.0.0.0/8 or [::1]", r.Host)})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// isLoopbackHost reports whether host, a request's Host with or without a port, is
+// "localhost" (in any case) or an address in 127.0.0.0/8 or ::1. Names under .localhost and a
+// trailing dot are not: nothing needs them, and a resolver may not keep them local.
+func isLoopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1]
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // authenticate requires the bearer token on every route but the health checks, which
@@ -430,6 +494,7 @@ func (a *api) sockets(_ http.ResponseWriter, r *http.Request) (any, error) {
 		if res.Sockets[i].Rooms == nil {
 			res.Sockets[i].Rooms = []string{}
 		}
+		res.Sockets[i].Handshake = a.headers.Apply(res.Sockets[i].Handshake)
 	}
 	return res, nil
 }

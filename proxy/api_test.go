@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/siobridge/siobridge/socketio"
 	"github.com/siobridge/siobridge/socketio/socketiotest"
+	"github.com/siobridge/siobridge/webhook"
 )
 
 // apiHarness is a Socket.IO server with real clients and the REST API in front of it, each on
@@ -502,5 +504,158 @@ func TestPprof(t *testing.T) {
 	res = do(t, h.client, "GET", h.api.URL+"/debug/pprof/", "", auth)
 	if res.status != 200 || !strings.Contains(res.body, "heap") {
 		t.Fatalf("pprof index: %d %.200s", res.status, res.body)
+	}
+}
+
+// A web page can make a browser POST to the API (a form, or fetch with a text/plain body,
+// which needs no CORS preflight); the browser then sends an Origin header, which curl and
+// server-side HTTP clients do not. Every such request is refused before it acts.
+func TestAPIRefusesBrowsers(t *testing.T) {
+	h := newAPIHarness(t, socketio.Options{}, APIOptions{Gatherer: prometheus.NewRegistry()})
+	c, _ := h.connect(t, "/")
+	const refused = `{"error":"the API does not serve browsers: a request with an Origin header is refused"}`
+	tests := []struct {
+		name, method, path, origin, contentType, body string
+	}{
+		{"text/plain emit", "POST", "/emit", "https://attacker.example", "text/plain;charset=UTF-8", `{"event":"pwned","args":[1]}`},
+		{"form emit", "POST", "/emit", "https://attacker.example", "application/x-www-form-urlencoded", `{"event":"pwned"}`},
+		{"sandboxed page", "POST", "/emit", "null", "text/plain", `{"event":"pwned"}`},
+		{"same host", "POST", "/emit", h.api.URL, "application/json", `{"event":"pwned"}`},
+		{"join", "POST", "/join", "https://attacker.example", "text/plain", `{"rooms":["pwned"]}`},
+		{"disconnect", "POST", "/disconnect", "https://attacker.example", "text/plain", `{"close":true}`},
+		{"sockets", "GET", "/sockets", "https://attacker.example", "", ""},
+		{"metrics", "GET", "/metrics", "https://attacker.example", "", ""},
+		{"healthz", "GET", "/healthz", "https://attacker.example", "", ""},
+		{"readyz", "GET", "/readyz", "https://attacker.example", "", ""},
+		{"unknown route", "GET", "/nope", "https://attacker.example", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			header := http.Header{"Origin": {tt.origin}}
+			if tt.contentType != "" {
+				header.Set("Content-Type", tt.contentType)
+			}
+			do(t, h.client, tt.method, h.api.URL+tt.path, tt.body, header).want(t, 403, refused)
+		})
+	}
+	// Nothing reached the client, and it is still connected and in no room.
+	h.probe(t, c)
+	h.call(t, "GET", "/rooms", "").want(t, 200, `{"rooms":[]}`)
+
+	// The same emit without an Origin, as curl -d sends it, works.
+	do(t, h.client, "POST", h.api.URL+"/emit", `{"event":"news","args":[1]}`,
+		http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}).want(t, 200, `{"sockets":1}`)
+	c.Expect(`42["news",1]`)
+	h.call(t, "GET", "/healthz", "").want(t, 200, `{"status":"ok"}`)
+
+	t.Run("with a token", func(t *testing.T) {
+		h := newAPIHarness(t, socketio.Options{}, APIOptions{Token: "s3cret"})
+		header := http.Header{"Origin": {"https://attacker.example"}, "Authorization": {"Bearer s3cret"}}
+		do(t, h.client, "POST", h.api.URL+"/emit", `{"event":"x"}`, header).want(t, 403, refused)
+	})
+}
+
+// Without a token, a web page could still read the API through DNS rebinding: its own host
+// name, resolved again to 127.0.0.1, makes the browser's requests same-origin and without an
+// Origin header, but they carry that name in Host. The API answers only loopback names.
+func TestAPILoopbackHost(t *testing.T) {
+	h := newAPIHarness(t, socketio.Options{}, APIOptions{})
+	c, id := h.connect(t, "/")
+	_, port, _ := strings.Cut(strings.TrimPrefix(h.api.URL, "http://"), ":")
+	refused := func(host string) string {
+		return fmt.Sprintf(`{"error":"Host \"%s\" is not a loopback address: without a bearer token the API answers only requests to localhost, 127.0.0.0/8 or [::1]"}`, host)
+	}
+	tests := []struct {
+		host string
+		ok   bool
+	}{
+		{"attacker.example", false},
+		{"attacker.example:" + port, false},
+		{"127.0.0.1.attacker.example:" + port, false},
+		{"localhost.attacker.example", false},
+		{"api.localhost:" + port, false},
+		{"localhost.:" + port, false},
+		{"0.0.0.0:" + port, false},
+		{"10.0.0.1:" + port, false},
+		{"[::]:" + port, false},
+		{"127.0.0.1:" + port, true},
+		{"127.0.0.1", true},
+		{"127.8.9.10:" + port, true},
+		{"localhost:" + port, true},
+		{"LocalHost", true},
+		{"[::1]:" + port, true},
+		{"[::1]", true},
+		{"[::ffff:127.0.0.1]:" + port, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.host, func(t *testing.T) {
+			res := do(t, h.client, "GET", h.api.URL+"/sockets", "", http.Header{"Host": {tt.host}})
+			if !tt.ok {
+				res.want(t, 403, refused(tt.host))
+				return
+			}
+			if res.status != 200 || !strings.Contains(res.body, `"id":"`+id+`"`) {
+				t.Fatalf("got %d %s, want 200 with socket %s", res.status, res.body, id)
+			}
+		})
+	}
+	// A refused emit reaches nobody.
+	do(t, h.client, "POST", h.api.URL+"/emit", `{"event":"pwned"}`, http.Header{"Host": {"attacker.example"}}).
+		want(t, 403, refused("attacker.example"))
+	h.probe(t, c)
+
+	t.Run("with a token any host is fine", func(t *testing.T) {
+		h := newAPIHarness(t, socketio.Options{}, APIOptions{Token: "s3cret"})
+		c, _ := h.connect(t, "/")
+		header := http.Header{"Host": {"siobridge.internal:7897"}, "Authorization": {"Bearer s3cret"}}
+		do(t, h.client, "POST", h.api.URL+"/emit", `{"event":"news"}`, header).want(t, 200, `{"sockets":1}`)
+		c.Expect(`42["news"]`)
+		header.Del("Authorization")
+		do(t, h.client, "GET", h.api.URL+"/sockets", "", header).want(t, 401, `{"error":"missing or invalid bearer token"}`)
+	})
+}
+
+// GET /sockets shows the handshake headers that APIOptions.HandshakeHeaders keeps, and by
+// default all of them.
+func TestSocketsHandshakeHeaders(t *testing.T) {
+	sent := http.Header{"Cookie": {"session=s3cret"}, "User-Agent": {"test-agent"}}
+	tests := []struct {
+		name   string
+		filter *webhook.HeaderFilter
+		want   map[string]string
+		exact  bool // only the headers in want; otherwise at least them
+	}{
+		{"default", nil, map[string]string{"cookie": "session=s3cret", "user-agent": "test-agent"}, false},
+		{"user-agent", webhook.KeepHeaders("USER-AGENT"), map[string]string{"user-agent": "test-agent"}, true},
+		{"none", webhook.KeepHeaders(), map[string]string{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newAPIHarness(t, socketio.Options{}, APIOptions{HandshakeHeaders: tt.filter})
+			c := socketiotest.DialHeader(t, h.ts.URL, "", sent)
+			id := c.Connect("/", "")
+			if got := recv(t, h.connected); got != id {
+				t.Fatalf("connected %q, want %q", got, id)
+			}
+			var body struct {
+				Sockets []struct {
+					ID        string
+					Handshake struct{ Headers map[string]string }
+				}
+			}
+			res := h.call(t, "GET", "/sockets", "")
+			if err := json.Unmarshal([]byte(res.body), &body); err != nil || res.status != 200 || len(body.Sockets) != 1 {
+				t.Fatalf("GET /sockets: %d %s", res.status, res.body)
+			}
+			got := body.Sockets[0].Handshake.Headers
+			if tt.exact && !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("handshake headers %v, want %v", got, tt.want)
+			}
+			for k, v := range tt.want {
+				if got[k] != v {
+					t.Errorf("handshake header %s %q, want %q", k, got[k], v)
+				}
+			}
+		})
 	}
 }

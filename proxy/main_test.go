@@ -100,6 +100,9 @@ func fetch(client *http.Client, method, url, body string, header http.Header) (r
 	for k, v := range header {
 		req.Header[k] = v
 	}
+	if host := header.Get("Host"); host != "" {
+		req.Host = host // the client sends req.Host, never a Host in req.Header
+	}
 	res, err := client.Do(req)
 	if err != nil {
 		return response{}, err

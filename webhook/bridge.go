@@ -14,6 +14,10 @@ import (
 
 // Payload is the body of every webhook: one shape for connect, event and disconnect.
 type Payload struct {
+	// ID is the delivery's id, the X-Siobridge-Delivery header's value. It is in the body so
+	// that the signature covers it: a captured webhook cannot be sent again under a new id
+	// to get past an app that drops the ids it has seen.
+	ID        string        `json:"id"`
 	Type      Kind          `json:"type"`
 	Namespace string        `json:"namespace"`
 	Socket    SocketPayload `json:"socket"`
@@ -71,8 +75,10 @@ type BridgeOptions struct {
 	// QueueFull is what an event does when its socket's webhook queue is full (the app is
 	// not keeping up with this client): QueueFullDisconnect (the default) or QueueFullReject.
 	QueueFull QueueFullPolicy
-	Metrics   *Metrics
-	Logger    *slog.Logger
+	// HandshakeHeaders chooses the handshake headers the webhooks show. Nil: all of them.
+	HandshakeHeaders *HeaderFilter
+	Metrics          *Metrics
+	Logger           *slog.Logger
 }
 
 // QueueFullPolicy is what a client's event does when its socket's webhook queue is full.
@@ -157,7 +163,8 @@ func socketData(v any) json.RawMessage {
 }
 
 func (b *Bridge) socketPayload(s *socketio.Socket) SocketPayload {
-	return SocketPayload{ID: s.ID(), Rooms: nonNil(s.Rooms()), Data: socketData(s.Data()), Handshake: s.Handshake()}
+	return SocketPayload{ID: s.ID(), Rooms: nonNil(s.Rooms()), Data: socketData(s.Data()),
+		Handshake: b.opts.HandshakeHeaders.Apply(s.Handshake())}
 }
 
 func nonNil(s []string) []string {
@@ -169,17 +176,20 @@ func nonNil(s []string) []string {
 
 // authorize sends the connect webhook and waits for the app's decision.
 func (b *Bridge) authorize(ctx context.Context, req *socketio.ConnectRequest) (*socketio.Admission, error) {
+	id := NewDeliveryID()
 	body, err := json.Marshal(Payload{
+		ID:        id,
 		Type:      KindConnect,
 		Namespace: req.Namespace,
-		Socket:    SocketPayload{ID: req.SocketID, Rooms: nonNil(req.Rooms), Data: socketData(req.Data), Handshake: req.Handshake},
+		Socket: SocketPayload{ID: req.SocketID, Rooms: nonNil(req.Rooms), Data: socketData(req.Data),
+			Handshake: b.opts.HandshakeHeaders.Apply(req.Handshake)},
 		Recovered: req.Recovered,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("webhook: encode connect: %w", err)
 	}
 	results := make(chan Result, 1)
-	if err := b.opts.Deliverer.Enqueue(req.SocketID, &Delivery{Kind: KindConnect, Body: body}, func(r Result) { results <- r }); err != nil {
+	if err := b.opts.Deliverer.Enqueue(req.SocketID, &Delivery{ID: id, Kind: KindConnect, Body: body}, func(r Result) { results <- r }); err != nil {
 		if errors.Is(err, ErrQueueFull) {
 			b.opts.Metrics.Dropped(KindConnect, DropDropped)
 		}
@@ -241,14 +251,15 @@ func (b *Bridge) onEvent(s *socketio.Socket, st *socketState, e *socketio.Event)
 		b.log.Warn("webhook: event arguments unreadable", "socket", s.ID(), "event", e.Name, "err", err)
 		return
 	}
-	body := st.eventBody(s, e.Name, args, e.WantsAck())
+	id := NewDeliveryID()
+	body := b.eventBody(st, id, s, e.Name, args, e.WantsAck())
 	st.mu.Lock()
 	if st.gone {
 		st.mu.Unlock()
 		b.log.Debug("webhook: event dropped: its socket has disconnected", "socket", s.ID(), "event", e.Name)
 		return
 	}
-	err = b.opts.Deliverer.Enqueue(s.ID(), &Delivery{Kind: KindEvent, Body: body}, func(r Result) {
+	err = b.opts.Deliverer.Enqueue(s.ID(), &Delivery{ID: id, Kind: KindEvent, Body: body}, func(r Result) {
 		if r.Kept {
 			b.log.Debug("webhook: event kept in the spool for the next start", "socket", s.ID(), "event", e.Name)
 			return
@@ -312,7 +323,9 @@ func (b *Bridge) onDisconnect(s *socketio.Socket, st *socketState, reason string
 	if !b.kinds[KindDisconnect] {
 		return
 	}
+	id := NewDeliveryID()
 	body, err := json.Marshal(Payload{
+		ID:        id,
 		Type:      KindDisconnect,
 		Namespace: s.Namespace().Name(),
 		Socket:    b.socketPayload(s),
@@ -323,7 +336,7 @@ func (b *Bridge) onDisconnect(s *socketio.Socket, st *socketState, reason string
 		return
 	}
 	// The disconnect is queued even behind a full queue: the app always learns the end.
-	err = b.opts.Deliverer.EnqueueLast(s.ID(), &Delivery{Kind: KindDisconnect, Body: body}, func(r Result) {
+	err = b.opts.Deliverer.EnqueueLast(s.ID(), &Delivery{ID: id, Kind: KindDisconnect, Body: body}, func(r Result) {
 		if r.Kept {
 			b.log.Debug("webhook: disconnect kept in the spool for the next start", "socket", s.ID())
 			return

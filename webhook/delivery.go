@@ -88,7 +88,8 @@ type DelivererOptions struct {
 type Delivery struct {
 	// ID is sent in X-Siobridge-Delivery, the same on every attempt, so that the app can
 	// recognise a delivery it has already handled. [Deliverer.Enqueue] sets a fresh random
-	// one (26 URL-safe characters) when it is empty.
+	// one ([NewDeliveryID]) when it is empty. The [Bridge] chooses it first and writes it in
+	// the body too, as [Payload].ID, where the signature covers it.
 	ID string
 	// Kind is sent in X-Siobridge-Type.
 	Kind Kind
@@ -286,6 +287,9 @@ func NewDeliverer(opts DelivererOptions) *Deliverer {
 	return d
 }
 
+// NewDeliveryID returns a new random delivery id: 26 URL-safe characters (base32, 130 bits).
+func NewDeliveryID() string { return rand.Text() }
+
 // Enqueue queues dl on key's queue, setting dl.ID when it is empty; dl must not be changed
 // afterwards. Deliveries with the same key are sent one at a time in Enqueue order: one
 // is not sent before the one before it is settled, its retries and its done included.
@@ -314,7 +318,7 @@ func (d *Deliverer) enqueue(key string, dl *Delivery, done func(Result), last bo
 		return errors.New("webhook: Enqueue: nil *Delivery")
 	}
 	if dl.ID == "" {
-		dl.ID = rand.Text()
+		dl.ID = NewDeliveryID()
 	}
 	d.mu.Lock()
 	if d.closed {

@@ -12,19 +12,21 @@ import (
 // for field; raw JSON values go in as they are, without re-compacting or HTML-escaping them),
 // with the socket's handshake encoded once per socket, not once per event.
 
-// eventBody returns the body of the event webhook for e on s.
-func (st *socketState) eventBody(s *socketio.Socket, name string, args json.RawMessage, wantsAck bool) []byte {
-	return appendEventBody(nil, s.Namespace().Name(), s.ID(), s.Rooms(), socketData(s.Data()),
-		st.handshakeJSON(s), name, args, wantsAck)
+// eventBody returns the body of the event webhook with delivery id for an event on s, whose
+// state is st.
+func (b *Bridge) eventBody(st *socketState, id string, s *socketio.Socket, name string, args json.RawMessage, wantsAck bool) []byte {
+	return appendEventBody(nil, id, s.Namespace().Name(), s.ID(), s.Rooms(), socketData(s.Data()),
+		st.handshakeJSON(s, b.opts.HandshakeHeaders), name, args, wantsAck)
 }
 
-// handshakeJSON is s's handshake as JSON, encoded by the first event and kept: a handshake does
-// not change once the socket is connected. A socket that never emits never pays for it.
-func (st *socketState) handshakeJSON(s *socketio.Socket) json.RawMessage {
+// handshakeJSON is s's handshake as JSON, with the headers that headers shows, encoded by the
+// first event and kept: a handshake does not change once the socket is connected. A socket
+// that never emits never pays for it.
+func (st *socketState) handshakeJSON(s *socketio.Socket, headers *HeaderFilter) json.RawMessage {
 	if p := st.handshake.Load(); p != nil {
 		return *p
 	}
-	j, err := json.Marshal(s.Handshake())
+	j, err := json.Marshal(headers.Apply(s.Handshake()))
 	if err != nil { // not expected: the handshake holds only strings, raw JSON and numbers
 		j = []byte("null")
 	}
@@ -33,21 +35,24 @@ func (st *socketState) handshakeJSON(s *socketio.Socket) json.RawMessage {
 	return raw
 }
 
-// appendEventBody appends the JSON of Payload{Type: KindEvent, ...} with those fields. data,
-// handshake and args must be valid JSON (data is replaced by null otherwise, as it comes from
-// the app); args is left out when empty, as omitempty does.
-func appendEventBody(buf []byte, namespace, id string, rooms []string, data, handshake json.RawMessage, event string, args json.RawMessage, wantsAck bool) []byte {
+// appendEventBody appends the JSON of Payload{ID: delivery, Type: KindEvent, ...} with those
+// fields; socket is the socket's id. data, handshake and args must be valid JSON (data is
+// replaced by null otherwise, as it comes from the app); args is left out when empty, as
+// omitempty does.
+func appendEventBody(buf []byte, delivery, namespace, socket string, rooms []string, data, handshake json.RawMessage, event string, args json.RawMessage, wantsAck bool) []byte {
 	if buf == nil {
-		n := 128 + len(namespace) + len(id) + len(data) + len(handshake) + len(event) + len(args)
+		n := 128 + len(delivery) + len(namespace) + len(socket) + len(data) + len(handshake) + len(event) + len(args)
 		for _, r := range rooms {
 			n += len(r) + 3
 		}
 		buf = make([]byte, 0, n)
 	}
-	buf = append(buf, `{"type":"event","namespace":`...)
+	buf = append(buf, `{"id":`...)
+	buf = socketio.AppendJSONString(buf, delivery)
+	buf = append(buf, `,"type":"event","namespace":`...)
 	buf = socketio.AppendJSONString(buf, namespace)
 	buf = append(buf, `,"socket":{"id":`...)
-	buf = socketio.AppendJSONString(buf, id)
+	buf = socketio.AppendJSONString(buf, socket)
 	buf = append(buf, `,"rooms":[`...)
 	for i, r := range rooms {
 		if i > 0 {

@@ -24,20 +24,20 @@ func TestEventBodyMatchesPayload(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := []struct {
-		name, namespace, id, event string
-		rooms                      []string
-		data, args                 json.RawMessage
-		ack                        bool
+		name, delivery, namespace, id, event string
+		rooms                                []string
+		data, args                           json.RawMessage
+		ack                                  bool
 	}{
-		{"plain", "/", "abc123", "chat", []string{}, json.RawMessage("null"), json.RawMessage(`["hello",1,{"a":[true,null]}]`), true},
-		{"escapes", "/admin", "id\"\\", "é\n<script>&\u2029\x01", []string{"lobby", "room \"2\"", "\xff"}, json.RawMessage(`{"user": "bob", "n": 1.5}`), json.RawMessage(`[ "spaced" , 2 ]`), false},
-		{"no args", "/", "x", "ping", nil, json.RawMessage(`"s"`), nil, false},
-		{"invalid data", "/", "x", "ping", []string{"r"}, json.RawMessage(`{"broken"`), json.RawMessage(`[]`), true},
-		{"empty data", "/", "x", "ping", []string{"r"}, nil, json.RawMessage(`[{"$binary":"AAE="}]`), true},
+		{"plain", "MZXW6YTBOI2DKNRXHA3DAMJSGM", "/", "abc123", "chat", []string{}, json.RawMessage("null"), json.RawMessage(`["hello",1,{"a":[true,null]}]`), true},
+		{"escapes", "d\"\\\u2028", "/admin", "id\"\\", "é\n<script>&\u2029\x01", []string{"lobby", "room \"2\"", "\xff"}, json.RawMessage(`{"user": "bob", "n": 1.5}`), json.RawMessage(`[ "spaced" , 2 ]`), false},
+		{"no args", "A", "/", "x", "ping", nil, json.RawMessage(`"s"`), nil, false},
+		{"invalid data", "B", "/", "x", "ping", []string{"r"}, json.RawMessage(`{"broken"`), json.RawMessage(`[]`), true},
+		{"empty data", "", "/", "x", "ping", []string{"r"}, nil, json.RawMessage(`[{"$binary":"AAE="}]`), true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got := appendEventBody(nil, c.namespace, c.id, c.rooms, c.data, hsJSON, c.event, c.args, c.ack)
+			got := appendEventBody(nil, c.delivery, c.namespace, c.id, c.rooms, c.data, hsJSON, c.event, c.args, c.ack)
 			if !json.Valid(got) {
 				t.Fatalf("invalid JSON: %s", got)
 			}
@@ -47,7 +47,7 @@ func TestEventBodyMatchesPayload(t *testing.T) {
 			}
 			ack := c.ack
 			want, err := json.Marshal(Payload{
-				Type: KindEvent, Namespace: c.namespace,
+				ID: c.delivery, Type: KindEvent, Namespace: c.namespace,
 				Socket: SocketPayload{ID: c.id, Rooms: nonNil(c.rooms), Data: data, Handshake: hs},
 				Event:  c.event, Args: c.args, Ack: &ack,
 			})

@@ -10,9 +10,11 @@ import (
 	"os"
 	"path"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pelletier/go-toml/v2"
 )
@@ -54,7 +56,7 @@ type ServerConfig struct {
 // APIConfig is the private REST listener the app calls.
 type APIConfig struct {
 	Listen       string `toml:"listen"`         // default "127.0.0.1:7897"
-	Token        string `toml:"token"`          // bearer token; required when listen is not a loopback address
+	Token        string `toml:"token"`          // bearer token; required, of at least 32 characters, when listen is not a loopback address
 	MaxBodyBytes int64  `toml:"max_body_bytes"` // default 1048576
 	Pprof        bool   `toml:"pprof"`          // default false; serves /debug/pprof/ (behind the token)
 }
@@ -103,6 +105,10 @@ type WebhookConfig struct {
 	SpoolDir       string   `toml:"spool_dir"`        // directory of the on-disk spool of event and disconnect webhooks; empty (default) = memory only
 	SpoolMaxBytes  int64    `toml:"spool_max_bytes"`  // bytes the spool may hold on disk, default 1073741824 (1 GiB), at least 1048576
 	SpoolFsync     string   `toml:"spool_fsync"`      // "always", "interval" (default: every second) or "never"
+
+	// HandshakeHeaders lists the handshake headers that webhooks and GET /sockets show, by
+	// name in any case; default ["*"], every header; [] shows none.
+	HandshakeHeaders []string `toml:"handshake_headers"`
 }
 
 // LimitsConfig bounds what clients may hold and do, so that no client (or address) can take
@@ -211,6 +217,7 @@ const (
 	minSpoolMaxBytes  = 1 << 20
 	minHeaderBytes    = 1 << 10
 	maxHeaderBytes    = 1 << 20
+	minAPITokenLen    = 32 // characters of api.token when the API listens beyond loopback
 )
 
 // Settings are read from environment variables envPrefix + SECTION_KEY; envConfigPath, though
@@ -264,6 +271,8 @@ func DefaultConfig() Config {
 			QueueFull:      "disconnect",
 			SpoolMaxBytes:  1 << 30,
 			SpoolFsync:     "interval",
+
+			HandshakeHeaders: []string{"*"},
 		},
 		Cluster: ClusterConfig{
 			Adapter:        "memory",
@@ -757,9 +766,17 @@ func (c *Config) Validate() error {
 	p.positive("server.body_timeout", c.Server.BodyTimeout)
 
 	// API.
-	if apiOK && !isLoopbackHost(apiHost) && c.API.Token == "" {
-		p.addf("api.token", "required when api.listen (%s) is not a loopback address: set api.token (or %s), or listen on 127.0.0.1",
-			c.API.Listen, settingEnv("api.token"))
+	if apiOK && !isLoopbackHost(apiHost) {
+		// Beyond loopback the token is all that keeps the network from every client: it must
+		// be too long to guess.
+		switch n := utf8.RuneCountInString(c.API.Token); {
+		case n == 0:
+			p.addf("api.token", "required when api.listen (%s) is not a loopback address: set api.token (or %s), or listen on 127.0.0.1",
+				c.API.Listen, settingEnv("api.token"))
+		case n < minAPITokenLen:
+			p.addf("api.token", "must be at least %d characters when api.listen (%s) is not a loopback address, got %d: make one with `openssl rand -hex 32`",
+				minAPITokenLen, c.API.Listen, n)
+		}
 	}
 	if c.API.Token != "" && strings.TrimSpace(c.API.Token) != c.API.Token {
 		p.addf("api.token", "must not start or end with whitespace (an Authorization header's value never does)")
@@ -837,6 +854,14 @@ func (c *Config) Validate() error {
 		if e != "connect" && e != "event" && e != "disconnect" {
 			p.addf("webhook.events", `unknown kind %q: use "connect", "event" and/or "disconnect"`, e)
 		}
+	}
+	for _, h := range c.Webhook.HandshakeHeaders {
+		if h != "*" && !isHeaderName(h) {
+			p.addf("webhook.handshake_headers", "%q is not a header name: list names like \"user-agent\" or \"x-forwarded-for\" (letters, digits and !#$%%&'*+-.^_`|~), or [\"*\"] for every header", h)
+		}
+	}
+	if len(c.Webhook.HandshakeHeaders) > 1 && slices.Contains(c.Webhook.HandshakeHeaders, "*") {
+		p.addf("webhook.handshake_headers", `"*" stands for every header: use ["*"] alone, or list names without it`)
 	}
 	p.positive("webhook.timeout", c.Webhook.Timeout)
 	if c.Webhook.Retries < 0 || c.Webhook.Retries > maxWebhookRetries {
@@ -1019,6 +1044,20 @@ func isOrigin(s string) bool {
 		return false
 	}
 	return strings.EqualFold(s, u.Scheme+"://"+u.Host)
+}
+
+// isHeaderName reports whether s is an HTTP header name: a token (RFC 9110, 5.6.2).
+func isHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 func isSpaceOrControl(r rune) bool {

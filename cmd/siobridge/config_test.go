@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pelletier/go-toml/v2"
 )
@@ -18,6 +19,8 @@ import (
 const (
 	examplePath = "../../config.example.toml"
 	docsPath    = "../../docs/configuration.md"
+	// testToken is an api.token long enough for a listener beyond loopback.
+	testToken = "0123456789abcdef0123456789abcdef"
 )
 
 // writeConfig writes a config file into a test's temporary directory and returns its path.
@@ -78,6 +81,7 @@ func TestDefaults(t *testing.T) {
 		"webhook.url":                          "",
 		"webhook.secret":                       "",
 		"webhook.events":                       []string{"connect", "event", "disconnect"},
+		"webhook.handshake_headers":            []string{"*"},
 		"webhook.timeout":                      dur("5s"),
 		"webhook.retries":                      5,
 		"webhook.retry_wait_min":               dur("100ms"),
@@ -351,16 +355,20 @@ format = "json"
 			c.SocketIO.PingTimeout = dur("5s")
 			c.Log.Level = "warn"
 		}},
-		{"inline table", `api = { token = "t", listen = "10.0.0.1:7897" }`, func(c *Config) {
-			c.API.Token = "t"
+		{"inline table", `api = { token = "` + testToken + `", listen = "10.0.0.1:7897" }`, func(c *Config) {
+			c.API.Token = testToken
 			c.API.Listen = "10.0.0.1:7897"
 		}},
 		{"path normalized", "[socketio]\npath = \"realtime\"", func(c *Config) { c.SocketIO.Path = "/realtime/" }},
 		{"path gets trailing slash", "[socketio]\npath = \"/a/b\"", func(c *Config) { c.SocketIO.Path = "/a/b/" }},
 		{"any namespace", "[socketio]\nnamespaces = [\"*\"]", func(c *Config) { c.SocketIO.Namespaces = []string{"*"} }},
-		{"token on a public address", "[api]\nlisten = \":7897\"\ntoken = \"abc\"", func(c *Config) {
+		{"handshake headers", "[webhook]\nhandshake_headers = [\"User-Agent\", \"x-forwarded-for\", \"X_Weird~Name!\"]", func(c *Config) {
+			c.Webhook.HandshakeHeaders = []string{"User-Agent", "x-forwarded-for", "X_Weird~Name!"}
+		}},
+		{"no handshake headers", "[webhook]\nhandshake_headers = []", func(c *Config) { c.Webhook.HandshakeHeaders = []string{} }},
+		{"token on a public address", "[api]\nlisten = \":7897\"\ntoken = \"" + testToken + "\"", func(c *Config) {
 			c.API.Listen = ":7897"
-			c.API.Token = "abc"
+			c.API.Token = testToken
 		}},
 		{"localhost api", "[api]\nlisten = \"localhost:7897\"", func(c *Config) { c.API.Listen = "localhost:7897" }},
 		{"ephemeral ports", "server.listen = \"127.0.0.1:0\"\napi.listen = \"127.0.0.1:0\"", func(c *Config) {
@@ -411,15 +419,19 @@ func TestEnvOverrides(t *testing.T) {
 			c.SocketIO.Namespaces = []string{"/", "/chat", "/admin"}
 		}},
 		{"empty list", "", []string{"SIOBRIDGE_WEBHOOK_EVENTS="}, func(c *Config) { c.Webhook.Events = []string{} }},
+		{"handshake headers", "", []string{"SIOBRIDGE_WEBHOOK_HANDSHAKE_HEADERS=User-Agent, x-forwarded-for"}, func(c *Config) {
+			c.Webhook.HandshakeHeaders = []string{"User-Agent", "x-forwarded-for"}
+		}},
+		{"no handshake headers", "", []string{"SIOBRIDGE_WEBHOOK_HANDSHAKE_HEADERS="}, func(c *Config) { c.Webhook.HandshakeHeaders = []string{} }},
 		{"empty string", "[server]\nupstream = \"http://app:3000\"", []string{"SIOBRIDGE_SERVER_UPSTREAM="}, func(c *Config) {}},
 		{"env beats file", "[log]\nlevel = \"debug\"\nformat = \"json\"", []string{"SIOBRIDGE_LOG_LEVEL=error"}, func(c *Config) {
 			c.Log.Level = "error"
 			c.Log.Format = "json"
 		}},
 		{"last one wins", "", []string{"SIOBRIDGE_LOG_LEVEL=warn", "SIOBRIDGE_LOG_LEVEL=debug"}, func(c *Config) { c.Log.Level = "debug" }},
-		{"token makes a public API valid", "", []string{"SIOBRIDGE_API_LISTEN=0.0.0.0:7897", "SIOBRIDGE_API_TOKEN=xyz"}, func(c *Config) {
+		{"token makes a public API valid", "", []string{"SIOBRIDGE_API_LISTEN=0.0.0.0:7897", "SIOBRIDGE_API_TOKEN=" + testToken}, func(c *Config) {
 			c.API.Listen = "0.0.0.0:7897"
-			c.API.Token = "xyz"
+			c.API.Token = testToken
 		}},
 		{"path normalized", "", []string{"SIOBRIDGE_SOCKETIO_PATH=/io"}, func(c *Config) { c.SocketIO.Path = "/io/" }},
 	}
@@ -478,12 +490,17 @@ func TestValidateErrors(t *testing.T) {
 		{"upstream query", func(c *Config) { c.Server.Upstream = "http://app:3000/?x=1" }, []string{"config: server.upstream: must not have a query"}},
 		{"upstream fragment", func(c *Config) { c.Server.Upstream = "http://app:3000/#x" }, []string{"config: server.upstream: must not have a #fragment"}},
 		{"api listen bad", func(c *Config) { c.API.Listen = "localhost" }, []string{"config: api.listen: must be host:port"}},
-		{"api listen same as server", func(c *Config) { c.API.Listen = "0.0.0.0:7896"; c.API.Token = "t" }, []string{"config: api.listen: ", "overlaps server.listen"}},
+		{"api listen same as server", func(c *Config) { c.API.Listen = "0.0.0.0:7896"; c.API.Token = testToken }, []string{"config: api.listen: ", "overlaps server.listen"}},
 		{"api public without token", func(c *Config) { c.API.Listen = "0.0.0.0:7897" }, []string{"config: api.token: required when api.listen (0.0.0.0:7897) is not a loopback address", "SIOBRIDGE_API_TOKEN"}},
 		{"api all interfaces without token", func(c *Config) { c.API.Listen = ":7897" }, []string{"config: api.token: required when api.listen (:7897)"}},
 		{"api ipv6 any without token", func(c *Config) { c.API.Listen = "[::]:7897" }, []string{"config: api.token: required"}},
 		{"api LAN address without token", func(c *Config) { c.API.Listen = "192.168.1.10:7897" }, []string{"config: api.token: required"}},
 		{"api hostname without token", func(c *Config) { c.API.Listen = "myhost:7897" }, []string{"config: api.token: required"}},
+		{"handshake header with a space", func(c *Config) { c.Webhook.HandshakeHeaders = []string{"user-agent", "x forwarded"} }, []string{`config: webhook.handshake_headers: "x forwarded" is not a header name`, `["*"]`}},
+		{"handshake header empty", func(c *Config) { c.Webhook.HandshakeHeaders = []string{""} }, []string{`config: webhook.handshake_headers: "" is not a header name`}},
+		{"handshake header with a colon", func(c *Config) { c.Webhook.HandshakeHeaders = []string{"cookie:"} }, []string{`config: webhook.handshake_headers: "cookie:" is not a header name`}},
+		{"handshake header not ASCII", func(c *Config) { c.Webhook.HandshakeHeaders = []string{"x-café"} }, []string{`config: webhook.handshake_headers: "x-café" is not a header name`}},
+		{"handshake headers star and names", func(c *Config) { c.Webhook.HandshakeHeaders = []string{"*", "cookie"} }, []string{`config: webhook.handshake_headers: "*" stands for every header: use ["*"] alone, or list names without it`}},
 		{"api token whitespace", func(c *Config) { c.API.Token = "abc\n" }, []string{"config: api.token: must not start or end with whitespace"}},
 		{"max body zero", func(c *Config) { c.API.MaxBodyBytes = 0 }, []string{"config: api.max_body_bytes: must be at least 1"}},
 		{"path empty", func(c *Config) { c.SocketIO.Path = "" }, []string{"config: socketio.path: must not be empty"}},
@@ -598,11 +615,61 @@ func TestAPILoopback(t *testing.T) {
 		}
 		if !loopback {
 			checkErr(t, err, "api.token: required when api.listen ("+listen+")")
-			c.API.Token = "secret"
+			c.API.Token = testToken
 			if err := c.Validate(); err != nil {
 				t.Errorf("api.listen %q with a token: %v", listen, err)
 			}
 		}
+	}
+}
+
+// A token that guards an API the network reaches must be too long to guess; on loopback,
+// where only this machine's users reach it, any token will do.
+func TestAPITokenLength(t *testing.T) {
+	long := strings.Repeat("a1", 16) // 32 characters
+	short := long[:31]
+	for _, tc := range []struct {
+		listen, token string
+		ok            bool
+	}{
+		{"0.0.0.0:7897", short, false},
+		{":7897", short, false},
+		{"10.0.0.5:7897", "change-me", false},
+		{"[::]:7897", strings.Repeat("é", 31), false},
+		{"0.0.0.0:7897", long, true},
+		{"10.0.0.5:7897", long + "more", true},
+		{"127.0.0.1:7897", "abc", true},
+		{"localhost:7897", short, true},
+		{"[::1]:7897", "t", true},
+	} {
+		t.Run(tc.listen+" "+tc.token, func(t *testing.T) {
+			for _, load := range []struct {
+				name string
+				load func() error
+			}{
+				{"file", func() error {
+					_, err := LoadConfig(writeConfig(t, fmt.Sprintf("[api]\nlisten = %q\ntoken = %q\n", tc.listen, tc.token)), nil)
+					return err
+				}},
+				{"env", func() error {
+					_, err := LoadConfig("", []string{"SIOBRIDGE_API_LISTEN=" + tc.listen, "SIOBRIDGE_API_TOKEN=" + tc.token})
+					return err
+				}},
+			} {
+				err := load.load()
+				if tc.ok {
+					if err != nil {
+						t.Errorf("%s: %v", load.name, err)
+					}
+					continue
+				}
+				checkErr(t, err, fmt.Sprintf("config: api.token: must be at least 32 characters when api.listen (%s) is not a loopback address, got %d: ",
+					tc.listen, utf8.RuneCountInString(tc.token)), "openssl rand -hex 32")
+				if strings.Contains(err.Error(), tc.token) {
+					t.Errorf("%s: the error shows the token: %v", load.name, err)
+				}
+			}
+		})
 	}
 }
 

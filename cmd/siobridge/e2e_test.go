@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -391,6 +392,9 @@ func (b *bridge) fetch(method, url string, body any, header http.Header) (respon
 	for k, v := range header {
 		req.Header[k] = v
 	}
+	if host := header.Get("Host"); host != "" {
+		req.Host = host // the client sends req.Host, never a Host in req.Header
+	}
 	res, err := b.client.Do(req)
 	if err != nil {
 		return response{}, err
@@ -596,7 +600,7 @@ type app struct {
 }
 
 // startApp starts the app; its cleanup closes it and fails the test on any webhook that was
-// not as promised (signature, headers, payload).
+// not as promised (signature, headers, payload, the body's id the delivery header's).
 func startApp(t *testing.T) *app {
 	t.Helper()
 	a := &app{mux: http.NewServeMux()}
@@ -657,6 +661,10 @@ func (a *app) hook(w http.ResponseWriter, r *http.Request) {
 	if d.ID == "" || d.Attempt < 1 || d.Kind != string(d.Payload.Type) {
 		a.problem("webhook headers: delivery %q, attempt %q, type %q for a payload of type %q",
 			d.ID, r.Header.Get(webhook.HeaderAttempt), d.Kind, d.Payload.Type)
+	}
+	// The id is signed with the body: a replay under another id would not verify.
+	if d.Payload.ID != d.ID {
+		a.problem("webhook body id %q, %s %q: want the same", d.Payload.ID, webhook.HeaderDelivery, d.ID)
 	}
 	a.mu.Lock()
 	a.deliveries = append(a.deliveries, d)
@@ -1498,6 +1506,61 @@ func TestE2EBinary(t *testing.T) {
 	}
 }
 
+// TestE2EHandshakeHeaders: by default webhooks and GET /sockets show every header of a
+// client's handshake, its cookies and credentials included; with [webhook] handshake_headers,
+// only those listed, whatever their case.
+func TestE2EHandshakeHeaders(t *testing.T) {
+	t.Parallel()
+	sent := map[string]any{"Cookie": "session=s3cret", "Authorization": "Bearer user-token", "X-Tenant": "acme"}
+	for _, tc := range []struct {
+		name  string
+		env   []string
+		want  []string // header names shown
+		exact bool     // only those
+	}{
+		{"default", nil, []string{"authorization", "cookie", "user-agent", "x-tenant"}, false},
+		{"listed", []string{"SIOBRIDGE_WEBHOOK_HANDSHAKE_HEADERS=User-Agent, x-tenant,X-Absent"}, []string{"user-agent", "x-tenant"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a := startApp(t)
+			b := startBridge(t, a, tc.env...)
+			c := startNode(t).connect(t, b.url(), map[string]any{"extraHeaders": sent})
+			check := func(what string, headers map[string]string) {
+				t.Helper()
+				names := slices.Sorted(maps.Keys(headers))
+				for _, n := range tc.want {
+					if _, ok := headers[n]; !ok {
+						t.Errorf("%s: handshake headers %v lack %q", what, names, n)
+					}
+				}
+				if tc.exact && !slices.Equal(names, tc.want) {
+					t.Errorf("%s: handshake headers %v, want only %v", what, names, tc.want)
+				}
+				if v, ok := headers["x-tenant"]; ok && v != "acme" {
+					t.Errorf("%s: x-tenant %q, want acme", what, v)
+				}
+			}
+			c.emit(t, "hello")
+			connect := a.waitFor(t, "the connect webhook", func(d delivery) bool { return d.Kind == "connect" && d.Payload.Socket.ID == c.id })
+			event := a.waitEvent(t, c.id, "hello")
+			var hs struct{ Headers map[string]string }
+			if err := json.Unmarshal(b.sockets(t, "")[c.id].Handshake, &hs); err != nil {
+				t.Fatalf("GET /sockets handshake: %v", err)
+			}
+			c.close(t)
+			disconnect := a.waitFor(t, "the disconnect webhook", func(d delivery) bool { return d.Kind == "disconnect" && d.Payload.Socket.ID == c.id })
+			for _, d := range []delivery{connect, event, disconnect} {
+				if d.Payload.Socket.Handshake == nil {
+					t.Fatalf("%s webhook without a handshake: %s", d.Kind, d.Body)
+				}
+				check(d.Kind+" webhook", d.Payload.Socket.Handshake.Headers)
+			}
+			check("GET /sockets", hs.Headers)
+		})
+	}
+}
+
 // TestE2EConnectWebhook lets the app refuse a connection (with a message and data for the
 // client's connect_error) and admit one with data, a room and a welcome event.
 func TestE2EConnectWebhook(t *testing.T) {
@@ -1901,6 +1964,52 @@ func TestE2EBadAPIInput(t *testing.T) {
 	b.marker(t, c)
 	b.emit(t, map[string]any{"event": "after", "args": []any{"all that"}}, 1)
 	assertJSON(t, "after", c.expectEvent(t, "after").Args, `["all that"]`)
+}
+
+// TestE2EAPINotForBrowsers: the API of a bridge without a token refuses what a web page could
+// make a browser send it (a cross-site POST with an Origin, or a request under the page's own
+// name rebound to 127.0.0.1), and serves curl's requests to 127.0.0.1 and localhost.
+func TestE2EAPINotForBrowsers(t *testing.T) {
+	t.Parallel()
+	b := startBridge(t, nil)
+	c := startNode(t).connect(t, b.url(), nil)
+	_, port, _ := net.SplitHostPort(b.api)
+	for _, tc := range []struct {
+		name, method, path, body string
+		header                   http.Header
+		status                   int
+		errHas                   string
+	}{
+		{"cross-site form POST", "POST", "/emit", `{"event":"pwned"}`,
+			http.Header{"Origin": {"https://attacker.example"}, "Content-Type": {"text/plain"}}, 403, "does not serve browsers"},
+		{"health check from a page", "GET", "/healthz", "", http.Header{"Origin": {"https://attacker.example"}}, 403, "does not serve browsers"},
+		{"rebound name", "GET", "/sockets", "", http.Header{"Host": {"attacker.example:" + port}}, 403, `Host "attacker.example:` + port + `" is not a loopback address`},
+		{"rebound name, emit", "POST", "/emit", `{"event":"pwned"}`, http.Header{"Host": {"attacker.example"}}, 403, "loopback"},
+		{"127.0.0.1", "GET", "/sockets", "", http.Header{"Host": {"127.0.0.1:" + port}}, 200, ""},
+		{"localhost", "GET", "/sockets", "", http.Header{"Host": {"localhost:" + port}}, 200, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := b.fetch(tc.method, "http://"+b.api+tc.path, tc.body, tc.header)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.status != tc.status {
+				t.Fatalf("status %d, want %d: %s", res.status, tc.status, res.body)
+			}
+			if tc.status == http.StatusOK {
+				if !strings.Contains(string(res.body), c.id) {
+					t.Errorf("GET /sockets: %s, want socket %s", res.body, c.id)
+				}
+				return
+			}
+			var e struct{ Error string }
+			if err := json.Unmarshal(res.body, &e); err != nil || !strings.Contains(e.Error, tc.errHas) {
+				t.Errorf("body %s, want an error saying %q", res.body, tc.errHas)
+			}
+		})
+	}
+	// Neither refused emit reached the client: the marker is the first thing it gets.
+	b.marker(t, c)
 }
 
 // TestE2EReverseProxy requests the app's page and a WebSocket through siobridge's public port,

@@ -174,6 +174,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 	})
 	proxyMetrics = proxy.NewMetrics(reg, srv)
 	webhookMetrics := webhook.NewMetrics(reg)
+	// What the webhooks and GET /sockets show of each handshake's headers.
+	handshakeHeaders := webhook.KeepHeaders(cfg.Webhook.HandshakeHeaders...)
 
 	var (
 		deliverer *webhook.Deliverer
@@ -228,13 +230,14 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 			kinds = append(kinds, webhook.Kind(k))
 		}
 		webhook.NewBridge(webhook.BridgeOptions{
-			Server:        srv,
-			Deliverer:     deliverer,
-			Kinds:         kinds,
-			AcceptOnError: wh.ConnectOnError == "accept",
-			QueueFull:     webhook.QueueFullPolicy(wh.QueueFull),
-			Metrics:       webhookMetrics,
-			Logger:        log,
+			Server:           srv,
+			Deliverer:        deliverer,
+			Kinds:            kinds,
+			AcceptOnError:    wh.ConnectOnError == "accept",
+			QueueFull:        webhook.QueueFullPolicy(wh.QueueFull),
+			HandshakeHeaders: handshakeHeaders,
+			Metrics:          webhookMetrics,
+			Logger:           log,
 		})
 	} else {
 		log.Warn("no webhook.url set: client connections are accepted and their events are not forwarded")
@@ -263,10 +266,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 	}
 	var stopping atomic.Bool
 	api := proxy.NewAPI(proxy.APIOptions{
-		Server:       srv,
-		Token:        cfg.API.Token,
-		MaxBodyBytes: cfg.API.MaxBodyBytes,
-		Pprof:        cfg.API.Pprof,
+		Server:           srv,
+		Token:            cfg.API.Token,
+		MaxBodyBytes:     cfg.API.MaxBodyBytes,
+		HandshakeHeaders: handshakeHeaders,
+		Pprof:            cfg.API.Pprof,
 		Ready: func() error {
 			if stopping.Load() {
 				return errors.New("shutting down")

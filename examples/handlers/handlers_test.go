@@ -78,6 +78,7 @@ func TestHandlers(t *testing.T) {
 			hookURL := "http://127.0.0.1:" + m[1] + "/siobridge"
 
 			t.Run("signature", func(t *testing.T) { testSignature(t, hookURL) })
+			t.Run("repeated delivery", func(t *testing.T) { testRepeated(t, hookURL, handler.stdout) })
 			t.Run("clients", func(t *testing.T) { testClients(t, siobridge, hookURL, clientsJS, nodePath) })
 		})
 	}
@@ -87,9 +88,10 @@ func TestHandlers(t *testing.T) {
 // others 401.
 func testSignature(t *testing.T, hookURL string) {
 	now := time.Now()
-	connect := []byte(`{"type":"connect","namespace":"/","socket":{"id":"S1","rooms":[],"data":null}}`)
-	chat := []byte(`{"type":"event","namespace":"/","socket":{"id":"S1","rooms":["S1","lobby"],"data":{"name":"guest"}},"event":"chat","args":["hi",{"n":1}],"ack":true}`)
-	disconnect := []byte(`{"type":"disconnect","namespace":"/","socket":{"id":"S1","rooms":["S1","lobby"],"data":{"name":"guest"}},"reason":"transport close"}`)
+	connect := []byte(`{"id":"SIGCONNECT","type":"connect","namespace":"/","socket":{"id":"S1","rooms":[],"data":null}}`)
+	chat := []byte(`{"id":"SIGCHAT","type":"event","namespace":"/","socket":{"id":"S1","rooms":["S1","lobby"],"data":{"name":"guest"}},"event":"chat","args":["hi",{"n":1}],"ack":true}`)
+	disconnect := []byte(`{"id":"SIGDISCONNECT","type":"disconnect","namespace":"/","socket":{"id":"S1","rooms":["S1","lobby"],"data":{"name":"guest"}},"reason":"transport close"}`)
+	noID := []byte(`{"type":"connect","namespace":"/","socket":{"id":"S1","rooms":[],"data":null}}`)
 	valid := webhook.Sign(secret, now, connect)
 	cases := []struct {
 		name   string
@@ -109,34 +111,79 @@ func testSignature(t *testing.T, hookURL string) {
 		{"signed 10 minutes ago", connect, webhook.Sign(secret, now.Add(-10*time.Minute), connect), 401, ""},
 		{"signed 10 minutes ahead", connect, webhook.Sign(secret, now.Add(10*time.Minute), connect), 401, ""},
 		{"garbage", connect, "nonsense", 401, ""},
+		{"no delivery id in the body", noID, webhook.Sign(secret, now, noID), 400, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			req, err := http.NewRequest(http.MethodPost, hookURL, bytes.NewReader(c.body))
-			if err != nil {
-				t.Fatal(err)
-			}
-			req.Header.Set("Content-Type", "application/json")
-			if c.sig != "" {
-				req.Header.Set(webhook.HeaderSignature, c.sig)
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if resp.StatusCode != c.status {
-				t.Fatalf("status %d, want %d; body %s", resp.StatusCode, c.status, body)
+			status, body := postHook(t, hookURL, c.body, c.sig)
+			if status != c.status {
+				t.Fatalf("status %d, want %d; body %s", status, c.status, body)
 			}
 			if c.status == 200 && !jsonEqual(body, []byte(c.reply)) {
 				t.Fatalf("reply %s, want %s", body, c.reply)
 			}
 		})
 	}
+}
+
+// testRepeated sends the handler a delivery twice, as siobridge does when an answer does not
+// reach it in time: the second gets the first's reply and is not handled again (the handler
+// says so on its stdout), and the same body under another id is a new delivery.
+func testRepeated(t *testing.T, hookURL string, stdout *lines) {
+	const id = "REPEATEDCHATDELIVERY00000A"
+	chat := []byte(`{"id":"` + id + `","type":"event","namespace":"/","socket":{"id":"S2","rooms":["S2","lobby"],"data":null},"event":"chat","args":["twice"],"ack":true}`)
+	want := `{"ack":["ok"],"emit":[{"event":"chat","args":["twice"],"to":["lobby"],"except":["S2"]}]}`
+	for i := range 2 {
+		// Signed anew at each attempt, as siobridge does.
+		status, body := postHook(t, hookURL, chat, webhook.Sign(secret, time.Now().Add(time.Duration(i)*time.Second), chat))
+		if status != 200 || !jsonEqual(body, []byte(want)) {
+			t.Fatalf("attempt %d: %d %s, want 200 %s", i+1, status, body, want)
+		}
+	}
+	stdout.waitMatch(t, regexp.MustCompile(`^duplicate delivery `+id+`$`), "the handler noting the repeated delivery")
+	other := bytes.Replace(chat, []byte(id), []byte("ANOTHERCHATDELIVERY0000000"), 1)
+	if status, body := postHook(t, hookURL, other, webhook.Sign(secret, time.Now(), other)); status != 200 || !jsonEqual(body, []byte(want)) {
+		t.Fatalf("another id: %d %s, want 200 %s", status, body, want)
+	}
+	// A line for the first attempt, or for the other id, would have come before the marker.
+	marker := bytes.Replace(chat, []byte(id), []byte("MARKERDELIVERY000000000000"), 1)
+	for range 2 {
+		postHook(t, hookURL, marker, webhook.Sign(secret, time.Now(), marker))
+	}
+	stdout.waitMatch(t, regexp.MustCompile(`^duplicate delivery MARKERDELIVERY0+$`), "the marker's duplicate line")
+	var dups []string
+	for _, l := range stdout.all() {
+		if strings.HasPrefix(l, "duplicate delivery ") && !strings.Contains(l, "MARKER") {
+			dups = append(dups, l)
+		}
+	}
+	if !slices.Equal(dups, []string{"duplicate delivery " + id}) {
+		t.Errorf("the handler's duplicate lines: %q, want one for %s only", dups, id)
+	}
+}
+
+// postHook POSTs body to the handler with the signature sig (none when empty) and returns
+// its answer.
+func postHook(t *testing.T, hookURL string, body []byte, sig string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, hookURL, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if sig != "" {
+		req.Header.Set(webhook.HeaderSignature, sig)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	reply, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, reply
 }
 
 // testClients runs siobridge in front of the handler and two socket.io-client clients (see

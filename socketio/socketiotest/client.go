@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -31,11 +32,17 @@ type Client struct {
 // closed when the test ends.
 func Dial(t testing.TB, base, path string) *Client {
 	t.Helper()
+	return DialHeader(t, base, path, nil)
+}
+
+// DialHeader is Dial with header added to the handshake request.
+func DialHeader(t testing.TB, base, path string, header http.Header) *Client {
+	t.Helper()
 	if path == "" {
 		path = "/socket.io/"
 	}
 	u := "ws" + strings.TrimPrefix(base, "http") + path + "?EIO=4&transport=websocket"
-	conn, _, err := websocket.DefaultDialer.Dial(u, nil)
+	conn, _, err := websocket.DefaultDialer.Dial(u, header)
 	if err != nil {
 		t.Fatalf("socketiotest: dial %s: %v", u, err)
 	}

@@ -8,6 +8,9 @@
 //   event chat  -> ack "ok", and send the chat to the lobby except the sender
 //   disconnect  -> {}
 //
+// A delivery siobridge sends again (a retry after a timeout) is handled once: the body's
+// signed "id" is the key, and a delivery seen before gets the reply it got the first time.
+//
 // Run it with the secret siobridge signs with (webhook.secret), then point siobridge's
 // webhook.url at it:
 //
@@ -20,6 +23,9 @@ const SECRET = process.env.SIOBRIDGE_WEBHOOK_SECRET || "";
 const PORT = Number(process.env.PORT || 3000);
 const TOLERANCE = 300; // seconds a signature's timestamp may be away from our clock
 const MAX_BODY = 1 << 20;
+const SEEN_MAX = 10000; // replies kept to answer repeated deliveries; a real app keeps them in its database
+
+const seen = new Map(); // delivery id -> the reply it got, oldest first
 
 // verify checks X-Siobridge-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">.
 function verify(header, body) {
@@ -52,6 +58,19 @@ function actions(hook) {
   return {}; // disconnect, other events: nothing to do
 }
 
+// handleOnce is actions(hook), or the reply this delivery got before: siobridge may send a
+// webhook again when an answer did not reach it, and the app must not act twice.
+function handleOnce(delivery, hook) {
+  if (seen.has(delivery)) {
+    console.log(`duplicate delivery ${delivery}`);
+    return seen.get(delivery);
+  }
+  const reply = actions(hook);
+  seen.set(delivery, reply);
+  if (seen.size > SEEN_MAX) seen.delete(seen.keys().next().value);
+  return reply;
+}
+
 function answer(res, status, reply) {
   const data = JSON.stringify(reply);
   res.writeHead(status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(data) });
@@ -75,7 +94,10 @@ const server = http.createServer((req, res) => {
       hook = JSON.parse(body);
     } catch {}
     if (hook === null || typeof hook !== "object") return answer(res, 400, { error: "body is not a JSON object" });
-    answer(res, 200, actions(hook));
+    // The id in the signed body, not the X-Siobridge-Delivery header: a captured webhook sent
+    // again under a new header still carries its own id.
+    if (typeof hook.id !== "string" || hook.id === "") return answer(res, 400, { error: "body has no delivery id" });
+    answer(res, 200, handleOnce(hook.id, hook));
   });
 });
 

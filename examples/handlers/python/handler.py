@@ -8,6 +8,9 @@ this handler checks the signature and answers with actions:
   event chat  -> ack "ok", and send the chat to the lobby except the sender
   disconnect  -> {}
 
+A delivery siobridge sends again (a retry after a timeout) is handled once: the body's
+signed "id" is the key, and a delivery seen before gets the reply it got the first time.
+
 Run it with the secret siobridge signs with (webhook.secret), then point siobridge's
 webhook.url at it:
 
@@ -19,13 +22,19 @@ import hmac
 import json
 import os
 import sys
+import threading
 import time
+from collections import OrderedDict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 SECRET = os.environ.get("SIOBRIDGE_WEBHOOK_SECRET", "").encode()
 PORT = int(os.environ.get("PORT", "3000"))
 TOLERANCE = 300  # seconds a signature's timestamp may be away from our clock
 MAX_BODY = 1 << 20
+SEEN_MAX = 10000  # replies kept to answer repeated deliveries; a real app keeps them in its database
+
+seen = OrderedDict()  # delivery id -> the reply it got, oldest first
+seen_lock = threading.Lock()
 
 
 def verify(header: str, body: bytes) -> bool:
@@ -53,6 +62,20 @@ def actions(hook: dict) -> dict:
     return {}  # disconnect, other events: nothing to do
 
 
+def handle_once(delivery: str, hook: dict) -> dict:
+    """actions(hook), or the reply this delivery got before: siobridge may send a webhook
+    again when an answer did not reach it, and the app must not act twice."""
+    with seen_lock:  # held while acting, so that a retry racing the first attempt waits
+        if delivery in seen:
+            print("duplicate delivery", delivery, flush=True)
+            return seen[delivery]
+        reply = actions(hook)
+        seen[delivery] = reply
+        while len(seen) > SEEN_MAX:
+            seen.popitem(last=False)
+        return reply
+
+
 class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
@@ -67,7 +90,12 @@ class Handler(BaseHTTPRequestHandler):
             hook = None
         if not isinstance(hook, dict):
             return self.answer(400, {"error": "body is not a JSON object"})
-        self.answer(200, actions(hook))
+        # The id in the signed body, not the X-Siobridge-Delivery header: a captured
+        # webhook sent again under a new header still carries its own id.
+        delivery = hook.get("id")
+        if not isinstance(delivery, str) or not delivery:
+            return self.answer(400, {"error": "body has no delivery id"})
+        self.answer(200, handle_once(delivery, hook))
 
     def answer(self, status: int, reply: dict):
         data = json.dumps(reply).encode()
