@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -375,6 +376,7 @@ func (d *Deliverer) replay() {
 	}
 	d.mu.Lock()
 	for _, e := range entries {
+		e.dl.Body = withBodyID(e.dl.Body, e.dl.ID)
 		kq := d.keys[e.key]
 		if kq == nil {
 			kq = &keyQueue{key: e.key}
@@ -387,6 +389,22 @@ func (d *Deliverer) replay() {
 	}
 	d.mu.Unlock()
 	d.metrics.addPending(len(entries))
+}
+
+// withBodyID returns body with "id" as its first field, when it has none: a webhook spooled by
+// a siobridge that did not write the delivery id in the body is delivered with it, so that
+// the app finds it under the signature as in every other webhook.
+func withBodyID(body []byte, id string) []byte {
+	if len(body) < 2 || body[0] != '{' || bytes.HasPrefix(body, []byte(`{"id":`)) {
+		return body
+	}
+	out := make([]byte, 0, len(body)+len(id)+8)
+	out = append(out, `{"id":`...)
+	out = strconv.AppendQuote(out, id)
+	if body[1] != '}' {
+		out = append(out, ',')
+	}
+	return append(out, body[1:]...)
 }
 
 // replayed settles a delivery from the last run: its socket is gone, so the reply's actions

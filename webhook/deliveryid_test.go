@@ -158,3 +158,62 @@ func TestSpoolReplayKeepsBodyID(t *testing.T) {
 		}
 	}
 }
+
+// TestSpoolReplayAddsBodyIDToOldRecords: a webhook spooled by a siobridge that did not write
+// the delivery id in the body is replayed with it, under the signature, so that an app that
+// reads the id from the body (and refuses a body without one) loses nothing on an upgrade.
+func TestSpoolReplayAddsBodyIDToOldRecords(t *testing.T) {
+	const secret = "s3cret"
+	dir := t.TempDir()
+	quiet := slog.New(slog.DiscardHandler)
+	attempted := make(chan struct{}, 4)
+	down := newApp(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case attempted <- struct{}{}:
+		default:
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	s := openSpool(t, SpoolOptions{Dir: dir, Logger: quiet})
+	d := NewDeliverer(DelivererOptions{URL: down.URL, Secret: secret, Spool: s, RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond})
+	old := []*Delivery{
+		{ID: "OLDID1", Kind: KindEvent, Body: []byte(`{"type":"event","namespace":"/","event":"e","args":[1]}`)},
+		{ID: "OLDID2", Kind: KindDisconnect, Body: []byte(`{}`)},
+	}
+	for i, dl := range old {
+		if err := d.Enqueue(fmt.Sprintf("k%d", i), dl, func(Result) {}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	receive(t, attempted, "an attempt at the app")
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	d.Close(ctx)
+	if n := d.Kept(); n != 2 {
+		t.Fatalf("Kept = %d, want 2", n)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	hooks := make(chan hookRequest, 2)
+	up := newApp(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		hooks <- hookRequest{r.Header.Clone(), body}
+	})
+	newDeliverer(t, DelivererOptions{URL: up.URL, Secret: secret, Spool: openSpool(t, SpoolOptions{Dir: dir, Logger: quiet})})
+	want := map[string]string{
+		"OLDID1": `{"id":"OLDID1","type":"event","namespace":"/","event":"e","args":[1]}`,
+		"OLDID2": `{"id":"OLDID2"}`,
+	}
+	for range 2 {
+		h := receive(t, hooks, "a replayed webhook")
+		id := h.header.Get(HeaderDelivery)
+		if string(h.body) != want[id] {
+			t.Fatalf("replayed %s as %s, want %s", id, h.body, want[id])
+		}
+		if err := Verify(secret, h.header.Get(HeaderSignature), h.body, time.Now(), 5*time.Minute); err != nil {
+			t.Fatalf("replayed %s: %v", id, err)
+		}
+	}
+}
