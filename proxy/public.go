@@ -108,7 +108,7 @@ func (p *public) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorBody{"no upstream configured"})
 		return
 	}
-	pw := &proxyWriter{statusWriter: statusWriter{ResponseWriter: w}}
+	pw := &proxyWriter{statusWriter: statusWriter{ResponseWriter: w}, in: r}
 	defer func() { p.metrics.proxyRequest(pw.status()) }()
 	p.proxy.ServeHTTP(pw, r)
 }
@@ -146,8 +146,13 @@ func (p *public) newReverseProxy() *httputil.ReverseProxy {
 func (p *public) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	p.metrics.proxyError()
 	status, reason := classifyProxyError(err)
+	if pw, ok := w.(*proxyWriter); ok && edge.BodyCut(pw.in) {
+		// The client stopped sending its body: net/http may have cancelled the request
+		// before the proxy saw why.
+		status, reason = http.StatusRequestTimeout, "the request's body stalled"
+	}
 	level := slog.LevelWarn
-	if r.Context().Err() != nil {
+	if r.Context().Err() != nil || status == http.StatusRequestTimeout {
 		// The client went away; the app is not to blame.
 		level = slog.LevelDebug
 	}
@@ -215,6 +220,7 @@ func isTimeout(err error) bool {
 type proxyWriter struct {
 	statusWriter
 	hijacked bool
+	in       *http.Request // the request as the proxy got it (the error handler gets a clone)
 }
 
 // Hijack is for http.ResponseController, which httputil.ReverseProxy uses on upgrades.

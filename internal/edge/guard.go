@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -310,20 +311,41 @@ type timedBody struct {
 	g    *Guard
 	r    *http.Request
 	done bool
+	// Read by BodyCut, on another goroutine than Read: whether the body was cut, whether a
+	// read is waiting, and until when (Unix nanoseconds).
+	cut      atomic.Bool
+	reading  atomic.Bool
+	deadline atomic.Int64
+}
+
+// BodyCut reports whether r's body was cut by BodyTimeout, r being the request Handler gave
+// (not a clone whose body was wrapped since). A handler whose read of the body failed may
+// see another error than ErrBodyTimeout (net/http cancels the request's context when its
+// connection's read fails): this tells it why.
+func BodyCut(r *http.Request) bool {
+	b, ok := r.Body.(*timedBody)
+	// A read still waiting past its deadline is being cut: the handler may learn of the
+	// failure (a cancelled context) before the read returns.
+	return ok && (b.cut.Load() || b.reading.Load() && time.Now().UnixNano() >= b.deadline.Load())
 }
 
 func (b *timedBody) Read(p []byte) (int, error) {
 	if b.done {
 		return b.ReadCloser.Read(p)
 	}
-	_ = b.rc.SetReadDeadline(time.Now().Add(b.g.opts.BodyTimeout))
+	deadline := time.Now().Add(b.g.opts.BodyTimeout)
+	b.deadline.Store(deadline.UnixNano())
+	b.reading.Store(true)
+	_ = b.rc.SetReadDeadline(deadline)
 	n, err := b.ReadCloser.Read(p)
+	defer b.reading.Store(false) // after cut is set: BodyCut sees one or the other
 	switch {
 	case err == io.EOF:
 		b.done = true
 		_ = b.rc.SetReadDeadline(time.Time{})
 	case err != nil && isTimeout(err):
 		b.done = true
+		b.cut.Store(true)
 		b.g.count(LimitBodyTimeout)
 		b.g.log.Debug("edge: request body cut", "after", b.g.opts.BodyTimeout.String(),
 			"method", b.r.Method, "path", b.r.URL.Path, "addr", b.r.RemoteAddr)
