@@ -115,10 +115,16 @@ func (c *conn) send(p *Packet) error {
 // authorized (on its own goroutine when the namespace has an authorizer). The namespace is
 // held from here until the CONNECT is refused or, admitted, its socket leaves.
 func (c *conn) onConnect(p *Packet) {
-	ns, err := c.srv.acquire(normalizeNamespace(p.Namespace))
+	ns, err := c.srv.acquire(normalizeNamespace(p.Namespace), true)
 	if err != nil {
 		msg := "Invalid namespace"
-		if errors.Is(err, errServerShuttingDown) {
+		switch {
+		case errors.Is(err, errTooManyDynamic):
+			limit := c.srv.opts.MaxDynamicNamespaces
+			c.srv.onLimit(LimitDynamicNamespaces)
+			c.srv.log.Debug("socketio: CONNECT refused: dynamic namespace limit", "sid", c.eio.ID(), "namespace", p.Namespace, "limit", limit)
+			msg = fmt.Sprintf("Too many dynamic namespaces on this server (limit %d)", limit)
+		case errors.Is(err, errServerShuttingDown):
 			msg = "server shutting down"
 		}
 		_ = c.send(&Packet{Type: PacketConnectError, Namespace: p.Namespace, Data: connectErrorPayload(msg, nil)})

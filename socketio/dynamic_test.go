@@ -228,10 +228,40 @@ func TestListedNamespacesAreNeverRemoved(t *testing.T) {
 	}
 }
 
+func TestMaxDynamicNamespaces(t *testing.T) {
+	var hits limitHits
+	d := newDynamicServer(t, Options{Namespaces: []string{"/listed", "*"}, MaxDynamicNamespaces: 2, OnLimit: hits.hook})
+	a, b := d.dial(t), d.dial(t)
+	d.connect(t, a, "/d1")
+	d.connect(t, a, "/d2")
+	a.Write("40/d3,")
+	a.Expect(`44/d3,{"message":"Too many dynamic namespaces on this server (limit 2)"}`)
+	if n := hits.get(LimitDynamicNamespaces); n != 1 {
+		t.Errorf("OnLimit(%s) called %d times, want 1", LimitDynamicNamespaces, n)
+	}
+	// The limit is the server's: another connection may join those that exist, not make one.
+	d.connect(t, b, "/d1")
+	b.Write("40/d4,")
+	b.Expect(`44/d4,{"message":"Too many dynamic namespaces on this server (limit 2)"}`)
+	if n := hits.get(LimitDynamicNamespaces); n != 2 {
+		t.Errorf("OnLimit(%s) called %d times, want 2", LimitDynamicNamespaces, n)
+	}
+	// Listed namespaces are not counted.
+	d.connect(t, b, "/listed")
+	if got, want := d.names(), []string{"/", "/d1", "/d2", "/listed"}; !slices.Equal(got, want) {
+		t.Fatalf("namespaces %v, want %v", got, want)
+	}
+	// A namespace removed makes room.
+	a.Write("41/d2,")
+	d.waitClosed(t, "/d2")
+	d.connect(t, b, "/d3")
+}
+
 func TestHoldKeepsADynamicNamespace(t *testing.T) {
-	d := newDynamicServer(t, Options{Namespaces: []string{"*"}})
+	d := newDynamicServer(t, Options{Namespaces: []string{"*"}, MaxDynamicNamespaces: 1})
 	c := d.dial(t)
 	d.connect(t, c, "/busy")
+	// Held namespaces are the app's (the REST API's): the limit does not refuse them.
 	ns, release := d.srv.Hold("/api")
 	if ns == nil || ns.Name() != "/api" || !ns.Dynamic() {
 		t.Fatalf("Hold(/api) = %v", ns)

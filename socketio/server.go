@@ -28,6 +28,11 @@ type Options struct {
 	// at once; a CONNECT beyond it is answered CONNECT_ERROR "Too many namespaces on this
 	// connection (limit N)". 0: unlimited.
 	MaxNamespacesPerConnection int
+	// MaxDynamicNamespaces bounds the dynamic namespaces (those "*" in Namespaces lets clients
+	// make) that exist at once; a CONNECT that would make one more is answered CONNECT_ERROR
+	// "Too many dynamic namespaces on this server (limit N)". Namespaces listed, made by
+	// [Server.Of] or by [Server.Hold] are not refused. 0: unlimited (the default).
+	MaxDynamicNamespaces int
 	// MaxRoomsPerSocket bounds the rooms a socket may be in, its own id room not counted; a
 	// join beyond it (from Socket.Join, an admission, or an adapter's AddSockets) leaves the
 	// socket out of the extra rooms, with a warning logged. 0: unlimited.
@@ -55,12 +60,14 @@ type Options struct {
 }
 
 // The limits a client can run into at the Socket.IO layer, as passed to Options.OnLimit.
-// The names are those of siobridge's [limits] settings.
+// The names are those of siobridge's settings ([limits], and [socketio] for the dynamic
+// namespaces).
 const (
-	LimitNamespaces  = "max_namespaces_per_connection"
-	LimitRooms       = "max_rooms_per_socket"
-	LimitAttachments = "max_attachments"
-	LimitEventRate   = "events_per_second_per_socket"
+	LimitNamespaces        = "max_namespaces_per_connection"
+	LimitDynamicNamespaces = "max_dynamic_namespaces"
+	LimitRooms             = "max_rooms_per_socket"
+	LimitAttachments       = "max_attachments"
+	LimitEventRate         = "events_per_second_per_socket"
 )
 
 // ErrRateLimited is the {"error":...} text an event dropped by EventsPerSecond is acked with.
@@ -221,10 +228,11 @@ func (s *Server) Allows(name string) bool {
 // Hold returns the namespace called name, making it if it does not exist and the Namespaces
 // option holds "*", and keeps it from being removed until release is called (once; later
 // calls do nothing). It returns nil, and a release that does nothing, when clients may not
-// connect to name. It is for the app's own calls: siobridge's REST API holds the namespace it
-// acts on for the length of a call.
+// connect to name. The MaxDynamicNamespaces limit does not refuse a Hold: it is for the
+// app's own calls (siobridge's REST API holds the namespace it acts on for the length of a
+// call), not for clients.
 func (s *Server) Hold(name string) (ns *Namespace, release func()) {
-	ns, err := s.acquire(normalizeNamespace(name))
+	ns, err := s.acquire(normalizeNamespace(name), false)
 	if err != nil {
 		return nil, func() {}
 	}
@@ -235,13 +243,14 @@ func (s *Server) Hold(name string) (ns *Namespace, release func()) {
 // Errors of acquire.
 var (
 	errUnknownNamespace   = errors.New("socketio: unknown namespace")
+	errTooManyDynamic     = errors.New("socketio: too many dynamic namespaces")
 	errServerShuttingDown = errors.New("socketio: server shutting down")
 )
 
 // acquire returns the namespace called name with one more hold on it, making it if "*"
-// allows it. Every acquire is matched by one release:
+// allows it; capped applies MaxDynamicNamespaces. Every acquire is matched by one release:
 // a CONNECT's hold goes to its socket when admitted, and is released when the socket leaves.
-func (s *Server) acquire(name string) (*Namespace, error) {
+func (s *Server) acquire(name string, capped bool) (*Namespace, error) {
 	// Under the read lock, so that removeIdle, which checks the holds under the write lock,
 	// never removes a namespace that someone has just found.
 	s.mu.RLock()
@@ -265,6 +274,9 @@ func (s *Server) acquire(name string) (*Namespace, error) {
 	if s.closed {
 		// Close closes the adapters of the namespaces it finds; none may come after.
 		return nil, errServerShuttingDown
+	}
+	if limit := s.opts.MaxDynamicNamespaces; capped && limit > 0 && s.dynamic >= limit {
+		return nil, errTooManyDynamic
 	}
 	ns = s.makeLocked(name, true)
 	ns.holds.Add(1)
