@@ -426,7 +426,7 @@ func (a *api) checkEmit(r *webhook.EmitRequest) error {
 	if name[0] != '/' {
 		return fmt.Errorf("%w: namespace %q must start with \"/\"", webhook.ErrInvalid, name)
 	}
-	if a.srv.Lookup(name) == nil {
+	if !a.srv.Allows(name) {
 		return fmt.Errorf("%w %q", webhook.ErrUnknownNamespace, name)
 	}
 	if slices.Contains(r.To, "") || slices.Contains(r.Except, "") {

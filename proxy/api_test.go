@@ -260,6 +260,40 @@ func TestJoinLeaveRoomsSockets(t *testing.T) {
 	h.call(t, "GET", "/rooms?namespace=/chat", "").want(t, 200, `{"rooms":[]}`)
 }
 
+// TestAPIOnDynamicNamespaces: with "*", the API acts on namespaces that no client has made
+// yet, and leaves none behind: a dynamic namespace lives while sockets are in it.
+func TestAPIOnDynamicNamespaces(t *testing.T) {
+	h := newAPIHarness(t, socketio.Options{Namespaces: []string{"*"}}, APIOptions{})
+	h.srv.OnNamespace(func(ns *socketio.Namespace) {
+		if ns.Dynamic() {
+			ns.OnConnect(func(s *socketio.Socket) { h.connected <- s.ID() })
+		}
+	})
+	gone := func(what string) {
+		t.Helper()
+		if ns := h.srv.Lookup("/dyn"); ns != nil {
+			t.Fatalf("after %s: /dyn is still there", what)
+		}
+	}
+	h.call(t, "POST", "/emit", `{"namespace":"/dyn","event":"hi"}`).want(t, 200, `{"sockets":0}`)
+	gone("POST /emit")
+	h.call(t, "POST", "/join", `{"namespace":"/dyn","rooms":["r"]}`).want(t, 200, `{"sockets":0}`)
+	gone("POST /join")
+	h.call(t, "GET", "/sockets?namespace=/dyn", "").want(t, 200, `{"sockets":[]}`)
+	gone("GET /sockets")
+	h.call(t, "GET", "/rooms?namespace=/dyn", "").want(t, 200, `{"rooms":[]}`)
+	gone("GET /rooms")
+	h.call(t, "POST", "/emit", `[{"namespace":"/dyn","event":"a"},{"namespace":"/dyn","event":"b"}]`).want(t, 200, `[{"sockets":0},{"sockets":0}]`)
+	gone("a batch of POST /emit")
+
+	c, id := h.connect(t, "/dyn")
+	h.call(t, "POST", "/emit", `{"namespace":"/dyn","event":"hi"}`).want(t, 200, `{"sockets":1}`)
+	c.Expect(`42/dyn,["hi"]`)
+	h.call(t, "POST", "/disconnect", `{"namespace":"/dyn","to":["`+id+`"]}`).want(t, 200, `{"sockets":1}`)
+	c.Expect(`41/dyn,`)
+	gone("its only socket was disconnected")
+}
+
 func sorted(s ...string) []string {
 	slices.Sort(s)
 	return s

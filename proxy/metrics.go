@@ -23,7 +23,8 @@ type Metrics struct {
 var LimitNames = []string{
 	engineio.LimitSessions, engineio.LimitSessionsPerAddr, engineio.LimitHandshakeRate,
 	engineio.LimitSendQueue, engineio.LimitPayload, engineio.LimitOrigin,
-	socketio.LimitEventRate, socketio.LimitRooms, socketio.LimitNamespaces, socketio.LimitAttachments,
+	socketio.LimitEventRate, socketio.LimitRooms, socketio.LimitNamespaces, socketio.LimitDynamicNamespaces,
+	socketio.LimitAttachments,
 }
 
 // NewMetrics makes the collectors and registers them with reg (none when reg is nil). With

@@ -112,22 +112,34 @@ func (c *conn) send(p *Packet) error {
 }
 
 // onConnect handles a CONNECT: an unknown namespace is refused at once, a known one is
-// authorized (on its own goroutine when the namespace has an authorizer).
+// authorized (on its own goroutine when the namespace has an authorizer). The namespace is
+// held from here until the CONNECT is refused or, admitted, its socket leaves.
 func (c *conn) onConnect(p *Packet) {
-	ns := c.srv.lookup(p.Namespace)
-	if ns == nil {
-		_ = c.send(&Packet{Type: PacketConnectError, Namespace: p.Namespace,
-			Data: connectErrorPayload("Invalid namespace", nil)})
+	ns, err := c.srv.acquire(normalizeNamespace(p.Namespace), true)
+	if err != nil {
+		msg := "Invalid namespace"
+		switch {
+		case errors.Is(err, errTooManyDynamic):
+			limit := c.srv.opts.MaxDynamicNamespaces
+			c.srv.onLimit(LimitDynamicNamespaces)
+			c.srv.log.Debug("socketio: CONNECT refused: dynamic namespace limit", "sid", c.eio.ID(), "namespace", p.Namespace, "limit", limit)
+			msg = fmt.Sprintf("Too many dynamic namespaces on this server (limit %d)", limit)
+		case errors.Is(err, errServerShuttingDown):
+			msg = "server shutting down"
+		}
+		_ = c.send(&Packet{Type: PacketConnectError, Namespace: p.Namespace, Data: connectErrorPayload(msg, nil)})
 		return
 	}
 	c.mu.Lock()
 	_, busy := c.pending[ns.name]
 	if c.closed || busy || c.sockets.get(ns.name) != nil {
 		c.mu.Unlock()
+		c.srv.release(ns)
 		return // a repeated CONNECT is ignored, as in Node
 	}
 	if limit := c.srv.opts.MaxNamespacesPerConnection; limit > 0 && c.sockets.len()+len(c.pending) >= limit {
 		c.mu.Unlock()
+		c.srv.release(ns)
 		c.srv.onLimit(LimitNamespaces)
 		c.srv.log.Debug("socketio: CONNECT refused: namespace limit", "sid", c.eio.ID(), "namespace", ns.name, "limit", limit)
 		_ = c.send(&Packet{Type: PacketConnectError, Namespace: ns.name,
@@ -192,6 +204,7 @@ func (c *conn) refuse(ns *Namespace, req *ConnectRequest, err error) {
 		ce = &ConnectError{Message: err.Error()}
 	}
 	_ = c.send(&Packet{Type: PacketConnectError, Namespace: ns.name, Data: connectErrorPayload(ce.Message, ce.Data)})
+	c.srv.release(ns)
 }
 
 // admit makes the socket: rooms joined, CONNECT answered, then OnConnect run, all before the
@@ -211,6 +224,7 @@ func (c *conn) admit(ns *Namespace, req *ConnectRequest, adm *Admission) {
 		if req.restore != nil {
 			req.restore.Cancel()
 		}
+		c.srv.release(ns)
 		return
 	}
 	c.sockets.put(s)

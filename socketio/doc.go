@@ -16,6 +16,11 @@
 // they must not block (hand slow work such as an HTTP call to another goroutine). Authorizers,
 // which decide on a namespace CONNECT, run on a goroutine of their own and may block.
 //
+// With "*" in [Options].Namespaces, clients make the namespaces they connect to: such a
+// namespace is dynamic ([Namespace.Dynamic]), gets the [Server.OnNamespace] handlers, and is
+// removed once no socket (nor CONNECT being authorized, nor [Server.Hold]) keeps it;
+// [Options].MaxDynamicNamespaces bounds how many exist at once.
+//
 // Room membership, broadcasts and socket queries go through an [Adapter], one per namespace:
 // the in-memory one by default, or one that spans a cluster. A broadcast is encoded once and the
 // same bytes are queued on every receiver's Engine.IO session.

@@ -69,6 +69,12 @@ type Namespace struct {
 	// ackIDs numbers acks across the namespace, so that one encoded broadcast can carry the
 	// same id to every receiver without clashing with any socket's own acks.
 	ackIDs atomic.Uint64
+
+	// dynamic is set while the namespace may be removed (see Dynamic); Of clears it.
+	dynamic atomic.Bool
+	// holds counts what keeps the namespace: its sockets, the CONNECTs to it being
+	// authorized, and Server.Hold calls. Taken under the server's read lock (Server.acquire).
+	holds atomic.Int64
 }
 
 func newNamespace(srv *Server, name string) *Namespace {
@@ -87,6 +93,13 @@ func (ns *Namespace) NextAckID() uint64 { return ns.ackIDs.Add(1) }
 
 // Name is the namespace's name, such as "/" or "/chat".
 func (ns *Namespace) Name() string { return ns.name }
+
+// Dynamic reports whether the namespace was made because the Namespaces option holds "*",
+// for a client's CONNECT or a [Server.Hold], rather than being "/", listed or made by
+// [Server.Of]. A dynamic namespace is removed, and its adapter closed, once no socket is in
+// it, no CONNECT to it is being authorized, no Hold keeps it and its recovery store keeps no
+// session; a later CONNECT makes it anew, with the [Server.OnNamespace] handlers.
+func (ns *Namespace) Dynamic() bool { return ns.dynamic.Load() }
 
 // Adapter returns the namespace's adapter.
 func (ns *Namespace) Adapter() Adapter { return ns.adapter }

@@ -97,6 +97,9 @@ type SessionStore interface {
 	// starts collecting what its socket missed after offset. It returns false when the
 	// session is unknown or expired, or when packets after offset are no longer stored.
 	RestoreSession(pid, offset string) (Restore, bool)
+	// Sessions is how many sessions the store keeps now (expired ones included until they
+	// are swept): a dynamic namespace is not removed while its store keeps any.
+	Sessions() int
 }
 
 // Restore is a session being restored: out of its store, and collecting the packets stored
@@ -394,12 +397,26 @@ func (a *MemoryAdapter) RestoreSession(pid, offset string) (Restore, bool) {
 	return r, true
 }
 
+// Sessions implements [SessionStore].
+func (a *MemoryAdapter) Sessions() int {
+	if a.log == nil {
+		return 0
+	}
+	a.log.mu.Lock()
+	defer a.log.mu.Unlock()
+	return len(a.log.sessions)
+}
+
 // sweepRecovery drops what is older than the recovery window from every namespace's store;
-// the server calls it from one shared ticker.
+// the server calls it from one shared ticker. A dynamic namespace kept only for its sessions
+// goes once they have.
 func (s *Server) sweepRecovery() {
 	for _, ns := range s.Namespaces() {
 		if m, ok := ns.adapter.(*MemoryAdapter); ok && m.log != nil {
 			m.log.sweep()
+		}
+		if ns.dynamic.Load() && ns.holds.Load() == 0 {
+			s.removeIdle(ns)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package socketio
 
 import (
+	"errors"
 	"log/slog"
 	"math"
 	"net/http"
@@ -16,7 +17,8 @@ type Options struct {
 	// Engine configures the Engine.IO layer: heartbeat, payload limit, transports, CORS.
 	Engine engineio.Options
 	// Namespaces lists the namespaces clients may connect to, besides "/" and those made with
-	// [Server.Of]; "*" allows any, each made on first use.
+	// [Server.Of]; "*" allows any, each made on first use and removed once nothing holds it
+	// (see [Namespace.Dynamic]).
 	Namespaces []string
 	// ConnectTimeout closes a connection that has joined no namespace by then. Default 45s.
 	ConnectTimeout time.Duration
@@ -26,6 +28,11 @@ type Options struct {
 	// at once; a CONNECT beyond it is answered CONNECT_ERROR "Too many namespaces on this
 	// connection (limit N)". 0: unlimited.
 	MaxNamespacesPerConnection int
+	// MaxDynamicNamespaces bounds the dynamic namespaces (those "*" in Namespaces lets clients
+	// make) that exist at once; a CONNECT that would make one more is answered CONNECT_ERROR
+	// "Too many dynamic namespaces on this server (limit N)". Namespaces listed, made by
+	// [Server.Of] or by [Server.Hold] are not refused. 0: unlimited (the default).
+	MaxDynamicNamespaces int
 	// MaxRoomsPerSocket bounds the rooms a socket may be in, its own id room not counted; a
 	// join beyond it (from Socket.Join, an admission, or an adapter's AddSockets) leaves the
 	// socket out of the extra rooms, with a warning logged. 0: unlimited.
@@ -53,12 +60,14 @@ type Options struct {
 }
 
 // The limits a client can run into at the Socket.IO layer, as passed to Options.OnLimit.
-// The names are those of siobridge's [limits] settings.
+// The names are those of siobridge's settings ([limits], and [socketio] for the dynamic
+// namespaces).
 const (
-	LimitNamespaces  = "max_namespaces_per_connection"
-	LimitRooms       = "max_rooms_per_socket"
-	LimitAttachments = "max_attachments"
-	LimitEventRate   = "events_per_second_per_socket"
+	LimitNamespaces        = "max_namespaces_per_connection"
+	LimitDynamicNamespaces = "max_dynamic_namespaces"
+	LimitRooms             = "max_rooms_per_socket"
+	LimitAttachments       = "max_attachments"
+	LimitEventRate         = "events_per_second_per_socket"
 )
 
 // ErrRateLimited is the {"error":...} text an event dropped by EventsPerSecond is acked with.
@@ -70,8 +79,12 @@ type Server struct {
 	eio  *engineio.Server
 	log  *slog.Logger
 
+	// wildcard is true when Options.Namespaces holds "*".
+	wildcard bool
+
 	mu          sync.RWMutex
 	namespaces  map[string]*Namespace
+	dynamic     int // how many of namespaces are dynamic
 	onNamespace []func(*Namespace)
 	closed      bool
 
@@ -104,7 +117,8 @@ func NewServer(opts Options) *Server {
 		opts.Engine.Logger = opts.Logger
 	}
 	opts.Recovery.setDefaults()
-	s := &Server{opts: opts, log: opts.Logger, namespaces: make(map[string]*Namespace)}
+	s := &Server{opts: opts, log: opts.Logger, namespaces: make(map[string]*Namespace),
+		wildcard: slices.Contains(opts.Namespaces, "*")}
 	if w := opts.Recovery.MaxDisconnection; w > 0 {
 		// One ticker for every namespace's store; an expired session found before a sweep is
 		// refused all the same.
@@ -131,29 +145,40 @@ func (s *Server) Engine() *engineio.Server { return s.eio }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.eio.ServeHTTP(w, r) }
 
 // Of returns the namespace called name ("/" if empty, a leading "/" added if missing),
-// making it if it does not exist yet.
+// making it if it does not exist yet. A namespace returned by Of is never removed, even one
+// that a client made dynamic: the caller may have set handlers on it.
 func (s *Server) Of(name string) *Namespace {
 	name = normalizeNamespace(name)
 	s.mu.RLock()
 	ns := s.namespaces[name]
 	s.mu.RUnlock()
-	if ns != nil {
+	if ns != nil && !ns.dynamic.Load() {
 		return ns
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if ns = s.namespaces[name]; ns != nil {
-		s.mu.Unlock()
+		if ns.dynamic.Load() {
+			ns.dynamic.Store(false)
+			s.dynamic--
+		}
 		return ns
 	}
-	ns = newNamespace(s, name)
+	return s.makeLocked(name, false)
+}
+
+// makeLocked makes namespace name, with s.mu held. The hooks run before the namespace can be
+// returned to anyone else: a client connecting to a dynamic namespace finds its handlers set.
+func (s *Server) makeLocked(name string, dynamic bool) *Namespace {
+	ns := newNamespace(s, name)
+	ns.dynamic.Store(dynamic)
+	if dynamic {
+		s.dynamic++
+	}
 	s.namespaces[name] = ns
-	hooks := s.onNamespace
-	// The hooks run before the namespace can be returned to anyone else: the lock is held, so
-	// a client connecting to a dynamic namespace finds its handlers set.
-	for _, fn := range hooks {
+	for _, fn := range s.onNamespace {
 		fn(ns)
 	}
-	s.mu.Unlock()
 	return ns
 }
 
@@ -186,23 +211,101 @@ func (s *Server) Namespaces() []*Namespace {
 	return out
 }
 
-// Lookup returns the namespace called name if it exists or may be made (the Namespaces option
-// allows it, or holds "*"), and nil otherwise. Unlike Of, it never makes a namespace that
-// clients could not connect to.
-func (s *Server) Lookup(name string) *Namespace { return s.lookup(normalizeNamespace(name)) }
+// Lookup returns the namespace called name if it exists now, and nil otherwise. Unlike Of
+// and Hold, it never makes one.
+func (s *Server) Lookup(name string) *Namespace {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.namespaces[normalizeNamespace(name)]
+}
 
-// lookup returns the namespace a client may connect to, or nil.
-func (s *Server) lookup(name string) *Namespace {
+// Allows reports whether clients may connect to the namespace called name: it exists, or
+// the Namespaces option holds "*".
+func (s *Server) Allows(name string) bool {
+	return s.wildcard || s.Lookup(name) != nil
+}
+
+// Hold returns the namespace called name, making it if it does not exist and the Namespaces
+// option holds "*", and keeps it from being removed until release is called (once; later
+// calls do nothing). It returns nil, and a release that does nothing, when clients may not
+// connect to name. The MaxDynamicNamespaces limit does not refuse a Hold: it is for the
+// app's own calls (siobridge's REST API holds the namespace it acts on for the length of a
+// call), not for clients.
+func (s *Server) Hold(name string) (ns *Namespace, release func()) {
+	ns, err := s.acquire(normalizeNamespace(name), false)
+	if err != nil {
+		return nil, func() {}
+	}
+	var once sync.Once
+	return ns, func() { once.Do(func() { s.release(ns) }) }
+}
+
+// Errors of acquire.
+var (
+	errUnknownNamespace   = errors.New("socketio: unknown namespace")
+	errTooManyDynamic     = errors.New("socketio: too many dynamic namespaces")
+	errServerShuttingDown = errors.New("socketio: server shutting down")
+)
+
+// acquire returns the namespace called name with one more hold on it, making it if "*"
+// allows it; capped applies MaxDynamicNamespaces. Every acquire is matched by one release:
+// a CONNECT's hold goes to its socket when admitted, and is released when the socket leaves.
+func (s *Server) acquire(name string, capped bool) (*Namespace, error) {
+	// Under the read lock, so that removeIdle, which checks the holds under the write lock,
+	// never removes a namespace that someone has just found.
 	s.mu.RLock()
 	ns := s.namespaces[name]
+	if ns != nil {
+		ns.holds.Add(1)
+	}
 	s.mu.RUnlock()
 	if ns != nil {
-		return ns
+		return ns, nil
 	}
-	if slices.Contains(s.opts.Namespaces, "*") {
-		return s.Of(name)
+	if !s.wildcard {
+		return nil, errUnknownNamespace
 	}
-	return nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ns = s.namespaces[name]; ns != nil {
+		ns.holds.Add(1)
+		return ns, nil
+	}
+	if s.closed {
+		// Close closes the adapters of the namespaces it finds; none may come after.
+		return nil, errServerShuttingDown
+	}
+	if limit := s.opts.MaxDynamicNamespaces; capped && limit > 0 && s.dynamic >= limit {
+		return nil, errTooManyDynamic
+	}
+	ns = s.makeLocked(name, true)
+	ns.holds.Add(1)
+	return ns, nil
+}
+
+// release ends one hold on ns; a dynamic namespace that nothing holds any more is removed.
+func (s *Server) release(ns *Namespace) {
+	if ns.holds.Add(-1) == 0 && ns.dynamic.Load() {
+		s.removeIdle(ns)
+	}
+}
+
+// removeIdle removes ns and closes its adapter if it is dynamic, nothing holds it and its
+// recovery store keeps no session (the sweeper calls it again once they have expired).
+func (s *Server) removeIdle(ns *Namespace) {
+	s.mu.Lock()
+	if s.closed || s.namespaces[ns.name] != ns || !ns.dynamic.Load() || ns.holds.Load() != 0 ||
+		(ns.store != nil && ns.store.Sessions() > 0) {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.namespaces, ns.name)
+	s.dynamic--
+	s.mu.Unlock()
+	s.log.Debug("socketio: dynamic namespace removed: nothing holds it", "namespace", ns.name)
+	if err := ns.adapter.Close(); err != nil {
+		s.log.Warn("socketio: closing the adapter of a removed namespace", "namespace", ns.name, "err", err)
+	}
 }
 
 // Close disconnects every client with "server shutting down", closes the adapters and waits for

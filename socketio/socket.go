@@ -351,7 +351,8 @@ func (s *Socket) onAck(p *Packet) {
 }
 
 // onClose ends the socket once: out of its rooms and namespace, pending acks dropped,
-// disconnect handlers told.
+// disconnect handlers told, and then its hold on the namespace released (a disconnect
+// handler may still broadcast through the namespace's adapter).
 func (s *Socket) onClose(reason string) {
 	rooms := s.ns.adapter.SocketRooms(s.id)
 	s.mu.Lock()
@@ -380,6 +381,7 @@ func (s *Socket) onClose(reason string) {
 	for _, fn := range handlers {
 		fn(reason)
 	}
+	s.ns.srv.release(s.ns)
 }
 
 // newEventPacket builds an EVENT (or BINARY_EVENT) packet for ns.

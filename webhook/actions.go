@@ -100,27 +100,46 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
 }
 
-// operator resolves a selection to a broadcast operator on srv.
-func (sel *Selection) operator(srv *socketio.Server) (*socketio.BroadcastOperator, error) {
+// operator resolves a selection to a broadcast operator on srv. The namespace is held (a
+// dynamic one made if need be, and kept from being removed) until release is called.
+func (sel *Selection) operator(srv *socketio.Server) (op *socketio.BroadcastOperator, release func(), err error) {
+	name, err := sel.namespace()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, field := range [][]string{sel.To, sel.Except} {
+		for _, r := range field {
+			if r == "" {
+				return nil, nil, invalid("room names and socket ids must not be empty")
+			}
+		}
+	}
+	ns, release, err := hold(srv, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ns.To(sel.To...).Except(sel.Except...), release, nil
+}
+
+// namespace is the selection's namespace, "/" when empty.
+func (sel *Selection) namespace() (string, error) {
 	name := sel.Namespace
 	if name == "" {
 		name = "/"
 	}
 	if name[0] != '/' {
-		return nil, invalid("namespace %q must start with \"/\"", name)
+		return "", invalid("namespace %q must start with \"/\"", name)
 	}
-	ns := srv.Lookup(name)
+	return name, nil
+}
+
+// hold holds namespace name until release is called.
+func hold(srv *socketio.Server, name string) (ns *socketio.Namespace, release func(), err error) {
+	ns, release = srv.Hold(name)
 	if ns == nil {
-		return nil, fmt.Errorf("%w %q", ErrUnknownNamespace, name)
+		return nil, nil, fmt.Errorf("%w %q", ErrUnknownNamespace, name)
 	}
-	for _, field := range [][]string{sel.To, sel.Except} {
-		for _, r := range field {
-			if r == "" {
-				return nil, invalid("room names and socket ids must not be empty")
-			}
-		}
-	}
-	return ns.To(sel.To...).Except(sel.Except...), nil
+	return ns, release, nil
 }
 
 // Validate checks an emit request without acting on it.
@@ -151,10 +170,11 @@ func emit(ctx context.Context, srv *socketio.Server, r *EmitRequest, count bool)
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
-	op, err := r.operator(srv)
+	op, release, err := r.operator(srv)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	args, err := ArgsFromJSON(r.Args)
 	if err != nil {
 		return nil, invalid("%v", err)
@@ -219,10 +239,11 @@ func Join(ctx context.Context, srv *socketio.Server, r *RoomsRequest) (*CountRes
 	if err := r.validate(); err != nil {
 		return nil, err
 	}
-	op, err := r.operator(srv)
+	op, release, err := r.operator(srv)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	ctx, reach := socketio.WithReach(ctx)
 	n, err := op.SocketsJoin(ctx, r.Rooms...)
 	return &CountResult{Sockets: n, Cluster: clusterOf(reach)}, err
@@ -233,10 +254,11 @@ func Leave(ctx context.Context, srv *socketio.Server, r *RoomsRequest) (*CountRe
 	if err := r.validate(); err != nil {
 		return nil, err
 	}
-	op, err := r.operator(srv)
+	op, release, err := r.operator(srv)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	ctx, reach := socketio.WithReach(ctx)
 	n, err := op.SocketsLeave(ctx, r.Rooms...)
 	return &CountResult{Sockets: n, Cluster: clusterOf(reach)}, err
@@ -244,10 +266,11 @@ func Leave(ctx context.Context, srv *socketio.Server, r *RoomsRequest) (*CountRe
 
 // Disconnect disconnects the selected sockets (with Close, their whole connections).
 func Disconnect(ctx context.Context, srv *socketio.Server, r *DisconnectRequest) (*CountResult, error) {
-	op, err := r.operator(srv)
+	op, release, err := r.operator(srv)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	ctx, reach := socketio.WithReach(ctx)
 	n, err := op.DisconnectSockets(ctx, r.Close)
 	return &CountResult{Sockets: n, Cluster: clusterOf(reach)}, err
@@ -265,10 +288,11 @@ func Sockets(ctx context.Context, srv *socketio.Server, namespace, room string) 
 	if room != "" {
 		sel.To = []string{room}
 	}
-	op, err := sel.operator(srv)
+	op, release, err := sel.operator(srv)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	ctx, reach := socketio.WithReach(ctx)
 	infos, err := op.FetchSockets(ctx)
 	if err != nil {
@@ -285,11 +309,15 @@ type RoomsResult struct {
 
 // Rooms lists the rooms of a namespace with their socket counts.
 func Rooms(ctx context.Context, srv *socketio.Server, namespace string) (*RoomsResult, error) {
-	sel := Selection{Namespace: namespace}
-	if _, err := sel.operator(srv); err != nil {
+	name, err := (&Selection{Namespace: namespace}).namespace()
+	if err != nil {
 		return nil, err
 	}
-	ns := srv.Lookup(sel.Namespace)
+	ns, release, err := hold(srv, name)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	ctx, reach := socketio.WithReach(ctx)
 	rooms, err := ns.Adapter().Rooms(ctx)
 	if err != nil {

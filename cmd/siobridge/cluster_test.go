@@ -14,6 +14,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,6 +36,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/siobridge/siobridge/socketio/socketiotest"
 	"github.com/siobridge/siobridge/webhook"
@@ -75,6 +77,7 @@ func TestCluster(t *testing.T) {
 		{"RedisRestart", testClusterRedisRestart},
 		{"HungAndDeadNodes", testClusterHungAndDeadNodes},
 		{"NodeJS", testClusterNodeJS},
+		{"DynamicNamespaces", testClusterDynamicNamespaces},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -553,6 +556,113 @@ func testClusterNodeJS(t *testing.T, bin, redisBin string) {
 			t.Fatalf("the Node.js server disconnected n1 with reason %s, want \"server namespace disconnect\"", reason)
 		}
 	})
+}
+
+// testClusterDynamicNamespaces: with namespaces = ["*"], one POST full of CONNECTs to new
+// namespaces costs Redis no connection per namespace and stops at max_dynamic_namespaces; a
+// dynamic namespace spans the nodes; the namespaces go when their client does.
+func testClusterDynamicNamespaces(t *testing.T, bin, redisBin string) {
+	const limit, asked = 200, 250
+	r := clusterStartRedis(t, redisBin)
+	app := clusterStartApp(t)
+	nodes := clusterStartNodes(t, bin, r, app, []string{"A", "B"},
+		"SIOBRIDGE_SOCKETIO_NAMESPACES=*",
+		fmt.Sprintf("SIOBRIDGE_SOCKETIO_MAX_DYNAMIC_NAMESPACES=%d", limit),
+		"SIOBRIDGE_LIMITS_MAX_NAMESPACES_PER_CONNECTION=0")
+	a, b := nodes[0], nodes[1]
+	for _, n := range nodes {
+		n.waitReady(t, http.StatusOK)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: r.addr()})
+	defer rdb.Close()
+	redisClients := func() int {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), clusterWait)
+		defer cancel()
+		info, err := rdb.Info(ctx, "clients").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(info, "\r\n") {
+			if v, ok := strings.CutPrefix(line, "connected_clients:"); ok {
+				if n, err := strconv.Atoi(v); err == nil {
+					return n
+				}
+			}
+		}
+		t.Fatalf("INFO clients without connected_clients: %q", info)
+		return 0
+	}
+	before := redisClients()
+
+	p := socketiotest.DialPolling(t, "http://"+a.public, "")
+	connects := make([]string, asked)
+	for i := range connects {
+		connects[i] = fmt.Sprintf("40/n%d,", i)
+	}
+	p.Post(connects...)
+	admitted, refused := 0, 0
+	for _, m := range p.Read(asked) {
+		switch {
+		case strings.HasPrefix(m, "40/n") && strings.Contains(m, `,{"sid":`):
+			admitted++
+		case strings.HasPrefix(m, "44/n") && strings.HasSuffix(m, fmt.Sprintf(`,{"message":"Too many dynamic namespaces on this server (limit %d)"}`, limit)):
+			refused++
+		default:
+			t.Fatalf("a CONNECT was answered %q", m)
+		}
+	}
+	if admitted != limit || refused != asked-limit {
+		t.Fatalf("%d CONNECTs: %d admitted, %d refused; want %d and %d", asked, admitted, refused, limit, asked-limit)
+	}
+	st, metrics := a.get("/metrics")
+	if want := fmt.Sprintf(`siobridge_limit_hits_total{limit="max_dynamic_namespaces"} %d`, asked-limit); st != http.StatusOK || !strings.Contains(string(metrics), want+"\n") {
+		t.Fatalf("GET /metrics on A: %d, without %s", st, want)
+	}
+	after := redisClients()
+	t.Logf("Redis clients: %d with two nodes, %d once A has %d dynamic namespaces", before, after, limit)
+	if after > before+2 {
+		t.Fatalf("Redis has %d clients, %d before A's %d namespaces: connections grow with namespaces", after, before, limit)
+	}
+	if st, body := a.get("/readyz"); st != http.StatusOK {
+		t.Fatalf("GET /readyz on A = %d %s", st, body)
+	}
+
+	// A dynamic namespace spans the nodes, through the API of a node that has no socket in it.
+	b.emit(t, `{"namespace":"/n3","event":"from-b"}`, 1)
+	if got := p.Read(1)[0]; got != `42/n3,["from-b"]` {
+		t.Fatalf("A's client got %q", got)
+	}
+	cb := socketiotest.Dial(t, "http://"+b.public, "")
+	cb.Connect("/n3", "")
+	a.emit(t, `{"namespace":"/n3","event":"from-a"}`, 2)
+	cb.Expect(`42/n3,["from-a"]`)
+	if got := p.Read(1)[0]; got != `42/n3,["from-a"]` {
+		t.Fatalf("A's client got %q", got)
+	}
+
+	// The client leaves: A's namespaces go, and with them their subscriptions.
+	p.Post("1")
+	channels := make([]string, limit)
+	for i := range channels {
+		channels[i] = fmt.Sprintf("socket.io-request#/n%d#", i)
+	}
+	clusterPoll(t, "A's dynamic namespaces to unsubscribe", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), clusterWait)
+		defer cancel()
+		counts, err := rdb.PubSubNumSub(ctx, channels...).Result()
+		if err != nil {
+			return false
+		}
+		for ch, n := range counts {
+			if want := map[bool]int64{true: 1}[ch == "socket.io-request#/n3#"]; n != want { // B's cb is in /n3
+				return false
+			}
+		}
+		return true
+	})
+	b.emit(t, `{"namespace":"/n3","event":"still"}`, 1)
+	cb.Expect(`42/n3,["still"]`)
 }
 
 // ---- building and environment ----

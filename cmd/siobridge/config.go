@@ -74,6 +74,10 @@ type SocketIOConfig struct {
 	CORSOrigins       []string `toml:"cors_origins"`        // default []; "*" or absolute origins like "https://app.example.com" (scheme://host[:port], no path)
 	CORSCredentials   bool     `toml:"cors_credentials"`    // default false
 	MaxQueuedMessages int      `toml:"max_queued_messages"` // per connection send queue, default 4096
+	// MaxDynamicNamespaces bounds the namespaces that "*" in Namespaces lets clients make and
+	// that exist at once (each is removed when its last socket leaves); a CONNECT that would
+	// make one more is refused. Default 1000; 0 = unlimited.
+	MaxDynamicNamespaces int `toml:"max_dynamic_namespaces"`
 	// Recovery is connection state recovery's window: how long a disconnected client's
 	// session and the packets it missed are kept. Default "" (off); "0" is off too.
 	Recovery           OffDuration `toml:"recovery"`
@@ -257,6 +261,8 @@ func DefaultConfig() Config {
 			RecoveryMaxBytes:   64 << 20,
 			WebSocketPoller:    true,
 			PollingPoller:      true,
+
+			MaxDynamicNamespaces: 1000,
 		},
 		Webhook: WebhookConfig{
 			Events:         []string{"connect", "event", "disconnect"},
@@ -803,6 +809,9 @@ func (c *Config) Validate() error {
 		if ns != "*" && !strings.HasPrefix(ns, "/") {
 			p.addf("socketio.namespaces", `%q must start with "/", like "/chat" (or be "*" to allow any namespace)`, ns)
 		}
+	}
+	if c.SocketIO.MaxDynamicNamespaces < 0 {
+		p.addf("socketio.max_dynamic_namespaces", "must be 0 (unlimited) or more (namespaces), got %d", c.SocketIO.MaxDynamicNamespaces)
 	}
 	p.positive("socketio.ping_interval", c.SocketIO.PingInterval)
 	p.positive("socketio.ping_timeout", c.SocketIO.PingTimeout)

@@ -163,6 +163,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 			PollingBodyTimeout:     cfg.Server.BodyTimeout.Duration,
 		},
 		Namespaces:                 sio.Namespaces,
+		MaxDynamicNamespaces:       sio.MaxDynamicNamespaces,
 		ConnectTimeout:             sio.ConnectTimeout.Duration,
 		MaxNamespacesPerConnection: lim.MaxNamespacesPerConnection,
 		MaxRoomsPerSocket:          lim.MaxRoomsPerSocket,
@@ -399,9 +400,14 @@ func tcpConnLimit(configured int) int {
 }
 
 // clusterHealth reports a cluster adapter that has lost its connection (Redis down): the node
-// still serves its own clients, but its broadcasts no longer reach the others.
+// still serves its own clients, but its broadcasts no longer reach the others. Dynamic
+// namespaces are left out: their adapters share the connection of "/", and one that a client
+// has just made is not subscribed for a moment, which says nothing about the node.
 func clusterHealth(srv *socketio.Server) error {
 	for _, ns := range srv.Namespaces() {
+		if ns.Dynamic() {
+			continue
+		}
 		if h, ok := ns.Adapter().(interface{ Healthy() error }); ok {
 			if err := h.Healthy(); err != nil {
 				return fmt.Errorf("cluster adapter of namespace %s: %w", ns.Name(), err)

@@ -38,7 +38,8 @@ const (
 
 // Sizes and intervals that need no tuning.
 const (
-	// publishQueueSize bounds the messages waiting for the publisher goroutine.
+	// publishQueueSize bounds the messages waiting for the publisher goroutine (of all the
+	// namespaces of one factory).
 	publishQueueSize = 4096
 	// inboxSize bounds the broadcasts and requests waiting for the dispatcher goroutine.
 	inboxSize = 1024
@@ -66,9 +67,10 @@ var (
 // Options configure the adapters that [New] makes. The zero value of every field but Client
 // means its default.
 type Options struct {
-	// Client publishes and runs commands; each namespace's adapter also makes one subscriber
-	// connection from it (Client.Subscribe). A *redis.Client (also from NewFailoverClient) or
-	// a *redis.ClusterClient; not a *redis.Ring, whose shards do not share pub/sub. Required.
+	// Client publishes and runs commands; the adapters of one factory (the result of one
+	// New) also share one subscriber connection made from it (Client.Subscribe). A
+	// *redis.Client (also from NewFailoverClient) or a *redis.ClusterClient; not a
+	// *redis.Ring, whose shards do not share pub/sub. Required.
 	Client redis.UniversalClient
 	// KeyPrefix starts every channel name, as the Node.js adapter's "key" option. Default
 	// "socket.io".
@@ -88,8 +90,12 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// New returns the factory of Redis adapters, one per namespace, for socketio.Options.Adapter.
-// It panics if opts.Client is nil: that is a configuration mistake, found at start.
+// New returns the factory of Redis adapters, one per namespace, for socketio.Options.Adapter
+// of one server. The adapters it makes share one subscriber connection and four goroutines
+// (a subscriber, a keeper of the subscriptions, a dispatcher and a publisher), started with
+// the first adapter and ended when the last one is closed (so by socketio.Server.Close); an
+// adapter made after that starts them again. It panics if opts.Client is nil: that is a
+// configuration mistake, found at start.
 func New(opts Options) socketio.AdapterFactory {
 	if opts.Client == nil {
 		panic("redisadapter: Options.Client is nil; pass a go-redis client such as redis.NewClient(&redis.Options{Addr: \"127.0.0.1:6379\"})")
@@ -103,18 +109,22 @@ func New(opts Options) socketio.AdapterFactory {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return func(ns *socketio.Namespace) socketio.Adapter { return newAdapter(ns, opts) }
+	f := &factory{opts: opts}
+	return f.newAdapter
 }
 
 // Adapter is one namespace's Redis adapter. Room membership and delivery to this node's
-// sockets are the in-memory adapter's; the rest reaches the other nodes through Redis.
+// sockets are the in-memory adapter's; the rest reaches the other nodes through Redis, over
+// the connection and goroutines it shares with the factory's other adapters.
 type Adapter struct {
-	ns     *socketio.Namespace
-	local  socketio.Adapter
-	client redis.UniversalClient
-	opts   Options
-	log    *slog.Logger
-	uid    string
+	ns      *socketio.Namespace
+	local   socketio.Adapter
+	client  redis.UniversalClient
+	opts    Options
+	log     *slog.Logger
+	uid     string
+	factory *factory
+	hub     *hub // set by the factory, for the adapter's life
 
 	channel                 string // broadcasts: channel, or channel + room + "#"
 	requestChannel          string
@@ -124,27 +134,21 @@ type Adapter struct {
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	outbox chan outgoing
-	inbox  chan *redis.Message
 
-	mu       sync.Mutex
-	closed   bool
-	ps       *redis.PubSub
-	pending  map[string]*pendingRequest
-	ackReqs  map[string]*ackRequest
-	health   error // nil when subscribed
-	healthAt time.Time
+	mu      sync.Mutex
+	closed  bool
+	pending map[string]*pendingRequest
+	ackReqs map[string]*ackRequest
+
+	// Kept by the hub, under its lock:
+	health     error // nil while subscribed
+	healthAt   time.Time
+	subscribed chan struct{} // closed, and set to nil, once first subscribed
 }
 
-// outgoing is one message for the publisher goroutine.
-type outgoing struct {
-	channel string
-	payload []byte
-}
-
-func newAdapter(ns *socketio.Namespace, opts Options) *Adapter {
+func newAdapter(ns *socketio.Namespace, f *factory) *Adapter {
 	uid := newID()
+	opts := f.opts
 	prefix := opts.KeyPrefix
 	a := &Adapter{
 		ns:              ns,
@@ -153,27 +157,32 @@ func newAdapter(ns *socketio.Namespace, opts Options) *Adapter {
 		opts:            opts,
 		log:             opts.Logger.With("component", "redisadapter", "namespace", ns.Name(), "node", uid),
 		uid:             uid,
+		factory:         f,
 		channel:         prefix + "#" + ns.Name() + "#",
 		requestChannel:  prefix + "-request#" + ns.Name() + "#",
 		responseChannel: prefix + "-response#" + ns.Name() + "#",
 		presenceChannel: prefix + "-siobridge#" + ns.Name() + "#",
-		outbox:          make(chan outgoing, publishQueueSize),
-		inbox:           make(chan *redis.Message, inboxSize),
 		pending:         make(map[string]*pendingRequest),
 		ackReqs:         make(map[string]*ackRequest),
 		health:          errNotYet,
 		healthAt:        time.Now(),
+		subscribed:      make(chan struct{}),
 	}
 	a.specificResponseChannel = a.responseChannel + uid + "#"
 	a.ctx, a.cancel = context.WithCancel(context.Background())
-	// No connection is made here: Subscribe without channels is lazy, so making a namespace
-	// never blocks on Redis. The subscriber goroutine connects.
-	a.ps = a.client.Subscribe(a.ctx)
-	a.wg.Add(3)
-	go a.subscribeLoop()
-	go a.dispatchLoop()
-	go a.publishLoop()
 	return a
+}
+
+// subscriptions are the adapter's channels and pattern: PSUBSCRIBE on the broadcasts,
+// SUBSCRIBE on the requests, the responses (shared and its own) and the presence channel.
+func (a *Adapter) subscriptions() [5]subscription {
+	return [5]subscription{
+		{name: a.channel + "*", pattern: true},
+		{name: a.requestChannel},
+		{name: a.responseChannel},
+		{name: a.specificResponseChannel},
+		{name: a.presenceChannel},
+	}
 }
 
 // newID returns 6 random bytes in hex, the shape of the Node.js adapter's ids.
@@ -191,11 +200,11 @@ func (a *Adapter) UID() string { return a.uid }
 // after Close). Broadcasts and requests from other nodes are missed while it is not nil; this
 // node's own sockets are served all along.
 func (a *Adapter) Healthy() error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.closed {
+	if a.ctx.Err() != nil {
 		return ErrClosed
 	}
+	a.hub.mu.Lock()
+	defer a.hub.mu.Unlock()
 	if a.health != nil {
 		return fmt.Errorf("redisadapter: namespace %q: not subscribed to Redis since %s: %w",
 			a.ns.Name(), a.healthAt.Format(time.RFC3339), a.health)
@@ -203,31 +212,26 @@ func (a *Adapter) Healthy() error {
 	return nil
 }
 
-// setHealth records the subscriber's state (nil: subscribed) and logs its changes.
-func (a *Adapter) setHealth(err error) {
-	a.mu.Lock()
-	was := a.health
-	changed := (was == nil) != (err == nil)
-	firstFailure := errors.Is(was, errNotYet) && err != nil
-	if changed {
-		a.healthAt = time.Now()
+// waitSubscribed waits, bounded by ctx and RequestTimeout, until a new adapter's channels are
+// subscribed while Redis can be reached: PUBSUB NUMSUB counts this node only from then on.
+func (a *Adapter) waitSubscribed(ctx context.Context) {
+	h := a.hub
+	h.mu.Lock()
+	ch := a.subscribed
+	down := h.connErr != nil && !errors.Is(h.connErr, errNotYet)
+	h.mu.Unlock()
+	if ch == nil || down {
+		return
 	}
-	a.health = err
-	closed := a.closed
-	a.mu.Unlock()
-	switch {
-	case closed:
-	case changed && err == nil:
-		a.log.Info("redis adapter subscribed", "channels", []string{a.channel + "*", a.requestChannel, a.responseChannel})
-	case changed:
-		a.log.Warn("redis adapter lost its subscription; other nodes are unreachable until it is back", "error", err)
-	case firstFailure:
-		a.log.Warn("redis adapter cannot subscribe yet", "error", err)
+	timer := time.NewTimer(a.opts.RequestTimeout)
+	defer timer.Stop()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	case <-timer.C:
+	case <-a.ctx.Done():
 	}
 }
-
-// errNotYet is the state before the first subscription.
-var errNotYet = errors.New("not subscribed yet")
 
 // AddAll implements [socketio.Adapter].
 func (a *Adapter) AddAll(id string, rooms []string) { a.local.AddAll(id, rooms) }
@@ -336,7 +340,7 @@ func (a *Adapter) publish(channel string, payload []byte) error {
 		return ErrClosed
 	}
 	select {
-	case a.outbox <- outgoing{channel, payload}:
+	case a.hub.outbox <- outgoing{channel, payload}:
 		return nil
 	default:
 		a.log.Warn("redis adapter publish queue full; message dropped", "channel", channel)
@@ -347,6 +351,7 @@ func (a *Adapter) publish(channel string, payload []byte) error {
 // nodeCounts returns how many nodes subscribe to the namespace's request channel (this one
 // included) and how many of them are siobridge nodes.
 func (a *Adapter) nodeCounts(ctx context.Context) (all, siobridge int, err error) {
+	a.waitSubscribed(ctx)
 	ctx, cancel := context.WithTimeout(ctx, a.opts.RequestTimeout)
 	defer cancel()
 	add := func(c redis.UniversalClient) error {
@@ -688,9 +693,14 @@ func (a *Adapter) encodeBroadcastRequest(ctx context.Context, id string, p *sock
 	return encodeMsgpack(req)
 }
 
-// Close implements [socketio.Adapter]: it ends the subscriber connection (which unsubscribes
-// it), lets the publisher send what is queued (for at most a second) and waits for the
-// adapter's goroutines. Requests waiting for other nodes return what they have.
+// Close implements [socketio.Adapter]: the namespace's channels are unsubscribed (by the
+// hub's keeper, so Close does not wait on Redis) and what it queued for the publisher is
+// still published. Requests waiting for other nodes return what they have. Closing the
+// factory's last adapter also ends the shared connection, lets the publisher send what is
+// queued (for at most a second) and waits for the hub's goroutines, so that one must not be
+// closed from a handler the dispatcher runs (a disconnect handler of a remote disconnect
+// request). socketio.Server closes an adapter from there only when it removes a dynamic
+// namespace while "/" is open, so the last one is always closed by Server.Close.
 func (a *Adapter) Close() error {
 	a.mu.Lock()
 	if a.closed {
@@ -698,16 +708,11 @@ func (a *Adapter) Close() error {
 		return nil
 	}
 	a.closed = true
-	ps := a.ps
 	a.ackReqs = make(map[string]*ackRequest)
 	a.mu.Unlock()
 	a.cancel()
-	err := ps.Close()
-	a.wg.Wait()
-	if lerr := a.local.Close(); lerr != nil {
-		err = errors.Join(err, lerr)
-	}
-	if err != nil {
+	a.factory.release(a)
+	if err := a.local.Close(); err != nil {
 		return fmt.Errorf("redisadapter: close namespace %q: %w", a.ns.Name(), err)
 	}
 	return nil

@@ -6,9 +6,13 @@
 //	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
 //	srv := socketio.NewServer(socketio.Options{Adapter: redisadapter.New(redisadapter.Options{Client: rdb})})
 //
-// Each namespace gets its own adapter, with a random node id, one subscriber connection (made
-// from the client) and one publisher goroutine. On the wire, per namespace nsp and key prefix
-// (default "socket.io"):
+// Each namespace gets its own adapter, with a random node id. The adapters of one factory
+// (one New) share one subscriber connection made from the client, which subscribes to each
+// namespace's channels while the namespace exists and unsubscribes when its adapter closes,
+// and the goroutines that read it, dispatch what it brings (one message at a time, in the
+// order Redis sent them) and publish; so a node holds one subscriber connection to Redis
+// however many namespaces it has, dynamic ones included. On the wire, per namespace nsp and
+// key prefix (default "socket.io"):
 //
 //   - broadcasts are PUBLISHed as msgpack [uid, packet, opts] on "<prefix>#<nsp>#", or on
 //     "<prefix>#<nsp>#<room>#" when exactly one room is targeted; every node PSUBSCRIBEs

@@ -1,13 +1,15 @@
 package redisadapter
 
-// The adapter's three goroutines, all ended by Close:
+// The hub's four goroutines, all ended by hub.stop:
 //
-//   - the subscriber reads the subscription connection, answers for its health, hands
+//   - the subscriber reads the shared subscription connection, answers for its health, hands
 //     broadcasts and requests to the dispatcher and settles responses itself (so that a
 //     request handler that waits for other nodes cannot block the answers it waits for);
+//   - the keeper sends SUBSCRIBE and UNSUBSCRIBE as namespaces come and go, so that neither
+//     making a namespace nor closing one waits on Redis;
 //   - the dispatcher delivers broadcasts to this node's sockets and answers requests, one at
-//     a time in the order Redis delivered them;
-//   - the publisher PUBLISHes what the adapter queued, in order, pipelining what piled up.
+//     a time in the order Redis delivered them (so in order within each namespace);
+//   - the publisher PUBLISHes what the adapters queued, in order, pipelining what piled up.
 
 import (
 	"bytes"
@@ -31,39 +33,23 @@ const (
 	publishPause = time.Second
 	// dropLogEvery spaces the warnings about dropped messages.
 	dropLogEvery = 10 * time.Second
-	// flushOnClose bounds how long Close lets the publisher send what is queued.
+	// flushOnClose bounds how long stopping lets the publisher send what is queued.
 	flushOnClose = time.Second
 	// maxBackoff caps the wait between two attempts to reach Redis.
 	maxBackoff = 2 * time.Second
 )
 
-// subscriptions is how many channels and patterns a healthy subscriber connection has.
-const subscriptions = 5
-
-func (a *Adapter) subscribe(ps *redis.PubSub) {
-	// The channels are recorded even when Redis cannot be reached: go-redis subscribes again
-	// to all of them on every new connection.
-	err := ps.Subscribe(a.ctx, a.requestChannel, a.responseChannel, a.specificResponseChannel, a.presenceChannel)
-	if perr := ps.PSubscribe(a.ctx, a.channel+"*"); err == nil {
-		err = perr
-	}
-	if err != nil && a.ctx.Err() == nil {
-		a.setHealth(err)
-	}
-}
-
 // subscribeLoop is the subscriber goroutine.
-func (a *Adapter) subscribeLoop() {
-	defer a.wg.Done()
-	a.mu.Lock()
-	ps := a.ps
-	a.mu.Unlock()
-	a.subscribe(ps)
+func (h *hub) subscribeLoop() {
+	defer h.wg.Done()
+	h.mu.Lock()
+	ps := h.ps
+	h.mu.Unlock()
 	var backoff time.Duration
 	pinged := false
 	for {
-		msg, err := ps.ReceiveTimeout(a.ctx, pingInterval)
-		if a.ctx.Err() != nil {
+		msg, err := ps.ReceiveTimeout(h.ctx, pingInterval)
+		if h.ctx.Err() != nil {
 			return
 		}
 		if err != nil {
@@ -72,15 +58,15 @@ func (a *Adapter) subscribeLoop() {
 				if pinged {
 					// The ping got no answer: the connection is dead without having been
 					// closed (a network partition). Start over on a new one.
-					a.setHealth(fmt.Errorf("no answer to a ping within %s", pingInterval))
-					if ps = a.renewPubSub(ps); ps == nil {
+					h.connLost(fmt.Errorf("no answer to a ping within %s", pingInterval))
+					if ps = h.renewPubSub(ps); ps == nil {
 						return
 					}
 					pinged = false
 					continue
 				}
-				if perr := ps.Ping(a.ctx); perr != nil {
-					a.setHealth(perr)
+				if perr := ps.Ping(h.ctx); perr != nil {
+					h.connLost(perr)
 				} else {
 					pinged = true
 				}
@@ -88,79 +74,66 @@ func (a *Adapter) subscribeLoop() {
 			}
 			// A broken connection: go-redis dials again (and subscribes again) on the next
 			// receive; wait a little first, so a Redis that is down costs no busy loop.
-			a.setHealth(err)
+			h.connLost(err)
 			backoff = min(max(2*backoff, 50*time.Millisecond), maxBackoff)
-			if !a.sleep(backoff) {
+			if !h.sleep(backoff) {
 				return
 			}
 			continue
 		}
 		backoff, pinged = 0, false
+		h.connUp()
 		switch m := msg.(type) {
 		case *redis.Subscription:
-			if (m.Kind == "subscribe" || m.Kind == "psubscribe") && m.Count >= subscriptions {
-				a.setHealth(nil)
-			}
+			h.onSubscription(m)
 		case *redis.Message:
-			a.route(m)
+			h.route(m)
 		}
 	}
 }
 
-// renewPubSub replaces the subscriber connection; nil once the adapter is closed.
-func (a *Adapter) renewPubSub(old *redis.PubSub) *redis.PubSub {
-	_ = old.Close()
-	a.mu.Lock()
-	if a.closed {
-		a.mu.Unlock()
-		return nil
-	}
-	ps := a.client.Subscribe(a.ctx)
-	a.ps = ps
-	a.mu.Unlock()
-	a.subscribe(ps)
-	return ps
-}
-
-func (a *Adapter) sleep(d time.Duration) bool {
+func (h *hub) sleep(d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return true
-	case <-a.ctx.Done():
+	case <-h.ctx.Done():
 		return false
 	}
 }
 
-// route sorts a message from Redis: responses are settled here, the rest waits for the
-// dispatcher.
-func (a *Adapter) route(m *redis.Message) {
-	switch {
-	case m.Pattern != "" || m.Channel == a.requestChannel:
+// keepLoop is the keeper goroutine.
+func (h *hub) keepLoop() {
+	defer h.wg.Done()
+	for {
 		select {
-		case a.inbox <- m:
-		case <-a.ctx.Done():
+		case <-h.ctx.Done():
+			return
+		case <-h.resync:
+			h.syncSubscriptions()
 		}
-	case m.Channel == a.responseChannel || m.Channel == a.specificResponseChannel:
-		a.onResponse([]byte(m.Payload))
 	}
 }
 
 // dispatchLoop is the dispatcher goroutine.
-func (a *Adapter) dispatchLoop() {
-	defer a.wg.Done()
+func (h *hub) dispatchLoop() {
+	defer h.wg.Done()
 	for {
 		select {
-		case <-a.ctx.Done():
+		case <-h.ctx.Done():
 			return
-		case m := <-a.inbox:
-			a.dispatch(m)
+		case d := <-h.inbox:
+			d.a.dispatch(d.m)
 		}
 	}
 }
 
+// dispatch handles a broadcast or a request, unless the adapter has closed meanwhile.
 func (a *Adapter) dispatch(m *redis.Message) {
+	if a.ctx.Err() != nil {
+		return
+	}
 	defer func() {
 		// A message from the network must never take the process down.
 		if r := recover(); r != nil {
@@ -246,36 +219,36 @@ func peekUID(b []byte) (string, error) {
 }
 
 // publishLoop is the publisher goroutine.
-func (a *Adapter) publishLoop() {
-	defer a.wg.Done()
+func (h *hub) publishLoop() {
+	defer h.wg.Done()
 	var st publishState
 	batch := make([]outgoing, 0, 64)
 	for {
 		select {
-		case m := <-a.outbox:
-			batch = a.fill(append(batch[:0], m))
-			a.flush(context.Background(), batch, &st)
-		case <-a.ctx.Done():
+		case m := <-h.outbox:
+			batch = h.fill(append(batch[:0], m))
+			h.flush(context.Background(), batch, &st)
+		case <-h.ctx.Done():
 			ctx, cancel := context.WithTimeout(context.Background(), flushOnClose)
 			for ctx.Err() == nil {
-				batch = a.fill(batch[:0])
+				batch = h.fill(batch[:0])
 				if len(batch) == 0 {
 					break
 				}
-				a.flush(ctx, batch, &st)
+				h.flush(ctx, batch, &st)
 			}
 			cancel()
-			st.report(a, true)
+			st.report(h, true)
 			return
 		}
 	}
 }
 
 // fill adds what is queued to batch, up to its capacity, without waiting.
-func (a *Adapter) fill(batch []outgoing) []outgoing {
+func (h *hub) fill(batch []outgoing) []outgoing {
 	for len(batch) < cap(batch) {
 		select {
-		case m := <-a.outbox:
+		case m := <-h.outbox:
 			batch = append(batch, m)
 		default:
 			return batch
@@ -292,29 +265,29 @@ type publishState struct {
 	lastLog     time.Time
 }
 
-func (st *publishState) report(a *Adapter, final bool) {
+func (st *publishState) report(h *hub, final bool) {
 	if st.dropped == 0 || (!final && time.Since(st.lastLog) < dropLogEvery) {
 		return
 	}
-	a.log.Warn("redis adapter could not publish; other nodes missed these messages", "dropped", st.dropped, "error", st.lastErr)
+	h.log.Warn("redis adapter could not publish; other nodes missed these messages", "dropped", st.dropped, "error", st.lastErr)
 	st.dropped, st.lastLog = 0, time.Now()
 }
 
 // flush publishes batch in one round trip; on failure the messages are dropped (delivery is
 // at most once) and the publisher pauses.
-func (a *Adapter) flush(ctx context.Context, batch []outgoing, st *publishState) {
+func (h *hub) flush(ctx context.Context, batch []outgoing, st *publishState) {
 	if time.Now().Before(st.pausedUntil) {
 		st.dropped += len(batch)
-		st.report(a, false)
+		st.report(h, false)
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
 	var err error
 	if len(batch) == 1 {
-		err = a.client.Publish(ctx, batch[0].channel, batch[0].payload).Err()
+		err = h.client.Publish(ctx, batch[0].channel, batch[0].payload).Err()
 	} else {
-		pipe := a.client.Pipeline()
+		pipe := h.client.Pipeline()
 		for _, m := range batch {
 			pipe.Publish(ctx, m.channel, m.payload)
 		}
@@ -324,11 +297,11 @@ func (a *Adapter) flush(ctx context.Context, batch []outgoing, st *publishState)
 		st.pausedUntil = time.Now().Add(publishPause)
 		st.dropped += len(batch)
 		st.lastErr = err
-		st.report(a, false)
+		st.report(h, false)
 		return
 	}
 	if st.dropped > 0 {
-		st.report(a, true)
+		st.report(h, true)
 	}
 }
 

@@ -1,12 +1,15 @@
-// Package socketiotest provides a raw Socket.IO test client, as net/http/httptest provides
-// test servers: it speaks Engine.IO v4 over one WebSocket and lets a test write and read
-// Socket.IO packets as the text on the wire ("42[\"event\",1]"), so tests assert on exactly
-// what a server sends. Pings are answered as they come.
+// Package socketiotest provides raw Socket.IO test clients, as net/http/httptest provides
+// test servers: they speak Engine.IO v4 over one WebSocket ([Client]) or HTTP long-polling
+// ([Polling]) and let a test write and read Socket.IO packets as the text on the wire
+// ("42[\"event\",1]"), so tests assert on exactly what a server sends. Pings are answered
+// as they come.
 package socketiotest
 
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -140,4 +143,92 @@ func (c *Client) ExpectClosed() {
 			_ = c.Conn.WriteMessage(websocket.TextMessage, []byte("3"))
 		}
 	}
+}
+
+// Polling is one Engine.IO session over HTTP long-polling, as a client without WebSocket
+// holds it: Post sends messages as one payload, Read polls for what the server sends. Pings
+// are answered as they come.
+type Polling struct {
+	t      testing.TB
+	url    string // with EIO, transport and sid
+	client *http.Client
+	read   []string // received and not yet returned
+}
+
+// DialPolling opens a long-polling session to the Socket.IO endpoint under base, as Dial
+// does. The session is closed (an Engine.IO close packet) when the test ends, unless the test
+// closed it.
+func DialPolling(t testing.TB, base, path string) *Polling {
+	t.Helper()
+	if path == "" {
+		path = "/socket.io/"
+	}
+	p := &Polling{t: t, url: base + path + "?EIO=4&transport=polling", client: &http.Client{Timeout: 2 * ReadTimeout}}
+	body, err := p.do(http.MethodGet, "")
+	var open struct {
+		SID string `json:"sid"`
+	}
+	if err != nil || !strings.HasPrefix(body, "0{") || json.Unmarshal([]byte(body[1:]), &open) != nil || open.SID == "" {
+		t.Fatalf("socketiotest: polling handshake: %q, %v", body, err)
+	}
+	p.url += "&sid=" + open.SID
+	t.Cleanup(func() {
+		_, _ = p.do(http.MethodPost, "1")
+		p.client.CloseIdleConnections()
+	})
+	return p
+}
+
+func (p *Polling) do(method, body string) (string, error) {
+	req, err := http.NewRequest(method, p.url, strings.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
+	res, err := p.client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err == nil && res.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s answered %d %s", method, res.StatusCode, b)
+	}
+	return string(b), err
+}
+
+// Post sends Engine.IO messages, such as `40/chat,` or `42["hi"]`, in one POST.
+func (p *Polling) Post(msgs ...string) {
+	p.t.Helper()
+	if body, err := p.do(http.MethodPost, strings.Join(msgs, "\x1e")); err != nil || body != "ok" {
+		p.t.Fatalf("socketiotest: POST: %q, %v", body, err)
+	}
+}
+
+// Read returns the next n messages that are not pings, polling as often as it takes (at most
+// n times, each GET waiting at most 2*ReadTimeout).
+func (p *Polling) Read(n int) []string {
+	p.t.Helper()
+	for range n {
+		if len(p.read) >= n {
+			break
+		}
+		body, err := p.do(http.MethodGet, "")
+		if err != nil {
+			p.t.Fatalf("socketiotest: GET: %v", err)
+		}
+		for _, m := range strings.Split(body, "\x1e") {
+			if m == "2" {
+				p.Post("3")
+				continue
+			}
+			p.read = append(p.read, m)
+		}
+	}
+	if len(p.read) < n {
+		p.t.Fatalf("socketiotest: got %d messages %q, want %d", len(p.read), p.read, n)
+	}
+	out := p.read[:n:n]
+	p.read = p.read[n:]
+	return out
 }

@@ -1,0 +1,375 @@
+package redisadapter
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/siobridge/siobridge/socketio"
+)
+
+// factory is what [New] returns the method of: the adapters it makes share one hub, which
+// runs while at least one of them is open.
+type factory struct {
+	opts Options
+
+	mu  sync.Mutex
+	hub *hub // nil while no adapter is open
+}
+
+func (f *factory) newAdapter(ns *socketio.Namespace) socketio.Adapter {
+	a := newAdapter(ns, f)
+	f.mu.Lock()
+	if f.hub == nil {
+		f.hub = startHub(f.opts)
+	}
+	a.hub = f.hub
+	f.hub.add(a)
+	f.mu.Unlock()
+	return a
+}
+
+// release takes a closing adapter out of its hub. The last one out stops the hub and waits
+// for its goroutines; a later adapter starts a new one.
+func (f *factory) release(a *Adapter) {
+	f.mu.Lock()
+	h := a.hub
+	last := h.remove(a)
+	if last && f.hub == h {
+		f.hub = nil
+	}
+	f.mu.Unlock()
+	if last {
+		h.stop()
+	}
+}
+
+// hub is the Redis side that a factory's adapters share: one subscriber connection (one
+// redis.PubSub) subscribed to the channels of every open namespace, and the goroutines that
+// read it, dispatch what it brings and publish what the adapters send. So Redis sees one
+// subscriber connection per node however many namespaces there are, and publishes go
+// through the client's pool from one goroutine.
+//
+// Four goroutines, all ended by stop (see loops.go): the subscriber reads the connection,
+// the dispatcher delivers broadcasts and answers requests, the subscription keeper sends
+// SUBSCRIBE and UNSUBSCRIBE as namespaces come and go, and the publisher PUBLISHes.
+type hub struct {
+	client redis.UniversalClient
+	log    *slog.Logger
+
+	ctx    context.Context // ends at stop
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	inbox  chan delivery // broadcasts and requests for the dispatcher, in Redis' order
+	outbox chan outgoing // messages for the publisher, in the adapters' order
+	resync chan struct{} // (one slot) the subscriptions wanted have changed
+
+	mu sync.Mutex
+	ps *redis.PubSub
+	// routes are the subscriptions wanted, each with the adapter its messages go to. A
+	// namespace made again while its former adapter is closing takes the routes over.
+	routes map[subscription]*Adapter
+	// sent is what ps has been asked to subscribe to; the keeper brings it to routes.
+	sent map[subscription]bool
+	// confirmed is what Redis has confirmed on the current connection.
+	confirmed map[subscription]bool
+	// unconfirmed counts the routes not confirmed.
+	unconfirmed int
+	adapters    map[*Adapter]struct{}
+	// connErr is nil while the connection works; errNotYet before it first does.
+	connErr error
+	// announced is true once "subscribed" has been logged for the current connection.
+	announced bool
+	everUp    bool
+}
+
+// subscription is a channel, or a pattern.
+type subscription struct {
+	name    string
+	pattern bool
+}
+
+// delivery is a message for the dispatcher, with the adapter it is for.
+type delivery struct {
+	a *Adapter
+	m *redis.Message
+}
+
+// outgoing is one message for the publisher goroutine.
+type outgoing struct {
+	channel string
+	payload []byte
+}
+
+// errNotYet is the state before the first subscription.
+var errNotYet = errors.New("not subscribed yet")
+
+func startHub(opts Options) *hub {
+	h := &hub{
+		client:    opts.Client,
+		log:       opts.Logger.With("component", "redisadapter"),
+		inbox:     make(chan delivery, inboxSize),
+		outbox:    make(chan outgoing, publishQueueSize),
+		resync:    make(chan struct{}, 1),
+		routes:    make(map[subscription]*Adapter),
+		sent:      make(map[subscription]bool),
+		confirmed: make(map[subscription]bool),
+		adapters:  make(map[*Adapter]struct{}),
+		connErr:   errNotYet,
+	}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	// No connection is made here: Subscribe without channels is lazy, so making a namespace
+	// never blocks on Redis. The subscriber goroutine connects.
+	h.ps = h.client.Subscribe(h.ctx)
+	h.wg.Add(4)
+	go h.subscribeLoop()
+	go h.keepLoop()
+	go h.dispatchLoop()
+	go h.publishLoop()
+	return h
+}
+
+// stop ends the connection and the goroutines, letting the publisher send what is queued
+// (for at most flushOnClose).
+func (h *hub) stop() {
+	h.cancel()
+	h.mu.Lock()
+	ps := h.ps
+	h.mu.Unlock()
+	_ = ps.Close()
+	h.wg.Wait()
+}
+
+// add routes a's channels to it and has them subscribed.
+func (h *hub) add(a *Adapter) {
+	h.mu.Lock()
+	h.adapters[a] = struct{}{}
+	for _, s := range a.subscriptions() {
+		if _, taken := h.routes[s]; !taken && !h.confirmed[s] {
+			h.unconfirmed++
+		}
+		h.routes[s] = a
+	}
+	h.checkLocked(a)
+	h.mu.Unlock()
+	h.wake()
+}
+
+// remove takes a's routes away (their channels are unsubscribed unless another adapter took
+// them over) and reports whether a was the last adapter.
+func (h *hub) remove(a *Adapter) (last bool) {
+	h.mu.Lock()
+	delete(h.adapters, a)
+	for _, s := range a.subscriptions() {
+		if h.routes[s] == a {
+			delete(h.routes, s)
+			if !h.confirmed[s] {
+				h.unconfirmed--
+			}
+		}
+	}
+	last = len(h.adapters) == 0
+	h.mu.Unlock()
+	if !last {
+		h.wake()
+	}
+	return last
+}
+
+// wake tells the keeper that the routes changed, without waiting.
+func (h *hub) wake() {
+	select {
+	case h.resync <- struct{}{}:
+	default:
+	}
+}
+
+// route hands a message to the adapter of its channel (or pattern): responses are settled on
+// the subscriber goroutine, the rest waits for the dispatcher. A message for a namespace that
+// has gone is dropped.
+func (h *hub) route(m *redis.Message) {
+	s := subscription{name: m.Channel}
+	if m.Pattern != "" {
+		s = subscription{name: m.Pattern, pattern: true}
+	}
+	h.mu.Lock()
+	a := h.routes[s]
+	h.mu.Unlock()
+	if a == nil {
+		return
+	}
+	switch {
+	case m.Pattern != "" || m.Channel == a.requestChannel:
+		select {
+		case h.inbox <- delivery{a, m}:
+		case <-h.ctx.Done():
+		}
+	case m.Channel == a.responseChannel || m.Channel == a.specificResponseChannel:
+		a.onResponse([]byte(m.Payload))
+	}
+}
+
+// onSubscription records Redis' confirmation of a SUBSCRIBE or UNSUBSCRIBE (or their
+// pattern forms); an adapter whose channels are all confirmed is healthy.
+func (h *hub) onSubscription(m *redis.Subscription) {
+	s := subscription{name: m.Channel, pattern: m.Kind == "psubscribe" || m.Kind == "punsubscribe"}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	a, routed := h.routes[s]
+	switch m.Kind {
+	case "subscribe", "psubscribe":
+		if h.confirmed[s] {
+			return
+		}
+		h.confirmed[s] = true
+		if routed {
+			h.unconfirmed--
+		}
+	case "unsubscribe", "punsubscribe":
+		if !h.confirmed[s] {
+			return
+		}
+		delete(h.confirmed, s)
+		if routed {
+			h.unconfirmed++
+		}
+	default:
+		return
+	}
+	if routed {
+		h.checkLocked(a)
+	}
+	if h.unconfirmed == 0 && !h.announced && h.connErr == nil {
+		h.announced = true
+		h.log.Info("redis adapter subscribed", "namespaces", len(h.adapters))
+	}
+}
+
+// connUp records that the connection works (a message or an answer came).
+func (h *hub) connUp() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.connErr == nil {
+		return
+	}
+	h.connErr = nil
+	h.everUp = true
+	for a := range h.adapters {
+		h.checkLocked(a)
+	}
+}
+
+// connLost records that the connection failed: no channel counts as subscribed until Redis
+// confirms it again (go-redis subscribes again to all of them on its next connection).
+func (h *hub) connLost(err error) {
+	h.mu.Lock()
+	was, everUp := h.connErr, h.everUp
+	h.connErr = err
+	clear(h.confirmed)
+	h.unconfirmed = len(h.routes)
+	h.announced = false
+	for a := range h.adapters {
+		h.checkLocked(a)
+	}
+	h.mu.Unlock()
+	switch {
+	case h.ctx.Err() != nil:
+	case was == nil:
+		h.log.Warn("redis adapter lost its subscription; other nodes are unreachable until it is back", "error", err)
+	case !everUp && errors.Is(was, errNotYet):
+		h.log.Warn("redis adapter cannot subscribe yet", "error", err)
+	}
+}
+
+// checkLocked sets a's health from the connection's and its channels'; h.mu is held.
+func (h *hub) checkLocked(a *Adapter) {
+	err := h.connErr
+	if err == nil {
+		for _, s := range a.subscriptions() {
+			if !h.confirmed[s] || h.routes[s] != a {
+				err = errNotYet
+				break
+			}
+		}
+	}
+	if (a.health == nil) != (err == nil) {
+		a.healthAt = time.Now()
+		if err == nil {
+			a.log.Debug("redis adapter subscribed to the namespace's channels")
+		}
+	}
+	a.health = err
+	if err == nil && a.subscribed != nil {
+		close(a.subscribed)
+		a.subscribed = nil
+	}
+}
+
+// syncSubscriptions brings what ps is subscribed to in line with the routes, on the keeper
+// goroutine. go-redis records the channels even when Redis cannot be reached, and
+// subscribes again to all of them on every new connection.
+func (h *hub) syncSubscriptions() {
+	var sub, psub, unsub, punsub []string
+	h.mu.Lock()
+	ps := h.ps
+	for s := range h.routes {
+		if !h.sent[s] {
+			h.sent[s] = true
+			if s.pattern {
+				psub = append(psub, s.name)
+			} else {
+				sub = append(sub, s.name)
+			}
+		}
+	}
+	for s := range h.sent {
+		if _, ok := h.routes[s]; !ok {
+			delete(h.sent, s)
+			if s.pattern {
+				punsub = append(punsub, s.name)
+			} else {
+				unsub = append(unsub, s.name)
+			}
+		}
+	}
+	h.mu.Unlock()
+	// Never called without channels: an empty UNSUBSCRIBE would drop them all.
+	var err error
+	if len(unsub) > 0 {
+		err = errors.Join(err, ps.Unsubscribe(h.ctx, unsub...))
+	}
+	if len(punsub) > 0 {
+		err = errors.Join(err, ps.PUnsubscribe(h.ctx, punsub...))
+	}
+	if len(sub) > 0 {
+		err = errors.Join(err, ps.Subscribe(h.ctx, sub...))
+	}
+	if len(psub) > 0 {
+		err = errors.Join(err, ps.PSubscribe(h.ctx, psub...))
+	}
+	if err != nil && h.ctx.Err() == nil {
+		// The subscriber sees the connection fail too, and reports it.
+		h.log.Debug("redis adapter: (un)subscribing failed; go-redis subscribes again when it reconnects", "error", err)
+	}
+}
+
+// renewPubSub replaces the subscriber connection, on the subscriber goroutine; nil once the
+// hub is stopping.
+func (h *hub) renewPubSub(old *redis.PubSub) *redis.PubSub {
+	_ = old.Close()
+	h.mu.Lock()
+	if h.ctx.Err() != nil {
+		h.mu.Unlock()
+		return nil
+	}
+	ps := h.client.Subscribe(h.ctx)
+	h.ps = ps
+	clear(h.sent)
+	h.mu.Unlock()
+	h.wake()
+	return ps
+}
