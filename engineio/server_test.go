@@ -123,17 +123,60 @@ func (ts *testServer) url(query string) string {
 
 func do(t *testing.T, method, url, body string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	status, b, err := request(method, url, body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return status, b
+}
+
+// request is do for a goroutine other than the test's, which must not call t.Fatal: it
+// returns the error.
+func request(method, url, body string) (int, string, error) {
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		return 0, "", err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return 0, "", err
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, "", fmt.Errorf("%s %s: read the body: %w", method, url, err)
+	}
+	return resp.StatusCode, string(b), nil
+}
+
+// pollAsync sends a GET for the session's next payload on a goroutine of its own; pollResult
+// waits for its body.
+func pollAsync(ts *testServer, sid string) <-chan pollAnswer {
+	ch := make(chan pollAnswer, 1)
+	go func() {
+		_, body, err := request("GET", ts.url("transport=polling&sid="+sid), "")
+		ch <- pollAnswer{body, err}
+	}()
+	return ch
+}
+
+type pollAnswer struct {
+	body string
+	err  error
+}
+
+func pollResult(t *testing.T, ch <-chan pollAnswer) string {
+	t.Helper()
+	select {
+	case a := <-ch:
+		if a.err != nil {
+			t.Fatalf("pending GET: %v", a.err)
+		}
+		return a.body
+	case <-time.After(closeWait):
+		t.Fatalf("the pending GET had no answer within %v", closeWait)
+		return ""
+	}
 }
 
 type openPacket struct {
@@ -287,26 +330,14 @@ func TestRequestErrors(t *testing.T) {
 func TestOverlappingPollClosesSession(t *testing.T) {
 	ts := newTestServer(t, Options{})
 	sid := handshakePolling(t, ts)
-	first := make(chan string, 1)
-	go func() {
-		_, body := do(t, "GET", ts.url("transport=polling&sid="+sid), "")
-		first <- body
-	}()
+	first := pollAsync(ts, sid)
 	// Wait until the first GET is pending.
-	waitFor(t, func() bool {
-		s := ts.eio.Session(sid)
-		if s == nil {
-			return false
-		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.getActive
-	})
+	waitPendingGET(t, ts, sid)
 	status, _ := do(t, "GET", ts.url("transport=polling&sid="+sid), "")
 	if status != 400 {
 		t.Fatalf("second GET: %d", status)
 	}
-	if body := <-first; body != "1" {
+	if body := pollResult(t, first); body != "1" {
 		t.Fatalf("pending GET got %q, want a close packet", body)
 	}
 	if ev := ts.waitClose(t); ev.reason != ReasonTransportError || !errors.Is(ev.err, ErrRequestOverlap) {
@@ -441,23 +472,14 @@ func TestWebSocketPingTimeout(t *testing.T) {
 func TestUpgradeFromPolling(t *testing.T) {
 	ts := newTestServer(t, Options{})
 	sid := handshakePolling(t, ts)
-	pending := make(chan string, 1)
-	go func() {
-		_, body := do(t, "GET", ts.url("transport=polling&sid="+sid), "")
-		pending <- body
-	}()
-	waitFor(t, func() bool {
-		s := ts.eio.Session(sid)
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.getActive
-	})
+	pending := pollAsync(ts, sid)
+	waitPendingGET(t, ts, sid)
 	c := dialWS(t, ts, "sid="+sid)
 	_ = c.WriteMessage(websocket.TextMessage, []byte("2probe"))
 	if _, msg := readWS(t, c); msg != "3probe" {
 		t.Fatalf("want 3probe, got %q", msg)
 	}
-	if body := <-pending; body != "6" {
+	if body := pollResult(t, pending); body != "6" {
 		t.Fatalf("pending poll got %q, want noop", body)
 	}
 	// Something queued while the client pauses polling arrives over the WebSocket.
@@ -576,22 +598,13 @@ func TestServerCloseSendsClosePacket(t *testing.T) {
 	c := dialWS(t, ts, "")
 	readWS(t, c)
 	sid := handshakePolling(t, ts)
-	pending := make(chan string, 1)
-	go func() {
-		_, body := do(t, "GET", ts.url("transport=polling&sid="+sid), "")
-		pending <- body
-	}()
-	waitFor(t, func() bool {
-		s := ts.eio.Session(sid)
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.getActive
-	})
+	pending := pollAsync(ts, sid)
+	waitPendingGET(t, ts, sid)
 	ts.eio.Close()
 	if _, msg := readWS(t, c); msg != "1" {
 		t.Fatalf("websocket got %q, want close packet", msg)
 	}
-	if body := <-pending; body != "1" {
+	if body := pollResult(t, pending); body != "1" {
 		t.Fatalf("poll got %q, want close packet", body)
 	}
 	for range 2 {
@@ -602,6 +615,22 @@ func TestServerCloseSendsClosePacket(t *testing.T) {
 	if status, _ := do(t, "GET", ts.url("transport=polling"), ""); status != 400 {
 		t.Fatalf("handshake after close: %d", status)
 	}
+}
+
+// waitPendingGET waits until the session's GET waits for something to answer: parked on its
+// held connection when the server has a poller (until then the GET may still be on its way
+// there), in its handler otherwise.
+func waitPendingGET(t *testing.T, ts *testServer, sid string) {
+	t.Helper()
+	waitFor(t, func() bool {
+		s := ts.eio.Session(sid)
+		if s == nil {
+			return false
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.getActive && (ts.eio.poll == nil || s.parked.Load() != nil)
+	})
 }
 
 // waitFor polls cond, for state that has no event to await, up to 5 seconds.
