@@ -21,6 +21,10 @@ SHELL := /bin/bash
 GO ?= go
 # Extra flags for the go test -race step, e.g. GOTESTFLAGS='-run TestFoo -v'.
 GOTESTFLAGS ?=
+# Bounds the go test -race step (each package's test binary): far above what the whole
+# `make test` takes in CI (about 5 minutes), below CI's 90. A test that hangs then fails with
+# every goroutine's stack instead of using up the run. GOTESTFLAGS='-timeout 1h' overrides it.
+UNIT_TIMEOUT ?= 20m
 FUZZTIME ?= 10s
 fuzz: FUZZTIME = 3m
 
@@ -70,8 +74,8 @@ staticcheck: $(STATICCHECK)
 	@$(NO_PKGS_GUARD); $(STATICCHECK) ./...
 
 unit:
-	@echo "==> go test -race -count=1 ./..."
-	@$(NO_PKGS_GUARD); $(GO) test -race -count=1 $(GOTESTFLAGS) ./...
+	@echo "==> go test -race -count=1 -timeout $(UNIT_TIMEOUT) ./..."
+	@$(NO_PKGS_GUARD); $(GO) test -race -count=1 -timeout $(UNIT_TIMEOUT) $(GOTESTFLAGS) ./...
 
 # Rebuild bin/staticcheck when it is missing or reports another version.
 ifeq ($(findstring ($(STATICCHECK_VERSION:v%=%)),$(shell $(STATICCHECK) -version 2>/dev/null)),)
@@ -86,6 +90,8 @@ $(STATICCHECK):
 # Targets are discovered with `go test -list`, so new ones are picked up.
 # All targets run; the failing ones are listed at the end. A failing input is
 # saved under <pkg>/testdata/fuzz/<Target>/ and becomes a regression test.
+# -fuzztime bounds each run: go test -timeout would not, as the test binary stops its
+# alarm before it starts fuzzing (and with -run '^$' nothing runs before that).
 fuzz-smoke fuzz:
 	@echo "==> fuzz: every fuzz target for $(FUZZTIME) each"
 	@$(NO_PKGS_GUARD); \

@@ -1,6 +1,8 @@
 package engineio
 
 import (
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,10 +13,11 @@ import (
 // own schedule: of 20 WebSocket clients, those that answer pings stay connected through several
 // intervals and those that do not are closed with "ping timeout", each on its own.
 func TestSharedHeartbeat(t *testing.T) {
-	ts := newTestServer(t, Options{PingInterval: 50 * time.Millisecond, PingTimeout: 50 * time.Millisecond})
-	const n = 20
+	// Pings come often; a pong may take pongWait, so that only the silent clients time out.
+	ts := newTestServer(t, Options{PingInterval: 50 * time.Millisecond, PingTimeout: pongWait})
+	const n, pings = 20, 3
 	silent := map[string]bool{}
-	answering := make([]*websocket.Conn, 0, n/2)
+	var answering []*pingAnswerer
 	for i := range n {
 		c := dialWS(t, ts, "")
 		_, open := readWS(t, c)
@@ -23,17 +26,17 @@ func TestSharedHeartbeat(t *testing.T) {
 			silent[sid] = true
 			continue
 		}
-		answering = append(answering, c)
+		answering = append(answering, answerPings(t, c, pings))
 	}
-	// Each answering client answers 6 pings (about 300 ms: several deadlines of the others).
-	for round := range 6 {
-		for i, c := range answering {
-			if _, msg := readWS(t, c); msg != "2" {
-				t.Fatalf("client %d, round %d: want a ping, got %q", i, round, msg)
-			}
-			if err := c.WriteMessage(websocket.TextMessage, []byte("3")); err != nil {
-				t.Fatal(err)
-			}
+	// Each answering client answers its pings as they come, on a goroutine of its own, until
+	// the test ends; several have come once each has answered pings of them.
+	for i, a := range answering {
+		select {
+		case <-a.answered:
+		case err := <-a.failed:
+			t.Fatalf("answering client %d: %v", i, err)
+		case <-time.After(closeWait):
+			t.Fatalf("answering client %d: no %d pings within %v", i, pings, closeWait)
 		}
 	}
 	for range n / 2 {
@@ -46,4 +49,55 @@ func TestSharedHeartbeat(t *testing.T) {
 	if got := ts.eio.Len(); got != n/2 {
 		t.Fatalf("%d sessions open, want the %d answering ones", got, n/2)
 	}
+	for i, a := range answering {
+		select {
+		case err := <-a.failed:
+			t.Fatalf("answering client %d: %v", i, err)
+		default:
+		}
+	}
+}
+
+// pingAnswerer answers every ping of a WebSocket session, on a goroutine that ends with the
+// test (its connection is closed then).
+type pingAnswerer struct {
+	answered chan struct{} // closed once it has answered the first n pings
+	failed   chan error    // what went wrong before the test ended, if anything
+}
+
+func answerPings(t *testing.T, c *websocket.Conn, n int) *pingAnswerer {
+	a := &pingAnswerer{answered: make(chan struct{}), failed: make(chan error, 1)}
+	ended := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 1; ; i++ {
+			_ = c.SetReadDeadline(time.Time{})
+			_, b, err := c.ReadMessage()
+			if err == nil && string(b) != "2" {
+				err = fmt.Errorf("message %d: want a ping, got %q", i, b)
+			}
+			if err == nil {
+				err = c.WriteMessage(websocket.TextMessage, []byte("3"))
+			}
+			if err != nil {
+				select {
+				case <-ended: // the test closed the connection
+				default:
+					a.failed <- err
+				}
+				return
+			}
+			if i == n {
+				close(a.answered)
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		close(ended)
+		c.Close()
+		wg.Wait()
+	})
+	return a
 }

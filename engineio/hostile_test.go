@@ -273,7 +273,7 @@ func TestSlowlorisDoesNotBlockSessions(t *testing.T) {
 	// As in cmd/siobridge: the public server has a ReadHeaderTimeout. It must cut a client
 	// that trickles its headers, and leave long polls and WebSockets alone.
 	var hits limitCounter
-	eio := NewServer(Options{PingInterval: 300 * time.Millisecond, PingTimeout: 5 * time.Second, OnLimit: hits.hook}, func(s *Session) SessionHandler {
+	eio := NewServer(Options{PingInterval: time.Second, PingTimeout: 5 * time.Second, OnLimit: hits.hook}, func(s *Session) SessionHandler {
 		return &echoHandler{sess: s, closed: make(chan closeEvent, 16), mu: new(sync.Mutex), got: new([]string)}
 	})
 	hs := httptest.NewUnstartedServer(eio)
@@ -291,7 +291,7 @@ func TestSlowlorisDoesNotBlockSessions(t *testing.T) {
 	fmt.Fprint(slow, "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n")
 
 	good := newWellBehaved(t, ts)
-	// A long poll outlives the header timeout: the ping comes after 300ms.
+	// A long poll outlives the header timeout: the ping comes a second after the handshake.
 	sid := handshakePolling(t, ts)
 	start := time.Now()
 	if _, body := do(t, "GET", ts.url("transport=polling&sid="+sid), ""); body != "2" {

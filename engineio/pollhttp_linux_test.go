@@ -360,7 +360,9 @@ func TestHeldPollSweepsStalledConnections(t *testing.T) {
 // A held connection keeps no write deadline between answers: one that had passed would fail
 // the next answer, written without waiting.
 func TestHeldPollAnswersLongAfterTheLastWrite(t *testing.T) {
-	ts := newTestServer(t, Options{WriteTimeout: 20 * time.Millisecond})
+	// Short, yet long enough that no write of the test, on a loaded machine, outlasts it.
+	const writeTimeout = 250 * time.Millisecond
+	ts := newTestServer(t, Options{WriteTimeout: writeTimeout})
 	c, other := dialRaw(t, ts), dialRaw(t, ts)
 	sid := rawHandshake(t, c)
 	q := "transport=polling&sid=" + sid
@@ -377,14 +379,14 @@ func TestHeldPollAnswersLongAfterTheLastWrite(t *testing.T) {
 			t.Fatalf("POST %d on the held connection: %q", i, body)
 		}
 		// Longer than WriteTimeout: a deadline left by the last write would have passed.
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(writeTimeout + 50*time.Millisecond)
 		if _, body := c.roundTrip(getReq(q)); body != m {
 			t.Fatalf("GET %d: %q, want %q", i, body, m)
 		}
 	}
 	c.send(getReq(q))
 	waitParked(t, ts.eio, sid)
-	time.Sleep(50 * time.Millisecond) // past the last answer's WriteTimeout, as above
+	time.Sleep(writeTimeout + 50*time.Millisecond) // past the last answer's WriteTimeout, as above
 	if _, body := other.roundTrip(postReq(q, "4d")); body != "ok" {
 		t.Fatalf("POST: %q", body)
 	}

@@ -106,13 +106,22 @@ func (ts *testServer) received() []string {
 	return append([]string(nil), ts.got...)
 }
 
+const (
+	// pongWait is the ping timeout of tests whose sessions must live on by answering pings:
+	// far longer than a loaded machine takes to answer one, short enough for a test to wait
+	// for it to pass once.
+	pongWait = 3 * time.Second
+	// closeWait bounds the wait for a session to close, a ping timeout of pongWait included.
+	closeWait = 15 * time.Second
+)
+
 func (ts *testServer) waitClose(t *testing.T) closeEvent {
 	t.Helper()
 	select {
 	case ev := <-ts.closed:
 		return ev
-	case <-time.After(5 * time.Second):
-		t.Fatal("session did not close")
+	case <-time.After(closeWait):
+		t.Fatalf("no session closed within %v", closeWait)
 		return closeEvent{}
 	}
 }
@@ -123,17 +132,60 @@ func (ts *testServer) url(query string) string {
 
 func do(t *testing.T, method, url, body string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	status, b, err := request(method, url, body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return status, b
+}
+
+// request is do for a goroutine other than the test's, which must not call t.Fatal: it
+// returns the error.
+func request(method, url, body string) (int, string, error) {
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		return 0, "", err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return 0, "", err
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, "", fmt.Errorf("%s %s: read the body: %w", method, url, err)
+	}
+	return resp.StatusCode, string(b), nil
+}
+
+// pollAsync sends a GET for the session's next payload on a goroutine of its own; pollResult
+// waits for its body.
+func pollAsync(ts *testServer, sid string) <-chan pollAnswer {
+	ch := make(chan pollAnswer, 1)
+	go func() {
+		_, body, err := request("GET", ts.url("transport=polling&sid="+sid), "")
+		ch <- pollAnswer{body, err}
+	}()
+	return ch
+}
+
+type pollAnswer struct {
+	body string
+	err  error
+}
+
+func pollResult(t *testing.T, ch <-chan pollAnswer) string {
+	t.Helper()
+	select {
+	case a := <-ch:
+		if a.err != nil {
+			t.Fatalf("pending GET: %v", a.err)
+		}
+		return a.body
+	case <-time.After(closeWait):
+		t.Fatalf("the pending GET had no answer within %v", closeWait)
+		return ""
+	}
 }
 
 type openPacket struct {
@@ -173,14 +225,14 @@ func handshakePolling(t *testing.T, ts *testServer) string {
 }
 
 func TestPollingHandshakeAndEcho(t *testing.T) {
-	ts := newTestServer(t, Options{PingInterval: 300 * time.Millisecond, PingTimeout: 200 * time.Millisecond, MaxPayload: 5000})
+	ts := newTestServer(t, Options{PingInterval: 100 * time.Millisecond, PingTimeout: pongWait, MaxPayload: 5000})
 	status, body := do(t, "GET", ts.url("transport=polling&t=abc"), "")
 	if status != 200 {
 		t.Fatalf("status %d", status)
 	}
 	op := parseOpen(t, body)
 	if len(op.SID) != 20 || len(op.Upgrades) != 1 || op.Upgrades[0] != "websocket" ||
-		op.PingInterval != 300 || op.PingTimeout != 200 || op.MaxPayload != 5000 {
+		op.PingInterval != 100 || op.PingTimeout != int(pongWait.Milliseconds()) || op.MaxPayload != 5000 {
 		t.Fatalf("open packet %+v", op)
 	}
 	sid := op.SID
@@ -188,8 +240,8 @@ func TestPollingHandshakeAndEcho(t *testing.T) {
 	if status != 200 || body != "ok" {
 		t.Fatalf("post: %d %q", status, body)
 	}
-	_, body = do(t, "GET", ts.url("transport=polling&sid="+sid), "")
-	if body != "4hello\x1ebAQID\x1e4é☃" {
+	// A ping may have come meanwhile, before or after the echo: it is answered.
+	if body = pollAnsweringPings(t, ts, sid); body != "4hello\x1ebAQID\x1e4é☃" {
 		t.Fatalf("poll: %q", body)
 	}
 	if got := ts.received(); len(got) != 3 || got[1] != "\x01\x02\x03" {
@@ -201,7 +253,9 @@ func TestPollingHandshakeAndEcho(t *testing.T) {
 		if body != "2" {
 			t.Fatalf("want a ping, got %q", body)
 		}
-		do(t, "POST", ts.url("transport=polling&sid="+sid), "3")
+		if status, body := do(t, "POST", ts.url("transport=polling&sid="+sid), "3"); status != 200 || body != "ok" {
+			t.Fatalf("pong %d: %d %q", i, status, body)
+		}
 	}
 	if ts.eio.Session(sid) == nil {
 		t.Fatal("session closed although pongs were sent")
@@ -211,12 +265,33 @@ func TestPollingHandshakeAndEcho(t *testing.T) {
 	if body != "2" {
 		t.Fatalf("want a ping, got %q", body)
 	}
-	if ev := ts.waitClose(t); ev.reason != ReasonPingTimeout {
-		t.Fatalf("reason %q", ev.reason)
+	if ev := ts.waitClose(t); ev.sid != sid || ev.reason != ReasonPingTimeout {
+		t.Fatalf("close %+v, want %s closed with ping timeout", ev, sid)
 	}
 	if status, _ := do(t, "GET", ts.url("transport=polling&sid="+sid), ""); status != 400 {
 		t.Fatalf("poll after close: %d", status)
 	}
+}
+
+// pollAnsweringPings polls the session once and returns the payload without its pings, which
+// it answers.
+func pollAnsweringPings(t *testing.T, ts *testServer, sid string) string {
+	t.Helper()
+	status, body := do(t, "GET", ts.url("transport=polling&sid="+sid), "")
+	if status != 200 {
+		t.Fatalf("poll: %d %q", status, body)
+	}
+	var rest []string
+	for _, p := range strings.Split(body, "\x1e") {
+		if p != "2" {
+			rest = append(rest, p)
+			continue
+		}
+		if status, body := do(t, "POST", ts.url("transport=polling&sid="+sid), "3"); status != 200 || body != "ok" {
+			t.Fatalf("pong: %d %q", status, body)
+		}
+	}
+	return strings.Join(rest, "\x1e")
 }
 
 func TestRequestErrors(t *testing.T) {
@@ -264,26 +339,14 @@ func TestRequestErrors(t *testing.T) {
 func TestOverlappingPollClosesSession(t *testing.T) {
 	ts := newTestServer(t, Options{})
 	sid := handshakePolling(t, ts)
-	first := make(chan string, 1)
-	go func() {
-		_, body := do(t, "GET", ts.url("transport=polling&sid="+sid), "")
-		first <- body
-	}()
+	first := pollAsync(ts, sid)
 	// Wait until the first GET is pending.
-	waitFor(t, func() bool {
-		s := ts.eio.Session(sid)
-		if s == nil {
-			return false
-		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.getActive
-	})
+	waitPendingGET(t, ts, sid)
 	status, _ := do(t, "GET", ts.url("transport=polling&sid="+sid), "")
 	if status != 400 {
 		t.Fatalf("second GET: %d", status)
 	}
-	if body := <-first; body != "1" {
+	if body := pollResult(t, first); body != "1" {
 		t.Fatalf("pending GET got %q, want a close packet", body)
 	}
 	if ev := ts.waitClose(t); ev.reason != ReasonTransportError || !errors.Is(ev.err, ErrRequestOverlap) {
@@ -346,19 +409,19 @@ func readWS(t *testing.T, c *websocket.Conn) (int, string) {
 }
 
 func TestWebSocketDirect(t *testing.T) {
-	ts := newTestServer(t, Options{PingInterval: 100 * time.Millisecond, PingTimeout: 100 * time.Millisecond, MaxPayload: 1000})
+	ts := newTestServer(t, Options{PingInterval: 100 * time.Millisecond, PingTimeout: pongWait, MaxPayload: 1000})
 	c := dialWS(t, ts, "")
 	_, open := readWS(t, c)
 	op := parseOpen(t, open)
 	if len(op.Upgrades) != 0 {
 		t.Fatalf("upgrades over websocket must be empty: %v", op.Upgrades)
 	}
-	_ = c.WriteMessage(websocket.TextMessage, []byte("4héllo"))
-	if typ, msg := readWS(t, c); typ != websocket.TextMessage || msg != "4héllo" {
+	writeWS(t, c, websocket.TextMessage, "4héllo")
+	if typ, msg := readWSAnsweringPings(t, c); typ != websocket.TextMessage || msg != "4héllo" {
 		t.Fatalf("echo %d %q", typ, msg)
 	}
-	_ = c.WriteMessage(websocket.BinaryMessage, []byte{0, 1, 2})
-	if typ, msg := readWS(t, c); typ != websocket.BinaryMessage || msg != "\x00\x01\x02" {
+	writeWS(t, c, websocket.BinaryMessage, "\x00\x01\x02")
+	if typ, msg := readWSAnsweringPings(t, c); typ != websocket.BinaryMessage || msg != "\x00\x01\x02" {
 		t.Fatalf("binary echo %d %q", typ, msg)
 	}
 	// Pings come and are answered.
@@ -366,13 +429,34 @@ func TestWebSocketDirect(t *testing.T) {
 		if _, msg := readWS(t, c); msg != "2" {
 			t.Fatalf("want ping, got %q", msg)
 		}
-		_ = c.WriteMessage(websocket.TextMessage, []byte("3"))
+		writeWS(t, c, websocket.TextMessage, "3")
 	}
 	// A message above maxPayload ends the session.
-	_ = c.WriteMessage(websocket.TextMessage, []byte("4"+strings.Repeat("x", 1000)))
+	writeWS(t, c, websocket.TextMessage, "4"+strings.Repeat("x", 1000))
 	if ev := ts.waitClose(t); ev.reason != ReasonTransportError || !errors.Is(ev.err, ErrPayloadTooLarge) {
 		t.Fatalf("close %+v", ev)
 	}
+}
+
+func writeWS(t *testing.T, c *websocket.Conn, typ int, msg string) {
+	t.Helper()
+	if err := c.WriteMessage(typ, []byte(msg)); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+}
+
+// readWSAnsweringPings is readWS for the next message that is not a ping; it answers those.
+func readWSAnsweringPings(t *testing.T, c *websocket.Conn) (int, string) {
+	t.Helper()
+	for range 100 {
+		typ, msg := readWS(t, c)
+		if typ != websocket.TextMessage || msg != "2" {
+			return typ, msg
+		}
+		writeWS(t, c, websocket.TextMessage, "3")
+	}
+	t.Fatal("100 pings and nothing else")
+	return 0, ""
 }
 
 func TestWebSocketPingTimeout(t *testing.T) {
@@ -397,23 +481,14 @@ func TestWebSocketPingTimeout(t *testing.T) {
 func TestUpgradeFromPolling(t *testing.T) {
 	ts := newTestServer(t, Options{})
 	sid := handshakePolling(t, ts)
-	pending := make(chan string, 1)
-	go func() {
-		_, body := do(t, "GET", ts.url("transport=polling&sid="+sid), "")
-		pending <- body
-	}()
-	waitFor(t, func() bool {
-		s := ts.eio.Session(sid)
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.getActive
-	})
+	pending := pollAsync(ts, sid)
+	waitPendingGET(t, ts, sid)
 	c := dialWS(t, ts, "sid="+sid)
 	_ = c.WriteMessage(websocket.TextMessage, []byte("2probe"))
 	if _, msg := readWS(t, c); msg != "3probe" {
 		t.Fatalf("want 3probe, got %q", msg)
 	}
-	if body := <-pending; body != "6" {
+	if body := pollResult(t, pending); body != "6" {
 		t.Fatalf("pending poll got %q, want noop", body)
 	}
 	// Something queued while the client pauses polling arrives over the WebSocket.
@@ -592,22 +667,13 @@ func TestServerCloseSendsClosePacket(t *testing.T) {
 	c := dialWS(t, ts, "")
 	readWS(t, c)
 	sid := handshakePolling(t, ts)
-	pending := make(chan string, 1)
-	go func() {
-		_, body := do(t, "GET", ts.url("transport=polling&sid="+sid), "")
-		pending <- body
-	}()
-	waitFor(t, func() bool {
-		s := ts.eio.Session(sid)
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.getActive
-	})
+	pending := pollAsync(ts, sid)
+	waitPendingGET(t, ts, sid)
 	ts.eio.Close()
 	if _, msg := readWS(t, c); msg != "1" {
 		t.Fatalf("websocket got %q, want close packet", msg)
 	}
-	if body := <-pending; body != "1" {
+	if body := pollResult(t, pending); body != "1" {
 		t.Fatalf("poll got %q, want close packet", body)
 	}
 	for range 2 {
@@ -618,6 +684,22 @@ func TestServerCloseSendsClosePacket(t *testing.T) {
 	if status, _ := do(t, "GET", ts.url("transport=polling"), ""); status != 400 {
 		t.Fatalf("handshake after close: %d", status)
 	}
+}
+
+// waitPendingGET waits until the session's GET waits for something to answer: parked on its
+// held connection when the server has a poller (until then the GET may still be on its way
+// there), in its handler otherwise.
+func waitPendingGET(t *testing.T, ts *testServer, sid string) {
+	t.Helper()
+	waitFor(t, func() bool {
+		s := ts.eio.Session(sid)
+		if s == nil {
+			return false
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.getActive && (ts.eio.poll == nil || s.parked.Load() != nil)
+	})
 }
 
 // waitFor polls cond, for state that has no event to await, up to 5 seconds.

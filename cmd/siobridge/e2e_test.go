@@ -54,6 +54,10 @@ const (
 	e2eStartWait = 30 * time.Second
 	// e2eStopWait bounds siobridge's exit after SIGTERM; its shutdown grace is 10s.
 	e2eStopWait = 15 * time.Second
+	// e2eSlowWait is how long siobridge waits, in tests where something never answers and
+	// makes it wait all of it (an ack, a webhook): what does answer must do so within it, on a
+	// loaded machine too.
+	e2eSlowWait = 5 * time.Second
 	// e2eSecret signs the webhooks; the app refuses any whose signature does not verify.
 	e2eSecret = "e2e-webhook-secret"
 	// e2eHookPath is the app's webhook endpoint.
@@ -1388,7 +1392,7 @@ func TestE2EAcks(t *testing.T) {
 	})
 
 	t.Run("app to clients", func(t *testing.T) {
-		const timeout = 2500 * time.Millisecond
+		const timeout = e2eSlowWait // c1 never answers: c0's answer must come within it
 		type result struct {
 			res response
 			err error
@@ -1805,7 +1809,8 @@ func TestE2EAppDown(t *testing.T) {
 			}
 			return http.StatusOK, `{"ack":["done"]}`
 		})
-		b := startBridge(t, a, "SIOBRIDGE_WEBHOOK_RETRIES=50", "SIOBRIDGE_WEBHOOK_TIMEOUT=1s")
+		// e3's first attempt waits for all of the timeout; every other must be answered within it.
+		b := startBridge(t, a, "SIOBRIDGE_WEBHOOK_RETRIES=50", "SIOBRIDGE_WEBHOOK_TIMEOUT="+e2eSlowWait.String())
 		c := startNode(t).connect(t, b.url(), nil)
 		for i := 1; i < n; i++ {
 			c.emit(t, fmt.Sprintf("e%d", i), i)
@@ -1815,6 +1820,9 @@ func TestE2EAppDown(t *testing.T) {
 			return d.Payload.Event == "e1" && d.Attempt >= 4 && d.Status == http.StatusServiceUnavailable
 		})
 		down.Store(false)
+		// e3's first attempt is held past the webhook timeout; the retry is answered.
+		a.waitFor(t, "e3's first attempt", func(d delivery) bool { return d.Payload.Event == "e3" && d.Attempt == 1 })
+		a.waitFor(t, "e3's second attempt", func(d delivery) bool { return d.Payload.Event == "e3" && d.Attempt == 2 })
 		a.waitEvent(t, c.id, fmt.Sprintf("e%d", n))
 		// The ack of the last event comes once its delivery is settled and counted.
 		assertJSON(t, "the ack of the last event", c.expectAck(t, last).Args, `["done"]`)

@@ -55,7 +55,7 @@ func startNodeJS(t *testing.T, r *redisServer) *nodeJS {
 	js := &nodeJS{t: t, lines: make(chan map[string]json.RawMessage, 256), quit: make(chan struct{})}
 	js.cmd = exec.Command("node", "cluster.js")
 	js.cmd.Dir = nodeDir
-	js.cmd.Env = append(os.Environ(), "REDIS_URL=redis://"+r.addr(), "REQUESTS_TIMEOUT=2000")
+	js.cmd.Env = append(os.Environ(), "REDIS_URL=redis://"+r.addr(), "REQUESTS_TIMEOUT=5000")
 	stdout, err := js.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -237,7 +237,7 @@ func (js *nodeJS) fetchSockets(cmd map[string]any) map[string]jsSocket {
 // @socket.io/redis-adapter 8.3) in one cluster, plus @socket.io/redis-emitter 5.1.
 func TestNodeJSInterop(t *testing.T) {
 	r := startRedis(t)
-	g := newNode(t, r, Options{RequestTimeout: 3 * time.Second})
+	g := newNode(t, r, Options{RequestTimeout: 5 * time.Second})
 	js := startNodeJS(t, r)
 	gc1, sid1 := g.client()
 	gc2, sid2 := g.client()
