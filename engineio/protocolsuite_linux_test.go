@@ -77,7 +77,7 @@ func TestSecondWebSocketIsClosedAndSessionGoesOn(t *testing.T) {
 			waitPending(t, ts.eio.Session(sid), pp.hold)
 
 			ws := dialWS(t, ts, "sid="+sid)
-			writeWS(t, ws, "2probe")
+			writeWS(t, ws, websocket.TextMessage, "2probe")
 			if _, msg := readWS(t, ws); msg != "3probe" {
 				t.Fatalf("probe answer %q, want 3probe", msg)
 			}
@@ -92,15 +92,15 @@ func TestSecondWebSocketIsClosedAndSessionGoesOn(t *testing.T) {
 			checkWebSocketClosedAfterHandshake(t, ts, sid, c.nc)
 			waitHeld(t, ts.eio, 0)
 
-			writeWS(t, ws, "5")
-			writeWS(t, ws, "4before")
+			writeWS(t, ws, websocket.TextMessage, "5")
+			writeWS(t, ws, websocket.TextMessage, "4before")
 			if _, msg := readWS(t, ws); msg != "4before" {
 				t.Fatalf("echo over the upgraded WebSocket: %q", msg)
 			}
 			// After the upgrade, on a connection of its own, as the suite opens it.
 			checkWebSocketClosedAfterHandshake(t, ts, sid, nil)
 
-			writeWS(t, ws, "4after")
+			writeWS(t, ws, websocket.TextMessage, "4after")
 			if _, msg := readWS(t, ws); msg != "4after" {
 				t.Fatalf("echo after the second WebSocket: %q", msg)
 			}
@@ -116,13 +116,6 @@ func TestSecondWebSocketIsClosedAndSessionGoesOn(t *testing.T) {
 				t.Fatalf("server received %q, want before,after", got)
 			}
 		})
-	}
-}
-
-func writeWS(t *testing.T, c *websocket.Conn, msg string) {
-	t.Helper()
-	if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
-		t.Fatalf("write %q: %v", msg, err)
 	}
 }
 
