@@ -365,9 +365,9 @@ func (hc *httpConn) consume(data []byte) bool {
 	// What a request may be: a header and its body. Behind a request being served or a parked
 	// GET, a client sends nothing (socket.io-client never pipelines), so what it may send there
 	// is one header's worth: a parked poll holds no more than that of the client's bytes.
-	limit := maxPollHeader + int(hc.srv.opts.MaxPayload)
+	limit := hc.srv.opts.MaxHeaderBytes + int(hc.srv.opts.MaxPayload)
 	if hc.serving || hc.parked != nil {
-		limit = maxPollHeader
+		limit = hc.srv.opts.MaxHeaderBytes
 	}
 	if len(hc.buf)+len(data) > limit {
 		hc.mu.Unlock()
@@ -500,10 +500,13 @@ func (hc *httpConn) nextRequest() (*http.Request, reqStatus) {
 		}
 		if end < 0 {
 			hc.scanned = len(hc.buf)
-			if len(hc.buf) > maxPollHeader {
+			if len(hc.buf) > hc.srv.opts.MaxHeaderBytes {
 				return nil, reqForeign
 			}
 			return nil, reqIncomplete
+		}
+		if end > hc.srv.opts.MaxHeaderBytes {
+			return nil, reqForeign
 		}
 		req, status := parsePollHead(hc.buf[:end], hc.srv.opts.PollingPath, hc.srv.opts.MaxPayload)
 		if status != reqReady {

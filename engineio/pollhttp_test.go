@@ -101,7 +101,7 @@ func FuzzQuery(f *testing.F) {
 // gives, as the poller would read it, and returns where each request it serves ends, and
 // whether it gave the rest to net/http (reqForeign).
 func heldBoundaries(data []byte, split uint8) (ends []int, reqs []*http.Request, foreign bool) {
-	hc := &httpConn{srv: &Server{opts: Options{PollingPath: "/socket.io/", MaxPayload: 1e6}}}
+	hc := &httpConn{srv: heldTestServer()}
 	n, offset := int(split)%31+1, 0
 	for rest := data; len(rest) > 0; {
 		k := min(n, len(rest))
@@ -186,7 +186,7 @@ func FuzzHeldBoundaries(f *testing.F) {
 func BenchmarkHeldHeaderTrickle(b *testing.B) {
 	head := "POST /socket.io/?EIO=4&transport=polling&sid=abc HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nCookie: " +
 		strings.Repeat("c", maxPollHeader-120) + "\r\n\r\n40"
-	srv := &Server{opts: Options{PollingPath: "/socket.io/", MaxPayload: 1e6}}
+	srv := heldTestServer()
 	b.ReportAllocs()
 	for b.Loop() {
 		hc := &httpConn{srv: srv, buf: make([]byte, 0, len(head))}
@@ -209,7 +209,7 @@ func BenchmarkHeldHeaderTrickle(b *testing.B) {
 // TestHeldHeaderPastTheLimitGoesToNetHTTP: a header longer than maxPollHeader is not
 // searched further by the held parser, however it comes.
 func TestHeldHeaderPastTheLimitGoesToNetHTTP(t *testing.T) {
-	hc := &httpConn{srv: &Server{opts: Options{PollingPath: "/socket.io/", MaxPayload: 1e6}}}
+	hc := &httpConn{srv: heldTestServer()}
 	head := "GET /socket.io/?EIO=4&transport=polling&sid=abc HTTP/1.1\r\nHost: x\r\nCookie: " + strings.Repeat("c", 50<<10)
 	for i := range len(head) {
 		hc.buf = append(hc.buf, head[i])
@@ -225,4 +225,11 @@ func TestHeldHeaderPastTheLimitGoesToNetHTTP(t *testing.T) {
 		}
 	}
 	t.Fatal("never handed off")
+}
+
+// heldTestServer is a server for the held parser's tests: its options, and nothing running.
+func heldTestServer() *Server {
+	opts := Options{PollingPath: "/socket.io/", MaxPayload: 1e6}
+	opts.setDefaults()
+	return &Server{opts: opts}
 }

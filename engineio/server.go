@@ -97,6 +97,10 @@ type Options struct {
 	// PollingPath is the exact path of this server's requests (such as "/socket.io/"), which
 	// PollingHandoff needs to tell its polls from other requests.
 	PollingPath string
+	// MaxHeaderBytes is the largest request header, request line included, that a connection
+	// held for PollingHandoff reads itself; a larger one goes to net/http, whose own limit
+	// then applies: give both the same. Default, and at most, 8 KiB.
+	MaxHeaderBytes int
 	// PollingIdleTimeout closes a connection held for PollingHandoff that carries no request
 	// for this long, as net/http's IdleTimeout does. Default 2m.
 	PollingIdleTimeout time.Duration
@@ -135,6 +139,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.MaxHeaderBytes <= 0 || o.MaxHeaderBytes > maxPollHeader {
+		o.MaxHeaderBytes = maxPollHeader
 	}
 	if o.PollingIdleTimeout <= 0 {
 		o.PollingIdleTimeout = 2 * time.Minute
