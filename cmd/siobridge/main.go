@@ -109,11 +109,17 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 		}
 		rdb := redis.NewClient(opts)
 		defer rdb.Close()
+		dropped := prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "siobridge_cluster_publish_dropped_total",
+			Help: "Messages for other nodes dropped because more waited for Redis than the adapter keeps.",
+		})
+		reg.MustRegister(dropped)
 		adapter = redisadapter.New(redisadapter.Options{
 			Client:         rdb,
 			KeyPrefix:      cfg.Cluster.KeyPrefix,
 			RequestTimeout: cfg.Cluster.RequestTimeout.Duration,
 			Logger:         log,
+			OnDrop:         func(n int) { dropped.Add(float64(n)) },
 		})
 	}
 	// The limits' hooks count into proxyMetrics, made once the server exists; they run only

@@ -88,6 +88,13 @@ type Options struct {
 	// Logger receives the adapter's logs (connection state changes at Warn and Info, dropped
 	// messages at Warn, protocol oddities at Debug). Default slog.Default().
 	Logger *slog.Logger
+	// OnDrop, when set, is called with the number of messages for other nodes dropped
+	// because too many waited for Redis (see Healthy): the place to count them. It must not
+	// block.
+	OnDrop func(n int)
+
+	// maxUnsent replaces the publisher's bound maxUnsent, in tests.
+	maxUnsent int
 }
 
 // New returns the factory of Redis adapters, one per namespace, for socketio.Options.Adapter
@@ -195,10 +202,13 @@ func newID() string {
 // UID is this node's id in the namespace, as other nodes see it in messages.
 func (a *Adapter) UID() string { return a.uid }
 
-// Healthy returns nil while the adapter is subscribed to its Redis channels, and otherwise
-// an error saying since when and why not (also before the first subscription completes, and
-// after Close). Broadcasts and requests from other nodes are missed while it is not nil; this
-// node's own sockets are served all along.
+// Healthy returns nil while both directions work: the adapter is subscribed to its Redis
+// channels, and commands through the client (PUBLISH, PUBSUB NUMSUB) get answers. Otherwise
+// it returns an error saying since when and why not (also before the first subscription
+// completes, after Redis was lost until both work again, and after Close). While it is not
+// nil, messages from other nodes are missed, and messages for them wait in the publisher
+// (at most maxUnsent, sent in order once Redis answers; beyond that dropped, logged and
+// passed to Options.OnDrop); this node's own sockets are served all along.
 func (a *Adapter) Healthy() error {
 	if a.ctx.Err() != nil {
 		return ErrClosed
@@ -208,6 +218,10 @@ func (a *Adapter) Healthy() error {
 	if a.health != nil {
 		return fmt.Errorf("redisadapter: namespace %q: not subscribed to Redis since %s: %w",
 			a.ns.Name(), a.healthAt.Format(time.RFC3339), a.health)
+	}
+	if err := a.hub.cmdErr; err != nil {
+		return fmt.Errorf("redisadapter: cannot publish to Redis since %s: %w",
+			a.hub.cmdErrAt.Format(time.RFC3339), err)
 	}
 	return nil
 }
@@ -343,6 +357,7 @@ func (a *Adapter) publish(channel string, payload []byte) error {
 	case a.hub.outbox <- outgoing{channel, payload}:
 		return nil
 	default:
+		a.hub.countDropped(1)
 		a.log.Warn("redis adapter publish queue full; message dropped", "channel", channel)
 		return ErrPublishQueueFull
 	}
@@ -350,10 +365,40 @@ func (a *Adapter) publish(channel string, payload []byte) error {
 
 // nodeCounts returns how many nodes subscribe to the namespace's request channel (this one
 // included) and how many of them are siobridge nodes.
+//
+// While the subscription works (Redis is up), a failure is tried again until RequestTimeout:
+// just after Redis came back, the client's pool may still answer with the dial error it
+// cached while Redis was down, for up to a second. While the subscription is lost it fails
+// at once.
 func (a *Adapter) nodeCounts(ctx context.Context) (all, siobridge int, err error) {
 	a.waitSubscribed(ctx)
 	ctx, cancel := context.WithTimeout(ctx, a.opts.RequestTimeout)
 	defer cancel()
+	for wait := retryMin; ; wait = min(2*wait, retryMax) {
+		all, siobridge, err = a.countNodes(ctx)
+		if err == nil || !a.subscriptionUp() {
+			return all, siobridge, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return all, siobridge, err
+		}
+	}
+}
+
+// subscriptionUp reports whether the hub's subscription connection works.
+func (a *Adapter) subscriptionUp() bool {
+	a.hub.mu.Lock()
+	defer a.hub.mu.Unlock()
+	return a.hub.connErr == nil
+}
+
+// countNodes is one PUBSUB NUMSUB of the namespace's request and presence channels, for
+// nodeCounts.
+func (a *Adapter) countNodes(ctx context.Context) (all, siobridge int, err error) {
 	add := func(c redis.UniversalClient) error {
 		m, err := c.PubSubNumSub(ctx, a.requestChannel, a.presenceChannel).Result()
 		if err != nil {

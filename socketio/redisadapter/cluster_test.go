@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -619,24 +620,61 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func TestLostBroadcastsAreLogged(t *testing.T) {
+// TestUnsentBroadcastsAreBoundedAndCounted: while Redis is down, the publisher keeps what it
+// could not send up to its bound; what does not fit is dropped, logged and counted.
+func TestUnsentBroadcastsAreBoundedAndCounted(t *testing.T) {
 	r := startRedis(t)
 	logs := &syncBuffer{}
-	a := newNode(t, r, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	var dropped atomic.Int64
+	a := newNode(t, r, Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), maxUnsent: 3,
+		OnDrop: func(n int) { dropped.Add(int64(n)) }})
 	ca, _ := a.client()
 	waitHealthy(t, a)
 	r.stop()
 	waitFor(t, 10*time.Second, "the adapter to notice", func() bool { return a.adapter().Healthy() != nil })
-	for i := range 3 {
+	for i := range 5 {
 		if _, err := a.ns().Emit("lost", i); err != nil {
 			t.Fatal(err)
 		}
 		expect(t, ca, fmt.Sprintf(`42["lost",%d]`, i))
 	}
-	waitFor(t, 10*time.Second, "a warning about the lost messages", func() bool {
-		return strings.Contains(logs.String(), "could not publish")
+	waitFor(t, 10*time.Second, "a warning about the dropped messages", func() bool {
+		return strings.Contains(logs.String(), "could not publish") && dropped.Load() == 2
 	})
-	if !strings.Contains(logs.String(), "lost its subscription") {
-		t.Fatalf("logs:\n%s", logs)
+	if log := logs.String(); !strings.Contains(log, "lost its subscription") || !strings.Contains(log, "dropped=1") || strings.Contains(log, "error=<nil>") {
+		t.Fatalf("dropped %d; logs:\n%s", dropped.Load(), logs)
 	}
+}
+
+// TestPublishesKeptWhileRedisIsUnreachable: a node that cannot reach Redis for a while keeps
+// what it broadcasts and sends it, in order, once Redis answers; a node that stayed
+// connected gets every message, none twice, and readiness (Healthy) says when both
+// directions work again.
+func TestPublishesKeptWhileRedisIsUnreachable(t *testing.T) {
+	r := startRedis(t)
+	px := startCutProxy(t, r.addr())
+	a := newNodeAt(t, px.addr(), Options{RequestTimeout: time.Second})
+	b := newNode(t, r, Options{RequestTimeout: time.Second})
+	cb, _ := b.client()
+	waitHealthy(t, a, b)
+	px.cut(true)
+	waitFor(t, 10*time.Second, "A to notice Redis is unreachable", func() bool { return a.adapter().Healthy() != nil })
+	const n = 20
+	for i := range n {
+		if _, err := a.ns().Emit("kept", i); err != nil {
+			t.Fatalf("Emit while Redis is unreachable: %v", err)
+		}
+	}
+	if err := a.adapter().Healthy(); err == nil {
+		t.Fatal("A is healthy while it cannot reach Redis")
+	}
+	px.cut(false)
+	waitHealthy(t, a)
+	if _, err := a.ns().Emit("after"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		expect(t, cb, fmt.Sprintf(`42["kept",%d]`, i))
+	}
+	expect(t, cb, `42["after"]`)
 }

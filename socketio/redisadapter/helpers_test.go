@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -136,7 +137,13 @@ type node struct {
 
 func newNode(t testing.TB, r *redisServer, opts Options) *node {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: r.addr(), DialTimeout: time.Second})
+	return newNodeAt(t, r.addr(), opts)
+}
+
+// newNodeAt is newNode with Redis at addr (a cutProxy's, say).
+func newNodeAt(t testing.TB, addr string, opts Options) *node {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second})
 	opts.Client = rdb
 	if opts.Logger == nil {
 		opts.Logger = testLogger()
@@ -224,4 +231,92 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// cutProxy forwards TCP connections to a Redis server, and can cut them: while cut, it
+// closes the connections it carries and every new one at once, as a network that lost the
+// server would look to a client.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+
+	mu     sync.Mutex
+	isCut  bool
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
+	closed bool
+}
+
+func startCutProxy(t testing.TB, target string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: target, conns: make(map[net.Conn]struct{})}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(func() {
+		p.mu.Lock()
+		p.closed = true
+		for c := range p.conns {
+			c.Close()
+		}
+		p.mu.Unlock()
+		ln.Close()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *cutProxy) addr() string { return p.ln.Addr().String() }
+
+func (p *cutProxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.isCut || p.closed {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		up, err := net.DialTimeout("tcp", p.target, time.Second)
+		if err != nil {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+		p.wg.Add(2)
+		p.mu.Unlock()
+		go p.pipe(c, up)
+		go p.pipe(up, c)
+	}
+}
+
+func (p *cutProxy) pipe(dst, src net.Conn) {
+	defer p.wg.Done()
+	_, _ = io.Copy(dst, src)
+	dst.Close()
+	src.Close()
+	p.mu.Lock()
+	delete(p.conns, dst)
+	delete(p.conns, src)
+	p.mu.Unlock()
+}
+
+// cut cuts the proxy (closing what it carries), or lets connections through again.
+func (p *cutProxy) cut(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.isCut = on
+	if on {
+		for c := range p.conns {
+			c.Close()
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package redisadapter
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -67,6 +68,10 @@ type hub struct {
 	inbox  chan delivery // broadcasts and requests for the dispatcher, in Redis' order
 	outbox chan outgoing // messages for the publisher, in the adapters' order
 	resync chan struct{} // (one slot) the subscriptions wanted have changed
+	probe  chan struct{} // (one slot) the publisher is to check that commands work
+	onDrop func(n int)
+	// maxUnsent bounds the messages the publisher keeps while Redis does not take them.
+	maxUnsent int
 
 	mu sync.Mutex
 	ps *redis.PubSub
@@ -85,6 +90,11 @@ type hub struct {
 	// announced is true once "subscribed" has been logged for the current connection.
 	announced bool
 	everUp    bool
+	// cmdErr is nil while commands through the client's pool (PUBLISH, PUBSUB NUMSUB) are
+	// known to work: the last one the publisher sent got an answer. It is set by a failure,
+	// and when the subscription is lost, until the publisher's next answer.
+	cmdErr   error
+	cmdErrAt time.Time
 }
 
 // subscription is a channel, or a pattern.
@@ -115,6 +125,9 @@ func startHub(opts Options) *hub {
 		inbox:     make(chan delivery, inboxSize),
 		outbox:    make(chan outgoing, publishQueueSize),
 		resync:    make(chan struct{}, 1),
+		probe:     make(chan struct{}, 1),
+		onDrop:    opts.OnDrop,
+		maxUnsent: cmp.Or(opts.maxUnsent, maxUnsent),
 		routes:    make(map[subscription]*Adapter),
 		sent:      make(map[subscription]bool),
 		confirmed: make(map[subscription]bool),
@@ -264,11 +277,15 @@ func (h *hub) connUp() {
 }
 
 // connLost records that the connection failed: no channel counts as subscribed until Redis
-// confirms it again (go-redis subscribes again to all of them on its next connection).
+// confirms it again (go-redis subscribes again to all of them on its next connection), and
+// commands are not known to work until the publisher's next answer.
 func (h *hub) connLost(err error) {
 	h.mu.Lock()
 	was, everUp := h.connErr, h.everUp
 	h.connErr = err
+	if h.cmdErr == nil {
+		h.cmdErr, h.cmdErrAt = err, time.Now()
+	}
 	clear(h.confirmed)
 	h.unconfirmed = len(h.routes)
 	h.announced = false
@@ -276,12 +293,39 @@ func (h *hub) connLost(err error) {
 		h.checkLocked(a)
 	}
 	h.mu.Unlock()
+	select {
+	case h.probe <- struct{}{}:
+	default:
+	}
 	switch {
 	case h.ctx.Err() != nil:
 	case was == nil:
 		h.log.Warn("redis adapter lost its subscription; other nodes are unreachable until it is back", "error", err)
 	case !everUp && errors.Is(was, errNotYet):
 		h.log.Warn("redis adapter cannot subscribe yet", "error", err)
+	}
+}
+
+// setCommands records whether the publisher's last command got an answer.
+func (h *hub) setCommands(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if (h.cmdErr == nil) != (err == nil) {
+		h.cmdErrAt = time.Now()
+	}
+	h.cmdErr = err
+}
+
+// commandsDown reports whether commands are not known to work.
+func (h *hub) commandsDown() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.cmdErr != nil
+}
+
+func (h *hub) countDropped(n int) {
+	if h.onDrop != nil {
+		h.onDrop(n)
 	}
 }
 

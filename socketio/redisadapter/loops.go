@@ -26,11 +26,16 @@ import (
 )
 
 const (
-	// publishTimeout bounds one PUBLISH (or pipeline of them).
+	// publishTimeout bounds one PUBLISH (or pipeline of them, of at most publishBatch).
 	publishTimeout = 2 * time.Second
-	// publishPause is how long the publisher drops messages without trying after Redis
-	// refused one, so a dead Redis costs no time per broadcast and the queue does not fill.
-	publishPause = time.Second
+	publishBatch   = 64
+	// maxUnsent and maxUnsentBytes bound what the publisher keeps while Redis does not take
+	// it; retryMin and retryMax the waits between its attempts (doubling), so that a dead
+	// Redis costs no time per broadcast.
+	maxUnsent      = 16384
+	maxUnsentBytes = 32 << 20
+	retryMin       = 50 * time.Millisecond
+	retryMax       = time.Second
 	// dropLogEvery spaces the warnings about dropped messages.
 	dropLogEvery = 10 * time.Second
 	// flushOnClose bounds how long stopping lets the publisher send what is queued.
@@ -218,91 +223,148 @@ func peekUID(b []byte) (string, error) {
 	return s, nil
 }
 
-// publishLoop is the publisher goroutine.
+// publishLoop is the publisher goroutine: it takes what the adapters queue and PUBLISHes it
+// in order, pipelining what piled up. What Redis does not take is kept (up to maxUnsent
+// messages and maxUnsentBytes) and sent again, in order, once Redis answers; only what does
+// not fit is dropped, counted and logged. While it has nothing to send and the hub's
+// commands are not known to work (after a failure, or once the subscription was lost), it
+// PINGs Redis through the client's pool until it answers: readiness waits for that.
 func (h *hub) publishLoop() {
 	defer h.wg.Done()
-	var st publishState
-	batch := make([]outgoing, 0, 64)
+	p := publisher{h: h, base: make([]outgoing, 0, publishBatch)}
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	waiting := false // for retry
 	for {
+		if !waiting && (len(p.unsent) > 0 || h.commandsDown()) {
+			if err := p.attempt(h.ctx); err != nil {
+				p.backoff = min(max(2*p.backoff, retryMin), retryMax)
+				retry.Reset(p.backoff)
+				waiting = true
+			} else {
+				p.backoff = 0
+			}
+			continue
+		}
 		select {
 		case m := <-h.outbox:
-			batch = h.fill(append(batch[:0], m))
-			h.flush(context.Background(), batch, &st)
+			p.add(m)
+			p.fill()
+		case <-retry.C:
+			waiting = false
+		case <-h.probe:
 		case <-h.ctx.Done():
+			retry.Stop()
 			ctx, cancel := context.WithTimeout(context.Background(), flushOnClose)
-			for ctx.Err() == nil {
-				batch = h.fill(batch[:0])
-				if len(batch) == 0 {
+			for p.fill(); len(p.unsent) > 0 && ctx.Err() == nil; p.fill() {
+				if p.attempt(ctx) != nil {
 					break
 				}
-				h.flush(ctx, batch, &st)
 			}
 			cancel()
-			st.report(h, true)
+			p.dropped += len(p.unsent)
+			p.report(true)
 			return
 		}
 	}
 }
 
-// fill adds what is queued to batch, up to its capacity, without waiting.
-func (h *hub) fill(batch []outgoing) []outgoing {
-	for len(batch) < cap(batch) {
+// publisher is the publisher goroutine's state.
+type publisher struct {
+	h       *hub
+	unsent  []outgoing // taken from the outbox, not yet published, in order
+	bytes   int        // their payloads' size
+	base    []outgoing // unsent's first array, kept while there is no backlog
+	backoff time.Duration
+	dropped int // since the last report
+	lastErr error
+	lastLog time.Time
+}
+
+// add keeps m to be published, or drops it when what is kept is full.
+func (p *publisher) add(m outgoing) {
+	if len(p.unsent) >= p.h.maxUnsent || p.bytes+len(m.payload) > maxUnsentBytes {
+		p.dropped++
+		p.h.countDropped(1)
+		p.report(false)
+		return
+	}
+	p.unsent = append(p.unsent, m)
+	p.bytes += len(m.payload)
+}
+
+// fill takes what is queued in the outbox, without waiting.
+func (p *publisher) fill() {
+	for {
 		select {
-		case m := <-h.outbox:
-			batch = append(batch, m)
+		case m := <-p.h.outbox:
+			p.add(m)
 		default:
-			return batch
+			return
 		}
 	}
-	return batch
 }
 
-// publishState is the publisher's memory of failures, for pauses and sparse logs.
-type publishState struct {
-	pausedUntil time.Time
-	dropped     int
-	lastErr     error
-	lastLog     time.Time
-}
-
-func (st *publishState) report(h *hub, final bool) {
-	if st.dropped == 0 || (!final && time.Since(st.lastLog) < dropLogEvery) {
-		return
-	}
-	h.log.Warn("redis adapter could not publish; other nodes missed these messages", "dropped", st.dropped, "error", st.lastErr)
-	st.dropped, st.lastLog = 0, time.Now()
-}
-
-// flush publishes batch in one round trip; on failure the messages are dropped (delivery is
-// at most once) and the publisher pauses.
-func (h *hub) flush(ctx context.Context, batch []outgoing, st *publishState) {
-	if time.Now().Before(st.pausedUntil) {
-		st.dropped += len(batch)
-		st.report(h, false)
-		return
-	}
+// attempt publishes the first of the unsent messages in one round trip, or PINGs Redis when
+// there are none, and records whether commands work.
+func (p *publisher) attempt(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
-	var err error
-	if len(batch) == 1 {
-		err = h.client.Publish(ctx, batch[0].channel, batch[0].payload).Err()
+	if len(p.unsent) == 0 {
+		err := p.h.client.Ping(ctx).Err()
+		p.h.setCommands(err)
+		if err != nil {
+			p.lastErr = err
+		}
+		return err
+	}
+	n := min(len(p.unsent), publishBatch)
+	sent, err := 0, error(nil)
+	if n == 1 {
+		if err = p.h.client.Publish(ctx, p.unsent[0].channel, p.unsent[0].payload).Err(); err == nil {
+			sent = 1
+		}
 	} else {
-		pipe := h.client.Pipeline()
-		for _, m := range batch {
+		pipe := p.h.client.Pipeline()
+		for _, m := range p.unsent[:n] {
 			pipe.Publish(ctx, m.channel, m.payload)
 		}
-		_, err = pipe.Exec(ctx)
+		var cmds []redis.Cmder
+		cmds, err = pipe.Exec(ctx)
+		// What Redis answered went out; the rest is tried again (a message whose answer was
+		// lost with the connection may then arrive twice).
+		for _, c := range cmds {
+			if c.Err() != nil {
+				break
+			}
+			sent++
+		}
 	}
+	for _, m := range p.unsent[:sent] {
+		p.bytes -= len(m.payload)
+	}
+	clear(p.unsent[:sent])
+	p.unsent = p.unsent[sent:]
+	if len(p.unsent) == 0 {
+		p.unsent = p.base[:0] // let a backlog's array go
+	}
+	p.h.setCommands(err)
 	if err != nil {
-		st.pausedUntil = time.Now().Add(publishPause)
-		st.dropped += len(batch)
-		st.lastErr = err
-		st.report(h, false)
+		p.lastErr = err
+		return err
+	}
+	p.report(true)
+	return nil
+}
+
+// report logs what was dropped, at most every dropLogEvery unless final.
+func (p *publisher) report(final bool) {
+	if p.dropped == 0 || (!final && time.Since(p.lastLog) < dropLogEvery) {
 		return
 	}
-	if st.dropped > 0 {
-		st.report(h, true)
-	}
+	p.h.log.Warn("redis adapter could not publish; other nodes missed these messages",
+		"dropped", p.dropped, "kept_at_most", p.h.maxUnsent, "error", p.lastErr)
+	p.dropped, p.lastLog = 0, time.Now()
 }
 
 var _ socketio.Adapter = (*Adapter)(nil)
