@@ -146,14 +146,14 @@ func (s *Server) hijackPoll(w http.ResponseWriter, r *http.Request) *httpConn {
 }
 
 // register hands hc to the poller and the server's set of held connections; false when it
-// cannot be (the poller is closed or cannot read it): hc is then closed.
+// cannot be: the server is closing (the caller answers the GET and closes hc), or the poller
+// cannot read it (hc is closed).
 func (hc *httpConn) register() bool {
 	s := hc.srv
 	s.held.mu.Lock()
 	if s.held.closed {
 		s.held.mu.Unlock()
-		hc.nc.Close()
-		return false
+		return false // the caller answers and closes
 	}
 	s.held.conns[hc] = struct{}{}
 	if !s.held.sweeping {
@@ -199,9 +199,24 @@ func (s *Session) holdPoll(hc *httpConn) {
 	}
 	hc.serving = true // this request is being served: what follows it waits
 	if !hc.register() {
+		// The server is closing, or the poller cannot take the connection: the GET is
+		// answered here if the session has an answer (Close has closed it: its close
+		// packet), and the connection closed.
 		s.mu.Lock()
-		s.getActive = false
+		var batch []*Message
+		if s.pollReadyLocked() {
+			batch = s.takePollLocked()
+		} else {
+			s.getActive = false
+		}
 		s.mu.Unlock()
+		if batch != nil {
+			bp := respBufs.Get().(*[]byte)
+			b := hc.appendPoll((*bp)[:0], s, batch)
+			_ = hc.writeRest(b)
+			putRespBuf(bp, b)
+		}
+		hc.nc.Close()
 		return
 	}
 	s.mu.Lock()

@@ -785,3 +785,47 @@ func TestPollerPanicClosesOnlyItsSession(t *testing.T) {
 		t.Fatalf("the other session: %q %v", msg, err)
 	}
 }
+
+// A GET taken from net/http as the server closes, before the poller holds its connection,
+// is answered with the close packet (not dropped, which a client would take for a network
+// error and poll again, into "Session ID unknown").
+func TestHeldPollTakenWhileTheServerCloses(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	c := dialRaw(t, ts)
+	sid := rawHandshake(t, c)
+	sess := ts.eio.Session(sid)
+	// The GET, as hijackPoll leaves it: active, its connection taken.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess.mu.Lock()
+	sess.getActive = true
+	sess.mu.Unlock()
+	hc := &httpConn{srv: ts.eio, nc: server, remote: "test", since: time.Now(), w: pollWriter{h: make(http.Header)}}
+	hc.w.hc = hc
+	ts.eio.Close() // closes the session, then refuses held connections
+	sess.holdPoll(hc)
+	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(client), nil)
+	if err != nil {
+		t.Fatalf("the GET was not answered: %v", err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 200 || string(body) != "1" {
+		t.Fatalf("the GET got %d %q, want the close packet", res.StatusCode, body)
+	}
+	if ev := ts.waitClose(t); ev.reason != ReasonServerShutdown {
+		t.Fatalf("close %+v", ev)
+	}
+}
