@@ -291,7 +291,9 @@ func TestSpoolDeliversAfterRestart(t *testing.T) {
 	for i := range perKey {
 		for k := range keys {
 			key := fmt.Sprint("socket", k)
-			dl := &Delivery{Kind: KindEvent, Body: spoolBody(key, i)}
+			// As the Bridge writes them: the delivery id first in the body.
+			id := NewDeliveryID()
+			dl := &Delivery{ID: id, Kind: KindEvent, Body: withBodyID(spoolBody(key, i), id)}
 			if err := d.Enqueue(key, dl, settled); err != nil {
 				t.Fatalf("Enqueue: %v", err)
 			}
