@@ -377,11 +377,13 @@ func (hc *httpConn) consume(data []byte) bool {
 		hc.mu.Unlock()
 		return false
 	}
-	// What a request may be: a header and its body. Behind a request being served or a parked
-	// GET, a client sends nothing (socket.io-client never pipelines), so what it may send there
-	// is one header's worth: a parked poll holds no more than that of the client's bytes.
+	// What a request may be: a header and its body. Behind a parked GET a client sends
+	// nothing (it waits for the answer; socket.io-client never pipelines), so what it may send
+	// there is one header's worth: a parked poll holds no more than that of the client's bytes.
+	// A request being served may have been answered already, while its goroutine finishes:
+	// the client's next request is as welcome then as after.
 	limit := hc.srv.opts.MaxHeaderBytes + int(hc.srv.opts.MaxPayload)
-	if hc.serving || hc.parked != nil {
+	if hc.parked != nil {
 		limit = hc.srv.opts.MaxHeaderBytes
 	}
 	if len(hc.buf)+len(data) > limit {

@@ -595,7 +595,8 @@ func (h *blockingHandler) OnClose(string, error) {}
 func TestHeldPollClosedWhileServing(t *testing.T) {
 	h := &blockingHandler{entered: make(chan struct{}, 1), release: make(chan struct{})}
 	handoff := NewHandoffListener(nil)
-	eio := NewServer(Options{PollingHandoff: handoff.Handoff, PollingPath: "/socket.io/"}, func(*Session) SessionHandler { return h })
+	// A small MaxPayload: what may wait behind a request is a header and a body.
+	eio := NewServer(Options{PollingHandoff: handoff.Handoff, PollingPath: "/socket.io/", MaxPayload: 1000}, func(*Session) SessionHandler { return h })
 	hs := httptest.NewServer(eio)
 	served := make(chan struct{})
 	go func() {
