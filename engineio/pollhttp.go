@@ -211,10 +211,7 @@ func (s *Session) holdPoll(hc *httpConn) {
 		}
 		s.mu.Unlock()
 		if batch != nil {
-			bp := respBufs.Get().(*[]byte)
-			b := hc.appendPoll((*bp)[:0], s, batch)
-			_ = hc.writeRest(b)
-			putRespBuf(bp, b)
+			_ = hc.writePoll(s, batch) // not the poller's: a write bounded by WriteTimeout
 		}
 		hc.nc.Close()
 		return
