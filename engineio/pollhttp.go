@@ -37,7 +37,9 @@ const (
 	// included, is far smaller). Behind a parked GET it is all a client may send (see
 	// consume).
 	maxPollHeader = 8 << 10
-	// maxSweepEvery is the longest period of the sweep of held connections (sweepHeld).
+	// minSweepEvery and maxSweepEvery bound the period of the sweep of held connections
+	// (sweepHeld): half the shortest of the header and body timeouts.
+	minSweepEvery = 10 * time.Millisecond
 	maxSweepEvery = 5 * time.Second
 )
 
@@ -564,33 +566,14 @@ func headerEnd(buf []byte, from int) int {
 	return -1
 }
 
-// parsePoll parses the header of the request at the start of buf, when it is a poll of the
+// parsePollHead parses a request's header, through its blank line, when it is a poll of the
 // server at path: a GET or POST of exactly path with a sid, in HTTP/1.1, with a
-// Content-Length (or none) of at most maxBody. It returns the request, without its body, and
-// where its body begins. It is strict: anything unusual (a folded or malformed line, a
-// Transfer-Encoding, a Connection other than keep-alive, an upgrade, Expect, a duplicate
-// Content-Length or Host, a control character) is reqForeign, for net/http to answer by its
-// own rules; what it accepts, net/http's ReadRequest reads the same way (FuzzParsePoll).
-func parsePoll(buf []byte, path string, maxBody int64) (*http.Request, int, reqStatus) {
-	end := headerEnd(buf, 0)
-	if end == -2 {
-		return nil, 0, reqForeign
-	}
-	if end < 0 {
-		if len(buf) > maxPollHeader {
-			return nil, 0, reqForeign
-		}
-		return nil, 0, reqIncomplete
-	}
-	req, status := parsePollHead(buf[:end], path, maxBody)
-	return req, end, status
-}
-
-// parsePollHead parses a header, through its blank line, for parsePoll.
+// Content-Length (or none) of at most maxBody. It returns the request, without its body. It
+// is strict: anything unusual (a folded or malformed line, a Transfer-Encoding, a Connection
+// other than keep-alive, an upgrade, Expect, a duplicate Content-Length or Host, a control
+// character) is reqForeign, for net/http to answer by its own rules; what it accepts,
+// net/http's ReadRequest reads the same way (FuzzParsePoll).
 func parsePollHead(head []byte, path string, maxBody int64) (*http.Request, reqStatus) {
-	if len(head) > maxPollHeader {
-		return nil, reqForeign
-	}
 	head = head[:len(head)-2] // every line with its CRLF
 	eol := bytes.Index(head, []byte("\r\n"))
 	line := head[:eol]

@@ -39,7 +39,7 @@ func FuzzParsePoll(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		req, end, status := parsePoll(data, "/socket.io/", 1e6)
+		req, end, status := parsePoll(data)
 		if status != reqReady {
 			return
 		}
@@ -64,19 +64,19 @@ func FuzzParsePoll(f *testing.F) {
 func TestParsePollAcceptsPollsOnly(t *testing.T) {
 	ready := map[int]bool{0: true, 1: true, 2: true, 3: true, 4: true}
 	for i, s := range parsePollSeeds {
-		_, _, status := parsePoll([]byte(s), "/socket.io/", 1e6)
+		_, _, status := parsePoll([]byte(s))
 		if (status == reqReady) != ready[i] {
 			t.Errorf("seed %d %q: status %d", i, s, status)
 		}
 	}
-	if _, _, status := parsePoll([]byte("GET /socket.io/?sid=a HTTP/1.1\r\nHost: x\r\n"), "/socket.io/", 1e6); status != reqIncomplete {
+	if _, _, status := parsePoll([]byte("GET /socket.io/?sid=a HTTP/1.1\r\nHost: x\r\n")); status != reqIncomplete {
 		t.Errorf("a header without its end: status %d, want incomplete", status)
 	}
-	if _, _, status := parsePoll(bytes.Repeat([]byte("x"), maxPollHeader+1), "/socket.io/", 1e6); status != reqForeign {
+	if _, _, status := parsePoll(bytes.Repeat([]byte("x"), maxPollHeader+1)); status != reqForeign {
 		t.Errorf("a header past the limit: status %d, want foreign", status)
 	}
 	post := "POST /socket.io/?sid=a HTTP/1.1\r\nHost: x\r\nContent-Length: 1000001\r\n\r\n"
-	if _, _, status := parsePoll([]byte(post), "/socket.io/", 1e6); status != reqForeign {
+	if _, _, status := parsePoll([]byte(post)); status != reqForeign {
 		t.Errorf("a body past MaxPayload: status %d, want foreign (net/http refuses it)", status)
 	}
 }
@@ -225,6 +225,17 @@ func TestHeldHeaderPastTheLimitGoesToNetHTTP(t *testing.T) {
 		}
 	}
 	t.Fatal("never handed off")
+}
+
+// parsePoll reads the request at the start of buf as a held connection does (path
+// "/socket.io/", MaxPayload 1e6): the request, where its header ends, and the status.
+func parsePoll(buf []byte) (*http.Request, int, reqStatus) {
+	hc := &httpConn{srv: heldTestServer(), buf: buf}
+	req, status := hc.nextRequest()
+	if status != reqReady {
+		return nil, 0, status
+	}
+	return req, hc.served0 - int(req.ContentLength), status
 }
 
 // heldTestServer is a server for the held parser's tests: its options, and nothing running.

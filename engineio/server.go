@@ -217,7 +217,7 @@ func NewServer(opts Options, onSession func(*Session) SessionHandler) *Server {
 		held: heldConns{
 			idleTimeout: opts.PollingIdleTimeout, headerTimeout: opts.PollingHeaderTimeout,
 			bodyTimeout: opts.PollingBodyTimeout,
-			sweepEvery:  min(maxSweepEvery, opts.PollingHeaderTimeout/2, opts.PollingBodyTimeout/2),
+			sweepEvery:  max(minSweepEvery, min(maxSweepEvery, opts.PollingHeaderTimeout/2, opts.PollingBodyTimeout/2)),
 			conns:       make(map[*httpConn]struct{}), stop: make(chan struct{}),
 		},
 	}

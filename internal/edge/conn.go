@@ -69,8 +69,9 @@ func (w *watch) unread(p []byte) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.prefix = append(p[:len(p):len(p)], w.prefix...)
-	if w.verdict.Load() == nil {
-		// p begins a request: the server that read it gives it back whole.
+	if !w.framer.stopped() {
+		// p begins a request: the server that read it gives it back whole. A framer that
+		// stopped (a refusal, or an upgrade: what follows is not HTTP) stays stopped.
 		w.framer.startHead()
 	}
 }

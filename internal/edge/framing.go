@@ -70,15 +70,15 @@ type Verdict struct {
 }
 
 var (
-	verdictLengthAndEncoding = Verdict{http.StatusBadRequest, "a request may not have both Content-Length and Transfer-Encoding", "request_framing"}
-	verdictBodyless          = Verdict{http.StatusBadRequest, "a GET or HEAD request may not have a body", "request_framing"}
-	verdictFolded            = Verdict{http.StatusBadRequest, "folded header lines are not accepted", "request_framing"}
-	verdictTrailer           = Verdict{http.StatusBadRequest, "chunk trailers are not accepted", "request_framing"}
-	verdictChunks            = Verdict{http.StatusBadRequest, "malformed chunked body", "request_framing"}
-	verdictEncoding          = Verdict{http.StatusBadRequest, "unsupported Transfer-Encoding", "request_framing"}
-	verdictLength            = Verdict{http.StatusBadRequest, "invalid Content-Length", "request_framing"}
-	verdictHeaderLine        = Verdict{http.StatusBadRequest, "malformed header line", "request_framing"}
-	verdictHeaderSize        = Verdict{http.StatusRequestHeaderFieldsTooLarge, "request header too large", "max_header_bytes"}
+	verdictLengthAndEncoding = Verdict{http.StatusBadRequest, "a request may not have both Content-Length and Transfer-Encoding", LimitFraming}
+	verdictBodyless          = Verdict{http.StatusBadRequest, "a GET or HEAD request may not have a body", LimitFraming}
+	verdictFolded            = Verdict{http.StatusBadRequest, "folded header lines are not accepted", LimitFraming}
+	verdictTrailer           = Verdict{http.StatusBadRequest, "chunk trailers are not accepted", LimitFraming}
+	verdictChunks            = Verdict{http.StatusBadRequest, "malformed chunked body", LimitFraming}
+	verdictEncoding          = Verdict{http.StatusBadRequest, "unsupported Transfer-Encoding", LimitFraming}
+	verdictLength            = Verdict{http.StatusBadRequest, "invalid Content-Length", LimitFraming}
+	verdictHeaderLine        = Verdict{http.StatusBadRequest, "malformed header line", LimitFraming}
+	verdictHeaderSize        = Verdict{http.StatusRequestHeaderFieldsTooLarge, "request header too large", LimitHeaderBytes}
 )
 
 func newFramer(maxHeader int) framer {
