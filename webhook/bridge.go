@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -107,7 +109,18 @@ type Bridge struct {
 const (
 	msgRefused     = "Connection refused by the application"
 	msgUnreachable = "Connection refused: the application could not be reached"
+	msgFailed      = "Connection refused: the application failed"
 	msgOverloaded  = "Connection refused: too many webhooks waiting"
+)
+
+// The errors an event's ack carries when the app's answer cannot give it: the client's
+// callback gets [{"error": "..."}].
+const (
+	ackUnreachable = "the application could not be reached"
+	ackFailed      = "the application failed"
+	ackRefused     = "the event was refused by the application"
+	ackUnreadable  = "the application's reply could not be read"
+	ackStopping    = "the server stopped before the application answered"
 )
 
 // NewBridge attaches a bridge to every namespace of opts.Server, present and future.
@@ -203,13 +216,17 @@ func (b *Bridge) authorize(ctx context.Context, req *socketio.ConnectRequest) (*
 		return nil, ctx.Err() // the connection is gone; nobody reads the answer
 	}
 	if res.Err != nil {
-		b.log.Warn("webhook: connect undelivered", "namespace", req.Namespace, "socket", req.SocketID, "err", res.Err)
-		return b.onConnectError(&socketio.ConnectError{Message: msgUnreachable})
+		msg := msgUnreachable
+		if res.StatusCode != 0 {
+			msg = msgFailed
+		}
+		b.log.Warn("webhook: connect given up: "+strings.TrimPrefix(msg, "Connection refused: "),
+			"delivery", res.Delivery.ID, "namespace", req.Namespace, "socket", req.SocketID,
+			"address", addressOf(req.Handshake), "attempts", res.Attempts, "status", res.StatusCode, "err", res.Err)
+		return b.onConnectError(&socketio.ConnectError{Message: msg})
 	}
-	acts, err := parseActions(res.Body)
-	if err != nil {
-		b.log.Warn("webhook: connect reply unreadable", "socket", req.SocketID, "status", res.StatusCode, "err", err)
-	}
+	acts, problems, err := parseReply(res.Body)
+	b.replyErrors(res, req.SocketID, "", problems, err)
 	if res.StatusCode < 200 || res.StatusCode > 299 {
 		msg := acts.Message
 		if msg == "" {
@@ -219,6 +236,8 @@ func (b *Bridge) authorize(ctx context.Context, req *socketio.ConnectRequest) (*
 		if len(acts.Data) > 0 {
 			data = acts.Data
 		}
+		b.log.Info("webhook: connect refused by the app", "delivery", res.Delivery.ID, "namespace", req.Namespace,
+			"socket", req.SocketID, "address", addressOf(req.Handshake), "status", res.StatusCode, "message", msg)
 		return nil, &socketio.ConnectError{Message: msg, Data: data}
 	}
 	adm := &socketio.Admission{Rooms: acts.Join}
@@ -228,7 +247,7 @@ func (b *Bridge) authorize(ctx context.Context, req *socketio.ConnectRequest) (*
 	if len(acts.Emit) > 0 || len(acts.Leave) > 0 || acts.Disconnect {
 		post := acts
 		post.Join, post.Data, post.Ack = nil, nil, nil
-		adm.Connected = func(s *socketio.Socket) { b.apply(s, nil, &post) }
+		adm.Connected = func(s *socketio.Socket) { b.apply(s, nil, &post, KindConnect, res.Delivery.ID) }
 	}
 	return adm, nil
 }
@@ -260,24 +279,7 @@ func (b *Bridge) onEvent(s *socketio.Socket, st *socketState, e *socketio.Event)
 		return
 	}
 	err = b.opts.Deliverer.Enqueue(s.ID(), &Delivery{ID: id, Kind: KindEvent, Body: body}, func(r Result) {
-		if r.Kept {
-			b.log.Debug("webhook: event kept in the spool for the next start", "socket", s.ID(), "event", e.Name)
-			return
-		}
-		if r.Err != nil {
-			b.log.Warn("webhook: event undelivered", "socket", s.ID(), "event", e.Name, "err", r.Err)
-			return
-		}
-		if r.StatusCode < 200 || r.StatusCode > 299 {
-			b.log.Warn("webhook: event refused by the app", "socket", s.ID(), "event", e.Name, "status", r.StatusCode)
-			return
-		}
-		acts, err := parseActions(r.Body)
-		if err != nil {
-			b.log.Warn("webhook: event reply unreadable", "socket", s.ID(), "event", e.Name, "err", err)
-			return
-		}
-		b.apply(s, e, &acts)
+		b.settleEvent(s, e, r)
 	})
 	st.mu.Unlock() // before onQueueFull, whose disconnect takes it
 	switch {
@@ -337,16 +339,19 @@ func (b *Bridge) onDisconnect(s *socketio.Socket, st *socketState, reason string
 	}
 	// The disconnect is queued even behind a full queue: the app always learns the end.
 	err = b.opts.Deliverer.EnqueueLast(s.ID(), &Delivery{ID: id, Kind: KindDisconnect, Body: body}, func(r Result) {
-		if r.Kept {
-			b.log.Debug("webhook: disconnect kept in the spool for the next start", "socket", s.ID())
-			return
-		}
-		if r.Err != nil {
-			b.log.Warn("webhook: disconnect undelivered", "socket", s.ID(), "err", r.Err)
-			return
-		}
-		if acts, err := parseActions(r.Body); err == nil && len(acts.Emit) > 0 {
-			b.apply(s, nil, &Actions{Emit: acts.Emit})
+		switch {
+		case r.Kept:
+			b.log.Debug("webhook: disconnect kept in the spool for the next start", "delivery", r.Delivery.ID, "socket", s.ID())
+		case r.Err != nil:
+			b.givenUp(r, s.ID(), "")
+		case r.StatusCode < 200 || r.StatusCode > 299:
+			b.log.Warn("webhook: disconnect refused by the app", "delivery", r.Delivery.ID, "socket", s.ID(), "status", r.StatusCode)
+		default:
+			acts, problems, err := parseReply(r.Body)
+			b.replyErrors(r, s.ID(), "", problems, err)
+			if len(acts.Emit) > 0 {
+				b.apply(s, nil, &Actions{Emit: acts.Emit}, KindDisconnect, r.Delivery.ID)
+			}
 		}
 	})
 	if err != nil {
@@ -354,29 +359,96 @@ func (b *Bridge) onDisconnect(s *socketio.Socket, st *socketState, reason string
 	}
 }
 
-// parseActions reads a reply body; an empty body, or one that is not a JSON object, asks
-// for nothing.
-func parseActions(body []byte) (Actions, error) {
-	var acts Actions
-	trimmed := trimSpace(body)
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return acts, nil
+// settleEvent acts on how an event's webhook was settled. Whenever the app's actions cannot
+// be carried out (the webhook was given up or refused, or the reply cannot be read), it
+// says so in the log and, when the client waits for an ack, in the ack.
+func (b *Bridge) settleEvent(s *socketio.Socket, e *socketio.Event, r Result) {
+	switch {
+	case r.Kept:
+		b.log.Debug("webhook: event kept in the spool for the next start", "delivery", r.Delivery.ID, "socket", s.ID(), "event", e.Name)
+		b.ackError(s, e, ackStopping)
+	case r.Err != nil:
+		b.givenUp(r, s.ID(), e.Name)
+		switch {
+		case errors.Is(r.Err, ErrClosed):
+			b.ackError(s, e, ackStopping)
+		case r.StatusCode != 0:
+			b.ackError(s, e, ackFailed)
+		default:
+			b.ackError(s, e, ackUnreachable)
+		}
+	case r.StatusCode < 200 || r.StatusCode > 299:
+		acts, _, _ := parseReply(r.Body)
+		b.log.Warn("webhook: event refused by the app", "delivery", r.Delivery.ID, "socket", s.ID(), "event", e.Name,
+			"status", r.StatusCode, "message", acts.Message)
+		msg := ackRefused
+		if acts.Message != "" {
+			msg = acts.Message
+		}
+		b.ackError(s, e, msg)
+	default:
+		acts, problems, err := parseReply(r.Body)
+		b.replyErrors(r, s.ID(), e.Name, problems, err)
+		if err != nil {
+			b.ackError(s, e, ackUnreadable)
+			return
+		}
+		if acts.Ack == nil && e.WantsAck() && slices.ContainsFunc(problems, func(p string) bool { return strings.HasPrefix(p, `"ack"`) }) {
+			b.ackError(s, e, ackUnreadable)
+		}
+		b.apply(s, e, &acts, KindEvent, r.Delivery.ID)
 	}
-	if err := json.Unmarshal(trimmed, &acts); err != nil {
-		return Actions{}, err
-	}
-	return acts, nil
 }
 
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\n' || b[0] == '\r' || b[0] == '\t') {
-		b = b[1:]
+// givenUp logs a webhook given up without a final reply from the app
+// (siobridge_webhook_given_up_total counts it).
+func (b *Bridge) givenUp(r Result, socket, event string) {
+	args := []any{"delivery", r.Delivery.ID, "kind", r.Delivery.Kind, "socket", socket}
+	if event != "" {
+		args = append(args, "event", event)
 	}
-	return b
+	args = append(args, "attempts", r.Attempts, "status", r.StatusCode, "err", r.Err)
+	b.log.Error("webhook: "+string(r.Delivery.Kind)+" given up", args...)
+}
+
+// replyErrors reports what parseReply found wrong in a reply, once per reply.
+func (b *Bridge) replyErrors(r Result, socket, event string, problems []string, err error) {
+	if err == nil && len(problems) == 0 {
+		return
+	}
+	b.opts.Metrics.replyError(r.Delivery.Kind)
+	args := []any{"delivery", r.Delivery.ID, "kind", r.Delivery.Kind, "socket", socket}
+	if event != "" {
+		args = append(args, "event", event)
+	}
+	if err != nil {
+		b.log.Warn("webhook: reply unreadable: its actions are not applied", append(args, "status", r.StatusCode, "err", err)...)
+		return
+	}
+	b.log.Warn("webhook: reply has errors: the other actions apply", append(args, "errors", strings.Join(problems, "; "))...)
+}
+
+// ackError answers the client's ack callback, if it waits for one, with [{"error": msg}].
+func (b *Bridge) ackError(s *socketio.Socket, e *socketio.Event, msg string) {
+	if !e.WantsAck() {
+		return
+	}
+	if err := e.Ack(map[string]string{"error": msg}); err != nil && !errors.Is(err, socketio.ErrNoAck) {
+		b.log.Debug("webhook: error ack not sent", "socket", s.ID(), "event", e.Name, "err", err)
+	}
+}
+
+// addressOf is a handshake's client address, "" without one.
+func addressOf(h *socketio.Handshake) string {
+	if h == nil {
+		return ""
+	}
+	return h.Address
 }
 
 // apply carries out a reply's actions for socket s; e is the event replied to, if any.
-func (b *Bridge) apply(s *socketio.Socket, e *socketio.Event, acts *Actions) {
+// kind and delivery are those of the webhook replied to, for the log and the metrics.
+func (b *Bridge) apply(s *socketio.Socket, e *socketio.Event, acts *Actions, kind Kind, delivery string) {
 	if len(acts.Data) > 0 {
 		s.SetData(acts.Data)
 	}
@@ -387,8 +459,14 @@ func (b *Bridge) apply(s *socketio.Socket, e *socketio.Event, acts *Actions) {
 		s.Leave(acts.Leave...)
 	}
 	if acts.Ack != nil && e != nil && e.WantsAck() {
-		if err := b.ack(e, *acts.Ack); err != nil {
-			b.log.Warn("webhook: ack not sent", "socket", s.ID(), "event", e.Name, "err", err)
+		args, err := ArgsFromJSON(*acts.Ack)
+		if err != nil {
+			b.opts.Metrics.replyError(kind)
+			b.log.Warn("webhook: reply has errors: the other actions apply", "delivery", delivery, "kind", kind,
+				"socket", s.ID(), "event", e.Name, "errors", `"ack": `+err.Error())
+			b.ackError(s, e, ackUnreadable)
+		} else if err := e.Ack(args...); err != nil && !errors.Is(err, socketio.ErrNoAck) {
+			b.log.Warn("webhook: ack not sent", "delivery", delivery, "socket", s.ID(), "event", e.Name, "err", err)
 		}
 	}
 	for i := range acts.Emit {
@@ -397,13 +475,17 @@ func (b *Bridge) apply(s *socketio.Socket, e *socketio.Event, acts *Actions) {
 			em.Namespace = s.Namespace().Name()
 		}
 		if em.AckTimeoutMS > 0 {
-			b.log.Warn("webhook: emit action ignored: ack_timeout_ms is only for POST /emit", "socket", s.ID(), "event", em.Event)
+			b.opts.Metrics.replyError(kind)
+			b.log.Warn("webhook: emit action ignored: ack_timeout_ms is only for POST /emit", "delivery", delivery, "kind", kind, "socket", s.ID(), "event", em.Event)
 			continue
 		}
 		// Not waiting for other nodes' counts: the socket's next webhook waits on this one.
 		res, err := emit(context.Background(), b.opts.Server, &em, false)
 		if err != nil {
-			b.log.Warn("webhook: emit action failed", "socket", s.ID(), "event", em.Event, "err", err)
+			if errors.Is(err, ErrInvalid) || errors.Is(err, ErrUnknownNamespace) {
+				b.opts.Metrics.replyError(kind)
+			}
+			b.log.Warn("webhook: emit action failed", "delivery", delivery, "kind", kind, "socket", s.ID(), "event", em.Event, "err", err)
 			continue
 		}
 		countEventsOut(b.opts.Metrics, em.Namespace, res.Sockets)
@@ -411,17 +493,6 @@ func (b *Bridge) apply(s *socketio.Socket, e *socketio.Event, acts *Actions) {
 	if acts.Disconnect {
 		s.Disconnect(false)
 	}
-}
-
-func (b *Bridge) ack(e *socketio.Event, raw []json.RawMessage) error {
-	args, err := ArgsFromJSON(raw)
-	if err != nil {
-		return err
-	}
-	if err := e.Ack(args...); err != nil && !errors.Is(err, socketio.ErrNoAck) {
-		return err
-	}
-	return nil
 }
 
 func countEventsIn(m *Metrics, namespace string) {

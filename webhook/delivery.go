@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -43,9 +44,15 @@ type DelivererOptions struct {
 	Secret string
 	// Timeout bounds each attempt, from dialing to the end of the reply's body. Default 5s.
 	Timeout time.Duration
-	// Retries is how many times a delivery is retried after its first attempt, used as
-	// given: 0 means one attempt only. Negative counts as 0.
-	Retries int
+	// RetryFor is how long an event or disconnect delivery may be retried: no retry begins
+	// later than RetryFor after its first attempt. Default 2m; negative: no limit of time.
+	RetryFor time.Duration
+	// ConnectRetryFor is RetryFor for connect deliveries, which a client waits on. Default 5s;
+	// negative: no limit of time.
+	ConnectRetryFor time.Duration
+	// MaxAttempts caps the attempts of a delivery, its first included: 1 means no retry.
+	// Default 0: no cap, RetryFor alone bounds the retries.
+	MaxAttempts int
 	// RetryWaitMin is the wait before the first retry; later waits double, with jitter, up
 	// to RetryWaitMax. Default 100ms.
 	RetryWaitMin time.Duration
@@ -74,8 +81,9 @@ type DelivererOptions struct {
 	// to the spool before Enqueue returns, and marked done there once settled, so that what
 	// a crash or a shutdown's deadline leaves undelivered is delivered by the next
 	// Deliverer given the spool (its first deliveries, in their order, before any new
-	// ones). Spooled deliveries are retried without limit (Retries does not apply), with
-	// waits capped at RetryWaitMax, until the app answers with a final reply or Close. A
+	// ones). Spooled deliveries are retried without limit (neither RetryFor nor MaxAttempts
+	// applies), with waits capped at RetryWaitMax, until the app answers with a final reply
+	// or Close. A
 	// connect delivery is never spooled: its answer decides a connection that a restart
 	// ends. The Deliverer does not close the spool.
 	Spool *Spool
@@ -114,8 +122,8 @@ type Result struct {
 	Duration time.Duration
 	// Err is nil when a final answer came: any 2xx, or a 4xx other than 408 and 429 (the
 	// app refused the delivery; retrying would not change its mind). Otherwise it says what
-	// happened last: a connection error or timeout, a 408, 429 or 5xx still there when the
-	// retries were spent, a 501 or 3xx (neither retried nor followed), a reply too large
+	// happened last: a connection error or timeout, a 408, 429 or 5xx still there when
+	// RetryFor or MaxAttempts ran out, a 501 or 3xx (neither retried nor followed), a reply too large
 	// ([ErrReplyTooLarge]), or [Deliverer.Close] cancelling the delivery (it wraps
 	// [ErrClosed]). For example
 	// "webhook: POST http://app/hook: 503 Service Unavailable after 6 attempts".
@@ -152,8 +160,7 @@ type Deliverer struct {
 	url       string
 	shownURL  string // url without its password, for errors
 	urlErr    error
-	client    *retryablehttp.Client
-	durable   *retryablehttp.Client // client without a retry limit, for spooled deliveries
+	http      *http.Client // shared by the workers' retryablehttp clients
 	spool     *Spool
 	transport *http.Transport // the default transport, which Close cleans up; nil when given
 	metrics   *Metrics
@@ -175,6 +182,8 @@ type Deliverer struct {
 	closed    bool
 	cancelled int // deliveries Close cancelled
 	kept      int // of those, the ones left in the spool
+
+	delivered, refused, givenUp atomic.Int64 // see Settled
 }
 
 type keyQueue struct {
@@ -195,7 +204,13 @@ func NewDeliverer(opts DelivererOptions) *Deliverer {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Second
 	}
-	opts.Retries = max(opts.Retries, 0)
+	if opts.RetryFor == 0 {
+		opts.RetryFor = 2 * time.Minute
+	}
+	if opts.ConnectRetryFor == 0 {
+		opts.ConnectRetryFor = 5 * time.Second
+	}
+	opts.MaxAttempts = max(opts.MaxAttempts, 0)
 	if opts.RetryWaitMin <= 0 {
 		opts.RetryWaitMin = 100 * time.Millisecond
 	}
@@ -246,7 +261,7 @@ func NewDeliverer(opts DelivererOptions) *Deliverer {
 		}
 		rt = d.transport
 	}
-	httpClient := &http.Client{
+	d.http = &http.Client{
 		// keepIdle: retryablehttp closes the client's idle connections whenever a
 		// delivery fails, which would drop the keep-alive connections of the other
 		// workers too.
@@ -256,34 +271,13 @@ func NewDeliverer(opts DelivererOptions) *Deliverer {
 		// a 3xx is reported as it is.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	newClient := func(retryMax int) *retryablehttp.Client {
-		c := &retryablehttp.Client{
-			HTTPClient:      httpClient,
-			RetryWaitMin:    opts.RetryWaitMin,
-			RetryWaitMax:    opts.RetryWaitMax,
-			RetryMax:        retryMax,
-			RequestLogHook:  d.beforeAttempt,
-			ResponseLogHook: d.afterAttempt,
-			CheckRetry:      checkRetry,
-			Backoff:         backoff,
-			ErrorHandler:    retryablehttp.PassthroughErrorHandler,
-		}
-		// retryablehttp formats its log lines' arguments whether or not they are written:
-		// it gets a logger only when they would be.
-		if opts.Logger.Enabled(context.Background(), slog.LevelDebug) {
-			c.Logger = retryLogger{opts.Logger}
-		}
-		return c
-	}
-	d.client = newClient(opts.Retries)
-	d.durable = newClient(math.MaxInt32) // until a final answer, or Close
 	if d.spool != nil {
 		d.replay()
 	}
 
 	d.wg.Add(opts.Concurrency)
 	for range opts.Concurrency {
-		go d.work()
+		go d.newWorker().work()
 	}
 	return d
 }
@@ -459,6 +453,32 @@ func (d *Deliverer) Close(ctx context.Context) int {
 	return d.cancelled
 }
 
+// Settled counts the deliveries settled so far: those the app took (a 2xx reply), those it
+// refused (a final 4xx) and those given up (no final reply: Result.Err set), less the ones
+// kept in the spool for the next run.
+type Settled struct {
+	Delivered, Refused, GivenUp int64
+}
+
+// Settled returns the counts of the deliveries settled since [NewDeliverer].
+func (d *Deliverer) Settled() Settled {
+	return Settled{Delivered: d.delivered.Load(), Refused: d.refused.Load(), GivenUp: d.givenUp.Load()}
+}
+
+// settled records how a delivery was settled.
+func (d *Deliverer) settled(r *Result) {
+	d.metrics.settled(r)
+	switch {
+	case r.Kept:
+	case r.Err != nil:
+		d.givenUp.Add(1)
+	case r.StatusCode >= 200 && r.StatusCode <= 299:
+		d.delivered.Add(1)
+	default:
+		d.refused.Add(1)
+	}
+}
+
 // Kept is the number of deliveries that [Deliverer.Close] cancelled and left in the spool,
 // for the next run to deliver.
 func (d *Deliverer) Kept() int {
@@ -467,9 +487,49 @@ func (d *Deliverer) Kept() int {
 	return d.kept
 }
 
+// worker is one of the goroutines that deliver. Its retryablehttp client is its own, so that
+// the client's hooks, called on the worker's goroutine, find the delivery in flight in cur.
+type worker struct {
+	d      *Deliverer
+	client *retryablehttp.Client
+	cur    attempt
+}
+
+// attempt is a delivery's state across its attempts.
+type attempt struct {
+	dl          *Delivery
+	n           int       // attempts begun
+	lastStatus  int       // the last reply's status
+	deadline    time.Time // no retry begins after it; zero: no limit
+	maxAttempts int       // 0: no cap
+}
+
+func (d *Deliverer) newWorker() *worker {
+	w := &worker{d: d}
+	w.client = &retryablehttp.Client{
+		HTTPClient:   d.http,
+		RetryWaitMin: d.opts.RetryWaitMin,
+		RetryWaitMax: d.opts.RetryWaitMax,
+		// The attempt's own limits are in checkRetry.
+		RetryMax:        math.MaxInt32,
+		RequestLogHook:  w.beforeAttempt,
+		ResponseLogHook: w.afterAttempt,
+		CheckRetry:      w.checkRetry,
+		Backoff:         w.backoff,
+		ErrorHandler:    retryablehttp.PassthroughErrorHandler,
+	}
+	// retryablehttp formats its log lines' arguments whether or not they are written: it
+	// gets a logger only when they would be.
+	if d.opts.Logger.Enabled(context.Background(), slog.LevelDebug) {
+		w.client.Logger = retryLogger{d.opts.Logger}
+	}
+	return w
+}
+
 // work delivers one delivery of a ready key at a time, then puts the key at the back of
 // the ready queue if it has more, so that keys take turns.
-func (d *Deliverer) work() {
+func (w *worker) work() {
+	d := w.d
 	defer d.wg.Done()
 	d.mu.Lock()
 	for {
@@ -485,8 +545,7 @@ func (d *Deliverer) work() {
 		kq.bytes -= len(q.dl.Body)
 		d.mu.Unlock()
 
-		res, cancelled := d.send(q.dl, q.seq != 0)
-		d.metrics.settled(&res)
+		res, cancelled := w.send(q.dl, q.seq != 0)
 		if q.seq != 0 {
 			if cancelled {
 				res.Kept = true
@@ -494,6 +553,7 @@ func (d *Deliverer) work() {
 				d.spool.markDone(q.seq)
 			}
 		}
+		d.settled(&res)
 		if q.done != nil {
 			q.done(res)
 		}
@@ -518,19 +578,10 @@ func (d *Deliverer) work() {
 	}
 }
 
-// attempt is a delivery's state across its attempts, reached by retryablehttp's hooks
-// through the request's context.
-type attempt struct {
-	dl         *Delivery
-	n          int // attempts begun
-	lastStatus int // the last reply's status
-}
-
-type attemptKey struct{}
-
 // send delivers dl with its retries, without a limit when durable. cancelled reports that
 // Close cut it short.
-func (d *Deliverer) send(dl *Delivery, durable bool) (res Result, cancelled bool) {
+func (w *worker) send(dl *Delivery, durable bool) (res Result, cancelled bool) {
+	d := w.d
 	res.Delivery = dl
 	if d.urlErr != nil {
 		res.Err = d.urlErr
@@ -540,8 +591,7 @@ func (d *Deliverer) send(dl *Delivery, durable bool) (res Result, cancelled bool
 		res.Err = fmt.Errorf("%w: POST %s cancelled before its first attempt", ErrClosed, d.shownURL)
 		return res, true
 	}
-	st := &attempt{dl: dl}
-	req, err := retryablehttp.NewRequestWithContext(context.WithValue(d.ctx, attemptKey{}, st), http.MethodPost, d.url, dl.Body)
+	req, err := retryablehttp.NewRequestWithContext(d.ctx, http.MethodPost, d.url, dl.Body)
 	if err != nil {
 		res.Err = fmt.Errorf("webhook: POST %s: %w", d.shownURL, err)
 		return res, false
@@ -555,12 +605,20 @@ func (d *Deliverer) send(dl *Delivery, durable bool) (res Result, cancelled bool
 	h[HeaderDelivery] = []string{dl.ID}
 	req.Header = h
 
-	client := d.client
-	if durable {
-		client = d.durable
-	}
 	start := time.Now()
-	resp, err := client.Do(req)
+	w.cur = attempt{dl: dl}
+	st := &w.cur
+	if !durable {
+		st.maxAttempts = d.opts.MaxAttempts
+		retryFor := d.opts.RetryFor
+		if dl.Kind == KindConnect {
+			retryFor = d.opts.ConnectRetryFor
+		}
+		if retryFor > 0 {
+			st.deadline = start.Add(retryFor)
+		}
+	}
+	resp, err := w.client.Do(req)
 	if err == nil && resp == nil {
 		err = errors.New("no reply") // not expected of retryablehttp, but not worth a panic
 	}
@@ -574,21 +632,22 @@ func (d *Deliverer) send(dl *Delivery, durable bool) (res Result, cancelled bool
 	}
 	res.Duration = time.Since(start)
 	res.Attempts = st.n
+	w.cur = attempt{}
 
 	// complete: the app's final answer came whole, and Close cut nothing short.
 	complete := err == nil && isFinal(resp.StatusCode) && (readErr == nil || errors.Is(readErr, ErrReplyTooLarge))
 	switch {
 	case !complete && d.ctx.Err() != nil:
-		res.Err = fmt.Errorf("%w: POST %s cancelled after %s", ErrClosed, d.shownURL, attempts(st.n))
+		res.Err = fmt.Errorf("%w: POST %s cancelled after %s", ErrClosed, d.shownURL, attempts(res.Attempts))
 		return res, true
 	case err != nil:
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err // it repeats the URL
 		}
-		res.Err = fmt.Errorf("webhook: POST %s: %w after %s", d.shownURL, err, attempts(st.n))
+		res.Err = fmt.Errorf("webhook: POST %s: %w after %s", d.shownURL, err, attempts(res.Attempts))
 	case !isFinal(resp.StatusCode):
-		res.Err = fmt.Errorf("webhook: POST %s: %s after %s", d.shownURL, resp.Status, attempts(st.n))
+		res.Err = fmt.Errorf("webhook: POST %s: %s after %s", d.shownURL, resp.Status, attempts(res.Attempts))
 		if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
 			res.Err = fmt.Errorf("%w (redirects are not followed: set webhook.url to the final URL)", res.Err)
 		}
@@ -658,11 +717,8 @@ func readReply(resp *http.Response) ([]byte, error) {
 // beforeAttempt runs before every attempt, the first included (retry is 0 for it): it
 // stamps the attempt's number and a fresh signature. retryablehttp's PrepareRetry would
 // do for retries only, and without the attempt's number.
-func (d *Deliverer) beforeAttempt(_ retryablehttp.Logger, r *http.Request, retry int) {
-	st, _ := r.Context().Value(attemptKey{}).(*attempt)
-	if st == nil {
-		return
-	}
+func (w *worker) beforeAttempt(_ retryablehttp.Logger, r *http.Request, retry int) {
+	st := &w.cur
 	st.n = retry + 1
 	if retry > 0 {
 		// r is a shallow copy of the last attempt's request, whose headers the transport
@@ -670,35 +726,52 @@ func (d *Deliverer) beforeAttempt(_ retryablehttp.Logger, r *http.Request, retry
 		r.Header = r.Header.Clone()
 	}
 	r.Header.Set(HeaderAttempt, strconv.Itoa(st.n))
-	if d.signer != nil {
-		r.Header[HeaderSignature] = []string{d.signer.sign(time.Now(), st.dl.Body)}
+	if w.d.signer != nil {
+		r.Header[HeaderSignature] = []string{w.d.signer.sign(time.Now(), st.dl.Body)}
 	}
-	d.metrics.attempt(st.dl.Kind, retry > 0)
+	w.d.metrics.attempt(st.dl.Kind, retry > 0)
 }
 
 // afterAttempt runs on every reply, keeping its status for a delivery cancelled while it
 // waits to retry, for which retryablehttp returns no reply.
-func (d *Deliverer) afterAttempt(_ retryablehttp.Logger, resp *http.Response) {
-	if st, _ := resp.Request.Context().Value(attemptKey{}).(*attempt); st != nil {
-		st.lastStatus = resp.StatusCode
-	}
+func (w *worker) afterAttempt(_ retryablehttp.Logger, resp *http.Response) {
+	w.cur.lastStatus = resp.StatusCode
 }
 
-// checkRetry retries connection errors and timeouts, 408, 429 and 5xx but 501, and
-// nothing once Close has cancelled the delivery.
-func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
-	if ctx.Err() != nil {
+// checkRetry retries connection errors and timeouts, 408, 429 and 5xx but 501, while the
+// delivery's attempts and time last, and nothing once Close has cancelled it.
+func (w *worker) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	st := &w.cur
+	if ctx.Err() != nil ||
+		(st.maxAttempts > 0 && st.n >= st.maxAttempts) ||
+		(!st.deadline.IsZero() && !time.Now().Before(st.deadline)) {
 		return false, nil
 	}
+	return retryable(ctx, resp, err), nil
+}
+
+// retryable reports whether an attempt's outcome is worth a retry: a connection error or
+// timeout, 408, 429, or a 5xx but 501.
+func retryable(ctx context.Context, resp *http.Response, err error) bool {
 	if err != nil {
 		// retryablehttp's policy knows the errors that a retry cannot fix: a bad scheme or
 		// header, too many redirects, an untrusted certificate.
 		retry, _ := retryablehttp.ErrorPropagatedRetryPolicy(ctx, nil, err)
-		return retry, nil
+		return retry
 	}
 	code := resp.StatusCode
 	return code == http.StatusRequestTimeout || code == http.StatusTooManyRequests ||
-		(code >= 500 && code != http.StatusNotImplemented), nil
+		(code >= 500 && code != http.StatusNotImplemented)
+}
+
+// backoff is the wait before a retry, shortened so that the retry begins by the delivery's
+// deadline.
+func (w *worker) backoff(lo, hi time.Duration, attemptNum int, resp *http.Response) time.Duration {
+	wait := backoff(lo, hi, attemptNum, resp)
+	if dl := w.cur.deadline; !dl.IsZero() {
+		wait = max(min(wait, time.Until(dl)), 0)
+	}
+	return wait
 }
 
 // backoff honours Retry-After (seconds or an HTTP date) on 429 and 503, up to

@@ -205,7 +205,7 @@ func TestRetryKeepsIDAndSignsAfresh(t *testing.T) {
 			w.WriteHeader(http.StatusBadGateway)
 		}
 	})
-	d := newDeliverer(t, DelivererOptions{URL: app.URL, Secret: secret, Retries: 5})
+	d := newDeliverer(t, DelivererOptions{URL: app.URL, Secret: secret, MaxAttempts: 6})
 	body := []byte(`{"type":"event"}`)
 	res := deliver(t, d, "k", &Delivery{Kind: KindEvent, Body: body})
 	if res.Err != nil || res.Attempts != 3 || res.StatusCode != 200 {
@@ -314,7 +314,7 @@ func TestRetries(t *testing.T) {
 				io.WriteString(w, rep.body)
 			})
 			m := NewMetrics(prometheus.NewRegistry())
-			d := newDeliverer(t, DelivererOptions{URL: app.URL, Retries: tt.retries, Metrics: m})
+			d := newDeliverer(t, DelivererOptions{URL: app.URL, MaxAttempts: tt.retries + 1, Metrics: m})
 
 			res := deliver(t, d, "k", &Delivery{Kind: KindEvent, Body: []byte(`{}`)})
 			if res.Attempts != tt.wantAttempts || int(n.Load()) != tt.wantAttempts {
@@ -356,7 +356,7 @@ func TestConnectionRefused(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	d := newDeliverer(t, DelivererOptions{URL: "http://siobridge:pa55word@" + addr + "/hook", Retries: 2})
+	d := newDeliverer(t, DelivererOptions{URL: "http://siobridge:pa55word@" + addr + "/hook", MaxAttempts: 3})
 
 	res := deliver(t, d, "k", &Delivery{Kind: KindConnect, Body: []byte(`{}`)})
 	if res.Attempts != 3 || res.StatusCode != 0 {
@@ -375,7 +375,7 @@ func TestAttemptTimeout(t *testing.T) {
 		hits.Add(1)
 		g.wait(r)
 	})
-	d := newDeliverer(t, DelivererOptions{URL: app.URL, Timeout: 50 * time.Millisecond, Retries: 1})
+	d := newDeliverer(t, DelivererOptions{URL: app.URL, Timeout: 50 * time.Millisecond, MaxAttempts: 2})
 	g.openAtCleanup(t)
 
 	res := deliver(t, d, "k", &Delivery{Kind: KindEvent, Body: []byte(`{}`)})
@@ -555,7 +555,7 @@ func TestFailingKeyHoldsOnlyItsOwn(t *testing.T) {
 		r.Body = io.NopCloser(strings.NewReader(string(body)))
 		o.ServeHTTP(w, r)
 	})
-	d := newDeliverer(t, DelivererOptions{URL: app.URL, Concurrency: 4, Retries: 1_000_000, RetryWaitMin: time.Millisecond, RetryWaitMax: 2 * time.Millisecond})
+	d := newDeliverer(t, DelivererOptions{URL: app.URL, Concurrency: 4, MaxAttempts: 1000001, RetryWaitMin: time.Millisecond, RetryWaitMax: 2 * time.Millisecond})
 
 	bad := make(chan Result, 2)
 	for seq := range 2 {
@@ -878,7 +878,7 @@ func TestCloseDuringRetryWait(t *testing.T) {
 	})
 	tr := replied{rt: &http.Transport{}, ch: make(chan int, 10)}
 	t.Cleanup(tr.rt.CloseIdleConnections)
-	d := NewDeliverer(DelivererOptions{URL: app.URL, Retries: 3, Transport: tr})
+	d := NewDeliverer(DelivererOptions{URL: app.URL, MaxAttempts: 4, Transport: tr})
 	results := make(chan Result, 1)
 	if err := d.Enqueue("k", &Delivery{Kind: KindEvent, Body: []byte(`{}`)}, func(r Result) { results <- r }); err != nil {
 		t.Fatal(err)
@@ -944,7 +944,7 @@ func TestDebugLog(t *testing.T) {
 	})
 	var buf strings.Builder
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	d := newDeliverer(t, DelivererOptions{URL: app.URL, Retries: 1, Logger: log})
+	d := newDeliverer(t, DelivererOptions{URL: app.URL, MaxAttempts: 2, Logger: log})
 	if res := deliver(t, d, "k", &Delivery{Kind: KindEvent, Body: []byte(`{}`)}); res.Err != nil {
 		t.Fatal(res.Err)
 	}

@@ -21,6 +21,8 @@ type Metrics struct {
 	attempts   *prometheus.CounterVec
 	retries    *prometheus.CounterVec
 	dropped    *prometheus.CounterVec
+	givenUp    *prometheus.CounterVec
+	replyErrs  *prometheus.CounterVec
 	duration   *prometheus.HistogramVec
 	pending    prometheus.Gauge
 
@@ -31,6 +33,7 @@ type Metrics struct {
 
 type kindMetrics struct {
 	ok, refused, failed prometheus.Counter
+	givenUp, replyErrs  prometheus.Counter
 	attempts, retries   prometheus.Counter
 	duration            prometheus.Observer
 }
@@ -80,6 +83,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "siobridge_webhook_dropped_total",
 			Help: "Webhooks not sent because their socket's queue was full, by kind and outcome: disconnected (the socket was disconnected), rejected (the event was refused, its ack answered with an error), dropped (a connect or disconnect webhook not sent).",
 		}, []string{"kind", "outcome"}),
+		givenUp: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "siobridge_webhook_given_up_total",
+			Help: "Webhooks given up without a final reply from the app (unreachable, timeouts, 5xx once webhook.retry_for or webhook.retries ran out, cancelled at shutdown and not kept in the spool), by kind.",
+		}, []string{"kind"}),
+		replyErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "siobridge_webhook_reply_errors_total",
+			Help: "Webhook replies with an error in their actions (unreadable JSON, an unknown key, a wrong type), by kind; the valid actions of a readable reply still apply.",
+		}, []string{"kind"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "siobridge_webhook_duration_seconds",
 			Help: "Time from a webhook's first attempt to its settlement, retries and their waits included, by kind.",
@@ -94,7 +105,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		m.EventsIn = registerShared(reg, m.EventsIn)
 		m.EventsOut = registerShared(reg, m.EventsOut)
-		reg.MustRegister(m.deliveries, m.attempts, m.retries, m.dropped, m.duration, m.pending)
+		reg.MustRegister(m.deliveries, m.attempts, m.retries, m.dropped, m.givenUp, m.replyErrs, m.duration, m.pending)
 	}
 	m.kinds = make(map[Kind]*kindMetrics, 3)
 	for _, k := range []Kind{KindConnect, KindEvent, KindDisconnect} {
@@ -126,12 +137,14 @@ func registerShared(reg prometheus.Registerer, c *prometheus.CounterVec) *promet
 func (m *Metrics) resolve(k Kind) *kindMetrics {
 	l := string(k)
 	return &kindMetrics{
-		ok:       m.deliveries.WithLabelValues(l, outcomeOK),
-		refused:  m.deliveries.WithLabelValues(l, outcomeRefused),
-		failed:   m.deliveries.WithLabelValues(l, outcomeFailed),
-		attempts: m.attempts.WithLabelValues(l),
-		retries:  m.retries.WithLabelValues(l),
-		duration: m.duration.WithLabelValues(l),
+		ok:        m.deliveries.WithLabelValues(l, outcomeOK),
+		refused:   m.deliveries.WithLabelValues(l, outcomeRefused),
+		failed:    m.deliveries.WithLabelValues(l, outcomeFailed),
+		givenUp:   m.givenUp.WithLabelValues(l),
+		replyErrs: m.replyErrs.WithLabelValues(l),
+		attempts:  m.attempts.WithLabelValues(l),
+		retries:   m.retries.WithLabelValues(l),
+		duration:  m.duration.WithLabelValues(l),
 	}
 }
 
@@ -171,6 +184,9 @@ func (m *Metrics) settled(r *Result) {
 	switch {
 	case r.Err != nil:
 		km.failed.Inc()
+		if !r.Kept {
+			km.givenUp.Inc()
+		}
 	case r.StatusCode >= 200 && r.StatusCode <= 299:
 		km.ok.Inc()
 	default:
@@ -178,6 +194,13 @@ func (m *Metrics) settled(r *Result) {
 	}
 	if r.Attempts > 0 {
 		km.duration.Observe(r.Duration.Seconds())
+	}
+}
+
+// replyError counts a reply of a kind-k webhook with an error in its actions.
+func (m *Metrics) replyError(k Kind) {
+	if km := m.kind(k); km != nil {
+		km.replyErrs.Inc()
 	}
 }
 

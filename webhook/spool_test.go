@@ -276,7 +276,7 @@ func TestSpoolDeliversAfterRestart(t *testing.T) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	})
 	s := openSpool(t, SpoolOptions{Dir: dir, SegmentBytes: 4096})
-	d := NewDeliverer(DelivererOptions{URL: down.URL, Spool: s, RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond, Retries: 1})
+	d := NewDeliverer(DelivererOptions{URL: down.URL, Spool: s, RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond, MaxAttempts: 2})
 	const keys, perKey = 5, 40
 	type sent struct{ key, id, body string }
 	var all []sent

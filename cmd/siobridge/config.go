@@ -94,21 +94,23 @@ type SocketIOConfig struct {
 
 // WebhookConfig configures the webhooks siobridge POSTs to the app.
 type WebhookConfig struct {
-	URL            string   `toml:"url"`              // absolute http(s) URL; empty = no webhooks (then connect/events are not forwarded)
-	Secret         string   `toml:"secret"`           // HMAC-SHA256 signing secret; empty = unsigned
-	Events         []string `toml:"events"`           // which kinds are sent, of "connect","event","disconnect"; default all three
-	Timeout        Duration `toml:"timeout"`          // per attempt, default 5s
-	Retries        int      `toml:"retries"`          // retries after the first attempt, default 5, 0..100
-	RetryWaitMin   Duration `toml:"retry_wait_min"`   // default 100ms
-	RetryWaitMax   Duration `toml:"retry_wait_max"`   // default 5s, must be >= retry_wait_min
-	Concurrency    int      `toml:"concurrency"`      // deliveries in flight across sockets, default 64, 1..10000
-	QueueSize      int      `toml:"queue_size"`       // webhooks waiting per socket, default 1000
-	QueueMaxBytes  int      `toml:"queue_max_bytes"`  // body bytes of the webhooks waiting per socket, default 4194304 (4 MiB)
-	ConnectOnError string   `toml:"connect_on_error"` // "refuse" (default) or "accept": what a connect does when the app can't be reached after the retries
-	QueueFull      string   `toml:"queue_full"`       // "disconnect" (default) or "reject": what an event does when its socket's queue is full
-	SpoolDir       string   `toml:"spool_dir"`        // directory of the on-disk spool of event and disconnect webhooks; empty (default) = memory only
-	SpoolMaxBytes  int64    `toml:"spool_max_bytes"`  // bytes the spool may hold on disk, default 1073741824 (1 GiB), at least 1048576
-	SpoolFsync     string   `toml:"spool_fsync"`      // "always", "interval" (default: every second) or "never"
+	URL             string   `toml:"url"`               // absolute http(s) URL; empty = no webhooks (then connect/events are not forwarded)
+	Secret          string   `toml:"secret"`            // HMAC-SHA256 signing secret; empty = unsigned
+	Events          []string `toml:"events"`            // which kinds are sent, of "connect","event","disconnect"; default all three
+	Timeout         Duration `toml:"timeout"`           // per attempt, default 5s
+	RetryFor        Duration `toml:"retry_for"`         // how long an event or disconnect webhook is retried before it is given up, default 2m
+	ConnectRetryFor Duration `toml:"connect_retry_for"` // the same for a connect webhook, which a client waits on, default 5s
+	Retries         int      `toml:"retries"`           // caps the retries after the first attempt, 0..100; default 0 = no cap (retry_for alone bounds them)
+	RetryWaitMin    Duration `toml:"retry_wait_min"`    // default 100ms
+	RetryWaitMax    Duration `toml:"retry_wait_max"`    // default 5s, must be >= retry_wait_min
+	Concurrency     int      `toml:"concurrency"`       // deliveries in flight across sockets, default 64, 1..10000
+	QueueSize       int      `toml:"queue_size"`        // webhooks waiting per socket, default 1000
+	QueueMaxBytes   int      `toml:"queue_max_bytes"`   // body bytes of the webhooks waiting per socket, default 4194304 (4 MiB)
+	ConnectOnError  string   `toml:"connect_on_error"`  // "refuse" (default) or "accept": what a connect does when the app can't be reached after the retries
+	QueueFull       string   `toml:"queue_full"`        // "disconnect" (default) or "reject": what an event does when its socket's queue is full
+	SpoolDir        string   `toml:"spool_dir"`         // directory of the on-disk spool of event and disconnect webhooks; empty (default) = memory only
+	SpoolMaxBytes   int64    `toml:"spool_max_bytes"`   // bytes the spool may hold on disk, default 1073741824 (1 GiB), at least 1048576
+	SpoolFsync      string   `toml:"spool_fsync"`       // "always", "interval" (default: every second) or "never"
 
 	// HandshakeHeaders lists the handshake headers that webhooks and GET /sockets show, by
 	// name in any case; default ["*"], every header; [] shows none.
@@ -265,18 +267,19 @@ func DefaultConfig() Config {
 			MaxDynamicNamespaces: 1000,
 		},
 		Webhook: WebhookConfig{
-			Events:         []string{"connect", "event", "disconnect"},
-			Timeout:        Duration{5 * time.Second},
-			Retries:        5,
-			RetryWaitMin:   Duration{100 * time.Millisecond},
-			RetryWaitMax:   Duration{5 * time.Second},
-			Concurrency:    64,
-			QueueSize:      1000,
-			QueueMaxBytes:  4 << 20,
-			ConnectOnError: "refuse",
-			QueueFull:      "disconnect",
-			SpoolMaxBytes:  1 << 30,
-			SpoolFsync:     "interval",
+			Events:          []string{"connect", "event", "disconnect"},
+			Timeout:         Duration{5 * time.Second},
+			RetryFor:        Duration{2 * time.Minute},
+			ConnectRetryFor: Duration{5 * time.Second},
+			RetryWaitMin:    Duration{100 * time.Millisecond},
+			RetryWaitMax:    Duration{5 * time.Second},
+			Concurrency:     64,
+			QueueSize:       1000,
+			QueueMaxBytes:   4 << 20,
+			ConnectOnError:  "refuse",
+			QueueFull:       "disconnect",
+			SpoolMaxBytes:   1 << 30,
+			SpoolFsync:      "interval",
 
 			HandshakeHeaders: []string{"*"},
 		},
@@ -873,6 +876,8 @@ func (c *Config) Validate() error {
 		p.addf("webhook.handshake_headers", `"*" stands for every header: use ["*"] alone, or list names without it`)
 	}
 	p.positive("webhook.timeout", c.Webhook.Timeout)
+	p.positive("webhook.retry_for", c.Webhook.RetryFor)
+	p.positive("webhook.connect_retry_for", c.Webhook.ConnectRetryFor)
 	if c.Webhook.Retries < 0 || c.Webhook.Retries > maxWebhookRetries {
 		p.addf("webhook.retries", "must be from 0 to %d, got %d", maxWebhookRetries, c.Webhook.Retries)
 	}

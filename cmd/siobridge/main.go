@@ -219,19 +219,21 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 			)
 		}
 		deliverer = webhook.NewDeliverer(webhook.DelivererOptions{
-			URL:          wh.URL,
-			Secret:       wh.Secret,
-			Timeout:      wh.Timeout.Duration,
-			Retries:      wh.Retries,
-			RetryWaitMin: wh.RetryWaitMin.Duration,
-			RetryWaitMax: wh.RetryWaitMax.Duration,
-			Concurrency:  wh.Concurrency,
-			QueueSize:    wh.QueueSize,
-			QueueBytes:   wh.QueueMaxBytes,
-			UserAgent:    "siobridge/" + version,
-			Logger:       log,
-			Metrics:      webhookMetrics,
-			Spool:        spool,
+			URL:             wh.URL,
+			Secret:          wh.Secret,
+			Timeout:         wh.Timeout.Duration,
+			RetryFor:        wh.RetryFor.Duration,
+			ConnectRetryFor: wh.ConnectRetryFor.Duration,
+			MaxAttempts:     maxAttempts(wh.Retries),
+			RetryWaitMin:    wh.RetryWaitMin.Duration,
+			RetryWaitMax:    wh.RetryWaitMax.Duration,
+			Concurrency:     wh.Concurrency,
+			QueueSize:       wh.QueueSize,
+			QueueBytes:      wh.QueueMaxBytes,
+			UserAgent:       "siobridge/" + version,
+			Logger:          log,
+			Metrics:         webhookMetrics,
+			Spool:           spool,
 		})
 		kinds := make([]webhook.Kind, 0, len(wh.Events))
 		for _, k := range wh.Events {
@@ -367,13 +369,23 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 	if deliverer != nil {
 		pending := deliverer.Pending()
 		log.Info("clients disconnected; delivering the queued webhooks", "pending", pending, "shutdown_timeout", timeout.String())
-		if n := deliverer.Close(shutdownCtx); n > 0 {
+		before := deliverer.Settled()
+		n := deliverer.Close(shutdownCtx)
+		after := deliverer.Settled()
+		// Settled counts what Close cancelled and did not keep as given up too.
+		delivered, refused, givenUp := after.Delivered-before.Delivered, after.Refused-before.Refused, after.GivenUp-before.GivenUp
+		if n > 0 {
 			kept := deliverer.Kept()
 			log.Warn("shutdown_timeout passed with webhooks undelivered",
-				"timeout", timeout.String(), "pending_at_stop", pending,
-				"given_up", n-kept, "kept_in_spool", kept, "spool", cfg.Webhook.SpoolDir)
+				"timeout", timeout.String(), "pending_at_stop", pending, "delivered", delivered, "refused", refused,
+				"given_up", givenUp, "kept_in_spool", kept, "spool", cfg.Webhook.SpoolDir)
 		} else {
-			log.Info("webhooks delivered before stopping", "count", pending)
+			level := slog.LevelInfo
+			if givenUp > 0 {
+				level = slog.LevelWarn
+			}
+			log.Log(context.Background(), level, "webhooks settled before stopping",
+				"delivered", delivered, "refused", refused, "given_up", givenUp)
 		}
 	}
 	_ = apiSrv.Shutdown(shutdownCtx)
@@ -422,4 +434,12 @@ func clusterHealth(srv *socketio.Server) error {
 		}
 	}
 	return nil
+}
+
+// maxAttempts turns webhook.retries (0: no cap) into the deliverer's MaxAttempts (0: no cap).
+func maxAttempts(retries int) int {
+	if retries <= 0 {
+		return 0
+	}
+	return retries + 1
 }

@@ -1,0 +1,224 @@
+package webhook
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/siobridge/siobridge/internal/didyoumean"
+)
+
+// replyKeys are the keys of a reply's JSON object, in the order the docs list them.
+var replyKeys = []string{"ack", "emit", "join", "leave", "disconnect", "data", "message"}
+
+// emitKeys are the keys of an item of a reply's "emit" list.
+var emitKeys = []string{"namespace", "to", "except", "event", "args", "volatile", "ack_timeout_ms"}
+
+// parseReply reads the actions a reply's body asks for, as strictly as POST /emit reads its
+// body, but key by key: problems lists, in the app's words, each key that is unknown or has a
+// value of the wrong type, and each emit item that cannot be read; the other keys' actions
+// stand. An empty body, or one that is not JSON (text such as "OK"), asks for nothing. err
+// says why a body that looks like JSON (it starts with '{' or '[') cannot be read as an
+// object; then nothing applies.
+func parseReply(body []byte) (acts Actions, problems []string, err error) {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 {
+		return acts, nil, nil
+	}
+	switch trimmed[0] {
+	case '{':
+	case '[':
+		return acts, nil, errors.New("the reply is a JSON array: it must be a JSON object of actions")
+	default:
+		return acts, nil, nil
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(trimmed, &fields); err != nil {
+		return acts, nil, fmt.Errorf("the reply is not valid JSON: %s", jsonErrorText(err))
+	}
+	bad := func(key, format string, args ...any) {
+		problems = append(problems, fmt.Sprintf("%q: "+format, append([]any{key}, args...)...))
+	}
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, key := range keys {
+		raw := fields[key]
+		isNull := string(raw) == "null"
+		switch key {
+		case "ack":
+			if isNull {
+				continue
+			}
+			var args []json.RawMessage
+			if json.Unmarshal(raw, &args) != nil {
+				bad(key, "must be an array of the ack's arguments, such as [true], got %s", jsonType(raw))
+				continue
+			}
+			acts.Ack = &args
+		case "emit":
+			acts.Emit, problems = parseEmits(raw, problems)
+		case "join", "leave":
+			var rooms []string
+			if json.Unmarshal(raw, &rooms) != nil {
+				bad(key, "must be an array of room names, got %s", jsonType(raw))
+				continue
+			}
+			if key == "join" {
+				acts.Join = rooms
+			} else {
+				acts.Leave = rooms
+			}
+		case "disconnect":
+			if json.Unmarshal(raw, &acts.Disconnect) != nil {
+				bad(key, "must be true or false, got %s", jsonType(raw))
+			}
+		case "data":
+			if !isNull {
+				acts.Data = raw
+			}
+		case "message":
+			if json.Unmarshal(raw, &acts.Message) != nil {
+				bad(key, "must be a string, got %s", jsonType(raw))
+			}
+		default:
+			problems = append(problems, unknownKey(key, "", replyKeys))
+		}
+	}
+	return acts, problems, nil
+}
+
+// parseEmits reads a reply's "emit" list, leaving out the items it cannot read.
+func parseEmits(raw json.RawMessage, problems []string) ([]EmitRequest, []string) {
+	var items []json.RawMessage
+	if string(raw) == "null" {
+		return nil, problems
+	}
+	if json.Unmarshal(raw, &items) != nil {
+		return nil, append(problems, fmt.Sprintf(`"emit": must be an array of emits, each shaped like a POST /emit body, got %s`, jsonType(raw)))
+	}
+	emits := make([]EmitRequest, 0, len(items))
+	for i, item := range items {
+		where := fmt.Sprintf(`"emit"[%d]`, i)
+		var fields map[string]json.RawMessage
+		if json.Unmarshal(item, &fields) != nil {
+			problems = append(problems, fmt.Sprintf("%s: must be an object shaped like a POST /emit body, got %s", where, jsonType(item)))
+			continue
+		}
+		var unknown []string
+		for k := range fields {
+			if !slices.Contains(emitKeys, k) {
+				unknown = append(unknown, unknownKey(k, where, emitKeys))
+			}
+		}
+		if len(unknown) > 0 {
+			slices.Sort(unknown)
+			problems = append(problems, unknown...)
+			continue
+		}
+		var em EmitRequest
+		if err := json.Unmarshal(item, &em); err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %s", where, jsonErrorText(err)))
+			continue
+		}
+		emits = append(emits, em)
+	}
+	return emits, problems
+}
+
+// unknownKey describes a key that a reply may not have, with the known key it was perhaps
+// meant to be.
+func unknownKey(key, where string, known []string) string {
+	at := fmt.Sprintf("%q", key)
+	if where != "" {
+		at = where + "." + at
+	}
+	msg := "unknown key " + at
+	if s := didyoumean.Suggest(didyoumean.Closest(key, known)); s != "" {
+		return msg + ": " + s
+	}
+	return msg + " (known keys: " + strings.Join(known, ", ") + ")"
+}
+
+// jsonType names the type of a JSON value, for messages.
+func jsonType(raw json.RawMessage) string {
+	v := bytes.TrimLeft(raw, " \t\r\n")
+	if len(v) == 0 {
+		return "nothing"
+	}
+	switch v[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}
+
+// jsonErrorText says what encoding/json found wrong, without its Go words.
+func jsonErrorText(err error) string {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("%s at byte offset %d", strings.TrimPrefix(syntax.Error(), "json: "), syntax.Offset)
+	case errors.As(err, &typ):
+		got := typeOfJSON(typ.Value)
+		if typ.Field == "" {
+			return fmt.Sprintf("must be %s, got %s", kindOf(typ.Type), got)
+		}
+		field := typ.Field[strings.LastIndexByte(typ.Field, '.')+1:]
+		return fmt.Sprintf("%q must be %s, got %s", field, kindOf(typ.Type), got)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "the JSON ends in the middle of a value"
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// typeOfJSON turns the Value of a json.UnmarshalTypeError ("string", "number 5"...) into words.
+func typeOfJSON(v string) string {
+	v, _, _ = strings.Cut(v, " ")
+	switch v {
+	case "object", "array":
+		return "an " + v
+	case "":
+		return "another value"
+	}
+	return "a " + v
+}
+
+// kindOf names the JSON value that a Go type is read from.
+func kindOf(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.String {
+			return "an array of strings"
+		}
+		return "an array"
+	case reflect.Pointer:
+		return kindOf(t.Elem())
+	}
+	return "an object"
+}
