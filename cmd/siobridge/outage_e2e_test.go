@@ -303,3 +303,62 @@ func TestE2EOutageSpoolKill(t *testing.T) {
 	t.Logf("kill -9 mid-outage with %d events spooled: all %d events handled in order, %d duplicates dropped by id",
 		outageClients*beforeKill, outageClients*outageEvents, dups)
 }
+
+// TestE2EAckErrors: a real socket.io-client's ack callback fires with an error when its event
+// is given up, refused (4xx) or answered unreadably; a reply with an unknown key still
+// applies its valid actions. The log and the metrics show each case.
+func TestE2EAckErrors(t *testing.T) {
+	t.Parallel()
+	a := startApp(t)
+	a.setReply(func(_ context.Context, d delivery) (int, any) {
+		switch d.Payload.Event {
+		case "down":
+			return http.StatusServiceUnavailable, nil
+		case "refused":
+			return http.StatusForbidden, `{"message":"not in this room"}`
+		case "garbled":
+			return http.StatusOK, `{"ack":["saved"`
+		case "misspelt":
+			return http.StatusOK, `{"ack":["saved"],"jion":["lobby"],"join":["hall"]}`
+		}
+		return http.StatusOK, nil
+	})
+	b := startBridge(t, a, "SIOBRIDGE_WEBHOOK_RETRY_FOR=500ms")
+	c := startNode(t).connect(t, b.url(), nil)
+
+	for _, tt := range []struct{ event, ack string }{
+		{"down", `[{"error":"the application failed"}]`},
+		{"refused", `[{"error":"not in this room"}]`},
+		{"garbled", `[{"error":"the application's reply could not be read"}]`},
+		{"misspelt", `["saved"]`},
+	} {
+		ref := c.emitAck(t, tt.event)
+		assertJSON(t, "the ack of "+tt.event, c.expectAck(t, ref).Args, tt.ack)
+	}
+	if s, ok := b.sockets(t, "hall")[c.id]; !ok {
+		t.Errorf("GET /sockets?room=hall: %+v: the valid join of the misspelt reply did not apply", s)
+	}
+	for series, want := range map[string]float64{
+		`siobridge_webhook_given_up_total{kind="event"}`:                     1,
+		`siobridge_webhook_deliveries_total{kind="event",outcome="refused"}`: 1,
+		`siobridge_webhook_reply_errors_total{kind="event"}`:                 2,
+	} {
+		if got := b.metric(t, series); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
+		}
+	}
+	log := b.logText()
+	for _, want := range []string{
+		`level=ERROR msg="webhook: event given up"`,
+		`event=down attempts=`,
+		`msg="webhook: event refused by the app"`,
+		`msg="webhook: reply unreadable: its actions are not applied"`,
+		`unknown key \"jion\": did you mean \"join\"?`,
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("siobridge's log lacks %q:\n%s", want, log)
+		}
+	}
+	b.marker(t, c)
+	c.close(t)
+}
