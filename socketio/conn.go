@@ -216,6 +216,7 @@ func (c *conn) admit(ns *Namespace, req *ConnectRequest, adm *Admission) {
 	c.dispatchMu.Lock()
 	defer c.dispatchMu.Unlock()
 	s := newSocket(ns, c, req.SocketID, req.Handshake, adm.Data)
+	s.admitting = true // until its connect handlers have run: see Socket.onClose
 
 	c.mu.Lock()
 	c.donePendingLocked(ns.name)
@@ -249,6 +250,7 @@ func (c *conn) admit(ns *Namespace, req *ConnectRequest, adm *Admission) {
 		err = c.resume(s, req, adm)
 	}
 	if err != nil {
+		s.admitted()
 		s.onClose(engineio.ReasonTransportClose)
 		return
 	}
@@ -258,6 +260,7 @@ func (c *conn) admit(ns *Namespace, req *ConnectRequest, adm *Admission) {
 	if adm.Connected != nil {
 		adm.Connected(s)
 	}
+	s.admitted()
 }
 
 // connectReply is the payload of the CONNECT answer: the socket id, and with recovery on the

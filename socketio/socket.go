@@ -93,9 +93,14 @@ type Socket struct {
 	onDisconnect []func(reason string)
 	acks         map[uint64]func(Args, error)
 	disconnected bool
-	finalRooms   []string
-	pid          string // private session id, with recovery on
-	recovered    bool
+	// admitting is set while the socket's connect handlers run; a close asked for meanwhile
+	// (its connection ending) waits in closeLater until they have, so that the disconnect
+	// handlers they register run.
+	admitting  bool
+	closeLater string
+	finalRooms []string
+	pid        string // private session id, with recovery on
+	recovered  bool
 
 	events *rate.Limiter // nil without Options.EventsPerSecond; used by the reader only
 }
@@ -147,7 +152,7 @@ func (s *Socket) Recovered() bool {
 func (s *Socket) Connected() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return !s.disconnected
+	return !s.disconnected && s.closeLater == ""
 }
 
 // Rooms lists the socket's rooms, its own id room included; after a disconnect, the rooms it
@@ -354,6 +359,33 @@ func (s *Socket) onAck(p *Packet) {
 // disconnect handlers told, and then its hold on the namespace released (a disconnect
 // handler may still broadcast through the namespace's adapter).
 func (s *Socket) onClose(reason string) {
+	s.mu.Lock()
+	if s.admitting {
+		if s.closeLater == "" && !s.disconnected {
+			s.closeLater = reason
+		}
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	s.close(reason)
+}
+
+// admitted ends the socket's admission: its connect handlers have run, so a close asked for
+// meanwhile is carried out now, disconnect handlers included.
+func (s *Socket) admitted() {
+	s.mu.Lock()
+	s.admitting = false
+	reason := s.closeLater
+	s.mu.Unlock()
+	if reason != "" {
+		s.close(reason)
+	}
+}
+
+// close leaves the namespace with reason: the socket's rooms, its pending acks (which get
+// ErrDisconnected), then its disconnect handlers. It acts once.
+func (s *Socket) close(reason string) {
 	rooms := s.ns.adapter.SocketRooms(s.id)
 	s.mu.Lock()
 	if s.disconnected {
