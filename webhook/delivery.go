@@ -407,7 +407,8 @@ func (d *Deliverer) replayed(r Result) {
 	switch {
 	case r.Kept:
 	case r.Err != nil:
-		d.opts.Logger.Warn("webhook: spooled delivery given up", "delivery", r.Delivery.ID, "kind", r.Delivery.Kind, "err", r.Err)
+		d.opts.Logger.Error("webhook: spooled "+string(r.Delivery.Kind)+" given up", "delivery", r.Delivery.ID, "kind", r.Delivery.Kind,
+			"attempts", r.Attempts, "status", r.StatusCode, "err", r.Err)
 	case r.StatusCode >= 300:
 		d.opts.Logger.Warn("webhook: spooled delivery refused by the app", "delivery", r.Delivery.ID, "kind", r.Delivery.Kind, "status", r.StatusCode)
 	}
