@@ -45,7 +45,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Environ(), os.Stderr, nil); err != nil {
-		fmt.Fprintln(os.Stderr, "siobridge:", err)
+		// One line per problem (a configuration's are joined), each naming the program.
+		for line := range strings.SplitSeq(err.Error(), "\n") {
+			fmt.Fprintln(os.Stderr, "siobridge:", line)
+		}
 		os.Exit(1)
 	}
 }
@@ -55,10 +58,18 @@ func main() {
 func run(ctx context.Context, args, env []string, stderr io.Writer, ready func(public, api net.Addr)) error {
 	fs := flag.NewFlagSet("siobridge", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: siobridge [-config file] [-check | -version]")
+		fmt.Fprintln(stderr, "Every setting can also be set by a SIOBRIDGE_<SECTION>_<KEY> environment variable (docs/configuration.md).")
+		fs.PrintDefaults()
+	}
 	configPath := fs.String("config", lookupEnv(env, "SIOBRIDGE_CONFIG"), "path of the TOML config file (env SIOBRIDGE_CONFIG); none: defaults and environment only")
 	check := fs.Bool("check", false, "validate the configuration and exit")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // -h: the usage is printed
+		}
 		return err
 	}
 	if *showVersion {
@@ -69,11 +80,17 @@ func run(ctx context.Context, args, env []string, stderr io.Writer, ready func(p
 	if err != nil {
 		return err
 	}
+	log := newLogger(cfg.Log, stderr)
+	for _, w := range cfg.Warnings(env) {
+		log.Warn(w)
+	}
+	if err := checkSpoolDir(cfg.Webhook.SpoolDir); err != nil {
+		return err
+	}
 	if *check {
 		fmt.Fprintln(stderr, "siobridge: configuration ok")
 		return nil
 	}
-	log := newLogger(cfg.Log, stderr)
 	return serve(ctx, cfg, log, ready)
 }
 
