@@ -62,6 +62,33 @@ func TestCheckSpoolDirNotWritable(t *testing.T) {
 	}
 }
 
+func TestConfigFile(t *testing.T) {
+	present := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(present, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(t.TempDir(), "config.toml")
+	tests := []struct {
+		name      string
+		flag      string
+		flagSet   bool
+		env       []string
+		def, want string
+	}{
+		{"flag", "a.toml", true, []string{"SIOBRIDGE_CONFIG=b.toml"}, present, "a.toml"},
+		{"flag empty: none", "", true, []string{"SIOBRIDGE_CONFIG=b.toml"}, present, ""},
+		{"env", "", false, []string{"SIOBRIDGE_CONFIG=b.toml"}, present, "b.toml"},
+		{"env empty: none", "", false, []string{"SIOBRIDGE_CONFIG="}, present, ""},
+		{"default present", "", false, nil, present, present},
+		{"default missing", "", false, []string{"PATH=/bin"}, missing, ""},
+	}
+	for _, tt := range tests {
+		if got := configFile(tt.flag, tt.flagSet, tt.env, tt.def); got != tt.want {
+			t.Errorf("%s: configFile = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
 // runCmd runs the command in this process as main does, with env alone (no config file).
 func runCmd(t *testing.T, env []string, args ...string) (string, error) {
 	t.Helper()
@@ -76,7 +103,7 @@ func TestRunHelp(t *testing.T) {
 		if err != nil {
 			t.Errorf("%s: %v, want no error", arg, err)
 		}
-		for _, want := range []string{"usage: siobridge", "-config", "-check", "SIOBRIDGE_"} {
+		for _, want := range []string{"usage: siobridge", "-config", "-check", "-healthcheck", "SIOBRIDGE_"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("%s printed %q, without %q", arg, out, want)
 			}
