@@ -1,20 +1,41 @@
 # siobridge image: the sidecar binary with the socket.io-client bundle embedded.
+#
 #   docker build -t siobridge .
-#   docker run -p 7896:7896 -v $PWD/config.toml:/etc/siobridge/config.toml siobridge
+#
+# Configured by SIOBRIDGE_* variables alone (docs/configuration.md):
+#
+#   docker run -p 7896:7896 -p 7897:7897 \
+#     -e SIOBRIDGE_SERVER_UPSTREAM=http://app:3000 \
+#     -e SIOBRIDGE_WEBHOOK_URL=http://app:3000/siobridge -e SIOBRIDGE_WEBHOOK_SECRET=... \
+#     -e SIOBRIDGE_API_LISTEN=0.0.0.0:7897 -e SIOBRIDGE_API_TOKEN=$(openssl rand -hex 32) \
+#     siobridge
+#
+# or by a config file mounted at /etc/siobridge/config.toml, which siobridge reads when it
+# exists (the variables override it):
+#
+#   docker run -p 7896:7896 -v $PWD/config.toml:/etc/siobridge/config.toml:ro siobridge
+#
 # In a container the API must listen beyond loopback (api.listen = "0.0.0.0:7897"), which
 # siobridge allows only with an api.token of at least 32 characters (openssl rand -hex 32).
+# The webhook spool belongs in the volume /var/lib/siobridge:
+# SIOBRIDGE_WEBHOOK_SPOOL_DIR=/var/lib/siobridge/spool.
+# The HEALTHCHECK runs `siobridge -healthcheck`, which reads the same variables and file and
+# asks the API's /healthz (the image has no curl); arguments given to `docker run` after the
+# image name reach siobridge but not the health check, so set the config file's path with
+# SIOBRIDGE_CONFIG rather than -config.
+#
 # The build stages run the same scripts as `make build`: proxy/clientdist/update.sh, then
 # `make binary`.
 
-# 1. The client bundle, from the npm lock file the tests use.
-FROM node:20-bookworm-slim AS bundle
+# 1. The client bundle, from the npm lock file the tests use, on a maintained Node.js LTS.
+FROM node:24-bookworm-slim AS bundle
 WORKDIR /src
 COPY socketio/testdata/interop/package.json socketio/testdata/interop/package-lock.json socketio/testdata/interop/.npmrc socketio/testdata/interop/
 COPY proxy/clientdist/ proxy/clientdist/
 RUN bash proxy/clientdist/update.sh
 
-# 2. The binary.
-FROM golang:1.26-bookworm AS build
+# 2. The binary, with the Go release of go.mod's go line.
+FROM golang:1.26.8-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
@@ -31,6 +52,10 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
     && install -d -o siobridge -g siobridge -m 0700 /var/lib/siobridge
 COPY --from=build /src/bin/siobridge /usr/local/bin/siobridge
 USER siobridge
+# The webhook spool (webhook.spool_dir = "/var/lib/siobridge/spool"): a new named volume
+# takes the directory's owner, the siobridge user.
+VOLUME /var/lib/siobridge
 EXPOSE 7896 7897
+HEALTHCHECK --interval=30s --timeout=10s --start-period=10s --retries=3 \
+    CMD ["/usr/local/bin/siobridge", "-healthcheck"]
 ENTRYPOINT ["/usr/local/bin/siobridge"]
-CMD ["-config", "/etc/siobridge/config.toml"]

@@ -1,7 +1,10 @@
 package engineio
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -9,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 func TestClientAddr(t *testing.T) {
@@ -209,5 +214,56 @@ func TestHandshakeLimiterTable(t *testing.T) {
 	}
 	if !l.allow(netip.AddrFrom4([4]byte{10, 0, 0, 1}), now) {
 		t.Error("a known address with tokens left was refused")
+	}
+}
+
+// lockedBuffer is a log's destination, read by the test while the server writes.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestPayloadLimitLogged: a client refused for sending more than MaxPayload is logged at info,
+// with the limit's name and value, on either transport; the log line is written before the
+// session's close is reported.
+func TestPayloadLimitLogged(t *testing.T) {
+	for _, transport := range []string{"polling", "websocket"} {
+		t.Run(transport, func(t *testing.T) {
+			var log lockedBuffer
+			ts := newTestServer(t, Options{MaxPayload: 100, PingTimeout: pongWait,
+				Logger: slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+			big := "4" + strings.Repeat("x", 100)
+			var sid string
+			if transport == "polling" {
+				sid = handshakePolling(t, ts)
+				if status, _ := do(t, "POST", ts.url("transport=polling&sid="+sid), big); status != 413 {
+					t.Fatalf("status %d, want 413", status)
+				}
+			} else {
+				c := dialWS(t, ts, "")
+				_, open := readWS(t, c)
+				sid = parseOpen(t, open).SID
+				writeWS(t, c, websocket.TextMessage, big)
+			}
+			if ev := ts.waitClose(t); !errors.Is(ev.err, ErrPayloadTooLarge) {
+				t.Fatalf("close %+v, want ErrPayloadTooLarge", ev)
+			}
+			want := `level=INFO msg="engineio: a client sent more than max_payload bytes at once; its connection is closed" limit=max_payload max_payload=100 sid=` + sid + " address=127.0.0.1 transport=" + transport
+			if got := log.String(); !strings.Contains(got, want) {
+				t.Errorf("log:\n%s\nwant a line with:\n%s", got, want)
+			}
+		})
 	}
 }

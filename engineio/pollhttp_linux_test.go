@@ -14,7 +14,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -677,24 +676,6 @@ func (h *panicHandler) OnMessage(data []byte, binary bool) {
 	_ = h.sess.Send(NewMessage(data, binary))
 }
 func (h *panicHandler) OnClose(string, error) {}
-
-// lockedBuffer is a log's destination, read by the test while the server writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // newPanicServer is a test server whose sessions panic on "boom", logging to the buffer.
 func newPanicServer(t *testing.T) (*testServer, *lockedBuffer) {

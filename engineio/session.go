@@ -237,13 +237,21 @@ func (s *Session) wake(w net.Conn) {
 }
 
 // closeOverLimit ends the session for a limit it broke, as closeWith does, counting the hit
-// first: whoever learns of the end (the handler's OnClose) then finds it counted.
+// first: whoever learns of the end (the handler's OnClose) then finds it counted. A payload
+// over MaxPayload is logged at info too: the client is refused something it meant to send,
+// and its operator may have to raise the limit.
 func (s *Session) closeOverLimit(limit, reason string, err error, graceful bool) {
 	s.mu.Lock()
 	open := !s.closed
+	transport := s.transport
 	s.mu.Unlock()
 	if open {
 		s.srv.onLimit(limit)
+		if limit == LimitPayload {
+			s.srv.log.Info("engineio: a client sent more than max_payload bytes at once; its connection is closed",
+				"limit", LimitPayload, "max_payload", s.srv.opts.MaxPayload,
+				"sid", s.id, "address", s.handshake.Address, "transport", transport)
+		}
 	}
 	s.closeWith(reason, err, graceful)
 }

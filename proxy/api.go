@@ -200,6 +200,9 @@ func (a *api) handle(fn func(w http.ResponseWriter, r *http.Request) (any, error
 	})
 }
 
+// namespacesHint follows an unknown namespace's error: the setting that lists the namespaces.
+const namespacesHint = `the namespaces served are those of socketio.namespaces ("*" there allows any)`
+
 // fail answers err as {"error":"..."} with the status its kind calls for, and logs it.
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := http.StatusInternalServerError, "internal error: "+err.Error()
@@ -210,11 +213,11 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		status, msg = he.status, he.msg
 	case errors.As(err, &tooLarge):
 		status, msg = http.StatusRequestEntityTooLarge,
-			fmt.Sprintf("request body too large: the limit is %d bytes", tooLarge.Limit)
+			fmt.Sprintf("request body too large: the limit is %d bytes (api.max_body_bytes)", tooLarge.Limit)
 	case errors.Is(err, webhook.ErrInvalid):
 		status, msg = http.StatusBadRequest, err.Error()
 	case errors.Is(err, webhook.ErrUnknownNamespace):
-		status, msg = http.StatusNotFound, err.Error()
+		status, msg = http.StatusNotFound, err.Error()+": "+namespacesHint
 	case errors.Is(err, socketio.ErrClusterUnavailable):
 		status, msg = http.StatusServiceUnavailable, err.Error()
 	}
@@ -329,7 +332,7 @@ func (a *api) authenticate(next http.Handler) http.Handler {
 			return
 		}
 		w.Header().Set("WWW-Authenticate", "Bearer")
-		a.fail(w, r, &httpError{http.StatusUnauthorized, "missing or invalid bearer token"})
+		a.fail(w, r, &httpError{http.StatusUnauthorized, "missing or invalid bearer token: send the header \"Authorization: Bearer <api.token>\""})
 	})
 }
 
@@ -427,7 +430,7 @@ func (a *api) checkEmit(r *webhook.EmitRequest) error {
 		return fmt.Errorf("%w: namespace %q must start with \"/\"", webhook.ErrInvalid, name)
 	}
 	if !a.srv.Allows(name) {
-		return fmt.Errorf("%w %q", webhook.ErrUnknownNamespace, name)
+		return fmt.Errorf("%w %q: %s", webhook.ErrUnknownNamespace, name, namespacesHint)
 	}
 	if slices.Contains(r.To, "") || slices.Contains(r.Except, "") {
 		return fmt.Errorf("%w: room names and socket ids must not be empty", webhook.ErrInvalid)

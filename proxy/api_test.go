@@ -191,7 +191,7 @@ func TestEmitBatch(t *testing.T) {
 		{"reserved event", `[{"event":"ok"},{"event":"connect"},{"event":"ok2"}]`,
 			`{"error":"emit[1]: invalid request: event \"connect\" is reserved (nothing was emitted)"}`, 400},
 		{"unknown namespace", `[{"event":"ok"},{"event":"ok"},{"namespace":"/nope","event":"x"}]`,
-			`{"error":"emit[2]: unknown namespace \"/nope\" (nothing was emitted)"}`, 400},
+			`{"error":"emit[2]: unknown namespace \"/nope\": the namespaces served are those of socketio.namespaces (\"*\" there allows any) (nothing was emitted)"}`, 400},
 		{"unknown field", `[{"evnet":"ok"}]`,
 			`{"error":"emit[0]: unknown field \"evnet\" (known fields: namespace, to, except, event, args, volatile, ack_timeout_ms)"}`, 400},
 		{"bad binary", `[{"event":"ok"},{"event":"x","args":[{"$binary":"%%"}]}]`,
@@ -322,7 +322,7 @@ func TestDisconnect(t *testing.T) {
 
 func TestAuth(t *testing.T) {
 	h := newAPIHarness(t, socketio.Options{}, APIOptions{Token: "s3cret", Gatherer: prometheus.NewRegistry()})
-	unauthorized := `{"error":"missing or invalid bearer token"}`
+	unauthorized := `{"error":"missing or invalid bearer token: send the header \"Authorization: Bearer <api.token>\""}`
 	tests := []struct {
 		name, method, path, auth string
 		status                   int
@@ -403,10 +403,10 @@ func TestBadRequests(t *testing.T) {
 
 func TestNotFound(t *testing.T) {
 	h := newAPIHarness(t, socketio.Options{}, APIOptions{})
-	h.call(t, "POST", "/emit", `{"namespace":"/nope","event":"x"}`).want(t, 404, `{"error":"unknown namespace \"/nope\""}`)
-	h.call(t, "POST", "/join", `{"namespace":"/nope","rooms":["r"]}`).want(t, 404, `{"error":"unknown namespace \"/nope\""}`)
-	h.call(t, "GET", "/sockets?namespace=/nope", "").want(t, 404, `{"error":"unknown namespace \"/nope\""}`)
-	h.call(t, "GET", "/rooms?namespace=/nope", "").want(t, 404, `{"error":"unknown namespace \"/nope\""}`)
+	h.call(t, "POST", "/emit", `{"namespace":"/nope","event":"x"}`).want(t, 404, `{"error":"unknown namespace \"/nope\": the namespaces served are those of socketio.namespaces (\"*\" there allows any)"}`)
+	h.call(t, "POST", "/join", `{"namespace":"/nope","rooms":["r"]}`).want(t, 404, `{"error":"unknown namespace \"/nope\": the namespaces served are those of socketio.namespaces (\"*\" there allows any)"}`)
+	h.call(t, "GET", "/sockets?namespace=/nope", "").want(t, 404, `{"error":"unknown namespace \"/nope\": the namespaces served are those of socketio.namespaces (\"*\" there allows any)"}`)
+	h.call(t, "GET", "/rooms?namespace=/nope", "").want(t, 404, `{"error":"unknown namespace \"/nope\": the namespaces served are those of socketio.namespaces (\"*\" there allows any)"}`)
 	h.call(t, "GET", "/nope", "").want(t, 404, `{"error":"no route GET /nope"}`)
 	h.call(t, "POST", "/emit/", `{}`).want(t, 404, `{"error":"no route POST /emit/"}`)
 	h.call(t, "FETCH", "/nope", "").want(t, 404, `{"error":"no route FETCH /nope"}`)
@@ -419,15 +419,15 @@ func TestBodyTooLarge(t *testing.T) {
 	h := newAPIHarness(t, socketio.Options{}, APIOptions{MaxBodyBytes: 64})
 	c, _ := h.connect(t, "/")
 	big := `{"event":"x","args":["` + strings.Repeat("a", 64) + `"]}`
-	h.call(t, "POST", "/emit", big).want(t, 413, `{"error":"request body too large: the limit is 64 bytes"}`)
-	h.call(t, "POST", "/emit", `[`+big+`]`).want(t, 413, `{"error":"request body too large: the limit is 64 bytes"}`)
+	h.call(t, "POST", "/emit", big).want(t, 413, `{"error":"request body too large: the limit is 64 bytes (api.max_body_bytes)"}`)
+	h.call(t, "POST", "/emit", `[`+big+`]`).want(t, 413, `{"error":"request body too large: the limit is 64 bytes (api.max_body_bytes)"}`)
 	h.call(t, "POST", "/emit", `{"event":"x"}`).want(t, 200, `{"sockets":1}`)
 	c.Expect(`42["x"]`)
 
 	t.Run("default limit", func(t *testing.T) {
 		h := newAPIHarness(t, socketio.Options{}, APIOptions{})
 		big := `{"event":"x","args":["` + strings.Repeat("a", DefaultMaxBodyBytes) + `"]}`
-		h.call(t, "POST", "/emit", big).want(t, 413, `{"error":"request body too large: the limit is 1048576 bytes"}`)
+		h.call(t, "POST", "/emit", big).want(t, 413, `{"error":"request body too large: the limit is 1048576 bytes (api.max_body_bytes)"}`)
 	})
 }
 
@@ -647,7 +647,7 @@ func TestAPILoopbackHost(t *testing.T) {
 		do(t, h.client, "POST", h.api.URL+"/emit", `{"event":"news"}`, header).want(t, 200, `{"sockets":1}`)
 		c.Expect(`42["news"]`)
 		header.Del("Authorization")
-		do(t, h.client, "GET", h.api.URL+"/sockets", "", header).want(t, 401, `{"error":"missing or invalid bearer token"}`)
+		do(t, h.client, "GET", h.api.URL+"/sockets", "", header).want(t, 401, `{"error":"missing or invalid bearer token: send the header \"Authorization: Bearer <api.token>\""}`)
 	})
 }
 

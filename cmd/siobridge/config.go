@@ -209,7 +209,7 @@ func parseDuration(s string) (time.Duration, error) {
 	}
 	v, err := time.ParseDuration(strings.TrimSpace(s))
 	if err != nil {
-		return 0, fmt.Errorf("invalid duration %q: use a string like \"25s\" or \"300ms\" (units ms, s, m, h)", s)
+		return 0, fmt.Errorf("invalid duration %q: use a string like \"25s\" or \"300ms\" (units ns, us, ms, s, m, h)", s)
 	}
 	return v, nil
 }
@@ -665,8 +665,7 @@ func (c *Config) applyEnv(env []string) error {
 		}
 		s := settingByEnv(name)
 		if s == nil {
-			errs = append(errs, fmt.Errorf("config: %s: unknown setting: %s", name, unknownEnvHint(name)))
-			continue
+			continue // not a setting: Warnings reports it
 		}
 		if err := s.setText(root, value); err != nil {
 			errs = append(errs, fmt.Errorf("config: %s: %w", name, err))
@@ -685,9 +684,27 @@ func unknownEnvHint(name string) string {
 		}
 	}
 	if s := suggest(name, names, sameLeaf); s != "" {
-		return s
+		return ": " + s
 	}
-	return "unset it, or see docs/configuration.md for the names"
+	return " (docs/configuration.md lists the settings' variables)"
+}
+
+// Warnings returns what in c and env is allowed but likely a mistake, one line each in the
+// style of LoadConfig's errors: the SIOBRIDGE_* variables of env that name no setting (the
+// environment is shared with other tools, a wrapper's SIOBRIDGE_BIN say, so they are not
+// refused; a misspelled setting still shows), and a webhook.secret with no webhook.url.
+func (c *Config) Warnings(env []string) []string {
+	var warns []string
+	for _, kv := range env {
+		name, _, ok := strings.Cut(kv, "=")
+		if ok && strings.HasPrefix(name, envPrefix) && name != envConfigPath && settingByEnv(name) == nil {
+			warns = append(warns, fmt.Sprintf("config: %s: unknown setting, ignored%s", name, unknownEnvHint(name)))
+		}
+	}
+	if c.Webhook.Secret != "" && c.Webhook.URL == "" {
+		warns = append(warns, "config: webhook.secret: is set but webhook.url is not: no webhook is sent, so nothing is signed; set webhook.url")
+	}
+	return warns
 }
 
 // suggest returns "did you mean ...?" naming the candidates closest to got: those in sameLeaf

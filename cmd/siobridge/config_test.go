@@ -746,16 +746,14 @@ func TestEnvErrors(t *testing.T) {
 		env  []string
 		want []string
 	}{
-		{"unknown", []string{"SIOBRIDGE_WEBHOOK_TIMOUT=5s"}, []string{"config: SIOBRIDGE_WEBHOOK_TIMOUT: unknown setting", `did you mean "SIOBRIDGE_WEBHOOK_TIMEOUT"?`}},
-		{"unknown far off", []string{"SIOBRIDGE_NOTHING_LIKE_IT=1"}, []string{"config: SIOBRIDGE_NOTHING_LIKE_IT: unknown setting: unset it"}},
-		{"unknown without section", []string{"SIOBRIDGE_TOKEN=x"}, []string{"config: SIOBRIDGE_TOKEN: unknown setting", `"SIOBRIDGE_API_TOKEN"`}},
 		{"integer duration", []string{"SIOBRIDGE_SOCKETIO_PING_INTERVAL=25"}, []string{`config: SIOBRIDGE_SOCKETIO_PING_INTERVAL: invalid duration "25": use a string like "25s"`}},
 		{"bad recovery", []string{"SIOBRIDGE_SOCKETIO_RECOVERY=2"}, []string{`config: SIOBRIDGE_SOCKETIO_RECOVERY: invalid duration "2": use a string like "25s", or "" or "0" for off`}},
 		{"bad duration", []string{"SIOBRIDGE_WEBHOOK_TIMEOUT=soon"}, []string{`config: SIOBRIDGE_WEBHOOK_TIMEOUT: invalid duration "soon"`}},
 		{"bad int", []string{"SIOBRIDGE_API_MAX_BODY_BYTES=1MB"}, []string{`config: SIOBRIDGE_API_MAX_BODY_BYTES: must be an integer, got "1MB"`}},
 		{"empty int", []string{"SIOBRIDGE_WEBHOOK_RETRIES="}, []string{`config: SIOBRIDGE_WEBHOOK_RETRIES: must be an integer, got ""`}},
 		{"bad bool", []string{"SIOBRIDGE_SOCKETIO_CORS_CREDENTIALS=yes"}, []string{`config: SIOBRIDGE_SOCKETIO_CORS_CREDENTIALS: must be true or false, got "yes"`}},
-		{"all of them", []string{"SIOBRIDGE_A=1", "SIOBRIDGE_B=2", "SIOBRIDGE_LOG_LEVEL=info", "SIOBRIDGE_WEBHOOK_RETRIES=x"}, []string{"SIOBRIDGE_A:", "SIOBRIDGE_B:", "SIOBRIDGE_WEBHOOK_RETRIES:"}},
+		{"all of them", []string{"SIOBRIDGE_API_MAX_BODY_BYTES=1MB", "SIOBRIDGE_LOG_LEVEL=info", "SIOBRIDGE_WEBHOOK_RETRIES=x"}, []string{"SIOBRIDGE_API_MAX_BODY_BYTES:", "SIOBRIDGE_WEBHOOK_RETRIES:"}},
+		{"unknown ones are no error", []string{"SIOBRIDGE_BIN=/usr/local/bin/siobridge", "SIOBRIDGE_LOG_FORMAT=xml"}, []string{`config: log.format: must be "text" or "json", got "xml"`}},
 		{"valid syntax, invalid value", []string{"SIOBRIDGE_LOG_FORMAT=xml"}, []string{`config: log.format: must be "text" or "json", got "xml"`}},
 		{"list validated", []string{"SIOBRIDGE_SOCKETIO_TRANSPORTS=polling, websockets"}, []string{`config: socketio.transports: unknown transport "websockets"`}},
 	}
@@ -765,6 +763,41 @@ func TestEnvErrors(t *testing.T) {
 			checkErr(t, err, tt.want...)
 			if !reflect.DeepEqual(cfg, Config{}) {
 				t.Errorf("LoadConfig returned %+v with its error, want the zero Config", cfg)
+			}
+		})
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	tests := []struct {
+		name string
+		env  []string
+		want []string // the warnings, in order
+	}{
+		{"none", []string{"PATH=/bin", "SIOBRIDGE_CONFIG=/etc/siobridge.toml", "SIOBRIDGE_LOG_LEVEL=warn", "siobridge_bin=x"}, nil},
+		{"another tool's variable", []string{"SIOBRIDGE_BIN=/usr/local/bin/siobridge"},
+			[]string{"config: SIOBRIDGE_BIN: unknown setting, ignored (docs/configuration.md lists the settings' variables)"}},
+		{"misspelled", []string{"SIOBRIDGE_WEBHOOK_TIMOUT=5s"},
+			[]string{`config: SIOBRIDGE_WEBHOOK_TIMOUT: unknown setting, ignored: did you mean "SIOBRIDGE_WEBHOOK_TIMEOUT"?`}},
+		{"without its section", []string{"SIOBRIDGE_TOKEN=x"},
+			[]string{`config: SIOBRIDGE_TOKEN: unknown setting, ignored: did you mean "SIOBRIDGE_API_TOKEN"?`}},
+		{"secret without url", []string{"SIOBRIDGE_WEBHOOK_SECRET=s3cret"},
+			[]string{"config: webhook.secret: is set but webhook.url is not: no webhook is sent, so nothing is signed; set webhook.url"}},
+		{"secret with url", []string{"SIOBRIDGE_WEBHOOK_SECRET=s3cret", "SIOBRIDGE_WEBHOOK_URL=http://127.0.0.1:3000/hook"}, nil},
+		{"every one", []string{"SIOBRIDGE_A=1", "SIOBRIDGE_WEBHOOK_SECRET=s3cret", "SIOBRIDGE_B=2"}, []string{
+			"config: SIOBRIDGE_A: unknown setting, ignored (docs/configuration.md lists the settings' variables)",
+			"config: SIOBRIDGE_B: unknown setting, ignored (docs/configuration.md lists the settings' variables)",
+			"config: webhook.secret: is set but webhook.url is not: no webhook is sent, so nothing is signed; set webhook.url",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := LoadConfig("", tt.env)
+			if err != nil {
+				t.Fatalf("LoadConfig: %v; warnings are no errors", err)
+			}
+			if got := cfg.Warnings(tt.env); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Warnings:\n got %q\nwant %q", got, tt.want)
 			}
 		})
 	}
@@ -783,7 +816,10 @@ func TestDurationText(t *testing.T) {
 		{in: "25", err: `invalid duration "25": use a string like "25s"`},
 		{in: "0", err: `invalid duration "0": use a string like "25s"`},
 		{in: "", err: `invalid duration ""`},
-		{in: "5 s", err: `invalid duration "5 s"`},
+		{in: "5 s", err: `invalid duration "5 s": use a string like "25s" or "300ms" (units ns, us, ms, s, m, h)`},
+		{in: "40ns", want: 40 * time.Nanosecond},
+		{in: "250us", want: 250 * time.Microsecond},
+		{in: "250µs", want: 250 * time.Microsecond},
 	} {
 		var d Duration
 		err := d.UnmarshalText([]byte(tt.in))
@@ -804,6 +840,33 @@ func TestDurationText(t *testing.T) {
 		if err := back.UnmarshalText(text); err != nil || back != d {
 			t.Errorf("MarshalText round trip of %v: %q -> %v, %v", d.Duration, text, back.Duration, err)
 		}
+	}
+}
+
+// TestDurationUnitsDocumented checks that the units an invalid duration's error lists, and
+// those docs/configuration.md lists, are the units the parser takes.
+func TestDurationUnitsDocumented(t *testing.T) {
+	_, err := parseDuration("soon")
+	m := regexp.MustCompile(`\(units ([a-z, ]+)\)`).FindStringSubmatch(fmt.Sprint(err))
+	if m == nil {
+		t.Fatalf("the error %q lists no units", err)
+	}
+	units := strings.Split(m[1], ", ")
+	for _, u := range units {
+		if _, err := parseDuration("2" + u); err != nil {
+			t.Errorf("the error lists the unit %q, which the parser refuses: %v", u, err)
+		}
+	}
+	docs, err := os.ReadFile(docsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	quoted := make([]string, len(units))
+	for i, u := range units {
+		quoted[i] = "`" + u + "`"
+	}
+	if line := "Durations take the units " + strings.Join(quoted, ", "); !strings.Contains(strings.ReplaceAll(string(docs), " (or `µs`)", ""), line) {
+		t.Errorf("docs/configuration.md does not say %q", line)
 	}
 }
 

@@ -136,8 +136,9 @@ func siobridgeBinary(t *testing.T) string {
 	return e2eBuild.path
 }
 
-// cleanEnv is the test's environment without SIOBRIDGE_* settings (siobridge refuses unknown
-// ones, and the test chooses its own) and without proxies (everything is on 127.0.0.1).
+// cleanEnv is the test's environment without SIOBRIDGE_* settings (the test chooses its own)
+// nor a config file (not even /etc/siobridge/config.toml), and without proxies (everything is
+// on 127.0.0.1).
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
@@ -151,7 +152,7 @@ func cleanEnv() []string {
 		}
 		env = append(env, kv)
 	}
-	return append(env, "NO_PROXY=*", "no_proxy=*")
+	return append(env, "NO_PROXY=*", "no_proxy=*", "SIOBRIDGE_CONFIG=")
 }
 
 // ---- waiting ----

@@ -5,7 +5,8 @@
 //	siobridge -config config.toml
 //
 // Every setting can also come from SIOBRIDGE_* environment variables; see
-// docs/configuration.md.
+// docs/configuration.md. Without -config (or SIOBRIDGE_CONFIG), /etc/siobridge/config.toml
+// is read if it exists. siobridge -healthcheck asks a running siobridge's API for /healthz.
 package main
 
 import (
@@ -45,45 +46,96 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Environ(), os.Stderr, nil); err != nil {
-		fmt.Fprintln(os.Stderr, "siobridge:", err)
+		// One line per problem (a configuration's are joined), each naming the program.
+		for line := range strings.SplitSeq(err.Error(), "\n") {
+			fmt.Fprintln(os.Stderr, "siobridge:", line)
+		}
 		os.Exit(1)
 	}
 }
+
+// defaultConfigPath is the config file read when neither -config nor SIOBRIDGE_CONFIG names
+// one, if it exists: where the image's users mount theirs.
+const defaultConfigPath = "/etc/siobridge/config.toml"
 
 // run starts siobridge and serves until ctx ends. ready, when not nil, receives the
 // listeners' addresses once both are serving (tests use it).
 func run(ctx context.Context, args, env []string, stderr io.Writer, ready func(public, api net.Addr)) error {
 	fs := flag.NewFlagSet("siobridge", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", lookupEnv(env, "SIOBRIDGE_CONFIG"), "path of the TOML config file (env SIOBRIDGE_CONFIG); none: defaults and environment only")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: siobridge [-config file] [-check | -healthcheck | -version]")
+		fmt.Fprintln(stderr, "Every setting can also be set by a SIOBRIDGE_<SECTION>_<KEY> environment variable (docs/configuration.md).")
+		fs.PrintDefaults()
+	}
+	configFlag := fs.String("config", "", "path of the TOML config file (env SIOBRIDGE_CONFIG); default "+defaultConfigPath+" if it exists; \"\": none, defaults and environment only")
 	check := fs.Bool("check", false, "validate the configuration and exit")
+	health := fs.Bool("healthcheck", false, "ask the running siobridge's API (api.listen, with api.token) for /healthz; exit 0 if it answers 200, else 1")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // -h: the usage is printed
+		}
 		return err
 	}
 	if *showVersion {
 		fmt.Fprintln(stderr, "siobridge", version)
 		return nil
 	}
-	cfg, err := LoadConfig(*configPath, env)
+	configSet := false
+	fs.Visit(func(f *flag.Flag) { configSet = configSet || f.Name == "config" })
+	configPath := configFile(*configFlag, configSet, env, defaultConfigPath)
+	cfg, err := LoadConfig(configPath, env)
 	if err != nil {
 		return err
 	}
-	if *check {
-		fmt.Fprintln(stderr, "siobridge: configuration ok")
-		return nil
+	if *health {
+		return healthcheck(ctx, cfg.API)
 	}
 	log := newLogger(cfg.Log, stderr)
+	for _, w := range cfg.Warnings(env) {
+		log.Warn(w)
+	}
+	if err := checkSpoolDir(cfg.Webhook.SpoolDir); err != nil {
+		return err
+	}
+	if *check {
+		fmt.Fprintln(stderr, "siobridge: configuration ok,", describeConfigFile(configPath))
+		return nil
+	}
+	log.Info("configuration loaded", "file", configPath)
 	return serve(ctx, cfg, log, ready)
 }
 
-func lookupEnv(env []string, key string) string {
+// configFile returns the config file to read: -config's when given, else SIOBRIDGE_CONFIG's
+// when set ("" in either: none), else def when it exists (else none).
+func configFile(flagValue string, flagSet bool, env []string, def string) string {
+	if flagSet {
+		return flagValue
+	}
+	if v, ok := lookupEnv(env, envConfigPath); ok {
+		return v
+	}
+	if _, err := os.Stat(def); errors.Is(err, os.ErrNotExist) {
+		return ""
+	}
+	return def // or an error reading it, which LoadConfig reports
+}
+
+func describeConfigFile(path string) string {
+	if path == "" {
+		return "from the defaults and the environment (no config file)"
+	}
+	return "from " + path + " and the environment"
+}
+
+func lookupEnv(env []string, key string) (string, bool) {
 	for _, kv := range env {
 		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
-			return v
+			return v, true
 		}
 	}
-	return ""
+	return "", false
 }
 
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {

@@ -37,12 +37,16 @@ seen = OrderedDict()  # delivery id -> the reply it got, oldest first
 seen_lock = threading.Lock()
 
 
-def verify(header: str, body: bytes) -> bool:
-    """Checks X-Siobridge-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">."""
-    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
+def verify(header: str | None, body: bytes) -> bool:
+    """Checks X-Siobridge-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">.
+    A missing (None) or garbled header is False, never an exception (a 500 is retried)."""
+    parts = dict(p.split("=", 1) for p in (header or "").split(",") if "=" in p)
     t, sig = parts.get("t", ""), parts.get("v1", "")
+    # ASCII digits only ("²".isdigit() is true), few enough for a float.
+    if not (t.isascii() and t.isdigit() and len(t) <= 12):
+        return False
     # An old timestamp is a replay of a captured request.
-    if not t.isdigit() or abs(time.time() - int(t)) > TOLERANCE:
+    if abs(time.time() - int(t)) > TOLERANCE:
         return False
     expected = hmac.new(SECRET, t.encode() + b"." + body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected.encode(), sig.encode())  # constant time
