@@ -246,48 +246,76 @@ func (a *Adapter) request(ctx context.Context, expect int, build func(id string)
 
 // requestOn is request published on channel.
 func (a *Adapter) requestOn(ctx context.Context, channel string, expect int, build func(id string) ([]byte, error), queued ...func()) ([]*object, error) {
-	id := newID()
-	payload, err := build(id)
-	if err != nil {
-		for _, f := range queued {
-			f()
-		}
-		return nil, fmt.Errorf("redisadapter: encode request: %w", err)
-	}
-	var p *pendingRequest
-	if expect > 0 {
-		p = &pendingRequest{expect: expect, done: make(chan struct{})}
-		a.mu.Lock()
-		a.pending[id] = p
-		a.mu.Unlock()
-		defer func() {
-			a.mu.Lock()
-			delete(a.pending, id)
-			a.mu.Unlock()
-		}()
-	}
-	perr := a.publish(channel, payload)
+	o, err := a.send(channel, expect, build)
 	for _, f := range queued {
 		f()
 	}
-	if perr != nil || p == nil {
-		return nil, perr
+	if err != nil {
+		return nil, err
 	}
-	timer := time.NewTimer(a.opts.RequestTimeout)
-	defer timer.Stop()
+	ctx, cancel := context.WithTimeout(ctx, a.opts.RequestTimeout)
+	defer cancel()
+	return o.wait(ctx), nil
+}
+
+// outstanding is a request queued for the publisher, whose answers are gathered until wait.
+type outstanding struct {
+	a  *Adapter
+	id string
+	p  *pendingRequest // nil when no answer is awaited
+}
+
+// send queues the request that build makes with a new request id on channel; when expect >
+// 0, the answers to it are gathered from then on. A caller that gets an outstanding must
+// wait on it.
+func (a *Adapter) send(channel string, expect int, build func(id string) ([]byte, error)) (*outstanding, error) {
+	id := newID()
+	payload, err := build(id)
+	if err != nil {
+		return nil, fmt.Errorf("redisadapter: encode request: %w", err)
+	}
+	o := &outstanding{a: a, id: id}
+	if expect > 0 {
+		o.p = &pendingRequest{expect: expect, done: make(chan struct{})}
+		a.mu.Lock()
+		a.pending[id] = o.p
+		a.mu.Unlock()
+	}
+	if err := a.publish(channel, payload); err != nil {
+		o.forget()
+		return nil, err
+	}
+	return o, nil
+}
+
+// wait returns the answers gathered once every one expected is in, ctx ends or the adapter
+// closes, and stops gathering them. A nil outstanding has none.
+func (o *outstanding) wait(ctx context.Context) []*object {
+	if o == nil || o.p == nil {
+		return nil
+	}
+	defer o.forget()
 	select {
-	case <-p.done:
+	case <-o.p.done:
 	case <-ctx.Done():
-	case <-timer.C:
-	case <-a.ctx.Done():
+	case <-o.a.ctx.Done():
 	}
-	a.mu.Lock()
-	out := slices.Clone(p.responses)
-	a.mu.Unlock()
-	if len(out) < expect {
-		a.log.Debug("redis adapter request: some nodes did not answer in time", "answered", len(out), "expected", expect)
+	o.a.mu.Lock()
+	out := slices.Clone(o.p.responses)
+	o.a.mu.Unlock()
+	if len(out) < o.p.expect {
+		o.a.log.Debug("redis adapter request: some nodes did not answer in time", "answered", len(out), "expected", o.p.expect)
 	}
-	return out, nil
+	return out
+}
+
+func (o *outstanding) forget() {
+	if o.p == nil {
+		return
+	}
+	o.a.mu.Lock()
+	delete(o.a.pending, o.id)
+	o.a.mu.Unlock()
 }
 
 // onResponse handles an answer from another node, on the subscriber goroutine.
