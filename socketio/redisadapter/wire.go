@@ -4,6 +4,7 @@ package redisadapter
 // node sends and waits on, and its answers to other nodes' requests.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -320,6 +321,16 @@ func (o *outstanding) forget() {
 
 // onResponse handles an answer from another node, on the subscriber goroutine.
 func (a *Adapter) onResponse(payload []byte) {
+	if id, ok := jsonRequestID(payload); ok {
+		// Every node gets the answers on the shared response channel: only the requester
+		// decodes them.
+		a.mu.Lock()
+		p, ar := a.pending[id], a.ackReqs[id]
+		a.mu.Unlock()
+		if p == nil && ar == nil {
+			return
+		}
+	}
 	resp, err := decodeMessage(payload)
 	if err != nil {
 		a.log.Debug("redis adapter: ignoring malformed response", "error", err)
@@ -366,6 +377,35 @@ func (a *Adapter) onResponse(payload []byte) {
 		}
 	}
 	a.mu.Unlock()
+}
+
+// jsonRequestID reads the "requestId" of a JSON answer when it is a string, decoding no
+// more of it than the members before that one.
+func jsonRequestID(payload []byte) (string, bool) {
+	if len(payload) == 0 || payload[0] != '{' {
+		return "", false
+	}
+	d := json.NewDecoder(bytes.NewReader(payload))
+	if _, err := d.Token(); err != nil {
+		return "", false
+	}
+	for d.More() {
+		key, err := d.Token()
+		if err != nil {
+			return "", false
+		}
+		if key != "requestId" {
+			var skip json.RawMessage
+			if d.Decode(&skip) != nil {
+				return "", false
+			}
+			continue
+		}
+		v, err := d.Token()
+		id, ok := v.(string)
+		return id, err == nil && ok
+	}
+	return "", false
 }
 
 // ---- requests from other nodes ----
