@@ -87,6 +87,7 @@ func TestCluster(t *testing.T) {
 		{"RedisRestart", testClusterRedisRestart},
 		{"HungAndDeadNodes", testClusterHungAndDeadNodes},
 		{"NodeJS", testClusterNodeJS},
+		{"NodeJSCounts", testClusterNodeJSCounts},
 		{"DynamicNamespaces", testClusterDynamicNamespaces},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -462,16 +463,16 @@ func testClusterHungAndDeadNodes(t *testing.T, bin, redisBin string) {
 	// count what the others have.
 	start := time.Now()
 	ids, reach = a.socketsReach(t)
-	if took := time.Since(start); !slices.Equal(ids, clusterSorted(a1.sid, b1.sid)) || reach != (clusterReach{Nodes: 3, Replied: 2}) || took < clusterRequestTimeout {
-		t.Fatalf(`GET /sockets on A with C hung = %v, "cluster" %+v after %v; want a1 and b1, 3 nodes, 2 replied, after the %v request timeout`, ids, reach, took, clusterRequestTimeout)
+	if took := time.Since(start); !slices.Equal(ids, clusterSorted(a1.sid, b1.sid)) || reach != (clusterReach{Nodes: 3, Replied: 2, Incomplete: true}) || took < clusterRequestTimeout {
+		t.Fatalf(`GET /sockets on A with C hung = %v, "cluster" %+v after %v; want a1 and b1, 3 nodes, 2 replied, "complete":false, after the %v request timeout`, ids, reach, took, clusterRequestTimeout)
 	}
 	var emitted struct {
 		Sockets int
 		Cluster clusterReach
 	}
 	a.call(t, http.MethodPost, "/emit", `{"event":"while-c-hangs"}`, &emitted)
-	if emitted.Sockets != 2 || emitted.Cluster != (clusterReach{Nodes: 3, Replied: 2}) {
-		t.Fatalf("POST /emit on A with C hung = %+v, want 2 sockets (a1, b1), 3 nodes, 2 replied", emitted)
+	if emitted.Sockets != 2 || emitted.Cluster != (clusterReach{Nodes: 3, Replied: 2, Incomplete: true}) {
+		t.Fatalf(`POST /emit on A with C hung = %+v, want 2 sockets (a1, b1), 3 nodes, 2 replied, "complete":false`, emitted)
 	}
 	if st, _ := a.get("/readyz"); st != http.StatusOK {
 		t.Fatalf("GET /readyz on A with C hung = %d, want 200: readiness is about this node's Redis connection", st)
@@ -513,7 +514,7 @@ func testClusterNodeJS(t *testing.T, bin, redisBin string) {
 	})
 
 	t.Run("emit reaches a Node.js client", func(t *testing.T) {
-		a.emit(t, `{"event":"from-siobridge","args":[1,"two",{"three":3},{"$binary":"AQID"}]}`, 1)
+		a.emit(t, `{"event":"from-siobridge","args":[1,"two",{"three":3},{"$binary":"AQID"}]}`, 2) // a1 and n1
 		if got, want := js.clientEvent(t, "n1", "from-siobridge"), `[1,"two",{"three":3},{"$bin":"010203"}]`; got != want {
 			t.Fatalf("the Node.js client got %s, want %s", got, want)
 		}
@@ -521,14 +522,15 @@ func testClusterNodeJS(t *testing.T, bin, redisBin string) {
 	})
 
 	t.Run("join a Node.js socket, emit to its room", func(t *testing.T) {
-		// Node.js nodes act on the request but do not answer it: the count leaves them out.
-		if n := a.count(t, "/join", fmt.Sprintf(`{"to":[%q],"rooms":["mixed"]}`, n1)); n != 0 {
-			t.Fatalf("POST /join for the Node.js socket = %d, want 0 (Node.js nodes report no counts)", n)
+		// Node.js nodes act on the request but do not answer it: they are asked for the
+		// sockets it selects first, and the count has them.
+		if n := a.count(t, "/join", fmt.Sprintf(`{"to":[%q],"rooms":["mixed"]}`, n1)); n != 1 {
+			t.Fatalf("POST /join for the Node.js socket = %d, want 1", n)
 		}
 		clusterPoll(t, "GET /rooms on A to count the Node.js socket in mixed", func() bool {
 			return clusterMapEqual(a.rooms(t), map[string]int{"mixed": 1})
 		})
-		a.emit(t, `{"event":"to-mixed","to":["mixed"],"args":["m"]}`, 0)
+		a.emit(t, `{"event":"to-mixed","to":["mixed"],"args":["m"]}`, 1)
 		if got := js.clientEvent(t, "n1", "to-mixed"); got != `["m"]` {
 			t.Fatalf("the Node.js client got %s, want [\"m\"]", got)
 		}
@@ -550,14 +552,14 @@ func testClusterNodeJS(t *testing.T, bin, redisBin string) {
 	})
 
 	t.Run("leave and disconnect a Node.js socket", func(t *testing.T) {
-		if n := a.count(t, "/leave", fmt.Sprintf(`{"to":[%q],"rooms":["mixed"]}`, n1)); n != 0 {
-			t.Fatalf("POST /leave for the Node.js socket = %d, want 0", n)
+		if n := a.count(t, "/leave", fmt.Sprintf(`{"to":[%q],"rooms":["mixed"]}`, n1)); n != 1 {
+			t.Fatalf("POST /leave for the Node.js socket = %d, want 1", n)
 		}
 		clusterPoll(t, "GET /rooms on A to show the Node.js socket out of mixed", func() bool {
 			return len(a.rooms(t)) == 0
 		})
-		if n := a.count(t, "/disconnect", fmt.Sprintf(`{"to":[%q]}`, n1)); n != 0 {
-			t.Fatalf("POST /disconnect for the Node.js socket = %d, want 0", n)
+		if n := a.count(t, "/disconnect", fmt.Sprintf(`{"to":[%q]}`, n1)); n != 1 {
+			t.Fatalf("POST /disconnect for the Node.js socket = %d, want 1", n)
 		}
 		m := js.expect(t, "the Node.js server to disconnect n1", func(m map[string]json.RawMessage) bool {
 			var id string
@@ -567,6 +569,135 @@ func testClusterNodeJS(t *testing.T, bin, redisBin string) {
 		if reason := string(m["reason"]); reason != `"server namespace disconnect"` {
 			t.Fatalf("the Node.js server disconnected n1 with reason %s, want \"server namespace disconnect\"", reason)
 		}
+	})
+}
+
+// testClusterNodeJSCounts: two siobridge nodes and a Node.js server, with sockets on each.
+// The counts of POST /emit, /join, /leave and /disconnect are the sockets reached on every
+// server, the Node.js one included, and "cluster" counts it among the nodes; so they stay
+// after a siobridge node is killed. A server on the request channel that never answers is
+// left out, and the answer says "complete":false.
+func testClusterNodeJSCounts(t *testing.T, bin, redisBin string) {
+	r := clusterStartRedis(t, redisBin)
+	app := clusterStartApp(t)
+	js := clusterStartNodeJS(t, r) // the default key prefix, "socket.io"
+	nodes := clusterStartNodes(t, bin, r, app, []string{"A", "B"}, "SIOBRIDGE_CLUSTER_KEY_PREFIX=socket.io")
+	a, b := nodes[0], nodes[1]
+	a1, a2, b1 := clusterConnect(t, a, "a1"), clusterConnect(t, a, "a2"), clusterConnect(t, b, "b1")
+	for _, n := range nodes {
+		n.waitReady(t, http.StatusOK)
+	}
+	n1, n2 := js.client(t, "n1"), js.client(t, "n2")
+	clusterPoll(t, "GET /sockets on A to list the five sockets, three servers replying", func() bool {
+		ids, reach := a.socketsReach(t)
+		return len(ids) == 5 && reach == (clusterReach{Nodes: 3, Replied: 3})
+	})
+	// counted makes POST path on A and checks its count and "cluster".
+	counted := func(t *testing.T, path, body string, want int, reach clusterReach) {
+		t.Helper()
+		var res struct {
+			Sockets int
+			Cluster *clusterReach
+		}
+		a.call(t, http.MethodPost, path, body, &res)
+		if res.Sockets != want || res.Cluster == nil || *res.Cluster != reach {
+			t.Fatalf(`POST %s %s on A = {"sockets":%d,"cluster":%+v}, want %d and %+v`, path, body, res.Sockets, res.Cluster, want, reach)
+		}
+	}
+	disconnected := func(t *testing.T, id string) {
+		t.Helper()
+		js.expect(t, "the Node.js server to disconnect "+id, func(m map[string]json.RawMessage) bool {
+			var got string
+			_ = json.Unmarshal(m["id"], &got)
+			return clusterKind(m) == "server-disconnect" && got == id
+		})
+	}
+
+	t.Run("counts include the Node.js server's sockets", func(t *testing.T) {
+		all := clusterReach{Nodes: 3, Replied: 3}
+		counted(t, "/emit", `{"event":"to-all"}`, 5, all)
+		for _, cl := range []*clusterClient{a1, a2, b1} {
+			cl.expect(t, `42["to-all"]`)
+		}
+		js.clientEvent(t, "n1", "to-all")
+		js.clientEvent(t, "n2", "to-all")
+
+		counted(t, "/join", fmt.Sprintf(`{"to":[%q,%q,%q],"rooms":["mixed"]}`, a1.sid, b1.sid, n1), 3, all)
+		counted(t, "/emit", `{"event":"to-mixed","to":["mixed"]}`, 3, all)
+		counted(t, "/emit", fmt.Sprintf(`{"event":"to-mixed-but-n1","to":["mixed"],"except":[%q]}`, n1), 2, all)
+		a1.expect(t, `42["to-mixed"]`, `42["to-mixed-but-n1"]`)
+		b1.expect(t, `42["to-mixed"]`, `42["to-mixed-but-n1"]`)
+		js.clientEvent(t, "n1", "to-mixed")
+		// The Node.js server is asked for its sockets before it acts: those that leave the
+		// room they were selected by are counted.
+		counted(t, "/leave", `{"to":["mixed"],"rooms":["mixed"]}`, 3, all)
+		counted(t, "/emit", `{"event":"to-nobody","to":["mixed"]}`, 0, all)
+		counted(t, "/disconnect", fmt.Sprintf(`{"to":[%q]}`, n2), 1, all)
+		disconnected(t, n2)
+		counted(t, "/emit", `{"event":"marker"}`, 4, all)
+		for _, cl := range []*clusterClient{a1, a2, b1} {
+			cl.expect(t, `42["marker"]`) // nothing meant for others came first
+		}
+		if got := js.clientEvent(t, "n1", "marker"); got != "[]" {
+			t.Fatalf("n1 got marker with %s", got)
+		}
+		for _, m := range js.backlog {
+			var event string
+			_ = json.Unmarshal(m["event"], &event)
+			if clusterKind(m) == "client-event" && (event == "to-mixed-but-n1" || event == "to-nobody") {
+				t.Fatalf("a Node.js client got an event not meant for it: %s", clusterLine(m))
+			}
+		}
+	})
+
+	t.Run("after a siobridge node is killed", func(t *testing.T) {
+		b.kill(t)
+		b1.expectClosed(t)
+		clusterPoll(t, "GET /sockets on A to answer without B, B no longer counted", func() bool {
+			ids, reach := a.socketsReach(t)
+			return slices.Equal(ids, clusterSorted(a1.sid, a2.sid, n1)) && reach == (clusterReach{Nodes: 2, Replied: 2})
+		})
+		all := clusterReach{Nodes: 2, Replied: 2}
+		counted(t, "/emit", `{"event":"without-b"}`, 3, all)
+		a1.expect(t, `42["without-b"]`)
+		a2.expect(t, `42["without-b"]`)
+		js.clientEvent(t, "n1", "without-b")
+		counted(t, "/join", fmt.Sprintf(`{"to":[%q,%q],"rooms":["leaving"]}`, a2.sid, n1), 2, all)
+		counted(t, "/disconnect", `{"to":["leaving"]}`, 2, all)
+		a2.expect(t, "41")
+		disconnected(t, n1)
+		counted(t, "/emit", `{"event":"last"}`, 1, all)
+		a1.expect(t, `42["last"]`)
+	})
+
+	t.Run("a server that does not answer makes the answer incomplete", func(t *testing.T) {
+		n3 := js.client(t, "n3")
+		// Subscribed to the request channel, so counted among the servers; it never answers.
+		silent := redis.NewClient(&redis.Options{Addr: r.addr()})
+		defer silent.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), clusterWait)
+		ps := silent.Subscribe(ctx, "socket.io-request#/#")
+		_, err := ps.ReceiveTimeout(ctx, clusterWait)
+		cancel()
+		if err != nil {
+			t.Fatalf("SUBSCRIBE: %v", err)
+		}
+		short := clusterReach{Nodes: 3, Replied: 2, Incomplete: true}
+		counted(t, "/emit", `{"event":"while-silent"}`, 2, short) // a1 and n3
+		a1.expect(t, `42["while-silent"]`)
+		js.clientEvent(t, "n3", "while-silent")
+		counted(t, "/join", fmt.Sprintf(`{"to":[%q],"rooms":["r"]}`, n3), 1, short)
+
+		_ = ps.Close()
+		clusterPoll(t, "Redis to drop the silent subscriber", func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), clusterWait)
+			defer cancel()
+			n, err := silent.PubSubNumSub(ctx, "socket.io-request#/#").Result()
+			return err == nil && n["socket.io-request#/#"] == 2
+		})
+		counted(t, "/emit", `{"event":"complete-again"}`, 2, clusterReach{Nodes: 2, Replied: 2})
+		a1.expect(t, `42["complete-again"]`)
+		js.clientEvent(t, "n3", "complete-again")
 	})
 }
 
@@ -1209,7 +1340,7 @@ func (n *clusterNode) emit(t *testing.T, body string, wantSockets int) {
 	}
 	n.call(t, http.MethodPost, "/emit", body, &res)
 	if res.Sockets != wantSockets {
-		t.Fatalf("POST /emit %s on %s = {\"sockets\":%d}, want %d (the siobridge sockets of the cluster)", body, n.name, res.Sockets, wantSockets)
+		t.Fatalf("POST /emit %s on %s = {\"sockets\":%d}, want %d (the sockets of the cluster)", body, n.name, res.Sockets, wantSockets)
 	}
 	if res.Cluster == nil || res.Cluster.Replied != res.Cluster.Nodes {
 		t.Fatalf("POST /emit %s on %s: \"cluster\" = %+v, want every node replied", body, n.name, res.Cluster)
@@ -1218,8 +1349,34 @@ func (n *clusterNode) emit(t *testing.T, body string, wantSockets int) {
 
 // clusterReach is the "cluster" member of an API answer.
 type clusterReach struct {
-	Nodes   int `json:"nodes"`
-	Replied int `json:"replied"`
+	Nodes   int
+	Replied int
+	// Incomplete is "complete":false; a complete answer has no "complete".
+	Incomplete bool
+}
+
+// UnmarshalJSON refuses a "cluster" member whose "complete" disagrees with its counts:
+// "complete":false exactly when fewer servers replied than the answer waited for.
+func (c *clusterReach) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		Nodes    *int  `json:"nodes"`
+		Replied  *int  `json:"replied"`
+		Complete *bool `json:"complete"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	if raw.Nodes == nil || raw.Replied == nil {
+		return fmt.Errorf(`"cluster" %s: want "nodes" and "replied"`, b)
+	}
+	if raw.Complete != nil && *raw.Complete {
+		return fmt.Errorf(`"cluster" %s: a complete answer has no "complete"`, b)
+	}
+	*c = clusterReach{Nodes: *raw.Nodes, Replied: *raw.Replied, Incomplete: raw.Complete != nil}
+	if c.Incomplete != (c.Replied < c.Nodes) {
+		return fmt.Errorf(`"cluster" %s: "complete":false must be there exactly when "replied" < "nodes"`, b)
+	}
+	return nil
 }
 
 // clusterReach makes an API call that must answer 200 and returns its "cluster" members (one,
@@ -1683,6 +1840,22 @@ func (js *clusterNodeJS) call(t *testing.T, cmd map[string]any) map[string]json.
 		t.Fatalf("Node.js command %s failed: %s", b, m["message"])
 	}
 	return m
+}
+
+// client connects a socket.io-client named name to the Node.js server and returns its
+// socket id.
+func (js *clusterNodeJS) client(t *testing.T, name string) string {
+	t.Helper()
+	var id string
+	if err := json.Unmarshal(js.call(t, map[string]any{"cmd": "client", "name": name})["id"], &id); err != nil || id == "" {
+		t.Fatalf("the id of Node.js client %s: %q, %v", name, id, err)
+	}
+	return id
+}
+
+func clusterLine(m map[string]json.RawMessage) string {
+	b, _ := json.Marshal(m)
+	return string(b)
 }
 
 // clientEvent waits for the Node.js client name to get event, and returns its args as JSON

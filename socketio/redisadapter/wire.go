@@ -35,6 +35,9 @@ type wireRequest struct {
 	Opts      *wireOpts `json:"opts,omitempty"`
 	Rooms     []string  `json:"rooms,omitempty"`
 	Close     *bool     `json:"close,omitempty"`
+	// SkipSiobridge marks the SOCKETS or REMOTE_FETCH of a count (see Adapter.askForeign):
+	// siobridge nodes leave it to the other servers, which ignore the field.
+	SkipSiobridge bool `json:"skipSiobridge,omitempty"`
 }
 
 func jsonRequest(r wireRequest) ([]byte, error) { return json.Marshal(r) }
@@ -235,6 +238,9 @@ type pendingRequest struct {
 	expect    int
 	responses []*object
 	done      chan struct{}
+	// sockets marks a count's request for sockets (askForeign): each answer is kept as
+	// {"count": n}, n the sockets it lists, read without decoding them.
+	sockets bool
 }
 
 // request publishes the request that build makes with a new request id on the request
@@ -247,7 +253,7 @@ func (a *Adapter) request(ctx context.Context, expect int, build func(id string)
 
 // requestOn is request published on channel.
 func (a *Adapter) requestOn(ctx context.Context, channel string, expect int, build func(id string) ([]byte, error), queued ...func()) ([]*object, error) {
-	o, err := a.send(channel, expect, build)
+	o, err := a.send(channel, expect, false, build)
 	for _, f := range queued {
 		f()
 	}
@@ -267,9 +273,10 @@ type outstanding struct {
 }
 
 // send queues the request that build makes with a new request id on channel; when expect >
-// 0, the answers to it are gathered from then on. A caller that gets an outstanding must
-// wait on it.
-func (a *Adapter) send(channel string, expect int, build func(id string) ([]byte, error)) (*outstanding, error) {
+// 0, the answers to it are gathered from then on (with sockets, as answers to a count's
+// request for sockets: see pendingRequest). A caller that gets an outstanding must wait on
+// it.
+func (a *Adapter) send(channel string, expect int, sockets bool, build func(id string) ([]byte, error)) (*outstanding, error) {
 	id := newID()
 	payload, err := build(id)
 	if err != nil {
@@ -277,7 +284,7 @@ func (a *Adapter) send(channel string, expect int, build func(id string) ([]byte
 	}
 	o := &outstanding{a: a, id: id}
 	if expect > 0 {
-		o.p = &pendingRequest{expect: expect, done: make(chan struct{})}
+		o.p = &pendingRequest{expect: expect, done: make(chan struct{}), sockets: sockets}
 		a.mu.Lock()
 		a.pending[id] = o.p
 		a.mu.Unlock()
@@ -328,6 +335,10 @@ func (a *Adapter) onResponse(payload []byte) {
 		p, ar := a.pending[id], a.ackReqs[id]
 		a.mu.Unlock()
 		if p == nil && ar == nil {
+			return
+		}
+		if p != nil && p.sockets {
+			a.onSocketCount(p, payload)
 			return
 		}
 	}
@@ -408,6 +419,35 @@ func jsonRequestID(payload []byte) (string, bool) {
 	return "", false
 }
 
+// onSocketCount keeps an answer to a count's request, {"requestId":..,"sockets":[..]}, as
+// {"count": n}, reading the sockets it lists (ids, or sockets in full) without decoding
+// them, so that a Node.js server's answer listing many holds the subscriber goroutine as
+// little as it can.
+func (a *Adapter) onSocketCount(p *pendingRequest, payload []byte) {
+	var answer struct {
+		Sockets []skipped `json:"sockets"`
+	}
+	if err := json.Unmarshal(payload, &answer); err != nil {
+		a.log.Debug("redis adapter: ignoring malformed response", "error", err)
+		return
+	}
+	count := &object{}
+	count.set("count", int64(len(answer.Sockets)))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(p.responses) < p.expect {
+		p.responses = append(p.responses, count)
+		if len(p.responses) == p.expect {
+			close(p.done)
+		}
+	}
+}
+
+// skipped is any JSON value, left undecoded.
+type skipped struct{}
+
+func (*skipped) UnmarshalJSON([]byte) error { return nil }
+
 // ---- requests from other nodes ----
 
 // responseChannelFor is where the answer to a request from node uid goes.
@@ -447,8 +487,8 @@ func (a *Adapter) onRequest(payload []byte) {
 	ctx := a.ctx
 	switch typ {
 	case typeSockets:
-		if reqID == "" {
-			return
+		if reqID == "" || truthy(req.get("skipSiobridge")) {
+			return // as for typeRemoteFetch
 		}
 		sockets, _ := a.local.FetchSockets(ctx, socketio.BroadcastOptions{Rooms: asRooms(req.get("rooms"))})
 		ids := make([]string, 0, len(sockets))
@@ -485,7 +525,10 @@ func (a *Adapter) onRequest(payload []byte) {
 		a.onRemoteAction(req, typ, uid, reqID)
 
 	case typeRemoteFetch:
-		if reqID == "" {
+		if reqID == "" || truthy(req.get("skipSiobridge")) {
+			// A count's request for sockets is for the servers that are not siobridge
+			// nodes: this node reports its own count in answer to the count's broadcast or
+			// action.
 			return
 		}
 		sockets, _ := a.local.FetchSockets(ctx, optsFromWire(req.get("opts")))
