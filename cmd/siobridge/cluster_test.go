@@ -342,7 +342,10 @@ func testClusterWebhooks(t *testing.T, bin, redisBin string) {
 	b1.expect(t, `42["marker"]`) // the reply's except left b1 out
 }
 
-// testClusterRedisRestart: Redis goes away and comes back while the nodes keep running.
+// testClusterRedisRestart: Redis goes away and comes back while the nodes keep running and A
+// emits to b1 (on B) every few milliseconds. /readyz tells the truth all along: 503 on both
+// nodes while Redis is down, and every emit A accepts while both nodes say 200 (before the
+// outage, and once Redis is back) reaches b1, in order.
 func testClusterRedisRestart(t *testing.T, bin, redisBin string) {
 	r := clusterStartRedis(t, redisBin)
 	app := clusterStartApp(t)
@@ -355,6 +358,12 @@ func testClusterRedisRestart(t *testing.T, bin, redisBin string) {
 	a.emit(t, fmt.Sprintf(`{"event":"before","to":[%q]}`, b1.sid), 1)
 	b1.expect(t, `42["before"]`)
 
+	received := b1.collect(`42["end"]`)
+	stream := clusterStartStream(t, a, nodes, b1.sid)
+	stream.await(t, "10 emits accepted while both nodes are ready", func(ticks []clusterTick) bool {
+		return clusterCountReady(ticks) >= 10
+	})
+
 	r.kill(t)
 	for _, n := range nodes {
 		n.waitReady(t, http.StatusServiceUnavailable)
@@ -362,6 +371,18 @@ func testClusterRedisRestart(t *testing.T, bin, redisBin string) {
 			t.Fatalf("GET /healthz on %s with Redis down = %d, want 200", n.name, st)
 		}
 	}
+	// Redis stays down while A makes 30 more emits: /readyz says so on both nodes all along.
+	// From the emit after the one in flight (whose readiness may have been read before the
+	// nodes noticed), no emit is accepted while ready until Redis is back.
+	outage := stream.len() + 1
+	stream.await(t, "30 emits while Redis is down, /readyz 503 on both nodes", func(ticks []clusterTick) bool {
+		for _, n := range nodes {
+			if st, body := n.get("/readyz"); st != http.StatusServiceUnavailable {
+				t.Fatalf("GET /readyz on %s while Redis is down = %d %s, want 503", n.name, st, body)
+			}
+		}
+		return len(ticks) >= outage+30
+	})
 	// Without Redis a node still serves its own clients, and every API call that needs the
 	// other nodes answers 503 naming Redis: emits (which reach this node's sockets all the
 	// same), queries, and join, leave and disconnect (which act on this node's sockets).
@@ -380,36 +401,66 @@ func testClusterRedisRestart(t *testing.T, bin, redisBin string) {
 	a1.expect(t, `42["during"]`)
 	a1.expectAsk(t, `["ask"]`)
 
+	restarted := stream.len()
 	r.restart(t)
 	for _, n := range nodes {
 		n.waitReady(t, http.StatusOK)
 	}
-	// The publisher may still be pausing after its failures: emit again until one arrives.
-	// An emit B does not count waits the request timeout: give B several.
-	wait := clusterWait + 2*clusterRequestTimeout
-	deadline := time.Now().Add(wait)
-	for i := 0; ; i++ {
-		if time.Now().After(deadline) {
-			t.Fatalf("no emit from A reached b1 (on B) within %v of Redis's return", wait)
+	back := stream.len()
+	stream.await(t, "50 emits accepted while both nodes are ready, since Redis came back", func(ticks []clusterTick) bool {
+		return clusterCountReady(ticks[back:]) >= 50
+	})
+	ticks := stream.stop(t)
+	a.emit(t, fmt.Sprintf(`{"event":"end","to":[%q]}`, b1.sid), 1)
+	msgs := clusterAwait(t, `b1 to get "end"`, received)
+
+	// Between the moment both nodes said 503 and the restart, no emit was accepted while
+	// both said 200.
+	for _, tk := range ticks[outage:restarted] {
+		if tk.Ready {
+			t.Errorf("emit %d, made while Redis was down, was accepted with /readyz 200 on both nodes: %+v", tk.Seq, tk)
 		}
-		// The answer tells whether B got it: B counts b1 only when the broadcast reached it.
-		var res struct {
-			Sockets int
-			Cluster clusterReach
-		}
-		a.call(t, http.MethodPost, "/emit", fmt.Sprintf(`{"event":"after","args":[%d],"to":[%q]}`, i, b1.sid), &res)
-		if res.Sockets == 1 {
-			if res.Cluster != (clusterReach{Nodes: 2, Replied: 2}) {
-				t.Fatalf(`POST /emit on A after Redis came back: "cluster" = %+v, want 2 nodes, 2 replied`, res.Cluster)
-			}
-			if !b1.awaitPrefix(t, `42["after",`, clusterWait) {
-				t.Fatalf("POST /emit on A counted b1 but b1 did not get the event")
-			}
-			break
-		}
-		// Not counted: B did not get it, or its answer was lost while its publisher paused.
-		// The next emit waits up to the request timeout for B, which paces this loop.
 	}
+	// b1 gets the ticks in order: each one's first arrival after the one before. Those A
+	// kept while Redis was down may arrive once it is back (if B subscribed first), and one
+	// whose PUBLISH answer was lost with the connection may arrive twice.
+	first := map[int]bool{}
+	last := -1
+	for _, m := range msgs {
+		if m == `42["end"]` || m == `42["during"]` {
+			continue
+		}
+		rest, ok := strings.CutPrefix(m, `42["tick",`)
+		seq, err := strconv.Atoi(strings.TrimSuffix(rest, "]"))
+		if !ok || err != nil || !strings.HasSuffix(rest, "]") {
+			t.Fatalf("b1 got %q, want ticks, and at most \"during\" besides", m)
+		}
+		if first[seq] {
+			continue
+		}
+		if seq < last {
+			t.Fatalf("b1 got tick %d first after tick %d: out of order (all: %v)", seq, last, msgs)
+		}
+		first[seq], last = true, seq
+	}
+	// Every emit accepted while both nodes said ready reached b1, and counted it.
+	for _, tk := range ticks {
+		if tk.Undecodable != "" {
+			t.Errorf("emit %d answered 200 with %s", tk.Seq, tk.Undecodable)
+		}
+		if !tk.Ready {
+			continue
+		}
+		if !first[tk.Seq] {
+			t.Errorf("emit %d was accepted while both nodes were ready (%+v) but b1 never got it", tk.Seq, tk)
+		}
+		if tk.Sockets != 1 || tk.Cluster == nil || *tk.Cluster != (clusterReach{Nodes: 2, Replied: 2}) {
+			t.Errorf("emit %d, accepted while both nodes were ready, answered %d sockets, \"cluster\" %+v; want 1, 2 nodes, 2 replied", tk.Seq, tk.Sockets, tk.Cluster)
+		}
+	}
+	t.Logf("%d emits: %d accepted while both nodes were ready (%d of them after Redis came back); b1 got %d ticks",
+		len(ticks), clusterCountReady(ticks), clusterCountReady(ticks[back:]), len(first))
+
 	all := b.sockets(t, "")
 	if got, want := clusterIDs(all), clusterSorted(a1.sid, b1.sid); !slices.Equal(got, want) {
 		t.Fatalf("GET /sockets on B after Redis came back = %v, want %v", got, want)
@@ -1646,24 +1697,30 @@ func (cl *clusterClient) expectAsk(t *testing.T, args string) string {
 	return id
 }
 
-// awaitPrefix reads messages for up to d until one starts with prefix; other messages are
-// dropped.
-func (cl *clusterClient) awaitPrefix(t *testing.T, prefix string, d time.Duration) bool {
-	t.Helper()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	for {
-		select {
-		case m := <-cl.msgs:
-			if strings.HasPrefix(m, prefix) {
-				return true
+// collect reads the client's messages on a goroutine of its own until one equals last (or
+// the connection ends), so that a long stream of them never fills its buffer; the channel
+// then gives them all, last included.
+func (cl *clusterClient) collect(last string) <-chan clusterResult[[]string] {
+	ch := make(chan clusterResult[[]string], 1)
+	go func() {
+		var msgs []string
+		for {
+			select {
+			case m := <-cl.msgs:
+				msgs = append(msgs, m)
+				if m == last {
+					ch <- clusterResult[[]string]{v: msgs}
+					return
+				}
+			case <-cl.closed:
+				ch <- clusterResult[[]string]{v: msgs, err: fmt.Errorf("client %s (on %s): connection ended after %d messages: %v", cl.name, cl.node, len(msgs), cl.err)}
+				return
+			case <-cl.quit:
+				return
 			}
-		case <-cl.closed:
-			t.Fatalf("client %s (on %s): connection ended: %v", cl.name, cl.node, cl.err)
-		case <-timer.C:
-			return false
 		}
-	}
+	}()
+	return ch
 }
 
 // expectClosed waits for the server to end the connection; messages before that are dropped.
@@ -1679,6 +1736,151 @@ func (cl *clusterClient) expectClosed(t *testing.T) {
 	case <-time.After(clusterWait):
 		t.Fatalf("client %s (on %s): the server did not close the connection within %v", cl.name, cl.node, clusterWait)
 	}
+}
+
+// ---- a steady stream of emits ----
+
+const (
+	// clusterStreamEvery spaces the emits of a clusterStream.
+	clusterStreamEvery = 5 * time.Millisecond
+	// clusterStreamMax bounds the emits of a clusterStream.
+	clusterStreamMax = 5000
+)
+
+// clusterTick is one emit of a clusterStream.
+type clusterTick struct {
+	Seq     int
+	Status  int // of POST /emit; 0 when the call failed
+	Sockets int
+	Cluster *clusterReach
+	// Undecodable is the answer to a 200 that could not be read, if any.
+	Undecodable string
+	// Ready: accepted while ready. The emit answered 200, and GET /readyz answered 200 on
+	// every node just before it was sent and just after it was answered.
+	Ready bool
+}
+
+// clusterStream makes POST /emit on one node every clusterStreamEvery: the event "tick" with
+// its sequence number, to one socket, each emit bracketed by GET /readyz on every node.
+type clusterStream struct {
+	halt chan struct{}
+	done chan struct{}
+
+	mu      sync.Mutex
+	ticks   []clusterTick
+	changed chan struct{} // closed and replaced at each tick
+}
+
+func clusterStartStream(t *testing.T, from *clusterNode, nodes []*clusterNode, to string) *clusterStream {
+	t.Helper()
+	s := &clusterStream{halt: make(chan struct{}), done: make(chan struct{}), changed: make(chan struct{})}
+	go s.run(from, nodes, to)
+	t.Cleanup(func() { s.stop(t) })
+	return s
+}
+
+func (s *clusterStream) run(from *clusterNode, nodes []*clusterNode, to string) {
+	defer close(s.done)
+	allReady := func() bool {
+		for _, n := range nodes {
+			if st, _ := n.get("/readyz"); st != http.StatusOK {
+				return false
+			}
+		}
+		return true
+	}
+	every := time.NewTicker(clusterStreamEvery)
+	defer every.Stop()
+	ready := allReady()
+	for seq := range clusterStreamMax {
+		select {
+		case <-s.halt:
+			return
+		case <-every.C:
+		}
+		tk := clusterTick{Seq: seq}
+		st, body, err := from.do(http.MethodPost, "/emit", fmt.Sprintf(`{"event":"tick","args":[%d],"to":[%q]}`, seq, to))
+		if err == nil {
+			tk.Status = st
+		}
+		if tk.Status == http.StatusOK {
+			var res struct {
+				Sockets int
+				Cluster *clusterReach
+			}
+			if err := json.Unmarshal(body, &res); err != nil {
+				tk.Undecodable = fmt.Sprintf("%s: %v", body, err)
+			}
+			tk.Sockets, tk.Cluster = res.Sockets, res.Cluster
+		}
+		before := ready
+		ready = allReady()
+		tk.Ready = before && ready && tk.Status == http.StatusOK && tk.Undecodable == ""
+		s.mu.Lock()
+		s.ticks = append(s.ticks, tk)
+		close(s.changed)
+		s.changed = make(chan struct{})
+		s.mu.Unlock()
+	}
+}
+
+// len is how many emits were answered so far.
+func (s *clusterStream) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.ticks)
+}
+
+// await checks cond at each emit until it holds, failing after clusterWait or when the
+// stream has ended.
+func (s *clusterStream) await(t *testing.T, what string, cond func([]clusterTick) bool) {
+	t.Helper()
+	timer := time.NewTimer(clusterWait)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		ticks, changed := slices.Clone(s.ticks), s.changed
+		s.mu.Unlock()
+		if cond(ticks) {
+			return
+		}
+		select {
+		case <-changed:
+		case <-s.done:
+			t.Fatalf("the stream of emits ended (%d emits) before %s", s.len(), what)
+		case <-timer.C:
+			t.Fatalf("gave up after %v waiting for %s (%d emits so far)", clusterWait, what, len(ticks))
+		}
+	}
+}
+
+// stop ends the stream, waiting for the emit in flight, and returns every emit; idempotent.
+func (s *clusterStream) stop(t *testing.T) []clusterTick {
+	t.Helper()
+	select {
+	case <-s.halt:
+	default:
+		close(s.halt)
+	}
+	select {
+	case <-s.done:
+	case <-time.After(clusterAnswerWait):
+		t.Fatalf("the stream of emits did not stop within %v", clusterAnswerWait)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.ticks)
+}
+
+// clusterCountReady counts the emits accepted while ready.
+func clusterCountReady(ticks []clusterTick) int {
+	n := 0
+	for _, tk := range ticks {
+		if tk.Ready {
+			n++
+		}
+	}
+	return n
 }
 
 // ---- the Node.js server ----
