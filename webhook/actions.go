@@ -61,12 +61,17 @@ type EmitResult struct {
 	Local int `json:"-"`
 }
 
-// Cluster says, in the answers of a node in a cluster, how many nodes the answer needed to
-// hear from (this one included) and how many did in time: when Replied < Nodes, the counts
-// and lists leave out the sockets of the nodes that did not. Single-node answers have none.
+// Cluster says, in the answers of a node in a cluster, how many servers the answer needed to
+// hear from (every server of the namespace, this one and Node.js ones included) and how many
+// did in time. Single-node answers have none.
 type Cluster struct {
 	Nodes   int `json:"nodes"`
 	Replied int `json:"replied"`
+	// Complete is false when the answer is short of a server's part (Replied < Nodes): the
+	// counts and lists leave out the sockets of the servers that did not answer in time. It
+	// is left out (nil) when the answer is complete, so that a complete answer reads as it
+	// did before the field existed.
+	Complete *bool `json:"complete,omitempty"`
 }
 
 // clusterOf reads what a cluster adapter recorded in r, or nil.
@@ -75,7 +80,11 @@ func clusterOf(r *socketio.Reach) *Cluster {
 	if !ok {
 		return nil
 	}
-	return &Cluster{Nodes: nodes, Replied: replied}
+	c := &Cluster{Nodes: nodes, Replied: replied}
+	if replied < nodes {
+		c.Complete = new(bool)
+	}
+	return c
 }
 
 // RoomsRequest is the body of POST /join and POST /leave.
@@ -158,8 +167,10 @@ func (r *EmitRequest) Validate() error {
 }
 
 // Emit sends the event to the selected sockets; with AckTimeoutMS it waits for their acks.
-// In a cluster it waits (for at most the adapter's request timeout) for the other nodes to
-// say how many of their sockets it reached, so that Sockets is the cluster's total.
+// In a cluster it waits (for at most the adapter's request timeout) for the other servers to
+// say how many of their sockets it reached, so that Sockets is the cluster's total: siobridge
+// nodes count the sockets they sent it to; Node.js servers, asked just before the broadcast
+// reaches them, the sockets it selects there.
 func Emit(ctx context.Context, srv *socketio.Server, r *EmitRequest) (*EmitResult, error) {
 	return emit(ctx, srv, r, true)
 }
@@ -234,7 +245,8 @@ func (r *RoomsRequest) validate() error {
 	return nil
 }
 
-// Join makes the selected sockets join the rooms.
+// Join makes the selected sockets join the rooms. Sockets counts the selected sockets of
+// every server that answered in time (see Cluster).
 func Join(ctx context.Context, srv *socketio.Server, r *RoomsRequest) (*CountResult, error) {
 	if err := r.validate(); err != nil {
 		return nil, err
@@ -249,7 +261,7 @@ func Join(ctx context.Context, srv *socketio.Server, r *RoomsRequest) (*CountRes
 	return &CountResult{Sockets: n, Cluster: clusterOf(reach)}, err
 }
 
-// Leave makes the selected sockets leave the rooms.
+// Leave makes the selected sockets leave the rooms; Sockets counts as Join's does.
 func Leave(ctx context.Context, srv *socketio.Server, r *RoomsRequest) (*CountResult, error) {
 	if err := r.validate(); err != nil {
 		return nil, err
@@ -264,7 +276,8 @@ func Leave(ctx context.Context, srv *socketio.Server, r *RoomsRequest) (*CountRe
 	return &CountResult{Sockets: n, Cluster: clusterOf(reach)}, err
 }
 
-// Disconnect disconnects the selected sockets (with Close, their whole connections).
+// Disconnect disconnects the selected sockets (with Close, their whole connections);
+// Sockets counts as Join's does.
 func Disconnect(ctx context.Context, srv *socketio.Server, r *DisconnectRequest) (*CountResult, error) {
 	op, release, err := r.operator(srv)
 	if err != nil {

@@ -87,6 +87,7 @@ func TestCluster(t *testing.T) {
 		{"RedisRestart", testClusterRedisRestart},
 		{"HungAndDeadNodes", testClusterHungAndDeadNodes},
 		{"NodeJS", testClusterNodeJS},
+		{"NodeJSCounts", testClusterNodeJSCounts},
 		{"DynamicNamespaces", testClusterDynamicNamespaces},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -341,7 +342,10 @@ func testClusterWebhooks(t *testing.T, bin, redisBin string) {
 	b1.expect(t, `42["marker"]`) // the reply's except left b1 out
 }
 
-// testClusterRedisRestart: Redis goes away and comes back while the nodes keep running.
+// testClusterRedisRestart: Redis goes away and comes back while the nodes keep running and A
+// emits to b1 (on B) every few milliseconds. /readyz tells the truth all along: 503 on both
+// nodes while Redis is down, and every emit A accepts while both nodes say 200 (before the
+// outage, and once Redis is back) reaches b1, in order.
 func testClusterRedisRestart(t *testing.T, bin, redisBin string) {
 	r := clusterStartRedis(t, redisBin)
 	app := clusterStartApp(t)
@@ -354,6 +358,12 @@ func testClusterRedisRestart(t *testing.T, bin, redisBin string) {
 	a.emit(t, fmt.Sprintf(`{"event":"before","to":[%q]}`, b1.sid), 1)
 	b1.expect(t, `42["before"]`)
 
+	received := b1.collect(`42["end"]`)
+	stream := clusterStartStream(t, a, nodes, b1.sid)
+	stream.await(t, "10 emits accepted while both nodes are ready", func(ticks []clusterTick) bool {
+		return clusterCountReady(ticks) >= 10
+	})
+
 	r.kill(t)
 	for _, n := range nodes {
 		n.waitReady(t, http.StatusServiceUnavailable)
@@ -361,6 +371,18 @@ func testClusterRedisRestart(t *testing.T, bin, redisBin string) {
 			t.Fatalf("GET /healthz on %s with Redis down = %d, want 200", n.name, st)
 		}
 	}
+	// Redis stays down while A makes 30 more emits: /readyz says so on both nodes all along.
+	// From the emit after the one in flight (whose readiness may have been read before the
+	// nodes noticed), no emit is accepted while ready until Redis is back.
+	outage := stream.len() + 1
+	stream.await(t, "30 emits while Redis is down, /readyz 503 on both nodes", func(ticks []clusterTick) bool {
+		for _, n := range nodes {
+			if st, body := n.get("/readyz"); st != http.StatusServiceUnavailable {
+				t.Fatalf("GET /readyz on %s while Redis is down = %d %s, want 503", n.name, st, body)
+			}
+		}
+		return len(ticks) >= outage+30
+	})
 	// Without Redis a node still serves its own clients, and every API call that needs the
 	// other nodes answers 503 naming Redis: emits (which reach this node's sockets all the
 	// same), queries, and join, leave and disconnect (which act on this node's sockets).
@@ -379,36 +401,66 @@ func testClusterRedisRestart(t *testing.T, bin, redisBin string) {
 	a1.expect(t, `42["during"]`)
 	a1.expectAsk(t, `["ask"]`)
 
+	restarted := stream.len()
 	r.restart(t)
 	for _, n := range nodes {
 		n.waitReady(t, http.StatusOK)
 	}
-	// The publisher may still be pausing after its failures: emit again until one arrives.
-	// An emit B does not count waits the request timeout: give B several.
-	wait := clusterWait + 2*clusterRequestTimeout
-	deadline := time.Now().Add(wait)
-	for i := 0; ; i++ {
-		if time.Now().After(deadline) {
-			t.Fatalf("no emit from A reached b1 (on B) within %v of Redis's return", wait)
+	back := stream.len()
+	stream.await(t, "50 emits accepted while both nodes are ready, since Redis came back", func(ticks []clusterTick) bool {
+		return clusterCountReady(ticks[back:]) >= 50
+	})
+	ticks := stream.stop(t)
+	a.emit(t, fmt.Sprintf(`{"event":"end","to":[%q]}`, b1.sid), 1)
+	msgs := clusterAwait(t, `b1 to get "end"`, received)
+
+	// Between the moment both nodes said 503 and the restart, no emit was accepted while
+	// both said 200.
+	for _, tk := range ticks[outage:restarted] {
+		if tk.Ready {
+			t.Errorf("emit %d, made while Redis was down, was accepted with /readyz 200 on both nodes: %+v", tk.Seq, tk)
 		}
-		// The answer tells whether B got it: B counts b1 only when the broadcast reached it.
-		var res struct {
-			Sockets int
-			Cluster clusterReach
-		}
-		a.call(t, http.MethodPost, "/emit", fmt.Sprintf(`{"event":"after","args":[%d],"to":[%q]}`, i, b1.sid), &res)
-		if res.Sockets == 1 {
-			if res.Cluster != (clusterReach{Nodes: 2, Replied: 2}) {
-				t.Fatalf(`POST /emit on A after Redis came back: "cluster" = %+v, want 2 nodes, 2 replied`, res.Cluster)
-			}
-			if !b1.awaitPrefix(t, `42["after",`, clusterWait) {
-				t.Fatalf("POST /emit on A counted b1 but b1 did not get the event")
-			}
-			break
-		}
-		// Not counted: B did not get it, or its answer was lost while its publisher paused.
-		// The next emit waits up to the request timeout for B, which paces this loop.
 	}
+	// b1 gets the ticks in order: each one's first arrival after the one before. Those A
+	// kept while Redis was down may arrive once it is back (if B subscribed first), and one
+	// whose PUBLISH answer was lost with the connection may arrive twice.
+	first := map[int]bool{}
+	last := -1
+	for _, m := range msgs {
+		if m == `42["end"]` || m == `42["during"]` {
+			continue
+		}
+		rest, ok := strings.CutPrefix(m, `42["tick",`)
+		seq, err := strconv.Atoi(strings.TrimSuffix(rest, "]"))
+		if !ok || err != nil || !strings.HasSuffix(rest, "]") {
+			t.Fatalf("b1 got %q, want ticks, and at most \"during\" besides", m)
+		}
+		if first[seq] {
+			continue
+		}
+		if seq < last {
+			t.Fatalf("b1 got tick %d first after tick %d: out of order (all: %v)", seq, last, msgs)
+		}
+		first[seq], last = true, seq
+	}
+	// Every emit accepted while both nodes said ready reached b1, and counted it.
+	for _, tk := range ticks {
+		if tk.Undecodable != "" {
+			t.Errorf("emit %d answered 200 with %s", tk.Seq, tk.Undecodable)
+		}
+		if !tk.Ready {
+			continue
+		}
+		if !first[tk.Seq] {
+			t.Errorf("emit %d was accepted while both nodes were ready (%+v) but b1 never got it", tk.Seq, tk)
+		}
+		if tk.Sockets != 1 || tk.Cluster == nil || *tk.Cluster != (clusterReach{Nodes: 2, Replied: 2}) {
+			t.Errorf("emit %d, accepted while both nodes were ready, answered %d sockets, \"cluster\" %+v; want 1, 2 nodes, 2 replied", tk.Seq, tk.Sockets, tk.Cluster)
+		}
+	}
+	t.Logf("%d emits: %d accepted while both nodes were ready (%d of them after Redis came back); b1 got %d ticks",
+		len(ticks), clusterCountReady(ticks), clusterCountReady(ticks[back:]), len(first))
+
 	all := b.sockets(t, "")
 	if got, want := clusterIDs(all), clusterSorted(a1.sid, b1.sid); !slices.Equal(got, want) {
 		t.Fatalf("GET /sockets on B after Redis came back = %v, want %v", got, want)
@@ -462,16 +514,16 @@ func testClusterHungAndDeadNodes(t *testing.T, bin, redisBin string) {
 	// count what the others have.
 	start := time.Now()
 	ids, reach = a.socketsReach(t)
-	if took := time.Since(start); !slices.Equal(ids, clusterSorted(a1.sid, b1.sid)) || reach != (clusterReach{Nodes: 3, Replied: 2}) || took < clusterRequestTimeout {
-		t.Fatalf(`GET /sockets on A with C hung = %v, "cluster" %+v after %v; want a1 and b1, 3 nodes, 2 replied, after the %v request timeout`, ids, reach, took, clusterRequestTimeout)
+	if took := time.Since(start); !slices.Equal(ids, clusterSorted(a1.sid, b1.sid)) || reach != (clusterReach{Nodes: 3, Replied: 2, Incomplete: true}) || took < clusterRequestTimeout {
+		t.Fatalf(`GET /sockets on A with C hung = %v, "cluster" %+v after %v; want a1 and b1, 3 nodes, 2 replied, "complete":false, after the %v request timeout`, ids, reach, took, clusterRequestTimeout)
 	}
 	var emitted struct {
 		Sockets int
 		Cluster clusterReach
 	}
 	a.call(t, http.MethodPost, "/emit", `{"event":"while-c-hangs"}`, &emitted)
-	if emitted.Sockets != 2 || emitted.Cluster != (clusterReach{Nodes: 3, Replied: 2}) {
-		t.Fatalf("POST /emit on A with C hung = %+v, want 2 sockets (a1, b1), 3 nodes, 2 replied", emitted)
+	if emitted.Sockets != 2 || emitted.Cluster != (clusterReach{Nodes: 3, Replied: 2, Incomplete: true}) {
+		t.Fatalf(`POST /emit on A with C hung = %+v, want 2 sockets (a1, b1), 3 nodes, 2 replied, "complete":false`, emitted)
 	}
 	if st, _ := a.get("/readyz"); st != http.StatusOK {
 		t.Fatalf("GET /readyz on A with C hung = %d, want 200: readiness is about this node's Redis connection", st)
@@ -513,7 +565,7 @@ func testClusterNodeJS(t *testing.T, bin, redisBin string) {
 	})
 
 	t.Run("emit reaches a Node.js client", func(t *testing.T) {
-		a.emit(t, `{"event":"from-siobridge","args":[1,"two",{"three":3},{"$binary":"AQID"}]}`, 1)
+		a.emit(t, `{"event":"from-siobridge","args":[1,"two",{"three":3},{"$binary":"AQID"}]}`, 2) // a1 and n1
 		if got, want := js.clientEvent(t, "n1", "from-siobridge"), `[1,"two",{"three":3},{"$bin":"010203"}]`; got != want {
 			t.Fatalf("the Node.js client got %s, want %s", got, want)
 		}
@@ -521,14 +573,15 @@ func testClusterNodeJS(t *testing.T, bin, redisBin string) {
 	})
 
 	t.Run("join a Node.js socket, emit to its room", func(t *testing.T) {
-		// Node.js nodes act on the request but do not answer it: the count leaves them out.
-		if n := a.count(t, "/join", fmt.Sprintf(`{"to":[%q],"rooms":["mixed"]}`, n1)); n != 0 {
-			t.Fatalf("POST /join for the Node.js socket = %d, want 0 (Node.js nodes report no counts)", n)
+		// Node.js nodes act on the request but do not answer it: they are asked for the
+		// sockets it selects first, and the count has them.
+		if n := a.count(t, "/join", fmt.Sprintf(`{"to":[%q],"rooms":["mixed"]}`, n1)); n != 1 {
+			t.Fatalf("POST /join for the Node.js socket = %d, want 1", n)
 		}
 		clusterPoll(t, "GET /rooms on A to count the Node.js socket in mixed", func() bool {
 			return clusterMapEqual(a.rooms(t), map[string]int{"mixed": 1})
 		})
-		a.emit(t, `{"event":"to-mixed","to":["mixed"],"args":["m"]}`, 0)
+		a.emit(t, `{"event":"to-mixed","to":["mixed"],"args":["m"]}`, 1)
 		if got := js.clientEvent(t, "n1", "to-mixed"); got != `["m"]` {
 			t.Fatalf("the Node.js client got %s, want [\"m\"]", got)
 		}
@@ -550,14 +603,14 @@ func testClusterNodeJS(t *testing.T, bin, redisBin string) {
 	})
 
 	t.Run("leave and disconnect a Node.js socket", func(t *testing.T) {
-		if n := a.count(t, "/leave", fmt.Sprintf(`{"to":[%q],"rooms":["mixed"]}`, n1)); n != 0 {
-			t.Fatalf("POST /leave for the Node.js socket = %d, want 0", n)
+		if n := a.count(t, "/leave", fmt.Sprintf(`{"to":[%q],"rooms":["mixed"]}`, n1)); n != 1 {
+			t.Fatalf("POST /leave for the Node.js socket = %d, want 1", n)
 		}
 		clusterPoll(t, "GET /rooms on A to show the Node.js socket out of mixed", func() bool {
 			return len(a.rooms(t)) == 0
 		})
-		if n := a.count(t, "/disconnect", fmt.Sprintf(`{"to":[%q]}`, n1)); n != 0 {
-			t.Fatalf("POST /disconnect for the Node.js socket = %d, want 0", n)
+		if n := a.count(t, "/disconnect", fmt.Sprintf(`{"to":[%q]}`, n1)); n != 1 {
+			t.Fatalf("POST /disconnect for the Node.js socket = %d, want 1", n)
 		}
 		m := js.expect(t, "the Node.js server to disconnect n1", func(m map[string]json.RawMessage) bool {
 			var id string
@@ -567,6 +620,135 @@ func testClusterNodeJS(t *testing.T, bin, redisBin string) {
 		if reason := string(m["reason"]); reason != `"server namespace disconnect"` {
 			t.Fatalf("the Node.js server disconnected n1 with reason %s, want \"server namespace disconnect\"", reason)
 		}
+	})
+}
+
+// testClusterNodeJSCounts: two siobridge nodes and a Node.js server, with sockets on each.
+// The counts of POST /emit, /join, /leave and /disconnect are the sockets reached on every
+// server, the Node.js one included, and "cluster" counts it among the nodes; so they stay
+// after a siobridge node is killed. A server on the request channel that never answers is
+// left out, and the answer says "complete":false.
+func testClusterNodeJSCounts(t *testing.T, bin, redisBin string) {
+	r := clusterStartRedis(t, redisBin)
+	app := clusterStartApp(t)
+	js := clusterStartNodeJS(t, r) // the default key prefix, "socket.io"
+	nodes := clusterStartNodes(t, bin, r, app, []string{"A", "B"}, "SIOBRIDGE_CLUSTER_KEY_PREFIX=socket.io")
+	a, b := nodes[0], nodes[1]
+	a1, a2, b1 := clusterConnect(t, a, "a1"), clusterConnect(t, a, "a2"), clusterConnect(t, b, "b1")
+	for _, n := range nodes {
+		n.waitReady(t, http.StatusOK)
+	}
+	n1, n2 := js.client(t, "n1"), js.client(t, "n2")
+	clusterPoll(t, "GET /sockets on A to list the five sockets, three servers replying", func() bool {
+		ids, reach := a.socketsReach(t)
+		return len(ids) == 5 && reach == (clusterReach{Nodes: 3, Replied: 3})
+	})
+	// counted makes POST path on A and checks its count and "cluster".
+	counted := func(t *testing.T, path, body string, want int, reach clusterReach) {
+		t.Helper()
+		var res struct {
+			Sockets int
+			Cluster *clusterReach
+		}
+		a.call(t, http.MethodPost, path, body, &res)
+		if res.Sockets != want || res.Cluster == nil || *res.Cluster != reach {
+			t.Fatalf(`POST %s %s on A = {"sockets":%d,"cluster":%+v}, want %d and %+v`, path, body, res.Sockets, res.Cluster, want, reach)
+		}
+	}
+	disconnected := func(t *testing.T, id string) {
+		t.Helper()
+		js.expect(t, "the Node.js server to disconnect "+id, func(m map[string]json.RawMessage) bool {
+			var got string
+			_ = json.Unmarshal(m["id"], &got)
+			return clusterKind(m) == "server-disconnect" && got == id
+		})
+	}
+
+	t.Run("counts include the Node.js server's sockets", func(t *testing.T) {
+		all := clusterReach{Nodes: 3, Replied: 3}
+		counted(t, "/emit", `{"event":"to-all"}`, 5, all)
+		for _, cl := range []*clusterClient{a1, a2, b1} {
+			cl.expect(t, `42["to-all"]`)
+		}
+		js.clientEvent(t, "n1", "to-all")
+		js.clientEvent(t, "n2", "to-all")
+
+		counted(t, "/join", fmt.Sprintf(`{"to":[%q,%q,%q],"rooms":["mixed"]}`, a1.sid, b1.sid, n1), 3, all)
+		counted(t, "/emit", `{"event":"to-mixed","to":["mixed"]}`, 3, all)
+		counted(t, "/emit", fmt.Sprintf(`{"event":"to-mixed-but-n1","to":["mixed"],"except":[%q]}`, n1), 2, all)
+		a1.expect(t, `42["to-mixed"]`, `42["to-mixed-but-n1"]`)
+		b1.expect(t, `42["to-mixed"]`, `42["to-mixed-but-n1"]`)
+		js.clientEvent(t, "n1", "to-mixed")
+		// The Node.js server is asked for its sockets before it acts: those that leave the
+		// room they were selected by are counted.
+		counted(t, "/leave", `{"to":["mixed"],"rooms":["mixed"]}`, 3, all)
+		counted(t, "/emit", `{"event":"to-nobody","to":["mixed"]}`, 0, all)
+		counted(t, "/disconnect", fmt.Sprintf(`{"to":[%q]}`, n2), 1, all)
+		disconnected(t, n2)
+		counted(t, "/emit", `{"event":"marker"}`, 4, all)
+		for _, cl := range []*clusterClient{a1, a2, b1} {
+			cl.expect(t, `42["marker"]`) // nothing meant for others came first
+		}
+		if got := js.clientEvent(t, "n1", "marker"); got != "[]" {
+			t.Fatalf("n1 got marker with %s", got)
+		}
+		for _, m := range js.backlog {
+			var event string
+			_ = json.Unmarshal(m["event"], &event)
+			if clusterKind(m) == "client-event" && (event == "to-mixed-but-n1" || event == "to-nobody") {
+				t.Fatalf("a Node.js client got an event not meant for it: %s", clusterLine(m))
+			}
+		}
+	})
+
+	t.Run("after a siobridge node is killed", func(t *testing.T) {
+		b.kill(t)
+		b1.expectClosed(t)
+		clusterPoll(t, "GET /sockets on A to answer without B, B no longer counted", func() bool {
+			ids, reach := a.socketsReach(t)
+			return slices.Equal(ids, clusterSorted(a1.sid, a2.sid, n1)) && reach == (clusterReach{Nodes: 2, Replied: 2})
+		})
+		all := clusterReach{Nodes: 2, Replied: 2}
+		counted(t, "/emit", `{"event":"without-b"}`, 3, all)
+		a1.expect(t, `42["without-b"]`)
+		a2.expect(t, `42["without-b"]`)
+		js.clientEvent(t, "n1", "without-b")
+		counted(t, "/join", fmt.Sprintf(`{"to":[%q,%q],"rooms":["leaving"]}`, a2.sid, n1), 2, all)
+		counted(t, "/disconnect", `{"to":["leaving"]}`, 2, all)
+		a2.expect(t, "41")
+		disconnected(t, n1)
+		counted(t, "/emit", `{"event":"last"}`, 1, all)
+		a1.expect(t, `42["last"]`)
+	})
+
+	t.Run("a server that does not answer makes the answer incomplete", func(t *testing.T) {
+		n3 := js.client(t, "n3")
+		// Subscribed to the request channel, so counted among the servers; it never answers.
+		silent := redis.NewClient(&redis.Options{Addr: r.addr()})
+		defer silent.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), clusterWait)
+		ps := silent.Subscribe(ctx, "socket.io-request#/#")
+		_, err := ps.ReceiveTimeout(ctx, clusterWait)
+		cancel()
+		if err != nil {
+			t.Fatalf("SUBSCRIBE: %v", err)
+		}
+		short := clusterReach{Nodes: 3, Replied: 2, Incomplete: true}
+		counted(t, "/emit", `{"event":"while-silent"}`, 2, short) // a1 and n3
+		a1.expect(t, `42["while-silent"]`)
+		js.clientEvent(t, "n3", "while-silent")
+		counted(t, "/join", fmt.Sprintf(`{"to":[%q],"rooms":["r"]}`, n3), 1, short)
+
+		_ = ps.Close()
+		clusterPoll(t, "Redis to drop the silent subscriber", func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), clusterWait)
+			defer cancel()
+			n, err := silent.PubSubNumSub(ctx, "socket.io-request#/#").Result()
+			return err == nil && n["socket.io-request#/#"] == 2
+		})
+		counted(t, "/emit", `{"event":"complete-again"}`, 2, clusterReach{Nodes: 2, Replied: 2})
+		a1.expect(t, `42["complete-again"]`)
+		js.clientEvent(t, "n3", "complete-again")
 	})
 }
 
@@ -1209,7 +1391,7 @@ func (n *clusterNode) emit(t *testing.T, body string, wantSockets int) {
 	}
 	n.call(t, http.MethodPost, "/emit", body, &res)
 	if res.Sockets != wantSockets {
-		t.Fatalf("POST /emit %s on %s = {\"sockets\":%d}, want %d (the siobridge sockets of the cluster)", body, n.name, res.Sockets, wantSockets)
+		t.Fatalf("POST /emit %s on %s = {\"sockets\":%d}, want %d (the sockets of the cluster)", body, n.name, res.Sockets, wantSockets)
 	}
 	if res.Cluster == nil || res.Cluster.Replied != res.Cluster.Nodes {
 		t.Fatalf("POST /emit %s on %s: \"cluster\" = %+v, want every node replied", body, n.name, res.Cluster)
@@ -1218,8 +1400,34 @@ func (n *clusterNode) emit(t *testing.T, body string, wantSockets int) {
 
 // clusterReach is the "cluster" member of an API answer.
 type clusterReach struct {
-	Nodes   int `json:"nodes"`
-	Replied int `json:"replied"`
+	Nodes   int
+	Replied int
+	// Incomplete is "complete":false; a complete answer has no "complete".
+	Incomplete bool
+}
+
+// UnmarshalJSON refuses a "cluster" member whose "complete" disagrees with its counts:
+// "complete":false exactly when fewer servers replied than the answer waited for.
+func (c *clusterReach) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		Nodes    *int  `json:"nodes"`
+		Replied  *int  `json:"replied"`
+		Complete *bool `json:"complete"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	if raw.Nodes == nil || raw.Replied == nil {
+		return fmt.Errorf(`"cluster" %s: want "nodes" and "replied"`, b)
+	}
+	if raw.Complete != nil && *raw.Complete {
+		return fmt.Errorf(`"cluster" %s: a complete answer has no "complete"`, b)
+	}
+	*c = clusterReach{Nodes: *raw.Nodes, Replied: *raw.Replied, Incomplete: raw.Complete != nil}
+	if c.Incomplete != (c.Replied < c.Nodes) {
+		return fmt.Errorf(`"cluster" %s: "complete":false must be there exactly when "replied" < "nodes"`, b)
+	}
+	return nil
 }
 
 // clusterReach makes an API call that must answer 200 and returns its "cluster" members (one,
@@ -1489,24 +1697,30 @@ func (cl *clusterClient) expectAsk(t *testing.T, args string) string {
 	return id
 }
 
-// awaitPrefix reads messages for up to d until one starts with prefix; other messages are
-// dropped.
-func (cl *clusterClient) awaitPrefix(t *testing.T, prefix string, d time.Duration) bool {
-	t.Helper()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	for {
-		select {
-		case m := <-cl.msgs:
-			if strings.HasPrefix(m, prefix) {
-				return true
+// collect reads the client's messages on a goroutine of its own until one equals last (or
+// the connection ends), so that a long stream of them never fills its buffer; the channel
+// then gives them all, last included.
+func (cl *clusterClient) collect(last string) <-chan clusterResult[[]string] {
+	ch := make(chan clusterResult[[]string], 1)
+	go func() {
+		var msgs []string
+		for {
+			select {
+			case m := <-cl.msgs:
+				msgs = append(msgs, m)
+				if m == last {
+					ch <- clusterResult[[]string]{v: msgs}
+					return
+				}
+			case <-cl.closed:
+				ch <- clusterResult[[]string]{v: msgs, err: fmt.Errorf("client %s (on %s): connection ended after %d messages: %v", cl.name, cl.node, len(msgs), cl.err)}
+				return
+			case <-cl.quit:
+				return
 			}
-		case <-cl.closed:
-			t.Fatalf("client %s (on %s): connection ended: %v", cl.name, cl.node, cl.err)
-		case <-timer.C:
-			return false
 		}
-	}
+	}()
+	return ch
 }
 
 // expectClosed waits for the server to end the connection; messages before that are dropped.
@@ -1522,6 +1736,151 @@ func (cl *clusterClient) expectClosed(t *testing.T) {
 	case <-time.After(clusterWait):
 		t.Fatalf("client %s (on %s): the server did not close the connection within %v", cl.name, cl.node, clusterWait)
 	}
+}
+
+// ---- a steady stream of emits ----
+
+const (
+	// clusterStreamEvery spaces the emits of a clusterStream.
+	clusterStreamEvery = 5 * time.Millisecond
+	// clusterStreamMax bounds the emits of a clusterStream.
+	clusterStreamMax = 5000
+)
+
+// clusterTick is one emit of a clusterStream.
+type clusterTick struct {
+	Seq     int
+	Status  int // of POST /emit; 0 when the call failed
+	Sockets int
+	Cluster *clusterReach
+	// Undecodable is the answer to a 200 that could not be read, if any.
+	Undecodable string
+	// Ready: accepted while ready. The emit answered 200, and GET /readyz answered 200 on
+	// every node just before it was sent and just after it was answered.
+	Ready bool
+}
+
+// clusterStream makes POST /emit on one node every clusterStreamEvery: the event "tick" with
+// its sequence number, to one socket, each emit bracketed by GET /readyz on every node.
+type clusterStream struct {
+	halt chan struct{}
+	done chan struct{}
+
+	mu      sync.Mutex
+	ticks   []clusterTick
+	changed chan struct{} // closed and replaced at each tick
+}
+
+func clusterStartStream(t *testing.T, from *clusterNode, nodes []*clusterNode, to string) *clusterStream {
+	t.Helper()
+	s := &clusterStream{halt: make(chan struct{}), done: make(chan struct{}), changed: make(chan struct{})}
+	go s.run(from, nodes, to)
+	t.Cleanup(func() { s.stop(t) })
+	return s
+}
+
+func (s *clusterStream) run(from *clusterNode, nodes []*clusterNode, to string) {
+	defer close(s.done)
+	allReady := func() bool {
+		for _, n := range nodes {
+			if st, _ := n.get("/readyz"); st != http.StatusOK {
+				return false
+			}
+		}
+		return true
+	}
+	every := time.NewTicker(clusterStreamEvery)
+	defer every.Stop()
+	ready := allReady()
+	for seq := range clusterStreamMax {
+		select {
+		case <-s.halt:
+			return
+		case <-every.C:
+		}
+		tk := clusterTick{Seq: seq}
+		st, body, err := from.do(http.MethodPost, "/emit", fmt.Sprintf(`{"event":"tick","args":[%d],"to":[%q]}`, seq, to))
+		if err == nil {
+			tk.Status = st
+		}
+		if tk.Status == http.StatusOK {
+			var res struct {
+				Sockets int
+				Cluster *clusterReach
+			}
+			if err := json.Unmarshal(body, &res); err != nil {
+				tk.Undecodable = fmt.Sprintf("%s: %v", body, err)
+			}
+			tk.Sockets, tk.Cluster = res.Sockets, res.Cluster
+		}
+		before := ready
+		ready = allReady()
+		tk.Ready = before && ready && tk.Status == http.StatusOK && tk.Undecodable == ""
+		s.mu.Lock()
+		s.ticks = append(s.ticks, tk)
+		close(s.changed)
+		s.changed = make(chan struct{})
+		s.mu.Unlock()
+	}
+}
+
+// len is how many emits were answered so far.
+func (s *clusterStream) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.ticks)
+}
+
+// await checks cond at each emit until it holds, failing after clusterWait or when the
+// stream has ended.
+func (s *clusterStream) await(t *testing.T, what string, cond func([]clusterTick) bool) {
+	t.Helper()
+	timer := time.NewTimer(clusterWait)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		ticks, changed := slices.Clone(s.ticks), s.changed
+		s.mu.Unlock()
+		if cond(ticks) {
+			return
+		}
+		select {
+		case <-changed:
+		case <-s.done:
+			t.Fatalf("the stream of emits ended (%d emits) before %s", s.len(), what)
+		case <-timer.C:
+			t.Fatalf("gave up after %v waiting for %s (%d emits so far)", clusterWait, what, len(ticks))
+		}
+	}
+}
+
+// stop ends the stream, waiting for the emit in flight, and returns every emit; idempotent.
+func (s *clusterStream) stop(t *testing.T) []clusterTick {
+	t.Helper()
+	select {
+	case <-s.halt:
+	default:
+		close(s.halt)
+	}
+	select {
+	case <-s.done:
+	case <-time.After(clusterAnswerWait):
+		t.Fatalf("the stream of emits did not stop within %v", clusterAnswerWait)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.ticks)
+}
+
+// clusterCountReady counts the emits accepted while ready.
+func clusterCountReady(ticks []clusterTick) int {
+	n := 0
+	for _, tk := range ticks {
+		if tk.Ready {
+			n++
+		}
+	}
+	return n
 }
 
 // ---- the Node.js server ----
@@ -1683,6 +2042,22 @@ func (js *clusterNodeJS) call(t *testing.T, cmd map[string]any) map[string]json.
 		t.Fatalf("Node.js command %s failed: %s", b, m["message"])
 	}
 	return m
+}
+
+// client connects a socket.io-client named name to the Node.js server and returns its
+// socket id.
+func (js *clusterNodeJS) client(t *testing.T, name string) string {
+	t.Helper()
+	var id string
+	if err := json.Unmarshal(js.call(t, map[string]any{"cmd": "client", "name": name})["id"], &id); err != nil || id == "" {
+		t.Fatalf("the id of Node.js client %s: %q, %v", name, id, err)
+	}
+	return id
+}
+
+func clusterLine(m map[string]json.RawMessage) string {
+	b, _ := json.Marshal(m)
+	return string(b)
 }
 
 // clientEvent waits for the Node.js client name to get event, and returns its args as JSON

@@ -285,41 +285,77 @@ func (a *Adapter) broadcastChannel(opts socketio.BroadcastOptions) string {
 
 // BroadcastCount implements [socketio.CountingAdapter]: a Broadcast whose message also asks
 // the other siobridge nodes to answer with how many of their sockets they sent it to (a
-// "countRequestId" in its opts, which Node.js nodes ignore), gathered for at most ctx and
-// RequestTimeout. Node.js nodes get the broadcast but do not answer, so their sockets are not
-// in the total. When Redis cannot be reached, this node's sockets get the packet, the message
-// is published all the same, and the error wraps socketio.ErrClusterUnavailable.
+// "countRequestId" in its opts, which Node.js servers ignore). When servers that are not
+// siobridge nodes (Node.js ones) are on the namespace's request channel too, they are asked
+// for the sockets the broadcast selects (askForeign) just before it is published, and those
+// are counted. The answers are gathered for at most ctx and RequestTimeout; a server that has
+// not answered by then is left out of the total (and of the replies the Reach records). When
+// Redis cannot be reached, this node's sockets get the packet, the message is published all
+// the same, and the error wraps socketio.ErrClusterUnavailable.
 func (a *Adapter) BroadcastCount(ctx context.Context, p *socketio.Packet, opts socketio.BroadcastOptions) (local, total int, err error) {
 	if opts.Local {
 		n, err := a.local.Broadcast(p, opts)
 		return n, n, err
 	}
-	_, siobridge, nerr := a.nodeCounts(ctx)
+	all, siobridge, nerr := a.nodeCounts(ctx)
 	if nerr != nil {
 		n, err := a.Broadcast(p, opts)
 		return n, n, errors.Join(nerr, err)
 	}
-	var lerr error
-	resps, rerr := a.requestOn(ctx, a.broadcastChannel(opts), max(siobridge-1, 0), func(id string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.opts.RequestTimeout)
+	defer cancel()
+	// The request for sockets goes first. A Node.js server selects the sockets as it handles
+	// it, before it handles the broadcast that Redis brings it next: the count is of the
+	// sockets it then sends the broadcast to (volatile aside).
+	foreign, ferr := a.askForeign(all-siobridge, opts)
+	counted, rerr := a.send(a.broadcastChannel(opts), max(siobridge-1, 0), false, func(id string) ([]byte, error) {
 		return a.encodeBroadcastCounted(p, opts, id)
-	}, func() {
-		// After the publish is queued, as Broadcast does it the other way round: either way
-		// this node's sockets and the others get the broadcasts of one caller in order.
-		local, lerr = a.local.Broadcast(p, opts)
 	})
-	total = local
-	for _, r := range resps {
-		if c, ok := asInt(r.get("count")); ok && c > 0 {
-			total += int(c)
-		}
+	// After the publish is queued, as Broadcast does it the other way round: either way this
+	// node's sockets and the others get the broadcasts of one caller in order.
+	local, lerr := a.local.Broadcast(p, opts)
+	resps, fresps := counted.wait(ctx), foreign.wait(ctx)
+	total = local + sumCounts(resps) + sumCounts(fresps)
+	if ferr == nil && rerr == nil {
+		socketio.ReachFrom(ctx).Record(max(all, siobridge, 1), 1+len(resps)+len(fresps))
 	}
-	if rerr == nil {
-		socketio.ReachFrom(ctx).Record(max(siobridge, 1), 1+len(resps))
-	}
-	if rerr != nil {
-		rerr = fmt.Errorf("redisadapter: broadcast to other nodes: %w", rerr)
+	if err := errors.Join(ferr, rerr); err != nil {
+		rerr = fmt.Errorf("redisadapter: broadcast to other nodes: %w", err)
 	}
 	return local, total, errors.Join(lerr, rerr)
+}
+
+// askForeign queues, for a count, a request for the sockets opts selects to the n servers on
+// the request channel that are not siobridge nodes (PUBSUB NUMSUB of the request channel less
+// that of the presence channel), which Node.js servers answer with a list of them: SOCKETS,
+// whose answer lists socket ids, when opts excepts nothing; otherwise REMOTE_FETCH (the
+// request that selects with except too), whose answer lists each socket in full, handshake
+// included. It is marked skipSiobridge, so that siobridge nodes, which count their own
+// sockets in answer to the broadcast or action that follows, leave it to the others. With
+// n <= 0 it sends nothing and returns nil: a cluster of siobridge nodes alone pays nothing.
+func (a *Adapter) askForeign(n int, opts socketio.BroadcastOptions) (*outstanding, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	return a.send(a.requestChannel, n, true, func(id string) ([]byte, error) {
+		r := wireRequest{UID: a.uid, RequestID: id, Type: typeRemoteFetch, Opts: wireOptsOf(opts), SkipSiobridge: true}
+		if len(r.Opts.Except) == 0 {
+			r.Type, r.Opts, r.Rooms = typeSockets, nil, r.Opts.Rooms
+		}
+		return jsonRequest(r)
+	})
+}
+
+// sumCounts adds up the "count" of answers: siobridge nodes', and those to askForeign (see
+// pendingRequest).
+func sumCounts(resps []*object) int {
+	n := 0
+	for _, r := range resps {
+		if c, ok := asInt(r.get("count")); ok && c > 0 {
+			n += int(c)
+		}
+	}
+	return n
 }
 
 // encodeBroadcast builds the msgpack message [uid, packet, opts] of the Node.js adapter.
@@ -474,8 +510,9 @@ func (a *Adapter) fetchRemote(ctx context.Context, opts socketio.BroadcastOption
 }
 
 // AddSockets implements [socketio.Adapter]. Sockets on every node join; the count is this
-// node's plus what the other siobridge nodes report within RequestTimeout (Node.js nodes act
-// on the request but do not answer it, so their sockets are not counted).
+// node's, plus what the other siobridge nodes report, plus, when servers that are not
+// siobridge nodes (Node.js ones) are in the cluster, the sockets they report selected just
+// before they act (askForeign), all within RequestTimeout.
 func (a *Adapter) AddSockets(ctx context.Context, opts socketio.BroadcastOptions, rooms []string) (int, error) {
 	return a.remoteAction(ctx, opts, typeRemoteJoin, func() (int, error) {
 		return a.local.AddSockets(ctx, opts, rooms)
@@ -497,37 +534,36 @@ func (a *Adapter) DisconnectSockets(ctx context.Context, opts socketio.Broadcast
 }
 
 // remoteAction publishes a join, leave or disconnect request, does it locally and gathers
-// the counts of the other siobridge nodes.
+// the counts of the other servers.
 func (a *Adapter) remoteAction(ctx context.Context, opts socketio.BroadcastOptions, typ int, local func() (int, error), fill func(*wireRequest)) (int, error) {
 	if opts.Local {
 		return local()
 	}
-	_, siobridge, err := a.nodeCounts(ctx)
+	all, siobridge, err := a.nodeCounts(ctx)
 	if err != nil {
 		// Published all the same: Redis may take the message even if NUMSUB failed. The error
 		// tells the caller that the count is this node's only.
-		siobridge = 0
+		all, siobridge = 0, 0
 	}
-	var n int
-	var lerr error
-	resps, rerr := a.request(ctx, max(siobridge-1, 0), func(id string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.opts.RequestTimeout)
+	defer cancel()
+	// The request for sockets goes first: after a disconnect, or a leave of the rooms it
+	// selects by, a server would no longer find the sockets the action selected.
+	foreign, ferr := a.askForeign(all-siobridge, opts)
+	req, rerr := a.send(a.requestChannel, max(siobridge-1, 0), false, func(id string) ([]byte, error) {
 		r := wireRequest{UID: a.uid, RequestID: id, Type: typ, Opts: wireOptsOf(opts)}
 		fill(&r)
 		return jsonRequest(r)
-	}, func() {
-		// Done once the request is queued: a later broadcast from this node is then published
-		// after it, and local sockets act in the same order as remote ones.
-		n, lerr = local()
 	})
-	for _, r := range resps {
-		if c, ok := asInt(r.get("count")); ok && c > 0 {
-			n += int(c)
-		}
+	// Done once the request is queued: a later broadcast from this node is then published
+	// after it, and local sockets act in the same order as remote ones.
+	n, lerr := local()
+	resps, fresps := req.wait(ctx), foreign.wait(ctx)
+	n += sumCounts(resps) + sumCounts(fresps)
+	if err == nil && ferr == nil && rerr == nil {
+		socketio.ReachFrom(ctx).Record(max(all, siobridge, 1), 1+len(resps)+len(fresps))
 	}
-	if err == nil && rerr == nil {
-		socketio.ReachFrom(ctx).Record(max(siobridge, 1), 1+len(resps))
-	}
-	return n, errors.Join(lerr, err, rerr)
+	return n, errors.Join(lerr, err, ferr, rerr)
 }
 
 // Rooms implements [socketio.Adapter]. Siobridge nodes answer with counts; for room names a

@@ -353,6 +353,126 @@ func TestBroadcastCountLeavesOutAHungNode(t *testing.T) {
 	}
 }
 
+// TestCountsAskOtherServersOnlyWhenThereAreAny: with siobridge nodes alone a count sends no
+// request beyond the broadcast or action; once a subscriber of the request channel is not a
+// siobridge node, each count first asks it for the sockets of the same selection (REMOTE_FETCH
+// when it excepts some, SOCKETS otherwise), and one that does not answer is left out of the
+// count and of the replies.
+func TestCountsAskOtherServersOnlyWhenThereAreAny(t *testing.T) {
+	r := startRedis(t)
+	a := newNode(t, r, Options{RequestTimeout: answerWait})
+	b := newNode(t, r, Options{RequestTimeout: answerWait})
+	ca, sa := a.client()
+	cb, sb := b.client()
+	waitHealthy(t, a, b)
+	b.socket(sb).Join("room")
+
+	// The observer sees every request and broadcast without being counted: PUBSUB NUMSUB
+	// counts the subscribers of a channel, not of patterns.
+	observer := redis.NewClient(&redis.Options{Addr: r.addr()})
+	defer observer.Close()
+	ops := observer.PSubscribe(ctxTimeout(t, 10*time.Second), "socket.io-request#/#", "socket.io#/#*")
+	defer ops.Close()
+	for range 2 {
+		if _, err := ops.ReceiveTimeout(ctxTimeout(t, 10*time.Second), 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// seen returns the requests the observer got before the broadcast on channel, or (with
+	// channel "") before the request of type until: their types, and the requests.
+	seen := func(channel string, until int64) (types []int64, reqs []*object) {
+		t.Helper()
+		for {
+			m, err := ops.ReceiveMessage(ctxTimeout(t, 10*time.Second))
+			if err != nil {
+				t.Fatalf("the observer got no message on %q, or request of type %d: %v", channel, until, err)
+			}
+			if m.Channel == channel {
+				return types, reqs
+			}
+			if m.Channel != "socket.io-request#/#" {
+				continue
+			}
+			req, err := decodeMessage([]byte(m.Payload))
+			if err != nil {
+				t.Fatalf("request %q: %v", m.Payload, err)
+			}
+			typ, _ := asInt(req.get("type"))
+			if channel == "" && typ == until {
+				return types, reqs
+			}
+			types, reqs = append(types, typ), append(reqs, req)
+		}
+	}
+	count := func(what string, call func(ctx context.Context) (int, error), want, nodes, replied int) {
+		t.Helper()
+		ctx, reach := socketio.WithReach(ctxTimeout(t, 10*time.Second))
+		n, err := call(ctx)
+		if err != nil || n != want {
+			t.Fatalf("%s = %d, %v; want %d", what, n, err, want)
+		}
+		if gotNodes, gotReplied, _ := reach.Get(); gotNodes != nodes || gotReplied != replied {
+			t.Fatalf("%s: reach = %d nodes, %d replied; want %d, %d", what, gotNodes, gotReplied, nodes, replied)
+		}
+	}
+	emitToRoom := func(ctx context.Context) (int, error) {
+		_, total, err := a.ns().To("room").Except(sa).EmitContext(ctx, "news")
+		return total, err
+	}
+	join := func(ctx context.Context) (int, error) { return a.ns().To(sb).SocketsJoin(ctx, "joined") }
+
+	// Siobridge nodes alone: no request precedes the broadcast, only the join precedes the join.
+	count("EmitContext with siobridge nodes alone", emitToRoom, 1, 2, 2)
+	if types, _ := seen("socket.io#/#room#", 0); len(types) != 0 {
+		t.Fatalf("requests before the broadcast, with siobridge nodes alone: types %v, want none", types)
+	}
+	expect(t, cb, `42["news"]`)
+	count("SocketsJoin with siobridge nodes alone", join, 1, 2, 2)
+	if types, _ := seen("", typeRemoteJoin); len(types) != 0 {
+		t.Fatalf("requests before the join, with siobridge nodes alone: types %v, want none", types)
+	}
+
+	// A server that is not a siobridge node and never answers.
+	silent := redis.NewClient(&redis.Options{Addr: r.addr()})
+	defer silent.Close()
+	sps := silent.Subscribe(ctxTimeout(t, 10*time.Second), "socket.io-request#/#")
+	defer sps.Close()
+	if _, err := sps.ReceiveTimeout(ctxTimeout(t, 10*time.Second), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// It is asked for the broadcast's selection, before the broadcast; B, a siobridge node,
+	// leaves that request to it (B's answer would make 3 replies and count sb twice).
+	count("EmitContext with a silent server", emitToRoom, 1, 3, 2)
+	types, reqs := seen("socket.io#/#room#", 0)
+	if !slices.Equal(types, []int64{typeRemoteFetch}) {
+		t.Fatalf("requests before the broadcast, with a silent server: types %v, want one REMOTE_FETCH", types)
+	}
+	opts := optsFromWire(reqs[0].get("opts"))
+	if uid, _ := asString(reqs[0].get("uid")); uid != a.adapter().UID() || !truthy(reqs[0].get("skipSiobridge")) ||
+		!slices.Equal(opts.Rooms, []string{"room"}) || !slices.Equal(opts.Except, []string{sa}) {
+		t.Fatalf("the count's fetch = %s, want A's uid, skipSiobridge, rooms [room], except [%s]", mustJSON(t, reqs[0]), sa)
+	}
+	expect(t, cb, `42["news"]`)
+	count("SocketsJoin with a silent server", join, 1, 3, 2)
+	types, reqs = seen("", typeRemoteJoin)
+	if !slices.Equal(types, []int64{typeSockets}) {
+		t.Fatalf("requests before the join, with a silent server: types %v, want one SOCKETS", types)
+	}
+	if !truthy(reqs[0].get("skipSiobridge")) || !slices.Equal(asRooms(reqs[0].get("rooms")), []string{sb}) {
+		t.Fatalf("the count's request = %s, want skipSiobridge and rooms [%s]", mustJSON(t, reqs[0]), sb)
+	}
+	if !slices.Contains(b.adapter().SocketRooms(sb), "joined") {
+		t.Fatalf("sb is in %v, want joined", b.adapter().SocketRooms(sb))
+	}
+
+	// Neither count was of the sockets the emits did not select.
+	if _, err := a.ns().Emit("marker"); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, ca, `42["marker"]`)
+	expect(t, cb, `42["marker"]`)
+}
+
 func TestDeadNodeDelaysRequestsAtMostTheTimeout(t *testing.T) {
 	r := startRedis(t)
 	// A waits for a node that does not answer up to its request timeout; B far longer than

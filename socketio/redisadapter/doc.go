@@ -29,8 +29,15 @@
 //     tells how many of the nodes are siobridge nodes;
 //   - remote join, leave and disconnect requests carry a requestId, and siobridge nodes answer
 //     them with how many of their sockets were selected ({"requestId":..,"count":n}); Node.js
-//     nodes act on their sockets but do not answer, so the counts that AddSockets, DelSockets
-//     and DisconnectSockets return leave out sockets on Node.js nodes;
+//     nodes act on their sockets but do not answer;
+//   - so that counts include the sockets of Node.js servers all the same, a count (of
+//     BroadcastCount, AddSockets, DelSockets, DisconnectSockets) made while the request
+//     channel has subscribers that are not siobridge nodes (NUMSUB of the request channel
+//     above that of the presence channel) first sends a SOCKETS request (REMOTE_FETCH when
+//     the selection excepts some) with the same selection and "skipSiobridge":true, which
+//     those servers answer with their sockets and siobridge nodes leave alone; every siobridge
+//     node of a cluster must know that field. With siobridge nodes alone, no such request is
+//     sent. Answers on the shared response channel are decoded by their requester only;
 //   - the answer to ALL_ROOMS carries "counts" (room name to sockets, socket-id rooms left
 //     out); for the room names that Node.js nodes report without counts, Rooms asks every node
 //     for the sockets in those rooms (REMOTE_FETCH) and counts them;
@@ -42,7 +49,8 @@
 //     answer it with {"requestId":..,"count":n}, the sockets they sent it to.
 //
 // Calls that wait for other nodes record, in a [socketio.Reach] of their context, how many
-// nodes they waited for and how many answered in time. Errors of calls that cannot reach
+// servers they waited for (every subscriber of the request channel, Node.js servers
+// included) and how many answered in time. Errors of calls that cannot reach
 // Redis wrap [socketio.ErrClusterUnavailable].
 //
 // Delivery is at most once, as with the in-memory adapter: a broadcast published while Redis is

@@ -400,12 +400,64 @@ func TestNodeJSInterop(t *testing.T) {
 	})
 
 	t.Run("siobridge SocketsJoin on a Node.js socket", func(t *testing.T) {
+		ctx, reach := socketio.WithReach(ctx)
 		n, err := g.ns().To(n1.ID).SocketsJoin(ctx, "go-joined")
-		if err != nil || n != 0 {
-			t.Fatalf("SocketsJoin = %d, %v; want 0 (Node.js nodes do not report counts)", n, err)
+		if err != nil || n != 1 {
+			t.Fatalf("SocketsJoin = %d, %v; want 1, the Node.js socket", n, err)
+		}
+		if nodes, replied, _ := reach.Get(); nodes != 2 || replied != 2 {
+			t.Fatalf("SocketsJoin: reach = %d nodes, %d replied; want 2, 2", nodes, replied)
 		}
 		waitFor(t, 5*time.Second, "the Node.js socket to join", func() bool {
 			return slices.Contains(js.fetchSockets(map[string]any{"rooms": []string{n1.ID}})[n1.ID].Rooms, "go-joined")
+		})
+	})
+
+	t.Run("siobridge counts include the Node.js server's sockets", func(t *testing.T) {
+		var n2 string
+		if err := json.Unmarshal(js.call(map[string]any{"cmd": "client", "name": "n2"})["id"], &n2); err != nil {
+			t.Fatal(err)
+		}
+		counted := func(what string, want int, call func(ctx context.Context) (int, error)) {
+			t.Helper()
+			ctx, reach := socketio.WithReach(ctx)
+			n, err := call(ctx)
+			if err != nil || n != want {
+				t.Fatalf("%s = %d, %v; want %d", what, n, err, want)
+			}
+			if nodes, replied, _ := reach.Get(); nodes != 2 || replied != 2 {
+				t.Fatalf("%s: reach = %d nodes, %d replied; want 2, 2", what, nodes, replied)
+			}
+		}
+		// sid1, sid2 here; n1, n2 on the Node.js server.
+		counted("EmitContext to all", 4, func(ctx context.Context) (int, error) {
+			_, total, err := g.ns().All().EmitContext(ctx, "counted")
+			return total, err
+		})
+		expect(t, gc1, `42["counted"]`)
+		expect(t, gc2, `42["counted"]`)
+		js.clientEvent("n1", "counted")
+		js.clientEvent("n2", "counted")
+		// In r: sid1, sid2 and n1; sid2 left out.
+		counted("EmitContext to r except sid2", 2, func(ctx context.Context) (int, error) {
+			_, total, err := g.ns().To("r").Except(sid2).EmitContext(ctx, "to-r")
+			return total, err
+		})
+		expect(t, gc1, `42["to-r"]`)
+		js.clientEvent("n1", "to-r")
+		counted("SocketsLeave of go-joined", 1, func(ctx context.Context) (int, error) {
+			return g.ns().To("go-joined").SocketsLeave(ctx, "go-joined")
+		})
+		counted("SocketsLeave of go-joined again", 0, func(ctx context.Context) (int, error) {
+			return g.ns().To("go-joined").SocketsLeave(ctx, "go-joined")
+		})
+		counted("DisconnectSockets of n2", 1, func(ctx context.Context) (int, error) {
+			return g.ns().To(n2).DisconnectSockets(ctx, false)
+		})
+		js.expect("the Node.js server to disconnect n2", func(m map[string]json.RawMessage) bool {
+			var id string
+			_ = json.Unmarshal(m["id"], &id)
+			return kind(m) == "server-disconnect" && id == n2
 		})
 	})
 

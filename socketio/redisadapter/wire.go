@@ -4,6 +4,7 @@ package redisadapter
 // node sends and waits on, and its answers to other nodes' requests.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,6 +35,9 @@ type wireRequest struct {
 	Opts      *wireOpts `json:"opts,omitempty"`
 	Rooms     []string  `json:"rooms,omitempty"`
 	Close     *bool     `json:"close,omitempty"`
+	// SkipSiobridge marks the SOCKETS or REMOTE_FETCH of a count (see Adapter.askForeign):
+	// siobridge nodes leave it to the other servers, which ignore the field.
+	SkipSiobridge bool `json:"skipSiobridge,omitempty"`
 }
 
 func jsonRequest(r wireRequest) ([]byte, error) { return json.Marshal(r) }
@@ -234,6 +238,9 @@ type pendingRequest struct {
 	expect    int
 	responses []*object
 	done      chan struct{}
+	// sockets marks a count's request for sockets (askForeign): each answer is kept as
+	// {"count": n}, n the sockets it lists, read without decoding them.
+	sockets bool
 }
 
 // request publishes the request that build makes with a new request id on the request
@@ -246,52 +253,95 @@ func (a *Adapter) request(ctx context.Context, expect int, build func(id string)
 
 // requestOn is request published on channel.
 func (a *Adapter) requestOn(ctx context.Context, channel string, expect int, build func(id string) ([]byte, error), queued ...func()) ([]*object, error) {
-	id := newID()
-	payload, err := build(id)
-	if err != nil {
-		for _, f := range queued {
-			f()
-		}
-		return nil, fmt.Errorf("redisadapter: encode request: %w", err)
-	}
-	var p *pendingRequest
-	if expect > 0 {
-		p = &pendingRequest{expect: expect, done: make(chan struct{})}
-		a.mu.Lock()
-		a.pending[id] = p
-		a.mu.Unlock()
-		defer func() {
-			a.mu.Lock()
-			delete(a.pending, id)
-			a.mu.Unlock()
-		}()
-	}
-	perr := a.publish(channel, payload)
+	o, err := a.send(channel, expect, false, build)
 	for _, f := range queued {
 		f()
 	}
-	if perr != nil || p == nil {
-		return nil, perr
+	if err != nil {
+		return nil, err
 	}
-	timer := time.NewTimer(a.opts.RequestTimeout)
-	defer timer.Stop()
+	ctx, cancel := context.WithTimeout(ctx, a.opts.RequestTimeout)
+	defer cancel()
+	return o.wait(ctx), nil
+}
+
+// outstanding is a request queued for the publisher, whose answers are gathered until wait.
+type outstanding struct {
+	a  *Adapter
+	id string
+	p  *pendingRequest // nil when no answer is awaited
+}
+
+// send queues the request that build makes with a new request id on channel; when expect >
+// 0, the answers to it are gathered from then on (with sockets, as answers to a count's
+// request for sockets: see pendingRequest). A caller that gets an outstanding must wait on
+// it.
+func (a *Adapter) send(channel string, expect int, sockets bool, build func(id string) ([]byte, error)) (*outstanding, error) {
+	id := newID()
+	payload, err := build(id)
+	if err != nil {
+		return nil, fmt.Errorf("redisadapter: encode request: %w", err)
+	}
+	o := &outstanding{a: a, id: id}
+	if expect > 0 {
+		o.p = &pendingRequest{expect: expect, done: make(chan struct{}), sockets: sockets}
+		a.mu.Lock()
+		a.pending[id] = o.p
+		a.mu.Unlock()
+	}
+	if err := a.publish(channel, payload); err != nil {
+		o.forget()
+		return nil, err
+	}
+	return o, nil
+}
+
+// wait returns the answers gathered once every one expected is in, ctx ends or the adapter
+// closes, and stops gathering them. A nil outstanding has none.
+func (o *outstanding) wait(ctx context.Context) []*object {
+	if o == nil || o.p == nil {
+		return nil
+	}
+	defer o.forget()
 	select {
-	case <-p.done:
+	case <-o.p.done:
 	case <-ctx.Done():
-	case <-timer.C:
-	case <-a.ctx.Done():
+	case <-o.a.ctx.Done():
 	}
-	a.mu.Lock()
-	out := slices.Clone(p.responses)
-	a.mu.Unlock()
-	if len(out) < expect {
-		a.log.Debug("redis adapter request: some nodes did not answer in time", "answered", len(out), "expected", expect)
+	o.a.mu.Lock()
+	out := slices.Clone(o.p.responses)
+	o.a.mu.Unlock()
+	if len(out) < o.p.expect {
+		o.a.log.Debug("redis adapter request: some nodes did not answer in time", "answered", len(out), "expected", o.p.expect)
 	}
-	return out, nil
+	return out
+}
+
+func (o *outstanding) forget() {
+	if o.p == nil {
+		return
+	}
+	o.a.mu.Lock()
+	delete(o.a.pending, o.id)
+	o.a.mu.Unlock()
 }
 
 // onResponse handles an answer from another node, on the subscriber goroutine.
 func (a *Adapter) onResponse(payload []byte) {
+	if id, ok := jsonRequestID(payload); ok {
+		// Every node gets the answers on the shared response channel: only the requester
+		// decodes them.
+		a.mu.Lock()
+		p, ar := a.pending[id], a.ackReqs[id]
+		a.mu.Unlock()
+		if p == nil && ar == nil {
+			return
+		}
+		if p != nil && p.sockets {
+			a.onSocketCount(p, payload)
+			return
+		}
+	}
 	resp, err := decodeMessage(payload)
 	if err != nil {
 		a.log.Debug("redis adapter: ignoring malformed response", "error", err)
@@ -340,6 +390,64 @@ func (a *Adapter) onResponse(payload []byte) {
 	a.mu.Unlock()
 }
 
+// jsonRequestID reads the "requestId" of a JSON answer when it is a string, decoding no
+// more of it than the members before that one.
+func jsonRequestID(payload []byte) (string, bool) {
+	if len(payload) == 0 || payload[0] != '{' {
+		return "", false
+	}
+	d := json.NewDecoder(bytes.NewReader(payload))
+	if _, err := d.Token(); err != nil {
+		return "", false
+	}
+	for d.More() {
+		key, err := d.Token()
+		if err != nil {
+			return "", false
+		}
+		if key != "requestId" {
+			var skip json.RawMessage
+			if d.Decode(&skip) != nil {
+				return "", false
+			}
+			continue
+		}
+		v, err := d.Token()
+		id, ok := v.(string)
+		return id, err == nil && ok
+	}
+	return "", false
+}
+
+// onSocketCount keeps an answer to a count's request, {"requestId":..,"sockets":[..]}, as
+// {"count": n}, reading the sockets it lists (ids, or sockets in full) without decoding
+// them, so that a Node.js server's answer listing many holds the subscriber goroutine as
+// little as it can.
+func (a *Adapter) onSocketCount(p *pendingRequest, payload []byte) {
+	var answer struct {
+		Sockets []skipped `json:"sockets"`
+	}
+	if err := json.Unmarshal(payload, &answer); err != nil {
+		a.log.Debug("redis adapter: ignoring malformed response", "error", err)
+		return
+	}
+	count := &object{}
+	count.set("count", int64(len(answer.Sockets)))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(p.responses) < p.expect {
+		p.responses = append(p.responses, count)
+		if len(p.responses) == p.expect {
+			close(p.done)
+		}
+	}
+}
+
+// skipped is any JSON value, left undecoded.
+type skipped struct{}
+
+func (*skipped) UnmarshalJSON([]byte) error { return nil }
+
 // ---- requests from other nodes ----
 
 // responseChannelFor is where the answer to a request from node uid goes.
@@ -379,8 +487,8 @@ func (a *Adapter) onRequest(payload []byte) {
 	ctx := a.ctx
 	switch typ {
 	case typeSockets:
-		if reqID == "" {
-			return
+		if reqID == "" || truthy(req.get("skipSiobridge")) {
+			return // as for typeRemoteFetch
 		}
 		sockets, _ := a.local.FetchSockets(ctx, socketio.BroadcastOptions{Rooms: asRooms(req.get("rooms"))})
 		ids := make([]string, 0, len(sockets))
@@ -417,7 +525,10 @@ func (a *Adapter) onRequest(payload []byte) {
 		a.onRemoteAction(req, typ, uid, reqID)
 
 	case typeRemoteFetch:
-		if reqID == "" {
+		if reqID == "" || truthy(req.get("skipSiobridge")) {
+			// A count's request for sockets is for the servers that are not siobridge
+			// nodes: this node reports its own count in answer to the count's broadcast or
+			// action.
 			return
 		}
 		sockets, _ := a.local.FetchSockets(ctx, optsFromWire(req.get("opts")))
