@@ -17,6 +17,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/siobridge/siobridge/internal/didyoumean"
 )
 
 // Config is siobridge's whole configuration. Durations are strings like "300ms" in TOML/env.
@@ -166,7 +168,19 @@ func (d *Duration) UnmarshalText(text []byte) error {
 	return nil
 }
 
-// MarshalText writes the duration as time.Duration.String does ("25s", "1m30s").
+// String writes d as time.Duration does, without its zero tails: "2m", "1h30m", "1m0.5s".
+func (d Duration) String() string {
+	s := d.Duration.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// MarshalText writes the duration as String does ("25s", "1m30s", "2m").
 func (d Duration) MarshalText() ([]byte, error) {
 	return []byte(d.String()), nil
 }
@@ -709,46 +723,12 @@ func (c *Config) Warnings(env []string) []string {
 
 // suggest returns "did you mean ...?" naming the candidates closest to got: those in sameLeaf
 // (same last word, another section) when there are any, else the nearest of names by edit
-// distance when it is close; "" when nothing is close.
+// distance when they are close; "" when nothing is close.
 func suggest(got string, names, sameLeaf []string) string {
-	best := sameLeaf
-	if len(best) == 0 {
-		bestDist := max(2, len(got)/5) + 1
-		for _, n := range names {
-			if d := editDistance(strings.ToLower(got), strings.ToLower(n)); d < bestDist {
-				bestDist, best = d, []string{n}
-			}
-		}
+	if len(sameLeaf) > 0 {
+		return didyoumean.Suggest(sameLeaf)
 	}
-	if len(best) == 0 {
-		return ""
-	}
-	quoted := make([]string, len(best))
-	for i, b := range best {
-		quoted[i] = strconv.Quote(b)
-	}
-	return "did you mean " + strings.Join(quoted, " or ") + "?"
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return didyoumean.Suggest(didyoumean.Closest(got, names))
 }
 
 // ---- validation ----

@@ -917,9 +917,6 @@ func TestSuggest(t *testing.T) {
 			t.Errorf("unknownKeyHint(%q) = %q, want %q", tt.got, h, tt.want)
 		}
 	}
-	if d := editDistance("kitten", "sitting"); d != 3 {
-		t.Errorf("editDistance = %d, want 3", d)
-	}
 }
 
 // TestRecoverySetting: the recovery window reads as a duration, with "" and "0" for off, from
