@@ -949,3 +949,16 @@ func TestRecoverySetting(t *testing.T) {
 		}
 	}
 }
+
+// TestDurationString: durations are written as they would be typed, without zero tails.
+func TestDurationString(t *testing.T) {
+	for in, want := range map[string]string{"2m": "2m", "1h": "1h", "1h30m": "1h30m", "90s": "1m30s", "500ms": "500ms", "1h0m5s": "1h0m5s", "0s": "0s"} {
+		d, err := time.ParseDuration(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := (Duration{d}).String(); got != want {
+			t.Errorf("Duration(%s).String() = %q, want %q", in, got, want)
+		}
+	}
+}
