@@ -528,7 +528,7 @@ func TestValidateErrors(t *testing.T) {
 		{"cors origin bad port", func(c *Config) { c.SocketIO.CORSOrigins = []string{"https://a.example:x"} }, []string{"config: socketio.cors_origins: "}},
 		{"cors wildcard with credentials", func(c *Config) { c.SocketIO.CORSOrigins = []string{"*"}; c.SocketIO.CORSCredentials = true }, []string{"config: socketio.cors_credentials: must be false"}},
 		{"max queued zero", func(c *Config) { c.SocketIO.MaxQueuedMessages = 0 }, []string{"config: socketio.max_queued_messages: must be at least 1"}},
-		{"recovery negative", func(c *Config) { c.SocketIO.Recovery = OffDuration{dur("-1m")} }, []string{`config: socketio.recovery: must be a positive duration like "2m", or "" or "0" for off, got "-1m0s"`}},
+		{"recovery negative", func(c *Config) { c.SocketIO.Recovery = OffDuration{dur("-1m")} }, []string{`config: socketio.recovery: must be a positive duration like "2m", or "" or "0" for off, got "-1m"`}},
 		{"recovery with redis", func(c *Config) { c.SocketIO.Recovery = OffDuration{dur("2m")}; c.Cluster.Adapter = "redis" }, []string{`config: socketio.recovery: connection state recovery works on a single node (cluster.adapter = "memory") for now`}},
 		{"recovery packets zero", func(c *Config) { c.SocketIO.RecoveryMaxPackets = 0 }, []string{"config: socketio.recovery_max_packets: must be at least 1 (packets), got 0"}},
 		{"recovery bytes zero", func(c *Config) { c.SocketIO.RecoveryMaxBytes = 0 }, []string{"config: socketio.recovery_max_bytes: must be at least 1 (bytes), got 0"}},
