@@ -13,26 +13,26 @@ import (
 )
 
 // The limits a handshake or a session can run into, as passed to Options.OnLimit. The names
-// are those of siobridge's [limits] settings, so a metric labelled with them reads like the
-// configuration.
+// are the package's own; a program maps them to its settings' names if it labels metrics
+// with those.
 const (
 	// LimitSessions: Options.MaxSessions open sessions; the handshake is refused.
-	LimitSessions = "max_connections"
+	LimitSessions = "sessions"
 	// LimitSessionsPerAddr: Options.MaxSessionsPerAddr sessions from the client's address;
 	// the handshake is refused.
-	LimitSessionsPerAddr = "max_connections_per_ip"
+	LimitSessionsPerAddr = "sessions_per_addr"
 	// LimitHandshakeRate: the client's address handshakes faster than Options.HandshakeRate
 	// allows; the handshake is refused.
-	LimitHandshakeRate = "handshakes_per_second_per_ip"
+	LimitHandshakeRate = "handshake_rate"
 	// LimitSendQueue: a session's send queue reached Options.MaxQueuedMessages; the session is
 	// closed with ErrSendQueueFull.
-	LimitSendQueue = "max_queued_messages"
+	LimitSendQueue = "send_queue"
 	// LimitPayload: a client sent more than Options.MaxPayload at once; the session is closed
 	// with ErrPayloadTooLarge.
-	LimitPayload = "max_payload"
+	LimitPayload = "payload"
 	// LimitOrigin: a request came from a browser page whose origin is not in
 	// Options.CORSOrigins; it is refused with ErrForbidden.
-	LimitOrigin = "cors_origins"
+	LimitOrigin = "origin"
 )
 
 // maxTrackedAddrs bounds the handshake rate limiter's table of client addresses. An address

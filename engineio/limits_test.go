@@ -260,7 +260,7 @@ func TestPayloadLimitLogged(t *testing.T) {
 			if ev := ts.waitClose(t); !errors.Is(ev.err, ErrPayloadTooLarge) {
 				t.Fatalf("close %+v, want ErrPayloadTooLarge", ev)
 			}
-			want := `level=INFO msg="engineio: a client sent more than max_payload bytes at once; its connection is closed" limit=max_payload max_payload=100 sid=` + sid + " address=127.0.0.1 transport=" + transport
+			want := `level=INFO msg="engineio: a client sent more than the payload limit at once; its connection is closed" limit=payload max_bytes=100 sid=` + sid + " address=127.0.0.1 transport=" + transport
 			if got := log.String(); !strings.Contains(got, want) {
 				t.Errorf("log:\n%s\nwant a line with:\n%s", got, want)
 			}

@@ -248,8 +248,8 @@ func (s *Session) closeOverLimit(limit, reason string, err error, graceful bool)
 	if open {
 		s.srv.onLimit(limit)
 		if limit == LimitPayload {
-			s.srv.log.Info("engineio: a client sent more than max_payload bytes at once; its connection is closed",
-				"limit", LimitPayload, "max_payload", s.srv.opts.MaxPayload,
+			s.srv.log.Info("engineio: a client sent more than the payload limit at once; its connection is closed",
+				"limit", LimitPayload, "max_bytes", s.srv.opts.MaxPayload,
 				"sid", s.id, "address", s.handshake.Address, "transport", transport)
 		}
 	}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,13 +20,32 @@ type Metrics struct {
 	limitHits     *prometheus.CounterVec
 }
 
-// LimitNames lists the limits counted by siobridge_limit_hits_total: their series start at 0.
-var LimitNames = []string{
-	engineio.LimitSessions, engineio.LimitSessionsPerAddr, engineio.LimitHandshakeRate,
-	engineio.LimitSendQueue, engineio.LimitPayload, engineio.LimitOrigin,
-	socketio.LimitEventRate, socketio.LimitRooms, socketio.LimitNamespaces, socketio.LimitDynamicNamespaces,
-	socketio.LimitAttachments,
+// limitSettings maps the limits engineio and socketio report to the names of the settings
+// that set them, which siobridge_limit_hits_total is labelled with.
+var limitSettings = map[string]string{
+	engineio.LimitSessions:          "max_connections",
+	engineio.LimitSessionsPerAddr:   "max_connections_per_ip",
+	engineio.LimitHandshakeRate:     "handshakes_per_second_per_ip",
+	engineio.LimitSendQueue:         "max_queued_messages",
+	engineio.LimitPayload:           "max_payload",
+	engineio.LimitOrigin:            "cors_origins",
+	socketio.LimitEventRate:         "events_per_second_per_socket",
+	socketio.LimitRooms:             "max_rooms_per_socket",
+	socketio.LimitNamespaces:        "max_namespaces_per_connection",
+	socketio.LimitDynamicNamespaces: "max_dynamic_namespaces",
+	socketio.LimitAttachments:       "max_attachments",
 }
+
+// LimitNames lists the settings siobridge_limit_hits_total counts hits of: their series start
+// at 0.
+var LimitNames = func() []string {
+	names := make([]string, 0, len(limitSettings))
+	for _, setting := range limitSettings {
+		names = append(names, setting)
+	}
+	slices.Sort(names)
+	return names
+}()
 
 // NewMetrics makes the collectors and registers them with reg (none when reg is nil). With
 // srv, the connection gauges are read from srv at each scrape, so they cost nothing between
@@ -67,12 +87,17 @@ func NewMetrics(reg prometheus.Registerer, srv *socketio.Server) *Metrics {
 	return m
 }
 
-// LimitHit counts a client running into limit; it fits engineio.Options.OnLimit and
-// socketio.Options.OnLimit.
+// LimitHit counts a client running into limit, under the name of the setting that sets it;
+// it fits engineio.Options.OnLimit and socketio.Options.OnLimit, and takes the names of the
+// limits internal/edge reports, which are already settings' names.
 func (m *Metrics) LimitHit(limit string) {
-	if m != nil {
-		m.limitHits.WithLabelValues(limit).Inc()
+	if m == nil {
+		return
 	}
+	if setting, ok := limitSettings[limit]; ok {
+		limit = setting
+	}
+	m.limitHits.WithLabelValues(limit).Inc()
 }
 
 func (m *Metrics) apiRequest(route string, code int) {

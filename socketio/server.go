@@ -59,15 +59,24 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// The limits a client can run into at the Socket.IO layer, as passed to Options.OnLimit.
-// The names are those of siobridge's settings ([limits], and [socketio] for the dynamic
-// namespaces).
+// The limits a client can run into at the Socket.IO layer, as passed to Options.OnLimit. The
+// names are the package's own; a program maps them to its settings' names if it labels
+// metrics with those.
 const (
-	LimitNamespaces        = "max_namespaces_per_connection"
-	LimitDynamicNamespaces = "max_dynamic_namespaces"
-	LimitRooms             = "max_rooms_per_socket"
-	LimitAttachments       = "max_attachments"
-	LimitEventRate         = "events_per_second_per_socket"
+	// LimitNamespaces: a connection asked for more than Options.MaxNamespacesPerConnection
+	// namespaces; the CONNECT is refused.
+	LimitNamespaces = "namespaces_per_connection"
+	// LimitDynamicNamespaces: Options.MaxDynamicNamespaces namespaces made on demand exist;
+	// the CONNECT that would make one more is refused.
+	LimitDynamicNamespaces = "dynamic_namespaces"
+	// LimitRooms: a socket in Options.MaxRoomsPerSocket rooms is refused one more.
+	LimitRooms = "rooms_per_socket"
+	// LimitAttachments: a packet announced more than Options.MaxAttachments binary
+	// attachments; the connection is closed.
+	LimitAttachments = "attachments"
+	// LimitEventRate: a socket sent events faster than Options.EventsPerSecond allows; the
+	// event is dropped.
+	LimitEventRate = "event_rate"
 )
 
 // ErrRateLimited is the {"error":...} text an event dropped by EventsPerSecond is acked with.
