@@ -23,6 +23,7 @@ import (
 	"os/signal"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -368,12 +369,17 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public,
 	publicSrv := &http.Server{Handler: public, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	guard.Server(publicSrv)
 	apiSrv := &http.Server{Handler: api, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
-	errs := make(chan error, 2)
-	go func() { errs <- publicSrv.Serve(guard.Listener(publicLn)) }()
-	go func() { errs <- apiSrv.Serve(apiLn) }()
+	// Each Serve runs until its server's Shutdown (the held polls' listener, handoff, ends with
+	// publicSrv's); the first to return otherwise stops siobridge, and run waits for all of
+	// them before it returns.
+	var serving sync.WaitGroup
+	defer serving.Wait()
+	errs := make(chan error, 3)
+	serve := func(srv *http.Server, ln net.Listener) { serving.Go(func() { errs <- srv.Serve(ln) }) }
+	serve(publicSrv, guard.Listener(publicLn))
+	serve(apiSrv, apiLn)
 	if handoff != nil {
-		// Ends with publicSrv.Shutdown, which closes the listener.
-		go func() { _ = publicSrv.Serve(handoff) }()
+		serve(publicSrv, handoff)
 	}
 	releaseCtx, stopRelease := context.WithCancel(ctx)
 	released := make(chan struct{})
