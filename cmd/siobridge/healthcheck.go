@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/siobridge/siobridge/internal/config"
 )
 
 // healthcheckTimeout bounds siobridge -healthcheck: connecting, and the answer of /healthz,
@@ -18,7 +20,7 @@ const healthcheckTimeout = 5 * time.Second
 // one is set, and returns nil when it answers 200. It is the image's HEALTHCHECK: the image
 // has no curl, and this reads the address and the token from the same configuration as the
 // siobridge it checks.
-func healthcheck(ctx context.Context, api APIConfig) error {
+func healthcheck(ctx context.Context, api config.APIConfig) error {
 	addr, err := apiDialAddr(api.Listen)
 	if err != nil {
 		return fmt.Errorf("healthcheck: %w", err)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/siobridge/siobridge/internal/config"
 )
 
 func TestHealthcheck(t *testing.T) {
@@ -32,27 +34,27 @@ func TestHealthcheck(t *testing.T) {
 	_, port, _ := net.SplitHostPort(listen)
 
 	ctx := context.Background()
-	if err := healthcheck(ctx, APIConfig{Listen: listen}); err != nil {
+	if err := healthcheck(ctx, config.APIConfig{Listen: listen}); err != nil {
 		t.Errorf("without a token: %v", err)
 	}
-	if err := healthcheck(ctx, APIConfig{Listen: listen, Token: token}); err != nil {
+	if err := healthcheck(ctx, config.APIConfig{Listen: listen, Token: token}); err != nil {
 		t.Errorf("with the token: %v", err)
 	}
-	if err := healthcheck(ctx, APIConfig{Listen: ":" + port}); err != nil {
+	if err := healthcheck(ctx, config.APIConfig{Listen: ":" + port}); err != nil {
 		t.Errorf("a wildcard listen address, reached on loopback: %v", err)
 	}
-	if err := healthcheck(ctx, APIConfig{Listen: listen, Token: "another"}); err == nil || !strings.Contains(err.Error(), "401") {
+	if err := healthcheck(ctx, config.APIConfig{Listen: listen, Token: "another"}); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("with another token: %v, want the 401 reported", err)
 	}
 	status.Store(http.StatusServiceUnavailable)
-	if err := healthcheck(ctx, APIConfig{Listen: listen}); err == nil || !strings.Contains(err.Error(), "503") {
+	if err := healthcheck(ctx, config.APIConfig{Listen: listen}); err == nil || !strings.Contains(err.Error(), "503") {
 		t.Errorf("answered 503: %v, want it reported", err)
 	}
 	api.Close()
-	if err := healthcheck(ctx, APIConfig{Listen: listen}); err == nil {
+	if err := healthcheck(ctx, config.APIConfig{Listen: listen}); err == nil {
 		t.Error("nothing listening: no error")
 	}
-	if err := healthcheck(ctx, APIConfig{Listen: "127.0.0.1:0"}); err == nil || !strings.Contains(err.Error(), "port 0") {
+	if err := healthcheck(ctx, config.APIConfig{Listen: "127.0.0.1:0"}); err == nil || !strings.Contains(err.Error(), "port 0") {
 		t.Errorf("port 0: %v, want it named", err)
 	}
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/siobridge/siobridge/engineio"
+	"github.com/siobridge/siobridge/internal/config"
 	"github.com/siobridge/siobridge/internal/edge"
 	"github.com/siobridge/siobridge/proxy"
 	"github.com/siobridge/siobridge/socketio"
@@ -86,7 +87,7 @@ func run(ctx context.Context, args, env []string, stderr io.Writer, ready func(p
 	configSet := false
 	fs.Visit(func(f *flag.Flag) { configSet = configSet || f.Name == "config" })
 	configPath := configFile(*configFlag, configSet, env, defaultConfigPath)
-	cfg, err := LoadConfig(configPath, env)
+	cfg, err := config.Load(configPath, env)
 	if err != nil {
 		return err
 	}
@@ -114,13 +115,13 @@ func configFile(flagValue string, flagSet bool, env []string, def string) string
 	if flagSet {
 		return flagValue
 	}
-	if v, ok := lookupEnv(env, envConfigPath); ok {
+	if v, ok := lookupEnv(env, config.EnvConfigPath); ok {
 		return v
 	}
 	if _, err := os.Stat(def); errors.Is(err, os.ErrNotExist) {
 		return ""
 	}
-	return def // or an error reading it, which LoadConfig reports
+	return def // or an error reading it, which config.Load reports
 }
 
 func describeConfigFile(path string) string {
@@ -139,7 +140,7 @@ func lookupEnv(env []string, key string) (string, bool) {
 	return "", false
 }
 
-func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+func newLogger(c config.LogConfig, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Level))
 	opts := &slog.HandlerOptions{Level: level}
@@ -149,7 +150,7 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(public, api net.Addr)) (err error) {
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(public, api net.Addr)) (err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -460,18 +461,14 @@ const (
 	readHeaderTimeout = 10 * time.Second
 )
 
-// tcpReserve is what max_tcp_connections = 0 leaves of the open-file limit: descriptors for
-// webhooks, the proxy's connections to the app, Redis, the spool and the API.
-const tcpReserve = 256
-
 // tcpConnLimit is the cap on the public listener's connections: configured, or the open-file
-// limit less tcpReserve (0, no cap, where there is no such limit).
+// limit less config.TCPReserve (0, no cap, where there is no such limit).
 func tcpConnLimit(configured int) int {
 	if configured > 0 {
 		return configured
 	}
 	if n := openFileLimit(); n > 0 {
-		return max(n-tcpReserve, n/2)
+		return max(n-config.TCPReserve, n/2)
 	}
 	return 0
 }

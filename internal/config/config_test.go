@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"bufio"
@@ -117,7 +117,7 @@ func TestDefaults(t *testing.T) {
 		"log.level":                            "info",
 		"log.format":                           "text",
 	}
-	def := DefaultConfig()
+	def := Default()
 	for _, s := range settings {
 		w, ok := want[s.key]
 		if !ok {
@@ -132,30 +132,30 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("test lists %d keys, Config has %d", len(want), len(settings))
 	}
 	if err := def.Validate(); err != nil {
-		t.Errorf("DefaultConfig().Validate() = %v", err)
+		t.Errorf("Default().Validate() = %v", err)
 	}
-	got, err := LoadConfig("", nil)
+	got, err := Load("", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(got, DefaultConfig()) {
-		t.Errorf("LoadConfig(\"\", nil) = %+v, want the defaults", got)
+	if !reflect.DeepEqual(got, Default()) {
+		t.Errorf("Load(\"\", nil) = %+v, want the defaults", got)
 	}
 	// Each call has its own slices.
-	a, b := DefaultConfig(), DefaultConfig()
+	a, b := Default(), Default()
 	a.SocketIO.Namespaces[0] = "/changed"
 	if b.SocketIO.Namespaces[0] != "/" {
-		t.Error("DefaultConfig shares slices between calls")
+		t.Error("Default shares slices between calls")
 	}
 }
 
 func TestExampleFileIsDefaults(t *testing.T) {
-	got, err := LoadConfig(examplePath, nil)
+	got, err := Load(examplePath, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(got, DefaultConfig()) {
-		t.Errorf("config.example.toml differs from DefaultConfig():\n got %+v\nwant %+v", got, DefaultConfig())
+	if !reflect.DeepEqual(got, Default()) {
+		t.Errorf("config.example.toml differs from Default():\n got %+v\nwant %+v", got, Default())
 	}
 	// And it sets every key explicitly (a missing key would still load as its default).
 	data, err := os.ReadFile(examplePath)
@@ -223,7 +223,7 @@ func TestDocsListEverySetting(t *testing.T) {
 			rows[m[1]] = line
 		}
 	}
-	def := DefaultConfig()
+	def := Default()
 	for _, s := range settings {
 		row, ok := rows[s.env]
 		if !ok {
@@ -267,7 +267,7 @@ func TestSettingsTable(t *testing.T) {
 			t.Errorf("environment variable %s used twice", s.env)
 		}
 		seen[s.env] = true
-		if !envRE.MatchString(s.env) || s.env == envConfigPath {
+		if !envRE.MatchString(s.env) || s.env == EnvConfigPath {
 			t.Errorf("bad environment variable name %q for %s", s.env, s.key)
 		}
 	}
@@ -381,11 +381,11 @@ format = "json"
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := LoadConfig(writeConfig(t, tt.toml), nil)
+			got, err := Load(writeConfig(t, tt.toml), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := DefaultConfig()
+			want := Default()
 			tt.want(&want)
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("got  %+v\nwant %+v", got, want)
@@ -444,11 +444,11 @@ func TestEnvOverrides(t *testing.T) {
 			if tt.file != "" {
 				path = writeConfig(t, tt.file)
 			}
-			got, err := LoadConfig(path, tt.env)
+			got, err := Load(path, tt.env)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := DefaultConfig()
+			want := Default()
 			tt.want(&want)
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("got  %+v\nwant %+v", got, want)
@@ -571,7 +571,7 @@ func TestValidateErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := DefaultConfig()
+			c := Default()
 			tt.modify(&c)
 			err := c.Validate()
 			checkErr(t, err, tt.want...)
@@ -583,7 +583,7 @@ func TestValidateErrors(t *testing.T) {
 }
 
 func TestValidateCollectsEveryError(t *testing.T) {
-	c := DefaultConfig()
+	c := Default()
 	c.Server.Listen = "nope"
 	c.API.Listen = "0.0.0.0:1"
 	c.SocketIO.PingInterval = Duration{}
@@ -611,7 +611,7 @@ func TestAPILoopback(t *testing.T) {
 		"example.com:7897":  false,
 		"[fe80::1%lo]:7897": false,
 	} {
-		c := DefaultConfig()
+		c := Default()
 		c.API.Listen = listen
 		err := c.Validate()
 		if loopback && err != nil {
@@ -652,11 +652,11 @@ func TestAPITokenLength(t *testing.T) {
 				load func() error
 			}{
 				{"file", func() error {
-					_, err := LoadConfig(writeConfig(t, fmt.Sprintf("[api]\nlisten = %q\ntoken = %q\n", tc.listen, tc.token)), nil)
+					_, err := Load(writeConfig(t, fmt.Sprintf("[api]\nlisten = %q\ntoken = %q\n", tc.listen, tc.token)), nil)
 					return err
 				}},
 				{"env", func() error {
-					_, err := LoadConfig("", []string{"SIOBRIDGE_API_LISTEN=" + tc.listen, "SIOBRIDGE_API_TOKEN=" + tc.token})
+					_, err := Load("", []string{"SIOBRIDGE_API_LISTEN=" + tc.listen, "SIOBRIDGE_API_TOKEN=" + tc.token})
 					return err
 				}},
 			} {
@@ -717,13 +717,13 @@ func TestLoadConfigFileErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := writeConfig(t, tt.toml)
-			cfg, err := LoadConfig(path, nil)
+			cfg, err := Load(path, nil)
 			checkErr(t, err, tt.want...)
 			if strings.Contains(err.Error(), "12345678") {
 				t.Errorf("error shows the secret: %v", err)
 			}
 			if !reflect.DeepEqual(cfg, Config{}) {
-				t.Errorf("LoadConfig returned %+v with its error, want the zero Config", cfg)
+				t.Errorf("Load returned %+v with its error, want the zero Config", cfg)
 			}
 		})
 	}
@@ -731,12 +731,12 @@ func TestLoadConfigFileErrors(t *testing.T) {
 
 func TestUnknownKeyNamesTheFile(t *testing.T) {
 	path := writeConfig(t, "[webhook]\nretrys = 3\n")
-	_, err := LoadConfig(path, nil)
+	_, err := Load(path, nil)
 	checkErr(t, err, `config: unknown key "webhook.retrys" in `+path+" at line 2")
 }
 
 func TestMissingFile(t *testing.T) {
-	_, err := LoadConfig(filepath.Join(t.TempDir(), "nope.toml"), nil)
+	_, err := Load(filepath.Join(t.TempDir(), "nope.toml"), nil)
 	checkErr(t, err, "nope.toml", "no such file")
 }
 
@@ -759,10 +759,10 @@ func TestEnvErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := LoadConfig("", tt.env)
+			cfg, err := Load("", tt.env)
 			checkErr(t, err, tt.want...)
 			if !reflect.DeepEqual(cfg, Config{}) {
-				t.Errorf("LoadConfig returned %+v with its error, want the zero Config", cfg)
+				t.Errorf("Load returned %+v with its error, want the zero Config", cfg)
 			}
 		})
 	}
@@ -792,9 +792,9 @@ func TestWarnings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := LoadConfig("", tt.env)
+			cfg, err := Load("", tt.env)
 			if err != nil {
-				t.Fatalf("LoadConfig: %v; warnings are no errors", err)
+				t.Fatalf("Load: %v; warnings are no errors", err)
 			}
 			if got := cfg.Warnings(tt.env); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Warnings:\n got %q\nwant %q", got, tt.want)
@@ -873,14 +873,14 @@ func TestDurationUnitsDocumented(t *testing.T) {
 func TestConfigMarshalsToLoadableTOML(t *testing.T) {
 	// A Config written with go-toml (Duration as text) reads back the same: what a "print the
 	// effective config" feature would rely on.
-	c := DefaultConfig()
+	c := Default()
 	c.Webhook.URL = "http://127.0.0.1:3000/hook"
 	c.SocketIO.CORSOrigins = []string{"https://a.example"}
 	data, err := toml.Marshal(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := LoadConfig(writeConfig(t, string(data)), nil)
+	got, err := Load(writeConfig(t, string(data)), nil)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, data)
 	}
@@ -890,7 +890,7 @@ func TestConfigMarshalsToLoadableTOML(t *testing.T) {
 }
 
 func TestTrustedProxyPrefixes(t *testing.T) {
-	c := DefaultConfig()
+	c := Default()
 	c.Server.TrustedProxies = []string{"10.1.2.3/8", "192.0.2.7", "2001:db8::/32", "::1"}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
@@ -940,7 +940,7 @@ func TestRecoverySetting(t *testing.T) {
 		if tc.env != "" {
 			env = []string{"SIOBRIDGE_SOCKETIO_RECOVERY=" + tc.env}
 		}
-		c, err := LoadConfig(path, env)
+		c, err := Load(path, env)
 		if err != nil {
 			t.Fatalf("%s env %q: %v", tc.toml, tc.env, err)
 		}

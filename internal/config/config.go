@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"bytes"
@@ -20,6 +20,10 @@ import (
 
 	"github.com/siobridge/siobridge/internal/didyoumean"
 )
+
+// TCPReserve is what limits.max_tcp_connections = 0 leaves of the open-file limit:
+// descriptors for webhooks, the proxy's connections to the app, Redis, the spool and the API.
+const TCPReserve = 256
 
 // Config is siobridge's whole configuration. Durations are strings like "300ms" in TOML/env.
 //
@@ -240,16 +244,16 @@ const (
 	minAPITokenLen    = 32 // characters of api.token when the API listens beyond loopback
 )
 
-// Settings are read from environment variables envPrefix + SECTION_KEY; envConfigPath, though
+// Settings are read from environment variables envPrefix + SECTION_KEY; EnvConfigPath, though
 // prefixed too, is no setting.
 const (
 	envPrefix     = "SIOBRIDGE_"
-	envConfigPath = "SIOBRIDGE_CONFIG" // the config file's path, read by main
+	EnvConfigPath = "SIOBRIDGE_CONFIG" // the config file's path, which the program reads
 )
 
-// DefaultConfig returns the configuration siobridge runs with when nothing is set. Each call
+// Default returns the configuration siobridge runs with when nothing is set. Each call
 // returns new slices.
-func DefaultConfig() Config {
+func Default() Config {
 	return Config{
 		Server: ServerConfig{
 			Listen:          ":7896",
@@ -318,13 +322,13 @@ func DefaultConfig() Config {
 	}
 }
 
-// LoadConfig reads the TOML file at path (path "" = defaults only), then applies environment
+// Load reads the TOML file at path (path "" = defaults only), then applies environment
 // overrides from env (a list of "KEY=value" like os.Environ()), then validates.
 //
 // On error the Config is the zero value and the error has one line per problem, each starting
 // with "config: " and naming the key (or environment variable, or file and line).
-func LoadConfig(path string, env []string) (Config, error) {
-	cfg := DefaultConfig()
+func Load(path string, env []string) (Config, error) {
+	cfg := Default()
 	if path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -674,7 +678,7 @@ func (c *Config) applyEnv(env []string) error {
 	root := reflect.ValueOf(c).Elem()
 	for _, kv := range env {
 		name, value, ok := strings.Cut(kv, "=")
-		if !ok || !strings.HasPrefix(name, envPrefix) || name == envConfigPath {
+		if !ok || !strings.HasPrefix(name, envPrefix) || name == EnvConfigPath {
 			continue
 		}
 		s := settingByEnv(name)
@@ -704,14 +708,14 @@ func unknownEnvHint(name string) string {
 }
 
 // Warnings returns what in c and env is allowed but likely a mistake, one line each in the
-// style of LoadConfig's errors: the SIOBRIDGE_* variables of env that name no setting (the
+// style of Load's errors: the SIOBRIDGE_* variables of env that name no setting (the
 // environment is shared with other tools, a wrapper's SIOBRIDGE_BIN say, so they are not
 // refused; a misspelled setting still shows), and a webhook.secret with no webhook.url.
 func (c *Config) Warnings(env []string) []string {
 	var warns []string
 	for _, kv := range env {
 		name, _, ok := strings.Cut(kv, "=")
-		if ok && strings.HasPrefix(name, envPrefix) && name != envConfigPath && settingByEnv(name) == nil {
+		if ok && strings.HasPrefix(name, envPrefix) && name != EnvConfigPath && settingByEnv(name) == nil {
 			warns = append(warns, fmt.Sprintf("config: %s: unknown setting, ignored%s", name, unknownEnvHint(name)))
 		}
 	}
@@ -931,7 +935,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.Limits.MaxTCPConnections < 0 {
-		p.addf("limits.max_tcp_connections", "must be 0 (the open-file limit less %d) or more, got %d", tcpReserve, c.Limits.MaxTCPConnections)
+		p.addf("limits.max_tcp_connections", "must be 0 (the open-file limit less %d) or more, got %d", TCPReserve, c.Limits.MaxTCPConnections)
 	}
 	if c.Limits.MaxAttachments < 1 || c.Limits.MaxAttachments > maxMaxAttachments {
 		p.addf("limits.max_attachments", "must be from 1 to %d, got %d", maxMaxAttachments, c.Limits.MaxAttachments)
