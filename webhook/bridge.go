@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/siobridge/siobridge/internal/spool"
 	"github.com/siobridge/siobridge/socketio"
 )
 
@@ -297,7 +298,7 @@ func (b *Bridge) onEvent(s *socketio.Socket, st *socketState, e *socketio.Event)
 func (b *Bridge) onQueueFull(s *socketio.Socket, e *socketio.Event, cause error) {
 	why := "its webhook queue is full (the app is not keeping up)"
 	switch {
-	case errors.Is(cause, ErrSpoolFull):
+	case errors.Is(cause, spool.ErrFull):
 		why = "the webhook spool is full (the app is not keeping up)"
 	case !errors.Is(cause, ErrQueueFull):
 		why = "the webhook spool cannot be written"

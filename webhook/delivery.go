@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/siobridge/siobridge/internal/spool"
 )
 
 // Kind is what a webhook reports.
@@ -86,7 +88,7 @@ type DelivererOptions struct {
 	// or Close. A
 	// connect delivery is never spooled: its answer decides a connection that a restart
 	// ends. The Deliverer does not close the spool.
-	Spool *Spool
+	Spool *spool.Spool
 	// Transport sends the requests. Default: a keep-alive transport that keeps up to
 	// Concurrency idle connections to the app, closed by [Deliverer.Close]. A Transport
 	// given here is not closed.
@@ -161,7 +163,7 @@ type Deliverer struct {
 	shownURL  string // url without its password, for errors
 	urlErr    error
 	http      *http.Client // shared by the workers' retryablehttp clients
-	spool     *Spool
+	spool     *spool.Spool
 	transport *http.Transport // the default transport, which Close cleans up; nil when given
 	metrics   *Metrics
 	userAgent []string // the User-Agent header's value, shared by every request
@@ -331,10 +333,10 @@ func (d *Deliverer) enqueue(key string, dl *Delivery, done func(Result), last bo
 	if d.spool != nil && dl.Kind != KindConnect {
 		// Under d.mu, so that a key's deliveries are in the spool in their queue's order.
 		var err error
-		q.seq, writes, err = d.spool.append(key, dl)
+		q.seq, writes, err = d.spool.Append(spool.Record{Key: key, ID: dl.ID, Kind: string(dl.Kind), Body: dl.Body})
 		switch {
 		case err == nil:
-		case last && errors.Is(err, ErrSpoolFull):
+		case last && errors.Is(err, spool.ErrFull):
 			// The app still learns of the end, unless this process stops first.
 			d.opts.Logger.Warn("webhook: spool full: this delivery is kept in memory only", "key", key, "kind", dl.Kind, "delivery", dl.ID)
 		default:
@@ -353,8 +355,8 @@ func (d *Deliverer) enqueue(key string, dl *Delivery, done func(Result), last bo
 	d.pending++
 	d.mu.Unlock()
 	d.metrics.addPending(1)
-	if q.seq != 0 && d.spool.opts.Fsync == FsyncAlways {
-		if err := d.spool.sync(writes); err != nil {
+	if q.seq != 0 && d.spool.Fsync() == spool.FsyncAlways {
+		if err := d.spool.Sync(writes); err != nil {
 			// Written, so delivered unless the machine stops before the kernel writes it.
 			d.opts.Logger.Warn("webhook: spool: accepted without fsync", "err", err)
 		}
@@ -364,21 +366,21 @@ func (d *Deliverer) enqueue(key string, dl *Delivery, done func(Result), last bo
 
 // replay queues the deliveries the spool kept from the last run, before any new one.
 func (d *Deliverer) replay() {
-	entries := d.spool.takeReplay()
+	entries := d.spool.TakeReplay()
 	if len(entries) == 0 {
 		return
 	}
 	d.mu.Lock()
 	for _, e := range entries {
-		e.dl.Body = withBodyID(e.dl.Body, e.dl.ID)
-		kq := d.keys[e.key]
+		dl := &Delivery{ID: e.ID, Kind: Kind(e.Kind), Body: withBodyID(e.Body, e.ID)}
+		kq := d.keys[e.Key]
 		if kq == nil {
-			kq = &keyQueue{key: e.key}
-			d.keys[e.key] = kq
+			kq = &keyQueue{key: e.Key}
+			d.keys[e.Key] = kq
 			d.ready.push(kq)
 		}
-		kq.waiting.push(queued{dl: e.dl, done: d.replayed, seq: e.seq})
-		kq.bytes += len(e.dl.Body)
+		kq.waiting.push(queued{dl: dl, done: d.replayed, seq: e.Seq})
+		kq.bytes += len(dl.Body)
 		d.pending++
 	}
 	d.mu.Unlock()
@@ -551,7 +553,7 @@ func (w *worker) work() {
 			if cancelled {
 				res.Kept = true
 			} else {
-				d.spool.markDone(q.seq)
+				d.spool.MarkDone(q.seq)
 			}
 		}
 		d.settled(&res)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/siobridge/siobridge/internal/spool"
 	"github.com/siobridge/siobridge/socketio"
 	"github.com/siobridge/siobridge/socketio/socketiotest"
 )
@@ -114,7 +115,7 @@ func TestSpoolReplayKeepsBodyID(t *testing.T) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	})
 	quiet := slog.New(slog.DiscardHandler)
-	s := openSpool(t, SpoolOptions{Dir: dir, Logger: quiet})
+	s := openSpool(t, spool.Options{Dir: dir, Logger: quiet})
 	d := NewDeliverer(DelivererOptions{URL: down.URL, Secret: secret, Spool: s, RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond})
 	srv := socketio.NewServer(socketio.Options{})
 	NewBridge(BridgeOptions{Server: srv, Deliverer: d, Kinds: []Kind{KindEvent}, Logger: quiet})
@@ -146,7 +147,7 @@ func TestSpoolReplayKeepsBodyID(t *testing.T) {
 		body, _ := io.ReadAll(r.Body)
 		hooks <- hookRequest{r.Header.Clone(), body}
 	})
-	newDeliverer(t, DelivererOptions{URL: up.URL, Secret: secret, Spool: openSpool(t, SpoolOptions{Dir: dir, Logger: quiet})})
+	newDeliverer(t, DelivererOptions{URL: up.URL, Secret: secret, Spool: openSpool(t, spool.Options{Dir: dir, Logger: quiet})})
 	for range 2 {
 		h := receive(t, hooks, "a replayed event")
 		id := checkSignedID(t, secret, h)
@@ -174,7 +175,7 @@ func TestSpoolReplayAddsBodyIDToOldRecords(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusServiceUnavailable)
 	})
-	s := openSpool(t, SpoolOptions{Dir: dir, Logger: quiet})
+	s := openSpool(t, spool.Options{Dir: dir, Logger: quiet})
 	d := NewDeliverer(DelivererOptions{URL: down.URL, Secret: secret, Spool: s, RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond})
 	old := []*Delivery{
 		{ID: "OLDID1", Kind: KindEvent, Body: []byte(`{"type":"event","namespace":"/","event":"e","args":[1]}`)},
@@ -201,7 +202,7 @@ func TestSpoolReplayAddsBodyIDToOldRecords(t *testing.T) {
 		body, _ := io.ReadAll(r.Body)
 		hooks <- hookRequest{r.Header.Clone(), body}
 	})
-	newDeliverer(t, DelivererOptions{URL: up.URL, Secret: secret, Spool: openSpool(t, SpoolOptions{Dir: dir, Logger: quiet})})
+	newDeliverer(t, DelivererOptions{URL: up.URL, Secret: secret, Spool: openSpool(t, spool.Options{Dir: dir, Logger: quiet})})
 	want := map[string]string{
 		"OLDID1": `{"id":"OLDID1","type":"event","namespace":"/","event":"e","args":[1]}`,
 		"OLDID2": `{"id":"OLDID2"}`,

@@ -35,6 +35,7 @@ import (
 	"github.com/siobridge/siobridge/engineio"
 	"github.com/siobridge/siobridge/internal/config"
 	"github.com/siobridge/siobridge/internal/edge"
+	"github.com/siobridge/siobridge/internal/spool"
 	"github.com/siobridge/siobridge/proxy"
 	"github.com/siobridge/siobridge/socketio"
 	"github.com/siobridge/siobridge/socketio/redisadapter"
@@ -241,21 +242,21 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 
 	var (
 		deliverer *webhook.Deliverer
-		spool     *webhook.Spool
+		spl       *spool.Spool
 	)
 	defer func() {
-		if spool != nil {
-			if err := spool.Close(); err != nil {
+		if spl != nil {
+			if err := spl.Close(); err != nil {
 				log.Error("closing the webhook spool", "err", err)
 			}
 		}
 	}()
 	if wh := cfg.Webhook; wh.URL != "" {
 		if wh.SpoolDir != "" {
-			spool, err = webhook.OpenSpool(webhook.SpoolOptions{
+			spl, err = spool.Open(spool.Options{
 				Dir:      wh.SpoolDir,
 				MaxBytes: wh.SpoolMaxBytes,
-				Fsync:    webhook.FsyncPolicy(wh.SpoolFsync),
+				Fsync:    spool.FsyncPolicy(wh.SpoolFsync),
 				Logger:   log,
 			})
 			if err != nil {
@@ -265,11 +266,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 				prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 					Name: "siobridge_webhook_spool_bytes",
 					Help: "Size of the webhook spool's segment files, in bytes.",
-				}, func() float64 { return float64(spool.Bytes()) }),
+				}, func() float64 { return float64(spl.Bytes()) }),
 				prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 					Name: "siobridge_webhook_spool_pending",
 					Help: "Webhooks in the spool not yet settled.",
-				}, func() float64 { return float64(spool.Pending()) }),
+				}, func() float64 { return float64(spl.Pending()) }),
 			)
 		}
 		deliverer = webhook.NewDeliverer(webhook.DelivererOptions{
@@ -287,7 +288,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 			UserAgent:       "siobridge/" + version,
 			Logger:          log,
 			Metrics:         webhookMetrics,
-			Spool:           spool,
+			Spool:           spl,
 		})
 		kinds := make([]webhook.Kind, 0, len(wh.Events))
 		for _, k := range wh.Events {

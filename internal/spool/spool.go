@@ -1,4 +1,4 @@
-package webhook
+package spool
 
 import (
 	"bufio"
@@ -19,13 +19,13 @@ import (
 
 // FsyncPolicy says when the spool asks the kernel to put what it wrote on the disk.
 //
-// Every record is written to its segment file (a write(2)) before [Deliverer.Enqueue]
+// Every record is written to its segment file (a write(2)) before [Spool.Append]
 // returns, so it survives the process being killed, kill -9 included: it is in the kernel's
 // page cache. fsync only matters when the machine itself stops (power loss, kernel panic).
 type FsyncPolicy string
 
 const (
-	// FsyncAlways makes Enqueue wait until its record is on the disk. Concurrent enqueues
+	// FsyncAlways makes the writer wait, with [Spool.Sync], until its record is on the disk. Concurrent enqueues
 	// share one fsync (group commit). Nothing accepted is lost to a power loss; each
 	// event costs its client's reader an fsync's latency.
 	FsyncAlways FsyncPolicy = "always"
@@ -36,17 +36,34 @@ const (
 	FsyncNever FsyncPolicy = "never"
 )
 
-// ErrSpoolFull is returned by [Deliverer.Enqueue] when accepting a webhook would take the
-// spool past its MaxBytes. The [Bridge] treats it as a full queue (see [QueueFullPolicy]).
-var ErrSpoolFull = errors.New("webhook: spool full")
+// Errors of [Spool.Append].
+var (
+	// ErrFull: the record would take the spool past its MaxBytes.
+	ErrFull = errors.New("webhook: spool full")
+	// ErrClosed: the spool is closed.
+	ErrClosed = errors.New("webhook: spool closed")
+)
 
-// SpoolOptions configure a [Spool]. The zero value of each field means its default.
-type SpoolOptions struct {
+// Record is one webhook the spool keeps: the key it is delivered in order under (a
+// socket), its delivery id and kind, and its body.
+type Record struct {
+	Key, ID, Kind string
+	Body          []byte
+}
+
+// Entry is a record found in the spool, not yet marked done, with its sequence number.
+type Entry struct {
+	Seq uint64
+	Record
+}
+
+// Options configure a [Spool]. The zero value of each field means its default.
+type Options struct {
 	// Dir is the spool's directory, made (0700) if missing. One process at a time may use
-	// it: [OpenSpool] fails while another holds it.
+	// it: [Open] fails while another holds it.
 	Dir string
 	// MaxBytes bounds the segment files' total size, in bytes; an append that would pass it
-	// fails with [ErrSpoolFull]. Compaction may pass it by up to one segment while it moves
+	// fails with [ErrFull]. Compaction may pass it by up to one segment while it moves
 	// live records. Default 1 GiB.
 	MaxBytes int64
 	// SegmentBytes is the size past which the spool starts a new segment file. Default
@@ -61,8 +78,9 @@ type SpoolOptions struct {
 	Logger *slog.Logger
 }
 
-// Spool is an append-only log of the webhooks a [Deliverer] has accepted and not yet
-// settled, so that they survive a restart. Give it to [DelivererOptions].Spool.
+// Spool is an append-only log of the webhooks a deliverer has accepted and not yet settled,
+// so that they survive a restart: the deliverer appends each before it counts as accepted
+// and marks it done once settled, and the next run takes what is left ([Spool.TakeReplay]).
 //
 // The log is a series of segment files, <n>.seg, each a header and then records: an
 // "append" record (a delivery: its sequence number, key, id, kind and body) when a webhook is
@@ -70,12 +88,12 @@ type SpoolOptions struct {
 // its length and a CRC-32C, so that a record torn by a crash is detected and skipped. A
 // segment is removed once none of its deliveries is pending; the oldest segment, once at least
 // half of it is settled, is compacted: its pending deliveries are written again at the end
-// of the log, with their sequence numbers, and it is removed. [OpenSpool] reads the log back
-// and hands the pending deliveries, in sequence order, to the next Deliverer.
+// of the log, with their sequence numbers, and it is removed. [Open] reads the log back
+// and hands the pending deliveries, in sequence order, to the next deliverer.
 //
 // Its methods are safe for concurrent use.
 type Spool struct {
-	opts SpoolOptions
+	opts Options
 	log  *slog.Logger
 	lock *os.File // the directory's lock file
 
@@ -86,7 +104,7 @@ type Spool struct {
 	nextSeq uint64
 	nextSeg uint64
 	live    map[uint64]*spoolEntry // the deliveries not settled, by sequence number
-	replay  []*spoolEntry          // found by OpenSpool, until a Deliverer takes them
+	replay  []*spoolEntry          // found by Open, until a deliverer takes them
 	writes  uint64                 // records written so far
 	buf     []byte
 	closed  bool
@@ -109,8 +127,7 @@ type segment struct {
 
 type spoolEntry struct {
 	seq  uint64
-	key  string
-	dl   *Delivery
+	rec  Record
 	seg  *segment
 	size int64 // the record's size in seg
 }
@@ -127,11 +144,11 @@ const (
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-// OpenSpool opens (or creates) the spool in opts.Dir and reads back the deliveries that were
-// accepted and not settled; the first [Deliverer] given the spool delivers them. Records that
+// Open opens (or creates) the spool in opts.Dir and reads back the deliveries that were
+// accepted and not settled, for [Spool.TakeReplay]. Records that
 // cannot be read (a torn write at a crash, a corrupt segment) are skipped with a warning; only
 // a directory that cannot be used is an error.
-func OpenSpool(opts SpoolOptions) (*Spool, error) {
+func Open(opts Options) (*Spool, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("webhook: spool: no directory given")
 	}
@@ -225,7 +242,7 @@ func (s *Spool) load() error {
 				return
 			}
 			// A later copy (written by compaction) replaces an earlier one.
-			all[r.seq] = &spoolEntry{seq: r.seq, key: r.key, dl: &Delivery{ID: r.id, Kind: Kind(r.kind), Body: r.body}, seg: seg, size: size}
+			all[r.seq] = &spoolEntry{seq: r.seq, rec: Record{Key: r.key, ID: r.id, Kind: r.kind, Body: r.body}, seg: seg, size: size}
 		})
 		f.Close()
 		if err != nil {
@@ -265,14 +282,22 @@ func (s *Spool) segPath(id uint64) string {
 	return filepath.Join(s.opts.Dir, fmt.Sprintf("%016x%s", id, segSuffix))
 }
 
-// takeReplay hands over the deliveries OpenSpool found, once.
-func (s *Spool) takeReplay() []*spoolEntry {
+// TakeReplay hands over, once, the records Open found not marked done, in the order they
+// were appended.
+func (s *Spool) TakeReplay() []Entry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := s.replay
+	out := make([]Entry, len(s.replay))
+	for i, e := range s.replay {
+		out[i] = Entry{Seq: e.seq, Record: e.rec}
+	}
 	s.replay = nil
-	return r
+	return out
 }
+
+// Fsync is the spool's fsync policy: with FsyncAlways, a writer calls [Spool.Sync] before it
+// counts its record as accepted.
+func (s *Spool) Fsync() FsyncPolicy { return s.opts.Fsync }
 
 // Bytes is the segment files' total size.
 func (s *Spool) Bytes() int64 {
@@ -295,30 +320,31 @@ func (s *Spool) Segments() int {
 	return len(s.segs)
 }
 
-// append records dl under key and returns its sequence number and the count of writes to
-// wait for with sync.
-func (s *Spool) append(key string, dl *Delivery) (seq, writes uint64, err error) {
+// Append records rec and returns its sequence number, for [Spool.MarkDone], and the count of
+// writes to wait for with [Spool.Sync]. It fails with [ErrFull] when rec would take the spool
+// past MaxBytes, [ErrClosed] after Close, or the error of a write.
+func (s *Spool) Append(rec Record) (seq, writes uint64, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return 0, 0, ErrClosed
 	}
 	seq = s.nextSeq
-	payload := encodeAppend(s.payloadBuf(), seq, key, dl)
+	payload := encodeAppend(s.payloadBuf(), seq, &rec)
 	size := int64(spoolRecordHead + len(payload))
 	if s.total+size > s.opts.MaxBytes {
 		s.compact(true)
 		if s.total+size > s.opts.MaxBytes {
-			return 0, 0, fmt.Errorf("%w (%d of spool_max_bytes %d bytes in use)", ErrSpoolFull, s.total, s.opts.MaxBytes)
+			return 0, 0, fmt.Errorf("%w (%d of spool_max_bytes %d bytes in use)", ErrFull, s.total, s.opts.MaxBytes)
 		}
-		payload = encodeAppend(s.payloadBuf(), seq, key, dl) // compaction reused the buffer
+		payload = encodeAppend(s.payloadBuf(), seq, &rec) // compaction reused the buffer
 	}
 	seg, err := s.write(payload)
 	if err != nil {
 		return 0, 0, err
 	}
 	s.nextSeq++
-	s.addLive(&spoolEntry{seq: seq, key: key, dl: dl, seg: seg, size: size})
+	s.addLive(&spoolEntry{seq: seq, rec: rec, seg: seg, size: size})
 	return seq, s.writes, nil
 }
 
@@ -340,9 +366,9 @@ func (s *Spool) payloadBuf() []byte {
 	return s.buf[:spoolRecordHead]
 }
 
-// markDone records that the delivery seq is settled, and removes or compacts the segments
+// MarkDone records that the delivery seq is settled, and removes or compacts the segments
 // that no longer hold anything pending.
-func (s *Spool) markDone(seq uint64) {
+func (s *Spool) MarkDone(seq uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.live[seq]
@@ -448,7 +474,7 @@ func (s *Spool) compact(full bool) {
 			}
 			slices.SortFunc(moving, func(a, b *spoolEntry) int { return cmpUint(a.seq, b.seq) })
 			for _, e := range moving {
-				seg, err := s.write(encodeAppend(s.payloadBuf(), e.seq, e.key, e.dl))
+				seg, err := s.write(encodeAppend(s.payloadBuf(), e.seq, &e.rec))
 				if err != nil {
 					return
 				}
@@ -472,9 +498,9 @@ func (s *Spool) compact(full bool) {
 	}
 }
 
-// sync returns once the first writes records are on the disk; under FsyncAlways, Enqueue
-// calls it. Concurrent callers share one fsync.
-func (s *Spool) sync(writes uint64) error {
+// Sync returns once the first writes records are on the disk; under FsyncAlways, a writer
+// calls it with what Append returned. Concurrent callers share one fsync.
+func (s *Spool) Sync(writes uint64) error {
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
 	if s.synced >= writes {
@@ -506,7 +532,7 @@ func (s *Spool) syncEvery(d time.Duration) {
 			s.mu.Lock()
 			w := s.writes
 			s.mu.Unlock()
-			if err := s.sync(w); err != nil {
+			if err := s.Sync(w); err != nil {
 				s.log.Warn("webhook: spool: fsync failed", "err", err)
 			}
 		}
@@ -515,7 +541,7 @@ func (s *Spool) syncEvery(d time.Duration) {
 
 // Close fsyncs and closes the active segment (unless the policy is never, in which case it
 // only closes it) and releases the directory. The deliveries still pending stay in the
-// spool for the next [OpenSpool]. Close the [Deliverer] first.
+// spool for the next [Open]. Close the deliverer first.
 func (s *Spool) Close() error {
 	if s.stop != nil {
 		close(s.stop)
@@ -566,14 +592,14 @@ type spoolRecord struct {
 
 // encodeAppend appends an append record's payload to b: 'A', the sequence number (uvarint),
 // key, id and kind (each a uvarint length and bytes), then the body (the rest).
-func encodeAppend(b []byte, seq uint64, key string, dl *Delivery) []byte {
+func encodeAppend(b []byte, seq uint64, rec *Record) []byte {
 	b = append(b, recAppend)
 	b = binary.AppendUvarint(b, seq)
-	for _, s := range []string{key, dl.ID, string(dl.Kind)} {
+	for _, s := range []string{rec.Key, rec.ID, rec.Kind} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
-	return append(b, dl.Body...)
+	return append(b, rec.Body...)
 }
 
 var errBadRecord = errors.New("malformed record")

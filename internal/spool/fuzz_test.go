@@ -1,4 +1,4 @@
-package webhook
+package spool
 
 import (
 	"bytes"
@@ -17,8 +17,8 @@ func FuzzSpoolRecord(f *testing.F) {
 		binary.LittleEndian.PutUint32(h[4:8], crc32.Checksum(payload, crcTable))
 		return append(h[:], payload...)
 	}
-	dl := &Delivery{ID: "id1", Kind: KindEvent, Body: []byte(`{"type":"event"}`)}
-	good := append(frame(encodeAppend(nil, 1, "sock", dl)), frame(binary.AppendUvarint([]byte{recDone}, 1))...)
+	rec := &Record{Key: "sock", ID: "id1", Kind: "event", Body: []byte(`{"type":"event"}`)}
+	good := append(frame(encodeAppend(nil, 1, rec)), frame(binary.AppendUvarint([]byte{recDone}, 1))...)
 	f.Add(good)
 	f.Add(good[:len(good)-3])
 	f.Add(frame([]byte{recAppend, 1, 200}))
@@ -32,7 +32,7 @@ func FuzzSpoolRecord(f *testing.F) {
 			var payload []byte
 			switch r.typ {
 			case recAppend:
-				payload = encodeAppend(nil, r.seq, r.key, &Delivery{ID: r.id, Kind: Kind(r.kind), Body: r.body})
+				payload = encodeAppend(nil, r.seq, &Record{Key: r.key, ID: r.id, Kind: r.kind, Body: r.body})
 			case recDone:
 				payload = binary.AppendUvarint([]byte{recDone}, r.seq)
 			default:
