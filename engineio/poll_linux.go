@@ -15,6 +15,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/siobridge/siobridge/internal/group"
 )
 
 // poller reads the server's WebSockets without a goroutine per connection: one goroutine
@@ -30,7 +32,7 @@ import (
 // already on its way for a closed socket (or for a new one that got its descriptor number)
 // finds no registration, or its own, and never another session.
 type poller struct {
-	g   *group
+	g   *group.Group
 	log *slog.Logger
 
 	mu       sync.RWMutex
@@ -87,7 +89,7 @@ const (
 
 var errPollerClosed = errors.New("engineio: poller closed")
 
-func newPoller(g *group, log *slog.Logger) *poller {
+func newPoller(g *group.Group, log *slog.Logger) *poller {
 	return &poller{g: g, log: log, conns: make(map[uint64]*pollConn)}
 }
 

@@ -5,6 +5,8 @@ package engineio
 import (
 	"log/slog"
 	"net"
+
+	"github.com/siobridge/siobridge/internal/group"
 )
 
 // poller is Linux's alone (poll_linux.go); elsewhere every WebSocket has its reader goroutine.
@@ -14,7 +16,7 @@ type poller struct{}
 type pollConn struct{}
 
 // newPoller returns nil: the server runs without a poller.
-func newPoller(*group, *slog.Logger) *poller { return nil }
+func newPoller(*group.Group, *slog.Logger) *poller { return nil }
 
 func (p *poller) add(*Session, net.Conn, wsFrameReader) error { panic("engineio: no poller") }
 func (p *poller) remove(*pollConn)                            {}

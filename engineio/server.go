@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/siobridge/siobridge/internal/group"
 )
 
 // Transport names, as in the transport query parameter.
@@ -193,7 +195,7 @@ type Server struct {
 
 	// goroutines counts the goroutines the server starts (WebSocket readers and writers, the
 	// poller and its readers, the janitor), for Close.
-	goroutines group
+	goroutines group.Group
 	// poll reads the WebSockets; nil without one (DisableWebSocketPoller, or not Linux).
 	poll *poller
 	// held are the long-polling connections taken from net/http (PollingHandoff).

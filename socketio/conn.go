@@ -171,25 +171,23 @@ func (c *conn) onConnect(p *Packet) {
 		c.admit(ns, req, nil)
 		return
 	}
-	// Added under the server's lock, so that every Add comes before Close's Wait; a server
-	// closing starts no more authorizers.
+	// Started under the server's lock, so that Close, which sets closed under it before it
+	// waits, finds every authorizer counted; a server closing starts no more.
 	c.srv.mu.RLock()
 	if c.srv.closed {
 		c.srv.mu.RUnlock()
 		c.refuse(ns, req, &ConnectError{Message: "server shutting down"})
 		return
 	}
-	c.srv.wg.Add(1)
-	c.srv.mu.RUnlock()
-	go func() {
-		defer c.srv.wg.Done()
+	c.srv.goroutines.Go(func() {
 		adm, err := authorize(c.ctx, req)
 		if err != nil {
 			c.refuse(ns, req, err)
 			return
 		}
 		c.admit(ns, req, adm)
-	}()
+	})
+	c.srv.mu.RUnlock()
 }
 
 func (c *conn) refuse(ns *Namespace, req *ConnectRequest, err error) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/siobridge/siobridge/engineio"
+	"github.com/siobridge/siobridge/internal/group"
 )
 
 // Options configure a [Server]. The zero value of every field means its default.
@@ -97,12 +98,12 @@ type Server struct {
 	onNamespace []func(*Namespace)
 	closed      bool
 
-	// wg counts authorizer goroutines, so Close can wait for them.
-	wg sync.WaitGroup
+	// goroutines are the authorizers and the recovery sweeper, which Close waits for.
+	goroutines group.Group
 
-	// stopSweep ends the recovery sweeper; sweepDone is closed when it has.
-	stopSweep, sweepDone chan struct{}
-	stopOnce             sync.Once
+	// stopSweep ends the recovery sweeper.
+	stopSweep chan struct{}
+	stopOnce  sync.Once
 }
 
 // NewServer returns a server with opts. Namespace "/" always exists.
@@ -131,11 +132,10 @@ func NewServer(opts Options) *Server {
 	if w := opts.Recovery.MaxDisconnection; w > 0 {
 		// One ticker for every namespace's store; an expired session found before a sweep is
 		// refused all the same.
-		s.stopSweep, s.sweepDone = make(chan struct{}), make(chan struct{})
-		go func() {
-			defer close(s.sweepDone)
+		s.stopSweep = make(chan struct{})
+		s.goroutines.Go(func() {
 			s.runSweeper(max(min(w/2, 30*time.Second), 10*time.Millisecond), s.stopSweep)
-		}()
+		})
 	}
 	s.eio = engineio.NewServer(opts.Engine, s.newConn)
 	s.Of("/")
@@ -324,11 +324,10 @@ func (s *Server) Close() {
 	s.closed = true
 	s.mu.Unlock()
 	s.eio.Close()
-	s.wg.Wait()
 	if s.stopSweep != nil {
 		s.stopOnce.Do(func() { close(s.stopSweep) })
-		<-s.sweepDone
 	}
+	s.goroutines.Wait()
 	for _, ns := range s.Namespaces() {
 		_ = ns.adapter.Close()
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 
+	"github.com/siobridge/siobridge/internal/group"
 	"github.com/siobridge/siobridge/internal/spool"
 )
 
@@ -170,9 +171,9 @@ type Deliverer struct {
 	signer    *signer  // nil without a secret
 
 	// ctx is the parent of every request's context; Close cancels it with ErrClosed.
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	wg     sync.WaitGroup // the workers
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	workers group.Group
 
 	mu   sync.Mutex
 	cond sync.Cond // on mu: a key became ready, or closing ran out of work
@@ -277,9 +278,8 @@ func NewDeliverer(opts DelivererOptions) *Deliverer {
 		d.replay()
 	}
 
-	d.wg.Add(opts.Concurrency)
 	for range opts.Concurrency {
-		go d.newWorker().work()
+		d.workers.Go(d.newWorker().work)
 	}
 	return d
 }
@@ -436,9 +436,11 @@ func (d *Deliverer) Close(ctx context.Context) int {
 	d.cond.Broadcast() // idle workers exit if nothing is pending
 	d.mu.Unlock()
 
+	// Waiting on a goroutine of Close's own, so that ctx can cut the wait short; it ends
+	// with the workers, which the cancellation below makes exit.
 	exited := make(chan struct{})
 	go func() {
-		d.wg.Wait()
+		d.workers.Wait()
 		close(exited)
 	}()
 	select {
@@ -533,7 +535,6 @@ func (d *Deliverer) newWorker() *worker {
 // the ready queue if it has more, so that keys take turns.
 func (w *worker) work() {
 	d := w.d
-	defer d.wg.Done()
 	d.mu.Lock()
 	for {
 		for d.ready.len() == 0 {

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/siobridge/siobridge/internal/group"
 )
 
 // FsyncPolicy says when the spool asks the kernel to put what it wrote on the disk.
@@ -113,8 +115,8 @@ type Spool struct {
 	syncMu sync.Mutex // one fsync at a time
 	synced uint64     // writes known to be on the disk; under syncMu
 
-	stop chan struct{} // ends the interval fsync goroutine
-	done chan struct{} // closed when it has ended
+	stop   chan struct{} // ends the interval fsync goroutine
+	fsyncs group.Group   // that goroutine
 }
 
 type segment struct {
@@ -195,8 +197,8 @@ func Open(opts Options) (*Spool, error) {
 		return nil, err
 	}
 	if opts.Fsync == FsyncInterval {
-		s.stop, s.done = make(chan struct{}), make(chan struct{})
-		go s.syncEvery(opts.FsyncInterval)
+		s.stop = make(chan struct{})
+		s.fsyncs.Go(func() { s.syncEvery(opts.FsyncInterval) })
 	}
 	return s, nil
 }
@@ -521,7 +523,6 @@ func (s *Spool) Sync(writes uint64) error {
 }
 
 func (s *Spool) syncEvery(d time.Duration) {
-	defer close(s.done)
 	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
@@ -545,7 +546,7 @@ func (s *Spool) syncEvery(d time.Duration) {
 func (s *Spool) Close() error {
 	if s.stop != nil {
 		close(s.stop)
-		<-s.done
+		s.fsyncs.Wait()
 		s.stop = nil
 	}
 	s.mu.Lock()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/siobridge/siobridge/internal/group"
 	"github.com/siobridge/siobridge/socketio"
 )
 
@@ -64,7 +65,7 @@ type hub struct {
 
 	ctx    context.Context // ends at stop
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	loops  group.Group   // the four loops below
 	inbox  chan delivery // broadcasts and requests for the dispatcher, in Redis' order
 	outbox chan outgoing // messages for the publisher, in the adapters' order
 	resync chan struct{} // (one slot) the subscriptions wanted have changed
@@ -138,11 +139,10 @@ func startHub(opts Options) *hub {
 	// No connection is made here: Subscribe without channels is lazy, so making a namespace
 	// never blocks on Redis. The subscriber goroutine connects.
 	h.ps = h.client.Subscribe(h.ctx)
-	h.wg.Add(4)
-	go h.subscribeLoop()
-	go h.keepLoop()
-	go h.dispatchLoop()
-	go h.publishLoop()
+	h.loops.Go(h.subscribeLoop)
+	h.loops.Go(h.keepLoop)
+	h.loops.Go(h.dispatchLoop)
+	h.loops.Go(h.publishLoop)
 	return h
 }
 
@@ -154,7 +154,7 @@ func (h *hub) stop() {
 	ps := h.ps
 	h.mu.Unlock()
 	_ = ps.Close()
-	h.wg.Wait()
+	h.loops.Wait()
 }
 
 // add routes a's channels to it and has them subscribed.

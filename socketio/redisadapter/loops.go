@@ -46,7 +46,6 @@ const (
 
 // subscribeLoop is the subscriber goroutine.
 func (h *hub) subscribeLoop() {
-	defer h.wg.Done()
 	h.mu.Lock()
 	ps := h.ps
 	h.mu.Unlock()
@@ -110,7 +109,6 @@ func (h *hub) sleep(d time.Duration) bool {
 
 // keepLoop is the keeper goroutine.
 func (h *hub) keepLoop() {
-	defer h.wg.Done()
 	for {
 		select {
 		case <-h.ctx.Done():
@@ -123,7 +121,6 @@ func (h *hub) keepLoop() {
 
 // dispatchLoop is the dispatcher goroutine.
 func (h *hub) dispatchLoop() {
-	defer h.wg.Done()
 	for {
 		select {
 		case <-h.ctx.Done():
@@ -230,7 +227,6 @@ func peekUID(b []byte) (string, error) {
 // commands are not known to work (after a failure, or once the subscription was lost), it
 // PINGs Redis through the client's pool until it answers: readiness waits for that.
 func (h *hub) publishLoop() {
-	defer h.wg.Done()
 	p := publisher{h: h, base: make([]outgoing, 0, publishBatch)}
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()

@@ -1,4 +1,4 @@
-package engineio
+package group
 
 import (
 	"sync/atomic"
@@ -8,7 +8,7 @@ import (
 
 // Wait returns only once every goroutine has ended, including one started while it waited.
 func TestGroupWaitsForGoroutinesStartedWhileWaiting(t *testing.T) {
-	var g group
+	var g Group
 	var ended atomic.Int32
 	release := make(chan struct{})
 	g.Go(func() {
