@@ -22,12 +22,6 @@ var (
 // MaxAckTimeout bounds ack_timeout_ms.
 const MaxAckTimeout = 5 * time.Minute
 
-// reservedEvents may not be emitted: the clients give them their own meaning.
-var reservedEvents = map[string]bool{
-	"connect": true, "connect_error": true, "disconnect": true, "disconnecting": true,
-	"newListener": true, "removeListener": true,
-}
-
 // Selection picks sockets of a namespace: those in any of To (rooms or socket ids; all when
 // empty), less those in any of Except.
 type Selection struct {
@@ -156,7 +150,7 @@ func (r *EmitRequest) Validate() error {
 	switch {
 	case r.Event == "":
 		return invalid(`"event" is required`)
-	case reservedEvents[r.Event]:
+	case socketio.IsReservedEvent(r.Event):
 		return invalid("event %q is reserved", r.Event)
 	case r.AckTimeoutMS < 0 || time.Duration(r.AckTimeoutMS)*time.Millisecond > MaxAckTimeout:
 		return invalid(`"ack_timeout_ms" must be between 0 and %d`, MaxAckTimeout.Milliseconds())
