@@ -1,4 +1,4 @@
-package webhook
+package command
 
 import (
 	"context"
@@ -9,9 +9,6 @@ import (
 
 	"github.com/siobridge/siobridge/socketio"
 )
-
-// The commands an app gives siobridge, both as REST calls and as actions in a webhook reply.
-// They share one vocabulary so that `{"emit":[...]}` in a reply means what POST /emit means.
 
 // Errors of the commands; callers answer 400 for ErrInvalid and 404 for ErrUnknownNamespace.
 var (
@@ -169,8 +166,13 @@ func Emit(ctx context.Context, srv *socketio.Server, r *EmitRequest) (*EmitResul
 	return emit(ctx, srv, r, true)
 }
 
-// emit is Emit; without count, an emit with no acks does not wait for other nodes and
-// Sockets is this node's count.
+// EmitLocalCount is Emit for callers that may not wait on other nodes: an emit with no acks
+// reaches the cluster as Emit's does, but Sockets is this node's count.
+func EmitLocalCount(ctx context.Context, srv *socketio.Server, r *EmitRequest) (*EmitResult, error) {
+	return emit(ctx, srv, r, false)
+}
+
+// emit is Emit, or with count false EmitLocalCount.
 func emit(ctx context.Context, srv *socketio.Server, r *EmitRequest, count bool) (*EmitResult, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
