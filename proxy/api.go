@@ -16,7 +16,6 @@ import (
 	"net/netip"
 	"reflect"
 	"runtime/debug"
-	"slices"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -206,7 +205,19 @@ const namespacesHint = `the namespaces served are those of socketio.namespaces (
 
 // fail answers err as {"error":"..."} with the status its kind calls for, and logs it.
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
-	status, msg := http.StatusInternalServerError, "internal error: "+err.Error()
+	status, msg := answer(err)
+	level := slog.LevelDebug
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	a.log.Log(r.Context(), level, "api: request failed",
+		"method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	writeJSON(w, status, errorBody{msg})
+}
+
+// answer is the status and message that answer err.
+func answer(err error) (status int, msg string) {
+	status, msg = http.StatusInternalServerError, "internal error: "+err.Error()
 	var he *httpError
 	var tooLarge *http.MaxBytesError
 	switch {
@@ -222,13 +233,7 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, socketio.ErrClusterUnavailable):
 		status, msg = http.StatusServiceUnavailable, err.Error()
 	}
-	level := slog.LevelDebug
-	if status >= 500 {
-		level = slog.LevelError
-	}
-	a.log.Log(r.Context(), level, "api: request failed",
-		"method", r.Method, "path", r.URL.Path, "status", status, "err", err)
-	writeJSON(w, status, errorBody{msg})
+	return status, msg
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -402,8 +407,9 @@ func (a *api) emitBatch(ctx context.Context, body []byte) (any, error) {
 		if err := decodeStrict(item, &reqs[i], "each item"); err != nil {
 			return nil, &httpError{http.StatusBadRequest, fmt.Sprintf("emit[%d]: %v", i, err)}
 		}
-		if err := a.checkEmit(&reqs[i]); err != nil {
-			return nil, &httpError{http.StatusBadRequest, fmt.Sprintf("emit[%d]: %v (nothing was emitted)", i, err)}
+		if err := reqs[i].Check(a.srv); err != nil {
+			_, msg := answer(err)
+			return nil, &httpError{http.StatusBadRequest, fmt.Sprintf("emit[%d]: %s (nothing was emitted)", i, msg)}
 		}
 	}
 	out := make([]any, 0, len(reqs))
@@ -421,33 +427,12 @@ func (a *api) emitBatch(ctx context.Context, body []byte) (any, error) {
 	return out, nil
 }
 
-// checkEmit finds what would make command.Emit refuse r, without emitting.
-func (a *api) checkEmit(r *command.EmitRequest) error {
-	if err := r.Validate(); err != nil {
-		return err
-	}
-	name := namespaceName(r.Namespace)
-	if name[0] != '/' {
-		return fmt.Errorf("%w: namespace %q must start with \"/\"", command.ErrInvalid, name)
-	}
-	if !a.srv.Allows(name) {
-		return fmt.Errorf("%w %q: %s", command.ErrUnknownNamespace, name, namespacesHint)
-	}
-	if slices.Contains(r.To, "") || slices.Contains(r.Except, "") {
-		return fmt.Errorf("%w: room names and socket ids must not be empty", command.ErrInvalid)
-	}
-	if _, err := command.ArgsFromJSON(r.Args); err != nil {
-		return fmt.Errorf("%w: %v", command.ErrInvalid, err)
-	}
-	return nil
-}
-
 func (a *api) emitOne(ctx context.Context, req *command.EmitRequest) (any, error) {
 	res, err := command.Emit(ctx, a.srv, req)
 	if err != nil {
 		return nil, err
 	}
-	a.metrics.eventsEmitted(namespaceName(req.Namespace), res.Local)
+	a.metrics.eventsEmitted(res.Namespace, res.Local)
 	if req.AckTimeoutMS <= 0 {
 		return res, nil
 	}
@@ -667,14 +652,6 @@ func jsonFields(t reflect.Type) []string {
 		}
 	}
 	return out
-}
-
-// namespaceName is a request's namespace with the default applied.
-func namespaceName(name string) string {
-	if name == "" {
-		return "/"
-	}
-	return name
 }
 
 // statusWriter remembers the status code written. It unwraps to the writer beneath, so that

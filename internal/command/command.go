@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/siobridge/siobridge/socketio"
@@ -48,8 +49,10 @@ type EmitResult struct {
 	Acks     []AckJSON `json:"acks,omitempty"`
 	TimedOut []string  `json:"timed_out,omitempty"`
 	Cluster  *Cluster  `json:"cluster,omitempty"`
-	// Local is how many of Sockets are on this node (for this node's metrics).
-	Local int `json:"-"`
+	// Local is how many of Sockets are on this node, and Namespace the namespace emitted in,
+	// "/" when the request names none (for this node's metrics).
+	Local     int    `json:"-"`
+	Namespace string `json:"-"`
 }
 
 // Cluster says, in the answers of a node in a cluster, how many servers the answer needed to
@@ -107,12 +110,8 @@ func (sel *Selection) operator(srv *socketio.Server) (op *socketio.BroadcastOper
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, field := range [][]string{sel.To, sel.Except} {
-		for _, r := range field {
-			if r == "" {
-				return nil, nil, invalid("room names and socket ids must not be empty")
-			}
-		}
+	if err := sel.checkTargets(); err != nil {
+		return nil, nil, err
 	}
 	ns, release, err := hold(srv, name)
 	if err != nil {
@@ -121,12 +120,25 @@ func (sel *Selection) operator(srv *socketio.Server) (op *socketio.BroadcastOper
 	return ns.To(sel.To...).Except(sel.Except...), release, nil
 }
 
-// namespace is the selection's namespace, "/" when empty.
-func (sel *Selection) namespace() (string, error) {
-	name := sel.Namespace
-	if name == "" {
-		name = "/"
+// checkTargets refuses empty room names and socket ids.
+func (sel *Selection) checkTargets() error {
+	if slices.Contains(sel.To, "") || slices.Contains(sel.Except, "") {
+		return invalid("room names and socket ids must not be empty")
 	}
+	return nil
+}
+
+// name is the selection's namespace, "/" when empty.
+func (sel *Selection) name() string {
+	if sel.Namespace == "" {
+		return "/"
+	}
+	return sel.Namespace
+}
+
+// namespace is the selection's namespace, "/" when empty; it must start with "/".
+func (sel *Selection) namespace() (string, error) {
+	name := sel.name()
 	if name[0] != '/' {
 		return "", invalid("namespace %q must start with \"/\"", name)
 	}
@@ -142,8 +154,8 @@ func hold(srv *socketio.Server, name string) (ns *socketio.Namespace, release fu
 	return ns, release, nil
 }
 
-// Validate checks an emit request without acting on it.
-func (r *EmitRequest) Validate() error {
+// validate checks what an emit request says by itself, before its selection and arguments.
+func (r *EmitRequest) validate() error {
 	switch {
 	case r.Event == "":
 		return invalid(`"event" is required`)
@@ -155,6 +167,35 @@ func (r *EmitRequest) Validate() error {
 		return invalid(`"volatile" and "ack_timeout_ms" cannot be combined`)
 	}
 	return nil
+}
+
+// Check finds what would make Emit refuse r, without emitting and without making a dynamic
+// namespace, so that a batch can be checked in full before any of it is applied.
+func (r *EmitRequest) Check(srv *socketio.Server) error {
+	if err := r.validate(); err != nil {
+		return err
+	}
+	name, err := r.namespace()
+	if err != nil {
+		return err
+	}
+	if !srv.Allows(name) {
+		return fmt.Errorf("%w %q", ErrUnknownNamespace, name)
+	}
+	if err := r.checkTargets(); err != nil {
+		return err
+	}
+	_, err = r.args()
+	return err
+}
+
+// args is r.Args as values for socketio's emit functions.
+func (r *EmitRequest) args() ([]any, error) {
+	args, err := ArgsFromJSON(r.Args)
+	if err != nil {
+		return nil, invalid("%v", err)
+	}
+	return args, nil
 }
 
 // Emit sends the event to the selected sockets; with AckTimeoutMS it waits for their acks.
@@ -174,7 +215,7 @@ func EmitLocalCount(ctx context.Context, srv *socketio.Server, r *EmitRequest) (
 
 // emit is Emit, or with count false EmitLocalCount.
 func emit(ctx context.Context, srv *socketio.Server, r *EmitRequest, count bool) (*EmitResult, error) {
-	if err := r.Validate(); err != nil {
+	if err := r.validate(); err != nil {
 		return nil, err
 	}
 	op, release, err := r.operator(srv)
@@ -182,10 +223,11 @@ func emit(ctx context.Context, srv *socketio.Server, r *EmitRequest, count bool)
 		return nil, err
 	}
 	defer release()
-	args, err := ArgsFromJSON(r.Args)
+	args, err := r.args()
 	if err != nil {
-		return nil, invalid("%v", err)
+		return nil, err
 	}
+	name := r.name()
 	if r.Volatile {
 		op = op.Volatile()
 	}
@@ -195,14 +237,14 @@ func emit(ctx context.Context, srv *socketio.Server, r *EmitRequest, count bool)
 			if err != nil {
 				return nil, err
 			}
-			return &EmitResult{Sockets: n, Local: n}, nil
+			return &EmitResult{Sockets: n, Local: n, Namespace: name}, nil
 		}
 		ctx, reach := socketio.WithReach(ctx)
 		local, total, err := op.EmitContext(ctx, r.Event, args...)
 		if err != nil {
 			return nil, fmt.Errorf("%w (the event reached only this node's sockets: %d)", err, local)
 		}
-		return &EmitResult{Sockets: total, Local: local, Cluster: clusterOf(reach)}, nil
+		return &EmitResult{Sockets: total, Local: local, Namespace: name, Cluster: clusterOf(reach)}, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(r.AckTimeoutMS)*time.Millisecond)
 	defer cancel()
@@ -215,7 +257,7 @@ func emit(ctx context.Context, srv *socketio.Server, r *EmitRequest, count bool)
 		return nil, err
 	}
 	out := &EmitResult{Sockets: res.Sockets, Acks: make([]AckJSON, 0, len(res.Acks)), TimedOut: res.TimedOut,
-		Cluster: clusterOf(reach), Local: res.Sockets}
+		Cluster: clusterOf(reach), Local: res.Sockets, Namespace: name}
 	for _, a := range res.Acks {
 		j, err := ArgsToJSON(a.Args)
 		if err != nil {
