@@ -286,44 +286,44 @@ func (r *RoomsRequest) validate() error {
 // Join makes the selected sockets join the rooms. Sockets counts the selected sockets of
 // every server that answered in time (see Cluster).
 func Join(ctx context.Context, srv *socketio.Server, r *RoomsRequest) (*CountResult, error) {
-	if err := r.validate(); err != nil {
-		return nil, err
-	}
-	op, release, err := r.operator(srv)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	ctx, reach := socketio.WithReach(ctx)
-	n, err := op.SocketsJoin(ctx, r.Rooms...)
-	return &CountResult{Sockets: n, Cluster: clusterOf(reach)}, err
+	return r.apply(ctx, srv, (*socketio.BroadcastOperator).SocketsJoin)
 }
 
 // Leave makes the selected sockets leave the rooms; Sockets counts as Join's does.
 func Leave(ctx context.Context, srv *socketio.Server, r *RoomsRequest) (*CountResult, error) {
+	return r.apply(ctx, srv, (*socketio.BroadcastOperator).SocketsLeave)
+}
+
+// apply checks r and applies change, SocketsJoin or SocketsLeave, with its rooms.
+func (r *RoomsRequest) apply(ctx context.Context, srv *socketio.Server,
+	change func(*socketio.BroadcastOperator, context.Context, ...string) (int, error)) (*CountResult, error) {
 	if err := r.validate(); err != nil {
 		return nil, err
 	}
-	op, release, err := r.operator(srv)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	ctx, reach := socketio.WithReach(ctx)
-	n, err := op.SocketsLeave(ctx, r.Rooms...)
-	return &CountResult{Sockets: n, Cluster: clusterOf(reach)}, err
+	return count(ctx, srv, &r.Selection, func(ctx context.Context, op *socketio.BroadcastOperator) (int, error) {
+		return change(op, ctx, r.Rooms...)
+	})
 }
 
 // Disconnect disconnects the selected sockets (with Close, their whole connections);
 // Sockets counts as Join's does.
 func Disconnect(ctx context.Context, srv *socketio.Server, r *DisconnectRequest) (*CountResult, error) {
-	op, release, err := r.operator(srv)
+	return count(ctx, srv, &r.Selection, func(ctx context.Context, op *socketio.BroadcastOperator) (int, error) {
+		return op.DisconnectSockets(ctx, r.Close)
+	})
+}
+
+// count applies act to the sockets sel selects, its namespace held meanwhile, and answers
+// how many act reached with what the cluster adapter recorded of the servers that answered.
+func count(ctx context.Context, srv *socketio.Server, sel *Selection,
+	act func(context.Context, *socketio.BroadcastOperator) (int, error)) (*CountResult, error) {
+	op, release, err := sel.operator(srv)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
 	ctx, reach := socketio.WithReach(ctx)
-	n, err := op.DisconnectSockets(ctx, r.Close)
+	n, err := act(ctx, op)
 	return &CountResult{Sockets: n, Cluster: clusterOf(reach)}, err
 }
 
