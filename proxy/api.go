@@ -16,13 +16,13 @@ import (
 	"net/netip"
 	"reflect"
 	"runtime/debug"
-	"slices"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/siobridge/siobridge/internal/command"
 	"github.com/siobridge/siobridge/socketio"
 	"github.com/siobridge/siobridge/webhook"
 )
@@ -74,10 +74,10 @@ type api struct {
 
 // NewAPI returns the REST API the app calls on siobridge's private listener:
 //
-//	POST /emit        webhook.EmitRequest, or a JSON array of them → webhook.EmitResult (or an array)
-//	POST /join        webhook.RoomsRequest → {"sockets":N}
-//	POST /leave       webhook.RoomsRequest → {"sockets":N}
-//	POST /disconnect  webhook.DisconnectRequest → {"sockets":N}
+//	POST /emit        command.EmitRequest, or a JSON array of them → command.EmitResult (or an array)
+//	POST /join        command.RoomsRequest → {"sockets":N}
+//	POST /leave       command.RoomsRequest → {"sockets":N}
+//	POST /disconnect  command.DisconnectRequest → {"sockets":N}
 //	GET  /sockets     ?namespace=/&room=r → {"sockets":[...]}
 //	GET  /rooms       ?namespace=/ → {"rooms":[...]}
 //	GET  /healthz     {"status":"ok"}
@@ -205,7 +205,19 @@ const namespacesHint = `the namespaces served are those of socketio.namespaces (
 
 // fail answers err as {"error":"..."} with the status its kind calls for, and logs it.
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
-	status, msg := http.StatusInternalServerError, "internal error: "+err.Error()
+	status, msg := answer(err)
+	level := slog.LevelDebug
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	a.log.Log(r.Context(), level, "api: request failed",
+		"method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	writeJSON(w, status, errorBody{msg})
+}
+
+// answer is the status and message that answer err.
+func answer(err error) (status int, msg string) {
+	status, msg = http.StatusInternalServerError, "internal error: "+err.Error()
 	var he *httpError
 	var tooLarge *http.MaxBytesError
 	switch {
@@ -214,20 +226,14 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &tooLarge):
 		status, msg = http.StatusRequestEntityTooLarge,
 			fmt.Sprintf("request body too large: the limit is %d bytes (api.max_body_bytes)", tooLarge.Limit)
-	case errors.Is(err, webhook.ErrInvalid):
+	case errors.Is(err, command.ErrInvalid):
 		status, msg = http.StatusBadRequest, err.Error()
-	case errors.Is(err, webhook.ErrUnknownNamespace):
+	case errors.Is(err, command.ErrUnknownNamespace):
 		status, msg = http.StatusNotFound, err.Error()+": "+namespacesHint
 	case errors.Is(err, socketio.ErrClusterUnavailable):
 		status, msg = http.StatusServiceUnavailable, err.Error()
 	}
-	level := slog.LevelDebug
-	if status >= 500 {
-		level = slog.LevelError
-	}
-	a.log.Log(r.Context(), level, "api: request failed",
-		"method", r.Method, "path", r.URL.Path, "status", status, "err", err)
-	writeJSON(w, status, errorBody{msg})
+	return status, msg
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -362,14 +368,14 @@ func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
-// emitAckResult is the answer to an emit with ack_timeout_ms: unlike webhook.EmitResult it
+// emitAckResult is the answer to an emit with ack_timeout_ms: unlike command.EmitResult it
 // always carries both lists, so that the app can tell "none answered" from "all answered"
 // without checking which key is missing.
 type emitAckResult struct {
 	Sockets  int               `json:"sockets"`
-	Acks     []webhook.AckJSON `json:"acks"`
+	Acks     []command.AckJSON `json:"acks"`
 	TimedOut []string          `json:"timed_out"`
-	Cluster  *webhook.Cluster  `json:"cluster,omitempty"`
+	Cluster  *command.Cluster  `json:"cluster,omitempty"`
 }
 
 func (a *api) emit(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -380,7 +386,7 @@ func (a *api) emit(w http.ResponseWriter, r *http.Request) (any, error) {
 	if firstByte(body) == '[' {
 		return a.emitBatch(r.Context(), body)
 	}
-	var req webhook.EmitRequest
+	var req command.EmitRequest
 	if err := decodeStrict(body, &req, "the request body"); err != nil {
 		return nil, err
 	}
@@ -396,13 +402,14 @@ func (a *api) emitBatch(ctx context.Context, body []byte) (any, error) {
 	if len(items) == 0 {
 		return nil, &httpError{http.StatusBadRequest, "the emit batch is empty: send at least one request"}
 	}
-	reqs := make([]webhook.EmitRequest, len(items))
+	reqs := make([]command.EmitRequest, len(items))
 	for i, item := range items {
 		if err := decodeStrict(item, &reqs[i], "each item"); err != nil {
 			return nil, &httpError{http.StatusBadRequest, fmt.Sprintf("emit[%d]: %v", i, err)}
 		}
-		if err := a.checkEmit(&reqs[i]); err != nil {
-			return nil, &httpError{http.StatusBadRequest, fmt.Sprintf("emit[%d]: %v (nothing was emitted)", i, err)}
+		if err := reqs[i].Check(a.srv); err != nil {
+			_, msg := answer(err)
+			return nil, &httpError{http.StatusBadRequest, fmt.Sprintf("emit[%d]: %s (nothing was emitted)", i, msg)}
 		}
 	}
 	out := make([]any, 0, len(reqs))
@@ -420,39 +427,18 @@ func (a *api) emitBatch(ctx context.Context, body []byte) (any, error) {
 	return out, nil
 }
 
-// checkEmit finds what would make webhook.Emit refuse r, without emitting.
-func (a *api) checkEmit(r *webhook.EmitRequest) error {
-	if err := r.Validate(); err != nil {
-		return err
-	}
-	name := namespaceName(r.Namespace)
-	if name[0] != '/' {
-		return fmt.Errorf("%w: namespace %q must start with \"/\"", webhook.ErrInvalid, name)
-	}
-	if !a.srv.Allows(name) {
-		return fmt.Errorf("%w %q: %s", webhook.ErrUnknownNamespace, name, namespacesHint)
-	}
-	if slices.Contains(r.To, "") || slices.Contains(r.Except, "") {
-		return fmt.Errorf("%w: room names and socket ids must not be empty", webhook.ErrInvalid)
-	}
-	if _, err := webhook.ArgsFromJSON(r.Args); err != nil {
-		return fmt.Errorf("%w: %v", webhook.ErrInvalid, err)
-	}
-	return nil
-}
-
-func (a *api) emitOne(ctx context.Context, req *webhook.EmitRequest) (any, error) {
-	res, err := webhook.Emit(ctx, a.srv, req)
+func (a *api) emitOne(ctx context.Context, req *command.EmitRequest) (any, error) {
+	res, err := command.Emit(ctx, a.srv, req)
 	if err != nil {
 		return nil, err
 	}
-	a.metrics.eventsEmitted(namespaceName(req.Namespace), res.Local)
+	a.metrics.eventsEmitted(res.Namespace, res.Local)
 	if req.AckTimeoutMS <= 0 {
 		return res, nil
 	}
 	out := emitAckResult{Sockets: res.Sockets, Acks: res.Acks, TimedOut: res.TimedOut, Cluster: res.Cluster}
 	if out.Acks == nil {
-		out.Acks = []webhook.AckJSON{}
+		out.Acks = []command.AckJSON{}
 	}
 	if out.TimedOut == nil {
 		out.TimedOut = []string{}
@@ -461,32 +447,32 @@ func (a *api) emitOne(ctx context.Context, req *webhook.EmitRequest) (any, error
 }
 
 func (a *api) join(w http.ResponseWriter, r *http.Request) (any, error) {
-	var req webhook.RoomsRequest
+	var req command.RoomsRequest
 	if err := a.decode(w, r, &req); err != nil {
 		return nil, err
 	}
-	return webhook.Join(r.Context(), a.srv, &req)
+	return command.Join(r.Context(), a.srv, &req)
 }
 
 func (a *api) leave(w http.ResponseWriter, r *http.Request) (any, error) {
-	var req webhook.RoomsRequest
+	var req command.RoomsRequest
 	if err := a.decode(w, r, &req); err != nil {
 		return nil, err
 	}
-	return webhook.Leave(r.Context(), a.srv, &req)
+	return command.Leave(r.Context(), a.srv, &req)
 }
 
 func (a *api) disconnect(w http.ResponseWriter, r *http.Request) (any, error) {
-	var req webhook.DisconnectRequest
+	var req command.DisconnectRequest
 	if err := a.decode(w, r, &req); err != nil {
 		return nil, err
 	}
-	return webhook.Disconnect(r.Context(), a.srv, &req)
+	return command.Disconnect(r.Context(), a.srv, &req)
 }
 
 func (a *api) sockets(_ http.ResponseWriter, r *http.Request) (any, error) {
 	q := r.URL.Query()
-	res, err := webhook.Sockets(r.Context(), a.srv, q.Get("namespace"), q.Get("room"))
+	res, err := command.Sockets(r.Context(), a.srv, q.Get("namespace"), q.Get("room"))
 	if err != nil {
 		return nil, err
 	}
@@ -503,7 +489,7 @@ func (a *api) sockets(_ http.ResponseWriter, r *http.Request) (any, error) {
 }
 
 func (a *api) rooms(_ http.ResponseWriter, r *http.Request) (any, error) {
-	res, err := webhook.Rooms(r.Context(), a.srv, r.URL.Query().Get("namespace"))
+	res, err := command.Rooms(r.Context(), a.srv, r.URL.Query().Get("namespace"))
 	if err != nil {
 		return nil, err
 	}
@@ -666,14 +652,6 @@ func jsonFields(t reflect.Type) []string {
 		}
 	}
 	return out
-}
-
-// namespaceName is a request's namespace with the default applied.
-func namespaceName(name string) string {
-	if name == "" {
-		return "/"
-	}
-	return name
 }
 
 // statusWriter remembers the status code written. It unwraps to the writer beneath, so that

@@ -9,8 +9,8 @@
 //	pub, err := proxy.NewPublic(proxy.PublicOptions{SocketIO: srv, Path: "/socket.io/", Bundle: bundle, Upstream: app})
 //
 // The API speaks JSON only and shares its command vocabulary (emit, join, leave, disconnect)
-// with webhook replies: it decodes and validates requests, calls the functions of package
-// webhook and maps their errors to HTTP statuses. The public handler adds nothing to the
+// with webhook replies: it decodes requests, hands them to package internal/command, which
+// checks and carries them out, and maps its errors to HTTP statuses. The public handler adds nothing to the
 // proxied traffic beyond X-Forwarded-For, -Host and -Proto; WebSocket upgrades and streamed
 // responses pass through.
 //

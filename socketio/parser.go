@@ -356,10 +356,10 @@ func checkPayload(t PacketType, data []byte) error {
 				if err != nil {
 					return err
 				}
-				reserved = isReserved(name)
+				reserved = IsReservedEvent(name)
 			} else {
 				// Compared in place: no allocation per event.
-				reserved = isReserved(string(data[i+1 : end-1]))
+				reserved = IsReservedEvent(string(data[i+1 : end-1]))
 			}
 			if reserved {
 				return errReserved
@@ -374,9 +374,10 @@ func checkPayload(t PacketType, data []byte) error {
 	return nil
 }
 
-// isReserved reports names socket.io refuses as event names because its
-// own API emits them (see RESERVED_EVENTS in socket.io-parser).
-func isReserved(name string) bool {
+// IsReservedEvent reports names socket.io refuses as event names because its
+// own API emits them (see RESERVED_EVENTS in socket.io-parser): the decoder
+// refuses them from clients, and no emit sends them.
+func IsReservedEvent(name string) bool {
 	switch name {
 	case "connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener":
 		return true

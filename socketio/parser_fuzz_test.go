@@ -74,7 +74,7 @@ func FuzzDecodeText(f *testing.F) {
 			if err != nil {
 				t.Fatalf("EventName(%s): %v", p.Data, err)
 			}
-			if isReserved(name) {
+			if IsReservedEvent(name) {
 				t.Fatalf("reserved name %q passed", name)
 			}
 			if !json.Valid(rest) {

@@ -418,7 +418,7 @@ func (s *Socket) close(reason string) {
 
 // newEventPacket builds an EVENT (or BINARY_EVENT) packet for ns.
 func newEventPacket(ns, event string, args []any) (*Packet, error) {
-	if isReserved(event) {
+	if IsReservedEvent(event) {
 		return nil, fmt.Errorf("%w: %q", ErrReservedEvent, event)
 	}
 	vals := make([]any, 0, len(args)+1)

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/siobridge/siobridge/internal/command"
 	"github.com/siobridge/siobridge/internal/spool"
 	"github.com/siobridge/siobridge/socketio"
 )
@@ -51,7 +52,7 @@ type Actions struct {
 	// Ack answers the client's acknowledgement callback, when it asked for one.
 	Ack *[]json.RawMessage `json:"ack"`
 	// Emit items are shaped like POST /emit; their namespace defaults to the socket's.
-	Emit []EmitRequest `json:"emit"`
+	Emit []command.EmitRequest `json:"emit"`
 	// Join and Leave change the socket's rooms.
 	Join  []string `json:"join"`
 	Leave []string `json:"leave"`
@@ -266,7 +267,7 @@ func (b *Bridge) onEvent(s *socketio.Socket, st *socketState, e *socketio.Event)
 	if !b.kinds[KindEvent] {
 		return
 	}
-	args, err := ArgsToJSON(e.Args)
+	args, err := command.ArgsToJSON(e.Args)
 	if err != nil {
 		b.log.Warn("webhook: event arguments unreadable", "socket", s.ID(), "event", e.Name, "err", err)
 		return
@@ -460,7 +461,7 @@ func (b *Bridge) apply(s *socketio.Socket, e *socketio.Event, acts *Actions, kin
 		s.Leave(acts.Leave...)
 	}
 	if acts.Ack != nil && e != nil && e.WantsAck() {
-		args, err := ArgsFromJSON(*acts.Ack)
+		args, err := command.ArgsFromJSON(*acts.Ack)
 		if err != nil {
 			b.opts.Metrics.replyError(kind)
 			b.log.Warn("webhook: reply has errors: the other actions apply", "delivery", delivery, "kind", kind,
@@ -481,9 +482,9 @@ func (b *Bridge) apply(s *socketio.Socket, e *socketio.Event, acts *Actions, kin
 			continue
 		}
 		// Not waiting for other nodes' counts: the socket's next webhook waits on this one.
-		res, err := emit(context.Background(), b.opts.Server, &em, false)
+		res, err := command.EmitLocalCount(context.Background(), b.opts.Server, &em)
 		if err != nil {
-			if errors.Is(err, ErrInvalid) || errors.Is(err, ErrUnknownNamespace) {
+			if errors.Is(err, command.ErrInvalid) || errors.Is(err, command.ErrUnknownNamespace) {
 				b.opts.Metrics.replyError(kind)
 			}
 			b.log.Warn("webhook: emit action failed", "delivery", delivery, "kind", kind, "socket", s.ID(), "event", em.Event, "err", err)

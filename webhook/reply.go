@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/siobridge/siobridge/internal/command"
 	"github.com/siobridge/siobridge/internal/didyoumean"
 )
 
@@ -96,7 +97,7 @@ func parseReply(body []byte) (acts Actions, problems []string, err error) {
 }
 
 // parseEmits reads a reply's "emit" list, leaving out the items it cannot read.
-func parseEmits(raw json.RawMessage, problems []string) ([]EmitRequest, []string) {
+func parseEmits(raw json.RawMessage, problems []string) ([]command.EmitRequest, []string) {
 	var items []json.RawMessage
 	if string(raw) == "null" {
 		return nil, problems
@@ -104,7 +105,7 @@ func parseEmits(raw json.RawMessage, problems []string) ([]EmitRequest, []string
 	if json.Unmarshal(raw, &items) != nil {
 		return nil, append(problems, fmt.Sprintf(`"emit": must be an array of emits, each shaped like a POST /emit body, got %s`, jsonType(raw)))
 	}
-	emits := make([]EmitRequest, 0, len(items))
+	emits := make([]command.EmitRequest, 0, len(items))
 	for i, item := range items {
 		where := fmt.Sprintf(`"emit"[%d]`, i)
 		var fields map[string]json.RawMessage
@@ -123,7 +124,7 @@ func parseEmits(raw json.RawMessage, problems []string) ([]EmitRequest, []string
 			problems = append(problems, unknown...)
 			continue
 		}
-		var em EmitRequest
+		var em command.EmitRequest
 		if err := json.Unmarshal(item, &em); err != nil {
 			problems = append(problems, fmt.Sprintf("%s: %s", where, jsonErrorText(err)))
 			continue

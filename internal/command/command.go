@@ -1,17 +1,15 @@
-package webhook
+package command
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/siobridge/siobridge/socketio"
 )
-
-// The commands an app gives siobridge, both as REST calls and as actions in a webhook reply.
-// They share one vocabulary so that `{"emit":[...]}` in a reply means what POST /emit means.
 
 // Errors of the commands; callers answer 400 for ErrInvalid and 404 for ErrUnknownNamespace.
 var (
@@ -21,12 +19,6 @@ var (
 
 // MaxAckTimeout bounds ack_timeout_ms.
 const MaxAckTimeout = 5 * time.Minute
-
-// reservedEvents may not be emitted: the clients give them their own meaning.
-var reservedEvents = map[string]bool{
-	"connect": true, "connect_error": true, "disconnect": true, "disconnecting": true,
-	"newListener": true, "removeListener": true,
-}
 
 // Selection picks sockets of a namespace: those in any of To (rooms or socket ids; all when
 // empty), less those in any of Except.
@@ -57,8 +49,10 @@ type EmitResult struct {
 	Acks     []AckJSON `json:"acks,omitempty"`
 	TimedOut []string  `json:"timed_out,omitempty"`
 	Cluster  *Cluster  `json:"cluster,omitempty"`
-	// Local is how many of Sockets are on this node (for this node's metrics).
-	Local int `json:"-"`
+	// Local is how many of Sockets are on this node, and Namespace the namespace emitted in,
+	// "/" when the request names none (for this node's metrics).
+	Local     int    `json:"-"`
+	Namespace string `json:"-"`
 }
 
 // Cluster says, in the answers of a node in a cluster, how many servers the answer needed to
@@ -116,12 +110,8 @@ func (sel *Selection) operator(srv *socketio.Server) (op *socketio.BroadcastOper
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, field := range [][]string{sel.To, sel.Except} {
-		for _, r := range field {
-			if r == "" {
-				return nil, nil, invalid("room names and socket ids must not be empty")
-			}
-		}
+	if err := sel.checkTargets(); err != nil {
+		return nil, nil, err
 	}
 	ns, release, err := hold(srv, name)
 	if err != nil {
@@ -130,12 +120,25 @@ func (sel *Selection) operator(srv *socketio.Server) (op *socketio.BroadcastOper
 	return ns.To(sel.To...).Except(sel.Except...), release, nil
 }
 
-// namespace is the selection's namespace, "/" when empty.
-func (sel *Selection) namespace() (string, error) {
-	name := sel.Namespace
-	if name == "" {
-		name = "/"
+// checkTargets refuses empty room names and socket ids.
+func (sel *Selection) checkTargets() error {
+	if slices.Contains(sel.To, "") || slices.Contains(sel.Except, "") {
+		return invalid("room names and socket ids must not be empty")
 	}
+	return nil
+}
+
+// name is the selection's namespace, "/" when empty.
+func (sel *Selection) name() string {
+	if sel.Namespace == "" {
+		return "/"
+	}
+	return sel.Namespace
+}
+
+// namespace is the selection's namespace, "/" when empty; it must start with "/".
+func (sel *Selection) namespace() (string, error) {
+	name := sel.name()
 	if name[0] != '/' {
 		return "", invalid("namespace %q must start with \"/\"", name)
 	}
@@ -151,12 +154,12 @@ func hold(srv *socketio.Server, name string) (ns *socketio.Namespace, release fu
 	return ns, release, nil
 }
 
-// Validate checks an emit request without acting on it.
-func (r *EmitRequest) Validate() error {
+// validate checks what an emit request says by itself, before its selection and arguments.
+func (r *EmitRequest) validate() error {
 	switch {
 	case r.Event == "":
 		return invalid(`"event" is required`)
-	case reservedEvents[r.Event]:
+	case socketio.IsReservedEvent(r.Event):
 		return invalid("event %q is reserved", r.Event)
 	case r.AckTimeoutMS < 0 || time.Duration(r.AckTimeoutMS)*time.Millisecond > MaxAckTimeout:
 		return invalid(`"ack_timeout_ms" must be between 0 and %d`, MaxAckTimeout.Milliseconds())
@@ -164,6 +167,35 @@ func (r *EmitRequest) Validate() error {
 		return invalid(`"volatile" and "ack_timeout_ms" cannot be combined`)
 	}
 	return nil
+}
+
+// Check finds what would make Emit refuse r, without emitting and without making a dynamic
+// namespace, so that a batch can be checked in full before any of it is applied.
+func (r *EmitRequest) Check(srv *socketio.Server) error {
+	if err := r.validate(); err != nil {
+		return err
+	}
+	name, err := r.namespace()
+	if err != nil {
+		return err
+	}
+	if !srv.Allows(name) {
+		return fmt.Errorf("%w %q", ErrUnknownNamespace, name)
+	}
+	if err := r.checkTargets(); err != nil {
+		return err
+	}
+	_, err = r.args()
+	return err
+}
+
+// args is r.Args as values for socketio's emit functions.
+func (r *EmitRequest) args() ([]any, error) {
+	args, err := ArgsFromJSON(r.Args)
+	if err != nil {
+		return nil, invalid("%v", err)
+	}
+	return args, nil
 }
 
 // Emit sends the event to the selected sockets; with AckTimeoutMS it waits for their acks.
@@ -175,10 +207,15 @@ func Emit(ctx context.Context, srv *socketio.Server, r *EmitRequest) (*EmitResul
 	return emit(ctx, srv, r, true)
 }
 
-// emit is Emit; without count, an emit with no acks does not wait for other nodes and
-// Sockets is this node's count.
+// EmitLocalCount is Emit for callers that may not wait on other nodes: an emit with no acks
+// reaches the cluster as Emit's does, but Sockets is this node's count.
+func EmitLocalCount(ctx context.Context, srv *socketio.Server, r *EmitRequest) (*EmitResult, error) {
+	return emit(ctx, srv, r, false)
+}
+
+// emit is Emit, or with count false EmitLocalCount.
 func emit(ctx context.Context, srv *socketio.Server, r *EmitRequest, count bool) (*EmitResult, error) {
-	if err := r.Validate(); err != nil {
+	if err := r.validate(); err != nil {
 		return nil, err
 	}
 	op, release, err := r.operator(srv)
@@ -186,10 +223,11 @@ func emit(ctx context.Context, srv *socketio.Server, r *EmitRequest, count bool)
 		return nil, err
 	}
 	defer release()
-	args, err := ArgsFromJSON(r.Args)
+	args, err := r.args()
 	if err != nil {
-		return nil, invalid("%v", err)
+		return nil, err
 	}
+	name := r.name()
 	if r.Volatile {
 		op = op.Volatile()
 	}
@@ -199,14 +237,14 @@ func emit(ctx context.Context, srv *socketio.Server, r *EmitRequest, count bool)
 			if err != nil {
 				return nil, err
 			}
-			return &EmitResult{Sockets: n, Local: n}, nil
+			return &EmitResult{Sockets: n, Local: n, Namespace: name}, nil
 		}
 		ctx, reach := socketio.WithReach(ctx)
 		local, total, err := op.EmitContext(ctx, r.Event, args...)
 		if err != nil {
 			return nil, fmt.Errorf("%w (the event reached only this node's sockets: %d)", err, local)
 		}
-		return &EmitResult{Sockets: total, Local: local, Cluster: clusterOf(reach)}, nil
+		return &EmitResult{Sockets: total, Local: local, Namespace: name, Cluster: clusterOf(reach)}, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(r.AckTimeoutMS)*time.Millisecond)
 	defer cancel()
@@ -219,7 +257,7 @@ func emit(ctx context.Context, srv *socketio.Server, r *EmitRequest, count bool)
 		return nil, err
 	}
 	out := &EmitResult{Sockets: res.Sockets, Acks: make([]AckJSON, 0, len(res.Acks)), TimedOut: res.TimedOut,
-		Cluster: clusterOf(reach), Local: res.Sockets}
+		Cluster: clusterOf(reach), Local: res.Sockets, Namespace: name}
 	for _, a := range res.Acks {
 		j, err := ArgsToJSON(a.Args)
 		if err != nil {
@@ -248,44 +286,44 @@ func (r *RoomsRequest) validate() error {
 // Join makes the selected sockets join the rooms. Sockets counts the selected sockets of
 // every server that answered in time (see Cluster).
 func Join(ctx context.Context, srv *socketio.Server, r *RoomsRequest) (*CountResult, error) {
-	if err := r.validate(); err != nil {
-		return nil, err
-	}
-	op, release, err := r.operator(srv)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	ctx, reach := socketio.WithReach(ctx)
-	n, err := op.SocketsJoin(ctx, r.Rooms...)
-	return &CountResult{Sockets: n, Cluster: clusterOf(reach)}, err
+	return r.apply(ctx, srv, (*socketio.BroadcastOperator).SocketsJoin)
 }
 
 // Leave makes the selected sockets leave the rooms; Sockets counts as Join's does.
 func Leave(ctx context.Context, srv *socketio.Server, r *RoomsRequest) (*CountResult, error) {
+	return r.apply(ctx, srv, (*socketio.BroadcastOperator).SocketsLeave)
+}
+
+// apply checks r and applies change, SocketsJoin or SocketsLeave, with its rooms.
+func (r *RoomsRequest) apply(ctx context.Context, srv *socketio.Server,
+	change func(*socketio.BroadcastOperator, context.Context, ...string) (int, error)) (*CountResult, error) {
 	if err := r.validate(); err != nil {
 		return nil, err
 	}
-	op, release, err := r.operator(srv)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	ctx, reach := socketio.WithReach(ctx)
-	n, err := op.SocketsLeave(ctx, r.Rooms...)
-	return &CountResult{Sockets: n, Cluster: clusterOf(reach)}, err
+	return count(ctx, srv, &r.Selection, func(ctx context.Context, op *socketio.BroadcastOperator) (int, error) {
+		return change(op, ctx, r.Rooms...)
+	})
 }
 
 // Disconnect disconnects the selected sockets (with Close, their whole connections);
 // Sockets counts as Join's does.
 func Disconnect(ctx context.Context, srv *socketio.Server, r *DisconnectRequest) (*CountResult, error) {
-	op, release, err := r.operator(srv)
+	return count(ctx, srv, &r.Selection, func(ctx context.Context, op *socketio.BroadcastOperator) (int, error) {
+		return op.DisconnectSockets(ctx, r.Close)
+	})
+}
+
+// count applies act to the sockets sel selects, its namespace held meanwhile, and answers
+// how many act reached with what the cluster adapter recorded of the servers that answered.
+func count(ctx context.Context, srv *socketio.Server, sel *Selection,
+	act func(context.Context, *socketio.BroadcastOperator) (int, error)) (*CountResult, error) {
+	op, release, err := sel.operator(srv)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
 	ctx, reach := socketio.WithReach(ctx)
-	n, err := op.DisconnectSockets(ctx, r.Close)
+	n, err := act(ctx, op)
 	return &CountResult{Sockets: n, Cluster: clusterOf(reach)}, err
 }
 
