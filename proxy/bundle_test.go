@@ -4,6 +4,8 @@ import (
 	"io/fs"
 	"os"
 	"testing"
+
+	"github.com/siobridge/siobridge/internal/testkit"
 )
 
 // The dist files are copied in at build time and not committed: ClientBundle must say whether
@@ -21,11 +23,11 @@ func TestClientBundleMatchesDisk(t *testing.T) {
 		t.Log("no socket.io-client bundle in clientdist/ (run proxy/clientdist/update.sh): only the 404 path is checked")
 	}
 	ts := newPublicServer(t, PublicOptions{Bundle: bundle})
-	res := do(t, ts.Client(), "GET", ts.URL+"/socket.io/socket.io.min.js", "", nil)
+	res := testkit.Do(t, ts.Client(), "GET", ts.URL+"/socket.io/socket.io.min.js", "", nil)
 	switch {
-	case ok && (res.status != 200 || res.body != string(onDisk)):
-		t.Fatalf("embedded socket.io.min.js: %d, %d bytes, want the %d bytes on disk", res.status, len(res.body), len(onDisk))
-	case !ok && res.status != 404:
-		t.Fatalf("without the bundle: %d", res.status)
+	case ok && (res.Status != 200 || res.Body != string(onDisk)):
+		t.Fatalf("embedded socket.io.min.js: %d, %d bytes, want the %d bytes on disk", res.Status, len(res.Body), len(onDisk))
+	case !ok && res.Status != 404:
+		t.Fatalf("without the bundle: %d", res.Status)
 	}
 }

@@ -100,13 +100,15 @@ func (m *Metrics) LimitHit(limit string) {
 	m.limitHits.WithLabelValues(limit).Inc()
 }
 
-func (m *Metrics) apiRequest(route string, code int) {
+// APIRequest counts an API request by route pattern and status code.
+func (m *Metrics) APIRequest(route string, code int) {
 	if m != nil {
 		m.apiRequests.WithLabelValues(route, strconv.Itoa(code)).Inc()
 	}
 }
 
-func (m *Metrics) eventsEmitted(namespace string, sockets int) {
+// EventsEmitted counts an emit's sockets reached on this node, by namespace.
+func (m *Metrics) EventsEmitted(namespace string, sockets int) {
 	if m != nil && sockets > 0 {
 		m.eventsOut.WithLabelValues(namespace).Add(float64(sockets))
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"html"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/siobridge/siobridge/internal/edge"
+
+	"github.com/siobridge/siobridge/internal/httpstat"
 )
 
 // PublicOptions configure the public handler made by [NewPublic].
@@ -105,11 +108,13 @@ func (p *public) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if p.proxy == nil {
-		writeJSON(w, http.StatusNotFound, errorBody{"no upstream configured"})
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, `{"error":"no upstream configured"}`+"\n")
 		return
 	}
-	pw := &proxyWriter{statusWriter: statusWriter{ResponseWriter: w}, in: r}
-	defer func() { p.metrics.proxyRequest(pw.status()) }()
+	pw := &proxyWriter{Writer: httpstat.Writer{ResponseWriter: w}, in: r}
+	defer func() { p.metrics.proxyRequest(pw.Status()) }()
 	p.proxy.ServeHTTP(pw, r)
 }
 
@@ -215,10 +220,10 @@ func isTimeout(err error) bool {
 	return errors.As(err, &t) && t.Timeout()
 }
 
-// proxyWriter is the statusWriter of a proxied request; a hijack (a WebSocket upgrade) is
+// proxyWriter is the httpstat.Writer of a proxied request; a hijack (a WebSocket upgrade) is
 // recorded as 101, and tells the error handler that nothing can be written any more.
 type proxyWriter struct {
-	statusWriter
+	httpstat.Writer
 	hijacked bool
 	in       *http.Request // the request as the proxy got it (the error handler gets a clone)
 }
@@ -228,8 +233,8 @@ func (w *proxyWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err == nil {
 		w.hijacked = true
-		if w.code == 0 {
-			w.code = http.StatusSwitchingProtocols
+		if w.Code == 0 {
+			w.Code = http.StatusSwitchingProtocols
 		}
 	}
 	return conn, brw, err

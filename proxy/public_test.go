@@ -23,10 +23,11 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/siobridge/siobridge/socketio"
 	"github.com/siobridge/siobridge/socketio/socketiotest"
+
+	"github.com/siobridge/siobridge/internal/testkit"
 )
 
 // newPublicServer serves NewPublic(opts) on a loopback listener.
@@ -66,13 +67,6 @@ func newUpstream(t *testing.T, h http.HandlerFunc) (*httptest.Server, *url.URL) 
 	return ts, u
 }
 
-func scrape(t *testing.T, g prometheus.Gatherer) string {
-	t.Helper()
-	rec := httptest.NewRecorder()
-	promhttp.HandlerFor(g, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	return rec.Body.String()
-}
-
 func sha256ETag(data string) string {
 	sum := sha256.Sum256([]byte(data))
 	return `"` + hex.EncodeToString(sum[:16]) + `"`
@@ -87,19 +81,19 @@ func TestBundleServing(t *testing.T) {
 		"socket.io.min.js.map": {Data: []byte(sourceMap)},
 		"socket.io.esm.min.js": {Data: []byte(esm)},
 	}})
-	get := func(method, path string, header ...string) response {
+	get := func(method, path string, header ...string) testkit.Response {
 		t.Helper()
 		h := http.Header{}
 		for i := 0; i+1 < len(header); i += 2 {
 			h.Set(header[i], header[i+1])
 		}
-		return do(t, ts.Client(), method, ts.URL+path, "", h)
+		return testkit.Do(t, ts.Client(), method, ts.URL+path, "", h)
 	}
 	etag := sha256ETag(js)
 
 	res := get("GET", "/socket.io/socket.io.min.js")
-	if res.status != 200 || res.body != js {
-		t.Fatalf("GET: %d %.60q", res.status, res.body)
+	if res.Status != 200 || res.Body != js {
+		t.Fatalf("GET: %d %.60q", res.Status, res.Body)
 	}
 	for k, want := range map[string]string{
 		"Content-Type":     "application/javascript; charset=utf-8",
@@ -108,35 +102,35 @@ func TestBundleServing(t *testing.T) {
 		"Vary":             "Accept-Encoding",
 		"Content-Encoding": "",
 	} {
-		if got := res.header.Get(k); got != want {
+		if got := res.Header.Get(k); got != want {
 			t.Errorf("%s: %q, want %q", k, got, want)
 		}
 	}
 
 	for _, inm := range []string{etag, `"other", ` + etag, "W/" + etag, "*"} {
 		res := get("GET", "/socket.io/socket.io.min.js", "If-None-Match", inm)
-		if res.status != 304 || res.body != "" || res.header.Get("ETag") != etag {
-			t.Errorf("If-None-Match %s: %d %q ETag %q", inm, res.status, res.body, res.header.Get("ETag"))
+		if res.Status != 304 || res.Body != "" || res.Header.Get("ETag") != etag {
+			t.Errorf("If-None-Match %s: %d %q ETag %q", inm, res.Status, res.Body, res.Header.Get("ETag"))
 		}
 	}
-	if res := get("GET", "/socket.io/socket.io.min.js", "If-None-Match", `"stale"`); res.status != 200 || res.body != js {
-		t.Errorf("stale If-None-Match: %d", res.status)
+	if res := get("GET", "/socket.io/socket.io.min.js", "If-None-Match", `"stale"`); res.Status != 200 || res.Body != js {
+		t.Errorf("stale If-None-Match: %d", res.Status)
 	}
-	if res := get("GET", "/socket.io/socket.io.min.js?v=4.8.4"); res.status != 200 || res.body != js {
-		t.Errorf("with a query: %d", res.status)
+	if res := get("GET", "/socket.io/socket.io.min.js?v=4.8.4"); res.Status != 200 || res.Body != js {
+		t.Errorf("with a query: %d", res.Status)
 	}
 
 	head := get("HEAD", "/socket.io/socket.io.min.js")
-	if head.status != 200 || head.body != "" || head.header.Get("Content-Length") != "2600" || head.header.Get("ETag") != etag {
-		t.Errorf("HEAD: %d %q %v", head.status, head.body, head.header)
+	if head.Status != 200 || head.Body != "" || head.Header.Get("Content-Length") != "2600" || head.Header.Get("ETag") != etag {
+		t.Errorf("HEAD: %d %q %v", head.Status, head.Body, head.Header)
 	}
 
 	t.Run("gzip", func(t *testing.T) {
 		res := get("GET", "/socket.io/socket.io.min.js", "Accept-Encoding", "br, gzip;q=0.8")
-		if res.status != 200 || res.header.Get("Content-Encoding") != "gzip" || len(res.body) >= len(js) {
-			t.Fatalf("%d %v", res.status, res.header)
+		if res.Status != 200 || res.Header.Get("Content-Encoding") != "gzip" || len(res.Body) >= len(js) {
+			t.Fatalf("%d %v", res.Status, res.Header)
 		}
-		zr, err := gzip.NewReader(strings.NewReader(res.body))
+		zr, err := gzip.NewReader(strings.NewReader(res.Body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,48 +138,48 @@ func TestBundleServing(t *testing.T) {
 		if err != nil || string(plain) != js {
 			t.Fatalf("gunzipped body differs: %v", err)
 		}
-		gzETag := res.header.Get("ETag")
+		gzETag := res.Header.Get("ETag")
 		if gzETag == etag || gzETag == "" {
 			t.Fatalf("the gzip representation needs its own ETag, got %q", gzETag)
 		}
-		if res := get("GET", "/socket.io/socket.io.min.js", "Accept-Encoding", "gzip", "If-None-Match", gzETag); res.status != 304 {
-			t.Fatalf("gzip revalidation: %d", res.status)
+		if res := get("GET", "/socket.io/socket.io.min.js", "Accept-Encoding", "gzip", "If-None-Match", gzETag); res.Status != 304 {
+			t.Fatalf("gzip revalidation: %d", res.Status)
 		}
-		if res := get("GET", "/socket.io/socket.io.min.js", "Accept-Encoding", "gzip;q=0, *"); res.header.Get("Content-Encoding") != "" {
+		if res := get("GET", "/socket.io/socket.io.min.js", "Accept-Encoding", "gzip;q=0, *"); res.Header.Get("Content-Encoding") != "" {
 			t.Fatal("gzip;q=0 must refuse gzip")
 		}
 		// Too small to gain from compression: served as it is.
-		if res := get("GET", "/socket.io/socket.io.esm.min.js", "Accept-Encoding", "gzip"); res.body != esm || res.header.Get("Content-Encoding") != "" {
-			t.Fatalf("esm: %q %v", res.body, res.header)
+		if res := get("GET", "/socket.io/socket.io.esm.min.js", "Accept-Encoding", "gzip"); res.Body != esm || res.Header.Get("Content-Encoding") != "" {
+			t.Fatalf("esm: %q %v", res.Body, res.Header)
 		}
 	})
 
-	if res := get("GET", "/socket.io/socket.io.min.js.map"); res.status != 200 || res.body != sourceMap ||
-		res.header.Get("Content-Type") != "application/json; charset=utf-8" || res.header.Get("ETag") != sha256ETag(sourceMap) {
-		t.Errorf("map: %d %v", res.status, res.header)
+	if res := get("GET", "/socket.io/socket.io.min.js.map"); res.Status != 200 || res.Body != sourceMap ||
+		res.Header.Get("Content-Type") != "application/json; charset=utf-8" || res.Header.Get("ETag") != sha256ETag(sourceMap) {
+		t.Errorf("map: %d %v", res.Status, res.Header)
 	}
 
 	missing := get("GET", "/socket.io/socket.io.js")
-	if missing.status != 404 || !strings.Contains(missing.body, "bundle was not built") ||
-		!strings.Contains(missing.body, "make bundle") || !strings.HasPrefix(missing.header.Get("Content-Type"), "text/plain") {
-		t.Errorf("missing file: %d %q", missing.status, missing.body)
+	if missing.Status != 404 || !strings.Contains(missing.Body, "bundle was not built") ||
+		!strings.Contains(missing.Body, "make bundle") || !strings.HasPrefix(missing.Header.Get("Content-Type"), "text/plain") {
+		t.Errorf("missing file: %d %q", missing.Status, missing.Body)
 	}
 
 	// Other methods, and files that are not the bundle's, are the Socket.IO handler's.
-	if res := get("POST", "/socket.io/socket.io.min.js"); res.body != "socket.io handler: POST /socket.io/socket.io.min.js" {
-		t.Errorf("POST: %q", res.body)
+	if res := get("POST", "/socket.io/socket.io.min.js"); res.Body != "socket.io handler: POST /socket.io/socket.io.min.js" {
+		t.Errorf("POST: %q", res.Body)
 	}
-	if res := get("GET", "/socket.io/socket.io.msgpack.min.js"); res.body != "socket.io handler: GET /socket.io/socket.io.msgpack.min.js" {
-		t.Errorf("msgpack: %q", res.body)
+	if res := get("GET", "/socket.io/socket.io.msgpack.min.js"); res.Body != "socket.io handler: GET /socket.io/socket.io.msgpack.min.js" {
+		t.Errorf("msgpack: %q", res.Body)
 	}
 }
 
 func TestBundleNotBuilt(t *testing.T) {
 	ts := newPublicServer(t, PublicOptions{Path: "/ws/"})
 	for _, name := range bundleNames {
-		res := do(t, ts.Client(), "GET", ts.URL+"/ws/"+name, "", nil)
-		if res.status != 404 || !strings.Contains(res.body, name+" is not available: the socket.io-client bundle was not built") {
-			t.Errorf("%s: %d %q", name, res.status, res.body)
+		res := testkit.Do(t, ts.Client(), "GET", ts.URL+"/ws/"+name, "", nil)
+		if res.Status != 404 || !strings.Contains(res.Body, name+" is not available: the socket.io-client bundle was not built") {
+			t.Errorf("%s: %d %q", name, res.Status, res.Body)
 		}
 	}
 }
@@ -200,9 +194,9 @@ func TestSocketIOPathRouting(t *testing.T) {
 	})
 	ts := newPublicServer(t, PublicOptions{SocketIO: srv, Upstream: app})
 
-	res := do(t, ts.Client(), "GET", ts.URL+"/socket.io/?EIO=4&transport=polling", "", nil)
-	if res.status != 200 || !strings.HasPrefix(res.body, `0{"sid":"`) {
-		t.Fatalf("polling handshake: %d %q", res.status, res.body)
+	res := testkit.Do(t, ts.Client(), "GET", ts.URL+"/socket.io/?EIO=4&transport=polling", "", nil)
+	if res.Status != 200 || !strings.HasPrefix(res.Body, `0{"sid":"`) {
+		t.Fatalf("polling handshake: %d %q", res.Status, res.Body)
 	}
 
 	c := socketiotest.Dial(t, ts.URL, "")
@@ -210,7 +204,7 @@ func TestSocketIOPathRouting(t *testing.T) {
 	if got := c.Read(); !strings.HasPrefix(got, `40{"sid":"`) {
 		t.Fatalf("connect: %q", got)
 	}
-	s := recv(t, connected)
+	s := testkit.Recv(t, connected)
 	if err := s.Emit("hello", "through the public listener"); err != nil {
 		t.Fatal(err)
 	}
@@ -218,8 +212,8 @@ func TestSocketIOPathRouting(t *testing.T) {
 
 	// Only paths under "/socket.io/" are Socket.IO's.
 	for _, path := range []string{"/socket.io", "/socket.iox/", "/"} {
-		if res := do(t, ts.Client(), "GET", ts.URL+path, "", nil); res.body != "app: "+path {
-			t.Errorf("%s: %q", path, res.body)
+		if res := testkit.Do(t, ts.Client(), "GET", ts.URL+path, "", nil); res.Body != "app: "+path {
+			t.Errorf("%s: %q", path, res.Body)
 		}
 	}
 }
@@ -262,7 +256,7 @@ func TestProxyForwardsRequests(t *testing.T) {
 		t.Fatalf("client got %d %q %v", res.StatusCode, body, res.Header)
 	}
 
-	got := recv(t, seen)
+	got := testkit.Recv(t, seen)
 	want := map[string]string{
 		// Whatever the client claims is dropped: the app sees the peer siobridge saw.
 		"X-Forwarded-For":   "127.0.0.1",
@@ -282,13 +276,13 @@ func TestProxyForwardsRequests(t *testing.T) {
 }
 
 // waitMetric waits until the registry shows line: a proxied request is counted once its
-// handler has returned, which can be after its client has read the whole response. It fails
+// handler has returned, which can be after its client has read the whole testkit.Response. It fails
 // after five seconds.
 func waitMetric(t *testing.T, g prometheus.Gatherer, line string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		m := scrape(t, g)
+		m := testkit.Scrape(t, g)
 		if strings.Contains(m, line) {
 			return
 		}
@@ -309,7 +303,7 @@ func TestProxyStripsHopByHopHeaders(t *testing.T) {
 		w.Header().Set("Proxy-Authenticate", "Basic")
 	})
 	ts := newPublicServer(t, PublicOptions{Upstream: app})
-	res := do(t, ts.Client(), "GET", ts.URL+"/", "", http.Header{
+	res := testkit.Do(t, ts.Client(), "GET", ts.URL+"/", "", http.Header{
 		"Connection":          {"X-Custom, Keep-Alive"},
 		"X-Custom":            {"1"},
 		"Keep-Alive":          {"timeout=5"},
@@ -318,7 +312,7 @@ func TestProxyStripsHopByHopHeaders(t *testing.T) {
 		"Te":                  {"gzip"},
 		"X-Kept":              {"yes"},
 	})
-	got := recv(t, seen)
+	got := testkit.Recv(t, seen)
 	for _, k := range []string{"X-Custom", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "Te"} {
 		if v, ok := got[k]; ok {
 			t.Errorf("hop-by-hop %s: %q reached the app", k, v)
@@ -327,8 +321,8 @@ func TestProxyStripsHopByHopHeaders(t *testing.T) {
 	if got.Get("Connection") != "" || got.Get("X-Kept") != "yes" {
 		t.Errorf("app saw Connection %q, X-Kept %q", got.Get("Connection"), got.Get("X-Kept"))
 	}
-	if res.header.Get("X-Resp-Hop") != "" || res.header.Get("Proxy-Authenticate") != "" || res.header.Get("X-Resp-Kept") != "1" {
-		t.Errorf("client got %v", res.header)
+	if res.Header.Get("X-Resp-Hop") != "" || res.Header.Get("Proxy-Authenticate") != "" || res.Header.Get("X-Resp-Kept") != "1" {
+		t.Errorf("client got %v", res.Header)
 	}
 }
 
@@ -402,7 +396,7 @@ func TestProxyStreamsResponses(t *testing.T) {
 	}
 	defer res.Body.Close()
 	br := bufio.NewReader(res.Body)
-	// The first line arrives while the app still holds the response open.
+	// The first line arrives while the app still holds the testkit.Response open.
 	if line, err := br.ReadString('\n'); err != nil || line != "first\n" {
 		t.Fatalf("first line: %q %v", line, err)
 	}
@@ -424,10 +418,10 @@ func TestProxyUpstreamDown(t *testing.T) {
 		Upstream: &url.URL{Scheme: "http", Host: addr},
 		Metrics:  NewMetrics(reg, nil),
 	})
-	res := do(t, ts.Client(), "GET", ts.URL+"/dashboard", "", nil)
+	res := testkit.Do(t, ts.Client(), "GET", ts.URL+"/dashboard", "", nil)
 	want := "siobridge could not reach the app at http://" + addr + ": connection refused"
-	if res.status != 502 || !strings.Contains(res.body, want) || res.header.Get("Content-Type") != "text/html; charset=utf-8" {
-		t.Fatalf("got %d %q %q", res.status, res.header.Get("Content-Type"), res.body)
+	if res.Status != 502 || !strings.Contains(res.Body, want) || res.Header.Get("Content-Type") != "text/html; charset=utf-8" {
+		t.Fatalf("got %d %q %q", res.Status, res.Header.Get("Content-Type"), res.Body)
 	}
 	for _, line := range []string{`siobridge_proxy_requests_total{code="502"} 1`, `siobridge_proxy_errors_total 1`} {
 		waitMetric(t, reg, line)
@@ -451,9 +445,9 @@ func TestProxyTimeout(t *testing.T) {
 		h.ServeHTTP(w, r.WithContext(ctx))
 	}))
 	t.Cleanup(ts.Close)
-	res := do(t, ts.Client(), "GET", ts.URL+"/slow", "", nil)
-	if res.status != 504 || !strings.Contains(res.body, "siobridge timed out waiting for the app at "+app.String()) {
-		t.Fatalf("got %d %q", res.status, res.body)
+	res := testkit.Do(t, ts.Client(), "GET", ts.URL+"/slow", "", nil)
+	if res.Status != 504 || !strings.Contains(res.Body, "siobridge timed out waiting for the app at "+app.String()) {
+		t.Fatalf("got %d %q", res.Status, res.Body)
 	}
 }
 
@@ -486,9 +480,9 @@ func TestClassifyProxyError(t *testing.T) {
 
 func TestNoUpstream(t *testing.T) {
 	ts := newPublicServer(t, PublicOptions{})
-	res := do(t, ts.Client(), "GET", ts.URL+"/anything", "", nil)
-	if res.status != 404 || strings.TrimSpace(res.body) != `{"error":"no upstream configured"}` || res.header.Get("Content-Type") != "application/json" {
-		t.Fatalf("got %d %q", res.status, res.body)
+	res := testkit.Do(t, ts.Client(), "GET", ts.URL+"/anything", "", nil)
+	if res.Status != 404 || strings.TrimSpace(res.Body) != `{"error":"no upstream configured"}` || res.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("got %d %q", res.Status, res.Body)
 	}
 }
 

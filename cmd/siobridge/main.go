@@ -33,6 +33,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/siobridge/siobridge/engineio"
+	"github.com/siobridge/siobridge/internal/api"
 	"github.com/siobridge/siobridge/internal/config"
 	"github.com/siobridge/siobridge/internal/edge"
 	"github.com/siobridge/siobridge/internal/spool"
@@ -63,7 +64,7 @@ const defaultConfigPath = "/etc/siobridge/config.toml"
 
 // run starts siobridge and serves until ctx ends. ready, when not nil, receives the
 // listeners' addresses once both are serving (tests use it).
-func run(ctx context.Context, args, env []string, stderr io.Writer, ready func(public, api net.Addr)) error {
+func run(ctx context.Context, args, env []string, stderr io.Writer, ready func(public, apiAddr net.Addr)) error {
 	fs := flag.NewFlagSet("siobridge", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -151,7 +152,7 @@ func newLogger(c config.LogConfig, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(public, api net.Addr)) (err error) {
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(public, apiAddr net.Addr)) (err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -330,7 +331,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		return err
 	}
 	var stopping atomic.Bool
-	api := proxy.NewAPI(proxy.APIOptions{
+	apiHandler := api.New(api.Options{
 		Server:           srv,
 		Token:            cfg.API.Token,
 		MaxBodyBytes:     cfg.API.MaxBodyBytes,
@@ -370,7 +371,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	})
 	publicSrv := &http.Server{Handler: public, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	guard.Server(publicSrv)
-	apiSrv := &http.Server{Handler: api, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	apiSrv := &http.Server{Handler: apiHandler, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	// Each Serve runs until its server's Shutdown (the held polls' listener, handoff, ends with
 	// publicSrv's); the first to return otherwise stops siobridge, and run waits for all of
 	// them before it returns.

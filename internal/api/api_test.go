@@ -1,4 +1,4 @@
-package proxy
+package api
 
 import (
 	"encoding/json"
@@ -18,6 +18,9 @@ import (
 	"github.com/siobridge/siobridge/socketio"
 	"github.com/siobridge/siobridge/socketio/socketiotest"
 	"github.com/siobridge/siobridge/webhook"
+
+	"github.com/siobridge/siobridge/internal/testkit"
+	"github.com/siobridge/siobridge/proxy"
 )
 
 // apiHarness is a Socket.IO server with real clients and the REST API in front of it, each on
@@ -29,11 +32,11 @@ type apiHarness struct {
 	token  string
 }
 
-func newAPIHarness(t *testing.T, sopts socketio.Options, aopts APIOptions) *apiHarness {
+func newAPIHarness(t *testing.T, sopts socketio.Options, aopts Options) *apiHarness {
 	t.Helper()
 	s := newSIOServer(t, sopts)
 	aopts.Server = s.srv
-	api := httptest.NewServer(NewAPI(aopts))
+	api := httptest.NewServer(New(aopts))
 	t.Cleanup(api.Close)
 	return &apiHarness{sioServer: s, api: api, client: api.Client(), token: aopts.Token}
 }
@@ -47,7 +50,7 @@ func (h *apiHarness) call(t *testing.T, method, path, body string) response {
 		header.Set("Authorization", "Bearer "+h.token)
 	}
 	res := do(t, h.client, method, h.api.URL+path, body, header)
-	if ct := res.header.Get("Content-Type"); ct != "application/json" && path != "/metrics" {
+	if ct := res.Header.Get("Content-Type"); ct != "application/json" && path != "/metrics" {
 		t.Fatalf("%s %s: Content-Type %q, want application/json", method, path, ct)
 	}
 	return res
@@ -56,13 +59,13 @@ func (h *apiHarness) call(t *testing.T, method, path, body string) response {
 // want checks an answer's status and exact JSON.
 func (r response) want(t *testing.T, status int, body string) {
 	t.Helper()
-	if r.status != status || strings.TrimSpace(r.body) != body {
-		t.Fatalf("got %d %s\nwant %d %s", r.status, strings.TrimSpace(r.body), status, body)
+	if r.Status != status || strings.TrimSpace(r.Body) != body {
+		t.Fatalf("got %d %s\nwant %d %s", r.Status, strings.TrimSpace(r.Body), status, body)
 	}
 }
 
 func TestEmitSelections(t *testing.T) {
-	h := newAPIHarness(t, socketio.Options{Namespaces: []string{"/chat"}}, APIOptions{})
+	h := newAPIHarness(t, socketio.Options{Namespaces: []string{"/chat"}}, Options{})
 	a, aID := h.connect(t, "/")
 	b, bID := h.connect(t, "/")
 	c, cID := h.connect(t, "/")
@@ -121,7 +124,7 @@ func ackID(t *testing.T, packet, event string) string {
 }
 
 func TestEmitWithAck(t *testing.T) {
-	h := newAPIHarness(t, socketio.Options{}, APIOptions{})
+	h := newAPIHarness(t, socketio.Options{}, Options{})
 	a, aID := h.connect(t, "/")
 	b, bID := h.connect(t, "/")
 
@@ -130,38 +133,38 @@ func TestEmitWithAck(t *testing.T) {
 		// within it, on a loaded machine too.
 		done := make(chan response, 1)
 		go func() {
-			res, err := fetch(h.client, "POST", h.api.URL+"/emit", `{"event":"q","args":[1],"ack_timeout_ms":3000}`, nil)
+			res, err := testkit.Fetch(h.client, "POST", h.api.URL+"/emit", `{"event":"q","args":[1],"ack_timeout_ms":3000}`, nil)
 			if err != nil {
-				res.body = err.Error()
+				res.Body = err.Error()
 			}
-			done <- res
+			done <- response(res)
 		}()
 		id := ackID(t, a.Read(), "q")
 		if got := b.Read(); got != "42"+id+`["q",1]` {
 			t.Fatalf("b got %q", got)
 		}
 		a.Write("43" + id + `["yes",{"n":2}]`)
-		recv(t, done).want(t, 200, fmt.Sprintf(`{"sockets":2,"acks":[{"socket":%q,"args":["yes",{"n":2}]}],"timed_out":[%q]}`, aID, bID))
+		testkit.Recv(t, done).want(t, 200, fmt.Sprintf(`{"sockets":2,"acks":[{"socket":%q,"args":["yes",{"n":2}]}],"timed_out":[%q]}`, aID, bID))
 	})
 
 	t.Run("all answer", func(t *testing.T) {
 		done := make(chan response, 1)
 		go func() {
-			res, err := fetch(h.client, "POST", h.api.URL+"/emit", `{"event":"q","to":["`+bID+`"],"ack_timeout_ms":60000}`, nil)
+			res, err := testkit.Fetch(h.client, "POST", h.api.URL+"/emit", `{"event":"q","to":["`+bID+`"],"ack_timeout_ms":60000}`, nil)
 			if err != nil {
-				res.body = err.Error()
+				res.Body = err.Error()
 			}
-			done <- res
+			done <- response(res)
 		}()
 		id := ackID(t, b.Read(), "q")
 		b.Write("43" + id + `[]`)
-		recv(t, done).want(t, 200, fmt.Sprintf(`{"sockets":1,"acks":[{"socket":%q,"args":[]}],"timed_out":[]}`, bID))
+		testkit.Recv(t, done).want(t, 200, fmt.Sprintf(`{"sockets":1,"acks":[{"socket":%q,"args":[]}],"timed_out":[]}`, bID))
 		h.probe(t, a, b)
 	})
 }
 
 func TestEmitBinary(t *testing.T) {
-	h := newAPIHarness(t, socketio.Options{}, APIOptions{})
+	h := newAPIHarness(t, socketio.Options{}, Options{})
 	c, _ := h.connect(t, "/")
 	h.call(t, "POST", "/emit", `{"event":"file","args":[{"$binary":"aGVsbG8="},"name.txt"]}`).want(t, 200, `{"sockets":1}`)
 	c.Expect(`451-["file",{"_placeholder":true,"num":0},"name.txt"]`)
@@ -169,7 +172,7 @@ func TestEmitBinary(t *testing.T) {
 }
 
 func TestEmitBatch(t *testing.T) {
-	h := newAPIHarness(t, socketio.Options{Namespaces: []string{"/chat"}}, APIOptions{})
+	h := newAPIHarness(t, socketio.Options{Namespaces: []string{"/chat"}}, Options{})
 	a, aID := h.connect(t, "/")
 	b, _ := h.connect(t, "/")
 
@@ -213,7 +216,7 @@ func TestEmitBatch(t *testing.T) {
 }
 
 func TestJoinLeaveRoomsSockets(t *testing.T) {
-	h := newAPIHarness(t, socketio.Options{Namespaces: []string{"/chat"}}, APIOptions{})
+	h := newAPIHarness(t, socketio.Options{Namespaces: []string{"/chat"}}, Options{})
 	_, aID := h.connect(t, "/")
 	_, bID := h.connect(t, "/")
 
@@ -236,10 +239,10 @@ func TestJoinLeaveRoomsSockets(t *testing.T) {
 		var body struct {
 			Sockets []socketJSON `json:"sockets"`
 		}
-		dec := json.NewDecoder(strings.NewReader(res.body))
+		dec := json.NewDecoder(strings.NewReader(res.Body))
 		dec.DisallowUnknownFields()
-		if res.status != 200 || dec.Decode(&body) != nil || body.Sockets == nil {
-			t.Fatalf("GET /sockets%s: %d %s", query, res.status, res.body)
+		if res.Status != 200 || dec.Decode(&body) != nil || body.Sockets == nil {
+			t.Fatalf("GET /sockets%s: %d %s", query, res.Status, res.Body)
 		}
 		return body.Sockets
 	}
@@ -265,7 +268,7 @@ func TestJoinLeaveRoomsSockets(t *testing.T) {
 // TestAPIOnDynamicNamespaces: with "*", the API acts on namespaces that no client has made
 // yet, and leaves none behind: a dynamic namespace lives while sockets are in it.
 func TestAPIOnDynamicNamespaces(t *testing.T) {
-	h := newAPIHarness(t, socketio.Options{Namespaces: []string{"*"}}, APIOptions{})
+	h := newAPIHarness(t, socketio.Options{Namespaces: []string{"*"}}, Options{})
 	h.srv.OnNamespace(func(ns *socketio.Namespace) {
 		if ns.Dynamic() {
 			ns.OnConnect(func(s *socketio.Socket) { h.connected <- s.ID() })
@@ -302,7 +305,7 @@ func sorted(s ...string) []string {
 }
 
 func TestDisconnect(t *testing.T) {
-	h := newAPIHarness(t, socketio.Options{}, APIOptions{})
+	h := newAPIHarness(t, socketio.Options{}, Options{})
 	a, aID := h.connect(t, "/")
 	b, bID := h.connect(t, "/")
 
@@ -321,7 +324,7 @@ func TestDisconnect(t *testing.T) {
 }
 
 func TestAuth(t *testing.T) {
-	h := newAPIHarness(t, socketio.Options{}, APIOptions{Token: "s3cret", Gatherer: prometheus.NewRegistry()})
+	h := newAPIHarness(t, socketio.Options{}, Options{Token: "s3cret", Gatherer: prometheus.NewRegistry()})
 	unauthorized := `{"error":"missing or invalid bearer token: send the header \"Authorization: Bearer <api.token>\""}`
 	tests := []struct {
 		name, method, path, auth string
@@ -348,12 +351,12 @@ func TestAuth(t *testing.T) {
 				header.Set("Authorization", tt.auth)
 			}
 			res := do(t, h.client, tt.method, h.api.URL+tt.path, `{"event":"x"}`, header)
-			if res.status != tt.status {
-				t.Fatalf("got %d %s, want %d", res.status, res.body, tt.status)
+			if res.Status != tt.status {
+				t.Fatalf("got %d %s, want %d", res.Status, res.Body, tt.status)
 			}
 			if tt.status == 401 {
 				res.want(t, 401, unauthorized)
-				if got := res.header.Get("WWW-Authenticate"); got != "Bearer" {
+				if got := res.Header.Get("WWW-Authenticate"); got != "Bearer" {
 					t.Fatalf("WWW-Authenticate %q", got)
 				}
 			}
@@ -362,7 +365,7 @@ func TestAuth(t *testing.T) {
 }
 
 func TestBadRequests(t *testing.T) {
-	h := newAPIHarness(t, socketio.Options{}, APIOptions{})
+	h := newAPIHarness(t, socketio.Options{}, Options{})
 	c, _ := h.connect(t, "/")
 	tests := []struct {
 		name, path, body, want string
@@ -402,7 +405,7 @@ func TestBadRequests(t *testing.T) {
 }
 
 func TestNotFound(t *testing.T) {
-	h := newAPIHarness(t, socketio.Options{}, APIOptions{})
+	h := newAPIHarness(t, socketio.Options{}, Options{})
 	h.call(t, "POST", "/emit", `{"namespace":"/nope","event":"x"}`).want(t, 404, `{"error":"unknown namespace \"/nope\": the namespaces served are those of socketio.namespaces (\"*\" there allows any)"}`)
 	h.call(t, "POST", "/join", `{"namespace":"/nope","rooms":["r"]}`).want(t, 404, `{"error":"unknown namespace \"/nope\": the namespaces served are those of socketio.namespaces (\"*\" there allows any)"}`)
 	h.call(t, "GET", "/sockets?namespace=/nope", "").want(t, 404, `{"error":"unknown namespace \"/nope\": the namespaces served are those of socketio.namespaces (\"*\" there allows any)"}`)
@@ -416,7 +419,7 @@ func TestNotFound(t *testing.T) {
 }
 
 func TestBodyTooLarge(t *testing.T) {
-	h := newAPIHarness(t, socketio.Options{}, APIOptions{MaxBodyBytes: 64})
+	h := newAPIHarness(t, socketio.Options{}, Options{MaxBodyBytes: 64})
 	c, _ := h.connect(t, "/")
 	big := `{"event":"x","args":["` + strings.Repeat("a", 64) + `"]}`
 	h.call(t, "POST", "/emit", big).want(t, 413, `{"error":"request body too large: the limit is 64 bytes (api.max_body_bytes)"}`)
@@ -425,14 +428,14 @@ func TestBodyTooLarge(t *testing.T) {
 	c.Expect(`42["x"]`)
 
 	t.Run("default limit", func(t *testing.T) {
-		h := newAPIHarness(t, socketio.Options{}, APIOptions{})
+		h := newAPIHarness(t, socketio.Options{}, Options{})
 		big := `{"event":"x","args":["` + strings.Repeat("a", DefaultMaxBodyBytes) + `"]}`
 		h.call(t, "POST", "/emit", big).want(t, 413, `{"error":"request body too large: the limit is 1048576 bytes (api.max_body_bytes)"}`)
 	})
 }
 
 func TestMethodNotAllowed(t *testing.T) {
-	h := newAPIHarness(t, socketio.Options{}, APIOptions{})
+	h := newAPIHarness(t, socketio.Options{}, Options{})
 	tests := []struct{ method, path, allow, want string }{
 		{"GET", "/emit", "POST", `{"error":"method GET is not allowed on /emit: use POST"}`},
 		{"DELETE", "/join", "POST", `{"error":"method DELETE is not allowed on /join: use POST"}`},
@@ -442,7 +445,7 @@ func TestMethodNotAllowed(t *testing.T) {
 	for _, tt := range tests {
 		res := h.call(t, tt.method, tt.path, "")
 		res.want(t, 405, tt.want)
-		if got := res.header.Get("Allow"); got != tt.allow {
+		if got := res.Header.Get("Allow"); got != tt.allow {
 			t.Fatalf("%s %s: Allow %q, want %q", tt.method, tt.path, got, tt.allow)
 		}
 	}
@@ -450,7 +453,7 @@ func TestMethodNotAllowed(t *testing.T) {
 
 func TestHealthAndReadiness(t *testing.T) {
 	var notReady atomic.Pointer[string]
-	h := newAPIHarness(t, socketio.Options{}, APIOptions{Ready: func() error {
+	h := newAPIHarness(t, socketio.Options{}, Options{Ready: func() error {
 		if msg := notReady.Load(); msg != nil {
 			return errors.New(*msg)
 		}
@@ -464,7 +467,7 @@ func TestHealthAndReadiness(t *testing.T) {
 	h.call(t, "GET", "/healthz", "").want(t, 200, `{"status":"ok"}`)
 
 	t.Run("nil Ready", func(t *testing.T) {
-		h := newAPIHarness(t, socketio.Options{}, APIOptions{})
+		h := newAPIHarness(t, socketio.Options{}, Options{})
 		h.call(t, "GET", "/readyz", "").want(t, 200, `{"status":"ready"}`)
 	})
 }
@@ -472,8 +475,8 @@ func TestHealthAndReadiness(t *testing.T) {
 func TestAPIMetrics(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	s := newSIOServer(t, socketio.Options{Namespaces: []string{"/chat"}})
-	m := NewMetrics(reg, s.srv)
-	api := httptest.NewServer(NewAPI(APIOptions{Server: s.srv, Gatherer: reg, Metrics: m}))
+	m := proxy.NewMetrics(reg, s.srv)
+	api := httptest.NewServer(New(Options{Server: s.srv, Gatherer: reg, Metrics: m}))
 	t.Cleanup(api.Close)
 	h := &apiHarness{sioServer: s, api: api, client: api.Client()}
 	a, _ := h.connect(t, "/")
@@ -496,15 +499,15 @@ func TestAPIMetrics(t *testing.T) {
 		`siobridge_api_requests_total{code="400",route="/emit"} 1`,
 		`siobridge_api_requests_total{code="404",route="unmatched"} 1`,
 	} {
-		if !strings.Contains(res.body, "\n"+line+"\n") {
-			t.Errorf("/metrics lacks %q:\n%s", line, res.body)
+		if !strings.Contains(res.Body, "\n"+line+"\n") {
+			t.Errorf("/metrics lacks %q:\n%s", line, res.Body)
 		}
 	}
 }
 
 func TestInternalErrors(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
-	a := &api{log: slog.New(slog.DiscardHandler), metrics: NewMetrics(reg, nil), allowed: map[string][]string{"/emit": {"POST"}}}
+	a := &api{log: slog.New(slog.DiscardHandler), metrics: proxy.NewMetrics(reg, nil), allowed: map[string][]string{"/emit": {"POST"}}}
 
 	rec := httptest.NewRecorder()
 	a.fail(rec, httptest.NewRequest("POST", "/emit", nil), fmt.Errorf("adapter: %w", errors.New("redis: connection lost")))
@@ -519,27 +522,27 @@ func TestInternalErrors(t *testing.T) {
 	if rec.Code != 500 || strings.TrimSpace(rec.Body.String()) != `{"error":"internal error"}` {
 		t.Fatalf("panic: got %d %q", rec.Code, rec.Body.String())
 	}
-	if m := scrape(t, reg); !strings.Contains(m, `siobridge_api_requests_total{code="500",route="/emit"} 1`) {
+	if m := testkit.Scrape(t, reg); !strings.Contains(m, `siobridge_api_requests_total{code="500",route="/emit"} 1`) {
 		t.Fatalf("metrics:\n%s", m)
 	}
 }
 
 func TestPprof(t *testing.T) {
-	off := newAPIHarness(t, socketio.Options{}, APIOptions{})
+	off := newAPIHarness(t, socketio.Options{}, Options{})
 	off.call(t, "GET", "/debug/pprof/heap", "").want(t, 404, `{"error":"no route GET /debug/pprof/heap"}`)
 
-	h := newAPIHarness(t, socketio.Options{}, APIOptions{Token: "s3cret", Pprof: true})
-	if res := do(t, h.client, "GET", h.api.URL+"/debug/pprof/heap", "", nil); res.status != 401 {
-		t.Fatalf("heap profile without the token: %d, want 401", res.status)
+	h := newAPIHarness(t, socketio.Options{}, Options{Token: "s3cret", Pprof: true})
+	if res := do(t, h.client, "GET", h.api.URL+"/debug/pprof/heap", "", nil); res.Status != 401 {
+		t.Fatalf("heap profile without the token: %d, want 401", res.Status)
 	}
 	auth := http.Header{"Authorization": {"Bearer s3cret"}}
 	res := do(t, h.client, "GET", h.api.URL+"/debug/pprof/goroutine?debug=1", "", auth)
-	if res.status != 200 || !strings.Contains(res.body, "goroutine profile:") {
-		t.Fatalf("goroutine profile: %d %.200s", res.status, res.body)
+	if res.Status != 200 || !strings.Contains(res.Body, "goroutine profile:") {
+		t.Fatalf("goroutine profile: %d %.200s", res.Status, res.Body)
 	}
 	res = do(t, h.client, "GET", h.api.URL+"/debug/pprof/", "", auth)
-	if res.status != 200 || !strings.Contains(res.body, "heap") {
-		t.Fatalf("pprof index: %d %.200s", res.status, res.body)
+	if res.Status != 200 || !strings.Contains(res.Body, "heap") {
+		t.Fatalf("pprof index: %d %.200s", res.Status, res.Body)
 	}
 }
 
@@ -547,7 +550,7 @@ func TestPprof(t *testing.T) {
 // which needs no CORS preflight); the browser then sends an Origin header, which curl and
 // server-side HTTP clients do not. Every such request is refused before it acts.
 func TestAPIRefusesBrowsers(t *testing.T) {
-	h := newAPIHarness(t, socketio.Options{}, APIOptions{Gatherer: prometheus.NewRegistry()})
+	h := newAPIHarness(t, socketio.Options{}, Options{Gatherer: prometheus.NewRegistry()})
 	c, _ := h.connect(t, "/")
 	const refused = `{"error":"the API does not serve browsers: a request with an Origin header is refused"}`
 	tests := []struct {
@@ -585,7 +588,7 @@ func TestAPIRefusesBrowsers(t *testing.T) {
 	h.call(t, "GET", "/healthz", "").want(t, 200, `{"status":"ok"}`)
 
 	t.Run("with a token", func(t *testing.T) {
-		h := newAPIHarness(t, socketio.Options{}, APIOptions{Token: "s3cret"})
+		h := newAPIHarness(t, socketio.Options{}, Options{Token: "s3cret"})
 		header := http.Header{"Origin": {"https://attacker.example"}, "Authorization": {"Bearer s3cret"}}
 		do(t, h.client, "POST", h.api.URL+"/emit", `{"event":"x"}`, header).want(t, 403, refused)
 	})
@@ -595,7 +598,7 @@ func TestAPIRefusesBrowsers(t *testing.T) {
 // name, resolved again to 127.0.0.1, makes the browser's requests same-origin and without an
 // Origin header, but they carry that name in Host. The API answers only loopback names.
 func TestAPILoopbackHost(t *testing.T) {
-	h := newAPIHarness(t, socketio.Options{}, APIOptions{})
+	h := newAPIHarness(t, socketio.Options{}, Options{})
 	c, id := h.connect(t, "/")
 	_, port, _ := strings.Cut(strings.TrimPrefix(h.api.URL, "http://"), ":")
 	refused := func(host string) string {
@@ -630,8 +633,8 @@ func TestAPILoopbackHost(t *testing.T) {
 				res.want(t, 403, refused(tt.host))
 				return
 			}
-			if res.status != 200 || !strings.Contains(res.body, `"id":"`+id+`"`) {
-				t.Fatalf("got %d %s, want 200 with socket %s", res.status, res.body, id)
+			if res.Status != 200 || !strings.Contains(res.Body, `"id":"`+id+`"`) {
+				t.Fatalf("got %d %s, want 200 with socket %s", res.Status, res.Body, id)
 			}
 		})
 	}
@@ -641,7 +644,7 @@ func TestAPILoopbackHost(t *testing.T) {
 	h.probe(t, c)
 
 	t.Run("with a token any host is fine", func(t *testing.T) {
-		h := newAPIHarness(t, socketio.Options{}, APIOptions{Token: "s3cret"})
+		h := newAPIHarness(t, socketio.Options{}, Options{Token: "s3cret"})
 		c, _ := h.connect(t, "/")
 		header := http.Header{"Host": {"siobridge.internal:7897"}, "Authorization": {"Bearer s3cret"}}
 		do(t, h.client, "POST", h.api.URL+"/emit", `{"event":"news"}`, header).want(t, 200, `{"sockets":1}`)
@@ -651,7 +654,7 @@ func TestAPILoopbackHost(t *testing.T) {
 	})
 }
 
-// GET /sockets shows the handshake headers that APIOptions.HandshakeHeaders keeps, and by
+// GET /sockets shows the handshake headers that Options.HandshakeHeaders keeps, and by
 // default all of them.
 func TestSocketsHandshakeHeaders(t *testing.T) {
 	sent := http.Header{"Cookie": {"session=s3cret"}, "User-Agent": {"test-agent"}}
@@ -667,10 +670,10 @@ func TestSocketsHandshakeHeaders(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newAPIHarness(t, socketio.Options{}, APIOptions{HandshakeHeaders: tt.filter})
+			h := newAPIHarness(t, socketio.Options{}, Options{HandshakeHeaders: tt.filter})
 			c := socketiotest.DialHeader(t, h.ts.URL, "", sent)
 			id := c.Connect("/", "")
-			if got := recv(t, h.connected); got != id {
+			if got := testkit.Recv(t, h.connected); got != id {
 				t.Fatalf("connected %q, want %q", got, id)
 			}
 			var body struct {
@@ -680,8 +683,8 @@ func TestSocketsHandshakeHeaders(t *testing.T) {
 				}
 			}
 			res := h.call(t, "GET", "/sockets", "")
-			if err := json.Unmarshal([]byte(res.body), &body); err != nil || res.status != 200 || len(body.Sockets) != 1 {
-				t.Fatalf("GET /sockets: %d %s", res.status, res.body)
+			if err := json.Unmarshal([]byte(res.Body), &body); err != nil || res.Status != 200 || len(body.Sockets) != 1 {
+				t.Fatalf("GET /sockets: %d %s", res.Status, res.Body)
 			}
 			got := body.Sockets[0].Handshake.Headers
 			if tt.exact && !reflect.DeepEqual(got, tt.want) {
@@ -694,4 +697,65 @@ func TestSocketsHandshakeHeaders(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sioServer is a real Socket.IO server on a loopback listener. connected receives each
+// socket's id once it is in its namespace and rooms, which the client's CONNECT reply alone
+// does not guarantee.
+type sioServer struct {
+	srv       *socketio.Server
+	ts        *httptest.Server
+	connected chan string
+}
+
+func newSIOServer(t *testing.T, opts socketio.Options) *sioServer {
+	t.Helper()
+	s := &sioServer{srv: socketio.NewServer(opts), connected: make(chan string, 16)}
+	names := []string{"/"}
+	for _, n := range opts.Namespaces {
+		if n != "*" {
+			names = append(names, n)
+		}
+	}
+	for _, n := range names {
+		s.srv.Of(n).OnConnect(func(sock *socketio.Socket) { s.connected <- sock.ID() })
+	}
+	s.ts = httptest.NewServer(s.srv)
+	t.Cleanup(func() {
+		s.srv.Close()
+		s.ts.Close()
+	})
+	return s
+}
+
+// connect dials and joins nsp, waiting until the server has the socket in the namespace.
+func (s *sioServer) connect(t *testing.T, nsp string) (*socketiotest.Client, string) {
+	t.Helper()
+	c := socketiotest.Dial(t, s.ts.URL, "")
+	sid := c.Connect(nsp, "")
+	if got := testkit.Recv(t, s.connected); got != sid {
+		t.Fatalf("connected socket %q, want %q", got, sid)
+	}
+	return c, sid
+}
+
+// probe emits a marker event to every socket of "/" and checks it is the next thing each
+// client reads: nothing else reached them before it.
+func (s *sioServer) probe(t *testing.T, clients ...*socketiotest.Client) {
+	t.Helper()
+	if _, err := s.srv.Of("/").Emit("probe"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range clients {
+		c.Expect(`42["probe"]`)
+	}
+}
+
+// response is an answer of the API, read in full.
+type response testkit.Response
+
+// do is testkit.Do, its answer a response.
+func do(t *testing.T, client *http.Client, method, url, body string, header http.Header) response {
+	t.Helper()
+	return response(testkit.Do(t, client, method, url, body, header))
 }

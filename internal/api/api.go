@@ -1,4 +1,4 @@
-package proxy
+package api
 
 import (
 	"bytes"
@@ -23,15 +23,30 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/siobridge/siobridge/internal/command"
+	"github.com/siobridge/siobridge/internal/httpstat"
 	"github.com/siobridge/siobridge/socketio"
 	"github.com/siobridge/siobridge/webhook"
 )
 
-// DefaultMaxBodyBytes is the API's request body limit when APIOptions.MaxBodyBytes is 0.
+// DefaultMaxBodyBytes is the API's request body limit when Options.MaxBodyBytes is 0.
 const DefaultMaxBodyBytes = 1 << 20
 
-// APIOptions configure the REST API handler made by [NewAPI].
-type APIOptions struct {
+// Metrics counts what the API does; proxy.Metrics is one.
+type Metrics interface {
+	// APIRequest counts a request by route pattern ("unmatched" for unknown paths) and status.
+	APIRequest(route string, code int)
+	// EventsEmitted counts an emit's sockets reached on this node, by namespace.
+	EventsEmitted(namespace string, sockets int)
+}
+
+// noMetrics counts nothing.
+type noMetrics struct{}
+
+func (noMetrics) APIRequest(string, int)    {}
+func (noMetrics) EventsEmitted(string, int) {}
+
+// Options configure the REST API handler made by [New].
+type Options struct {
 	// Server is the Socket.IO server the API acts on. Required.
 	Server *socketio.Server
 	// Token, when set, is required on every route but /healthz and /readyz as
@@ -53,7 +68,7 @@ type APIOptions struct {
 	// like every route): heap, goroutine, profile (CPU), trace and the rest. Default off.
 	Pprof bool
 	// Metrics counts API requests and emitted events. Nil: nothing is counted.
-	Metrics *Metrics
+	Metrics Metrics
 	// Logger receives request errors: 4xx at debug level, 5xx at error level. Default:
 	// slog.Default().
 	Logger *slog.Logger
@@ -66,13 +81,13 @@ type api struct {
 	maxBody   int64
 	headers   *webhook.HeaderFilter
 	ready     func() error
-	metrics   *Metrics
+	metrics   Metrics
 	log       *slog.Logger
 	// allowed maps each route's path to its methods, for 405 answers and metric labels.
 	allowed map[string][]string
 }
 
-// NewAPI returns the REST API the app calls on siobridge's private listener:
+// New returns the REST API the app calls on siobridge's private listener:
 //
 //	POST /emit        command.EmitRequest, or a JSON array of them → command.EmitResult (or an array)
 //	POST /join        command.RoomsRequest → {"sockets":N}
@@ -97,9 +112,9 @@ type api struct {
 // (a page that rebinds its own name to 127.0.0.1 sends that name).
 //
 // It panics without opts.Server.
-func NewAPI(opts APIOptions) http.Handler {
+func New(opts Options) http.Handler {
 	if opts.Server == nil {
-		panic("proxy: APIOptions.Server is required")
+		panic("api: Options.Server is required")
 	}
 	a := &api{
 		srv:     opts.Server,
@@ -112,6 +127,9 @@ func NewAPI(opts APIOptions) http.Handler {
 	}
 	if a.maxBody <= 0 {
 		a.maxBody = DefaultMaxBodyBytes
+	}
+	if a.metrics == nil {
+		a.metrics = noMetrics{}
 	}
 	if a.log == nil {
 		a.log = slog.Default()
@@ -253,13 +271,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // instrument counts every request by route and status and turns a handler panic into a 500.
 func (a *api) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &httpstat.Writer{ResponseWriter: w}
 		defer func() {
 			p := recover()
 			if p != nil && p != http.ErrAbortHandler {
 				a.log.Error("api: handler panicked", "method", r.Method, "path", r.URL.Path,
 					"panic", p, "stack", string(debug.Stack()))
-				if sw.code == 0 {
+				if sw.Code == 0 {
 					writeJSON(sw, http.StatusInternalServerError, errorBody{"internal error"})
 				}
 			}
@@ -267,7 +285,7 @@ func (a *api) instrument(next http.Handler) http.Handler {
 			if _, ok := a.allowed[r.URL.Path]; ok {
 				route = r.URL.Path
 			}
-			a.metrics.apiRequest(route, sw.status())
+			a.metrics.APIRequest(route, sw.Status())
 			if p == http.ErrAbortHandler {
 				panic(p) // the server's own way to abort a response; it logs nothing
 			}
@@ -432,7 +450,7 @@ func (a *api) emitOne(ctx context.Context, req *command.EmitRequest) (any, error
 	if err != nil {
 		return nil, err
 	}
-	a.metrics.eventsEmitted(res.Namespace, res.Local)
+	a.metrics.EventsEmitted(res.Namespace, res.Local)
 	if req.AckTimeoutMS <= 0 {
 		return res, nil
 	}
@@ -652,35 +670,4 @@ func jsonFields(t reflect.Type) []string {
 		}
 	}
 	return out
-}
-
-// statusWriter remembers the status code written. It unwraps to the writer beneath, so that
-// http.ResponseController finds Flush and Hijack there, and records a hijack as 101.
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.code == 0 && code >= 200 {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap is for http.ResponseController.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-func (w *statusWriter) status() int {
-	if w.code == 0 {
-		return http.StatusOK
-	}
-	return w.code
 }
