@@ -42,13 +42,6 @@ func NewMessage(data []byte, binary bool) *Message {
 	return newPacket(PacketMessage, data)
 }
 
-// NewSharedMessage is [NewMessage] for a message that will be queued on many sessions, such as a
-// broadcast. Every message is framed once when built, so it is the same as NewMessage; it is
-// kept so that callers can say what they mean.
-func NewSharedMessage(data []byte, binary bool) *Message {
-	return NewMessage(data, binary)
-}
-
 func newPacket(t PacketType, data []byte) *Message {
 	frame := make([]byte, 1+len(data))
 	frame[0] = '0' + byte(t)

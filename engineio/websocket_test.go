@@ -25,7 +25,7 @@ func TestWebSocketFraming(t *testing.T) {
 	var want []*Message
 	for i, n := range []int{0, 1, 124, 125, 126, 127, 1000, 65535, 65536, 70000} {
 		data := bytes.Repeat([]byte{byte('a' + i)}, n)
-		want = append(want, NewMessage(data, false), NewSharedMessage(data, true))
+		want = append(want, NewMessage(data, false), NewMessage(data, true))
 	}
 	// More than framesPerWrite messages, queued in one Send: several writevs.
 	for i := range 3 * framesPerWrite {

@@ -247,7 +247,7 @@ func (a *MemoryAdapter) Broadcast(p *Packet, opts BroadcastOptions) (int, error)
 	if len(targets) == 0 {
 		return 0, nil
 	}
-	msgs := encodeMessages(p, len(targets) > 1)
+	msgs := encodeMessages(p)
 	n := 0
 	for _, s := range targets {
 		if opts.Volatile {
@@ -291,7 +291,7 @@ func (a *MemoryAdapter) broadcastStored(p *Packet, opts BroadcastOptions) int {
 // BroadcastWithAck implements [Adapter].
 func (a *MemoryAdapter) BroadcastWithAck(ctx context.Context, p *Packet, opts BroadcastOptions, onCount func(int, []string), onAck func(AckResult)) ([]string, error) {
 	targets := a.selectSockets(opts)
-	msgs := encodeMessages(p, len(targets) > 1)
+	msgs := encodeMessages(p)
 	ids := make([]string, 0, len(targets))
 	for _, s := range targets {
 		s := s

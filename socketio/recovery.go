@@ -246,7 +246,7 @@ func (l *recoveryLog) store(p *Packet, opts BroadcastOptions) []*engineio.Messag
 	l.seq++
 	q := *p
 	q.Data = appendOffset(p.Data, l.offset(l.seq))
-	msgs := encodeMessages(&q, true)
+	msgs := encodeMessages(&q)
 	sp := &storedPacket{
 		seq:    l.seq,
 		at:     l.now(),
