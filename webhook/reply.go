@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"reflect"
 	"slices"
 	"strings"
 
@@ -179,10 +178,10 @@ func jsonErrorText(err error) string {
 	case errors.As(err, &typ):
 		got := typeOfJSON(typ.Value)
 		if typ.Field == "" {
-			return fmt.Sprintf("must be %s, got %s", kindOf(typ.Type), got)
+			return fmt.Sprintf("must be %s, got %s", command.JSONKind(typ.Type), got)
 		}
 		field := typ.Field[strings.LastIndexByte(typ.Field, '.')+1:]
-		return fmt.Sprintf("%q must be %s, got %s", field, kindOf(typ.Type), got)
+		return fmt.Sprintf("%q must be %s, got %s", field, command.JSONKind(typ.Type), got)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "the JSON ends in the middle of a value"
 	}
@@ -199,27 +198,4 @@ func typeOfJSON(v string) string {
 		return "another value"
 	}
 	return "a " + v
-}
-
-// kindOf names the JSON value that a Go type is read from.
-func kindOf(t reflect.Type) string {
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "true or false"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "an integer"
-	case reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.Slice, reflect.Array:
-		if t.Elem().Kind() == reflect.String {
-			return "an array of strings"
-		}
-		return "an array"
-	case reflect.Pointer:
-		return kindOf(t.Elem())
-	}
-	return "an object"
 }

@@ -578,10 +578,10 @@ func describeJSONError(err error, v any, what string) string {
 		return fmt.Sprintf("malformed JSON at byte offset %d: %s", syntax.Offset, syntax.Error())
 	case errors.As(err, &typ):
 		if typ.Field == "" {
-			return fmt.Sprintf("%s must be %s, got JSON %s", what, jsonKind(typ.Type), typ.Value)
+			return fmt.Sprintf("%s must be %s, got JSON %s", what, command.JSONKind(typ.Type), typ.Value)
 		}
 		return fmt.Sprintf("field %q: expected %s, got JSON %s (byte offset %d)",
-			jsonPath(typ.Field, reflect.TypeOf(v)), jsonKind(typ.Type), typ.Value, typ.Offset)
+			jsonPath(typ.Field, reflect.TypeOf(v)), command.JSONKind(typ.Type), typ.Value, typ.Offset)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "malformed JSON: the body ends in the middle of the JSON value"
 	}
@@ -590,31 +590,6 @@ func describeJSONError(err error, v any, what string) string {
 		return fmt.Sprintf("%s (known fields: %s)", msg, strings.Join(jsonFields(reflect.TypeOf(v)), ", "))
 	}
 	return "malformed JSON: " + msg
-}
-
-// jsonKind names the JSON value a Go type decodes from.
-func jsonKind(t reflect.Type) string {
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "a boolean"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "an integer"
-	case reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.Slice, reflect.Array:
-		if t.Elem().Kind() == reflect.String {
-			return "an array of strings"
-		}
-		return "an array"
-	case reflect.Struct, reflect.Map:
-		return "an object"
-	case reflect.Pointer:
-		return jsonKind(t.Elem())
-	}
-	return "a JSON value"
 }
 
 // jsonPath removes from a decoding error's field path the Go names of embedded structs, which
