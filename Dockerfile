@@ -27,10 +27,11 @@
 # The build stages run the same scripts as `make build`: proxy/clientdist/update.sh, then
 # `make binary`.
 
-# 1. The client bundle, from the npm lock file the tests use, on a maintained Node.js LTS.
+# 1. The client bundle, from its npm lock file (proxy/clientdist-npm; the interop tests pin the
+#    same version), on a maintained Node.js LTS.
 FROM node:24-bookworm-slim AS bundle
 WORKDIR /src
-COPY socketio/testdata/interop/package.json socketio/testdata/interop/package-lock.json socketio/testdata/interop/.npmrc socketio/testdata/interop/
+COPY proxy/clientdist-npm/ proxy/clientdist-npm/
 COPY proxy/clientdist/ proxy/clientdist/
 RUN bash proxy/clientdist/update.sh
 

@@ -7,7 +7,8 @@
 #   make bench       all Go benchmarks, then siobench: siobridge against the Node.js
 #                    reference bridge, every scenario at full size (docs/performance.md)
 #   make bench-smoke siobench at tiny sizes: the harness works, nothing is lost
-#   make deps        apt packages + npm ci for the interop tests (.ci/install-deps)
+#   make deps        apt packages + npm ci for the interop tests and the client bundle
+#                    (.ci/install-deps)
 #   make build       bin/siobridge with the socket.io-client bundle embedded
 #   make demo        siobridge + the chat app of examples/chat on http://127.0.0.1:7896
 #
@@ -117,9 +118,9 @@ deps:
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-# bundle copies socket.io-client's dist files (the version the tests pin in
-# socketio/testdata/interop/package-lock.json) into proxy/clientdist, where the
-# build embeds them. They are never committed.
+# bundle copies socket.io-client's dist files (the version pinned in
+# proxy/clientdist-npm/package-lock.json, which npm ci installs there) into
+# proxy/clientdist, where the build embeds them. They are never committed.
 bundle:
 	bash proxy/clientdist/update.sh
 

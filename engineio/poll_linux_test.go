@@ -203,13 +203,24 @@ func TestPollerCloseWhileReadPending(t *testing.T) {
 			_, open := readServerFrame(t, conn, br)
 			sess := ts.eio.Session(parseOpen(t, open).SID)
 			waitFor(t, func() bool { return registered(sess) })
+			sess.mu.Lock()
+			pc := sess.pc
+			sess.mu.Unlock()
 			if tt.partial {
+				arms := pc.arms.Load()
 				f := clientFrame(true, opText, []byte("4never finished"), testKey)
 				if _, err := conn.Write(f[:9]); err != nil {
 					t.Fatal(err)
 				}
-				// Time for the poller to read them: the frame reader then holds half a frame.
-				time.Sleep(20 * time.Millisecond)
+				// A reader re-arms the socket once it has handed what it read to the frame
+				// reader; nothing else is read until the test writes again, so the frame
+				// reader is the test's to look at then.
+				waitFor(t, func() bool { return pc.arms.Load() > arms })
+			}
+			// The 9 bytes: the 6 of the header, then 3 of the 15 of the payload.
+			if fr := pc.fr; tt.partial != (fr.inFrame && fr.got == 3 && fr.size == 15) || tt.partial == fr.idle() {
+				t.Fatalf("the frame reader holds %d header bytes, %d of %d payload bytes (in a frame: %v); want half a frame: %v",
+					fr.hdrLen, fr.got, fr.size, fr.inFrame, tt.partial)
 			}
 			if tt.server {
 				sess.Close()

@@ -2,8 +2,8 @@
 // ports: a redis-server, two siobridge nodes from node1.toml and node2.toml, and Debian's nginx
 // from nginx.conf in front of them. Real socket.io-client clients (clients.js) connect through
 // nginx, one on long-polling only, one on WebSocket only, one that starts on long-polling and
-// upgrades, and a second long-polling one that sends no sticky key; an app of the test's own
-// answers the nodes' webhooks.
+// upgrades, and a second long-polling one that sends no sticky key (and more long-polling ones
+// when nginx put those four on one node); an app of the test's own answers the nodes' webhooks.
 //
 // It needs redis-server, nginx, node and socket.io-client installed by `make deps`, and fails
 // (rather than skips) without them.
@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -91,6 +92,7 @@ func TestCluster(t *testing.T) {
 		cl.open(t, "upgrade", map[string]any{"query": map[string]string{"sticky": "upgrade-client"}})
 		cl.open(t, "polling-by-address", map[string]any{"transports": []string{"polling"}})
 		names := []string{"polling", "websocket", "upgrade", "polling-by-address"}
+		transports := map[string]string{"polling": "polling", "websocket": "websocket", "upgrade": "websocket", "polling-by-address": "polling"}
 		ids := map[string]string{}
 		for _, name := range names {
 			ids[name] = cl.expect(t, name, "connect").ID
@@ -102,24 +104,62 @@ func TestCluster(t *testing.T) {
 			t.Fatalf("the default client upgraded to %q, want websocket", m.Transport)
 		}
 
-		// Events from each client complete the round trip: the client's POST (or frame)
-		// reaches its node, whose webhook's reply acks through the same session.
+		// An event from a client completes the round trip: the client's POST (or frame)
+		// reaches its node, whose webhook's reply acks through the same session with the
+		// node's name.
 		seq := 0
-		for round := range 10 {
-			for _, name := range names {
-				seq++
-				cl.emit(t, name, "ping", seq, round)
-				ack := cl.expectAck(t, name, seq)
-				if len(ack.Args) != 2 || ack.Args[0] != "pong" {
-					t.Fatalf("client %s: ack %v, want [pong <node>]", name, ack.Args)
-				}
+		ping := func(name string, round int) string {
+			t.Helper()
+			seq++
+			cl.emit(t, name, "ping", seq, round)
+			ack := cl.expectAck(t, name, seq)
+			if len(ack.Args) != 2 || ack.Args[0] != "pong" || (ack.Args[1] != nodes[0].name && ack.Args[1] != nodes[1].name) {
+				t.Fatalf("client %s: ack %v, want [pong <node>]", name, ack.Args)
 			}
+			return ack.Args[1].(string)
 		}
 		placement := map[string]string{}
 		for _, name := range names {
-			placement[name] = app.nodeOf(t, ids[name])
+			placement[name] = ping(name, 0)
+		}
+		// nginx hashes the sticky keys onto a ring made of the nodes' addresses, free ports
+		// that change from run to run; now and then all four keys land on one node, and then
+		// nothing here would tell sticky sessions from a single node. Long-polling clients
+		// with keys of their own join until both nodes have a client.
+		const maxExtra = 16 // all of them on one node: about 2^-16 with a working hash
+		onBoth := func() bool {
+			used := map[string]bool{}
+			for _, n := range placement {
+				used[n] = true
+			}
+			return len(used) == len(nodes)
+		}
+		for extra := 1; !onBoth(); extra++ {
+			if extra > maxExtra {
+				t.Fatalf("nginx placed all %d clients, each but one with a sticky key of its own, on one node: %v", len(names), placement)
+			}
+			name := fmt.Sprintf("extra-%d", extra)
+			cl.open(t, name, map[string]any{"transports": []string{"polling"}, "query": map[string]string{"sticky": name + "-client"}})
+			ids[name] = cl.expect(t, name, "connect").ID
+			names = append(names, name)
+			transports[name] = "polling"
+			placement[name] = ping(name, 0)
 		}
 		t.Logf("nginx placed the clients on: %v", placement)
+
+		// Every later event of a client reaches the same node, and so do its webhooks.
+		for round := 1; round < 10; round++ {
+			for _, name := range names {
+				if node := ping(name, round); node != placement[name] {
+					t.Fatalf("client %s: round %d acked by %s, round 0 by %s", name, round, node, placement[name])
+				}
+			}
+		}
+		for _, name := range names {
+			if node := app.nodeOf(t, ids[name]); node != placement[name] {
+				t.Errorf("client %s: webhooks from %s, acks from %s", name, node, placement[name])
+			}
+		}
 
 		// POST /emit on either node's API reaches every client, whichever node it is on: each
 		// client gets at least one of the two through Redis.
@@ -127,10 +167,7 @@ func TestCluster(t *testing.T) {
 			n.emit(t, `{"event":"news","args":["from `+n.name+`"]}`)
 			for _, name := range names {
 				m := cl.expect(t, name, "event")
-				want := map[string]string{"polling": "polling", "polling-by-address": "polling"}[name]
-				if want == "" {
-					want = "websocket"
-				}
+				want := transports[name]
 				if m.Event != "news" || len(m.Args) != 1 || m.Args[0] != "from "+n.name || m.Transport != want {
 					t.Fatalf("client %s got %+v, want news [from %s] over %s", name, m, n.name, want)
 				}
@@ -138,14 +175,17 @@ func TestCluster(t *testing.T) {
 		}
 
 		// The nodes' metrics agree on where the clients are and on which transport.
-		byTransport := map[string]float64{}
+		byTransport, wantByTransport := map[string]float64{}, map[string]float64{}
 		for _, n := range nodes {
 			for _, tr := range []string{"polling", "websocket"} {
 				byTransport[tr] += n.metric(t, fmt.Sprintf(`siobridge_connections{namespace="/",transport=%q}`, tr))
 			}
 		}
-		if byTransport["polling"] != 2 || byTransport["websocket"] != 2 {
-			t.Fatalf("siobridge_connections over both nodes: %v, want polling 2, websocket 2", byTransport)
+		for _, tr := range transports {
+			wantByTransport[tr]++
+		}
+		if !maps.Equal(byTransport, wantByTransport) {
+			t.Fatalf("siobridge_connections over both nodes: %v, want %v", byTransport, wantByTransport)
 		}
 
 		// No session broke, and nginx sent every request of a session to one node.

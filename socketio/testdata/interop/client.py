@@ -20,6 +20,7 @@ import threading
 import traceback
 
 import socketio
+import websocket
 
 OVERALL_TIMEOUT = 20.0
 STEP_TIMEOUT = 10.0
@@ -141,15 +142,83 @@ def client():
     return socketio.Client(reconnection=False)
 
 
+def _is_disconnect(encoded):
+    """Whether an Engine.IO message (or polling payload) carries a Socket.IO DISCONNECT."""
+    if isinstance(encoded, (bytes, bytearray)):
+        return False
+    return any(p.startswith("41") for p in encoded.split("\x1e"))
+
+
+def _watch_disconnect(sio):
+    """Returns an Event set once the DISCONNECT packet that sio.disconnect() queues has reached
+    the server ahead of the transport's end.
+
+    python-socketio 5.7's disconnect() queues DISCONNECT and CLOSE, sets the state to
+    "disconnecting" and, over WebSocket, sends the close frame at once, while python-engineio's
+    writer thread sends the queue: the DISCONNECT frame may go out before the close frame or
+    after it (when the server ignores it). Over polling the writer gives up without sending
+    when it is still in an earlier POST (a PONG) as the state changes. So whether the server
+    sees the DISCONNECT is a race inside the client, which this records: a DISCONNECT POST the
+    server answered with 2xx, or a DISCONNECT frame written to the WebSocket before any close
+    frame. It hooks websocket-client's _send, which send_frame calls under the socket's write
+    lock, so what it records is the order on the wire."""
+    sent = threading.Event()
+    eio = sio.eio
+    if eio.current_transport == "websocket":
+        ws = eio.ws
+        frame = threading.local()  # what the calling thread's send is writing
+        closed = [False]  # a close frame went out
+        ws_send, ws_raw_send = ws.send, ws._send
+
+        def send(payload, opcode=websocket.ABNF.OPCODE_TEXT):
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                frame.kind = "close"
+            elif opcode == websocket.ABNF.OPCODE_TEXT and _is_disconnect(payload):
+                frame.kind = "disconnect"
+            else:
+                frame.kind = "other"
+            try:
+                return ws_send(payload, opcode)
+            finally:
+                frame.kind = None
+
+        def raw_send(data):
+            # The first write of a frame: later ones (a partial write's rest) find kind None.
+            kind, frame.kind = getattr(frame, "kind", None), None
+            if kind == "close":
+                closed[0] = True
+            elif kind == "disconnect" and not closed[0]:
+                sent.set()
+            return ws_raw_send(data)
+
+        ws.send, ws._send = send, raw_send
+    else:
+        send_request = eio._send_request
+
+        def request(method, url, headers=None, body=None, timeout=None):
+            r = send_request(method, url, headers=headers, body=body, timeout=timeout)
+            if (method == "POST" and body is not None and _is_disconnect(body)
+                    and r is not None and not isinstance(r, str) and 200 <= r.status_code < 300):
+                sent.set()
+            return r
+
+        eio._send_request = request
+    return sent
+
+
 def disconnect(*clients):
-    """Disconnects and waits for python-engineio's writer thread to end, so that the DISCONNECT
-    packet has been sent (over polling; over WebSocket python-socketio 5.7 closes the socket
-    without waiting for it) before the process exits."""
+    """Disconnects and waits for python-engineio's writer thread to end, so that whatever it
+    sends is sent before the process exits. Returns, per client, whether its DISCONNECT packet
+    reached the server (see _watch_disconnect)."""
+    sent = []
     for sio in clients:
         writer = sio.eio.write_loop_task
+        watch = _watch_disconnect(sio)
         sio.disconnect()
         if writer is not None:
             writer.join(STEP_TIMEOUT)
+        sent.append(watch.is_set())
+    return sent
 
 
 def scenario_core(mode):
@@ -217,7 +286,8 @@ def scenario_core(mode):
 
     out({"step": "final", "transport": sio.transport()})
     closing.set()
-    disconnect(sio)
+    sent = disconnect(sio)
+    out({"step": "disconnected", "sent_disconnect": sent[0]})
 
 
 def scenario_namespaces(_):
