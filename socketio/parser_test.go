@@ -728,6 +728,18 @@ func BenchmarkEncode(b *testing.B) {
 			parserBenchBytes = data
 		}
 	})
+	b.Run("EncodeArgsRaw", func(b *testing.B) {
+		// What POST /emit and the webhook reply's emit hand over: the app's JSON, unparsed.
+		b.ReportAllocs()
+		values := []any{"message", json.RawMessage(`{"text":"hello there, how are you?","user":"bob","n":42,"tags":["a","b"]}`)}
+		for b.Loop() {
+			data, _, err := EncodeArgs(values)
+			if err != nil {
+				b.Fatal(err)
+			}
+			parserBenchBytes = data
+		}
+	})
 	b.Run("EncodeArgsBinaryMap", func(b *testing.B) {
 		b.ReportAllocs()
 		values := []any{"upload", map[string]any{"name": "a.png", "size": 1024, "data": make([]byte, 1024)}}
