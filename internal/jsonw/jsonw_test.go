@@ -150,3 +150,23 @@ func BenchmarkAppendString(b *testing.B) {
 		})
 	}
 }
+
+func TestAppendArray(t *testing.T) {
+	for _, tc := range []struct {
+		a    []any
+		want string
+	}{
+		{nil, `[]`},
+		{[]any{}, `[]`},
+		{[]any{"a", []byte{1}, nil}, `["a",{"_placeholder":true,"num":0},null]`},
+	} {
+		var n int
+		got, err := AppendArray(nil, tc.a, placeholders(&n))
+		if err != nil || string(got) != tc.want {
+			t.Errorf("AppendArray(%#v) = %s, %v; want %s", tc.a, got, err, tc.want)
+		}
+	}
+	if _, err := AppendArray(nil, []any{nest(MaxDepth)}, nil); err == nil {
+		t.Error("AppendArray of MaxDepth arrays in one: no error")
+	}
+}

@@ -23,6 +23,12 @@ func Append(dst []byte, v any, bin Binary) ([]byte, error) {
 	return appendValue(dst, v, bin, 0)
 }
 
+// AppendArray appends a as a JSON array, [] when it is nil, each []byte in it through bin
+// when bin is not nil. It is Append without the interface, which would cost an allocation.
+func AppendArray(dst []byte, a []any, bin Binary) ([]byte, error) {
+	return appendArray(dst, a, bin, 1)
+}
+
 // depth is the number of arrays and objects around v.
 func appendValue(dst []byte, v any, bin Binary, depth int) ([]byte, error) {
 	switch x := v.(type) {
