@@ -546,9 +546,6 @@ func EncodeArgs(values []any) (data json.RawMessage, attachments [][]byte, err e
 	return buf, attachments, nil
 }
 
-// AppendJSONString appends s to buf as a JSON string, as jsonw.AppendString does.
-func AppendJSONString(buf []byte, s string) []byte { return jsonw.AppendString(buf, s) }
-
 // unquote returns the value of the JSON string literal s (quotes included).
 // Literals without escapes, the common case for event names, are converted
 // directly; the rest goes through encoding/json, which also validates them.
