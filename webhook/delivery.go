@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/siobridge/siobridge/internal/jsonw"
 )
 
 // Kind is what a webhook reports.
@@ -394,7 +396,7 @@ func withBodyID(body []byte, id string) []byte {
 	}
 	out := make([]byte, 0, len(body)+len(id)+8)
 	out = append(out, `{"id":`...)
-	out = strconv.AppendQuote(out, id)
+	out = jsonw.AppendString(out, id)
 	if body[1] != '}' {
 		out = append(out, ',')
 	}
