@@ -526,8 +526,8 @@ func replacePlaceholders(v any, attachments [][]byte) (any, error) {
 // walked in sorted order so output is deterministic). A nil []byte counts as
 // an empty attachment: the choice is made by type, like socket.io-parser
 // does for Buffers. The rest is written as encoding/json writes it, without
-// HTML escaping (json.RawMessage values are validated and compacted, nil
-// writes null), except that NaN and ±Inf are written as null, as
+// HTML escaping, except that json.RawMessage values are written as they are
+// after json.Valid (nil writes null), and NaN and ±Inf as null, as
 // JSON.stringify writes them. Other types than []any, map[string]any and
 // scalars go to encoding/json whole (so []byte inside, say, a struct is
 // base64 text, not an attachment). Returns attachments == nil when there is

@@ -507,7 +507,7 @@ func TestEncodeArgs(t *testing.T) {
 			`["q\"b\\s/\n\r\t\u0001\u001f<>&","\u2028\u2029é😀","bad\ufffdutf8"]`, nil},
 		{"number", []any{json.Number("12345678901234567890"), json.Number("-1.5e-3")}, `[12345678901234567890,-1.5e-3]`, nil},
 		{"empty number", []any{json.Number("")}, `[0]`, nil},
-		{"raw compacted", []any{json.RawMessage(`{"a": [1, 2]}`), json.RawMessage(nil)}, `[{"a":[1,2]},null]`, nil},
+		{"raw", []any{json.RawMessage(`{"a": [1, 2]}`), json.RawMessage(nil)}, `[{"a": [1, 2]},null]`, nil},
 		{"non-finite as JSON.stringify", []any{math.NaN(), math.Inf(1), float32(math.Inf(-1))}, `[null,null,null]`, nil},
 		{"containers", []any{[]any{}, map[string]any{}, []any(nil), map[string]any(nil)}, `[[],{},null,null]`, nil},
 		{"top binary", []any{"up", []byte{1, 2}, []byte{3}}, `["up",` + parserPH(0) + `,` + parserPH(1) + `]`, [][]byte{{1, 2}, {3}}},

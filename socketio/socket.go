@@ -207,7 +207,7 @@ func (s *Socket) OnDisconnect(fn func(reason string)) {
 }
 
 // Emit sends an event to this socket. Arguments are encoded with [EncodeArgs]: []byte values
-// become binary attachments, json.RawMessage values are sent compacted. With recovery on,
+// become binary attachments, json.RawMessage values are sent as they are. With recovery on,
 // it goes through the adapter to the socket's own room, as in Node, so it is stored and
 // carries an offset.
 func (s *Socket) Emit(event string, args ...any) error {

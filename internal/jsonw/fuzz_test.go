@@ -12,9 +12,10 @@ import (
 )
 
 // FuzzJSONWriter builds a value from the input (see builder) and checks Append against
-// encoding/json (an Encoder with HTML escaping off): the same bytes when encoding/json writes
-// the value once NaN and ±Inf outside structs are replaced by nil (the one documented
-// substitution), an error when it fails then. It checks both without a Binary hook, where
+// encoding/json (an Encoder with HTML escaping off), as the package comment describes it:
+// once NaN and ±Inf outside structs are replaced by nil, the same bytes when encoding/json
+// writes the value (json.Compact of them when the value holds a json.RawMessage, which Append
+// does not compact), an error when it fails. It checks both without a Binary hook, where
 // []byte is base64 as in encoding/json, and with one, where each []byte outside structs is
 // what the hook writes, in the order of a walk with sorted keys.
 func FuzzJSONWriter(f *testing.F) {
@@ -22,27 +23,34 @@ func FuzzJSONWriter(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		v := (&builder{in: in}).value(0)
 
-		want, wantErr := reference(substitute(v, nil))
+		s := substitution{}
+		want, wantErr := reference(s.apply(v))
 		got, err := Append(nil, v, nil)
-		check(t, v, got, err, want, wantErr)
+		check(t, v, got, err, want, wantErr, s.raw)
 
+		s = substitution{placeholders: true}
+		want, wantErr = reference(s.apply(v))
 		var n int
-		want, wantErr = reference(substitute(v, &n))
-		n = 0
 		got, err = Append(nil, v, placeholders(&n))
-		check(t, v, got, err, want, wantErr)
+		check(t, v, got, err, want, wantErr, s.raw)
 	})
 }
 
-func check(t *testing.T, v any, got []byte, err error, want []byte, wantErr error) {
+func check(t *testing.T, v any, got []byte, err error, want []byte, wantErr error, raw bool) {
 	t.Helper()
 	switch {
 	case wantErr != nil && err == nil:
 		t.Fatalf("%#v: wrote %s; encoding/json: %v", v, got, wantErr)
 	case wantErr == nil && err != nil:
 		t.Fatalf("%#v: %v; encoding/json wrote %s", v, err, want)
-	case !bytes.Equal(got, want):
+	case err != nil || bytes.Equal(got, want):
+	case !raw:
 		t.Fatalf("%#v:\njsonw         %s\nencoding/json %s", v, got, want)
+	default:
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, got); err != nil || !bytes.Equal(compact.Bytes(), want) {
+			t.Fatalf("%#v:\njsonw compacted %s (%v)\nencoding/json   %s", v, compact.Bytes(), err, want)
+		}
 	}
 }
 
@@ -57,11 +65,17 @@ func reference(v any) ([]byte, error) {
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
-// substitute returns a copy of v with what Append writes differently from encoding/json
-// replaced by what it writes: NaN and ±Inf by nil and, when n is not nil, each []byte by the
-// placeholder that placeholders(n) writes. It does not look into structs, which Append hands
-// to encoding/json whole.
-func substitute(v any, n *int) any {
+// substitution makes a copy of a value with what Append writes differently from
+// encoding/json replaced by what it writes: NaN and ±Inf by nil and, with placeholders, each
+// []byte by the placeholder that the placeholders hook writes. It does not look into structs,
+// which Append hands to encoding/json whole.
+type substitution struct {
+	placeholders bool
+	n            int  // placeholders written
+	raw          bool // whether a json.RawMessage was met
+}
+
+func (s *substitution) apply(v any) any {
 	switch x := v.(type) {
 	case float64:
 		if math.IsNaN(x) || math.IsInf(x, 0) {
@@ -72,17 +86,19 @@ func substitute(v any, n *int) any {
 			return nil
 		}
 	case []byte:
-		if n != nil {
-			*n++
-			return json.RawMessage(`{"_placeholder":true,"num":` + strconv.Itoa(*n-1) + `}`)
+		if s.placeholders {
+			s.n++
+			return json.RawMessage(`{"_placeholder":true,"num":` + strconv.Itoa(s.n-1) + `}`)
 		}
+	case json.RawMessage:
+		s.raw = true
 	case []any:
 		if x == nil {
 			return x
 		}
 		out := make([]any, len(x))
 		for i, e := range x {
-			out[i] = substitute(e, n)
+			out[i] = s.apply(e)
 		}
 		return out
 	case map[string]any:
@@ -91,7 +107,7 @@ func substitute(v any, n *int) any {
 		}
 		out := make(map[string]any, len(x))
 		for _, k := range slices.Sorted(maps.Keys(x)) {
-			out[k] = substitute(x[k], n)
+			out[k] = s.apply(x[k])
 		}
 		return out
 	}

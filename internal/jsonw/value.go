@@ -125,17 +125,18 @@ func appendObject(dst []byte, m map[string]any, bin Binary, depth int) ([]byte, 
 	return append(dst, '}'), nil
 }
 
-// AppendRaw appends raw compacted, as encoding/json writes a json.RawMessage: null when nil,
-// an error when it is not valid JSON.
+// AppendRaw appends raw as it is: null when nil, an error when it is not valid JSON. Unlike
+// encoding/json, it does not compact raw (see the package comment).
 func AppendRaw(dst []byte, raw json.RawMessage) ([]byte, error) {
 	if raw == nil {
 		return append(dst, "null"...), nil
 	}
-	b := bytes.NewBuffer(dst)
-	if err := json.Compact(b, raw); err != nil {
+	if !json.Valid(raw) {
+		// json.Compact finds the same error as json.Valid, and says where it is.
+		err := json.Compact(new(bytes.Buffer), raw)
 		return nil, fmt.Errorf("invalid json.RawMessage: %w", err)
 	}
-	return b.Bytes(), nil
+	return append(dst, raw...), nil
 }
 
 // appendMarshal appends v as encoding/json writes it, without HTML escaping.
