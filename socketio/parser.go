@@ -19,6 +19,8 @@ import (
 	"slices"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/siobridge/siobridge/internal/jsonw"
 )
 
 // PacketType is the Socket.IO packet type, the first character of every
@@ -106,23 +108,21 @@ func (e *parseError) Unwrap() error { return ErrParse }
 // Preallocated errors: malformed input is peer-controlled, so rejecting it
 // should not cost allocations.
 var (
-	errEmpty           = &parseError{"empty packet"}
-	errType            = &parseError{"unknown packet type"}
-	errAttachCount     = &parseError{"invalid attachment count"}
-	errTooMany         = &parseError{"too many attachments"}
-	errAckID           = &parseError{"invalid ack id"}
-	errJSON            = &parseError{"invalid JSON payload"}
-	errPayload         = &parseError{"invalid payload for packet type"}
-	errMissing         = &parseError{"missing payload"}
-	errReserved        = &parseError{"reserved event name"}
-	errTextInBinary    = &parseError{"text message while awaiting binary attachments"}
-	errUnexpectedBin   = &parseError{"binary message while no attachment is awaited"}
-	errNotArray        = &parseError{"payload is not a JSON array"}
-	errPlaceholder     = &parseError{"invalid attachment placeholder"}
-	errEventName       = &parseError{"invalid event name"}
-	errTrailing        = &parseError{"trailing data after JSON payload"}
-	errEncodeDepth     = errors.New("socketio: value nested too deeply (or cyclic)")
-	errEncodeNonFinite = errors.New("socketio: unsupported float value (NaN or Inf)")
+	errEmpty         = &parseError{"empty packet"}
+	errType          = &parseError{"unknown packet type"}
+	errAttachCount   = &parseError{"invalid attachment count"}
+	errTooMany       = &parseError{"too many attachments"}
+	errAckID         = &parseError{"invalid ack id"}
+	errJSON          = &parseError{"invalid JSON payload"}
+	errPayload       = &parseError{"invalid payload for packet type"}
+	errMissing       = &parseError{"missing payload"}
+	errReserved      = &parseError{"reserved event name"}
+	errTextInBinary  = &parseError{"text message while awaiting binary attachments"}
+	errUnexpectedBin = &parseError{"binary message while no attachment is awaited"}
+	errNotArray      = &parseError{"payload is not a JSON array"}
+	errPlaceholder   = &parseError{"invalid attachment placeholder"}
+	errEventName     = &parseError{"invalid event name"}
+	errTrailing      = &parseError{"trailing data after JSON payload"}
 )
 
 // defaultMaxAttachments bounds attachments per packet when
@@ -133,11 +133,6 @@ const defaultMaxAttachments = 10
 // generous MaxAttachments does not turn a short header into a big allocation:
 // beyond this the slice grows as attachments actually arrive.
 const maxPrealloc = 16
-
-// maxDepth matches encoding/json's decoding nesting limit, so anything
-// DecodeArgs returns can be encoded again, and cyclic values fail instead of
-// overflowing the stack.
-const maxDepth = 10000
 
 // AppendEncode appends the text form of p (the part sent as one Engine.IO
 // text message) to dst; for binary types, each of p.Attachments is then sent
@@ -531,207 +526,25 @@ func replacePlaceholders(v any, attachments [][]byte) (any, error) {
 // placeholder and appended to attachments (in the order met; map keys are
 // walked in sorted order so output is deterministic). A nil []byte counts as
 // an empty attachment: the choice is made by type, like socket.io-parser
-// does for Buffers. json.RawMessage values are written as-is after
-// json.Valid (nil writes null). Other values go through encoding/json
-// (so []byte inside, say, a struct is base64 text, not an attachment).
-// Returns attachments == nil when there is no binary.
+// does for Buffers. The rest is written as encoding/json writes it, without
+// HTML escaping, except that json.RawMessage values are written as they are
+// after json.Valid (nil writes null), and NaN and ±Inf as null, as
+// JSON.stringify writes them. Other types than []any, map[string]any and
+// scalars go to encoding/json whole (so []byte inside, say, a struct is
+// base64 text, not an attachment). Returns attachments == nil when there is
+// no binary.
 func EncodeArgs(values []any) (data json.RawMessage, attachments [][]byte, err error) {
-	buf := make([]byte, 0, 64)
-	buf, err = appendArray(buf, values, &attachments, 1)
+	placeholder := func(dst, b []byte) []byte {
+		dst = append(dst, `{"_placeholder":true,"num":`...)
+		dst = strconv.AppendInt(dst, int64(len(attachments)), 10)
+		attachments = append(attachments, b)
+		return append(dst, '}')
+	}
+	buf, err := jsonw.AppendArray(make([]byte, 0, 64), values, placeholder)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("socketio: cannot encode arguments: %w", err)
 	}
 	return buf, attachments, nil
-}
-
-func appendArray(buf []byte, values []any, atts *[][]byte, depth int) ([]byte, error) {
-	if depth > maxDepth {
-		return nil, errEncodeDepth
-	}
-	buf = append(buf, '[')
-	for k, v := range values {
-		if k > 0 {
-			buf = append(buf, ',')
-		}
-		var err error
-		if buf, err = appendValue(buf, v, atts, depth); err != nil {
-			return nil, err
-		}
-	}
-	return append(buf, ']'), nil
-}
-
-// appendValue writes v as JSON. Common types are written directly, which is
-// much cheaper than encoding/json's reflection; the rest falls back to it.
-func appendValue(buf []byte, v any, atts *[][]byte, depth int) ([]byte, error) {
-	switch x := v.(type) {
-	case nil:
-		return append(buf, "null"...), nil
-	case string:
-		return AppendJSONString(buf, x), nil
-	case bool:
-		return strconv.AppendBool(buf, x), nil
-	case []byte:
-		buf = append(buf, `{"_placeholder":true,"num":`...)
-		buf = strconv.AppendInt(buf, int64(len(*atts)), 10)
-		*atts = append(*atts, x)
-		return append(buf, '}'), nil
-	case []any:
-		if x == nil {
-			return append(buf, "null"...), nil
-		}
-		return appendArray(buf, x, atts, depth+1)
-	case map[string]any:
-		return appendObject(buf, x, atts, depth+1)
-	case json.RawMessage:
-		if x == nil {
-			return append(buf, "null"...), nil
-		}
-		if !json.Valid(x) {
-			return nil, errors.New("socketio: invalid json.RawMessage value")
-		}
-		return append(buf, x...), nil
-	case json.Number:
-		if x != "" && scanNumber([]byte(x), 0) == len(x) {
-			return append(buf, x...), nil
-		}
-	case int:
-		return strconv.AppendInt(buf, int64(x), 10), nil
-	case int8:
-		return strconv.AppendInt(buf, int64(x), 10), nil
-	case int16:
-		return strconv.AppendInt(buf, int64(x), 10), nil
-	case int32:
-		return strconv.AppendInt(buf, int64(x), 10), nil
-	case int64:
-		return strconv.AppendInt(buf, x, 10), nil
-	case uint:
-		return strconv.AppendUint(buf, uint64(x), 10), nil
-	case uint8:
-		return strconv.AppendUint(buf, uint64(x), 10), nil
-	case uint16:
-		return strconv.AppendUint(buf, uint64(x), 10), nil
-	case uint32:
-		return strconv.AppendUint(buf, uint64(x), 10), nil
-	case uint64:
-		return strconv.AppendUint(buf, x, 10), nil
-	case float64:
-		return appendFloat(buf, x, 64)
-	case float32:
-		return appendFloat(buf, float64(x), 32)
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("socketio: cannot encode argument: %w", err)
-	}
-	return append(buf, b...), nil
-}
-
-func appendObject(buf []byte, m map[string]any, atts *[][]byte, depth int) ([]byte, error) {
-	if m == nil {
-		return append(buf, "null"...), nil
-	}
-	if depth > maxDepth {
-		return nil, errEncodeDepth
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	buf = append(buf, '{')
-	for n, k := range keys {
-		if n > 0 {
-			buf = append(buf, ',')
-		}
-		buf = AppendJSONString(buf, k)
-		buf = append(buf, ':')
-		var err error
-		if buf, err = appendValue(buf, m[k], atts, depth); err != nil {
-			return nil, err
-		}
-	}
-	return append(buf, '}'), nil
-}
-
-// appendFloat writes f the way JavaScript's JSON.stringify (and
-// encoding/json) does: plain decimal notation between 1e-6 and 1e21,
-// exponent notation outside, shortest round-tripping digits.
-func appendFloat(buf []byte, f float64, bits int) ([]byte, error) {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return nil, errEncodeNonFinite
-	}
-	format := byte('f')
-	if a := math.Abs(f); a != 0 {
-		if bits == 64 && (a < 1e-6 || a >= 1e21) || bits == 32 && (float32(a) < 1e-6 || float32(a) >= 1e21) {
-			format = 'e'
-		}
-	}
-	start := len(buf)
-	buf = strconv.AppendFloat(buf, f, format, -1, bits)
-	if format == 'e' {
-		// strconv pads the exponent to two digits ("1e-07"); JSON.stringify
-		// does not ("1e-7").
-		if n := len(buf); n-start >= 4 && buf[n-4] == 'e' && buf[n-3] == '-' && buf[n-2] == '0' {
-			buf[n-2] = buf[n-1]
-			buf = buf[:n-1]
-		}
-	}
-	return buf, nil
-}
-
-const hexDigits = "0123456789abcdef"
-
-// AppendJSONString appends s to buf as a JSON string. Invalid UTF-8 becomes
-// U+FFFD (as encoding/json does) and U+2028/U+2029 are escaped, since some
-// JavaScript engines treat them as line terminators. No HTML escaping: these
-// payloads are never embedded in HTML, so it would only cost bytes.
-func AppendJSONString(buf []byte, s string) []byte {
-	buf = append(buf, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			buf = append(buf, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				buf = append(buf, '\\', c)
-			case '\n':
-				buf = append(buf, '\\', 'n')
-			case '\r':
-				buf = append(buf, '\\', 'r')
-			case '\t':
-				buf = append(buf, '\\', 't')
-			default:
-				buf = append(buf, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			buf = append(buf, s[start:i]...)
-			buf = append(buf, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			buf = append(buf, s[start:i]...)
-			buf = append(buf, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	buf = append(buf, s[start:]...)
-	return append(buf, '"')
 }
 
 // unquote returns the value of the JSON string literal s (quotes included).

@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/siobridge/siobridge/internal/group"
+	"github.com/siobridge/siobridge/internal/jsonw"
 	"github.com/siobridge/siobridge/internal/spool"
 )
 
@@ -396,7 +397,7 @@ func withBodyID(body []byte, id string) []byte {
 	}
 	out := make([]byte, 0, len(body)+len(id)+8)
 	out = append(out, `{"id":`...)
-	out = strconv.AppendQuote(out, id)
+	out = jsonw.AppendString(out, id)
 	if body[1] != '}' {
 		out = append(out, ',')
 	}

@@ -4,13 +4,17 @@ import (
 	"encoding/json"
 	"strconv"
 
+	"github.com/siobridge/siobridge/internal/jsonw"
 	"github.com/siobridge/siobridge/socketio"
 )
 
 // The event webhook is the one sent for every message a client emits, so its body is written
-// by hand rather than by encoding/json: the same JSON as json.Marshal of its Payload (field
-// for field; raw JSON values go in as they are, without re-compacting or HTML-escaping them),
-// with the socket's handshake encoded once per socket, not once per event.
+// by hand rather than by encoding/json: the same JSON value as json.Marshal of its Payload,
+// field for field, with the socket's handshake encoded once per socket, not once per event.
+// Strings are written by internal/jsonw (as encoding/json writes them, without HTML
+// escaping). Raw JSON values (the client's arguments, which the Socket.IO decoder checked, the
+// socket's data and handshake) go in as they are, without compacting or HTML-escaping them: a
+// second pass over them for every event would change nothing but whitespace.
 
 // eventBody returns the body of the event webhook with delivery id for an event on s, whose
 // state is st.
@@ -48,17 +52,17 @@ func appendEventBody(buf []byte, delivery, namespace, socket string, rooms []str
 		buf = make([]byte, 0, n)
 	}
 	buf = append(buf, `{"id":`...)
-	buf = socketio.AppendJSONString(buf, delivery)
+	buf = jsonw.AppendString(buf, delivery)
 	buf = append(buf, `,"type":"event","namespace":`...)
-	buf = socketio.AppendJSONString(buf, namespace)
+	buf = jsonw.AppendString(buf, namespace)
 	buf = append(buf, `,"socket":{"id":`...)
-	buf = socketio.AppendJSONString(buf, socket)
+	buf = jsonw.AppendString(buf, socket)
 	buf = append(buf, `,"rooms":[`...)
 	for i, r := range rooms {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = socketio.AppendJSONString(buf, r)
+		buf = jsonw.AppendString(buf, r)
 	}
 	buf = append(buf, `],"data":`...)
 	if len(data) == 0 || !json.Valid(data) {
@@ -71,7 +75,7 @@ func appendEventBody(buf []byte, delivery, namespace, socket string, rooms []str
 	}
 	buf = append(buf, handshake...)
 	buf = append(buf, `},"event":`...)
-	buf = socketio.AppendJSONString(buf, event)
+	buf = jsonw.AppendString(buf, event)
 	if len(args) > 0 {
 		buf = append(buf, `,"args":`...)
 		buf = append(buf, args...)

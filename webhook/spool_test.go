@@ -274,3 +274,18 @@ func BenchmarkDeliverSpooled(b *testing.B) {
 		})
 	}
 }
+
+func TestWithBodyID(t *testing.T) {
+	for _, tc := range []struct{ body, id, want string }{
+		{`{"type":"event"}`, "MZXW6", `{"id":"MZXW6","type":"event"}`},
+		{`{}`, "MZXW6", `{"id":"MZXW6"}`},
+		{`{"id":"A","type":"event"}`, "B", `{"id":"A","type":"event"}`},
+		// Not an id siobridge makes, but still written as a JSON string (Go's quoting is not JSON).
+		{`{}`, "é\x01\x7f\u2028", `{"id":"é\u0001` + "\x7f" + `\u2028"}`},
+	} {
+		got := withBodyID([]byte(tc.body), tc.id)
+		if string(got) != tc.want || !json.Valid(got) {
+			t.Errorf("withBodyID(%s, %q) = %s, want %s", tc.body, tc.id, got, tc.want)
+		}
+	}
+}

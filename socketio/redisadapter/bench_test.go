@@ -50,3 +50,34 @@ func BenchmarkEmitAcrossNodes(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkPacketFromWire measures turning a broadcast from another node (already decoded from
+// msgpack) into the Socket.IO JSON its local receivers get: the JSON writing every broadcast
+// from a Node.js or siobridge node goes through once per receiving node.
+func BenchmarkPacketFromWire(b *testing.B) {
+	for _, bc := range []struct{ name, data string }{
+		{"text", `["chat",{"room":"lobby","text":"hello there, how are you?","user":"bob","n":42,"ratio":0.25,"tags":["a","b"]}]`},
+		{"binary", `["upload",{"name":"a.png","size":1024,"data":{"_placeholder":true,"num":0}}]`},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			var atts [][]byte
+			if bc.name == "binary" {
+				atts = [][]byte{make([]byte, 1024)}
+			}
+			w, err := packetToWire(&socketio.Packet{Type: socketio.PacketBinaryEvent, Namespace: "/", Data: []byte(bc.data), Attachments: atts})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				p, err := packetFromWire(w, "/")
+				if err != nil {
+					b.Fatal(err)
+				}
+				benchPacket = p
+			}
+		})
+	}
+}
+
+var benchPacket *socketio.Packet

@@ -22,7 +22,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
 
-	"github.com/siobridge/siobridge/socketio"
+	"github.com/siobridge/siobridge/internal/jsonw"
 )
 
 // maxDepth bounds nesting in what is decoded from Redis, so a hostile message cannot overflow
@@ -233,8 +233,18 @@ func propertyKey(k any) string {
 	case uint64:
 		return strconv.FormatUint(x, 10)
 	case float64:
-		b, _ := appendJSNumber(nil, x)
-		return string(b)
+		// String(x): what JSON.stringify writes for a finite number, except that -0 is "0".
+		switch {
+		case math.IsNaN(x):
+			return "NaN"
+		case math.IsInf(x, 1):
+			return "Infinity"
+		case math.IsInf(x, -1):
+			return "-Infinity"
+		case x == 0:
+			return "0"
+		}
+		return string(jsonw.AppendFloat(nil, x, 64))
 	case []byte:
 		return string(x)
 	}
@@ -429,7 +439,10 @@ func jsonNumber(n json.Number) any {
 }
 
 // appendJSON writes v as JSON.stringify would, in socket.io-parser's deconstructPacket form:
-// each []byte becomes {"_placeholder":true,"num":N} and is appended to atts.
+// each []byte becomes {"_placeholder":true,"num":N} and is appended to atts. Strings and
+// numbers are jsonw's, as in every other JSON siobridge writes (so -0 is "-0" where
+// JSON.stringify writes 0; notepack.io sends -0 as the integer 0, so only a peer of another
+// kind can make this node write it).
 func appendJSON(buf []byte, v any, atts *[][]byte, depth int) ([]byte, error) {
 	if depth > maxDepth {
 		return nil, errDepth
@@ -444,9 +457,9 @@ func appendJSON(buf []byte, v any, atts *[][]byte, depth int) ([]byte, error) {
 	case uint64:
 		return strconv.AppendUint(buf, x, 10), nil
 	case float64:
-		return appendJSNumber(buf, x)
+		return jsonw.AppendFloat(buf, x, 64), nil
 	case string:
-		return socketio.AppendJSONString(buf, x), nil
+		return jsonw.AppendString(buf, x), nil
 	case []byte:
 		buf = append(buf, `{"_placeholder":true,"num":`...)
 		buf = strconv.AppendInt(buf, int64(len(*atts)), 10)
@@ -475,7 +488,7 @@ func appendJSON(buf []byte, v any, atts *[][]byte, depth int) ([]byte, error) {
 				buf = append(buf, ',')
 			}
 			first = false
-			buf = socketio.AppendJSONString(buf, k)
+			buf = jsonw.AppendString(buf, k)
 			buf = append(buf, ':')
 			var err error
 			if buf, err = appendJSON(buf, x.vals[i], atts, depth+1); err != nil {
@@ -484,35 +497,11 @@ func appendJSON(buf []byte, v any, atts *[][]byte, depth int) ([]byte, error) {
 		}
 		return append(buf, '}'), nil
 	case time.Time:
-		return socketio.AppendJSONString(buf, x.UTC().Format("2006-01-02T15:04:05.000Z")), nil
+		return jsonw.AppendString(buf, x.UTC().Format("2006-01-02T15:04:05.000Z")), nil
 	case extension:
 		return appendJSON(buf, []any{int64(x.typ), x.data}, atts, depth)
 	}
 	return nil, fmt.Errorf("cannot write %T as JSON", v)
-}
-
-// appendJSNumber writes f as JavaScript's Number.prototype.toString does (JSON.stringify
-// writes NaN and ±Infinity as null, and -0 as 0).
-func appendJSNumber(buf []byte, f float64) ([]byte, error) {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return append(buf, "null"...), nil
-	}
-	if f == 0 {
-		return append(buf, '0'), nil
-	}
-	if a := math.Abs(f); a >= 1e-6 && a < 1e21 {
-		return strconv.AppendFloat(buf, f, 'f', -1, 64), nil
-	}
-	start := len(buf)
-	buf = strconv.AppendFloat(buf, f, 'e', -1, 64)
-	// Go writes "1e-07" and "1e+21"; JavaScript "1e-7" and "1e+21".
-	if i := bytes.LastIndexByte(buf[start:], 'e'); i >= 0 {
-		i += start
-		if i+3 < len(buf) && buf[i+2] == '0' {
-			buf = append(buf[:i+2], buf[i+3:]...)
-		}
-	}
-	return buf, nil
 }
 
 // ---- access helpers for decoded messages ----

@@ -57,6 +57,9 @@ func TestDecodeNotepackSpecials(t *testing.T) {
 		{"timestamp32", "91d6ff00000001", `["1970-01-01T00:00:01.000Z"]`},
 		{"unknown extension", "91d5070102", `[[7,{"_placeholder":true,"num":0}]]`},
 		{"nan and infinity", "92cb7ff8000000000000cb7ff0000000000000", `[null,null]`},
+		// notepack.io writes -0 as the integer 0; a double -0 is written as encoding/json does.
+		{"negative zero", "92cb8000000000000000cb3ff8000000000000", `[-0,1.5]`},
+		{"number keys named as String(n)", "84cb800000000000000002cb7ff800000000000001cb3fb999999999999a03c004", `{"0":2,"NaN":1,"0.1":3,"null":4}`},
 		{"str8 and bin8", "92d903616263c40161", `["abc",{"_placeholder":true,"num":0}]`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -129,18 +132,18 @@ func TestPacketRoundTrip(t *testing.T) {
 	}
 }
 
-func TestJSNumbers(t *testing.T) {
+// A number used as a map key is named as JavaScript names it: String(n).
+func TestNumberPropertyKeys(t *testing.T) {
 	for _, tc := range []struct {
 		f    float64
 		want string
 	}{
 		{0.1, "0.1"}, {-2.5, "-2.5"}, {1e21, "1e+21"}, {1e-7, "1e-7"}, {1.5e-10, "1.5e-10"},
-		{123456789012, "123456789012"}, {math.Copysign(0, -1), "0"}, {math.NaN(), "null"},
-		{math.Inf(-1), "null"}, {1.5e300, "1.5e+300"}, {0.000001, "0.000001"},
+		{123456789012, "123456789012"}, {math.Copysign(0, -1), "0"}, {math.NaN(), "NaN"},
+		{math.Inf(1), "Infinity"}, {math.Inf(-1), "-Infinity"}, {1.5e300, "1.5e+300"}, {0.000001, "0.000001"},
 	} {
-		b, _ := appendJSNumber(nil, tc.f)
-		if string(b) != tc.want {
-			t.Errorf("%v: got %s, want %s", tc.f, b, tc.want)
+		if got := propertyKey(tc.f); got != tc.want {
+			t.Errorf("%v: got %s, want %s", tc.f, got, tc.want)
 		}
 	}
 }
