@@ -69,7 +69,7 @@ type Actions struct {
 type BridgeOptions struct {
 	// Server is the Socket.IO server whose clients are reported.
 	Server *socketio.Server
-	// Deliverer sends the webhooks.
+	// Deliverer sends the webhooks. The bridge owns it from then on: [Bridge.Close] closes it.
 	Deliverer *Deliverer
 	// Kinds lists the kinds of webhook sent; the others are not.
 	Kinds []Kind
@@ -113,6 +113,7 @@ const (
 	msgUnreachable = "Connection refused: the application could not be reached"
 	msgFailed      = "Connection refused: the application failed"
 	msgOverloaded  = "Connection refused: too many webhooks waiting"
+	msgStopping    = "Connection refused: the server is stopping"
 )
 
 // The errors an event's ack carries when the app's answer cannot give it: the client's
@@ -139,6 +140,16 @@ func NewBridge(opts BridgeOptions) *Bridge {
 	}
 	opts.Server.OnNamespace(b.attach)
 	return b
+}
+
+// Close ends the bridge's work: it closes its Deliverer (see [Deliverer.Close]), which lets
+// queued webhooks finish until ctx ends and cancels the rest, and returns the number of
+// webhooks cancelled. A client's connect or event that comes after is not forwarded: the
+// connect is refused, or accepted with BridgeOptions.AcceptOnError; the event's ack, if it
+// asked for one, says that the server stopped. Close the Socket.IO server first, so that the
+// disconnect webhooks of the clients it ends are among those that finish.
+func (b *Bridge) Close(ctx context.Context) int {
+	return b.opts.Deliverer.Close(ctx)
 }
 
 func (b *Bridge) attach(ns *socketio.Namespace) {
@@ -209,7 +220,11 @@ func (b *Bridge) authorize(ctx context.Context, req *socketio.ConnectRequest) (*
 			b.opts.Metrics.Dropped(KindConnect, DropDropped)
 		}
 		b.log.Warn("webhook: connect not sent", "namespace", req.Namespace, "socket", req.SocketID, "err", err)
-		return b.onConnectError(&socketio.ConnectError{Message: msgOverloaded})
+		msg := msgOverloaded
+		if errors.Is(err, ErrClosed) {
+			msg = msgStopping
+		}
+		return b.onConnectError(&socketio.ConnectError{Message: msg})
 	}
 	var res Result
 	select {
@@ -287,7 +302,11 @@ func (b *Bridge) onEvent(s *socketio.Socket, st *socketState, e *socketio.Event)
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrClosed):
+		// The bridge is closed: the event is not sent, and a client waiting for its ack is
+		// told why.
 		b.log.Warn("webhook: event dropped", "socket", s.ID(), "event", e.Name, "err", err)
+		b.opts.Metrics.Dropped(KindEvent, DropDropped)
+		b.ackError(s, e, ackStopping)
 	default:
 		// A full queue, a full spool, or a spool that cannot be written: the event was not
 		// accepted, and the client is told so.

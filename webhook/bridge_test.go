@@ -2,7 +2,9 @@ package webhook
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -129,5 +131,59 @@ func TestQueueFullDisconnect(t *testing.T) {
 	}
 	if p := receive(t, h.disconnects, "the disconnect webhook"); p.Reason != socketio.ReasonServerNamespaceDisconnect {
 		t.Errorf("disconnect reason %q", p.Reason)
+	}
+}
+
+// After Bridge.Close, a client's event is not sent and its ack says why; a new socket's connect
+// is refused with a message that says the server is stopping.
+func TestBridgeClose(t *testing.T) {
+	kinds := make(chan Kind, 8)
+	app := newApp(t, func(w http.ResponseWriter, r *http.Request) {
+		var p Payload
+		_ = json.NewDecoder(r.Body).Decode(&p)
+		kinds <- p.Type
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"ack":["ok"]}`)
+	})
+	metrics := NewMetrics(prometheus.NewRegistry())
+	d := newDeliverer(t, DelivererOptions{URL: app.URL, Metrics: metrics})
+	srv := socketio.NewServer(socketio.Options{})
+	b := NewBridge(BridgeOptions{
+		Server: srv, Deliverer: d, Kinds: []Kind{KindConnect, KindEvent, KindDisconnect},
+		Metrics: metrics, Logger: slog.New(slog.DiscardHandler),
+	})
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		srv.Close()
+		ts.Close()
+	})
+	c := socketiotest.Dial(t, ts.URL, "")
+	c.Connect("/", "")
+	if k := receive(t, kinds, "the connect webhook"); k != KindConnect {
+		t.Fatalf("the app got a %s webhook, want connect", k)
+	}
+	c.Write(`421["e",1]`)
+	c.Expect(`431["ok"]`)
+	if k := receive(t, kinds, "the event webhook"); k != KindEvent {
+		t.Fatalf("the app got a %s webhook, want event", k)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if n := b.Close(ctx); n != 0 {
+		t.Fatalf("Close cancelled %d webhooks, want 0", n)
+	}
+	c.Write(`422["e",2]`)
+	c.Expect(`432[{"error":"the server stopped before the application answered"}]`)
+	if n := testutil.ToFloat64(metrics.dropped.WithLabelValues("event", DropDropped)); n != 1 {
+		t.Errorf("siobridge_webhook_dropped_total{kind=event,outcome=dropped} = %v, want 1", n)
+	}
+	c2 := socketiotest.Dial(t, ts.URL, "")
+	c2.Write("40")
+	c2.Expect(`44{"message":"` + msgStopping + `"}`)
+	select {
+	case k := <-kinds:
+		t.Fatalf("the app got a %s webhook after Close", k)
+	default:
 	}
 }

@@ -46,11 +46,11 @@ const (
 )
 
 // The outcome label of siobridge_webhook_dropped_total: what became of a client's action whose
-// webhook found its socket's queue full.
+// webhook found its socket's queue full, or the webhooks stopped ([Bridge.Close]).
 const (
 	DropDisconnected = "disconnected" // the socket was disconnected ([webhook] queue_full = "disconnect")
 	DropRejected     = "rejected"     // the event was refused, its ack answered with an error ("reject")
-	DropDropped      = "dropped"      // a connect or disconnect webhook was not sent
+	DropDropped      = "dropped"      // a connect or disconnect webhook was not sent, or an event after Close
 )
 
 // NewMetrics makes the collectors and registers them with reg (none when reg is nil). The

@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"go.uber.org/goleak"
 )
 
 func TestCheckSpoolDir(t *testing.T) {
@@ -149,4 +152,28 @@ func TestRunCheckWarnsAndFails(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A listener that cannot be opened stops siobridge with an error naming the setting, and
+// leaves nothing running: the webhook workers already started end too.
+func TestRunListenFailureLeavesNothingRunning(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	hook, err := net.Listen("tcp", "127.0.0.1:0") // the app: never answered, never reached
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hook.Close()
+	_, err = runCmd(t, []string{
+		"SIOBRIDGE_SERVER_LISTEN=127.0.0.1:0",
+		"SIOBRIDGE_API_LISTEN=" + taken.Addr().String(),
+		"SIOBRIDGE_WEBHOOK_URL=http://" + hook.Addr().String() + "/hook",
+	})
+	if err == nil || !strings.Contains(err.Error(), "api.listen") {
+		t.Fatalf("run = %v, want an api.listen error", err)
+	}
 }

@@ -243,6 +243,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 
 	var (
 		deliverer *webhook.Deliverer
+		bridge    *webhook.Bridge
 		spl       *spool.Spool
 	)
 	defer func() {
@@ -295,7 +296,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		for _, k := range wh.Events {
 			kinds = append(kinds, webhook.Kind(k))
 		}
-		webhook.NewBridge(webhook.BridgeOptions{
+		bridge = webhook.NewBridge(webhook.BridgeOptions{
 			Server:           srv,
 			Deliverer:        deliverer,
 			Kinds:            kinds,
@@ -305,6 +306,13 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 			Metrics:          webhookMetrics,
 			Logger:           log,
 		})
+		// A return before the shutdown below (a listener that cannot be opened) still ends
+		// the deliverer's workers; after the shutdown's Close, this one returns at once.
+		defer func() {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			bridge.Close(ctx)
+		}()
 	} else {
 		log.Warn("no webhook.url set: client connections are accepted and their events are not forwarded")
 	}
@@ -386,10 +394,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	}
 	releaseCtx, stopRelease := context.WithCancel(ctx)
 	released := make(chan struct{})
-	go func() {
+	serving.Go(func() {
 		defer close(released)
 		releaseAfterDrops(releaseCtx, srv.Engine().Len, log)
-	}()
+	})
 	defer func() {
 		stopRelease()
 		<-released
@@ -427,11 +435,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	_ = publicLn.Close()
 	srv.Close()
 	_ = publicSrv.Shutdown(shutdownCtx)
-	if deliverer != nil {
+	if bridge != nil {
 		pending := deliverer.Pending()
 		log.Info("clients disconnected; delivering the queued webhooks", "pending", pending, "shutdown_timeout", timeout.String())
 		before := deliverer.Settled()
-		n := deliverer.Close(shutdownCtx)
+		n := bridge.Close(shutdownCtx)
 		after := deliverer.Settled()
 		// Settled counts what Close cancelled and did not keep as given up too.
 		delivered, refused, givenUp := after.Delivered-before.Delivered, after.Refused-before.Refused, after.GivenUp-before.GivenUp
