@@ -1,4 +1,3 @@
-// Package didyoumean finds, among known names, the ones a mistyped name was meant to be.
 package didyoumean
 
 import (

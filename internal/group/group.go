@@ -1,6 +1,3 @@
-// Package group tracks goroutines so that their owner can wait for them to end: every
-// goroutine siobridge starts is started through a Group of the value that owns it, whose
-// Close (or stop) ends them and then waits.
 package group
 
 import (

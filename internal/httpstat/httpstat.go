@@ -1,5 +1,3 @@
-// Package httpstat records the status code an http.Handler answers with, for the metrics of
-// the public front and of the API.
 package httpstat
 
 import "net/http"

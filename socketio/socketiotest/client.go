@@ -1,8 +1,3 @@
-// Package socketiotest provides raw Socket.IO test clients, as net/http/httptest provides
-// test servers: they speak Engine.IO v4 over one WebSocket ([Client]) or HTTP long-polling
-// ([Polling]) and let a test write and read Socket.IO packets as the text on the wire
-// ("42[\"event\",1]"), so tests assert on exactly what a server sends. Pings are answered
-// as they come.
 package socketiotest
 
 import (
