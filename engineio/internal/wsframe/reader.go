@@ -157,6 +157,11 @@ func (r *Reader) readHeader(buf []byte) (int, error) {
 	r.hdrLen += uint8(k)
 	n += k
 	if int(r.hdrLen) < want {
+		// A 64-bit length with its top bit set is refused once it is read, as gorilla
+		// refuses it, not after the mask key.
+		if r.hdr[1]&0x7f == 127 && r.hdrLen >= 10 && r.hdr[2]&0x80 != 0 {
+			return n, websocket.ErrReadLimit
+		}
 		return n, nil
 	}
 	r.hdrLen = 0

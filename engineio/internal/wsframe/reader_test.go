@@ -172,6 +172,8 @@ func TestReaderRefuses(t *testing.T) {
 		{"fragments over maxPayload", append(clientFrame(false, OpBinary, make([]byte, 60), testKey),
 			clientFrame(true, OpContinuation, make([]byte, 41), testKey)...), true},
 		{"length with its top bit set", []byte{0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4}, true},
+		// As gorilla refuses it: once the length is read, without waiting for the mask key.
+		{"length with its top bit set, before the mask key", []byte{0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0}, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, step := range []int{0, 1} {
