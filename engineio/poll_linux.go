@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -14,8 +15,10 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/gorilla/websocket"
 	"golang.org/x/sys/unix"
 
+	"github.com/siobridge/siobridge/engineio/internal/wsframe"
 	"github.com/siobridge/siobridge/internal/group"
 )
 
@@ -65,7 +68,7 @@ type pollConn struct {
 	hc      *httpConn
 	nc      net.Conn
 	rc      syscall.RawConn
-	fr      wsFrameReader
+	fr      wsframe.Reader
 	removed bool // guarded by poller.mu
 	// arms counts the re-arms. Successive readers of the connection are ordered by epoll,
 	// which the race detector does not see: the increment before each re-arm and the load
@@ -144,7 +147,7 @@ func eventID(ev *unix.EpollEvent) uint64 {
 // add returns, the poller reads it until the session's closeConn takes it off. It fails when
 // the poller is closed or the socket cannot be registered; a socket closed meanwhile is not
 // registered, and that is no error.
-func (p *poller) add(s *Session, nc net.Conn, fr wsFrameReader) error {
+func (p *poller) add(s *Session, nc net.Conn, fr wsframe.Reader) error {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return errors.New("not a socket")
@@ -405,6 +408,11 @@ func (p *poller) reader(pc *pollConn) {
 		p.queueMu.Unlock()
 	}
 }
+
+// errWSEOF is what reading a connection that the client closed gives: the same error gorilla
+// gives, a close error with status 1006 (no close frame), so that the session's close reason is
+// the same whichever reader saw it. wsframe.CloseReply answers it with nothing.
+var errWSEOF error = &websocket.CloseError{Code: websocket.CloseAbnormalClosure, Text: io.ErrUnexpectedEOF.Error()}
 
 // serve reads what pc's socket has, without blocking, and hands it to its session. It
 // re-arms the socket once it is drained, and returns true when the turn ended before that.

@@ -18,6 +18,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
+
+	"github.com/siobridge/siobridge/engineio/internal/wsframe"
 )
 
 // registered reports whether the session's WebSocket is on the poller.
@@ -167,8 +169,8 @@ func TestPollerFrameByteByByte(t *testing.T) {
 	conn, br := rawDial(t, ts, "")
 	readServerFrame(t, conn, br) // open
 	frames := clientFrame(false, opText, []byte("4slow"), testKey)
-	frames = append(frames, clientFrame(true, opPing, []byte("p"), testKey)...)
-	frames = append(frames, clientFrame(true, opContinuation, []byte("ly"), testKey)...)
+	frames = append(frames, clientFrame(true, wsframe.OpPing, []byte("p"), testKey)...)
+	frames = append(frames, clientFrame(true, wsframe.OpContinuation, []byte("ly"), testKey)...)
 	for _, b := range frames {
 		if _, err := conn.Write([]byte{b}); err != nil {
 			t.Fatal(err)
@@ -218,9 +220,9 @@ func TestPollerCloseWhileReadPending(t *testing.T) {
 				waitFor(t, func() bool { return pc.arms.Load() > arms })
 			}
 			// The 9 bytes: the 6 of the header, then 3 of the 15 of the payload.
-			if fr := pc.fr; tt.partial != (fr.inFrame && fr.got == 3 && fr.size == 15) || tt.partial == fr.idle() {
-				t.Fatalf("the frame reader holds %d header bytes, %d of %d payload bytes (in a frame: %v); want half a frame: %v",
-					fr.hdrLen, fr.got, fr.size, fr.inFrame, tt.partial)
+			if read, size, in := pc.fr.InFrame(); tt.partial != (in && read == 3 && size == 15) || tt.partial == pc.fr.Idle() {
+				t.Fatalf("the frame reader holds %d of %d payload bytes (in a frame: %v, idle: %v); want half a frame: %v",
+					read, size, in, pc.fr.Idle(), tt.partial)
 			}
 			if tt.server {
 				sess.Close()
@@ -280,7 +282,7 @@ func TestPollerRefusesBadFrames(t *testing.T) {
 		{"unmasked", []byte{0x81, 0x02, '4', 'a'}, websocket.CloseProtocolError, ReasonTransportClose, nil},
 		{"over MaxPayload", clientFrame(true, opBinary, make([]byte, 101), testKey), websocket.CloseMessageTooBig, ReasonTransportError, ErrPayloadTooLarge},
 		{"fragments over MaxPayload", append(clientFrame(false, opText, []byte("4"+strings.Repeat("x", 60)), testKey),
-			clientFrame(true, opContinuation, make([]byte, 50), testKey)...), websocket.CloseMessageTooBig, ReasonTransportError, ErrPayloadTooLarge},
+			clientFrame(true, wsframe.OpContinuation, make([]byte, 50), testKey)...), websocket.CloseMessageTooBig, ReasonTransportError, ErrPayloadTooLarge},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			conn, br := rawDial(t, ts, "")
@@ -333,7 +335,7 @@ func TestPollerUpgradeKeepsMessagesAfterUpgradePacket(t *testing.T) {
 	}
 	sess := ts.eio.Session(sid)
 	waitFor(t, func() bool { return registered(sess) })
-	if _, err := conn.Write(clientFrame(true, opContinuation, []byte("rd"), testKey)); err != nil {
+	if _, err := conn.Write(clientFrame(true, wsframe.OpContinuation, []byte("rd"), testKey)); err != nil {
 		t.Fatal(err)
 	}
 	if _, got := readServerFrame(t, conn, br); got != "4third" {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 
+	"github.com/siobridge/siobridge/engineio/internal/wsframe"
 	"github.com/siobridge/siobridge/internal/group"
 )
 
@@ -18,8 +19,8 @@ type pollConn struct{}
 // newPoller returns nil: the server runs without a poller.
 func newPoller(*group.Group, *slog.Logger) *poller { return nil }
 
-func (p *poller) add(*Session, net.Conn, wsFrameReader) error { panic("engineio: no poller") }
-func (p *poller) remove(*pollConn)                            {}
+func (p *poller) add(*Session, net.Conn, wsframe.Reader) error { panic("engineio: no poller") }
+func (p *poller) remove(*pollConn)                             {}
 func (p *poller) addHTTP(*httpConn, net.Conn) (*pollConn, error) {
 	panic("engineio: no poller")
 }

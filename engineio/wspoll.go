@@ -8,17 +8,19 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/siobridge/siobridge/engineio/internal/wsframe"
 )
 
 // This file is the session's side of the poller (see poller): a WebSocket read by the
 // server's poller instead of a goroutine of its own. What is read is parsed by the session's
-// wsFrameReader and handled here, on whichever goroutine read it, one at a time per session.
+// wsframe.Reader and handled here, on whichever goroutine read it, one at a time per session.
 
 // startWebSocket hands a WebSocket opened by the handshake to the poller, or to a reader
 // goroutine when the server has no poller or cannot poll the connection.
 func (s *Session) startWebSocket(conn *websocket.Conn) {
 	if nc := conn.NetConn(); s.srv.poll != nil && pollable(nc) {
-		s.pollWebSocket(nc, newWSFrameReader(s.srv.opts.MaxPayload))
+		s.pollWebSocket(nc, wsframe.NewReader(s.srv.opts.MaxPayload))
 		return
 	}
 	s.runWebSocket(conn)
@@ -59,7 +61,7 @@ type PassThroughConn interface {
 
 // pollWebSocket makes nc the session's transport and registers it with the poller; fr is the
 // frame reader, holding any frame begun during the upgrade.
-func (s *Session) pollWebSocket(nc net.Conn, fr wsFrameReader) {
+func (s *Session) pollWebSocket(nc net.Conn, fr wsframe.Reader) {
 	w, ok := s.useWebSocket(nc)
 	if !ok {
 		return
@@ -72,7 +74,7 @@ func (s *Session) pollWebSocket(nc net.Conn, fr wsFrameReader) {
 // cannot be (the server is closing). Its connection is the session's already: closeWith
 // closes it, or, for a session closed before with a graceful close, its writer does once it
 // has flushed.
-func (s *Session) pollOrClose(nc net.Conn, fr wsFrameReader) {
+func (s *Session) pollOrClose(nc net.Conn, fr wsframe.Reader) {
 	// A deadline left by the HTTP server would fail the poller's reads.
 	_ = nc.SetReadDeadline(time.Time{})
 	if err := s.srv.poll.add(s, nc, fr); err != nil {
@@ -85,7 +87,7 @@ func (s *Session) pollOrClose(nc net.Conn, fr wsFrameReader) {
 // first messages of the upgraded session) and goes on with it under the poller.
 func (s *Session) probePolled(nc net.Conn, deadline time.Time) {
 	_ = nc.SetReadDeadline(deadline)
-	fr := newWSFrameReader(s.srv.opts.MaxPayload)
+	fr := wsframe.NewReader(s.srv.opts.MaxPayload)
 	bp := readBufs.Get().(*[]byte)
 	defer readBufs.Put(bp)
 	gotProbe := false
@@ -93,24 +95,24 @@ func (s *Session) probePolled(nc net.Conn, deadline time.Time) {
 		n, rerr := nc.Read(*bp)
 		data := (*bp)[:n]
 		for len(data) > 0 {
-			k, ev, err := fr.next(data)
+			k, ev, err := fr.Next(data)
 			data = data[k:]
 			if err != nil {
 				s.abortUpgrade(nc)
 				return
 			}
-			switch ev.op {
-			case 0, opPong:
+			switch ev.Op {
+			case 0, wsframe.OpPong:
 				continue
-			case opPing:
-				_ = s.writeControl(nc, opPong, ev.data)
+			case wsframe.OpPing:
+				_ = s.writeControl(nc, opPong, ev.Data)
 				continue
-			case opText:
+			case wsframe.OpText:
 			default:
 				s.abortUpgrade(nc)
 				return
 			}
-			p, err := decodeTextPacket(ev.data)
+			p, err := decodeTextPacket(ev.Data)
 			switch {
 			case err != nil:
 				s.abortUpgrade(nc)
@@ -160,9 +162,9 @@ func (s *Session) writeProbeAnswer(nc net.Conn, deadline time.Time) error {
 
 // consumeWS parses data, read from the session's WebSocket, and handles what it completes.
 // It returns false once the session has ended or the connection failed: reading stops.
-func (s *Session) consumeWS(nc net.Conn, fr *wsFrameReader, data []byte) bool {
+func (s *Session) consumeWS(nc net.Conn, fr *wsframe.Reader, data []byte) bool {
 	for len(data) > 0 {
-		k, ev, err := fr.next(data)
+		k, ev, err := fr.Next(data)
 		data = data[k:]
 		if err != nil {
 			s.wsReadFailed(nc, err)
@@ -177,19 +179,19 @@ func (s *Session) consumeWS(nc net.Conn, fr *wsFrameReader, data []byte) bool {
 
 // onWSEvent handles one message or control frame, as readLoop and the handlers it gives
 // gorilla do.
-func (s *Session) onWSEvent(nc net.Conn, ev wsEvent) bool {
-	switch ev.op {
-	case opBinary:
-		return s.onPacket(packet{typ: PacketMessage, data: ev.data, binary: true})
-	case opText:
-		p, err := decodeTextPacket(ev.data)
+func (s *Session) onWSEvent(nc net.Conn, ev wsframe.Event) bool {
+	switch ev.Op {
+	case wsframe.OpBinary:
+		return s.onPacket(packet{typ: PacketMessage, data: ev.Data, binary: true})
+	case wsframe.OpText:
+		p, err := decodeTextPacket(ev.Data)
 		if err != nil {
 			s.closeWith(ReasonParseError, err, false)
 			return false
 		}
 		return s.onPacket(p)
-	case opPing:
-		if err := s.writeControl(nc, opPong, ev.data); err != nil {
+	case wsframe.OpPing:
+		if err := s.writeControl(nc, opPong, ev.Data); err != nil {
 			s.closeWith(readErrorReason(err))
 			return false
 		}
@@ -201,7 +203,7 @@ func (s *Session) onWSEvent(nc net.Conn, ev wsEvent) bool {
 // broke the protocol, sent too much, or the connection failed. The client is told why with a
 // close frame where gorilla would tell it.
 func (s *Session) wsReadFailed(nc net.Conn, err error) {
-	if payload, ok := closeReply(err); ok {
+	if payload, ok := wsframe.CloseReply(err); ok {
 		_ = s.writeControl(nc, opClose, payload)
 	}
 	s.closeOnReadError(err)
