@@ -1,19 +1,14 @@
 package engineio
 
 import (
-	"bytes"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/textproto"
-	"net/url"
 	"runtime/debug"
-	"strconv"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/siobridge/siobridge/engineio/internal/heldhttp"
 )
 
 // This file holds long-polling connections without a goroutine each (Options.PollingHandoff,
@@ -21,22 +16,17 @@ import (
 // net/http (Hijack) instead of waiting in its handler: the session keeps it as parked, the
 // poller watches it for the client going away, and whoever queues the next message writes the
 // response (a goroutine finishes it only if the socket does not take it at once). The
-// connection then stays with the poller: its next
-// requests, when they are polls of this server (a GET or POST of PollingPath with a sid), are
-// read by the poller's readers and answered by the same ServeHTTP through a small
-// ResponseWriter; anything else (a handshake, a WebSocket, a page for the reverse proxy, a
-// chunked body) goes back to net/http through PollingHandoff with the bytes read so far.
+// connection then stays with the poller: its next requests, when they are polls of this
+// server (a GET or POST of PollingPath with a sid), are read by the poller's readers, parsed
+// by heldhttp's Reader and answered by the same ServeHTTP through heldhttp's ResponseWriter;
+// anything else (a handshake, a WebSocket, a page for the reverse proxy, a chunked body) goes
+// back to net/http through PollingHandoff with the bytes read so far.
 //
 // A parked poll so costs a registration and a few hundred bytes instead of net/http's handler
 // goroutine, its background reader and their buffers, and a delivery costs one read and one
 // write system call and no scheduling of the request's goroutines.
 
 const (
-	// maxPollHeader bounds a request's header on a held connection. A larger one goes to
-	// net/http, which reads it by its own rules and limits (a browser's poll, cookies
-	// included, is far smaller). Behind a parked GET it is all a client may send (see
-	// consume).
-	maxPollHeader = 8 << 10
 	// minSweepEvery and maxSweepEvery bound the period of the sweep of held connections
 	// (sweepHeld): half the shortest of the header and body timeouts.
 	minSweepEvery = 10 * time.Millisecond
@@ -51,12 +41,12 @@ type httpConn struct {
 	pc     *pollConn // its registration with the poller
 
 	mu sync.Mutex
-	// buf holds what was read and not yet served: the start of the next request, or a request
+	// in holds what was read and not yet served: the start of the next request, or a request
 	// that came while another was served or parked.
-	buf []byte
-	// serving: a goroutine is serving buf's requests (the poller's reader, or the goroutine
+	in heldhttp.Reader
+	// serving: a goroutine is serving in's requests (the poller's reader, or the goroutine
 	// that answered a parked poll). parked: a GET of session is waiting for something to
-	// answer; its answer's goroutine serves buf afterwards. resume: a parked poll was
+	// answer; its answer's goroutine serves in afterwards. resume: a parked poll was
 	// answered while the goroutine that parked it was still finishing; it goes on serving.
 	serving bool
 	parked  *Session
@@ -66,15 +56,6 @@ type httpConn struct {
 	// began a request it has not finished; lastRead is when bytes last came. Swept against
 	// the timeouts: idle, the header's, the body's.
 	since, lastRead time.Time
-	// The request at the start of buf, while it is incomplete: scanned is how much of buf
-	// was searched for the end of its header; once found, head is the header, parsed, and
-	// bodyAt where its body begins. Each byte is so looked at once, however the client
-	// splits its request.
-	scanned int
-	head    *http.Request
-	bodyAt  int
-	// served0 is the length of the request being served, dropped from buf once served.
-	served0 int
 
 	w pollWriter // the ResponseWriter of the request being served (one at a time)
 	// header is what a parked poll's answer carries besides its own (CORS), saved at parking.
@@ -85,25 +66,9 @@ type httpConn struct {
 // response, which httpConn writes once the handler returns. A poll with nothing to answer
 // parks instead.
 type pollWriter struct {
-	h      http.Header
-	status int
-	body   []byte
+	heldhttp.ResponseWriter
 	hc     *httpConn
 	parked bool
-}
-
-func (w *pollWriter) Header() http.Header { return w.h }
-func (w *pollWriter) WriteHeader(status int) {
-	if w.status == 0 {
-		w.status = status
-	}
-}
-func (w *pollWriter) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	w.body = append(w.body, p...)
-	return len(p), nil
 }
 
 // pollHolding reports whether polls may take their connections from net/http.
@@ -126,21 +91,21 @@ func (s *Server) hijackPoll(w http.ResponseWriter, r *http.Request) *httpConn {
 	if err != nil {
 		return nil
 	}
-	hc := &httpConn{srv: s, nc: nc, remote: r.RemoteAddr, since: time.Now(), w: pollWriter{h: make(http.Header)}}
+	hc := &httpConn{srv: s, nc: nc, remote: r.RemoteAddr, since: time.Now()}
 	hc.w.hc = hc
 	if n := brw.Reader.Buffered(); n > 0 {
 		// A request that came behind this one: served once this one is answered.
 		b, _ := brw.Reader.Peek(n)
-		hc.buf = append(hc.buf, b...)
+		hc.in.Append(b)
 	}
 	switch p := nc.(type) {
-	case *prefixConn:
+	case *heldhttp.PrefixConn:
 		// Held before and handed back: the socket itself is held again, after what net/http
 		// had not read yet of what was handed back with it.
-		hc.buf = append(hc.buf, p.prefix...)
+		hc.in.Append(p.Prefix)
 		hc.nc = p.Conn
 	case PassThroughConn:
-		hc.buf = append(hc.buf, p.TakeUnread()...)
+		hc.in.Append(p.TakeUnread())
 	}
 	hc.header = w.Header().Clone()
 	_ = nc.SetDeadline(time.Time{})
@@ -353,7 +318,7 @@ func (hc *httpConn) answered() bool {
 		// The goroutine that parked the GET has not returned yet: it serves what is next.
 		hc.resume = true
 		return false
-	case len(hc.buf) == 0:
+	case hc.in.Len() == 0:
 		return false // the poller serves the next request when it comes
 	}
 	hc.serving = true
@@ -385,17 +350,17 @@ func (hc *httpConn) consume(data []byte) bool {
 	if hc.parked != nil {
 		limit = hc.srv.opts.MaxHeaderBytes
 	}
-	if len(hc.buf)+len(data) > limit {
+	if hc.in.Len()+len(data) > limit {
 		hc.mu.Unlock()
 		hc.close()
 		return false
 	}
 	now := time.Now()
-	if len(hc.buf) == 0 {
+	if hc.in.Len() == 0 {
 		hc.since = now
 	}
 	hc.lastRead = now
-	hc.buf = append(hc.buf, data...)
+	hc.in.Append(data)
 	if hc.serving || hc.parked != nil {
 		hc.mu.Unlock()
 		return true
@@ -408,7 +373,7 @@ func (hc *httpConn) consume(data []byte) bool {
 // readFailed: the client closed the connection, or it broke.
 func (hc *httpConn) readFailed(error) { hc.close() }
 
-// serve serves the requests in buf, one after the other, until one is incomplete, parks, or
+// serve serves the requests in hc.in, one after the other, until one is incomplete, parks, or
 // is not a poll (handed off). hc.serving is set; serve clears it unless it handed hc off. It
 // returns false when hc is no longer the poller's. A panic on the way closes hc (and is
 // logged with its stack): it ends this connection, not the process.
@@ -422,20 +387,20 @@ func (hc *httpConn) serve() (ok bool) {
 		}
 	}()
 	for {
-		req, status := hc.next()
-		switch status {
-		case reqClosed:
+		req, status, open := hc.next()
+		switch {
+		case !open:
 			return false
-		case reqIncomplete:
+		case status == heldhttp.Incomplete:
 			return true
-		case reqForeign:
+		case status == heldhttp.Foreign:
 			hc.handOff()
 			return false
 		}
 
 		w := &hc.w
-		clear(w.h)
-		w.status, w.body, w.parked = 0, w.body[:0], false
+		w.Reset()
+		w.parked = false
 		hc.srv.ServeHTTP(w, req)
 
 		if !hc.served() {
@@ -447,37 +412,35 @@ func (hc *httpConn) serve() (ok bool) {
 			}
 			continue // answered meanwhile: go on with the next request
 		}
-		if w.status == 0 {
-			w.status = http.StatusOK
-		}
-		if err := hc.writeResponse(w.status, w.h, w.body); err != nil {
+		if err := hc.writeResponse(&w.ResponseWriter); err != nil {
 			hc.close()
 			return false
 		}
-		if cap(w.body) > 64<<10 {
-			w.body = nil
-		}
+		w.Reset() // a large body goes now, not at the next request
 	}
 }
 
-// next takes the request at the start of buf when it is complete. Unless it is reqReady, the
-// connection is no longer being served (reqIncomplete, reqClosed) or is to be handed off
-// (reqForeign).
-func (hc *httpConn) next() (*http.Request, reqStatus) {
+// next takes the request at the start of hc.in when it is complete; open is false when hc is
+// closed. Unless it is Ready, the connection is no longer being served (Incomplete, or
+// closed) or is to be handed off (Foreign).
+func (hc *httpConn) next() (req *http.Request, status heldhttp.Status, open bool) {
 	hc.mu.Lock()
 	defer hc.mu.Unlock()
 	if hc.closed {
 		hc.serving = false
-		return nil, reqClosed
+		return nil, 0, false
 	}
-	req, status := hc.nextRequest()
-	if status == reqIncomplete {
+	req, status = hc.in.Next(hc.srv.held.limits)
+	switch status {
+	case heldhttp.Ready:
+		req.RemoteAddr = hc.remote
+	case heldhttp.Incomplete:
 		hc.serving = false
 	}
-	return req, status
+	return req, status, true
 }
 
-// served drops the request just served from buf; false when hc was closed meanwhile (the
+// served drops the request just served from hc.in; false when hc was closed meanwhile (the
 // client sent more than it may behind this request, or a parked GET's answer failed): its
 // buffer is gone with it.
 func (hc *httpConn) served() bool {
@@ -487,245 +450,9 @@ func (hc *httpConn) served() bool {
 		hc.serving = false
 		return false
 	}
-	hc.buf = hc.buf[:copy(hc.buf, hc.buf[hc.served0:])]
-	hc.served0 = 0
-	if len(hc.buf) == 0 && cap(hc.buf) > 4096 {
-		hc.buf = nil
-	}
+	hc.in.Served()
 	hc.since = time.Now()
 	return true
-}
-
-type reqStatus int
-
-const (
-	reqReady      reqStatus = iota
-	reqIncomplete           // wait for more bytes
-	reqForeign              // not a poll of this server: net/http serves it
-	reqClosed               // the connection is closed
-)
-
-// nextRequest parses the request at the start of buf (hc.mu held): the request when it is a
-// complete poll of this server, its length in buf then kept in served0. The header is
-// searched for from where the last search ended, and parsed once.
-func (hc *httpConn) nextRequest() (*http.Request, reqStatus) {
-	if hc.head == nil {
-		end := headerEnd(hc.buf, hc.scanned)
-		if end == -2 {
-			return nil, reqForeign
-		}
-		if end < 0 {
-			hc.scanned = len(hc.buf)
-			if len(hc.buf) > hc.srv.opts.MaxHeaderBytes {
-				return nil, reqForeign
-			}
-			return nil, reqIncomplete
-		}
-		if end > hc.srv.opts.MaxHeaderBytes {
-			return nil, reqForeign
-		}
-		req, status := parsePollHead(hc.buf[:end], hc.srv.opts.PollingPath, hc.srv.opts.MaxPayload)
-		if status != reqReady {
-			return nil, status
-		}
-		hc.head, hc.bodyAt = req, end
-	}
-	req := hc.head
-	total := hc.bodyAt + int(req.ContentLength)
-	if len(hc.buf) < total {
-		return nil, reqIncomplete
-	}
-	if req.ContentLength > 0 {
-		req.Body = io.NopCloser(bytes.NewReader(bytes.Clone(hc.buf[hc.bodyAt:total])))
-	} else {
-		req.Body = http.NoBody
-	}
-	req.RemoteAddr = hc.remote
-	hc.head, hc.bodyAt, hc.scanned, hc.served0 = nil, 0, 0, total
-	return req, reqReady
-}
-
-// headerEnd returns where the header at the start of buf ends, after its blank line; -1 when
-// it has not ended yet; -2 when a line of it ends in a bare LF, which net/http reads as a
-// line's end and the held parser leaves to it. buf[:from] was searched before.
-func headerEnd(buf []byte, from int) int {
-	for i := from; i < len(buf); {
-		j := bytes.IndexByte(buf[i:], '\n')
-		if j < 0 {
-			return -1
-		}
-		i += j
-		if i == 0 || buf[i-1] != '\r' {
-			return -2
-		}
-		if i >= 3 && buf[i-3] == '\r' && buf[i-2] == '\n' {
-			return i + 1
-		}
-		i++
-	}
-	return -1
-}
-
-// parsePollHead parses a request's header, through its blank line, when it is a poll of the
-// server at path: a GET or POST of exactly path with a sid, in HTTP/1.1, with a
-// Content-Length (or none) of at most maxBody. It returns the request, without its body. It
-// is strict: anything unusual (a folded or malformed line, a Transfer-Encoding, a Connection
-// other than keep-alive, an upgrade, Expect, a duplicate Content-Length or Host, a control
-// character) is reqForeign, for net/http to answer by its own rules; what it accepts,
-// net/http's ReadRequest reads the same way (FuzzParsePoll).
-func parsePollHead(head []byte, path string, maxBody int64) (*http.Request, reqStatus) {
-	head = head[:len(head)-2] // every line with its CRLF
-	eol := bytes.Index(head, []byte("\r\n"))
-	line := head[:eol]
-	head = head[eol+2:]
-	var method string
-	switch {
-	case bytes.HasPrefix(line, []byte("GET ")):
-		method, line = http.MethodGet, line[4:]
-	case bytes.HasPrefix(line, []byte("POST ")):
-		method, line = http.MethodPost, line[5:]
-	default:
-		return nil, reqForeign
-	}
-	target, ok := bytes.CutSuffix(line, []byte(" HTTP/1.1"))
-	if !ok || len(target) <= len(path) || string(target[:len(path)]) != path || target[len(path)] != '?' {
-		return nil, reqForeign
-	}
-	for _, c := range target {
-		if c <= ' ' || c >= 0x7f || c == '#' {
-			return nil, reqForeign
-		}
-	}
-	query := target[len(path)+1:]
-	if !bytes.Contains(query, []byte("sid=")) {
-		return nil, reqForeign
-	}
-
-	h := make(http.Header, 8)
-	host, hasHost := "", false
-	length, hasLength := int64(0), false
-	for len(head) > 0 {
-		eol := bytes.Index(head, []byte("\r\n"))
-		line := head[:eol]
-		head = head[eol+2:]
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || !validHeaderName(line[:colon]) {
-			return nil, reqForeign // also a folded line, which starts with a space
-		}
-		value := bytes.Trim(line[colon+1:], " \t")
-		for _, c := range value {
-			if c < ' ' && c != '\t' || c == 0x7f {
-				return nil, reqForeign
-			}
-		}
-		key := canonicalHeader(line[:colon])
-		switch key {
-		case "Host":
-			if hasHost || !validHost(value) {
-				return nil, reqForeign
-			}
-			host, hasHost = string(value), true
-			continue // net/http moves it to Request.Host
-		case "Content-Length":
-			if hasLength || !allDigits(value) || len(value) > 15 {
-				return nil, reqForeign
-			}
-			n, _ := strconv.ParseInt(string(value), 10, 64)
-			if n > maxBody || method == http.MethodGet && n > 0 {
-				return nil, reqForeign
-			}
-			length, hasLength = n, true
-		case "Transfer-Encoding", "Upgrade", "Expect", "Trailer":
-			return nil, reqForeign
-		case "Connection":
-			if !bytes.EqualFold(value, []byte("keep-alive")) {
-				return nil, reqForeign // close, upgrade, or anything net/http weighs itself
-			}
-		}
-		h[key] = append(h[key], string(value))
-	}
-	if !hasHost {
-		return nil, reqForeign
-	}
-	uri := string(target)
-	return &http.Request{
-		Method:        method,
-		URL:           &url.URL{Path: path, RawQuery: uri[len(path)+1:]},
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        h,
-		Host:          host,
-		ContentLength: length,
-		RequestURI:    uri,
-	}, reqReady
-}
-
-func allDigits(v []byte) bool {
-	for _, c := range v {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return len(v) > 0
-}
-
-// validHeaderName reports whether name is an HTTP token (RFC 9110, 5.6.2).
-func validHeaderName(name []byte) bool {
-	for _, c := range name {
-		if c >= 0x80 || !tokenChar[c] {
-			return false
-		}
-	}
-	return true
-}
-
-var tokenChar = func() (t [128]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
-
-// validHost reports whether a Host header is plain enough to take as it is: a name or an
-// address, maybe with a port; anything else is left to net/http.
-func validHost(v []byte) bool {
-	for _, c := range v {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// commonHeaders are names clients send on a poll, in canonical form, so that parsing them
-// allocates no key.
-var commonHeaders = []string{
-	"Host", "Connection", "Content-Length", "Content-Type", "Origin", "User-Agent", "Accept",
-	"Accept-Encoding", "Accept-Language", "Referer", "Cookie", "Cache-Control", "Pragma",
-	"Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Ch-Ua", "Sec-Ch-Ua-Mobile",
-	"Sec-Ch-Ua-Platform", "Priority", "Dnt", "X-Forwarded-For", "X-Forwarded-Proto",
-	"Transfer-Encoding", "Upgrade", "Expect", "Trailer",
-}
-
-// canonicalHeader is textproto's canonical form of name, without allocating for the common
-// names.
-func canonicalHeader(name []byte) string {
-	for _, k := range commonHeaders {
-		if len(k) == len(name) && strings.EqualFold(k, string(name)) {
-			return k
-		}
-	}
-	return textproto.CanonicalMIMEHeaderKey(string(name))
 }
 
 // handOff gives the connection back to net/http, with what was read of it.
@@ -740,7 +467,7 @@ func (hc *httpConn) handOff() {
 		hc.srv.opts.PollingHandoff(pc)
 		return
 	}
-	hc.srv.opts.PollingHandoff(&prefixConn{Conn: hc.nc, prefix: prefix})
+	hc.srv.opts.PollingHandoff(&heldhttp.PrefixConn{Conn: hc.nc, Prefix: prefix})
 }
 
 // close closes the connection and releases a GET parked on it; then the connection leaves the
@@ -770,8 +497,8 @@ func (hc *httpConn) detach() ([]byte, *Session, bool) {
 	}
 	hc.closed = true
 	hc.serving = false
-	buf, sess, pc := hc.buf, hc.parked, hc.pc
-	hc.buf, hc.parked = nil, nil
+	buf, sess, pc := hc.in.Take(), hc.parked, hc.pc
+	hc.parked = nil
 	hc.mu.Unlock()
 	if pc != nil {
 		hc.srv.poll.remove(pc)
@@ -781,11 +508,10 @@ func (hc *httpConn) detach() ([]byte, *Session, bool) {
 
 const pollContentType = "text/plain; charset=UTF-8"
 
-// writeResponse writes one response with its Content-Length, keeping the connection open.
-func (hc *httpConn) writeResponse(status int, header http.Header, body []byte) error {
+// writeResponse writes the response w kept, keeping the connection open.
+func (hc *httpConn) writeResponse(w *heldhttp.ResponseWriter) error {
 	bp := respBufs.Get().(*[]byte)
-	b := appendResponseHead((*bp)[:0], status, header, "", len(body))
-	b = append(b, body...)
+	b := w.AppendResponse((*bp)[:0])
 	err := hc.write(b)
 	putRespBuf(bp, b)
 	return err
@@ -803,7 +529,7 @@ func (hc *httpConn) writePoll(sess *Session, batch []*Message) error {
 // appendPoll appends the answer of a poll, the batch's packets as its body, and recycles the
 // batch.
 func (hc *httpConn) appendPoll(b []byte, sess *Session, batch []*Message) []byte {
-	b = appendResponseHead(b, http.StatusOK, hc.header, pollContentType, payloadsLen(batch))
+	b = heldhttp.AppendHead(b, http.StatusOK, hc.header, pollContentType, payloadsLen(batch))
 	b = appendPayloads(b, batch)
 	sess.recycle(batch)
 	return b
@@ -830,37 +556,6 @@ func (hc *httpConn) writeRest(b []byte) error {
 	return err
 }
 
-// appendResponseHead appends a response's status line and header, with its Content-Length.
-// contentType, when set, comes first, with Cache-Control: no-store (a poll's answer).
-func appendResponseHead(b []byte, status int, header http.Header, contentType string, length int) []byte {
-	b = append(b, "HTTP/1.1 "...)
-	b = strconv.AppendInt(b, int64(status), 10)
-	b = append(b, ' ')
-	b = append(b, http.StatusText(status)...)
-	b = append(b, "\r\n"...)
-	if contentType != "" {
-		b = append(b, "Content-Type: "...)
-		b = append(b, contentType...)
-		b = append(b, "\r\nCache-Control: no-store\r\n"...)
-	}
-	for k, vs := range header {
-		if k == "Content-Length" || k == "Connection" || k == "Transfer-Encoding" || k == "Date" {
-			continue
-		}
-		for _, v := range vs {
-			b = append(b, k...)
-			b = append(b, ": "...)
-			b = appendHeaderValue(b, v)
-			b = append(b, "\r\n"...)
-		}
-	}
-	b = append(b, "Date: "...)
-	b = append(b, httpDate()...)
-	b = append(b, "\r\nContent-Length: "...)
-	b = strconv.AppendInt(b, int64(length), 10)
-	return append(b, "\r\n\r\n"...)
-}
-
 func putRespBuf(bp *[]byte, b []byte) {
 	if cap(b) <= 64<<10 {
 		*bp = b
@@ -870,37 +565,14 @@ func putRespBuf(bp *[]byte, b []byte) {
 
 var respBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// appendHeaderValue appends v with line breaks replaced, as net/http writes header values.
-func appendHeaderValue(b []byte, v string) []byte {
-	if !strings.ContainsAny(v, "\r\n") {
-		return append(b, v...)
-	}
-	return append(b, strings.NewReplacer("\r", " ", "\n", " ").Replace(v)...)
-}
-
-// httpDate is the Date header's value, formatted once a second.
-func httpDate() string {
-	now := time.Now().Unix()
-	if d := cachedDate.Load(); d != nil && d.unix == now {
-		return d.text
-	}
-	d := &dateText{unix: now, text: time.Unix(now, 0).UTC().Format(http.TimeFormat)}
-	cachedDate.Store(d)
-	return d.text
-}
-
-type dateText struct {
-	unix int64
-	text string
-}
-
-var cachedDate atomic.Pointer[dateText]
-
 // heldConns is the server's set of connections taken from net/http, for the sweep and Close.
 type heldConns struct {
 	// The timeouts (Options.PollingIdleTimeout and the others) and the sweep's period, set by
 	// NewServer (shorter in tests).
 	idleTimeout, headerTimeout, bodyTimeout, sweepEvery time.Duration
+	// limits are what a held connection's Reader serves (Options.PollingPath,
+	// MaxHeaderBytes, MaxPayload).
+	limits heldhttp.Limits
 
 	mu       sync.Mutex
 	conns    map[*httpConn]struct{}
@@ -948,9 +620,9 @@ func (s *Server) sweepHeld() {
 // stale reports whether hc, neither served nor parked, is past its timeout; hc.mu is held.
 func (hc *httpConn) stale(now time.Time, h *heldConns) bool {
 	switch {
-	case len(hc.buf) == 0:
+	case hc.in.Len() == 0:
 		return now.Sub(hc.since) > h.idleTimeout
-	case hc.head == nil:
+	case !hc.in.InBody():
 		return now.Sub(hc.since) > h.headerTimeout
 	default:
 		return now.Sub(hc.lastRead) > h.bodyTimeout
@@ -979,21 +651,6 @@ func (s *Server) closeHeld() {
 	for _, hc := range all {
 		hc.close()
 	}
-}
-
-// prefixConn is a connection handed back to net/http: it reads what was read of it before.
-type prefixConn struct {
-	net.Conn
-	prefix []byte
-}
-
-func (c *prefixConn) Read(p []byte) (int, error) {
-	if len(c.prefix) > 0 {
-		n := copy(p, c.prefix)
-		c.prefix = c.prefix[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
 }
 
 // HandoffListener is a net.Listener of connections handed to it, for an http.Server to serve

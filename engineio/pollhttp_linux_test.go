@@ -541,7 +541,7 @@ func TestHeldPollBoundsWhatComesBehindAParkedGET(t *testing.T) {
 	c.send(getReq(q))
 	waitParked(t, ts.eio, sid)
 	junk := strings.Repeat("x", 16<<10)
-	for range 5 { // 80 KiB, past maxPollHeader
+	for range 5 { // 80 KiB, past heldhttp.MaxHeaderBytes
 		if _, err := io.WriteString(c.nc, junk); err != nil {
 			break // closed already
 		}
@@ -570,7 +570,7 @@ func heldBuffered(s *Server) int {
 	n := 0
 	for hc := range s.held.conns {
 		hc.mu.Lock()
-		n += len(hc.buf)
+		n += hc.in.Len()
 		hc.mu.Unlock()
 	}
 	return n
@@ -794,7 +794,7 @@ func TestHeldPollTakenWhileTheServerCloses(t *testing.T) {
 	sess.mu.Lock()
 	sess.getActive = true
 	sess.mu.Unlock()
-	hc := &httpConn{srv: ts.eio, nc: server, remote: "test", since: time.Now(), w: pollWriter{h: make(http.Header)}}
+	hc := &httpConn{srv: ts.eio, nc: server, remote: "test", since: time.Now()}
 	hc.w.hc = hc
 	ts.eio.Close() // closes the session, then refuses held connections
 	sess.holdPoll(hc)

@@ -32,8 +32,8 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 		if pw, ok := w.(*pollWriter); ok {
 			// On a held connection: park, without a goroutine (see httpConn).
 			pw.hc.header = nil
-			if len(pw.h) > 0 { // CORS
-				pw.hc.header = pw.h.Clone()
+			if h := pw.Header(); len(h) > 0 { // CORS
+				pw.hc.header = h.Clone()
 			}
 			pw.parked = pw.hc.parkLocked(s)
 			if !pw.parked {

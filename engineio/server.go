@@ -18,6 +18,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/siobridge/siobridge/engineio/internal/heldhttp"
 	"github.com/siobridge/siobridge/internal/group"
 )
 
@@ -142,8 +143,8 @@ func (o *Options) setDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if o.MaxHeaderBytes <= 0 || o.MaxHeaderBytes > maxPollHeader {
-		o.MaxHeaderBytes = maxPollHeader
+	if o.MaxHeaderBytes <= 0 || o.MaxHeaderBytes > heldhttp.MaxHeaderBytes {
+		o.MaxHeaderBytes = heldhttp.MaxHeaderBytes
 	}
 	if o.PollingIdleTimeout <= 0 {
 		o.PollingIdleTimeout = 2 * time.Minute
@@ -220,6 +221,7 @@ func NewServer(opts Options, onSession func(*Session) SessionHandler) *Server {
 			idleTimeout: opts.PollingIdleTimeout, headerTimeout: opts.PollingHeaderTimeout,
 			bodyTimeout: opts.PollingBodyTimeout,
 			sweepEvery:  max(minSweepEvery, min(maxSweepEvery, opts.PollingHeaderTimeout/2, opts.PollingBodyTimeout/2)),
+			limits:      heldhttp.Limits{Path: opts.PollingPath, MaxHeader: opts.MaxHeaderBytes, MaxBody: opts.MaxPayload},
 			conns:       make(map[*httpConn]struct{}), stop: make(chan struct{}),
 		},
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -769,4 +770,20 @@ func TestEnqueueWritesAtOnceAndLeavesAFullSessionOpen(t *testing.T) {
 	if ev := ts.waitClose(t); ev.reason != ReasonTransportError || !errors.Is(ev.err, ErrSendQueueFull) {
 		t.Fatalf("CloseSlow: %q %v, want transport error, ErrSendQueueFull", ev.reason, ev.err)
 	}
+}
+
+// FuzzQuery checks the query reader against url.ParseQuery for the keys Engine.IO reads.
+func FuzzQuery(f *testing.F) {
+	for _, s := range []string{"EIO=4&transport=polling&sid=abc", "EIO=4&EIO=3", "sid=%41&EIO=4", "a;b=c&sid=x", "sid", "=&&sid=&", "transport=web+socket"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		want, _ := url.ParseQuery(raw)
+		q := queryOf(raw)
+		for _, k := range []string{"EIO", "transport", "sid"} {
+			if got := q.Get(k); got != want.Get(k) {
+				t.Fatalf("query %q, key %s: %q, url.ParseQuery %q", raw, k, got, want.Get(k))
+			}
+		}
+	})
 }
