@@ -44,14 +44,10 @@ type httpConn struct {
 	// in holds what was read and not yet served: the start of the next request, or a request
 	// that came while another was served or parked.
 	in heldhttp.Reader
-	// serving: a goroutine is serving in's requests (the poller's reader, or the goroutine
-	// that answered a parked poll). parked: a GET of session is waiting for something to
-	// answer; its answer's goroutine serves in afterwards. resume: a parked poll was
-	// answered while the goroutine that parked it was still finishing; it goes on serving.
-	serving bool
-	parked  *Session
-	resume  bool
-	closed  bool
+	// state is where hc is in its cycle of requests (heldState.next has every transition).
+	state heldState
+	// parked is the session whose GET is parked on hc, in heldParking and heldParked.
+	parked *Session
 	// since is when the connection last became idle (nothing to serve, nothing parked), or
 	// began a request it has not finished; lastRead is when bytes last came. Swept against
 	// the timeouts: idle, the header's, the body's.
@@ -91,7 +87,8 @@ func (s *Server) hijackPoll(w http.ResponseWriter, r *http.Request) *httpConn {
 	if err != nil {
 		return nil
 	}
-	hc := &httpConn{srv: s, nc: nc, remote: r.RemoteAddr, since: time.Now()}
+	// This GET is being served: what follows it waits.
+	hc := &httpConn{srv: s, nc: nc, remote: r.RemoteAddr, since: time.Now(), state: heldServing}
 	hc.w.hc = hc
 	if n := brw.Reader.Buffered(); n > 0 {
 		// A request that came behind this one: served once this one is answered.
@@ -135,7 +132,7 @@ func (hc *httpConn) register() bool {
 	}
 	hc.mu.Lock()
 	hc.pc = pc
-	closed := hc.closed
+	closed := hc.state == heldClosed
 	hc.mu.Unlock()
 	if closed {
 		s.poll.remove(pc)
@@ -149,7 +146,7 @@ func (hc *httpConn) register() bool {
 func (hc *httpConn) parkLocked(sess *Session) bool {
 	hc.mu.Lock()
 	defer hc.mu.Unlock()
-	if hc.closed {
+	if !hc.on(evPark) {
 		return false
 	}
 	hc.parked = sess
@@ -164,7 +161,6 @@ func (s *Session) holdPoll(hc *httpConn) {
 		s.answerAndHandOff(hc)
 		return
 	}
-	hc.serving = true // this request is being served: what follows it waits
 	if !hc.register() {
 		// The server is closing, or the poller cannot take the connection: the GET is
 		// answered here if the session has an answer (Close has closed it: its close
@@ -223,16 +219,12 @@ func (s *Session) answerAndHandOff(hc *httpConn) {
 }
 
 // parkedServed is called by the goroutine serving hc once the GET it served is parked: it
-// stops serving, unless the GET was answered meanwhile (then it goes on, and returns true).
+// stops serving (heldParked), unless the GET was answered meanwhile (heldResuming: it goes
+// on, and returns true).
 func (hc *httpConn) parkedServed() bool {
 	hc.mu.Lock()
 	defer hc.mu.Unlock()
-	if hc.resume {
-		hc.resume = false
-		return true
-	}
-	hc.serving = false
-	return false
+	return hc.on(evParked) && hc.state == heldServing
 }
 
 // takeParkedLocked returns the held connection of the session's pending GET, and takes it
@@ -305,24 +297,15 @@ func (hc *httpConn) answerParked(sess *Session) {
 }
 
 // answered is called once a parked GET's answer is written: it reports whether the caller is
-// to serve what the client sent meanwhile (hc.serving is then set).
+// to serve what the client sent meanwhile (hc is then heldServing). If the goroutine that
+// parked the GET has not stopped yet, it serves what is next (heldResuming); if nothing came,
+// the poller's reader serves the next request when it comes.
 func (hc *httpConn) answered() bool {
 	hc.mu.Lock()
 	defer hc.mu.Unlock()
 	hc.parked = nil
 	hc.since = time.Now()
-	switch {
-	case hc.closed:
-		return false
-	case hc.serving:
-		// The goroutine that parked the GET has not returned yet: it serves what is next.
-		hc.resume = true
-		return false
-	case hc.in.Len() == 0:
-		return false // the poller serves the next request when it comes
-	}
-	hc.serving = true
-	return true
+	return hc.on(evAnswer) && hc.in.Len() > 0 && hc.on(evStart)
 }
 
 // unparkLocked forgets sess's GET parked on hc, the client having gone; sess.mu is held.
@@ -337,7 +320,7 @@ func (sess *Session) unparkLocked(hc *httpConn) {
 // false when the connection is no longer the poller's (closed or handed off).
 func (hc *httpConn) consume(data []byte) bool {
 	hc.mu.Lock()
-	if hc.closed {
+	if hc.state == heldClosed {
 		hc.mu.Unlock()
 		return false
 	}
@@ -347,7 +330,7 @@ func (hc *httpConn) consume(data []byte) bool {
 	// A request being served may have been answered already, while its goroutine finishes:
 	// the client's next request is as welcome then as after.
 	limit := hc.srv.opts.MaxHeaderBytes + int(hc.srv.opts.MaxPayload)
-	if hc.parked != nil {
+	if hc.state == heldParking || hc.state == heldParked {
 		limit = hc.srv.opts.MaxHeaderBytes
 	}
 	if hc.in.Len()+len(data) > limit {
@@ -361,11 +344,10 @@ func (hc *httpConn) consume(data []byte) bool {
 	}
 	hc.lastRead = now
 	hc.in.Append(data)
-	if hc.serving || hc.parked != nil {
+	if !hc.on(evStart) {
 		hc.mu.Unlock()
-		return true
+		return true // served by whoever serves hc, or once its parked GET is answered
 	}
-	hc.serving = true
 	hc.mu.Unlock()
 	return hc.serve()
 }
@@ -374,8 +356,8 @@ func (hc *httpConn) consume(data []byte) bool {
 func (hc *httpConn) readFailed(error) { hc.close() }
 
 // serve serves the requests in hc.in, one after the other, until one is incomplete, parks, or
-// is not a poll (handed off). hc.serving is set; serve clears it unless it handed hc off. It
-// returns false when hc is no longer the poller's. A panic on the way closes hc (and is
+// is not a poll (handed off). hc is heldServing; serve leaves it heldIdle, heldParked or
+// heldClosed (handed off). It returns false when hc is no longer the poller's. A panic on the way closes hc (and is
 // logged with its stack): it ends this connection, not the process.
 func (hc *httpConn) serve() (ok bool) {
 	defer func() {
@@ -426,8 +408,7 @@ func (hc *httpConn) serve() (ok bool) {
 func (hc *httpConn) next() (req *http.Request, status heldhttp.Status, open bool) {
 	hc.mu.Lock()
 	defer hc.mu.Unlock()
-	if hc.closed {
-		hc.serving = false
+	if hc.state == heldClosed {
 		return nil, 0, false
 	}
 	req, status = hc.in.Next(hc.srv.held.limits)
@@ -435,7 +416,7 @@ func (hc *httpConn) next() (req *http.Request, status heldhttp.Status, open bool
 	case heldhttp.Ready:
 		req.RemoteAddr = hc.remote
 	case heldhttp.Incomplete:
-		hc.serving = false
+		hc.on(evWait)
 	}
 	return req, status, true
 }
@@ -446,8 +427,7 @@ func (hc *httpConn) next() (req *http.Request, status heldhttp.Status, open bool
 func (hc *httpConn) served() bool {
 	hc.mu.Lock()
 	defer hc.mu.Unlock()
-	if hc.closed {
-		hc.serving = false
+	if hc.state == heldClosed {
 		return false
 	}
 	hc.in.Served()
@@ -491,12 +471,10 @@ func (hc *httpConn) close() {
 // already. The caller then takes it out of the server's set.
 func (hc *httpConn) detach() ([]byte, *Session, bool) {
 	hc.mu.Lock()
-	if hc.closed {
+	if !hc.on(evClose) {
 		hc.mu.Unlock()
 		return nil, nil, false
 	}
-	hc.closed = true
-	hc.serving = false
 	buf, sess, pc := hc.in.Take(), hc.parked, hc.pc
 	hc.parked = nil
 	hc.mu.Unlock()
@@ -603,7 +581,7 @@ func (s *Server) sweepHeld() {
 			s.held.mu.Lock()
 			for hc := range s.held.conns {
 				hc.mu.Lock()
-				if !hc.serving && hc.parked == nil && hc.stale(now, &s.held) {
+				if hc.state == heldIdle && hc.stale(now, &s.held) {
 					stale = append(stale, hc)
 				}
 				hc.mu.Unlock()
@@ -617,7 +595,7 @@ func (s *Server) sweepHeld() {
 	}
 }
 
-// stale reports whether hc, neither served nor parked, is past its timeout; hc.mu is held.
+// stale reports whether hc, heldIdle, is past its timeout; hc.mu is held.
 func (hc *httpConn) stale(now time.Time, h *heldConns) bool {
 	switch {
 	case hc.in.Len() == 0:

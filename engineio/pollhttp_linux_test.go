@@ -794,7 +794,7 @@ func TestHeldPollTakenWhileTheServerCloses(t *testing.T) {
 	sess.mu.Lock()
 	sess.getActive = true
 	sess.mu.Unlock()
-	hc := &httpConn{srv: ts.eio, nc: server, remote: "test", since: time.Now()}
+	hc := &httpConn{srv: ts.eio, nc: server, remote: "test", since: time.Now(), state: heldServing}
 	hc.w.hc = hc
 	ts.eio.Close() // closes the session, then refuses held connections
 	sess.holdPoll(hc)
