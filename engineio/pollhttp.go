@@ -26,13 +26,6 @@ import (
 // goroutine, its background reader and their buffers, and a delivery costs one read and one
 // write system call and no scheduling of the request's goroutines.
 
-const (
-	// minSweepEvery and maxSweepEvery bound the period of the sweep of held connections
-	// (sweepHeld): half the shortest of the header and body timeouts.
-	minSweepEvery = 10 * time.Millisecond
-	maxSweepEvery = 5 * time.Second
-)
-
 // httpConn is one long-polling connection taken from net/http.
 type httpConn struct {
 	srv    *Server
@@ -545,9 +538,8 @@ var respBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b
 
 // heldConns is the server's set of connections taken from net/http, for the sweep and Close.
 type heldConns struct {
-	// The timeouts (Options.PollingIdleTimeout and the others) and the sweep's period, set by
-	// NewServer (shorter in tests).
-	idleTimeout, headerTimeout, bodyTimeout, sweepEvery time.Duration
+	// sweepEvery is the sweep's period (sweepPeriod).
+	sweepEvery time.Duration
 	// limits are what a held connection's Reader serves (Options.PollingPath,
 	// MaxHeaderBytes, MaxPayload).
 	limits heldhttp.Limits
@@ -565,9 +557,23 @@ func (h *heldConns) forget(hc *httpConn) {
 	h.mu.Unlock()
 }
 
-// sweepHeld closes held connections past their timeouts, every sweepEvery, until Close: one
-// goroutine for all of them, as the heartbeats are. An idle connection is timed from when it
-// became idle, a header from its first byte, a body from its last byte.
+const (
+	// minSweepEvery and maxSweepEvery bound the period of the sweep of held connections.
+	minSweepEvery = 10 * time.Millisecond
+	maxSweepEvery = 5 * time.Second
+)
+
+// sweepPeriod is how often the held connections are swept: half the shortest of the header
+// and body timeouts, from 10 ms to 5 s. A connection is so closed at most that much after its
+// timeout.
+func sweepPeriod(o *Options) time.Duration {
+	return max(minSweepEvery, min(maxSweepEvery, o.PollingHeaderTimeout/2, o.PollingBodyTimeout/2))
+}
+
+// sweepHeld closes held connections past their timeouts (Options.PollingIdleTimeout,
+// PollingHeaderTimeout, PollingBodyTimeout), every sweepEvery, until Close: one goroutine for
+// all of them, as the heartbeats are. An idle connection is timed from when it became idle, a
+// header from its first byte, a body from its last byte.
 func (s *Server) sweepHeld() {
 	t := time.NewTicker(s.held.sweepEvery)
 	defer t.Stop()
@@ -581,7 +587,7 @@ func (s *Server) sweepHeld() {
 			s.held.mu.Lock()
 			for hc := range s.held.conns {
 				hc.mu.Lock()
-				if hc.state == heldIdle && hc.stale(now, &s.held) {
+				if hc.state == heldIdle && hc.stale(now, &s.opts) {
 					stale = append(stale, hc)
 				}
 				hc.mu.Unlock()
@@ -595,15 +601,15 @@ func (s *Server) sweepHeld() {
 	}
 }
 
-// stale reports whether hc, heldIdle, is past its timeout; hc.mu is held.
-func (hc *httpConn) stale(now time.Time, h *heldConns) bool {
+// stale reports whether hc, heldIdle, is past its timeout in o; hc.mu is held.
+func (hc *httpConn) stale(now time.Time, o *Options) bool {
 	switch {
 	case hc.in.Len() == 0:
-		return now.Sub(hc.since) > h.idleTimeout
+		return now.Sub(hc.since) > o.PollingIdleTimeout
 	case !hc.in.InBody():
-		return now.Sub(hc.since) > h.headerTimeout
+		return now.Sub(hc.since) > o.PollingHeaderTimeout
 	default:
-		return now.Sub(hc.lastRead) > h.bodyTimeout
+		return now.Sub(hc.lastRead) > o.PollingBodyTimeout
 	}
 }
 

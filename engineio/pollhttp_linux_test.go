@@ -332,10 +332,7 @@ func TestHeldPollServerClose(t *testing.T) {
 // A held connection that starts a request and does not finish it, or carries none, is closed
 // by the sweep.
 func TestHeldPollSweepsStalledConnections(t *testing.T) {
-	ts := newTestServer(t, Options{})
-	ts.eio.held.headerTimeout = 50 * time.Millisecond
-	ts.eio.held.idleTimeout = 200 * time.Millisecond
-	ts.eio.held.sweepEvery = 20 * time.Millisecond
+	ts := newTestServer(t, Options{PollingHeaderTimeout: 50 * time.Millisecond, PollingIdleTimeout: 200 * time.Millisecond})
 	for _, partial := range []string{"GET /socket.io/?EIO=4&transport=pol", ""} {
 		c := dialRaw(t, ts)
 		sid := rawHandshake(t, c)

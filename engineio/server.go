@@ -100,18 +100,25 @@ type Options struct {
 	// PollingPath is the exact path of this server's requests (such as "/socket.io/"), which
 	// PollingHandoff needs to tell its polls from other requests.
 	PollingPath string
-	// MaxHeaderBytes is the largest request header, request line included, that a connection
-	// held for PollingHandoff reads itself; a larger one goes to net/http, whose own limit
-	// then applies: give both the same. Default, and at most, 8 KiB.
+	// MaxHeaderBytes is the largest request header, request line included, in bytes, that a
+	// connection held for PollingHandoff reads itself; a larger one goes to net/http, whose
+	// own limit then applies: give both the same (siobridge gives [server] max_header_bytes).
+	// Behind a parked GET it is also all a client may send. Default, and at most, 8 KiB.
 	MaxHeaderBytes int
 	// PollingIdleTimeout closes a connection held for PollingHandoff that carries no request
-	// for this long, as net/http's IdleTimeout does. Default 2m.
+	// for this long, as net/http's IdleTimeout does (siobridge gives its public server's).
+	// Default 2m.
 	PollingIdleTimeout time.Duration
 	// PollingHeaderTimeout closes a held connection that has begun a request and not finished
-	// its header within this long, as net/http's ReadHeaderTimeout does. Default 10s.
+	// its header within this long, as net/http's ReadHeaderTimeout does (siobridge gives its
+	// public server's). Default 10s.
 	PollingHeaderTimeout time.Duration
 	// PollingBodyTimeout closes a held connection whose request body delivers no byte for
-	// this long. Default 30s.
+	// this long (siobridge gives [server] body_timeout). Default 30s.
+	//
+	// The three polling timeouts are kept by one sweep of the held connections, every half
+	// the shorter of PollingHeaderTimeout and PollingBodyTimeout (from 10ms to 5s): a
+	// connection is closed up to that much after its timeout.
 	PollingBodyTimeout time.Duration
 }
 
@@ -218,11 +225,9 @@ func NewServer(opts Options, onSession func(*Session) SessionHandler) *Server {
 		closeMsg:  newPacket(PacketClose, nil),
 		beats:     newHeartbeats(),
 		held: heldConns{
-			idleTimeout: opts.PollingIdleTimeout, headerTimeout: opts.PollingHeaderTimeout,
-			bodyTimeout: opts.PollingBodyTimeout,
-			sweepEvery:  max(minSweepEvery, min(maxSweepEvery, opts.PollingHeaderTimeout/2, opts.PollingBodyTimeout/2)),
-			limits:      heldhttp.Limits{Path: opts.PollingPath, MaxHeader: opts.MaxHeaderBytes, MaxBody: opts.MaxPayload},
-			conns:       make(map[*httpConn]struct{}), stop: make(chan struct{}),
+			sweepEvery: sweepPeriod(&opts),
+			limits:     heldhttp.Limits{Path: opts.PollingPath, MaxHeader: opts.MaxHeaderBytes, MaxBody: opts.MaxPayload},
+			conns:      make(map[*httpConn]struct{}), stop: make(chan struct{}),
 		},
 	}
 	s.upgrader = websocket.Upgrader{
