@@ -18,8 +18,8 @@ import (
 // response (a goroutine finishes it only if the socket does not take it at once). The
 // connection then stays with the poller: its next requests, when they are polls of this
 // server (a GET or POST of PollingPath with a sid), are read by the poller's readers, parsed
-// by heldhttp's Reader and answered by the same ServeHTTP through heldhttp's ResponseWriter;
-// anything else (a handshake, a WebSocket, a page for the reverse proxy, a chunked body) goes
+// by heldhttp's Reader and answered by serveRequest, as ServeHTTP answers net/http's, through
+// heldhttp's ResponseWriter; anything else (a handshake, a WebSocket, a page for the reverse proxy, a chunked body) goes
 // back to net/http through PollingHandoff with the bytes read so far.
 //
 // A parked poll so costs a registration and a few hundred bytes instead of net/http's handler
@@ -46,18 +46,9 @@ type httpConn struct {
 	// the timeouts: idle, the header's, the body's.
 	since, lastRead time.Time
 
-	w pollWriter // the ResponseWriter of the request being served (one at a time)
+	w heldhttp.ResponseWriter // the writer of the request being served (one at a time)
 	// header is what a parked poll's answer carries besides its own (CORS), saved at parking.
 	header http.Header
-}
-
-// pollWriter is the ResponseWriter of a request served on a held connection: it keeps the
-// response, which httpConn writes once the handler returns. A poll with nothing to answer
-// parks instead.
-type pollWriter struct {
-	heldhttp.ResponseWriter
-	hc     *httpConn
-	parked bool
 }
 
 // pollHolding reports whether polls may take their connections from net/http.
@@ -73,16 +64,12 @@ func (s *Server) hijackPoll(w http.ResponseWriter, r *http.Request) *httpConn {
 	if !r.ProtoAtLeast(1, 1) || r.Close || r.TLS != nil {
 		return nil
 	}
-	if _, ok := w.(*pollWriter); ok {
-		return nil // served on a held connection already: it parks instead
-	}
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return nil
 	}
 	// This GET is being served: what follows it waits.
 	hc := &httpConn{srv: s, nc: nc, remote: r.RemoteAddr, since: time.Now(), state: heldServing}
-	hc.w.hc = hc
 	if n := brw.Reader.Buffered(); n > 0 {
 		// A request that came behind this one: served once this one is answered.
 		b, _ := brw.Reader.Peek(n)
@@ -375,19 +362,17 @@ func (hc *httpConn) serve() (ok bool) {
 
 		w := &hc.w
 		w.Reset()
-		w.parked = false
-		hc.srv.ServeHTTP(w, req)
+		hc.srv.serveRequest(w, req, hc)
 
-		if !hc.served() {
+		switch hc.served() {
+		case heldClosed:
 			return false
+		case heldParking:
+			return true // its GET is parked: the answer serves what comes next
+		case heldResuming:
+			continue // its GET parked and was answered meanwhile: go on with the next request
 		}
-		if w.parked {
-			if !hc.parkedServed() {
-				return true
-			}
-			continue // answered meanwhile: go on with the next request
-		}
-		if err := hc.writeResponse(&w.ResponseWriter); err != nil {
+		if err := hc.writeResponse(w); err != nil {
 			hc.close()
 			return false
 		}
@@ -414,18 +399,25 @@ func (hc *httpConn) next() (req *http.Request, status heldhttp.Status, open bool
 	return req, status, true
 }
 
-// served drops the request just served from hc.in; false when hc was closed meanwhile (the
-// client sent more than it may behind this request, or a parked GET's answer failed): its
-// buffer is gone with it.
-func (hc *httpConn) served() bool {
+// served drops the request just served from hc.in, and returns hc's state as the request's
+// handler left it: heldServing (its response is to be written), heldParking (its GET is
+// parked: hc is now heldParked, and the goroutine stops serving), heldResuming (its GET
+// parked and was answered meanwhile: hc is heldServing again, and the goroutine goes on with
+// nothing to write) or heldClosed (the client sent more than it may behind this request, or a
+// parked GET's answer failed: the buffer is gone with it).
+func (hc *httpConn) served() heldState {
 	hc.mu.Lock()
 	defer hc.mu.Unlock()
-	if hc.state == heldClosed {
-		return false
+	was := hc.state
+	if was == heldClosed {
+		return was
 	}
 	hc.in.Served()
 	hc.since = time.Now()
-	return true
+	if was == heldParking || was == heldResuming {
+		hc.on(evParked)
+	}
+	return was
 }
 
 // handOff gives the connection back to net/http, with what was read of it.

@@ -792,7 +792,6 @@ func TestHeldPollTakenWhileTheServerCloses(t *testing.T) {
 	sess.getActive = true
 	sess.mu.Unlock()
 	hc := &httpConn{srv: ts.eio, nc: server, remote: "test", since: time.Now(), state: heldServing}
-	hc.w.hc = hc
 	ts.eio.Close() // closes the session, then refuses held connections
 	sess.holdPoll(hc)
 	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))

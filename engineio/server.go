@@ -91,11 +91,11 @@ type Options struct {
 	// PollingHandoff, when set, holds long-polling connections without a goroutine each
 	// (Linux, with the WebSocket poller): a GET with nothing to answer yet takes its
 	// connection from net/http and parks, and the connection's later polls of PollingPath are
-	// read by the poller and served by ServeHTTP directly. Any other request on it (a
-	// handshake, a WebSocket, anything for another handler) is given to PollingHandoff, with
-	// the bytes read of it, to be served as a new connection: pass a HandoffListener's
-	// Handoff, and have the http.Server that serves the real listener serve it too. nil:
-	// every poll waits in its net/http handler.
+	// read by the poller and served as ServeHTTP serves them, without net/http. Any other
+	// request on it (a handshake, a WebSocket, anything for another handler) is given to
+	// PollingHandoff, with the bytes read of it, to be served as a new connection: pass a
+	// HandoffListener's Handoff, and have the http.Server that serves the real listener serve
+	// it too. nil: every poll waits in its net/http handler.
 	PollingHandoff func(net.Conn)
 	// PollingPath is the exact path of this server's requests (such as "/socket.io/"), which
 	// PollingHandoff needs to tell its polls from other requests.
@@ -295,7 +295,12 @@ func (s *Server) Close() {
 }
 
 // ServeHTTP answers one Engine.IO request: a handshake, a poll, a post, or a WebSocket.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.serveRequest(w, r, nil) }
+
+// serveRequest answers one Engine.IO request that came through net/http (hc nil), or on the
+// held connection hc (httpConn.serve), whose writer w is: a GET with nothing to answer then
+// parks on hc instead of waiting.
+func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request, hc *httpConn) {
 	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && (r.ContentLength != 0 || len(r.TransferEncoding) > 0) {
 		// Its body would stay on the connection, to be read as the next request once the GET
 		// is held (hijackPoll): refused, and the connection closed.
@@ -333,7 +338,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sid := q.Get("sid")
 	if sid == "" {
-		s.handshake(w, r, transport)
+		s.handshake(w, r, transport, hc)
 		return
 	}
 	sess := s.Session(sid)
@@ -347,7 +352,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method {
 	case http.MethodGet:
-		sess.servePoll(w, r)
+		sess.servePoll(w, r, hc)
 	case http.MethodPost:
 		sess.servePost(w, r)
 	default:
@@ -355,7 +360,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport string) {
+func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport string, hc *httpConn) {
 	if r.Method != http.MethodGet {
 		writeError(w, ErrBadHandshakeMethod, "")
 		return
@@ -433,7 +438,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 		sess.startWebSocket(conn)
 		return
 	}
-	sess.servePoll(w, r)
+	sess.servePoll(w, r, hc)
 }
 
 func (s *Server) remove(sess *Session) {
