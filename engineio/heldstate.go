@@ -4,14 +4,14 @@ package engineio
 // Who acts on the connection follows from it: in heldServing and heldResuming one goroutine
 // serves its requests; in heldParking that goroutine is finishing the GET it parked; in
 // heldParked and heldIdle none does, and the next one is the parked GET's answer or the
-// poller's reader, when bytes come. Bytes read in any state but heldClosed wait in hc.in.
+// epoller's reader, when bytes come. Bytes read in any state but heldClosed wait in hc.in.
 type heldState uint8
 
 const (
 	// heldIdle: nothing to serve and no GET parked.
 	heldIdle heldState = iota
 	// heldServing: a goroutine serves the requests read: the handler whose GET took the
-	// connection from net/http, the poller's reader, or the goroutine that answered a
+	// connection from net/http, the epoller's reader, or the goroutine that answered a
 	// parked GET.
 	heldServing
 	// heldParking: the GET being served has nothing to answer and is parked (hc.parked); the

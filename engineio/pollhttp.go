@@ -11,12 +11,12 @@ import (
 )
 
 // This file holds long-polling connections without a goroutine each (Options.PollingHandoff,
-// Linux with the poller). A GET that finds nothing to answer takes its connection from
+// Linux with the epoller). A GET that finds nothing to answer takes its connection from
 // net/http (Hijack) instead of waiting in its handler: the session keeps it as parked, the
-// poller watches it for the client going away, and whoever queues the next message writes the
+// epoller watches it for the client going away, and whoever queues the next message writes the
 // response (a goroutine finishes it only if the socket does not take it at once). The
-// connection then stays with the poller: its next requests, when they are polls of this
-// server (a GET or POST of PollingPath with a sid), are read by the poller's readers, parsed
+// connection then stays with the epoller: its next requests, when they are polls of this
+// server (a GET or POST of PollingPath with a sid), are read by the epoller's readers, parsed
 // by heldhttp's Reader and answered by serveRequest, as ServeHTTP answers net/http's, through
 // heldhttp's ResponseWriter; anything else (a handshake, a WebSocket, a page for the reverse proxy, a chunked body) goes
 // back to net/http through PollingHandoff with the bytes read so far.
@@ -30,7 +30,7 @@ type httpConn struct {
 	srv    *Server
 	nc     net.Conn
 	remote string
-	pc     *pollConn // its registration with the poller
+	pc     *epollConn // its registration with the epoller
 
 	mu sync.Mutex
 	// in holds what was read and not yet served: the start of the next request, or a request
@@ -50,14 +50,14 @@ type httpConn struct {
 	header http.Header
 }
 
-// pollHolding reports whether polls may take their connections from net/http.
-func (s *Server) pollHolding() bool {
-	return s.opts.PollingHandoff != nil && s.poll != nil
+// holdsPolls reports whether polls may take their connections from net/http.
+func (s *Server) holdsPolls() bool {
+	return s.opts.PollingHandoff != nil && s.epoll != nil
 }
 
 // hijackPoll takes the connection of a GET that is about to wait, or returns nil, and the
 // GET then waits in its handler as without PollingHandoff: an HTTP/1.0 or closing request, a
-// TLS connection, or a writer that cannot hijack. A connection the poller cannot read (a
+// TLS connection, or a writer that cannot hijack. A connection the epoller cannot read (a
 // wrapper around the socket) is taken all the same; holdPoll gives it back once answered.
 func (s *Server) hijackPoll(w http.ResponseWriter, r *http.Request) *httpConn {
 	if !r.ProtoAtLeast(1, 1) || r.Close || r.TLS != nil {
@@ -88,8 +88,8 @@ func (s *Server) hijackPoll(w http.ResponseWriter, r *http.Request) *httpConn {
 	return hc
 }
 
-// register hands hc to the poller and the server's set of held connections; false when it
-// cannot be: the server is closing (the caller answers the GET and closes hc), or the poller
+// register hands hc to the epoller and the server's set of held connections; false when it
+// cannot be: the server is closing (the caller answers the GET and closes hc), or the epoller
 // cannot read it (hc is closed).
 func (hc *httpConn) register() bool {
 	s := hc.srv
@@ -104,7 +104,7 @@ func (hc *httpConn) register() bool {
 		s.goroutines.Go(s.sweepHeld)
 	}
 	s.held.mu.Unlock()
-	pc, err := s.poll.addHTTP(hc, hc.nc)
+	pc, err := s.epoll.addHeld(hc, hc.nc)
 	if err != nil {
 		hc.close()
 		return false
@@ -114,7 +114,7 @@ func (hc *httpConn) register() bool {
 	closed := hc.state == heldClosed
 	hc.mu.Unlock()
 	if closed {
-		s.poll.remove(pc)
+		s.epoll.remove(pc)
 	}
 	return !closed
 }
@@ -134,14 +134,14 @@ func (hc *httpConn) parkLocked(sess *Session) bool {
 }
 
 // holdPoll goes on with a GET whose connection hijackPoll took: it parks it, or answers it if
-// something came meanwhile, and leaves the connection with the poller either way.
+// something came meanwhile, and leaves the connection with the epoller either way.
 func (s *Session) holdPoll(hc *httpConn) {
 	if !pollable(hc.nc) {
 		s.answerAndHandOff(hc)
 		return
 	}
 	if !hc.register() {
-		// The server is closing, or the poller cannot take the connection: the GET is
+		// The server is closing, or the epoller cannot take the connection: the GET is
 		// answered here if the session has an answer (Close has closed it: its close
 		// packet), and the connection closed.
 		s.mu.Lock()
@@ -153,7 +153,7 @@ func (s *Session) holdPoll(hc *httpConn) {
 		}
 		s.mu.Unlock()
 		if batch != nil {
-			_ = hc.writePoll(s, batch) // not the poller's: a write bounded by WriteTimeout
+			_ = hc.writePoll(s, batch) // not the epoller's: a write bounded by WriteTimeout
 		}
 		hc.nc.Close()
 		return
@@ -181,7 +181,7 @@ func (s *Session) holdPoll(hc *httpConn) {
 	hc.serve()
 }
 
-// answerAndHandOff serves a GET whose connection the poller cannot read (a wrapper around
+// answerAndHandOff serves a GET whose connection the epoller cannot read (a wrapper around
 // the socket): it waits for the answer on this goroutine, as without PollingHandoff, writes
 // it, and gives the connection back to net/http.
 func (s *Session) answerAndHandOff(hc *httpConn) {
@@ -278,7 +278,7 @@ func (hc *httpConn) answerParked(sess *Session) {
 // answered is called once a parked GET's answer is written: it reports whether the caller is
 // to serve what the client sent meanwhile (hc is then heldServing). If the goroutine that
 // parked the GET has not stopped yet, it serves what is next (heldResuming); if nothing came,
-// the poller's reader serves the next request when it comes.
+// the epoller's reader serves the next request when it comes.
 func (hc *httpConn) answered() bool {
 	hc.mu.Lock()
 	defer hc.mu.Unlock()
@@ -295,8 +295,8 @@ func (sess *Session) unparkLocked(hc *httpConn) {
 	}
 }
 
-// consume takes bytes the poller read, and serves them when nothing else is: it returns
-// false when the connection is no longer the poller's (closed or handed off).
+// consume takes bytes the epoller read, and serves them when nothing else is: it returns
+// false when the connection is no longer the epoller's (closed or handed off).
 func (hc *httpConn) consume(data []byte) bool {
 	hc.mu.Lock()
 	if hc.state == heldClosed {
@@ -336,8 +336,8 @@ func (hc *httpConn) readFailed(error) { hc.close() }
 
 // serve serves the requests in hc.in, one after the other, until one is incomplete, parks, or
 // is not a poll (handed off). hc is heldServing; serve leaves it heldIdle, heldParked or
-// heldClosed (handed off). It returns false when hc is no longer the poller's. A panic on the way closes hc (and is
-// logged with its stack): it ends this connection, not the process.
+// heldClosed (handed off). It returns false when hc is no longer the epoller's. A panic on the
+// way closes hc (and is logged with its stack): it ends this connection, not the process.
 func (hc *httpConn) serve() (ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -450,7 +450,7 @@ func (hc *httpConn) close() {
 	hc.srv.held.forget(hc)
 }
 
-// detach marks hc closed and takes it off the poller, once: it returns what was read and not
+// detach marks hc closed and takes it off the epoller, once: it returns what was read and not
 // served, the session whose GET is parked on it, and false when it was closed or handed off
 // already. The caller then takes it out of the server's set.
 func (hc *httpConn) detach() ([]byte, *Session, bool) {
@@ -463,7 +463,7 @@ func (hc *httpConn) detach() ([]byte, *Session, bool) {
 	hc.parked = nil
 	hc.mu.Unlock()
 	if pc != nil {
-		hc.srv.poll.remove(pc)
+		hc.srv.epoll.remove(pc)
 	}
 	return buf, sess, true
 }
@@ -501,7 +501,7 @@ func (hc *httpConn) appendPoll(b []byte, sess *Session, batch []*Message) []byte
 // WriteTimeout. The deadline is cleared afterwards: writeNow fails on an expired one.
 func (hc *httpConn) write(b []byte) error {
 	if hc.pc == nil {
-		return hc.writeRest(b) // not the poller's (answerAndHandOff)
+		return hc.writeRest(b) // not the epoller's (answerAndHandOff)
 	}
 	n, err := hc.pc.writeNow(b)
 	if err != nil || n == len(b) {

@@ -42,7 +42,7 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request, hc *httpConn
 			s.mu.Unlock()
 			return
 		}
-		if s.srv.pollHolding() {
+		if s.srv.holdsPolls() {
 			s.mu.Unlock()
 			if taken := s.srv.hijackPoll(w, r); taken != nil {
 				s.holdPoll(taken)

@@ -202,10 +202,11 @@ type Server struct {
 	stopJanitor chan struct{}
 
 	// goroutines counts the goroutines the server starts (WebSocket readers and writers, the
-	// poller and its readers, the janitor), for Close.
+	// epoller and its readers, the janitor), for Close.
 	goroutines group.Group
-	// poll reads the WebSockets; nil without one (DisableWebSocketPoller, or not Linux).
-	poll *poller
+	// epoll reads the WebSockets and the held connections; nil without it
+	// (DisableWebSocketPoller, or not Linux).
+	epoll *epoller
 	// held are the long-polling connections taken from net/http (PollingHandoff).
 	held heldConns
 }
@@ -242,7 +243,7 @@ func NewServer(opts Options, onSession func(*Session) SessionHandler) *Server {
 		},
 	}
 	if !opts.DisableWebSocketPoller {
-		s.poll = newPoller(&s.goroutines, s.log)
+		s.epoll = newEpoller(&s.goroutines, s.log)
 	}
 	if opts.HandshakeRate > 0 {
 		s.limiter = newHandshakeLimiter(opts.HandshakeRate, opts.HandshakeBurst)
@@ -287,8 +288,8 @@ func (s *Server) Close() {
 	}
 	s.beats.stop()
 	s.held.stopSweep()
-	if s.poll != nil {
-		s.poll.close()
+	if s.epoll != nil {
+		s.epoll.close()
 	}
 	s.goroutines.Wait()
 	s.closeHeld()

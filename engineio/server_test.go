@@ -68,14 +68,14 @@ func newTestServer(t testing.TB, opts Options) *testServer {
 // OnClose waits for room, and Close for every session's.
 func newTestServerCap(t testing.TB, opts Options, closes int) *testServer {
 	t.Helper()
-	// Polls are held by the poller, as siobridge runs them, unless the test turns the poller
+	// Polls are held by the epoller, as siobridge runs them, unless the test turns the epoller
 	// off (then every poll waits in its handler, as on other systems).
 	return newTestServerHold(t, opts, closes, !opts.DisableWebSocketPoller)
 }
 
-// newTestServerHold is newTestServerCap with polls held by the poller (hold) or waiting in
+// newTestServerHold is newTestServerCap with polls held by the epoller (hold) or waiting in
 // their handlers (as siobridge runs with polling_poller = false), whatever the WebSocket
-// poller does.
+// epoller does.
 func newTestServerHold(t testing.TB, opts Options, closes int, hold bool) *testServer {
 	t.Helper()
 	ts := &testServer{closed: make(chan closeEvent, closes)}
@@ -688,7 +688,7 @@ func TestServerCloseSendsClosePacket(t *testing.T) {
 }
 
 // waitPendingGET waits until the session's GET waits for something to answer: parked on its
-// held connection when the server has a poller (until then the GET may still be on its way
+// held connection when the server has an epoller (until then the GET may still be on its way
 // there), in its handler otherwise.
 func waitPendingGET(t *testing.T, ts *testServer, sid string) {
 	t.Helper()
@@ -699,7 +699,7 @@ func waitPendingGET(t *testing.T, ts *testServer, sid string) {
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return s.getActive && (ts.eio.poll == nil || s.parked.Load() != nil)
+		return s.getActive && (ts.eio.epoll == nil || s.parked.Load() != nil)
 	})
 }
 
