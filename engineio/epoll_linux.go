@@ -64,7 +64,7 @@ type epoller struct {
 type epollConn struct {
 	id      uint64
 	s       *Session
-	hc      *httpConn
+	hc      *heldConn
 	nc      net.Conn
 	rc      syscall.RawConn
 	fr      wsFrameReader
@@ -168,9 +168,9 @@ func (p *epoller) add(s *Session, nc net.Conn, fr wsFrameReader) error {
 	return p.register(pc)
 }
 
-// addHeld registers a held long-polling connection (see httpConn). It stays registered until
+// addHeld registers a held long-polling connection (see heldConn). It stays registered until
 // hc's close or handOff takes it off.
-func (p *epoller) addHeld(hc *httpConn, nc net.Conn) (*epollConn, error) {
+func (p *epoller) addHeld(hc *heldConn, nc net.Conn) (*epollConn, error) {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return nil, errors.New("not a socket")

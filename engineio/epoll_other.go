@@ -20,7 +20,7 @@ func newEpoller(*group.Group, *slog.Logger) *epoller { return nil }
 
 func (p *epoller) add(*Session, net.Conn, wsFrameReader) error { panic("engineio: no poller") }
 func (p *epoller) remove(*epollConn)                           {}
-func (p *epoller) addHeld(*httpConn, net.Conn) (*epollConn, error) {
+func (p *epoller) addHeld(*heldConn, net.Conn) (*epollConn, error) {
 	panic("engineio: no poller")
 }
 func (p *epoller) close() {}

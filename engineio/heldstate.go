@@ -1,6 +1,6 @@
 package engineio
 
-// heldState is where a held connection is in its cycle of requests; httpConn.mu guards it.
+// heldState is where a held connection is in its cycle of requests; heldConn.mu guards it.
 // Who acts on the connection follows from it: in heldServing and heldResuming one goroutine
 // serves its requests; in heldParking that goroutine is finishing the GET it parked; in
 // heldParked and heldIdle none does, and the next one is the parked GET's answer or the
@@ -83,7 +83,7 @@ func (s heldState) next(ev heldEvent) (heldState, bool) {
 }
 
 // on moves hc on ev (hc.mu is held) and reports whether ev applied.
-func (hc *httpConn) on(ev heldEvent) bool {
+func (hc *heldConn) on(ev heldEvent) bool {
 	var ok bool
 	hc.state, ok = hc.state.next(ev)
 	return ok

@@ -10,7 +10,7 @@ import (
 // servePoll answers a long-polling GET: it waits until something is queued (a ping at the
 // latest) and writes all of it as one payload. A GET read on a held connection (hc) parks
 // there instead of waiting; one from net/http may take its connection to hold it.
-func (s *Session) servePoll(w http.ResponseWriter, r *http.Request, hc *httpConn) {
+func (s *Session) servePoll(w http.ResponseWriter, r *http.Request, hc *heldConn) {
 	s.mu.Lock()
 	if s.transport != TransportPolling {
 		s.mu.Unlock()
@@ -31,7 +31,7 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request, hc *httpConn
 	s.getActive = true
 	if !s.pollReadyLocked() {
 		if hc != nil {
-			// On a held connection: park, without a goroutine (see httpConn).
+			// On a held connection: park, without a goroutine (see heldConn).
 			hc.header = nil
 			if h := w.Header(); len(h) > 0 { // CORS
 				hc.header = h.Clone()

@@ -208,7 +208,7 @@ type Server struct {
 	// (DisableWebSocketPoller, or not Linux).
 	epoll *epoller
 	// held are the long-polling connections taken from net/http (PollingHandoff).
-	held heldConns
+	held heldSet
 }
 
 // NewServer returns a server with opts; onSession is called for every new session, before any
@@ -225,10 +225,10 @@ func NewServer(opts Options, onSession func(*Session) SessionHandler) *Server {
 		noopMsg:   newPacket(PacketNoop, nil),
 		closeMsg:  newPacket(PacketClose, nil),
 		beats:     newHeartbeats(),
-		held: heldConns{
+		held: heldSet{
 			sweepEvery: sweepPeriod(&opts),
 			limits:     heldhttp.Limits{Path: opts.PollingPath, MaxHeader: opts.MaxHeaderBytes, MaxBody: opts.MaxPayload},
-			conns:      make(map[*httpConn]struct{}), stop: make(chan struct{}),
+			conns:      make(map[*heldConn]struct{}), stop: make(chan struct{}),
 		},
 	}
 	s.upgrader = websocket.Upgrader{
@@ -299,9 +299,9 @@ func (s *Server) Close() {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.serveRequest(w, r, nil) }
 
 // serveRequest answers one Engine.IO request that came through net/http (hc nil), or on the
-// held connection hc (httpConn.serve), whose writer w is: a GET with nothing to answer then
+// held connection hc (heldConn.serve), whose writer w is: a GET with nothing to answer then
 // parks on hc instead of waiting.
-func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request, hc *httpConn) {
+func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request, hc *heldConn) {
 	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && (r.ContentLength != 0 || len(r.TransferEncoding) > 0) {
 		// Its body would stay on the connection, to be read as the next request once the GET
 		// is held (hijackPoll): refused, and the connection closed.
@@ -361,7 +361,7 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request, hc *httpCo
 	}
 }
 
-func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport string, hc *httpConn) {
+func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport string, hc *heldConn) {
 	if r.Method != http.MethodGet {
 		writeError(w, ErrBadHandshakeMethod, "")
 		return

@@ -11,22 +11,24 @@ import (
 )
 
 // This file holds long-polling connections without a goroutine each (Options.PollingHandoff,
-// Linux with the epoller). A GET that finds nothing to answer takes its connection from
-// net/http (Hijack) instead of waiting in its handler: the session keeps it as parked, the
-// epoller watches it for the client going away, and whoever queues the next message writes the
-// response (a goroutine finishes it only if the socket does not take it at once). The
-// connection then stays with the epoller: its next requests, when they are polls of this
-// server (a GET or POST of PollingPath with a sid), are read by the epoller's readers, parsed
-// by heldhttp's Reader and answered by serveRequest, as ServeHTTP answers net/http's, through
-// heldhttp's ResponseWriter; anything else (a handshake, a WebSocket, a page for the reverse proxy, a chunked body) goes
-// back to net/http through PollingHandoff with the bytes read so far.
+// Linux with the epoller): the held connections. A GET that finds nothing to answer takes its
+// connection from net/http (Hijack) instead of waiting in its handler: the session keeps it
+// as parked, the epoller watches it for the client going away, and whoever queues the next
+// message writes the response (a goroutine finishes it only if the socket does not take it at
+// once). The connection then stays with the epoller: its next requests, when they are polling
+// requests of this server (a GET or POST of PollingPath with a sid), are read by the
+// epoller's readers, parsed by heldhttp's Reader and answered by serveRequest, as ServeHTTP
+// answers net/http's, through heldhttp's ResponseWriter; anything else (a handshake, a
+// WebSocket, a page for the reverse proxy, a chunked body) goes back to net/http through
+// PollingHandoff with the bytes read so far. Where a held connection is in its cycle of
+// requests is its heldState (heldstate.go).
 //
 // A parked poll so costs a registration and a few hundred bytes instead of net/http's handler
 // goroutine, its background reader and their buffers, and a delivery costs one read and one
 // write system call and no scheduling of the request's goroutines.
 
-// httpConn is one long-polling connection taken from net/http.
-type httpConn struct {
+// heldConn is one long-polling connection taken from net/http: a held connection.
+type heldConn struct {
 	srv    *Server
 	nc     net.Conn
 	remote string
@@ -59,7 +61,7 @@ func (s *Server) holdsPolls() bool {
 // GET then waits in its handler as without PollingHandoff: an HTTP/1.0 or closing request, a
 // TLS connection, or a writer that cannot hijack. A connection the epoller cannot read (a
 // wrapper around the socket) is taken all the same; holdPoll gives it back once answered.
-func (s *Server) hijackPoll(w http.ResponseWriter, r *http.Request) *httpConn {
+func (s *Server) hijackPoll(w http.ResponseWriter, r *http.Request) *heldConn {
 	if !r.ProtoAtLeast(1, 1) || r.Close || r.TLS != nil {
 		return nil
 	}
@@ -68,7 +70,7 @@ func (s *Server) hijackPoll(w http.ResponseWriter, r *http.Request) *httpConn {
 		return nil
 	}
 	// This GET is being served: what follows it waits.
-	hc := &httpConn{srv: s, nc: nc, remote: r.RemoteAddr, since: time.Now(), state: heldServing}
+	hc := &heldConn{srv: s, nc: nc, remote: r.RemoteAddr, since: time.Now(), state: heldServing}
 	if n := brw.Reader.Buffered(); n > 0 {
 		// A request that came behind this one: served once this one is answered.
 		b, _ := brw.Reader.Peek(n)
@@ -91,7 +93,7 @@ func (s *Server) hijackPoll(w http.ResponseWriter, r *http.Request) *httpConn {
 // register hands hc to the epoller and the server's set of held connections; false when it
 // cannot be: the server is closing (the caller answers the GET and closes hc), or the epoller
 // cannot read it (hc is closed).
-func (hc *httpConn) register() bool {
+func (hc *heldConn) register() bool {
 	s := hc.srv
 	s.held.mu.Lock()
 	if s.held.closed {
@@ -122,7 +124,7 @@ func (hc *httpConn) register() bool {
 // parkLocked makes hc the holder of sess's pending GET; sess.mu is held and the GET has
 // nothing to answer. The answer comes from answerParked, started by the session's signal. It
 // returns false when hc is closed already: the GET ends with its connection.
-func (hc *httpConn) parkLocked(sess *Session) bool {
+func (hc *heldConn) parkLocked(sess *Session) bool {
 	hc.mu.Lock()
 	defer hc.mu.Unlock()
 	if !hc.on(evPark) {
@@ -135,7 +137,7 @@ func (hc *httpConn) parkLocked(sess *Session) bool {
 
 // holdPoll goes on with a GET whose connection hijackPoll took: it parks it, or answers it if
 // something came meanwhile, and leaves the connection with the epoller either way.
-func (s *Session) holdPoll(hc *httpConn) {
+func (s *Session) holdPoll(hc *heldConn) {
 	if !pollable(hc.nc) {
 		s.answerAndHandOff(hc)
 		return
@@ -184,7 +186,7 @@ func (s *Session) holdPoll(hc *httpConn) {
 // answerAndHandOff serves a GET whose connection the epoller cannot read (a wrapper around
 // the socket): it waits for the answer on this goroutine, as without PollingHandoff, writes
 // it, and gives the connection back to net/http.
-func (s *Session) answerAndHandOff(hc *httpConn) {
+func (s *Session) answerAndHandOff(hc *heldConn) {
 	s.mu.Lock()
 	s.waitPollLocked(nil) // no context: a ping answers it within PingInterval
 	batch := s.takePollLocked()
@@ -200,7 +202,7 @@ func (s *Session) answerAndHandOff(hc *httpConn) {
 // parkedServed is called by the goroutine serving hc once the GET it served is parked: it
 // stops serving (heldParked), unless the GET was answered meanwhile (heldResuming: it goes
 // on, and returns true).
-func (hc *httpConn) parkedServed() bool {
+func (hc *heldConn) parkedServed() bool {
 	hc.mu.Lock()
 	defer hc.mu.Unlock()
 	return hc.on(evParked) && hc.state == heldServing
@@ -208,7 +210,7 @@ func (hc *httpConn) parkedServed() bool {
 
 // takeParkedLocked returns the held connection of the session's pending GET, and takes it
 // off the session, when the GET has something to answer now; sess.mu is held.
-func (s *Session) takeParkedLocked() *httpConn {
+func (s *Session) takeParkedLocked() *heldConn {
 	hc := s.parked.Load()
 	if hc == nil || !s.pollReadyLocked() {
 		return nil
@@ -245,7 +247,7 @@ func (s *Session) pollBatchLocked() []*Message {
 // when the client waits for it (it has read the previous answer before asking again), so a
 // delivery costs no goroutine; otherwise a goroutine waits for the socket to take the rest.
 // Then what the client sent meanwhile, if anything, is served.
-func (hc *httpConn) answerParked(sess *Session) {
+func (hc *heldConn) answerParked(sess *Session) {
 	sess.mu.Lock()
 	batch := sess.takePollLocked()
 	sess.mu.Unlock()
@@ -279,7 +281,7 @@ func (hc *httpConn) answerParked(sess *Session) {
 // to serve what the client sent meanwhile (hc is then heldServing). If the goroutine that
 // parked the GET has not stopped yet, it serves what is next (heldResuming); if nothing came,
 // the epoller's reader serves the next request when it comes.
-func (hc *httpConn) answered() bool {
+func (hc *heldConn) answered() bool {
 	hc.mu.Lock()
 	defer hc.mu.Unlock()
 	hc.parked = nil
@@ -288,7 +290,7 @@ func (hc *httpConn) answered() bool {
 }
 
 // unparkLocked forgets sess's GET parked on hc, the client having gone; sess.mu is held.
-func (sess *Session) unparkLocked(hc *httpConn) {
+func (sess *Session) unparkLocked(hc *heldConn) {
 	if sess.parked.Load() == hc {
 		sess.parked.Store(nil)
 		sess.getActive = false
@@ -297,7 +299,7 @@ func (sess *Session) unparkLocked(hc *httpConn) {
 
 // consume takes bytes the epoller read, and serves them when nothing else is: it returns
 // false when the connection is no longer the epoller's (closed or handed off).
-func (hc *httpConn) consume(data []byte) bool {
+func (hc *heldConn) consume(data []byte) bool {
 	hc.mu.Lock()
 	if hc.state == heldClosed {
 		hc.mu.Unlock()
@@ -332,13 +334,13 @@ func (hc *httpConn) consume(data []byte) bool {
 }
 
 // readFailed: the client closed the connection, or it broke.
-func (hc *httpConn) readFailed(error) { hc.close() }
+func (hc *heldConn) readFailed(error) { hc.close() }
 
 // serve serves the requests in hc.in, one after the other, until one is incomplete, parks, or
 // is not a poll (handed off). hc is heldServing; serve leaves it heldIdle, heldParked or
 // heldClosed (handed off). It returns false when hc is no longer the epoller's. A panic on the
 // way closes hc (and is logged with its stack): it ends this connection, not the process.
-func (hc *httpConn) serve() (ok bool) {
+func (hc *heldConn) serve() (ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			hc.srv.log.Error("engineio: panic serving a held connection; closing it",
@@ -382,7 +384,7 @@ func (hc *httpConn) serve() (ok bool) {
 // next takes the request at the start of hc.in when it is complete; open is false when hc is
 // closed. Unless it is Ready, the connection is no longer being served (Incomplete, or
 // closed) or is to be handed off (Foreign).
-func (hc *httpConn) next() (req *http.Request, status heldhttp.Status, open bool) {
+func (hc *heldConn) next() (req *http.Request, status heldhttp.Status, open bool) {
 	hc.mu.Lock()
 	defer hc.mu.Unlock()
 	if hc.state == heldClosed {
@@ -404,7 +406,7 @@ func (hc *httpConn) next() (req *http.Request, status heldhttp.Status, open bool
 // parked and was answered meanwhile: hc is heldServing again, and the goroutine goes on with
 // nothing to write) or heldClosed (the client sent more than it may behind this request, or a
 // parked GET's answer failed: the buffer is gone with it).
-func (hc *httpConn) served() heldState {
+func (hc *heldConn) served() heldState {
 	hc.mu.Lock()
 	defer hc.mu.Unlock()
 	was := hc.state
@@ -420,7 +422,7 @@ func (hc *httpConn) served() heldState {
 }
 
 // handOff gives the connection back to net/http, with what was read of it.
-func (hc *httpConn) handOff() {
+func (hc *heldConn) handOff() {
 	prefix, _, ok := hc.detach()
 	if !ok {
 		return
@@ -436,7 +438,7 @@ func (hc *httpConn) handOff() {
 
 // close closes the connection and releases a GET parked on it; then the connection leaves the
 // server's set (so a connection no longer held has no GET parked on it).
-func (hc *httpConn) close() {
+func (hc *heldConn) close() {
 	_, sess, ok := hc.detach()
 	if !ok {
 		return
@@ -453,7 +455,7 @@ func (hc *httpConn) close() {
 // detach marks hc closed and takes it off the epoller, once: it returns what was read and not
 // served, the session whose GET is parked on it, and false when it was closed or handed off
 // already. The caller then takes it out of the server's set.
-func (hc *httpConn) detach() ([]byte, *Session, bool) {
+func (hc *heldConn) detach() ([]byte, *Session, bool) {
 	hc.mu.Lock()
 	if !hc.on(evClose) {
 		hc.mu.Unlock()
@@ -471,7 +473,7 @@ func (hc *httpConn) detach() ([]byte, *Session, bool) {
 const pollContentType = "text/plain; charset=UTF-8"
 
 // writeResponse writes the response w kept, keeping the connection open.
-func (hc *httpConn) writeResponse(w *heldhttp.ResponseWriter) error {
+func (hc *heldConn) writeResponse(w *heldhttp.ResponseWriter) error {
 	bp := respBufs.Get().(*[]byte)
 	b := w.AppendResponse((*bp)[:0])
 	err := hc.write(b)
@@ -480,7 +482,7 @@ func (hc *httpConn) writeResponse(w *heldhttp.ResponseWriter) error {
 }
 
 // writePoll writes the answer of a poll: the batch's packets.
-func (hc *httpConn) writePoll(sess *Session, batch []*Message) error {
+func (hc *heldConn) writePoll(sess *Session, batch []*Message) error {
 	bp := respBufs.Get().(*[]byte)
 	b := hc.appendPoll((*bp)[:0], sess, batch)
 	err := hc.write(b)
@@ -490,7 +492,7 @@ func (hc *httpConn) writePoll(sess *Session, batch []*Message) error {
 
 // appendPoll appends the answer of a poll, the batch's packets as its body, and recycles the
 // batch.
-func (hc *httpConn) appendPoll(b []byte, sess *Session, batch []*Message) []byte {
+func (hc *heldConn) appendPoll(b []byte, sess *Session, batch []*Message) []byte {
 	b = heldhttp.AppendHead(b, http.StatusOK, hc.header, pollContentType, payloadsLen(batch))
 	b = appendPayloads(b, batch)
 	sess.recycle(batch)
@@ -499,7 +501,7 @@ func (hc *httpConn) appendPoll(b []byte, sess *Session, batch []*Message) []byte
 
 // write writes b: at once when the socket takes it all, else waiting for it up to
 // WriteTimeout. The deadline is cleared afterwards: writeNow fails on an expired one.
-func (hc *httpConn) write(b []byte) error {
+func (hc *heldConn) write(b []byte) error {
 	if hc.pc == nil {
 		return hc.writeRest(b) // not the epoller's (answerAndHandOff)
 	}
@@ -511,7 +513,7 @@ func (hc *httpConn) write(b []byte) error {
 }
 
 // writeRest writes what writeNow left of an answer, waiting for the socket.
-func (hc *httpConn) writeRest(b []byte) error {
+func (hc *heldConn) writeRest(b []byte) error {
 	_ = hc.nc.SetWriteDeadline(time.Now().Add(hc.srv.opts.WriteTimeout))
 	_, err := hc.nc.Write(b)
 	_ = hc.nc.SetWriteDeadline(time.Time{})
@@ -527,8 +529,8 @@ func putRespBuf(bp *[]byte, b []byte) {
 
 var respBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// heldConns is the server's set of connections taken from net/http, for the sweep and Close.
-type heldConns struct {
+// heldSet is the server's set of connections taken from net/http, for the sweep and Close.
+type heldSet struct {
 	// sweepEvery is the sweep's period (sweepPeriod).
 	sweepEvery time.Duration
 	// limits are what a held connection's Reader serves (Options.PollingPath,
@@ -536,13 +538,13 @@ type heldConns struct {
 	limits heldhttp.Limits
 
 	mu       sync.Mutex
-	conns    map[*httpConn]struct{}
+	conns    map[*heldConn]struct{}
 	closed   bool
 	sweeping bool
 	stop     chan struct{}
 }
 
-func (h *heldConns) forget(hc *httpConn) {
+func (h *heldSet) forget(hc *heldConn) {
 	h.mu.Lock()
 	delete(h.conns, hc)
 	h.mu.Unlock()
@@ -568,7 +570,7 @@ func sweepPeriod(o *Options) time.Duration {
 func (s *Server) sweepHeld() {
 	t := time.NewTicker(s.held.sweepEvery)
 	defer t.Stop()
-	var stale []*httpConn
+	var stale []*heldConn
 	for {
 		select {
 		case <-s.held.stop:
@@ -593,7 +595,7 @@ func (s *Server) sweepHeld() {
 }
 
 // stale reports whether hc, heldIdle, is past its timeout in o; hc.mu is held.
-func (hc *httpConn) stale(now time.Time, o *Options) bool {
+func (hc *heldConn) stale(now time.Time, o *Options) bool {
 	switch {
 	case hc.in.Len() == 0:
 		return now.Sub(hc.since) > o.PollingIdleTimeout
@@ -605,7 +607,7 @@ func (hc *httpConn) stale(now time.Time, o *Options) bool {
 }
 
 // stopSweep refuses connections from now on and stops the sweep (Close).
-func (h *heldConns) stopSweep() {
+func (h *heldSet) stopSweep() {
 	h.mu.Lock()
 	if !h.closed {
 		h.closed = true
@@ -618,7 +620,7 @@ func (h *heldConns) stopSweep() {
 // answers written).
 func (s *Server) closeHeld() {
 	s.held.mu.Lock()
-	all := make([]*httpConn, 0, len(s.held.conns))
+	all := make([]*heldConn, 0, len(s.held.conns))
 	for hc := range s.held.conns {
 		all = append(all, hc)
 	}

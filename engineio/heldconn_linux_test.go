@@ -791,7 +791,7 @@ func TestHeldPollTakenWhileTheServerCloses(t *testing.T) {
 	sess.mu.Lock()
 	sess.getActive = true
 	sess.mu.Unlock()
-	hc := &httpConn{srv: ts.eio, nc: server, remote: "test", since: time.Now(), state: heldServing}
+	hc := &heldConn{srv: ts.eio, nc: server, remote: "test", since: time.Now(), state: heldServing}
 	ts.eio.Close() // closes the session, then refuses held connections
 	sess.holdPoll(hc)
 	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
