@@ -7,13 +7,21 @@
 // can be queued on any number of sessions (a broadcast is encoded once, whatever the receivers'
 // transports).
 //
+// Words: polling is the transport; a poll is one of its GETs, which waits for what the server
+// sends (a POST carries what the client sends); a held connection is a polling client's HTTP
+// connection that the server took from net/http to park its polls without a goroutine
+// (Options.PollingHandoff); the poller is the server's epoll loop, which reads WebSockets and
+// held connections (epoller, in the source).
+//
 // Goroutines: on Linux, a WebSocket session has no goroutine while it is idle. One poller
 // goroutine per server waits on epoll for all of its WebSockets and hands each that has bytes to
 // read to a reader goroutine, which runs only while it reads (at most 256 at once per server);
 // a writer goroutine runs only while the session's send queue has something. Elsewhere, or with
 // Options.DisableWebSocketPoller, or over TLS, a WebSocket session has a reader goroutine of its
 // own for its whole life. For a polling session the POST request's goroutine is the reader and
-// the pending GET request's goroutine writes.
+// the pending GET request's goroutine writes; with Options.PollingHandoff, a GET with nothing
+// to answer parks on its held connection with no goroutine, and whoever queues the next message
+// writes its answer.
 // Heartbeats of all sessions share one runtime timer and a heap of due times, not a timer per
 // session. With Options.HandshakeRate, one janitor goroutine per server prunes the per-address
 // rate limiter. Every goroutine the package starts ends when its session (or, for the janitor,

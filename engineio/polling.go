@@ -8,8 +8,9 @@ import (
 )
 
 // servePoll answers a long-polling GET: it waits until something is queued (a ping at the
-// latest) and writes all of it as one payload.
-func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
+// latest) and writes all of it as one payload. A GET read on a held connection (hc) parks
+// there instead of waiting; one from net/http may take its connection to hold it.
+func (s *Session) servePoll(w http.ResponseWriter, r *http.Request, hc *heldConn) {
 	s.mu.Lock()
 	if s.transport != TransportPolling {
 		s.mu.Unlock()
@@ -29,23 +30,22 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 	}
 	s.getActive = true
 	if !s.pollReadyLocked() {
-		if pw, ok := w.(*pollWriter); ok {
-			// On a held connection: park, without a goroutine (see httpConn).
-			pw.hc.header = nil
-			if len(pw.h) > 0 { // CORS
-				pw.hc.header = pw.h.Clone()
+		if hc != nil {
+			// On a held connection: park, without a goroutine (see heldConn).
+			hc.header = nil
+			if h := w.Header(); len(h) > 0 { // CORS
+				hc.header = h.Clone()
 			}
-			pw.parked = pw.hc.parkLocked(s)
-			if !pw.parked {
+			if !hc.parkLocked(s) {
 				s.getActive = false
 			}
 			s.mu.Unlock()
 			return
 		}
-		if s.srv.pollHolding() {
+		if s.srv.holdsPolls() {
 			s.mu.Unlock()
-			if hc := s.srv.hijackPoll(w, r); hc != nil {
-				s.holdPoll(hc)
+			if taken := s.srv.hijackPoll(w, r); taken != nil {
+				s.holdPoll(taken)
 				return
 			}
 			s.mu.Lock()
@@ -61,7 +61,7 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 	body := appendPayloads(make([]byte, 0, payloadsLen(batch)), batch)
 	s.recycle(batch)
 
-	if _, held := w.(*pollWriter); !held {
+	if hc == nil {
 		// A held connection's answer is written without waiting, or with WriteTimeout.
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
 	}
@@ -170,7 +170,7 @@ func (s *Session) servePost(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, "ok")
 }
 
-// Header values set on every poll and post, shared: neither net/http nor pollWriter changes
+// Header values set on every poll and post, shared: neither net/http nor heldhttp changes
 // a value slice it is given.
 var (
 	pollContentTypeValue = []string{pollContentType}

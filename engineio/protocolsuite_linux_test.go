@@ -18,9 +18,9 @@ import (
 // socketio/engine.io-protocol), which Node's engine.io passes, over raw HTTP and WebSocket,
 // on each way the server serves polls.
 
-// pollPaths are the ways a server serves polls: held by the poller (siobridge's default),
+// pollPaths are the ways a server serves polls: held by the epoller (siobridge's default),
 // waiting in their net/http handlers beside the WebSocket poller (polling_poller = false),
-// and without a poller at all (as on other systems).
+// and without an epoller at all (as on other systems).
 var pollPaths = []struct {
 	name string
 	hold bool
@@ -84,7 +84,7 @@ func TestSecondWebSocketIsClosedAndSessionGoesOn(t *testing.T) {
 			if resp, body := c.read(); resp.StatusCode != 200 || body != "6" {
 				t.Fatalf("the GET pending at the probe: %d %q, want 200 \"6\"", resp.StatusCode, body)
 			}
-			// Mid-upgrade, on the connection that polled: on "held", the poller holds it and
+			// Mid-upgrade, on the connection that polled: on "held", the epoller holds it and
 			// gives it back to net/http for the WebSocket.
 			if pp.hold {
 				waitHeld(t, ts.eio, 1)

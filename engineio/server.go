@@ -18,6 +18,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/siobridge/siobridge/engineio/internal/heldhttp"
 	"github.com/siobridge/siobridge/internal/group"
 )
 
@@ -90,27 +91,34 @@ type Options struct {
 	// PollingHandoff, when set, holds long-polling connections without a goroutine each
 	// (Linux, with the WebSocket poller): a GET with nothing to answer yet takes its
 	// connection from net/http and parks, and the connection's later polls of PollingPath are
-	// read by the poller and served by ServeHTTP directly. Any other request on it (a
-	// handshake, a WebSocket, anything for another handler) is given to PollingHandoff, with
-	// the bytes read of it, to be served as a new connection: pass a HandoffListener's
-	// Handoff, and have the http.Server that serves the real listener serve it too. nil:
-	// every poll waits in its net/http handler.
+	// read by the poller and served as ServeHTTP serves them, without net/http. Any other
+	// request on it (a handshake, a WebSocket, anything for another handler) is given to
+	// PollingHandoff, with the bytes read of it, to be served as a new connection: pass a
+	// HandoffListener's Handoff, and have the http.Server that serves the real listener serve
+	// it too. nil: every poll waits in its net/http handler.
 	PollingHandoff func(net.Conn)
 	// PollingPath is the exact path of this server's requests (such as "/socket.io/"), which
 	// PollingHandoff needs to tell its polls from other requests.
 	PollingPath string
-	// MaxHeaderBytes is the largest request header, request line included, that a connection
-	// held for PollingHandoff reads itself; a larger one goes to net/http, whose own limit
-	// then applies: give both the same. Default, and at most, 8 KiB.
+	// MaxHeaderBytes is the largest request header, request line included, in bytes, that a
+	// connection held for PollingHandoff reads itself; a larger one goes to net/http, whose
+	// own limit then applies: give both the same (siobridge gives [server] max_header_bytes).
+	// Behind a parked GET it is also all a client may send. Default, and at most, 8 KiB.
 	MaxHeaderBytes int
 	// PollingIdleTimeout closes a connection held for PollingHandoff that carries no request
-	// for this long, as net/http's IdleTimeout does. Default 2m.
+	// for this long, as net/http's IdleTimeout does (siobridge gives its public server's).
+	// Default 2m.
 	PollingIdleTimeout time.Duration
 	// PollingHeaderTimeout closes a held connection that has begun a request and not finished
-	// its header within this long, as net/http's ReadHeaderTimeout does. Default 10s.
+	// its header within this long, as net/http's ReadHeaderTimeout does (siobridge gives its
+	// public server's). Default 10s.
 	PollingHeaderTimeout time.Duration
 	// PollingBodyTimeout closes a held connection whose request body delivers no byte for
-	// this long. Default 30s.
+	// this long (siobridge gives [server] body_timeout). Default 30s.
+	//
+	// The three polling timeouts are kept by one sweep of the held connections, every half
+	// the shorter of PollingHeaderTimeout and PollingBodyTimeout (from 10ms to 5s): a
+	// connection is closed up to that much after its timeout.
 	PollingBodyTimeout time.Duration
 }
 
@@ -142,8 +150,8 @@ func (o *Options) setDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if o.MaxHeaderBytes <= 0 || o.MaxHeaderBytes > maxPollHeader {
-		o.MaxHeaderBytes = maxPollHeader
+	if o.MaxHeaderBytes <= 0 || o.MaxHeaderBytes > heldhttp.MaxHeaderBytes {
+		o.MaxHeaderBytes = heldhttp.MaxHeaderBytes
 	}
 	if o.PollingIdleTimeout <= 0 {
 		o.PollingIdleTimeout = 2 * time.Minute
@@ -194,12 +202,13 @@ type Server struct {
 	stopJanitor chan struct{}
 
 	// goroutines counts the goroutines the server starts (WebSocket readers and writers, the
-	// poller and its readers, the janitor), for Close.
+	// epoller and its readers, the janitor), for Close.
 	goroutines group.Group
-	// poll reads the WebSockets; nil without one (DisableWebSocketPoller, or not Linux).
-	poll *poller
+	// epoll reads the WebSockets and the held connections; nil without it
+	// (DisableWebSocketPoller, or not Linux).
+	epoll *epoller
 	// held are the long-polling connections taken from net/http (PollingHandoff).
-	held heldConns
+	held heldSet
 }
 
 // NewServer returns a server with opts; onSession is called for every new session, before any
@@ -216,11 +225,10 @@ func NewServer(opts Options, onSession func(*Session) SessionHandler) *Server {
 		noopMsg:   newPacket(PacketNoop, nil),
 		closeMsg:  newPacket(PacketClose, nil),
 		beats:     newHeartbeats(),
-		held: heldConns{
-			idleTimeout: opts.PollingIdleTimeout, headerTimeout: opts.PollingHeaderTimeout,
-			bodyTimeout: opts.PollingBodyTimeout,
-			sweepEvery:  max(minSweepEvery, min(maxSweepEvery, opts.PollingHeaderTimeout/2, opts.PollingBodyTimeout/2)),
-			conns:       make(map[*httpConn]struct{}), stop: make(chan struct{}),
+		held: heldSet{
+			sweepEvery: sweepPeriod(&opts),
+			limits:     heldhttp.Limits{Path: opts.PollingPath, MaxHeader: opts.MaxHeaderBytes, MaxBody: opts.MaxPayload},
+			conns:      make(map[*heldConn]struct{}), stop: make(chan struct{}),
 		},
 	}
 	s.upgrader = websocket.Upgrader{
@@ -235,7 +243,7 @@ func NewServer(opts Options, onSession func(*Session) SessionHandler) *Server {
 		},
 	}
 	if !opts.DisableWebSocketPoller {
-		s.poll = newPoller(&s.goroutines, s.log)
+		s.epoll = newEpoller(&s.goroutines, s.log)
 	}
 	if opts.HandshakeRate > 0 {
 		s.limiter = newHandshakeLimiter(opts.HandshakeRate, opts.HandshakeBurst)
@@ -280,15 +288,20 @@ func (s *Server) Close() {
 	}
 	s.beats.stop()
 	s.held.stopSweep()
-	if s.poll != nil {
-		s.poll.close()
+	if s.epoll != nil {
+		s.epoll.close()
 	}
 	s.goroutines.Wait()
 	s.closeHeld()
 }
 
 // ServeHTTP answers one Engine.IO request: a handshake, a poll, a post, or a WebSocket.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.serveRequest(w, r, nil) }
+
+// serveRequest answers one Engine.IO request that came through net/http (hc nil), or on the
+// held connection hc (heldConn.serve), whose writer w is: a GET with nothing to answer then
+// parks on hc instead of waiting.
+func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request, hc *heldConn) {
 	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && (r.ContentLength != 0 || len(r.TransferEncoding) > 0) {
 		// Its body would stay on the connection, to be read as the next request once the GET
 		// is held (hijackPoll): refused, and the connection closed.
@@ -326,7 +339,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sid := q.Get("sid")
 	if sid == "" {
-		s.handshake(w, r, transport)
+		s.handshake(w, r, transport, hc)
 		return
 	}
 	sess := s.Session(sid)
@@ -340,7 +353,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method {
 	case http.MethodGet:
-		sess.servePoll(w, r)
+		sess.servePoll(w, r, hc)
 	case http.MethodPost:
 		sess.servePost(w, r)
 	default:
@@ -348,7 +361,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport string) {
+func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport string, hc *heldConn) {
 	if r.Method != http.MethodGet {
 		writeError(w, ErrBadHandshakeMethod, "")
 		return
@@ -426,7 +439,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 		sess.startWebSocket(conn)
 		return
 	}
-	sess.servePoll(w, r)
+	sess.servePoll(w, r, hc)
 }
 
 func (s *Server) remove(sess *Session) {

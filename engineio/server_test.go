@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -67,14 +68,14 @@ func newTestServer(t testing.TB, opts Options) *testServer {
 // OnClose waits for room, and Close for every session's.
 func newTestServerCap(t testing.TB, opts Options, closes int) *testServer {
 	t.Helper()
-	// Polls are held by the poller, as siobridge runs them, unless the test turns the poller
+	// Polls are held by the epoller, as siobridge runs them, unless the test turns the epoller
 	// off (then every poll waits in its handler, as on other systems).
 	return newTestServerHold(t, opts, closes, !opts.DisableWebSocketPoller)
 }
 
-// newTestServerHold is newTestServerCap with polls held by the poller (hold) or waiting in
+// newTestServerHold is newTestServerCap with polls held by the epoller (hold) or waiting in
 // their handlers (as siobridge runs with polling_poller = false), whatever the WebSocket
-// poller does.
+// epoller does.
 func newTestServerHold(t testing.TB, opts Options, closes int, hold bool) *testServer {
 	t.Helper()
 	ts := &testServer{closed: make(chan closeEvent, closes)}
@@ -687,7 +688,7 @@ func TestServerCloseSendsClosePacket(t *testing.T) {
 }
 
 // waitPendingGET waits until the session's GET waits for something to answer: parked on its
-// held connection when the server has a poller (until then the GET may still be on its way
+// held connection when the server has an epoller (until then the GET may still be on its way
 // there), in its handler otherwise.
 func waitPendingGET(t *testing.T, ts *testServer, sid string) {
 	t.Helper()
@@ -698,7 +699,7 @@ func waitPendingGET(t *testing.T, ts *testServer, sid string) {
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return s.getActive && (ts.eio.poll == nil || s.parked.Load() != nil)
+		return s.getActive && (ts.eio.epoll == nil || s.parked.Load() != nil)
 	})
 }
 
@@ -769,4 +770,20 @@ func TestEnqueueWritesAtOnceAndLeavesAFullSessionOpen(t *testing.T) {
 	if ev := ts.waitClose(t); ev.reason != ReasonTransportError || !errors.Is(ev.err, ErrSendQueueFull) {
 		t.Fatalf("CloseSlow: %q %v, want transport error, ErrSendQueueFull", ev.reason, ev.err)
 	}
+}
+
+// FuzzQuery checks the query reader against url.ParseQuery for the keys Engine.IO reads.
+func FuzzQuery(f *testing.F) {
+	for _, s := range []string{"EIO=4&transport=polling&sid=abc", "EIO=4&EIO=3", "sid=%41&EIO=4", "a;b=c&sid=x", "sid", "=&&sid=&", "transport=web+socket"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		want, _ := url.ParseQuery(raw)
+		q := queryOf(raw)
+		for _, k := range []string{"EIO", "transport", "sid"} {
+			if got := q.Get(k); got != want.Get(k) {
+				t.Fatalf("query %q, key %s: %q, url.ParseQuery %q", raw, k, got, want.Get(k))
+			}
+		}
+	})
 }

@@ -64,14 +64,14 @@ type Session struct {
 	writing    bool     // a WebSocket writer goroutine is running (see wakeLocked)
 	probe      net.Conn // the WebSocket of an upgrade in progress
 	// wsClosed is set once ws is closed (closeConn); pc is its registration with the
-	// server's poller, if it has one.
+	// server's epoller, if it has one.
 	wsClosed bool
-	pc       *pollConn
+	pc       *epollConn
 	// parked is the held connection of the pending GET, when it waits there without a
-	// goroutine (see httpConn); getActive is then true. Written under mu; atomic so that
+	// goroutine (see heldConn); getActive is then true. Written under mu; atomic so that
 	// signal can tell without the lock that there is none (the common case: a WebSocket
 	// session upgraded from polling signals on every message).
-	parked atomic.Pointer[httpConn]
+	parked atomic.Pointer[heldConn]
 	// beatAt and beatIdx place the session in the server's heartbeat schedule (guarded by
 	// heartbeats.mu); beatIdx is -1 when it has no heartbeat scheduled.
 	beatAt      time.Time

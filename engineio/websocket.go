@@ -14,7 +14,7 @@ import (
 // runWebSocket makes conn the session's transport and starts its reader goroutine, and a
 // writer if something is queued; the calling HTTP handler then returns, so that nothing of its
 // request (net/http's buffers, its stack) stays with the connection. It is the reader of
-// servers without the poller (see pollWebSocket).
+// servers without the epoller (see pollWebSocket).
 func (s *Session) runWebSocket(conn *websocket.Conn) {
 	conn.SetReadLimit(s.srv.opts.MaxPayload)
 	nc := conn.NetConn()
@@ -59,14 +59,14 @@ func (s *Session) useWebSocket(nc net.Conn) (w net.Conn, ok bool) {
 	return w, true
 }
 
-// closeConn closes the session's WebSocket connection, first taking it off the poller.
+// closeConn closes the session's WebSocket connection, first taking it off the epoller.
 func (s *Session) closeConn(nc net.Conn) {
 	s.mu.Lock()
 	s.wsClosed = true
 	pc := s.pc
 	s.mu.Unlock()
 	if pc != nil {
-		s.srv.poll.remove(pc)
+		s.srv.epoll.remove(pc)
 	}
 	nc.Close()
 }
@@ -220,7 +220,7 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	s.probe = nc
 	s.mu.Unlock()
 	deadline := time.Now().Add(s.srv.opts.UpgradeTimeout)
-	if s.srv.poll != nil && pollable(nc) {
+	if s.srv.epoll != nil && pollable(nc) {
 		s.probePolled(nc, deadline)
 		return
 	}

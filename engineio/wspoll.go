@@ -12,14 +12,14 @@ import (
 	"github.com/siobridge/siobridge/engineio/internal/wsframe"
 )
 
-// This file is the session's side of the poller (see poller): a WebSocket read by the
+// This file is the session's side of the poller (see epoller): a WebSocket read by the
 // server's poller instead of a goroutine of its own. What is read is parsed by the session's
 // wsframe.Reader and handled here, on whichever goroutine read it, one at a time per session.
 
 // startWebSocket hands a WebSocket opened by the handshake to the poller, or to a reader
 // goroutine when the server has no poller or cannot poll the connection.
 func (s *Session) startWebSocket(conn *websocket.Conn) {
-	if nc := conn.NetConn(); s.srv.poll != nil && pollable(nc) {
+	if nc := conn.NetConn(); s.srv.epoll != nil && pollable(nc) {
 		s.pollWebSocket(nc, wsframe.NewReader(s.srv.opts.MaxPayload))
 		return
 	}
@@ -77,7 +77,7 @@ func (s *Session) pollWebSocket(nc net.Conn, fr wsframe.Reader) {
 func (s *Session) pollOrClose(nc net.Conn, fr wsframe.Reader) {
 	// A deadline left by the HTTP server would fail the poller's reads.
 	_ = nc.SetReadDeadline(time.Time{})
-	if err := s.srv.poll.add(s, nc, fr); err != nil {
+	if err := s.srv.epoll.add(s, nc, fr); err != nil {
 		s.closeWith(ReasonTransportError, fmt.Errorf("engineio: poll: %w", err), false)
 	}
 }

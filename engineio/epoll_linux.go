@@ -22,11 +22,13 @@ import (
 	"github.com/siobridge/siobridge/internal/group"
 )
 
-// poller reads the server's WebSockets without a goroutine per connection: one goroutine
-// waits in epoll_wait for any of them to have something to read, and hands each that has to a
-// reader goroutine, of which at most maxPollReaders run at once and none while all is quiet.
-// A reader reads what the socket has without blocking, gives it to the session's frame reader,
-// and re-arms the socket once it is drained.
+// epoller is the server's epoll loop (what Options.DisableWebSocketPoller and siobridge's
+// settings call the poller): it reads the server's WebSockets and held connections without a
+// goroutine per connection. One goroutine waits in epoll_wait for any of them to have
+// something to read, and hands each that has to a reader goroutine, of which at most
+// maxEpollReaders run at once and none while all is quiet. A reader reads what the socket has
+// without blocking, gives it to the session's frame reader or to the held connection, and
+// re-arms the socket once it is drained.
 //
 // Each socket is registered with EPOLLONESHOT: after one event it reports nothing until it is
 // re-armed, so a session is read by one goroutine at a time and its packets stay in order. An
@@ -34,7 +36,7 @@ import (
 // and a socket is taken out of it, and off epoll, before it is closed, so an event that was
 // already on its way for a closed socket (or for a new one that got its descriptor number)
 // finds no registration, or its own, and never another session.
-type poller struct {
+type epoller struct {
 	g   *group.Group
 	log *slog.Logger
 
@@ -44,32 +46,32 @@ type poller struct {
 	closed   bool // epfd and wakefd are closed
 	epfd     int
 	// epf is epfd as an *os.File, which puts the epoll instance itself in the runtime's
-	// poller: the loop waits for it to have events as a goroutine waits for a socket, parked,
+	// netpoller: the loop waits for it to have events as a goroutine waits for a socket, parked,
 	// never in a blocking epoll_wait that would hold a P (with GOMAXPROCS=1, the only one)
 	// until the runtime's monitor takes it back.
 	epf      *os.File
 	erc      syscall.RawConn
 	wakefd   int // an eventfd that close writes to wake epoll_wait
-	conns    map[uint64]*pollConn
+	conns    map[uint64]*epollConn
 	nextID   uint64
-	queue    []*pollConn // ready connections waiting for a reader
-	readers  int         // reader goroutines running
-	queueMu  sync.Mutex  // guards queue and readers
+	queue    []*epollConn // ready connections waiting for a reader
+	readers  int          // reader goroutines running
+	queueMu  sync.Mutex   // guards queue and readers
 	stopOnce sync.Once
-	// pollReaders keeps the readers' state (pollReader) between them.
-	pollReaders sync.Pool
+	// epollReaders keeps the readers' state (epollReader) between them.
+	epollReaders sync.Pool
 }
 
-// pollConn is one connection registered with the poller: a WebSocket (s and fr) or a held
+// epollConn is one connection registered with the epoller: a WebSocket (s and fr) or a held
 // long-polling connection (hc).
-type pollConn struct {
+type epollConn struct {
 	id      uint64
 	s       *Session
-	hc      *httpConn
+	hc      *heldConn
 	nc      net.Conn
 	rc      syscall.RawConn
 	fr      wsframe.Reader
-	removed bool // guarded by poller.mu
+	removed bool // guarded by epoller.mu
 	// arms counts the re-arms. Successive readers of the connection are ordered by epoll,
 	// which the race detector does not see: the increment before each re-arm and the load
 	// at the start of each turn make that order one it knows (fr is the reader's alone).
@@ -77,28 +79,28 @@ type pollConn struct {
 }
 
 const (
-	// maxPollReaders bounds the reader goroutines of a server's poller: connections ready
+	// maxEpollReaders bounds the reader goroutines of a server's epoller: connections ready
 	// beyond it wait their turn. A reader also runs the session's handler for what it read,
 	// so it is generous: a handler that blocks holds one.
-	maxPollReaders = 256
+	maxEpollReaders = 256
 	// readsPerTurn bounds what a reader reads from one connection before the other ready ones
 	// have their turn: readsPerTurn buffers.
 	readsPerTurn = 16
-	// pollEvents is the most events one epoll_wait returns.
-	pollEvents = 128
+	// epollEvents is the most events one epoll_wait returns.
+	epollEvents = 128
 	// wakeID is the id of the wakeup eventfd's events; connections' ids start at 1.
 	wakeID = 0
 )
 
-var errPollerClosed = errors.New("engineio: poller closed")
+var errEpollerClosed = errors.New("engineio: poller closed")
 
-func newPoller(g *group.Group, log *slog.Logger) *poller {
-	return &poller{g: g, log: log, conns: make(map[uint64]*pollConn)}
+func newEpoller(g *group.Group, log *slog.Logger) *epoller {
+	return &epoller{g: g, log: log, conns: make(map[uint64]*epollConn)}
 }
 
 // start creates the epoll instance and starts the loop, on the first registration; p.mu is
 // held.
-func (p *poller) startLocked() error {
+func (p *epoller) startLocked() error {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("epoll_create1: %w", err)
@@ -144,10 +146,10 @@ func eventID(ev *unix.EpollEvent) uint64 {
 }
 
 // add registers the session's WebSocket, with fr holding what was read of it already. Once
-// add returns, the poller reads it until the session's closeConn takes it off. It fails when
-// the poller is closed or the socket cannot be registered; a socket closed meanwhile is not
+// add returns, the epoller reads it until the session's closeConn takes it off. It fails when
+// the epoller is closed or the socket cannot be registered; a socket closed meanwhile is not
 // registered, and that is no error.
-func (p *poller) add(s *Session, nc net.Conn, fr wsframe.Reader) error {
+func (p *epoller) add(s *Session, nc net.Conn, fr wsframe.Reader) error {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return errors.New("not a socket")
@@ -156,7 +158,7 @@ func (p *poller) add(s *Session, nc net.Conn, fr wsframe.Reader) error {
 	if err != nil {
 		return err
 	}
-	pc := &pollConn{s: s, nc: nc, rc: rc, fr: fr}
+	pc := &epollConn{s: s, nc: nc, rc: rc, fr: fr}
 	// closeConn takes the registration off; once it has marked the connection closed, it is
 	// not registered at all.
 	s.mu.Lock()
@@ -169,9 +171,9 @@ func (p *poller) add(s *Session, nc net.Conn, fr wsframe.Reader) error {
 	return p.register(pc)
 }
 
-// addHTTP registers a held long-polling connection (see httpConn). It stays registered until
+// addHeld registers a held long-polling connection (see heldConn). It stays registered until
 // hc's close or handOff takes it off.
-func (p *poller) addHTTP(hc *httpConn, nc net.Conn) (*pollConn, error) {
+func (p *epoller) addHeld(hc *heldConn, nc net.Conn) (*epollConn, error) {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return nil, errors.New("not a socket")
@@ -180,7 +182,7 @@ func (p *poller) addHTTP(hc *httpConn, nc net.Conn) (*pollConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	pc := &pollConn{hc: hc, nc: nc, rc: rc}
+	pc := &epollConn{hc: hc, nc: nc, rc: rc}
 	if err := p.register(pc); err != nil {
 		return nil, err
 	}
@@ -188,14 +190,14 @@ func (p *poller) addHTTP(hc *httpConn, nc net.Conn) (*pollConn, error) {
 }
 
 // register puts pc in the table and on epoll.
-func (p *poller) register(pc *pollConn) error {
+func (p *epoller) register(pc *epollConn) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if pc.removed {
 		return nil
 	}
 	if p.stopping {
-		return errPollerClosed
+		return errEpollerClosed
 	}
 	if !p.started {
 		if err := p.startLocked(); err != nil {
@@ -222,7 +224,7 @@ func (p *poller) register(pc *pollConn) error {
 
 // remove takes a registration off, before its socket is closed. A reader busy with it ends
 // at its next read, which fails on the closed socket.
-func (p *poller) remove(pc *pollConn) {
+func (p *epoller) remove(pc *epollConn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if pc.removed {
@@ -242,7 +244,7 @@ func (p *poller) remove(pc *pollConn) {
 }
 
 // arm re-arms a drained registration for its next event, with r's function.
-func (p *poller) arm(pc *pollConn, r *pollReader) {
+func (p *epoller) arm(pc *epollConn, r *epollReader) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if pc.removed || p.closed {
@@ -256,7 +258,7 @@ func (p *poller) arm(pc *pollConn, r *pollReader) {
 
 // close ends the loop; registrations left are dropped with it (their sessions are closed by
 // Server.Close, which calls close after closing them). Readers still busy end by themselves.
-func (p *poller) close() {
+func (p *epoller) close() {
 	p.stopOnce.Do(func() {
 		p.mu.Lock()
 		defer p.mu.Unlock()
@@ -270,9 +272,9 @@ func (p *poller) close() {
 }
 
 // loop waits for events and hands the ready connections to readers, until close.
-func (p *poller) loop() {
-	events := make([]unix.EpollEvent, pollEvents)
-	ready := make([]*pollConn, 0, pollEvents)
+func (p *epoller) loop() {
+	events := make([]unix.EpollEvent, epollEvents)
+	ready := make([]*epollConn, 0, epollEvents)
 	for {
 		n, err := p.wait(events)
 		if err != nil {
@@ -308,9 +310,9 @@ func (p *poller) loop() {
 	}
 }
 
-// wait returns the next events, parking the goroutine in the runtime's poller until the
+// wait returns the next events, parking the goroutine in the runtime's netpoller until the
 // epoll instance has some: epoll_wait itself never blocks.
-func (p *poller) wait(events []unix.EpollEvent) (int, error) {
+func (p *epoller) wait(events []unix.EpollEvent) (int, error) {
 	var n int
 	var werr error
 	err := p.erc.Read(func(fd uintptr) bool {
@@ -329,7 +331,7 @@ func (p *poller) wait(events []unix.EpollEvent) (int, error) {
 }
 
 // shutdown closes the epoll instance and the eventfd, on the loop's way out.
-func (p *poller) shutdown() {
+func (p *epoller) shutdown() {
 	p.mu.Lock()
 	p.closed = true
 	clear(p.conns)
@@ -338,11 +340,11 @@ func (p *poller) shutdown() {
 	p.mu.Unlock()
 }
 
-// dispatch has pc read by a reader: a new one while fewer than maxPollReaders run, else the
+// dispatch has pc read by a reader: a new one while fewer than maxEpollReaders run, else the
 // first to be free.
-func (p *poller) dispatch(pc *pollConn) {
+func (p *epoller) dispatch(pc *epollConn) {
 	p.queueMu.Lock()
-	if p.readers >= maxPollReaders {
+	if p.readers >= maxEpollReaders {
 		p.queue = append(p.queue, pc)
 		p.queueMu.Unlock()
 		return
@@ -352,10 +354,10 @@ func (p *poller) dispatch(pc *pollConn) {
 	p.g.Go(func() { p.reader(pc) })
 }
 
-// pollReader is a reader goroutine's state: its buffer, and the functions of its system
+// epollReader is a reader goroutine's state: its buffer, and the functions of its system
 // calls with their arguments and results, made once per reader. A function given to RawConn
 // escapes, so one made per call would be an allocation per read and per re-arm.
-type pollReader struct {
+type epollReader struct {
 	buf    []byte
 	n      int
 	err    error
@@ -364,8 +366,8 @@ type pollReader struct {
 	armFn  func(fd uintptr)
 }
 
-func newPollReader(epfd int, buf []byte) *pollReader {
-	r := &pollReader{buf: buf}
+func newEpollReader(epfd int, buf []byte) *epollReader {
+	r := &epollReader{buf: buf}
 	r.readFn = func(fd uintptr) bool {
 		for {
 			r.n, r.err = unix.Read(int(fd), r.buf)
@@ -381,13 +383,13 @@ func newPollReader(epfd int, buf []byte) *pollReader {
 }
 
 // reader serves pc, then every connection queued, and ends when the queue is empty.
-func (p *poller) reader(pc *pollConn) {
-	r, _ := p.pollReaders.Get().(*pollReader)
+func (p *epoller) reader(pc *epollConn) {
+	r, _ := p.epollReaders.Get().(*epollReader)
 	if r == nil {
 		bp := readBufs.Get().(*[]byte)
-		r = newPollReader(p.epfd, *bp)
+		r = newEpollReader(p.epfd, *bp)
 	}
-	defer p.pollReaders.Put(r)
+	defer p.epollReaders.Put(r)
 	for {
 		if p.serve(pc, r) {
 			// Not drained after its turn: to the back of the queue, still unarmed.
@@ -417,7 +419,7 @@ var errWSEOF error = &websocket.CloseError{Code: websocket.CloseAbnormalClosure,
 // serve reads what pc's socket has, without blocking, and hands it to its session. It
 // re-arms the socket once it is drained, and returns true when the turn ended before that.
 // It does neither once the session has ended or the connection failed.
-func (p *poller) serve(pc *pollConn, r *pollReader) bool {
+func (p *epoller) serve(pc *epollConn, r *epollReader) bool {
 	buf := r.buf
 	pc.arms.Load()
 	for range readsPerTurn {
@@ -460,7 +462,7 @@ func (p *poller) serve(pc *pollConn, r *pollReader) bool {
 // deliver hands what was read of pc to its held connection or its WebSocket session, and
 // reports whether pc is still to be read. A panic there (in the protocol's code or in a
 // session's handler) ends that connection, logged with its stack: never the process.
-func (p *poller) deliver(pc *pollConn, data []byte) (ok bool) {
+func (p *epoller) deliver(pc *epollConn, data []byte) (ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			p.log.Error("engineio: panic handling what a connection sent; closing it",
@@ -480,10 +482,10 @@ func (p *poller) deliver(pc *pollConn, data []byte) (ok bool) {
 }
 
 // writeNow writes what of b the socket takes without waiting: n < len(b) with a nil error
-// when its buffer is full. It goes around the runtime's poller (no deadline, no write lock):
+// when its buffer is full. It goes around the runtime's netpoller (no deadline, no write lock):
 // the caller is the connection's only writer at the time (a held connection writes one
 // answer at a time).
-func (pc *pollConn) writeNow(b []byte) (int, error) {
+func (pc *epollConn) writeNow(b []byte) (int, error) {
 	w := writeCalls.Get().(*writeCall)
 	w.bufs[0] = b
 	err := pc.rc.Control(w.fn)

@@ -22,7 +22,7 @@ import (
 	"github.com/siobridge/siobridge/engineio/internal/wsframe"
 )
 
-// registered reports whether the session's WebSocket is on the poller.
+// registered reports whether the session's WebSocket is on the epoller.
 func registered(s *Session) bool {
 	s.mu.Lock()
 	pc := s.pc
@@ -30,13 +30,13 @@ func registered(s *Session) bool {
 	if pc == nil {
 		return false
 	}
-	p := s.srv.poll
+	p := s.srv.epoll
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	return !pc.removed && p.conns[pc.id] == pc
 }
 
-func pollerLen(p *poller) int {
+func epollerLen(p *epoller) int {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	return len(p.conns)
@@ -88,7 +88,7 @@ func readServerFrame(t *testing.T, conn net.Conn, br *bufio.Reader) (byte, strin
 
 // Many idle WebSockets hold no goroutine; when all send at once, every message is read and
 // answered.
-func TestPollerManyIdleConnectionsThenAllSend(t *testing.T) {
+func TestEpollerManyIdleConnectionsThenAllSend(t *testing.T) {
 	const n = 200
 	ts := newTestServerCap(t, Options{}, n)
 	before := runtime.NumGoroutine()
@@ -97,7 +97,7 @@ func TestPollerManyIdleConnectionsThenAllSend(t *testing.T) {
 		conns[i] = dialWS(t, ts, "")
 		readWS(t, conns[i])
 	}
-	waitFor(t, func() bool { return pollerLen(ts.eio.poll) == n })
+	waitFor(t, func() bool { return epollerLen(ts.eio.epoll) == n })
 	// The writers of the open packets and the upgrading handlers end shortly after their
 	// clients have read; then the idle connections hold nothing.
 	extra := 0
@@ -135,7 +135,7 @@ func TestPollerManyIdleConnectionsThenAllSend(t *testing.T) {
 
 // Each session's packets are handled in the order the client sent them, also when many come
 // in one read and in many.
-func TestPollerKeepsOrder(t *testing.T) {
+func TestEpollerKeepsOrder(t *testing.T) {
 	ts := newTestServer(t, Options{})
 	conn, br := rawDial(t, ts, "")
 	readServerFrame(t, conn, br) // open
@@ -164,7 +164,7 @@ func TestPollerKeepsOrder(t *testing.T) {
 
 // A frame that arrives a byte at a time, with pauses, is read as it comes and handled once
 // whole; a ping between two fragments is answered at once.
-func TestPollerFrameByteByByte(t *testing.T) {
+func TestEpollerFrameByteByByte(t *testing.T) {
 	ts := newTestServer(t, Options{})
 	conn, br := rawDial(t, ts, "")
 	readServerFrame(t, conn, br) // open
@@ -186,8 +186,8 @@ func TestPollerFrameByteByByte(t *testing.T) {
 }
 
 // A session closed from either side while its reader waits, with or without half a frame
-// read, is taken off the poller and closed with the right reason.
-func TestPollerCloseWhileReadPending(t *testing.T) {
+// read, is taken off the epoller and closed with the right reason.
+func TestEpollerCloseWhileReadPending(t *testing.T) {
 	for _, tt := range []struct {
 		name    string
 		partial bool
@@ -240,13 +240,13 @@ func TestPollerCloseWhileReadPending(t *testing.T) {
 			if ev := ts.waitClose(t); ev.reason != tt.reason {
 				t.Fatalf("closed with %q (%v), want %q", ev.reason, ev.err, tt.reason)
 			}
-			waitFor(t, func() bool { return pollerLen(ts.eio.poll) == 0 })
+			waitFor(t, func() bool { return epollerLen(ts.eio.epoll) == 0 })
 		})
 	}
 }
 
 // A client's close frame is echoed with its status, then the connection ends.
-func TestPollerEchoesCloseFrame(t *testing.T) {
+func TestEpollerEchoesCloseFrame(t *testing.T) {
 	ts := newTestServer(t, Options{})
 	conn, br := rawDial(t, ts, "")
 	readServerFrame(t, conn, br) // open
@@ -262,9 +262,9 @@ func TestPollerEchoesCloseFrame(t *testing.T) {
 	}
 }
 
-// Hostile frames on the poller: refused with the reasons gorilla's reader gives, a close
+// Hostile frames on the epoller: refused with the reasons gorilla's reader gives, a close
 // frame telling why, and MaxPayload counted as a limit hit.
-func TestPollerRefusesBadFrames(t *testing.T) {
+func TestEpollerRefusesBadFrames(t *testing.T) {
 	var mu sync.Mutex
 	var limits []string
 	ts := newTestServer(t, Options{MaxPayload: 100, OnLimit: func(l string) {
@@ -307,9 +307,9 @@ func TestPollerRefusesBadFrames(t *testing.T) {
 	}
 }
 
-// An upgrade from polling ends on the poller, and messages sent in the same write as the "5"
+// An upgrade from polling ends on the epoller, and messages sent in the same write as the "5"
 // are delivered after it, in order.
-func TestPollerUpgradeKeepsMessagesAfterUpgradePacket(t *testing.T) {
+func TestEpollerUpgradeKeepsMessagesAfterUpgradePacket(t *testing.T) {
 	ts := newTestServer(t, Options{})
 	sid := handshakePolling(t, ts)
 	conn, br := rawDial(t, ts, "&sid="+sid)
@@ -324,7 +324,7 @@ func TestPollerUpgradeKeepsMessagesAfterUpgradePacket(t *testing.T) {
 	b = append(b, clientFrame(true, opText, []byte("5"), testKey)...)
 	b = append(b, clientFrame(true, opText, []byte("4first"), testKey)...)
 	b = append(b, clientFrame(true, opText, []byte("4second"), testKey)...)
-	b = append(b, clientFrame(false, opText, []byte("4thi"), testKey)...) // a frame the poller finishes
+	b = append(b, clientFrame(false, opText, []byte("4thi"), testKey)...) // a frame the epoller finishes
 	if _, err := conn.Write(b); err != nil {
 		t.Fatal(err)
 	}
@@ -347,8 +347,8 @@ func TestPollerUpgradeKeepsMessagesAfterUpgradePacket(t *testing.T) {
 }
 
 // Server.Close with WebSockets registered, one of them mid-frame and one upgraded from
-// polling, leaves no goroutine behind: not the poller's, not a reader's.
-func TestPollerServerCloseLeavesNoGoroutine(t *testing.T) {
+// polling, leaves no goroutine behind: not the epoller's, not a reader's.
+func TestEpollerServerCloseLeavesNoGoroutine(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	ts := &testServer{closed: make(chan closeEvent, 64)}
 	ts.eio = NewServer(Options{}, func(s *Session) SessionHandler {
@@ -372,7 +372,7 @@ func TestPollerServerCloseLeavesNoGoroutine(t *testing.T) {
 	_, _ = up.Write(clientFrame(true, opText, []byte("2probe"), testKey))
 	readServerFrame(t, up, br)
 	_, _ = up.Write(clientFrame(true, opText, []byte("5"), testKey))
-	waitFor(t, func() bool { return pollerLen(ts.eio.poll) == 21 })
+	waitFor(t, func() bool { return epollerLen(ts.eio.epoll) == 21 })
 
 	ts.eio.Close()
 	srv.Close()
@@ -386,12 +386,12 @@ func TestPollerServerCloseLeavesNoGoroutine(t *testing.T) {
 	}
 }
 
-// Without the poller, every WebSocket has its reader goroutine, as on other systems, and
+// Without the epoller, every WebSocket has its reader goroutine, as on other systems, and
 // behaves the same.
 func TestWebSocketWithoutPoller(t *testing.T) {
 	ts := newTestServer(t, Options{DisableWebSocketPoller: true, MaxPayload: 100})
-	if ts.eio.poll != nil {
-		t.Fatal("the server has a poller")
+	if ts.eio.epoll != nil {
+		t.Fatal("the server has an epoller")
 	}
 	c := dialWS(t, ts, "")
 	readWS(t, c)
@@ -403,7 +403,7 @@ func TestWebSocketWithoutPoller(t *testing.T) {
 	// ending meanwhile, so look for it by name.
 	stacks := make([]byte, 1<<20)
 	if n := runtime.Stack(stacks, true); !strings.Contains(string(stacks[:n]), "engineio.(*Session).readLoop") {
-		t.Fatalf("no readLoop goroutine for an open WebSocket without the poller:\n%s", stacks[:n])
+		t.Fatalf("no readLoop goroutine for an open WebSocket without the epoller:\n%s", stacks[:n])
 	}
 	_ = c.WriteMessage(websocket.BinaryMessage, make([]byte, 101))
 	if ev := ts.waitClose(t); ev.reason != ReasonTransportError || !errors.Is(ev.err, ErrPayloadTooLarge) {
@@ -413,7 +413,7 @@ func TestWebSocketWithoutPoller(t *testing.T) {
 
 // A client that sends more than a reader's turn without pause is read over several turns, its
 // messages all handled, in order.
-func TestPollerLongBurstAcrossTurns(t *testing.T) {
+func TestEpollerLongBurstAcrossTurns(t *testing.T) {
 	ts := newTestServer(t, Options{MaxPayload: 1 << 20})
 	conn, br := rawDial(t, ts, "")
 	readServerFrame(t, conn, br) // open
@@ -441,9 +441,9 @@ func TestPollerLongBurstAcrossTurns(t *testing.T) {
 	}
 }
 
-// Sessions ending from both sides while their clients send: every session ends, the poller's
+// Sessions ending from both sides while their clients send: every session ends, the epoller's
 // table empties, and no reader is left.
-func TestPollerChurn(t *testing.T) {
+func TestEpollerChurn(t *testing.T) {
 	const n = 60
 	ts := newTestServerCap(t, Options{}, n)
 	var wg sync.WaitGroup
@@ -479,5 +479,5 @@ func TestPollerChurn(t *testing.T) {
 	for range n {
 		ts.waitClose(t)
 	}
-	waitFor(t, func() bool { return pollerLen(ts.eio.poll) == 0 && ts.eio.Len() == 0 })
+	waitFor(t, func() bool { return epollerLen(ts.eio.epoll) == 0 && ts.eio.Len() == 0 })
 }

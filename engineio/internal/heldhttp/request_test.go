@@ -1,11 +1,10 @@
-package engineio
+package heldhttp
 
 import (
 	"bufio"
 	"bytes"
 	"io"
 	"net/http"
-	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -31,16 +30,16 @@ var parsePollSeeds = []string{
 	"GET /socket.io/?sid=a HTTP/1.1\r\nHost: x\r\nV: a\x7fb\r\n\r\n",
 }
 
-// FuzzParsePoll checks the held connections' request parser against net/http's: whatever
-// parsePoll accepts, http.ReadRequest reads alike (method, URL, Host, header, length), so a
-// request served on a held connection is the request net/http would have handed the server.
+// FuzzParsePoll checks the Reader's request parser against net/http's: whatever parsePoll
+// accepts, http.ReadRequest reads alike (method, URL, Host, header, length), so a request
+// served on a held connection is the request net/http would have handed the server.
 func FuzzParsePoll(f *testing.F) {
 	for _, s := range parsePollSeeds {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		req, end, status := parsePoll(data)
-		if status != reqReady {
+		if status != Ready {
 			return
 		}
 		want, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(data[:end])))
@@ -65,68 +64,50 @@ func TestParsePollAcceptsPollsOnly(t *testing.T) {
 	ready := map[int]bool{0: true, 1: true, 2: true, 3: true, 4: true}
 	for i, s := range parsePollSeeds {
 		_, _, status := parsePoll([]byte(s))
-		if (status == reqReady) != ready[i] {
+		if (status == Ready) != ready[i] {
 			t.Errorf("seed %d %q: status %d", i, s, status)
 		}
 	}
-	if _, _, status := parsePoll([]byte("GET /socket.io/?sid=a HTTP/1.1\r\nHost: x\r\n")); status != reqIncomplete {
+	if _, _, status := parsePoll([]byte("GET /socket.io/?sid=a HTTP/1.1\r\nHost: x\r\n")); status != Incomplete {
 		t.Errorf("a header without its end: status %d, want incomplete", status)
 	}
-	if _, _, status := parsePoll(bytes.Repeat([]byte("x"), maxPollHeader+1)); status != reqForeign {
+	if _, _, status := parsePoll(bytes.Repeat([]byte("x"), MaxHeaderBytes+1)); status != Foreign {
 		t.Errorf("a header past the limit: status %d, want foreign", status)
 	}
 	post := "POST /socket.io/?sid=a HTTP/1.1\r\nHost: x\r\nContent-Length: 1000001\r\n\r\n"
-	if _, _, status := parsePoll([]byte(post)); status != reqForeign {
+	if _, _, status := parsePoll([]byte(post)); status != Foreign {
 		t.Errorf("a body past MaxPayload: status %d, want foreign (net/http refuses it)", status)
 	}
 }
 
-// FuzzQuery checks the query reader against url.ParseQuery for the keys Engine.IO reads.
-func FuzzQuery(f *testing.F) {
-	for _, s := range []string{"EIO=4&transport=polling&sid=abc", "EIO=4&EIO=3", "sid=%41&EIO=4", "a;b=c&sid=x", "sid", "=&&sid=&", "transport=web+socket"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, raw string) {
-		want, _ := url.ParseQuery(raw)
-		q := queryOf(raw)
-		for _, k := range []string{"EIO", "transport", "sid"} {
-			if got := q.Get(k); got != want.Get(k) {
-				t.Fatalf("query %q, key %s: %q, url.ParseQuery %q", raw, k, got, want.Get(k))
-			}
-		}
-	})
-}
-
-// heldBoundaries feeds data to a held connection's parser in pieces of the sizes split
-// gives, as the poller would read it, and returns where each request it serves ends, and
-// whether it gave the rest to net/http (reqForeign).
+// heldBoundaries feeds data to a Reader in pieces of the sizes split gives, as a held
+// connection's reads would come, and returns where each request it serves ends, and whether
+// it gave the rest to net/http (Foreign).
 func heldBoundaries(data []byte, split uint8) (ends []int, reqs []*http.Request, foreign bool) {
-	hc := &httpConn{srv: heldTestServer()}
+	var r Reader
 	n, offset := int(split)%31+1, 0
 	for rest := data; len(rest) > 0; {
 		k := min(n, len(rest))
-		hc.buf = append(hc.buf, rest[:k]...)
+		r.Append(rest[:k])
 		rest = rest[k:]
 		n = n*7%31 + 1
 		for {
-			req, status := hc.nextRequest()
-			if status == reqForeign {
+			req, status := r.Next(testLimits)
+			if status == Foreign {
 				return ends, reqs, true
 			}
-			if status != reqReady {
+			if status != Ready {
 				break
 			}
-			offset += hc.served0
+			offset += r.Served()
 			ends, reqs = append(ends, offset), append(reqs, req)
-			hc.buf = hc.buf[:copy(hc.buf, hc.buf[hc.served0:])]
-			hc.served0 = 0
 		}
 	}
 	return ends, reqs, false
 }
 
-// FuzzHeldBoundaries feeds the same stream, split anyhow, to a held connection's parser and
-// to net/http's request reader in a loop: they must agree on where each request ends, not
+// FuzzHeldBoundaries feeds the same stream, split anyhow, to a Reader and to net/http's
+// request reader in a loop: they must agree on where each request ends, not
 // only on what one request holds. Where the held parser stops serving (a request it leaves to
 // net/http), net/http reads the rest.
 func FuzzHeldBoundaries(f *testing.F) {
@@ -179,23 +160,22 @@ func FuzzHeldBoundaries(f *testing.F) {
 	})
 }
 
-// BenchmarkHeldHeaderTrickle: a poll whose header comes a byte at a time, as a hostile
-// client sends it, to a held connection's parser. Each byte is looked at once: the cost per
-// byte (ns/byte) does not grow with the header, which reaches maxPollHeader here; a longer
+// BenchmarkHeldHeaderTrickle: a polling request whose header comes a byte at a time, as a
+// hostile client sends it, to a Reader. Each byte is looked at once: the cost per
+// byte (ns/byte) does not grow with the header, which reaches MaxHeaderBytes here; a longer
 // one goes to net/http.
 func BenchmarkHeldHeaderTrickle(b *testing.B) {
 	head := "POST /socket.io/?EIO=4&transport=polling&sid=abc HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nCookie: " +
-		strings.Repeat("c", maxPollHeader-120) + "\r\n\r\n40"
-	srv := heldTestServer()
+		strings.Repeat("c", MaxHeaderBytes-120) + "\r\n\r\n40"
 	b.ReportAllocs()
 	for b.Loop() {
-		hc := &httpConn{srv: srv, buf: make([]byte, 0, len(head))}
+		r := Reader{buf: make([]byte, 0, len(head))}
 		served := false
 		for i := range len(head) {
-			hc.buf = append(hc.buf, head[i])
-			if _, status := hc.nextRequest(); status == reqReady {
+			r.buf = append(r.buf, head[i])
+			if _, status := r.Next(testLimits); status == Ready {
 				served = true
-			} else if status == reqForeign {
+			} else if status == Foreign {
 				b.Fatalf("handed off at byte %d", i)
 			}
 		}
@@ -206,41 +186,38 @@ func BenchmarkHeldHeaderTrickle(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(head)), "ns/byte")
 }
 
-// TestHeldHeaderPastTheLimitGoesToNetHTTP: a header longer than maxPollHeader is not
-// searched further by the held parser, however it comes.
+// TestHeldHeaderPastTheLimitGoesToNetHTTP: a header longer than MaxHeaderBytes is not
+// searched further by the Reader, however it comes.
 func TestHeldHeaderPastTheLimitGoesToNetHTTP(t *testing.T) {
-	hc := &httpConn{srv: heldTestServer()}
+	var r Reader
 	head := "GET /socket.io/?EIO=4&transport=polling&sid=abc HTTP/1.1\r\nHost: x\r\nCookie: " + strings.Repeat("c", 50<<10)
 	for i := range len(head) {
-		hc.buf = append(hc.buf, head[i])
-		_, status := hc.nextRequest()
-		if status == reqForeign {
-			if len(hc.buf) != maxPollHeader+1 {
-				t.Fatalf("handed off after %d bytes, want %d", len(hc.buf), maxPollHeader+1)
+		r.Append([]byte{head[i]})
+		_, status := r.Next(testLimits)
+		if status == Foreign {
+			if r.Len() != MaxHeaderBytes+1 {
+				t.Fatalf("handed off after %d bytes, want %d", r.Len(), MaxHeaderBytes+1)
 			}
 			return
 		}
-		if status != reqIncomplete {
+		if status != Incomplete {
 			t.Fatalf("status %d at byte %d", status, i)
 		}
 	}
 	t.Fatal("never handed off")
 }
 
-// parsePoll reads the request at the start of buf as a held connection does (path
-// "/socket.io/", MaxPayload 1e6): the request, where its header ends, and the status.
-func parsePoll(buf []byte) (*http.Request, int, reqStatus) {
-	hc := &httpConn{srv: heldTestServer(), buf: buf}
-	req, status := hc.nextRequest()
-	if status != reqReady {
+// testLimits are a held connection's with engineio's defaults: path "/socket.io/", a header
+// of at most MaxHeaderBytes, MaxPayload 1e6.
+var testLimits = Limits{Path: "/socket.io/", MaxHeader: MaxHeaderBytes, MaxBody: 1e6}
+
+// parsePoll reads the request at the start of buf as a held connection does (testLimits): the
+// request, where its header ends, and the status.
+func parsePoll(buf []byte) (*http.Request, int, Status) {
+	r := Reader{buf: buf}
+	req, status := r.Next(testLimits)
+	if status != Ready {
 		return nil, 0, status
 	}
-	return req, hc.served0 - int(req.ContentLength), status
-}
-
-// heldTestServer is a server for the held parser's tests: its options, and nothing running.
-func heldTestServer() *Server {
-	opts := Options{PollingPath: "/socket.io/", MaxPayload: 1e6}
-	opts.setDefaults()
-	return &Server{opts: opts}
+	return req, r.served - int(req.ContentLength), status
 }

@@ -332,10 +332,7 @@ func TestHeldPollServerClose(t *testing.T) {
 // A held connection that starts a request and does not finish it, or carries none, is closed
 // by the sweep.
 func TestHeldPollSweepsStalledConnections(t *testing.T) {
-	ts := newTestServer(t, Options{})
-	ts.eio.held.headerTimeout = 50 * time.Millisecond
-	ts.eio.held.idleTimeout = 200 * time.Millisecond
-	ts.eio.held.sweepEvery = 20 * time.Millisecond
+	ts := newTestServer(t, Options{PollingHeaderTimeout: 50 * time.Millisecond, PollingIdleTimeout: 200 * time.Millisecond})
 	for _, partial := range []string{"GET /socket.io/?EIO=4&transport=pol", ""} {
 		c := dialRaw(t, ts)
 		sid := rawHandshake(t, c)
@@ -400,7 +397,7 @@ func TestHeldPollAnswersLongAfterTheLastWrite(t *testing.T) {
 }
 
 // BenchmarkPollingDelivery measures long-polling clients receiving one message each, with
-// every pending GET held by the poller (held=true, as siobridge runs) and waiting in its
+// every pending GET held by the epoller (held=true, as siobridge runs) and waiting in its
 // net/http handler (held=false). Each op queues a message to every session, reads every
 // answer and sends every client's next GET. It reports the deliveries per second, the
 // allocations per delivery (server and clients), and what a pending poll costs the server:
@@ -541,7 +538,7 @@ func TestHeldPollBoundsWhatComesBehindAParkedGET(t *testing.T) {
 	c.send(getReq(q))
 	waitParked(t, ts.eio, sid)
 	junk := strings.Repeat("x", 16<<10)
-	for range 5 { // 80 KiB, past maxPollHeader
+	for range 5 { // 80 KiB, past heldhttp.MaxHeaderBytes
 		if _, err := io.WriteString(c.nc, junk); err != nil {
 			break // closed already
 		}
@@ -570,7 +567,7 @@ func heldBuffered(s *Server) int {
 	n := 0
 	for hc := range s.held.conns {
 		hc.mu.Lock()
-		n += len(hc.buf)
+		n += hc.in.Len()
 		hc.mu.Unlock()
 	}
 	return n
@@ -589,7 +586,7 @@ func (h *blockingHandler) OnMessage([]byte, bool) {
 func (h *blockingHandler) OnClose(string, error) {}
 
 // A held connection closed while one of its requests is being served by another goroutine
-// than the poller's reader (here: the client sends more than it may behind a POST whose
+// than the epoller's reader (here: the client sends more than it may behind a POST whose
 // handler is busy) ends that request's turn quietly.
 func TestHeldPollClosedWhileServing(t *testing.T) {
 	h := &blockingHandler{entered: make(chan struct{}, 1), release: make(chan struct{})}
@@ -626,7 +623,7 @@ func TestHeldPollClosedWhileServing(t *testing.T) {
 	}
 	waitHeld(t, eio, 1)
 	// A GET parks, a POST comes behind it; the GET's answer serves the POST on the goroutine
-	// that answered, while the poller goes on reading the connection.
+	// that answered, while the epoller goes on reading the connection.
 	c.send(getReq(q))
 	waitParked(t, eio, sid)
 	c.send(postReq(q, "4busy"))
@@ -716,7 +713,7 @@ func TestHeldPollPanicClosesOnlyItsConnection(t *testing.T) {
 		t.Fatalf("GET: %q", body)
 	}
 	waitHeld(t, ts.eio, 1)
-	// On the held connection, read and served by the poller.
+	// On the held connection, read and served by the epoller.
 	c.send(postReq(q, "4boom"))
 	_ = c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if b, err := io.ReadAll(c.br); err != nil || len(b) > 0 {
@@ -737,9 +734,9 @@ func TestHeldPollPanicClosesOnlyItsConnection(t *testing.T) {
 	}
 }
 
-// A panic while handling what a WebSocket sent, read by the poller, ends that session and is
+// A panic while handling what a WebSocket sent, read by the epoller, ends that session and is
 // logged; the server's other WebSockets go on.
-func TestPollerPanicClosesOnlyItsSession(t *testing.T) {
+func TestEpollerPanicClosesOnlyItsSession(t *testing.T) {
 	ts, logs := newPanicServer(t)
 	other := dialWS(t, ts, "")
 	bad := dialWS(t, ts, "")
@@ -768,7 +765,7 @@ func TestPollerPanicClosesOnlyItsSession(t *testing.T) {
 	}
 }
 
-// A GET taken from net/http as the server closes, before the poller holds its connection,
+// A GET taken from net/http as the server closes, before the epoller holds its connection,
 // is answered with the close packet (not dropped, which a client would take for a network
 // error and poll again, into "Session ID unknown").
 func TestHeldPollTakenWhileTheServerCloses(t *testing.T) {
@@ -794,8 +791,7 @@ func TestHeldPollTakenWhileTheServerCloses(t *testing.T) {
 	sess.mu.Lock()
 	sess.getActive = true
 	sess.mu.Unlock()
-	hc := &httpConn{srv: ts.eio, nc: server, remote: "test", since: time.Now(), w: pollWriter{h: make(http.Header)}}
-	hc.w.hc = hc
+	hc := &heldConn{srv: ts.eio, nc: server, remote: "test", since: time.Now(), state: heldServing}
 	ts.eio.Close() // closes the session, then refuses held connections
 	sess.holdPoll(hc)
 	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
