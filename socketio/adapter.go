@@ -48,7 +48,8 @@ type AckResult struct {
 // cheap: they run on connection goroutines. Broadcast delivery is at most once: a socket that
 // disconnects meanwhile, or a volatile packet its transport cannot take now, misses it.
 // Everything else takes a context that bounds the wait for other nodes; a node that does not
-// answer in time is left out of the answer, never waited on beyond ctx.
+// answer in time is left out of the answer, never waited on beyond ctx, and the [Reach]
+// returned says how many did.
 type Adapter interface {
 	// AddAll puts the local socket id into rooms.
 	AddAll(id string, rooms []string)
@@ -62,24 +63,24 @@ type Adapter interface {
 	// Broadcast sends p to the selected sockets and returns how many local sockets it was
 	// queued on.
 	Broadcast(p *Packet, opts BroadcastOptions) (int, error)
-	// BroadcastWithAck sends p, which carries an ack id, to the selected sockets, calls
-	// onCount with the number of sockets it reached and the ids of those it can name (once per
-	// node that answers, or once for several: the sum of the n is the total), and onAck for
-	// each answer until ctx ends. It returns the ids of the local sockets reached, and returns
-	// once every node's count is in or ctx has ended.
-	BroadcastWithAck(ctx context.Context, p *Packet, opts BroadcastOptions, onCount func(n int, ids []string), onAck func(AckResult)) ([]string, error)
+	// BroadcastWithAck sends p, which carries an ack id, to the selected sockets and calls
+	// onAck with each answer until ctx ends. It returns once every node has said how many of
+	// its sockets it sent p to, or its wait for that is over: Reached counts them, and ids
+	// names those the nodes named. A node whose count comes later, while ctx lasts, is passed
+	// to onLate (n sockets, those of ids named), so that its sockets' answers are awaited too.
+	BroadcastWithAck(ctx context.Context, p *Packet, opts BroadcastOptions, onAck func(AckResult), onLate func(n int, ids []string)) (ids []string, r Reached, err error)
 
 	// FetchSockets describes the selected sockets.
-	FetchSockets(ctx context.Context, opts BroadcastOptions) ([]SocketInfo, error)
-	// AddSockets makes the selected sockets join rooms; it returns how many were selected.
-	AddSockets(ctx context.Context, opts BroadcastOptions, rooms []string) (int, error)
-	// DelSockets makes the selected sockets leave rooms; it returns how many were selected.
-	DelSockets(ctx context.Context, opts BroadcastOptions, rooms []string) (int, error)
+	FetchSockets(ctx context.Context, opts BroadcastOptions) ([]SocketInfo, Reach, error)
+	// AddSockets makes the selected sockets join rooms; Reached counts those selected.
+	AddSockets(ctx context.Context, opts BroadcastOptions, rooms []string) (Reached, error)
+	// DelSockets makes the selected sockets leave rooms; Reached counts those selected.
+	DelSockets(ctx context.Context, opts BroadcastOptions, rooms []string) (Reached, error)
 	// DisconnectSockets disconnects the selected sockets from the namespace (with close, their
-	// whole connection); it returns how many were selected.
-	DisconnectSockets(ctx context.Context, opts BroadcastOptions, close bool) (int, error)
+	// whole connection); Reached counts those selected.
+	DisconnectSockets(ctx context.Context, opts BroadcastOptions, close bool) (Reached, error)
 	// Rooms lists every room with its number of sockets, socket-id rooms left out.
-	Rooms(ctx context.Context) ([]RoomInfo, error)
+	Rooms(ctx context.Context) ([]RoomInfo, Reach, error)
 
 	// Close releases the adapter's resources.
 	Close() error
@@ -90,9 +91,9 @@ type Adapter interface {
 type CountingAdapter interface {
 	Adapter
 	// BroadcastCount is Broadcast that also waits, bounded by ctx, for the other nodes to say
-	// how many of their sockets they sent p to. It returns this node's count and the total;
-	// nodes that do not answer in time are left out of the total.
-	BroadcastCount(ctx context.Context, p *Packet, opts BroadcastOptions) (local, total int, err error)
+	// how many of their sockets they sent p to; nodes that do not answer in time are left out
+	// of the total.
+	BroadcastCount(ctx context.Context, p *Packet, opts BroadcastOptions) (Reached, error)
 }
 
 // AdapterFactory makes the adapter of one namespace.

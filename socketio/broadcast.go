@@ -64,18 +64,17 @@ func (b *BroadcastOperator) Emit(event string, args ...any) (int, error) {
 
 // EmitContext is Emit that counts across the cluster: with an adapter that can
 // ([CountingAdapter]) it waits, bounded by ctx, for the other nodes to say how many of their
-// sockets the event reached, and returns this node's count and the total. With the in-memory
-// adapter both are this node's count, at no extra cost.
-func (b *BroadcastOperator) EmitContext(ctx context.Context, event string, args ...any) (local, total int, err error) {
+// sockets the event reached. With the in-memory adapter Total is Local, at no extra cost.
+func (b *BroadcastOperator) EmitContext(ctx context.Context, event string, args ...any) (Reached, error) {
 	p, err := newEventPacket(b.ns.name, event, args)
 	if err != nil {
-		return 0, 0, err
+		return Reached{}, err
 	}
 	if ca, ok := b.ns.adapter.(CountingAdapter); ok && !b.opts.Local {
 		return ca.BroadcastCount(ctx, p, b.opts)
 	}
 	n, err := b.ns.adapter.Broadcast(p, b.opts)
-	return n, n, err
+	return Reached{Local: n, Total: n}, err
 }
 
 // AckResults gathers the answers to a broadcast with acknowledgement.
@@ -88,6 +87,8 @@ type AckResults struct {
 	// that do not name the sockets they reached (Node.js servers) are counted in Sockets but
 	// named in neither Acks nor TimedOut when they stay silent.
 	TimedOut []string
+	// Reach is how many nodes said how many sockets the event reached.
+	Reach Reach
 }
 
 // EmitWithAck sends an event to the selected sockets and gathers their acknowledgements until
@@ -106,31 +107,26 @@ func (b *BroadcastOperator) EmitWithAck(ctx context.Context, event string, args 
 	var (
 		mu       sync.Mutex
 		res      AckResults
-		expected = -1
 		countsIn bool // every node's count is in: only then can the acks be complete
 		done     = make(chan struct{})
 		closed   bool
-		reached  []string // the sockets that nodes named as reached
+		late     []string // the sockets that nodes whose count came late named as reached
 	)
 	finish := func() { // with mu held
-		if !closed && countsIn && expected >= 0 && len(res.Acks) >= expected {
+		if !closed && countsIn && len(res.Acks) >= res.Sockets {
 			closed = true
 			close(done)
 		}
 	}
-	_, err = b.ns.adapter.BroadcastWithAck(ctx, p, b.opts, func(n int, ids []string) {
-		mu.Lock()
-		if expected < 0 {
-			expected = 0
-		}
-		expected += n
-		res.Sockets = expected
-		reached = append(reached, ids...)
-		finish()
-		mu.Unlock()
-	}, func(a AckResult) {
+	reached, r, err := b.ns.adapter.BroadcastWithAck(ctx, p, b.opts, func(a AckResult) {
 		mu.Lock()
 		res.Acks = append(res.Acks, a)
+		finish()
+		mu.Unlock()
+	}, func(n int, ids []string) {
+		mu.Lock()
+		res.Sockets += n
+		late = append(late, ids...)
 		finish()
 		mu.Unlock()
 	})
@@ -138,9 +134,8 @@ func (b *BroadcastOperator) EmitWithAck(ctx context.Context, event string, args 
 		return nil, err
 	}
 	mu.Lock()
-	if expected < 0 {
-		expected = 0
-	}
+	res.Sockets += r.Total
+	res.Reach = r.Reach
 	countsIn = true
 	finish()
 	mu.Unlock()
@@ -150,12 +145,12 @@ func (b *BroadcastOperator) EmitWithAck(ctx context.Context, event string, args 
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	out := AckResults{Sockets: res.Sockets, Acks: slices.Clone(res.Acks)}
+	out := AckResults{Sockets: res.Sockets, Acks: slices.Clone(res.Acks), Reach: res.Reach}
 	answered := make(map[string]bool, len(out.Acks))
 	for _, a := range out.Acks {
 		answered[a.SocketID] = true
 	}
-	for _, id := range reached {
+	for _, id := range append(reached, late...) {
 		if !answered[id] {
 			out.TimedOut = append(out.TimedOut, id)
 		}
@@ -164,22 +159,22 @@ func (b *BroadcastOperator) EmitWithAck(ctx context.Context, event string, args 
 }
 
 // FetchSockets describes the selected sockets.
-func (b *BroadcastOperator) FetchSockets(ctx context.Context) ([]SocketInfo, error) {
+func (b *BroadcastOperator) FetchSockets(ctx context.Context) ([]SocketInfo, Reach, error) {
 	return b.ns.adapter.FetchSockets(ctx, b.opts)
 }
 
-// SocketsJoin makes the selected sockets join rooms and returns how many there were.
-func (b *BroadcastOperator) SocketsJoin(ctx context.Context, rooms ...string) (int, error) {
+// SocketsJoin makes the selected sockets join rooms; Reached counts them.
+func (b *BroadcastOperator) SocketsJoin(ctx context.Context, rooms ...string) (Reached, error) {
 	return b.ns.adapter.AddSockets(ctx, b.opts, rooms)
 }
 
-// SocketsLeave makes the selected sockets leave rooms and returns how many there were.
-func (b *BroadcastOperator) SocketsLeave(ctx context.Context, rooms ...string) (int, error) {
+// SocketsLeave makes the selected sockets leave rooms; Reached counts them.
+func (b *BroadcastOperator) SocketsLeave(ctx context.Context, rooms ...string) (Reached, error) {
 	return b.ns.adapter.DelSockets(ctx, b.opts, rooms)
 }
 
-// DisconnectSockets disconnects the selected sockets (with close, their whole connections)
-// and returns how many there were.
-func (b *BroadcastOperator) DisconnectSockets(ctx context.Context, close bool) (int, error) {
+// DisconnectSockets disconnects the selected sockets (with close, their whole connections);
+// Reached counts them.
+func (b *BroadcastOperator) DisconnectSockets(ctx context.Context, close bool) (Reached, error) {
 	return b.ns.adapter.DisconnectSockets(ctx, b.opts, close)
 }

@@ -289,7 +289,7 @@ func (a *MemoryAdapter) broadcastStored(p *Packet, opts BroadcastOptions) int {
 }
 
 // BroadcastWithAck implements [Adapter].
-func (a *MemoryAdapter) BroadcastWithAck(ctx context.Context, p *Packet, opts BroadcastOptions, onCount func(int, []string), onAck func(AckResult)) ([]string, error) {
+func (a *MemoryAdapter) BroadcastWithAck(ctx context.Context, p *Packet, opts BroadcastOptions, onAck func(AckResult), _ func(int, []string)) ([]string, Reached, error) {
 	targets := a.selectSockets(opts)
 	msgs := encodeMessages(p)
 	ids := make([]string, 0, len(targets))
@@ -308,17 +308,16 @@ func (a *MemoryAdapter) BroadcastWithAck(ctx context.Context, p *Packet, opts Br
 		}
 		ids = append(ids, s.id)
 	}
-	onCount(len(ids), ids)
 	context.AfterFunc(ctx, func() {
 		for _, s := range targets {
 			s.dropAck(p.ID)
 		}
 	})
-	return ids, nil
+	return ids, Reached{Local: len(ids), Total: len(ids)}, nil
 }
 
 // FetchSockets implements [Adapter].
-func (a *MemoryAdapter) FetchSockets(_ context.Context, opts BroadcastOptions) ([]SocketInfo, error) {
+func (a *MemoryAdapter) FetchSockets(_ context.Context, opts BroadcastOptions) ([]SocketInfo, Reach, error) {
 	targets := a.selectSockets(opts)
 	out := make([]SocketInfo, 0, len(targets))
 	for _, s := range targets {
@@ -336,39 +335,39 @@ func (a *MemoryAdapter) FetchSockets(_ context.Context, opts BroadcastOptions) (
 		}
 		return 1
 	})
-	return out, nil
+	return out, Reach{}, nil
 }
 
 // AddSockets implements [Adapter].
-func (a *MemoryAdapter) AddSockets(_ context.Context, opts BroadcastOptions, rooms []string) (int, error) {
+func (a *MemoryAdapter) AddSockets(_ context.Context, opts BroadcastOptions, rooms []string) (Reached, error) {
 	targets := a.selectSockets(opts)
 	for _, s := range targets {
 		s.Join(rooms...)
 	}
-	return len(targets), nil
+	return Reached{Local: len(targets), Total: len(targets)}, nil
 }
 
 // DelSockets implements [Adapter].
-func (a *MemoryAdapter) DelSockets(_ context.Context, opts BroadcastOptions, rooms []string) (int, error) {
+func (a *MemoryAdapter) DelSockets(_ context.Context, opts BroadcastOptions, rooms []string) (Reached, error) {
 	targets := a.selectSockets(opts)
 	for _, s := range targets {
 		s.Leave(rooms...)
 	}
-	return len(targets), nil
+	return Reached{Local: len(targets), Total: len(targets)}, nil
 }
 
 // DisconnectSockets implements [Adapter].
-func (a *MemoryAdapter) DisconnectSockets(_ context.Context, opts BroadcastOptions, close bool) (int, error) {
+func (a *MemoryAdapter) DisconnectSockets(_ context.Context, opts BroadcastOptions, close bool) (Reached, error) {
 	targets := a.selectSockets(opts)
 	for _, s := range targets {
 		s.Disconnect(close)
 	}
-	return len(targets), nil
+	return Reached{Local: len(targets), Total: len(targets)}, nil
 }
 
 // Rooms implements [Adapter]; the room named by each socket's id is left out, unless other
 // sockets joined it too.
-func (a *MemoryAdapter) Rooms(context.Context) ([]RoomInfo, error) {
+func (a *MemoryAdapter) Rooms(context.Context) ([]RoomInfo, Reach, error) {
 	a.mu.RLock()
 	out := make([]RoomInfo, 0, len(a.rooms))
 	for name := range a.rooms {
@@ -381,7 +380,7 @@ func (a *MemoryAdapter) Rooms(context.Context) ([]RoomInfo, error) {
 		}
 		return 1
 	})
-	return out, nil
+	return out, Reach{}, nil
 }
 
 // Close implements [Adapter]; the memory adapter holds nothing to release.

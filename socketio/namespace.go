@@ -192,6 +192,13 @@ func (ns *Namespace) Emit(event string, args ...any) (int, error) {
 // All selects every socket of the namespace.
 func (ns *Namespace) All() *BroadcastOperator { return &BroadcastOperator{ns: ns} }
 
+// Rooms lists the rooms of the namespace, across the cluster when the adapter spans one, each
+// with its number of sockets; the room named by each socket's id is left out, unless other
+// sockets joined it too.
+func (ns *Namespace) Rooms(ctx context.Context) ([]RoomInfo, Reach, error) {
+	return ns.adapter.Rooms(ctx)
+}
+
 // connectErrorPayload is the body of a CONNECT_ERROR packet.
 func connectErrorPayload(message string, data any) json.RawMessage {
 	body := struct {

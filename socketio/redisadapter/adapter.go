@@ -289,18 +289,18 @@ func (a *Adapter) broadcastChannel(opts socketio.BroadcastOptions) string {
 // siobridge nodes (Node.js ones) are on the namespace's request channel too, they are asked
 // for the sockets the broadcast selects (askForeign) just before it is published, and those
 // are counted. The answers are gathered for at most ctx and RequestTimeout; a server that has
-// not answered by then is left out of the total (and of the replies the Reach records). When
-// Redis cannot be reached, this node's sockets get the packet, the message is published all
-// the same, and the error wraps socketio.ErrClusterUnavailable.
-func (a *Adapter) BroadcastCount(ctx context.Context, p *socketio.Packet, opts socketio.BroadcastOptions) (local, total int, err error) {
+// not answered by then is left out of the total (and of the Reach's replies). When Redis
+// cannot be reached, this node's sockets get the packet, the message is published all the
+// same, and the error wraps socketio.ErrClusterUnavailable.
+func (a *Adapter) BroadcastCount(ctx context.Context, p *socketio.Packet, opts socketio.BroadcastOptions) (socketio.Reached, error) {
 	if opts.Local {
 		n, err := a.local.Broadcast(p, opts)
-		return n, n, err
+		return socketio.Reached{Local: n, Total: n}, err
 	}
 	all, siobridge, nerr := a.nodeCounts(ctx)
 	if nerr != nil {
 		n, err := a.Broadcast(p, opts)
-		return n, n, errors.Join(nerr, err)
+		return socketio.Reached{Local: n, Total: n}, errors.Join(nerr, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, a.opts.RequestTimeout)
 	defer cancel()
@@ -315,14 +315,14 @@ func (a *Adapter) BroadcastCount(ctx context.Context, p *socketio.Packet, opts s
 	// node's sockets and the others get the broadcasts of one caller in order.
 	local, lerr := a.local.Broadcast(p, opts)
 	resps, fresps := counted.wait(ctx), foreign.wait(ctx)
-	total = local + sumCounts(resps) + sumCounts(fresps)
+	r := socketio.Reached{Local: local, Total: local + sumCounts(resps) + sumCounts(fresps)}
 	if ferr == nil && rerr == nil {
-		socketio.ReachFrom(ctx).Record(max(all, siobridge, 1), 1+len(resps)+len(fresps))
+		r.Reach = socketio.Reach{Nodes: max(all, siobridge, 1), Replied: 1 + len(resps) + len(fresps)}
 	}
 	if err := errors.Join(ferr, rerr); err != nil {
 		rerr = fmt.Errorf("redisadapter: broadcast to other nodes: %w", err)
 	}
-	return local, total, errors.Join(lerr, rerr)
+	return r, errors.Join(lerr, rerr)
 }
 
 // askForeign queues, for a count, a request for the sockets opts selects to the n servers on
@@ -470,32 +470,32 @@ func (a *Adapter) countNodes(ctx context.Context) (all, siobridge int, err error
 // FetchSockets implements [socketio.Adapter]. Sockets of nodes that do not answer within ctx
 // and RequestTimeout are left out. When Redis cannot be reached, the local sockets are
 // returned with the error.
-func (a *Adapter) FetchSockets(ctx context.Context, opts socketio.BroadcastOptions) ([]socketio.SocketInfo, error) {
-	out, err := a.local.FetchSockets(ctx, opts)
+func (a *Adapter) FetchSockets(ctx context.Context, opts socketio.BroadcastOptions) ([]socketio.SocketInfo, socketio.Reach, error) {
+	out, reach, err := a.local.FetchSockets(ctx, opts)
 	if err != nil || opts.Local {
-		return out, err
+		return out, reach, err
 	}
-	remote, err := a.fetchRemote(ctx, opts)
+	remote, reach, err := a.fetchRemote(ctx, opts)
 	out = append(out, remote...)
 	sortSockets(out)
-	return out, err
+	return out, reach, err
 }
 
 // fetchRemote asks the other nodes for the sockets opts selects.
-func (a *Adapter) fetchRemote(ctx context.Context, opts socketio.BroadcastOptions) ([]socketio.SocketInfo, error) {
+func (a *Adapter) fetchRemote(ctx context.Context, opts socketio.BroadcastOptions) ([]socketio.SocketInfo, socketio.Reach, error) {
 	all, _, err := a.nodeCounts(ctx)
 	if err != nil {
-		return nil, err
+		return nil, socketio.Reach{}, err
 	}
 	if all <= 1 {
-		socketio.ReachFrom(ctx).Record(1, 1)
-		return nil, nil
+		return nil, socketio.Reach{Nodes: 1, Replied: 1}, nil
 	}
 	resps, err := a.request(ctx, all-1, func(id string) ([]byte, error) {
 		return jsonRequest(wireRequest{UID: a.uid, RequestID: id, Type: typeRemoteFetch, Opts: wireOptsOf(opts)})
 	})
+	var reach socketio.Reach
 	if err == nil {
-		socketio.ReachFrom(ctx).Record(all, 1+len(resps))
+		reach = socketio.Reach{Nodes: all, Replied: 1 + len(resps)}
 	}
 	var out []socketio.SocketInfo
 	for _, r := range resps {
@@ -506,36 +506,36 @@ func (a *Adapter) fetchRemote(ctx context.Context, opts socketio.BroadcastOption
 			}
 		}
 	}
-	return out, err
+	return out, reach, err
 }
 
 // AddSockets implements [socketio.Adapter]. Sockets on every node join; the count is this
 // node's, plus what the other siobridge nodes report, plus, when servers that are not
 // siobridge nodes (Node.js ones) are in the cluster, the sockets they report selected just
 // before they act (askForeign), all within RequestTimeout.
-func (a *Adapter) AddSockets(ctx context.Context, opts socketio.BroadcastOptions, rooms []string) (int, error) {
-	return a.remoteAction(ctx, opts, typeRemoteJoin, func() (int, error) {
+func (a *Adapter) AddSockets(ctx context.Context, opts socketio.BroadcastOptions, rooms []string) (socketio.Reached, error) {
+	return a.remoteAction(ctx, opts, typeRemoteJoin, func() (socketio.Reached, error) {
 		return a.local.AddSockets(ctx, opts, rooms)
 	}, func(r *wireRequest) { r.Rooms = nonNil(rooms) })
 }
 
 // DelSockets implements [socketio.Adapter]; counts as AddSockets does.
-func (a *Adapter) DelSockets(ctx context.Context, opts socketio.BroadcastOptions, rooms []string) (int, error) {
-	return a.remoteAction(ctx, opts, typeRemoteLeave, func() (int, error) {
+func (a *Adapter) DelSockets(ctx context.Context, opts socketio.BroadcastOptions, rooms []string) (socketio.Reached, error) {
+	return a.remoteAction(ctx, opts, typeRemoteLeave, func() (socketio.Reached, error) {
 		return a.local.DelSockets(ctx, opts, rooms)
 	}, func(r *wireRequest) { r.Rooms = nonNil(rooms) })
 }
 
 // DisconnectSockets implements [socketio.Adapter]; counts as AddSockets does.
-func (a *Adapter) DisconnectSockets(ctx context.Context, opts socketio.BroadcastOptions, close bool) (int, error) {
-	return a.remoteAction(ctx, opts, typeRemoteDisconnect, func() (int, error) {
+func (a *Adapter) DisconnectSockets(ctx context.Context, opts socketio.BroadcastOptions, close bool) (socketio.Reached, error) {
+	return a.remoteAction(ctx, opts, typeRemoteDisconnect, func() (socketio.Reached, error) {
 		return a.local.DisconnectSockets(ctx, opts, close)
 	}, func(r *wireRequest) { r.Close = &close })
 }
 
 // remoteAction publishes a join, leave or disconnect request, does it locally and gathers
 // the counts of the other servers.
-func (a *Adapter) remoteAction(ctx context.Context, opts socketio.BroadcastOptions, typ int, local func() (int, error), fill func(*wireRequest)) (int, error) {
+func (a *Adapter) remoteAction(ctx context.Context, opts socketio.BroadcastOptions, typ int, local func() (socketio.Reached, error), fill func(*wireRequest)) (socketio.Reached, error) {
 	if opts.Local {
 		return local()
 	}
@@ -557,13 +557,13 @@ func (a *Adapter) remoteAction(ctx context.Context, opts socketio.BroadcastOptio
 	})
 	// Done once the request is queued: a later broadcast from this node is then published
 	// after it, and local sockets act in the same order as remote ones.
-	n, lerr := local()
+	r, lerr := local()
 	resps, fresps := req.wait(ctx), foreign.wait(ctx)
-	n += sumCounts(resps) + sumCounts(fresps)
+	r.Total += sumCounts(resps) + sumCounts(fresps)
 	if err == nil && ferr == nil && rerr == nil {
-		socketio.ReachFrom(ctx).Record(max(all, siobridge, 1), 1+len(resps)+len(fresps))
+		r.Reach = socketio.Reach{Nodes: max(all, siobridge, 1), Replied: 1 + len(resps) + len(fresps)}
 	}
-	return n, errors.Join(lerr, err, ferr, rerr)
+	return r, errors.Join(lerr, err, ferr, rerr)
 }
 
 // Rooms implements [socketio.Adapter]. Siobridge nodes answer with counts; for room names a
@@ -571,18 +571,17 @@ func (a *Adapter) remoteAction(ctx context.Context, opts socketio.BroadcastOptio
 // node and counted, so with Node.js nodes in the cluster the wait is up to twice
 // RequestTimeout (always bounded by ctx). When Redis cannot be reached, this node's rooms are
 // returned with the error.
-func (a *Adapter) Rooms(ctx context.Context) ([]socketio.RoomInfo, error) {
-	local, err := a.local.Rooms(ctx)
+func (a *Adapter) Rooms(ctx context.Context) ([]socketio.RoomInfo, socketio.Reach, error) {
+	local, _, err := a.local.Rooms(ctx)
 	if err != nil {
-		return nil, err
+		return nil, socketio.Reach{}, err
 	}
 	all, _, err := a.nodeCounts(ctx)
 	if err != nil {
-		return local, err
+		return local, socketio.Reach{}, err
 	}
 	if all <= 1 {
-		socketio.ReachFrom(ctx).Record(1, 1)
-		return local, nil
+		return local, socketio.Reach{Nodes: 1, Replied: 1}, nil
 	}
 	counts := make(map[string]int, len(local))
 	for _, r := range local {
@@ -591,8 +590,9 @@ func (a *Adapter) Rooms(ctx context.Context) ([]socketio.RoomInfo, error) {
 	resps, rerr := a.request(ctx, all-1, func(id string) ([]byte, error) {
 		return jsonRequest(wireRequest{UID: a.uid, RequestID: id, Type: typeAllRooms})
 	})
+	var reach socketio.Reach
 	if rerr == nil {
-		socketio.ReachFrom(ctx).Record(all, 1+len(resps))
+		reach = socketio.Reach{Nodes: all, Replied: 1 + len(resps)}
 	}
 	uncounted := make(map[string]struct{})
 	for _, r := range resps {
@@ -614,7 +614,8 @@ func (a *Adapter) Rooms(ctx context.Context) ([]socketio.RoomInfo, error) {
 			names = append(names, name)
 		}
 		slices.Sort(names)
-		sockets, ferr := a.FetchSockets(ctx, socketio.BroadcastOptions{Rooms: names})
+		sockets, freach, ferr := a.FetchSockets(ctx, socketio.BroadcastOptions{Rooms: names})
+		reach = worst(reach, freach)
 		rerr = errors.Join(rerr, ferr)
 		seen := make(map[string]bool, len(sockets))
 		exact := make(map[string]int, len(names))
@@ -645,7 +646,20 @@ func (a *Adapter) Rooms(ctx context.Context) ([]socketio.RoomInfo, error) {
 		}
 		return 1
 	})
-	return out, rerr
+	return out, reach, rerr
+}
+
+// worst is the Reach of a call that asked the cluster twice: the most nodes and the fewest
+// replies, so that it never claims a complete answer that was not. A zero Reach (a request
+// that failed) says nothing.
+func worst(a, b socketio.Reach) socketio.Reach {
+	switch {
+	case a.Nodes == 0:
+		return b
+	case b.Nodes == 0:
+		return a
+	}
+	return socketio.Reach{Nodes: max(a.Nodes, b.Nodes), Replied: min(a.Replied, b.Replied)}
 }
 
 // ackRequest is a broadcast with acks this node sent, waiting for the other nodes' counts
@@ -662,24 +676,24 @@ type ackRequest struct {
 // node's sockets only and returns an error wrapping socketio.ErrClusterUnavailable with their
 // ids. Otherwise it waits for the other nodes' client counts
 // until ctx ends or RequestTimeout passes (a node that has not answered by then is left out,
-// though a count it sends later while ctx lasts is still passed on), and passes on their
+// though a count it sends later while ctx lasts is passed to onLate), and passes on their
 // sockets' acks until ctx ends. ctx must end: it bounds how long acks are awaited.
-func (a *Adapter) BroadcastWithAck(ctx context.Context, p *socketio.Packet, opts socketio.BroadcastOptions, onCount func(int, []string), onAck func(socketio.AckResult)) ([]string, error) {
+func (a *Adapter) BroadcastWithAck(ctx context.Context, p *socketio.Packet, opts socketio.BroadcastOptions, onAck func(socketio.AckResult), onLate func(int, []string)) ([]string, socketio.Reached, error) {
 	if opts.Local {
-		return a.local.BroadcastWithAck(ctx, p, opts, onCount, onAck)
+		return a.local.BroadcastWithAck(ctx, p, opts, onAck, onLate)
 	}
 	// As for Broadcast, Redis being away costs the other nodes' sockets, not this node's: they
 	// get the packet, and the error says that the count is theirs alone.
 	all, _, nerr := a.nodeCounts(ctx)
 	others := all - 1
 	if nerr != nil || others <= 0 {
-		ids, err := a.local.BroadcastWithAck(ctx, p, opts, onCount, onAck)
+		ids, r, err := a.local.BroadcastWithAck(ctx, p, opts, onAck, onLate)
 		if nerr == nil {
-			socketio.ReachFrom(ctx).Record(1, 1)
+			r.Reach = socketio.Reach{Nodes: 1, Replied: 1}
 		}
-		return ids, errors.Join(nerr, err)
+		return ids, r, errors.Join(nerr, err)
 	}
-	// The counts are passed on together once every node's is in (or the wait is over):
+	// The counts are returned together once every node's is in (or the wait is over):
 	// socketio's EmitWithAck takes "acks == the counts so far" for done, and an ack from a
 	// quick node must not end the wait before a slower node's count is known.
 	var (
@@ -692,25 +706,18 @@ func (a *Adapter) BroadcastWithAck(ctx context.Context, p *socketio.Packet, opts
 		cmu.Lock()
 		if released {
 			cmu.Unlock()
-			onCount(n, ids) // a node that answered late
+			onLate(n, ids) // a node that answered late
 			return
 		}
 		total += n
 		named = append(named, ids...)
 		cmu.Unlock()
 	}
-	release := func() {
-		cmu.Lock()
-		released = true
-		n, ids := total, named
-		cmu.Unlock()
-		onCount(n, ids)
-	}
 	id := newID()
 	req := &ackRequest{onCount: gather, onAck: onAck, countsLeft: others, countsDone: make(chan struct{})}
 	msg, err := a.encodeBroadcastRequest(ctx, id, p, opts)
 	if err != nil {
-		return nil, fmt.Errorf("redisadapter: broadcast to other nodes: %w", err)
+		return nil, socketio.Reached{}, fmt.Errorf("redisadapter: broadcast to other nodes: %w", err)
 	}
 	a.mu.Lock()
 	a.ackReqs[id] = req
@@ -720,7 +727,9 @@ func (a *Adapter) BroadcastWithAck(ctx context.Context, p *socketio.Packet, opts
 	if perr != nil {
 		a.forgetAck(id)
 	}
-	ids, err := a.local.BroadcastWithAck(ctx, p, opts, gather, onAck)
+	local, _, err := a.local.BroadcastWithAck(ctx, p, opts, onAck, nil)
+	gather(len(local), local)
+	var reach socketio.Reach
 	if perr == nil {
 		timer := time.NewTimer(a.opts.RequestTimeout)
 		select {
@@ -733,10 +742,14 @@ func (a *Adapter) BroadcastWithAck(ctx context.Context, p *socketio.Packet, opts
 		a.mu.Lock()
 		replied := others - max(req.countsLeft, 0)
 		a.mu.Unlock()
-		socketio.ReachFrom(ctx).Record(all, 1+replied)
+		reach = socketio.Reach{Nodes: all, Replied: 1 + replied}
 	}
-	release()
-	return ids, errors.Join(err, perr)
+	cmu.Lock()
+	released = true
+	r := socketio.Reached{Local: len(local), Total: total, Reach: reach}
+	ids := named
+	cmu.Unlock()
+	return ids, r, errors.Join(err, perr)
 }
 
 func (a *Adapter) forgetAck(id string) {

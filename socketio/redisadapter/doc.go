@@ -48,7 +48,7 @@
 //   - a broadcast made by BroadcastCount carries "countRequestId" in its opts; siobridge nodes
 //     answer it with {"requestId":..,"count":n}, the sockets they sent it to.
 //
-// Calls that wait for other nodes record, in a [socketio.Reach] of their context, how many
+// Calls that wait for other nodes answer, in the [socketio.Reach] they return, how many
 // servers they waited for (every subscriber of the request channel, Node.js servers
 // included) and how many answered in time. Errors of calls that cannot reach
 // Redis wrap [socketio.ErrClusterUnavailable].

@@ -218,7 +218,7 @@ func TestNewNamespaceCountsItsNode(t *testing.T) {
 	waitHealthy(t, a)
 	for i := range 300 {
 		ns, release := a.srv.Hold("/fresh")
-		all, err := ns.All().FetchSockets(ctxTimeout(t, 10*time.Second))
+		all, _, err := ns.All().FetchSockets(ctxTimeout(t, 10*time.Second))
 		release()
 		if err != nil || len(all) != 1 || all[0].ID != sid {
 			t.Fatalf("call %d: FetchSockets from a new /fresh on A = %+v, %v; want B's socket %s", i, all, err, sid)

@@ -490,7 +490,7 @@ func (a *Adapter) onRequest(payload []byte) {
 		if reqID == "" || truthy(req.get("skipSiobridge")) {
 			return // as for typeRemoteFetch
 		}
-		sockets, _ := a.local.FetchSockets(ctx, socketio.BroadcastOptions{Rooms: asRooms(req.get("rooms"))})
+		sockets, _, _ := a.local.FetchSockets(ctx, socketio.BroadcastOptions{Rooms: asRooms(req.get("rooms"))})
 		ids := make([]string, 0, len(sockets))
 		for _, s := range sockets {
 			ids = append(ids, s.ID)
@@ -504,7 +504,7 @@ func (a *Adapter) onRequest(payload []byte) {
 		if reqID == "" {
 			return
 		}
-		rooms, _ := a.local.Rooms(ctx)
+		rooms, _, _ := a.local.Rooms(ctx)
 		counts := make(map[string]int, len(rooms))
 		names := make([]string, 0, len(rooms)+a.ns.Len())
 		for _, r := range rooms {
@@ -531,7 +531,7 @@ func (a *Adapter) onRequest(payload []byte) {
 			// action.
 			return
 		}
-		sockets, _ := a.local.FetchSockets(ctx, optsFromWire(req.get("opts")))
+		sockets, _, _ := a.local.FetchSockets(ctx, optsFromWire(req.get("opts")))
 		type wireSocket struct {
 			ID        string              `json:"id"`
 			Handshake *socketio.Handshake `json:"handshake"`
@@ -570,14 +570,14 @@ func (a *Adapter) onRemoteAction(req *object, typ int64, uid, reqID string) {
 	ctx := a.ctx
 	if req.has("opts") {
 		opts := optsFromWire(req.get("opts"))
-		var n int
+		var r socketio.Reached
 		switch typ {
 		case typeRemoteJoin:
-			n, _ = a.local.AddSockets(ctx, opts, asRooms(req.get("rooms")))
+			r, _ = a.local.AddSockets(ctx, opts, asRooms(req.get("rooms")))
 		case typeRemoteLeave:
-			n, _ = a.local.DelSockets(ctx, opts, asRooms(req.get("rooms")))
+			r, _ = a.local.DelSockets(ctx, opts, asRooms(req.get("rooms")))
 		default:
-			n, _ = a.local.DisconnectSockets(ctx, opts, truthy(req.get("close")))
+			r, _ = a.local.DisconnectSockets(ctx, opts, truthy(req.get("close")))
 		}
 		// Node.js nodes do not answer these; siobridge requesters send a requestId and wait
 		// for the counts of the other siobridge nodes.
@@ -585,7 +585,7 @@ func (a *Adapter) onRemoteAction(req *object, typ int64, uid, reqID string) {
 			a.respondJSON(uid, struct {
 				RequestID string `json:"requestId"`
 				Count     int    `json:"count"`
-			}{reqID, n})
+			}{reqID, r.Local})
 		}
 		return
 	}
@@ -641,21 +641,6 @@ func (a *Adapter) onBroadcastRequest(req *object, uid, reqID string) {
 		expected = -1
 		got      int
 	)
-	onCount := func(n int, ids []string) {
-		a.respondJSON(uid, struct {
-			Type        int      `json:"type"`
-			RequestID   string   `json:"requestId"`
-			ClientCount int      `json:"clientCount"`
-			SIDs        []string `json:"sids"`
-		}{typeBroadcastClientCount, reqID, n, nonNil(ids)})
-		mu.Lock()
-		expected = n
-		all := got >= expected
-		mu.Unlock()
-		if all {
-			cancel()
-		}
-	}
 	onAck := func(r socketio.AckResult) {
 		a.publishAck(uid, reqID, r)
 		mu.Lock()
@@ -666,7 +651,22 @@ func (a *Adapter) onBroadcastRequest(req *object, uid, reqID string) {
 			cancel() // every receiver answered: stop waiting
 		}
 	}
-	if _, err := a.local.BroadcastWithAck(ctx, p, opts, onCount, onAck); err != nil {
+	ids, r, err := a.local.BroadcastWithAck(ctx, p, opts, onAck, nil)
+	if err != nil {
+		cancel()
+		return
+	}
+	a.respondJSON(uid, struct {
+		Type        int      `json:"type"`
+		RequestID   string   `json:"requestId"`
+		ClientCount int      `json:"clientCount"`
+		SIDs        []string `json:"sids"`
+	}{typeBroadcastClientCount, reqID, r.Local, nonNil(ids)})
+	mu.Lock()
+	expected = r.Local
+	all := got >= expected
+	mu.Unlock()
+	if all {
 		cancel()
 	}
 }
