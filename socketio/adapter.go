@@ -86,14 +86,26 @@ type Adapter interface {
 	Close() error
 }
 
-// CountingAdapter is an Adapter that can count the sockets a broadcast reaches on the other
-// nodes too. BroadcastOperator.EmitContext uses it when the adapter has it.
+// CountingAdapter is the optional part of an Adapter that can count the sockets a broadcast
+// reaches on the other nodes too. BroadcastOperator.EmitContext uses it when the adapter has
+// it; otherwise EmitContext counts this node's sockets alone.
 type CountingAdapter interface {
 	Adapter
 	// BroadcastCount is Broadcast that also waits, bounded by ctx, for the other nodes to say
 	// how many of their sockets they sent p to; nodes that do not answer in time are left out
 	// of the total.
 	BroadcastCount(ctx context.Context, p *Packet, opts BroadcastOptions) (Reached, error)
+}
+
+// HealthChecker is the optional part of an Adapter that tells whether it reaches the other
+// nodes now; [Namespace.ClusterHealth] asks it, for a readiness probe. Whatever it answers,
+// the adapter serves this node's sockets.
+type HealthChecker interface {
+	// Healthy returns nil while the adapter can both send to the other nodes and hear from
+	// them, and otherwise an error saying why not and since when; meanwhile the other nodes
+	// miss this node's broadcasts, or this node misses theirs. It must answer at once, without
+	// waiting on the network.
+	Healthy() error
 }
 
 // AdapterFactory makes the adapter of one namespace.

@@ -70,8 +70,8 @@ func (b *BroadcastOperator) EmitContext(ctx context.Context, event string, args 
 	if err != nil {
 		return Reached{}, err
 	}
-	if ca, ok := b.ns.adapter.(CountingAdapter); ok && !b.opts.Local {
-		return ca.BroadcastCount(ctx, p, b.opts)
+	if b.ns.counter != nil && !b.opts.Local {
+		return b.ns.counter.BroadcastCount(ctx, p, b.opts)
 	}
 	n, err := b.ns.adapter.Broadcast(p, b.opts)
 	return Reached{Local: n, Total: n}, err

@@ -59,7 +59,10 @@ type Namespace struct {
 	srv     *Server
 	name    string
 	adapter Adapter
-	store   SessionStore // the adapter, when recovery is on and it can store sessions
+	// The adapter's optional parts, when it has them:
+	store   SessionStore    // when recovery is on too
+	counter CountingAdapter // nil: EmitContext counts this node's sockets
+	health  HealthChecker   // nil: always healthy
 
 	mu        sync.RWMutex
 	sockets   map[string]*Socket
@@ -83,6 +86,8 @@ func newNamespace(srv *Server, name string) *Namespace {
 	if st, ok := ns.adapter.(SessionStore); ok && srv.opts.Recovery.MaxDisconnection > 0 {
 		ns.store = st
 	}
+	ns.counter, _ = ns.adapter.(CountingAdapter)
+	ns.health, _ = ns.adapter.(HealthChecker)
 	return ns
 }
 
@@ -103,6 +108,16 @@ func (ns *Namespace) Dynamic() bool { return ns.dynamic.Load() }
 
 // Adapter returns the namespace's adapter.
 func (ns *Namespace) Adapter() Adapter { return ns.adapter }
+
+// ClusterHealth returns nil while the namespace's adapter reaches the other nodes, and the
+// adapter's error otherwise; nil with an adapter that is not a [HealthChecker], such as the
+// in-memory one.
+func (ns *Namespace) ClusterHealth() error {
+	if ns.health == nil {
+		return nil
+	}
+	return ns.health.Healthy()
+}
 
 // Recovery reports whether connection state recovery is on for the namespace: Options.Recovery
 // is set and its adapter is a [SessionStore].

@@ -446,3 +446,23 @@ func TestOwnIDRooms(t *testing.T) {
 	}
 	clients[0].Expect(`42["news",1]`)
 }
+
+// unhealthyAdapter is an in-memory adapter that says it cannot reach the other nodes.
+type unhealthyAdapter struct{ Adapter }
+
+func (unhealthyAdapter) Healthy() error { return errors.New("broker down") }
+
+// TestClusterHealth: a namespace's ClusterHealth is its adapter's answer when the adapter is a
+// HealthChecker, and nil otherwise.
+func TestClusterHealth(t *testing.T) {
+	single := NewServer(Options{})
+	defer single.Close()
+	if err := single.Of("/").ClusterHealth(); err != nil {
+		t.Fatalf("ClusterHealth with the in-memory adapter = %v, want nil", err)
+	}
+	srv := NewServer(Options{Adapter: func(ns *Namespace) Adapter { return unhealthyAdapter{NewMemoryAdapter(ns)} }})
+	defer srv.Close()
+	if err := srv.Of("/").ClusterHealth(); err == nil || err.Error() != "broker down" {
+		t.Fatalf("ClusterHealth = %v, want the adapter's error", err)
+	}
+}

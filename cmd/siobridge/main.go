@@ -484,10 +484,8 @@ func clusterHealth(srv *socketio.Server) error {
 		if ns.Dynamic() {
 			continue
 		}
-		if h, ok := ns.Adapter().(interface{ Healthy() error }); ok {
-			if err := h.Healthy(); err != nil {
-				return fmt.Errorf("cluster adapter of namespace %s: %w", ns.Name(), err)
-			}
+		if err := ns.ClusterHealth(); err != nil {
+			return fmt.Errorf("cluster adapter of namespace %s: %w", ns.Name(), err)
 		}
 	}
 	return nil

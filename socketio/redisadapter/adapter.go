@@ -208,7 +208,8 @@ func (a *Adapter) UID() string { return a.uid }
 // completes, after Redis was lost until both work again, and after Close). While it is not
 // nil, messages from other nodes are missed, and messages for them wait in the publisher
 // (at most maxUnsent, sent in order once Redis answers; beyond that dropped, logged and
-// passed to Options.OnDrop); this node's own sockets are served all along.
+// passed to Options.OnDrop); this node's own sockets are served all along. It implements
+// [socketio.HealthChecker].
 func (a *Adapter) Healthy() error {
 	if a.ctx.Err() != nil {
 		return ErrClosed

@@ -56,14 +56,12 @@
 // Delivery is at most once, as with the in-memory adapter: a broadcast published while Redis is
 // unreachable is lost for the other nodes (this node's sockets still get it, and the loss is
 // logged). The subscriber reconnects and subscribes again on its own, and pings an idle
-// connection so that a silent one is replaced; [Adapter.Healthy] tells whether it is
-// subscribed now, for a readiness probe:
+// connection so that a silent one is replaced; [Adapter.Healthy] (a
+// [socketio.HealthChecker]) tells whether it is subscribed now, for a readiness probe:
 //
 //	for _, ns := range srv.Namespaces() {
-//		if h, ok := ns.Adapter().(interface{ Healthy() error }); ok {
-//			if err := h.Healthy(); err != nil {
-//				return err // not ready
-//			}
+//		if err := ns.ClusterHealth(); err != nil {
+//			return err // not ready
 //		}
 //	}
 //

@@ -363,4 +363,7 @@ func (p *publisher) report(final bool) {
 	p.dropped, p.lastLog = 0, time.Now()
 }
 
-var _ socketio.Adapter = (*Adapter)(nil)
+var (
+	_ socketio.CountingAdapter = (*Adapter)(nil)
+	_ socketio.HealthChecker   = (*Adapter)(nil)
+)
