@@ -447,20 +447,25 @@ func TestOwnIDRooms(t *testing.T) {
 	clients[0].Expect(`42["news",1]`)
 }
 
-// unhealthyAdapter is an in-memory adapter that says it cannot reach the other nodes.
-type unhealthyAdapter struct{ Adapter }
+// unhealthyCluster is a cluster engine of one node that says it cannot reach the others.
+type unhealthyCluster struct{ localCluster }
 
-func (unhealthyAdapter) Healthy() error { return errors.New("broker down") }
+func (unhealthyCluster) Healthy() error { return errors.New("broker down") }
 
-// TestClusterHealth: a namespace's ClusterHealth is its adapter's answer when the adapter is a
+// TestClusterHealth: a namespace's ClusterHealth is its engine's answer when the engine is a
 // HealthChecker, and nil otherwise.
 func TestClusterHealth(t *testing.T) {
 	single := NewServer(Options{})
 	defer single.Close()
 	if err := single.Of("/").ClusterHealth(); err != nil {
-		t.Fatalf("ClusterHealth with the in-memory adapter = %v, want nil", err)
+		t.Fatalf("ClusterHealth on a single node = %v, want nil", err)
 	}
-	srv := NewServer(Options{Adapter: func(ns *Namespace) Adapter { return unhealthyAdapter{NewMemoryAdapter(ns)} }})
+	plain := NewServer(Options{Cluster: func(l Local) Cluster { return localCluster{l} }})
+	defer plain.Close()
+	if err := plain.Of("/").ClusterHealth(); err != nil {
+		t.Fatalf("ClusterHealth with an engine that is no HealthChecker = %v, want nil", err)
+	}
+	srv := NewServer(Options{Cluster: func(l Local) Cluster { return unhealthyCluster{localCluster{l}} }})
 	defer srv.Close()
 	if err := srv.Of("/").ClusterHealth(); err == nil || err.Error() != "broker down" {
 		t.Fatalf("ClusterHealth = %v, want the adapter's error", err)

@@ -97,13 +97,13 @@ type Options struct {
 	maxUnsent int
 }
 
-// New returns the factory of Redis adapters, one per namespace, for socketio.Options.Adapter
+// New returns the factory of Redis adapters, one per namespace, for socketio.Options.Cluster
 // of one server. The adapters it makes share one subscriber connection and four goroutines
 // (a subscriber, a keeper of the subscriptions, a dispatcher and a publisher), started with
 // the first adapter and ended when the last one is closed (so by socketio.Server.Close); an
 // adapter made after that starts them again. It panics if opts.Client is nil: that is a
 // configuration mistake, found at start.
-func New(opts Options) socketio.AdapterFactory {
+func New(opts Options) socketio.ClusterFactory {
 	if opts.Client == nil {
 		panic("redisadapter: Options.Client is nil; pass a go-redis client such as redis.NewClient(&redis.Options{Addr: \"127.0.0.1:6379\"})")
 	}
@@ -120,12 +120,11 @@ func New(opts Options) socketio.AdapterFactory {
 	return f.newAdapter
 }
 
-// Adapter is one namespace's Redis adapter. Room membership and delivery to this node's
-// sockets are the in-memory adapter's; the rest reaches the other nodes through Redis, over
-// the connection and goroutines it shares with the factory's other adapters.
+// Adapter is one namespace's Redis adapter, its [socketio.Cluster] engine: it reaches the
+// other nodes through Redis, over the connection and goroutines it shares with the factory's
+// other adapters, and this node's sockets through the namespace's [socketio.Local] side.
 type Adapter struct {
-	ns      *socketio.Namespace
-	local   socketio.Adapter
+	local   socketio.Local
 	client  redis.UniversalClient
 	opts    Options
 	log     *slog.Logger
@@ -153,22 +152,22 @@ type Adapter struct {
 	subscribed chan struct{} // closed, and set to nil, once first subscribed
 }
 
-func newAdapter(ns *socketio.Namespace, f *factory) *Adapter {
+func newAdapter(local socketio.Local, f *factory) *Adapter {
 	uid := newID()
 	opts := f.opts
 	prefix := opts.KeyPrefix
+	nsp := local.Name()
 	a := &Adapter{
-		ns:              ns,
-		local:           socketio.NewMemoryAdapter(ns),
+		local:           local,
 		client:          opts.Client,
 		opts:            opts,
-		log:             opts.Logger.With("component", "redisadapter", "namespace", ns.Name(), "node", uid),
+		log:             opts.Logger.With("component", "redisadapter", "namespace", nsp, "node", uid),
 		uid:             uid,
 		factory:         f,
-		channel:         prefix + "#" + ns.Name() + "#",
-		requestChannel:  prefix + "-request#" + ns.Name() + "#",
-		responseChannel: prefix + "-response#" + ns.Name() + "#",
-		presenceChannel: prefix + "-siobridge#" + ns.Name() + "#",
+		channel:         prefix + "#" + nsp + "#",
+		requestChannel:  prefix + "-request#" + nsp + "#",
+		responseChannel: prefix + "-response#" + nsp + "#",
+		presenceChannel: prefix + "-siobridge#" + nsp + "#",
 		pending:         make(map[string]*pendingRequest),
 		ackReqs:         make(map[string]*ackRequest),
 		health:          errNotYet,
@@ -218,7 +217,7 @@ func (a *Adapter) Healthy() error {
 	defer a.hub.mu.Unlock()
 	if a.health != nil {
 		return fmt.Errorf("redisadapter: namespace %q: not subscribed to Redis since %s: %w",
-			a.ns.Name(), a.healthAt.Format(time.RFC3339), a.health)
+			a.local.Name(), a.healthAt.Format(time.RFC3339), a.health)
 	}
 	if err := a.hub.cmdErr; err != nil {
 		return fmt.Errorf("redisadapter: cannot publish to Redis since %s: %w",
@@ -248,27 +247,12 @@ func (a *Adapter) waitSubscribed(ctx context.Context) {
 	}
 }
 
-// AddAll implements [socketio.Adapter].
-func (a *Adapter) AddAll(id string, rooms []string) { a.local.AddAll(id, rooms) }
-
-// Del implements [socketio.Adapter].
-func (a *Adapter) Del(id, room string) { a.local.Del(id, room) }
-
-// DelAll implements [socketio.Adapter].
-func (a *Adapter) DelAll(id string) { a.local.DelAll(id) }
-
-// SocketRooms implements [socketio.Adapter].
-func (a *Adapter) SocketRooms(id string) []string { return a.local.SocketRooms(id) }
-
-// Broadcast implements [socketio.Adapter]: this node's sockets get the packet at once, the
+// Broadcast implements [socketio.Cluster]: this node's sockets get the packet at once, the
 // other nodes through one PUBLISH made by the publisher goroutine (so the caller never waits
 // for Redis). An error (ErrPublishQueueFull, ErrClosed, an encoding error) means other nodes
 // will not get it; the count of local sockets is right all the same.
 func (a *Adapter) Broadcast(p *socketio.Packet, opts socketio.BroadcastOptions) (int, error) {
-	n, err := a.local.Broadcast(p, opts)
-	if err != nil || opts.Local {
-		return n, err
-	}
+	n := a.local.Broadcast(p, opts)
 	msg, err := a.encodeBroadcast(p, opts)
 	if err != nil {
 		return n, fmt.Errorf("redisadapter: broadcast to other nodes: %w", err)
@@ -284,7 +268,7 @@ func (a *Adapter) broadcastChannel(opts socketio.BroadcastOptions) string {
 	return a.channel
 }
 
-// BroadcastCount implements [socketio.CountingAdapter]: a Broadcast whose message also asks
+// BroadcastCount implements [socketio.Cluster]: a Broadcast whose message also asks
 // the other siobridge nodes to answer with how many of their sockets they sent it to (a
 // "countRequestId" in its opts, which Node.js servers ignore). When servers that are not
 // siobridge nodes (Node.js ones) are on the namespace's request channel too, they are asked
@@ -294,10 +278,6 @@ func (a *Adapter) broadcastChannel(opts socketio.BroadcastOptions) string {
 // cannot be reached, this node's sockets get the packet, the message is published all the
 // same, and the error wraps socketio.ErrClusterUnavailable.
 func (a *Adapter) BroadcastCount(ctx context.Context, p *socketio.Packet, opts socketio.BroadcastOptions) (socketio.Reached, error) {
-	if opts.Local {
-		n, err := a.local.Broadcast(p, opts)
-		return socketio.Reached{Local: n, Total: n}, err
-	}
 	all, siobridge, nerr := a.nodeCounts(ctx)
 	if nerr != nil {
 		n, err := a.Broadcast(p, opts)
@@ -314,7 +294,7 @@ func (a *Adapter) BroadcastCount(ctx context.Context, p *socketio.Packet, opts s
 	})
 	// After the publish is queued, as Broadcast does it the other way round: either way this
 	// node's sockets and the others get the broadcasts of one caller in order.
-	local, lerr := a.local.Broadcast(p, opts)
+	local := a.local.Broadcast(p, opts)
 	resps, fresps := counted.wait(ctx), foreign.wait(ctx)
 	r := socketio.Reached{Local: local, Total: local + sumCounts(resps) + sumCounts(fresps)}
 	if ferr == nil && rerr == nil {
@@ -323,7 +303,7 @@ func (a *Adapter) BroadcastCount(ctx context.Context, p *socketio.Packet, opts s
 	if err := errors.Join(ferr, rerr); err != nil {
 		rerr = fmt.Errorf("redisadapter: broadcast to other nodes: %w", err)
 	}
-	return r, errors.Join(lerr, rerr)
+	return r, rerr
 }
 
 // askForeign queues, for a count, a request for the sockets opts selects to the n servers on
@@ -468,14 +448,11 @@ func (a *Adapter) countNodes(ctx context.Context) (all, siobridge int, err error
 	return all, siobridge, nil
 }
 
-// FetchSockets implements [socketio.Adapter]. Sockets of nodes that do not answer within ctx
+// FetchSockets implements [socketio.Cluster]. Sockets of nodes that do not answer within ctx
 // and RequestTimeout are left out. When Redis cannot be reached, the local sockets are
 // returned with the error.
 func (a *Adapter) FetchSockets(ctx context.Context, opts socketio.BroadcastOptions) ([]socketio.SocketInfo, socketio.Reach, error) {
-	out, reach, err := a.local.FetchSockets(ctx, opts)
-	if err != nil || opts.Local {
-		return out, reach, err
-	}
+	out := a.local.FetchSockets(opts)
 	remote, reach, err := a.fetchRemote(ctx, opts)
 	out = append(out, remote...)
 	sortSockets(out)
@@ -502,7 +479,7 @@ func (a *Adapter) fetchRemote(ctx context.Context, opts socketio.BroadcastOption
 	for _, r := range resps {
 		list, _ := r.get("sockets").([]any)
 		for _, s := range list {
-			if info, ok := socketInfoFromWire(s, a.ns.Name()); ok {
+			if info, ok := socketInfoFromWire(s, a.local.Name()); ok {
 				out = append(out, info)
 			}
 		}
@@ -510,36 +487,33 @@ func (a *Adapter) fetchRemote(ctx context.Context, opts socketio.BroadcastOption
 	return out, reach, err
 }
 
-// AddSockets implements [socketio.Adapter]. Sockets on every node join; the count is this
+// AddSockets implements [socketio.Cluster]. Sockets on every node join; the count is this
 // node's, plus what the other siobridge nodes report, plus, when servers that are not
 // siobridge nodes (Node.js ones) are in the cluster, the sockets they report selected just
 // before they act (askForeign), all within RequestTimeout.
 func (a *Adapter) AddSockets(ctx context.Context, opts socketio.BroadcastOptions, rooms []string) (socketio.Reached, error) {
-	return a.remoteAction(ctx, opts, typeRemoteJoin, func() (socketio.Reached, error) {
-		return a.local.AddSockets(ctx, opts, rooms)
+	return a.remoteAction(ctx, opts, typeRemoteJoin, func() int {
+		return a.local.AddSockets(opts, rooms)
 	}, func(r *wireRequest) { r.Rooms = nonNil(rooms) })
 }
 
-// DelSockets implements [socketio.Adapter]; counts as AddSockets does.
+// DelSockets implements [socketio.Cluster]; counts as AddSockets does.
 func (a *Adapter) DelSockets(ctx context.Context, opts socketio.BroadcastOptions, rooms []string) (socketio.Reached, error) {
-	return a.remoteAction(ctx, opts, typeRemoteLeave, func() (socketio.Reached, error) {
-		return a.local.DelSockets(ctx, opts, rooms)
+	return a.remoteAction(ctx, opts, typeRemoteLeave, func() int {
+		return a.local.DelSockets(opts, rooms)
 	}, func(r *wireRequest) { r.Rooms = nonNil(rooms) })
 }
 
-// DisconnectSockets implements [socketio.Adapter]; counts as AddSockets does.
+// DisconnectSockets implements [socketio.Cluster]; counts as AddSockets does.
 func (a *Adapter) DisconnectSockets(ctx context.Context, opts socketio.BroadcastOptions, close bool) (socketio.Reached, error) {
-	return a.remoteAction(ctx, opts, typeRemoteDisconnect, func() (socketio.Reached, error) {
-		return a.local.DisconnectSockets(ctx, opts, close)
+	return a.remoteAction(ctx, opts, typeRemoteDisconnect, func() int {
+		return a.local.DisconnectSockets(opts, close)
 	}, func(r *wireRequest) { r.Close = &close })
 }
 
 // remoteAction publishes a join, leave or disconnect request, does it locally and gathers
 // the counts of the other servers.
-func (a *Adapter) remoteAction(ctx context.Context, opts socketio.BroadcastOptions, typ int, local func() (socketio.Reached, error), fill func(*wireRequest)) (socketio.Reached, error) {
-	if opts.Local {
-		return local()
-	}
+func (a *Adapter) remoteAction(ctx context.Context, opts socketio.BroadcastOptions, typ int, local func() int, fill func(*wireRequest)) (socketio.Reached, error) {
 	all, siobridge, err := a.nodeCounts(ctx)
 	if err != nil {
 		// Published all the same: Redis may take the message even if NUMSUB failed. The error
@@ -558,25 +532,22 @@ func (a *Adapter) remoteAction(ctx context.Context, opts socketio.BroadcastOptio
 	})
 	// Done once the request is queued: a later broadcast from this node is then published
 	// after it, and local sockets act in the same order as remote ones.
-	r, lerr := local()
+	n := local()
 	resps, fresps := req.wait(ctx), foreign.wait(ctx)
-	r.Total += sumCounts(resps) + sumCounts(fresps)
+	r := socketio.Reached{Local: n, Total: n + sumCounts(resps) + sumCounts(fresps)}
 	if err == nil && ferr == nil && rerr == nil {
 		r.Reach = socketio.Reach{Nodes: max(all, siobridge, 1), Replied: 1 + len(resps) + len(fresps)}
 	}
-	return r, errors.Join(lerr, err, ferr, rerr)
+	return r, errors.Join(err, ferr, rerr)
 }
 
-// Rooms implements [socketio.Adapter]. Siobridge nodes answer with counts; for room names a
+// Rooms implements [socketio.Cluster]. Siobridge nodes answer with counts; for room names a
 // Node.js node reports (without counts), the sockets in those rooms are fetched from every
 // node and counted, so with Node.js nodes in the cluster the wait is up to twice
 // RequestTimeout (always bounded by ctx). When Redis cannot be reached, this node's rooms are
 // returned with the error.
 func (a *Adapter) Rooms(ctx context.Context) ([]socketio.RoomInfo, socketio.Reach, error) {
-	local, _, err := a.local.Rooms(ctx)
-	if err != nil {
-		return nil, socketio.Reach{}, err
-	}
+	local := a.local.Rooms()
 	all, _, err := a.nodeCounts(ctx)
 	if err != nil {
 		return local, socketio.Reach{}, err
@@ -673,26 +644,24 @@ type ackRequest struct {
 	countsEnded bool
 }
 
-// BroadcastWithAck implements [socketio.Adapter]. When Redis cannot be reached it serves this
+// BroadcastWithAck implements [socketio.Cluster]. When Redis cannot be reached it serves this
 // node's sockets only and returns an error wrapping socketio.ErrClusterUnavailable with their
 // ids. Otherwise it waits for the other nodes' client counts
 // until ctx ends or RequestTimeout passes (a node that has not answered by then is left out,
 // though a count it sends later while ctx lasts is passed to onLate), and passes on their
 // sockets' acks until ctx ends. ctx must end: it bounds how long acks are awaited.
 func (a *Adapter) BroadcastWithAck(ctx context.Context, p *socketio.Packet, opts socketio.BroadcastOptions, onAck func(socketio.AckResult), onLate func(int, []string)) ([]string, socketio.Reached, error) {
-	if opts.Local {
-		return a.local.BroadcastWithAck(ctx, p, opts, onAck, onLate)
-	}
 	// As for Broadcast, Redis being away costs the other nodes' sockets, not this node's: they
 	// get the packet, and the error says that the count is theirs alone.
 	all, _, nerr := a.nodeCounts(ctx)
 	others := all - 1
 	if nerr != nil || others <= 0 {
-		ids, r, err := a.local.BroadcastWithAck(ctx, p, opts, onAck, onLate)
+		ids := a.local.BroadcastWithAck(ctx, p, opts, onAck)
+		r := socketio.Reached{Local: len(ids), Total: len(ids)}
 		if nerr == nil {
 			r.Reach = socketio.Reach{Nodes: 1, Replied: 1}
 		}
-		return ids, r, errors.Join(nerr, err)
+		return ids, r, nerr
 	}
 	// The counts are returned together once every node's is in (or the wait is over):
 	// socketio's EmitWithAck takes "acks == the counts so far" for done, and an ack from a
@@ -728,7 +697,7 @@ func (a *Adapter) BroadcastWithAck(ctx context.Context, p *socketio.Packet, opts
 	if perr != nil {
 		a.forgetAck(id)
 	}
-	local, _, err := a.local.BroadcastWithAck(ctx, p, opts, onAck, nil)
+	local := a.local.BroadcastWithAck(ctx, p, opts, onAck)
 	gather(len(local), local)
 	var reach socketio.Reach
 	if perr == nil {
@@ -750,7 +719,7 @@ func (a *Adapter) BroadcastWithAck(ctx context.Context, p *socketio.Packet, opts
 	r := socketio.Reached{Local: len(local), Total: total, Reach: reach}
 	ids := named
 	cmu.Unlock()
-	return ids, r, errors.Join(err, perr)
+	return ids, r, perr
 }
 
 func (a *Adapter) forgetAck(id string) {
@@ -788,7 +757,7 @@ func (a *Adapter) encodeBroadcastRequest(ctx context.Context, id string, p *sock
 	return encodeMsgpack(req)
 }
 
-// Close implements [socketio.Adapter]: the namespace's channels are unsubscribed (by the
+// Close implements [socketio.Cluster]: the namespace's channels are unsubscribed (by the
 // hub's keeper, so Close does not wait on Redis) and what it queued for the publisher is
 // still published. Requests waiting for other nodes return what they have. Closing the
 // factory's last adapter also ends the shared connection, lets the publisher send what is
@@ -807,9 +776,6 @@ func (a *Adapter) Close() error {
 	a.mu.Unlock()
 	a.cancel()
 	a.factory.release(a)
-	if err := a.local.Close(); err != nil {
-		return fmt.Errorf("redisadapter: close namespace %q: %w", a.ns.Name(), err)
-	}
 	return nil
 }
 

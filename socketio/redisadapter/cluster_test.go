@@ -117,10 +117,10 @@ func TestRemoteJoinLeaveDisconnect(t *testing.T) {
 	if err != nil || r.Total != 2 {
 		t.Fatalf("SocketsJoin = %d, %v; want 2", r.Total, err)
 	}
-	if !slices.Contains(b.adapter().SocketRooms(sids[1]), "team") || !slices.Contains(c.adapter().SocketRooms(sids[2]), "team") {
-		t.Fatalf("rooms after remote join: %v %v", b.adapter().SocketRooms(sids[1]), c.adapter().SocketRooms(sids[2]))
+	if !slices.Contains(b.ns().Socket(sids[1]).Rooms(), "team") || !slices.Contains(c.ns().Socket(sids[2]).Rooms(), "team") {
+		t.Fatalf("rooms after remote join: %v %v", b.ns().Socket(sids[1]).Rooms(), c.ns().Socket(sids[2]).Rooms())
 	}
-	if slices.Contains(a.adapter().SocketRooms(sids[0]), "team") {
+	if slices.Contains(a.ns().Socket(sids[0]).Rooms(), "team") {
 		t.Fatal("the socket on A joined too")
 	}
 
@@ -128,8 +128,8 @@ func TestRemoteJoinLeaveDisconnect(t *testing.T) {
 	if err != nil || r.Total != 1 {
 		t.Fatalf("SocketsLeave = %d, %v; want 1", r.Total, err)
 	}
-	if slices.Contains(b.adapter().SocketRooms(sids[1]), "team") || !slices.Contains(c.adapter().SocketRooms(sids[2]), "team") {
-		t.Fatalf("rooms after remote leave: %v %v", b.adapter().SocketRooms(sids[1]), c.adapter().SocketRooms(sids[2]))
+	if slices.Contains(b.ns().Socket(sids[1]).Rooms(), "team") || !slices.Contains(c.ns().Socket(sids[2]).Rooms(), "team") {
+		t.Fatalf("rooms after remote leave: %v %v", b.ns().Socket(sids[1]).Rooms(), c.ns().Socket(sids[2]).Rooms())
 	}
 
 	// Every socket joins, this node's included.
@@ -467,8 +467,8 @@ func TestCountsAskOtherServersOnlyWhenThereAreAny(t *testing.T) {
 	if !truthy(reqs[0].get("skipSiobridge")) || !slices.Equal(asRooms(reqs[0].get("rooms")), []string{sb}) {
 		t.Fatalf("the count's request = %s, want skipSiobridge and rooms [%s]", mustJSON(t, reqs[0]), sb)
 	}
-	if !slices.Contains(b.adapter().SocketRooms(sb), "joined") {
-		t.Fatalf("sb is in %v, want joined", b.adapter().SocketRooms(sb))
+	if !slices.Contains(b.ns().Socket(sb).Rooms(), "joined") {
+		t.Fatalf("sb is in %v, want joined", b.ns().Socket(sb).Rooms())
 	}
 
 	// Neither count was of the sockets the emits did not select.
@@ -692,7 +692,7 @@ func TestNamespacesAreSeparate(t *testing.T) {
 	c.Connect("/", "")
 	c.Connect("/chat", "")
 	waitFor(t, 10*time.Second, "the /chat adapters to subscribe", func() bool {
-		return a.srv.Of("/chat").Adapter().(*Adapter).Healthy() == nil && b.srv.Of("/chat").Adapter().(*Adapter).Healthy() == nil
+		return a.srv.Of("/chat").Cluster().(*Adapter).Healthy() == nil && b.srv.Of("/chat").Cluster().(*Adapter).Healthy() == nil
 	})
 	waitHealthy(t, a, b)
 	if _, err := a.srv.Of("/chat").Emit("in-chat", 1); err != nil {

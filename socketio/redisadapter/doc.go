@@ -1,10 +1,10 @@
-// Package redisadapter is a [socketio.Adapter] that spans several processes through one Redis
-// server, speaking the protocol of @socket.io/redis-adapter 8 (the classic pub/sub adapter) so
+// Package redisadapter is a [socketio.Cluster] engine that spans several processes through one
+// Redis server, speaking the protocol of @socket.io/redis-adapter 8 (the classic pub/sub adapter) so
 // that siobridge nodes and Node.js Socket.IO servers can share one cluster, and so that
 // @socket.io/redis-emitter 5 can emit to siobridge's clients.
 //
 //	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-//	srv := socketio.NewServer(socketio.Options{Adapter: redisadapter.New(redisadapter.Options{Client: rdb})})
+//	srv := socketio.NewServer(socketio.Options{Cluster: redisadapter.New(redisadapter.Options{Client: rdb})})
 //
 // Each namespace gets its own adapter, with a random node id. The adapters of one factory
 // (one New) share one subscriber connection made from the client, which subscribes to each
@@ -70,7 +70,8 @@
 // without acks, go on serving this node's sockets.
 //
 // A broadcast with acks from another node is sent to this node's sockets with an ack id from
-// the namespace's own counter (Namespace.NextAckID), so it never meets an id already waiting.
+// the namespace's own counter (socketio.Local.BroadcastWithAck numbers it), so it never meets
+// an id already waiting.
 //
 // Not supported: serverSideEmit (siobridge has no server-side events; such requests are
 // ignored, so a Node.js serverSideEmitWithAck times out waiting for siobridge nodes),

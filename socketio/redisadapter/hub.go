@@ -23,8 +23,8 @@ type factory struct {
 	hub *hub // nil while no adapter is open
 }
 
-func (f *factory) newAdapter(ns *socketio.Namespace) socketio.Adapter {
-	a := newAdapter(ns, f)
+func (f *factory) newAdapter(local socketio.Local) socketio.Cluster {
+	a := newAdapter(local, f)
 	f.mu.Lock()
 	if f.hub == nil {
 		f.hub = startHub(f.opts)

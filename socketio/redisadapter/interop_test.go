@@ -350,13 +350,13 @@ func TestNodeJSInterop(t *testing.T) {
 		js.call(map[string]any{"cmd": "socketsJoin", "rooms": []string{sid2}, "join": "joined-by-node"})
 		js.call(map[string]any{"cmd": "emitter", "action": "socketsJoin", "rooms": []string{sid1}, "join": []string{"joined-by-emitter", "x"}})
 		waitFor(t, 5*time.Second, "the remote joins", func() bool {
-			return slices.Contains(g.adapter().SocketRooms(sid2), "joined-by-node") &&
-				slices.Contains(g.adapter().SocketRooms(sid1), "joined-by-emitter") &&
-				slices.Contains(g.adapter().SocketRooms(sid1), "x")
+			return slices.Contains(g.ns().Socket(sid2).Rooms(), "joined-by-node") &&
+				slices.Contains(g.ns().Socket(sid1).Rooms(), "joined-by-emitter") &&
+				slices.Contains(g.ns().Socket(sid1).Rooms(), "x")
 		})
 		js.call(map[string]any{"cmd": "emitter", "action": "socketsLeave", "rooms": []string{"x"}, "leave": "x"})
 		waitFor(t, 5*time.Second, "the remote leave", func() bool {
-			return !slices.Contains(g.adapter().SocketRooms(sid1), "x")
+			return !slices.Contains(g.ns().Socket(sid1).Rooms(), "x")
 		})
 	})
 

@@ -175,7 +175,7 @@ func (a *Adapter) onBroadcast(channel string, payload []byte) {
 	if s, ok := asString(pkt.get("nsp")); ok {
 		nsp = s
 	}
-	if pkt == nil || nsp != a.ns.Name() {
+	if pkt == nil || nsp != a.local.Name() {
 		return
 	}
 	p, err := packetFromWire(pkt, nsp)
@@ -191,7 +191,7 @@ func (a *Adapter) onBroadcast(channel string, payload []byte) {
 	if flags, ok := wopts.get("flags").(*object); ok {
 		opts.Volatile = truthy(flags.get("volatile"))
 	}
-	n, _ := a.local.Broadcast(p, opts)
+	n := a.local.Broadcast(p, opts)
 	// A siobridge node's BroadcastCount asks for the count; Node.js nodes never do.
 	if id, ok := asString(wopts.get("countRequestId")); ok && id != "" {
 		uid, _ := asString(msg[0])
@@ -364,6 +364,6 @@ func (p *publisher) report(final bool) {
 }
 
 var (
-	_ socketio.CountingAdapter = (*Adapter)(nil)
-	_ socketio.HealthChecker   = (*Adapter)(nil)
+	_ socketio.Cluster       = (*Adapter)(nil)
+	_ socketio.HealthChecker = (*Adapter)(nil)
 )

@@ -484,13 +484,12 @@ func (a *Adapter) onRequest(payload []byte) {
 		reqID = propertyKey(req.get("requestId"))
 	}
 	typ, _ := asInt(req.get("type"))
-	ctx := a.ctx
 	switch typ {
 	case typeSockets:
 		if reqID == "" || truthy(req.get("skipSiobridge")) {
 			return // as for typeRemoteFetch
 		}
-		sockets, _, _ := a.local.FetchSockets(ctx, socketio.BroadcastOptions{Rooms: asRooms(req.get("rooms"))})
+		sockets := a.local.FetchSockets(socketio.BroadcastOptions{Rooms: asRooms(req.get("rooms"))})
 		ids := make([]string, 0, len(sockets))
 		for _, s := range sockets {
 			ids = append(ids, s.ID)
@@ -504,17 +503,16 @@ func (a *Adapter) onRequest(payload []byte) {
 		if reqID == "" {
 			return
 		}
-		rooms, _, _ := a.local.Rooms(ctx)
+		rooms := a.local.Rooms()
+		ids := a.local.SocketIDs()
 		counts := make(map[string]int, len(rooms))
-		names := make([]string, 0, len(rooms)+a.ns.Len())
+		names := make([]string, 0, len(rooms)+len(ids))
 		for _, r := range rooms {
 			counts[r.Name] = r.Sockets
 			names = append(names, r.Name)
 		}
 		// Node.js lists socket-id rooms too; so does this answer, for Node.js requesters.
-		for _, s := range a.ns.Sockets() {
-			names = append(names, s.ID())
-		}
+		names = append(names, ids...)
 		a.respondJSON(uid, struct {
 			RequestID string         `json:"requestId"`
 			Rooms     []string       `json:"rooms"`
@@ -531,7 +529,7 @@ func (a *Adapter) onRequest(payload []byte) {
 			// action.
 			return
 		}
-		sockets, _, _ := a.local.FetchSockets(ctx, optsFromWire(req.get("opts")))
+		sockets := a.local.FetchSockets(optsFromWire(req.get("opts")))
 		type wireSocket struct {
 			ID        string              `json:"id"`
 			Handshake *socketio.Handshake `json:"handshake"`
@@ -567,17 +565,16 @@ func (a *Adapter) onRequest(payload []byte) {
 // them with opts (Node.js 4.x+ and the emitter), or names one socket with sid (older
 // adapters, answered with {requestId} when the socket is here).
 func (a *Adapter) onRemoteAction(req *object, typ int64, uid, reqID string) {
-	ctx := a.ctx
 	if req.has("opts") {
 		opts := optsFromWire(req.get("opts"))
-		var r socketio.Reached
+		var n int
 		switch typ {
 		case typeRemoteJoin:
-			r, _ = a.local.AddSockets(ctx, opts, asRooms(req.get("rooms")))
+			n = a.local.AddSockets(opts, asRooms(req.get("rooms")))
 		case typeRemoteLeave:
-			r, _ = a.local.DelSockets(ctx, opts, asRooms(req.get("rooms")))
+			n = a.local.DelSockets(opts, asRooms(req.get("rooms")))
 		default:
-			r, _ = a.local.DisconnectSockets(ctx, opts, truthy(req.get("close")))
+			n = a.local.DisconnectSockets(opts, truthy(req.get("close")))
 		}
 		// Node.js nodes do not answer these; siobridge requesters send a requestId and wait
 		// for the counts of the other siobridge nodes.
@@ -585,12 +582,12 @@ func (a *Adapter) onRemoteAction(req *object, typ int64, uid, reqID string) {
 			a.respondJSON(uid, struct {
 				RequestID string `json:"requestId"`
 				Count     int    `json:"count"`
-			}{reqID, r.Local})
+			}{reqID, n})
 		}
 		return
 	}
 	sid, _ := asString(req.get("sid"))
-	s := a.ns.Socket(sid)
+	s := a.local.Socket(sid)
 	if s == nil {
 		return
 	}
@@ -612,21 +609,21 @@ func (a *Adapter) onRemoteAction(req *object, typ int64, uid, reqID string) {
 
 // onBroadcastRequest delivers another node's broadcast with acks to this node's sockets and
 // answers with their count (JSON) and then each ack (msgpack), as the Node.js adapter does.
-// The packet gets an ack id of this node, valid for all its receivers.
+// The packet gets an ack id of this node, valid for all its receivers
+// (socketio.Local.BroadcastWithAck numbers it).
 func (a *Adapter) onBroadcastRequest(req *object, uid, reqID string) {
 	if reqID == "" {
 		return
 	}
 	pv, _ := req.get("packet").(*object)
-	if nsp, ok := asString(pv.get("nsp")); ok && nsp != a.ns.Name() {
+	if nsp, ok := asString(pv.get("nsp")); ok && nsp != a.local.Name() {
 		return
 	}
-	p, err := packetFromWire(pv, a.ns.Name())
+	p, err := packetFromWire(pv, a.local.Name())
 	if err != nil {
 		a.log.Debug("redis adapter: ignoring broadcast request", "error", err)
 		return
 	}
-	p.ID, p.HasID = a.ns.NextAckID(), true
 	wopts, _ := req.get("opts").(*object)
 	opts := optsFromWire(wopts)
 	wait := defaultAckWait
@@ -651,19 +648,15 @@ func (a *Adapter) onBroadcastRequest(req *object, uid, reqID string) {
 			cancel() // every receiver answered: stop waiting
 		}
 	}
-	ids, r, err := a.local.BroadcastWithAck(ctx, p, opts, onAck, nil)
-	if err != nil {
-		cancel()
-		return
-	}
+	ids := a.local.BroadcastWithAck(ctx, p, opts, onAck)
 	a.respondJSON(uid, struct {
 		Type        int      `json:"type"`
 		RequestID   string   `json:"requestId"`
 		ClientCount int      `json:"clientCount"`
 		SIDs        []string `json:"sids"`
-	}{typeBroadcastClientCount, reqID, r.Local, nonNil(ids)})
+	}{typeBroadcastClientCount, reqID, len(ids), nonNil(ids)})
 	mu.Lock()
-	expected = r.Local
+	expected = len(ids)
 	all := got >= expected
 	mu.Unlock()
 	if all {
