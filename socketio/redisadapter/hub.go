@@ -1,5 +1,9 @@
 package redisadapter
 
+// This file and loops.go are the transport: one Redis pub/sub connection per factory, shared
+// by its namespaces' adapters, and the goroutines that read it and publish. The rest of the
+// package is the protocol of @socket.io/redis-adapter, per namespace.
+
 import (
 	"cmp"
 	"context"
