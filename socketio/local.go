@@ -37,7 +37,7 @@ func (l Local) Broadcast(p *Packet, opts BroadcastOptions) int {
 	if len(targets) == 0 {
 		return 0
 	}
-	msgs := encodeMessages(p)
+	msgs := EncodeMessages(p)
 	n := 0
 	for _, s := range targets {
 		if opts.Volatile {
@@ -59,11 +59,23 @@ func (l Local) Broadcast(p *Packet, opts BroadcastOptions) int {
 // too slow to take it is closed once the lock is released.
 func (ns *Namespace) broadcastStored(p *Packet, opts BroadcastOptions) int {
 	l := ns.log
-	var slow []*engineio.Session
-	n := 0
 	l.mu.Lock()
-	msgs := l.store(p, opts)
-	for _, s := range ns.rooms.selectSockets(opts) {
+	n, slow := ns.local().Enqueue(l.store(p, opts), opts)
+	l.mu.Unlock()
+	for _, sess := range slow {
+		sess.CloseSlow()
+	}
+	return n
+}
+
+// Enqueue queues msgs, the messages of one stored packet (its offset appended as its last
+// argument, encoded with [EncodeMessages]), on this node's sockets that opts selects. It is
+// for a [SessionStore] of a cluster engine: it queues with [engineio.Session.Enqueue], which
+// never closes a session, so it may be called under the lock that orders the store's packets
+// against [Restore.Resume]. It returns how many sockets took them, and the sessions too slow
+// to: call CloseSlow on each once that lock is released.
+func (l Local) Enqueue(msgs []*engineio.Message, opts BroadcastOptions) (n int, slow []*engineio.Session) {
+	for _, s := range l.ns.rooms.selectSockets(opts) {
 		switch err := s.conn.eio.Enqueue(msgs...); {
 		case err == nil:
 			n++
@@ -71,11 +83,7 @@ func (ns *Namespace) broadcastStored(p *Packet, opts BroadcastOptions) int {
 			slow = append(slow, s.conn.eio)
 		}
 	}
-	l.mu.Unlock()
-	for _, sess := range slow {
-		sess.CloseSlow()
-	}
-	return n
+	return n, slow
 }
 
 // BroadcastWithAck queues p on this node's sockets that opts selects, with an ack id of the
@@ -89,7 +97,7 @@ func (l Local) BroadcastWithAck(ctx context.Context, p *Packet, opts BroadcastOp
 		p = &q
 	}
 	targets := l.ns.rooms.selectSockets(opts)
-	msgs := encodeMessages(p)
+	msgs := EncodeMessages(p)
 	ids := make([]string, 0, len(targets))
 	for _, s := range targets {
 		if !s.expectAck(p.ID, func(args Args, err error) {

@@ -90,8 +90,11 @@ type Session struct {
 // not has no recovery.
 //
 // The store must put an offset on every event it stores (see [RecoveryOptions]) and deliver
-// the stored packets to each socket in the order of their offsets; an engine stores what its
-// Broadcast sends.
+// the stored packets to each socket in the order of their offsets. An engine that is one
+// stores what its Broadcast sends: for each event without ack id and not volatile, it appends
+// the offset as the event's last argument, encodes the packet once with [EncodeMessages] and
+// queues it on this node's sockets with [Local.Enqueue], under the lock its Restore.Resume
+// takes.
 type SessionStore interface {
 	// PersistSession keeps the session of a socket that disconnected for a reason its client
 	// may recover from.
@@ -254,7 +257,7 @@ func (l *recoveryLog) store(p *Packet, opts BroadcastOptions) []*engineio.Messag
 	l.seq++
 	q := *p
 	q.Data = appendOffset(p.Data, l.offset(l.seq))
-	msgs := encodeMessages(&q)
+	msgs := EncodeMessages(&q)
 	sp := &storedPacket{
 		seq:    l.seq,
 		at:     l.now(),
