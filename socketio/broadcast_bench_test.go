@@ -102,26 +102,23 @@ func BenchmarkBroadcast(b *testing.B) {
 	}
 }
 
-// BenchmarkSelectRoom measures the in-memory adapter choosing the receivers of a room
-// broadcast with an except list, among 10000 sockets.
+// BenchmarkSelectRoom measures a namespace choosing the receivers of a room broadcast with an
+// except list, among 10000 sockets.
 func BenchmarkSelectRoom(b *testing.B) {
 	srv := NewServer(Options{})
 	b.Cleanup(srv.Close)
 	ns := newNamespace(srv, "/")
-	a := ns.adapter.(*MemoryAdapter)
 	for i := range 10000 {
-		id := fmt.Sprintf("s%05d", i)
-		ns.sockets[id] = &Socket{id: id, ns: ns}
-		rooms := []string{id}
+		var rooms []string
 		if i%10 == 0 {
-			rooms = append(rooms, "room")
+			rooms = []string{"room"}
 		}
-		a.AddAll(id, rooms)
+		ns.add(&Socket{id: fmt.Sprintf("s%05d", i), ns: ns}, rooms)
 	}
 	opts := BroadcastOptions{Rooms: []string{"room"}, Except: []string{"s00000"}}
 	b.ReportAllocs()
 	for b.Loop() {
-		if n := len(a.selectSockets(opts)); n != 999 {
+		if n := len(ns.rooms.selectSockets(opts)); n != 999 {
 			b.Fatalf("selected %d", n)
 		}
 	}

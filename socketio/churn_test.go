@@ -91,7 +91,7 @@ func TestChurn(t *testing.T) {
 	if n := srv.Of("/").Len(); n != 0 {
 		t.Errorf("%d sockets left in the namespace", n)
 	}
-	if rooms, _ := srv.Of("/").Adapter().Rooms(t.Context()); len(rooms) != 0 {
+	if rooms, _, _ := srv.Of("/").Rooms(t.Context()); len(rooms) != 0 {
 		t.Errorf("%d rooms left in the adapter", len(rooms))
 	}
 	// The server's goroutines (readers, writers, the test server's connection handlers) end.

@@ -108,7 +108,7 @@ func (c *conn) forget(s *Socket) {
 
 // send encodes p and queues it on the session.
 func (c *conn) send(p *Packet) error {
-	return c.eio.Send(encodeMessages(p)...)
+	return c.eio.Send(EncodeMessages(p)...)
 }
 
 // onConnect handles a CONNECT: an unknown namespace is refused at once, a known one is
@@ -293,7 +293,7 @@ func (c *conn) resume(s *Socket, req *ConnectRequest, adm *Admission) error {
 		s.mu.Unlock()
 		ns.add(s, rooms)
 		if complete {
-			msgs := encodeMessages(&Packet{Type: PacketConnect, Namespace: ns.name, Data: connectReply(s.id, sess.PID)})
+			msgs := EncodeMessages(&Packet{Type: PacketConnect, Namespace: ns.name, Data: connectReply(s.id, sess.PID)})
 			for _, m := range missed {
 				msgs = append(msgs, m...)
 			}
@@ -312,7 +312,7 @@ func (c *conn) resume(s *Socket, req *ConnectRequest, adm *Admission) error {
 		s.mu.Lock()
 		s.pid = pid
 		s.mu.Unlock()
-		err = c.eio.Enqueue(encodeMessages(&Packet{Type: PacketConnect, Namespace: ns.name, Data: connectReply(s.id, pid)})...)
+		err = c.eio.Enqueue(EncodeMessages(&Packet{Type: PacketConnect, Namespace: ns.name, Data: connectReply(s.id, pid)})...)
 		slow = errors.Is(err, engineio.ErrSendQueueFull)
 	})
 	if slow {
@@ -373,9 +373,11 @@ func (c *conn) shutdown(reason string) {
 	}
 }
 
-// encodeMessages turns a packet into its Engine.IO messages: the text part, then one binary
-// message per attachment. A message is framed once, however many sessions it is queued on.
-func encodeMessages(p *Packet) []*engineio.Message {
+// EncodeMessages turns a packet into the Engine.IO messages that carry it: the text part, then
+// one binary message per attachment. A message is framed once, however many sessions it is
+// queued on. A [SessionStore] keeps the packets it stores so encoded, with their offsets (see
+// [Restore] and [Local.Enqueue]).
+func EncodeMessages(p *Packet) []*engineio.Message {
 	text := AppendEncode(make([]byte, 0, 16+len(p.Namespace)+len(p.Data)), p)
 	msgs := make([]*engineio.Message, 0, 1+len(p.Attachments))
 	msgs = append(msgs, engineio.NewMessage(text, false))

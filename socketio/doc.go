@@ -21,12 +21,16 @@
 // removed once no socket (nor CONNECT being authorized, nor [Server.Hold]) keeps it;
 // [Options].MaxDynamicNamespaces bounds how many exist at once.
 //
-// Room membership, broadcasts and socket queries go through an [Adapter], one per namespace:
-// the in-memory one by default, or one that spans a cluster. A broadcast is encoded once and the
-// same bytes are queued on every receiver's Engine.IO session.
+// A namespace keeps its sockets on this node and their rooms itself. A broadcast is encoded
+// once and the same bytes are queued on every receiver's Engine.IO session. To span several
+// processes, [Options].Cluster gives each namespace a [Cluster] engine (socketio/redisadapter
+// speaks the protocol of Node's Redis adapter): broadcasts and socket queries then go through
+// it to the other nodes, it reaches this node's sockets through the namespace's [Local] side,
+// and the calls that wait for other nodes return what they reached ([Reached], [Reach]).
 //
-// With [Options].Recovery, namespaces whose adapter is a [SessionStore] (the in-memory one)
-// do connection state recovery as Socket.IO 4.6+ does: a client whose connection drops and
-// that comes back in time keeps its socket id, rooms and data, and gets the stored events it
-// missed before anything new ([Socket.Recovered] is then true).
+// With [Options].Recovery, namespaces do connection state recovery as Socket.IO 4.6+ does: a
+// client whose connection drops and that comes back in time keeps its socket id, rooms and
+// data, and gets the stored events it missed before anything new ([Socket.Recovered] is then
+// true). A namespace without a cluster engine keeps the sessions in memory; one whose engine
+// is a [SessionStore] keeps them there, and one whose engine is not has no recovery.
 package socketio

@@ -12,36 +12,40 @@ import (
 	"github.com/siobridge/siobridge/socketio/socketiotest"
 )
 
-// closeTracker makes in-memory adapters that report their namespace's name when closed.
+// closeTracker makes cluster engines of one node that report their namespace's name when
+// closed.
 type closeTracker struct{ closed chan string }
 
 func newCloseTracker() *closeTracker { return &closeTracker{closed: make(chan string, 64)} }
 
-func (ct *closeTracker) factory(ns *Namespace) Adapter {
-	return &trackedAdapter{Adapter: NewMemoryAdapter(ns), name: ns.Name(), closed: ct.closed}
+func (ct *closeTracker) factory(l Local) Cluster {
+	return &trackedCluster{localCluster: localCluster{l}, name: l.Name(), closed: ct.closed}
 }
 
-// none fails the test if an adapter was closed: call it after a sync point.
+// none fails the test if an engine was closed: call it after a sync point.
 func (ct *closeTracker) none(t *testing.T) {
 	t.Helper()
 	select {
 	case name := <-ct.closed:
-		t.Fatalf("the adapter of %s was closed", name)
+		t.Fatalf("the engine of %s was closed", name)
 	default:
 	}
 }
 
-type trackedAdapter struct {
-	Adapter
+type trackedCluster struct {
+	localCluster
 	name   string
 	closed chan string
 	once   sync.Once
 }
 
-func (a *trackedAdapter) Close() error {
-	a.once.Do(func() { a.closed <- a.name })
-	return a.Adapter.Close()
+func (c *trackedCluster) Close() error {
+	c.once.Do(func() { c.closed <- c.name })
+	return c.localCluster.Close()
 }
+
+// singleNode leaves every namespace to this node alone.
+func singleNode(Local) Cluster { return nil }
 
 // dynamicServer is a server whose every namespace, dynamic ones included, answers "sync"
 // with an ack and reports its sockets' connects.
@@ -55,8 +59,8 @@ type dynamicServer struct {
 func newDynamicServer(t *testing.T, opts Options) *dynamicServer {
 	t.Helper()
 	d := &dynamicServer{closes: newCloseTracker(), connects: make(chan *Socket, 64)}
-	if opts.Adapter == nil {
-		opts.Adapter = d.closes.factory
+	if opts.Cluster == nil {
+		opts.Cluster = d.closes.factory
 	}
 	srv, ts := newTestServer(t, opts)
 	d.srv, d.url = srv, ts.URL
@@ -108,14 +112,14 @@ func (d *dynamicServer) names() []string {
 	return out
 }
 
-// waitClosed waits for the adapter of nsp to be closed, and checks that the namespace is gone.
+// waitClosed waits for the engine of nsp to be closed, and checks that the namespace is gone.
 func (d *dynamicServer) waitClosed(t *testing.T, nsp string) {
 	t.Helper()
 	if got := recv(t, d.closes.closed); got != nsp {
-		t.Fatalf("the adapter of %s was closed, want %s", got, nsp)
+		t.Fatalf("the engine of %s was closed, want %s", got, nsp)
 	}
 	if slices.Contains(d.names(), nsp) {
-		t.Fatalf("namespace %s still listed after its adapter was closed: %v", nsp, d.names())
+		t.Fatalf("namespace %s still listed after its engine was closed: %v", nsp, d.names())
 	}
 }
 
@@ -297,7 +301,7 @@ func TestHoldKeepsADynamicNamespace(t *testing.T) {
 }
 
 func TestDynamicNamespaceKeptForARecoverableSession(t *testing.T) {
-	d := newDynamicServer(t, Options{Namespaces: []string{"*"}, Adapter: NewMemoryAdapter,
+	d := newDynamicServer(t, Options{Namespaces: []string{"*"}, Cluster: singleNode,
 		Recovery: RecoveryOptions{MaxDisconnection: time.Minute}})
 	c := socketiotest.Dial(t, d.url, "")
 	c.Write("40/dyn,")
@@ -333,7 +337,7 @@ func TestDynamicNamespaceKeptForARecoverableSession(t *testing.T) {
 }
 
 func TestDynamicNamespaceRemovedWhenItsSessionsExpire(t *testing.T) {
-	d := newDynamicServer(t, Options{Namespaces: []string{"*"}, Adapter: NewMemoryAdapter,
+	d := newDynamicServer(t, Options{Namespaces: []string{"*"}, Cluster: singleNode,
 		Recovery: RecoveryOptions{MaxDisconnection: 100 * time.Millisecond}})
 	c := socketiotest.Dial(t, d.url, "")
 	c.Write("40/dyn,")

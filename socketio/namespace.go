@@ -54,15 +54,22 @@ func (e *ConnectError) Error() string { return e.Message }
 // yes) or an error: a *ConnectError reaches the client as is, any other error as its message.
 type Authorizer func(ctx context.Context, req *ConnectRequest) (*Admission, error)
 
-// Namespace is one Socket.IO namespace: its sockets on this node, its adapter and its handlers.
+// Namespace is one Socket.IO namespace: its sockets on this node and their rooms, its handlers,
+// and its [Cluster] engine when it spans a cluster.
 type Namespace struct {
-	srv     *Server
-	name    string
-	adapter Adapter
-	store   SessionStore // the adapter, when recovery is on and it can store sessions
+	srv   *Server
+	name  string
+	rooms roomTable // its sockets on this node, and their rooms
+
+	cluster Cluster // nil: this node's alone
+	// The engine's optional parts, when it has them:
+	health HealthChecker // nil: always healthy
+	// store keeps the sessions of disconnected sockets, with recovery on: log, or the
+	// engine's. Nil when recovery is off, or the engine keeps no sessions.
+	store SessionStore
+	log   *recoveryLog // the namespace's own store, with recovery on and no engine
 
 	mu        sync.RWMutex
-	sockets   map[string]*Socket
 	authorize Authorizer
 	onConnect func(*Socket)
 
@@ -78,34 +85,80 @@ type Namespace struct {
 }
 
 func newNamespace(srv *Server, name string) *Namespace {
-	ns := &Namespace{srv: srv, name: name, sockets: make(map[string]*Socket)}
-	ns.adapter = srv.opts.Adapter(ns)
-	if st, ok := ns.adapter.(SessionStore); ok && srv.opts.Recovery.MaxDisconnection > 0 {
-		ns.store = st
+	ns := &Namespace{srv: srv, name: name, rooms: newRoomTable()}
+	recovery := srv.opts.Recovery.MaxDisconnection > 0
+	if srv.opts.Cluster != nil {
+		ns.cluster = srv.opts.Cluster(ns.local())
+	}
+	switch {
+	case ns.cluster == nil:
+		if recovery {
+			ns.log = newRecoveryLog(srv.opts.Recovery, name, srv.log)
+			ns.store = ns.log
+		}
+	default:
+		ns.health, _ = ns.cluster.(HealthChecker)
+		if st, ok := ns.cluster.(SessionStore); ok && recovery {
+			ns.store = st
+		}
 	}
 	return ns
 }
 
-// NextAckID returns a fresh ack id from the namespace's counter: adapters that deliver a
-// broadcast with acks from another node to this node's sockets number it with this, so it can
-// never meet an id already waiting on one of them.
-func (ns *Namespace) NextAckID() uint64 { return ns.ackIDs.Add(1) }
+// closeCluster closes the namespace's cluster engine, if it has one.
+func (ns *Namespace) closeCluster() error {
+	if ns.cluster == nil {
+		return nil
+	}
+	return ns.cluster.Close()
+}
+
+// local is the namespace's side on this node.
+func (ns *Namespace) local() Local { return Local{ns} }
+
+// remote is the cluster engine that a call with opts goes through, or nil when the call
+// concerns this node's sockets alone.
+func (ns *Namespace) remote(opts BroadcastOptions) Cluster {
+	if opts.Local {
+		return nil
+	}
+	return ns.cluster
+}
+
+// broadcast sends p to the sockets opts selects, through the cluster engine if there is one.
+func (ns *Namespace) broadcast(p *Packet, opts BroadcastOptions) (int, error) {
+	if c := ns.remote(opts); c != nil {
+		return c.Broadcast(p, opts)
+	}
+	return ns.local().Broadcast(p, opts), nil
+}
 
 // Name is the namespace's name, such as "/" or "/chat".
 func (ns *Namespace) Name() string { return ns.name }
 
 // Dynamic reports whether the namespace was made because the Namespaces option holds "*",
 // for a client's CONNECT or a [Server.Hold], rather than being "/", listed or made by
-// [Server.Of]. A dynamic namespace is removed, and its adapter closed, once no socket is in
-// it, no CONNECT to it is being authorized, no Hold keeps it and its recovery store keeps no
-// session; a later CONNECT makes it anew, with the [Server.OnNamespace] handlers.
+// [Server.Of]. A dynamic namespace is removed, and its cluster engine closed, once no socket is
+// in it, no CONNECT to it is being authorized, no Hold keeps it and its recovery store keeps
+// no session; a later CONNECT makes it anew, with the [Server.OnNamespace] handlers.
 func (ns *Namespace) Dynamic() bool { return ns.dynamic.Load() }
 
-// Adapter returns the namespace's adapter.
-func (ns *Namespace) Adapter() Adapter { return ns.adapter }
+// Cluster returns the namespace's cluster engine, or nil when the namespace is this node's
+// alone.
+func (ns *Namespace) Cluster() Cluster { return ns.cluster }
+
+// ClusterHealth returns nil while the namespace's cluster engine reaches the other nodes, and
+// the engine's error otherwise; nil on a single node, and with an engine that is not a
+// [HealthChecker].
+func (ns *Namespace) ClusterHealth() error {
+	if ns.health == nil {
+		return nil
+	}
+	return ns.health.Healthy()
+}
 
 // Recovery reports whether connection state recovery is on for the namespace: Options.Recovery
-// is set and its adapter is a [SessionStore].
+// is set, and the namespace has no cluster engine or one that is a [SessionStore].
 func (ns *Namespace) Recovery() bool { return ns.store != nil }
 
 // Authorize sets the function that admits or refuses clients; without one all are admitted.
@@ -125,29 +178,13 @@ func (ns *Namespace) OnConnect(fn func(*Socket)) {
 }
 
 // Socket returns the socket with the id connected to this node, or nil.
-func (ns *Namespace) Socket(id string) *Socket {
-	ns.mu.RLock()
-	defer ns.mu.RUnlock()
-	return ns.sockets[id]
-}
+func (ns *Namespace) Socket(id string) *Socket { return ns.rooms.socket(id) }
 
 // Sockets returns the sockets connected to this node, in no particular order.
-func (ns *Namespace) Sockets() []*Socket {
-	ns.mu.RLock()
-	defer ns.mu.RUnlock()
-	out := make([]*Socket, 0, len(ns.sockets))
-	for _, s := range ns.sockets {
-		out = append(out, s)
-	}
-	return out
-}
+func (ns *Namespace) Sockets() []*Socket { return ns.rooms.all() }
 
 // Len is the number of sockets connected to this node.
-func (ns *Namespace) Len() int {
-	ns.mu.RLock()
-	defer ns.mu.RUnlock()
-	return len(ns.sockets)
-}
+func (ns *Namespace) Len() int { return ns.rooms.len() }
 
 func (ns *Namespace) handlers() (Authorizer, func(*Socket)) {
 	ns.mu.RLock()
@@ -155,24 +192,29 @@ func (ns *Namespace) handlers() (Authorizer, func(*Socket)) {
 	return ns.authorize, ns.onConnect
 }
 
+// add makes s one of the namespace's sockets, in its own id room and rooms.
 func (ns *Namespace) add(s *Socket, rooms []string) {
-	ns.mu.Lock()
-	ns.sockets[s.id] = s
-	ns.mu.Unlock()
-	all := make([]string, 0, len(rooms)+1)
-	all = append(all, s.id)
-	all = append(all, rooms...)
-	ns.adapter.AddAll(s.id, all)
+	ns.refused(s, ns.rooms.add(s, rooms, ns.srv.opts.MaxRoomsPerSocket))
 }
 
-func (ns *Namespace) remove(s *Socket) {
-	ns.mu.Lock()
-	if ns.sockets[s.id] == s {
-		delete(ns.sockets, s.id)
-	}
-	ns.mu.Unlock()
-	ns.adapter.DelAll(s.id)
+// join puts s into rooms, as far as Options.MaxRoomsPerSocket allows.
+func (ns *Namespace) join(s *Socket, rooms []string) {
+	ns.refused(s, ns.rooms.join(s, rooms, ns.srv.opts.MaxRoomsPerSocket))
 }
+
+// refused reports the rooms that the room limit kept s out of.
+func (ns *Namespace) refused(s *Socket, rooms []string) {
+	if len(rooms) == 0 {
+		return
+	}
+	srv := ns.srv
+	srv.onLimit(LimitRooms)
+	srv.log.Warn("socketio: rooms not joined: the socket is in as many rooms as allowed",
+		"namespace", ns.name, "socket", s.id, "limit", srv.opts.MaxRoomsPerSocket, "rooms", rooms)
+}
+
+// remove takes s out of the namespace and all its rooms.
+func (ns *Namespace) remove(s *Socket) { ns.rooms.remove(s) }
 
 // To selects the sockets in rooms (socket ids included) for a broadcast or query.
 func (ns *Namespace) To(rooms ...string) *BroadcastOperator {
@@ -191,6 +233,16 @@ func (ns *Namespace) Emit(event string, args ...any) (int, error) {
 
 // All selects every socket of the namespace.
 func (ns *Namespace) All() *BroadcastOperator { return &BroadcastOperator{ns: ns} }
+
+// Rooms lists the rooms of the namespace, across the cluster when it has a [Cluster] engine,
+// by name, each with its number of sockets; the room named by each socket's id is left out,
+// unless other sockets joined it too.
+func (ns *Namespace) Rooms(ctx context.Context) ([]RoomInfo, Reach, error) {
+	if ns.cluster != nil {
+		return ns.cluster.Rooms(ctx)
+	}
+	return ns.local().Rooms(), Reach{}, nil
+}
 
 // connectErrorPayload is the body of a CONNECT_ERROR packet.
 func connectErrorPayload(message string, data any) json.RawMessage {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,9 +19,9 @@ import (
 // whose connection drops and that comes back within MaxDisconnection gets its socket back
 // (same id, rooms and data) and, before anything new, every stored packet it missed.
 //
-// A packet is stored when it is an event without ack id and not volatile, sent through the
-// adapter: a broadcast, or Socket.Emit (which goes through the adapter, to the socket's own
-// room, while recovery is on). Each stored event carries its offset as its last argument.
+// A packet is stored when it is an event without ack id and not volatile, broadcast through
+// the namespace: a broadcast, or Socket.Emit (which is broadcast to the socket's own room
+// while recovery is on). Each stored event carries its offset as its last argument.
 type RecoveryOptions struct {
 	// MaxDisconnection is how long the session of a disconnected socket, and the packets it
 	// may have missed, are kept. 0: recovery off (the default, as in Node).
@@ -82,13 +83,18 @@ type Session struct {
 	DisconnectedAt time.Time
 }
 
-// SessionStore is the optional part of an [Adapter] that makes connection state recovery
-// possible: with [Options].Recovery set, a namespace whose adapter implements it hands out
-// private session ids and restores sessions; with an adapter that does not, recovery is off
-// for that namespace. [MemoryAdapter] implements it.
+// SessionStore keeps the sessions of disconnected sockets, and the packets they miss, for
+// connection state recovery. With [Options].Recovery set, a namespace without a [Cluster]
+// engine keeps them in memory; one whose engine implements SessionStore (the optional part of
+// an engine that recovers sessions across nodes) uses the engine's, and one whose engine does
+// not has no recovery.
 //
 // The store must put an offset on every event it stores (see [RecoveryOptions]) and deliver
-// the stored packets to each socket in the order of their offsets.
+// the stored packets to each socket in the order of their offsets. An engine that is one
+// stores what its Broadcast sends: for each event without ack id and not volatile, it appends
+// the offset as the event's last argument, encodes the packet once with [EncodeMessages] and
+// queues it on this node's sockets with [Local.Enqueue], under the lock its Restore.Resume
+// takes.
 type SessionStore interface {
 	// PersistSession keeps the session of a socket that disconnected for a reason its client
 	// may recover from.
@@ -178,7 +184,7 @@ type storedPacket struct {
 }
 
 // includes reports whether a socket in rooms would have received a packet sent to
-// (to, except): the adapter's selection, replayed against the rooms the socket had.
+// (to, except): the namespace's selection, replayed against the rooms the socket had.
 func includes(rooms, to, except []string) bool {
 	for _, r := range rooms {
 		if slices.Contains(except, r) {
@@ -196,13 +202,16 @@ func includes(rooms, to, except []string) bool {
 	return false
 }
 
-// recoveryLog is the in-memory adapter's session store: a bounded log of stored packets and
-// the sessions of disconnected sockets. Its lock is also held while a stored packet is queued
-// on its receivers, so every socket gets stored packets in offset order.
+// recoveryLog is a namespace's own [SessionStore], when it has no cluster engine: a bounded
+// log of stored packets and the sessions of disconnected sockets. Its lock is also held while
+// a stored packet is queued on its receivers, so every socket gets stored packets in offset
+// order.
 type recoveryLog struct {
-	opts  RecoveryOptions
-	epoch string           // this log's offset prefix: offsets from elsewhere never match
-	now   func() time.Time // time.Now; tests move it
+	opts      RecoveryOptions
+	namespace string
+	logger    *slog.Logger
+	epoch     string           // this log's offset prefix: offsets from elsewhere never match
+	now       func() time.Time // time.Now; tests move it
 
 	mu       sync.Mutex
 	seq      uint64          // offset of the last packet stored
@@ -213,15 +222,17 @@ type recoveryLog struct {
 	restores map[*memoryRestore]struct{}
 }
 
-func newRecoveryLog(opts RecoveryOptions) *recoveryLog {
+func newRecoveryLog(opts RecoveryOptions, namespace string, logger *slog.Logger) *recoveryLog {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return &recoveryLog{
-		opts:     opts,
-		epoch:    base64.RawURLEncoding.EncodeToString(b[:]),
-		now:      time.Now,
-		sessions: make(map[string]Session),
-		restores: make(map[*memoryRestore]struct{}),
+		opts:      opts,
+		namespace: namespace,
+		logger:    logger,
+		epoch:     base64.RawURLEncoding.EncodeToString(b[:]),
+		now:       time.Now,
+		sessions:  make(map[string]Session),
+		restores:  make(map[*memoryRestore]struct{}),
 	}
 }
 
@@ -246,7 +257,7 @@ func (l *recoveryLog) store(p *Packet, opts BroadcastOptions) []*engineio.Messag
 	l.seq++
 	q := *p
 	q.Data = appendOffset(p.Data, l.offset(l.seq))
-	msgs := encodeMessages(&q)
+	msgs := EncodeMessages(&q)
 	sp := &storedPacket{
 		seq:    l.seq,
 		at:     l.now(),
@@ -344,7 +355,7 @@ func (l *recoveryLog) restore(pid, offset string) (*memoryRestore, bool) {
 	return r, true
 }
 
-// memoryRestore is a [Restore] of the in-memory adapter.
+// memoryRestore is a [Restore] of a recoveryLog.
 type memoryRestore struct {
 	log  *recoveryLog
 	sess Session
@@ -375,22 +386,16 @@ func (r *memoryRestore) Cancel() {
 }
 
 // PersistSession implements [SessionStore].
-func (a *MemoryAdapter) PersistSession(sess Session) {
-	if a.log == nil {
-		return
-	}
-	if !a.log.persist(sess) {
-		a.ns.srv.log.Warn("socketio: session not kept for recovery: the store is full",
-			"namespace", a.ns.name, "socket", sess.SID, "limit", a.log.opts.MaxSessions)
+func (l *recoveryLog) PersistSession(sess Session) {
+	if !l.persist(sess) {
+		l.logger.Warn("socketio: session not kept for recovery: the store is full",
+			"namespace", l.namespace, "socket", sess.SID, "limit", l.opts.MaxSessions)
 	}
 }
 
 // RestoreSession implements [SessionStore].
-func (a *MemoryAdapter) RestoreSession(pid, offset string) (Restore, bool) {
-	if a.log == nil {
-		return nil, false
-	}
-	r, ok := a.log.restore(pid, offset)
+func (l *recoveryLog) RestoreSession(pid, offset string) (Restore, bool) {
+	r, ok := l.restore(pid, offset)
 	if !ok {
 		return nil, false
 	}
@@ -398,13 +403,10 @@ func (a *MemoryAdapter) RestoreSession(pid, offset string) (Restore, bool) {
 }
 
 // Sessions implements [SessionStore].
-func (a *MemoryAdapter) Sessions() int {
-	if a.log == nil {
-		return 0
-	}
-	a.log.mu.Lock()
-	defer a.log.mu.Unlock()
-	return len(a.log.sessions)
+func (l *recoveryLog) Sessions() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.sessions)
 }
 
 // sweepRecovery drops what is older than the recovery window from every namespace's store;
@@ -412,8 +414,8 @@ func (a *MemoryAdapter) Sessions() int {
 // goes once they have.
 func (s *Server) sweepRecovery() {
 	for _, ns := range s.Namespaces() {
-		if m, ok := ns.adapter.(*MemoryAdapter); ok && m.log != nil {
-			m.log.sweep()
+		if ns.log != nil {
+			ns.log.sweep()
 		}
 		if ns.dynamic.Load() && ns.holds.Load() == 0 {
 			s.removeIdle(ns)

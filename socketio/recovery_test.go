@@ -72,7 +72,7 @@ func newRecoveryServer(t *testing.T, opts RecoveryOptions) *recoveryServer {
 	return rs
 }
 
-func (rs *recoveryServer) log() *recoveryLog { return rs.ns.adapter.(*MemoryAdapter).log }
+func (rs *recoveryServer) log() *recoveryLog { return rs.ns.log }
 
 // cut drops the client's TCP connection and waits for the server to see it.
 func (rs *recoveryServer) cut(t *testing.T, c *socketiotest.Client) {

@@ -23,8 +23,10 @@ type Options struct {
 	Namespaces []string
 	// ConnectTimeout closes a connection that has joined no namespace by then. Default 45s.
 	ConnectTimeout time.Duration
-	// Adapter makes each namespace's adapter. Default: [NewMemoryAdapter].
-	Adapter AdapterFactory
+	// Cluster makes each namespace's cluster engine, which carries its broadcasts and socket
+	// queries to the other nodes of a cluster (see socketio/redisadapter). Default nil: every
+	// namespace is this node's alone.
+	Cluster ClusterFactory
 	// MaxNamespacesPerConnection bounds the namespaces one connection may join (or be joining)
 	// at once; a CONNECT beyond it is answered CONNECT_ERROR "Too many namespaces on this
 	// connection (limit N)". 0: unlimited.
@@ -35,7 +37,7 @@ type Options struct {
 	// [Server.Of] or by [Server.Hold] are not refused. 0: unlimited (the default).
 	MaxDynamicNamespaces int
 	// MaxRoomsPerSocket bounds the rooms a socket may be in, its own id room not counted; a
-	// join beyond it (from Socket.Join, an admission, or an adapter's AddSockets) leaves the
+	// join beyond it (from Socket.Join, an admission, or a SocketsJoin) leaves the
 	// socket out of the extra rooms, with a warning logged. 0: unlimited.
 	MaxRoomsPerSocket int
 	// MaxAttachments bounds the binary attachments one packet may announce; more closes the
@@ -48,9 +50,9 @@ type Options struct {
 	// EventBurst is the events a socket may send at once before EventsPerSecond applies.
 	// Default: EventsPerSecond rounded up, at least 1.
 	EventBurst int
-	// Recovery configures connection state recovery; off by default. It needs an adapter that
-	// is a [SessionStore], such as the in-memory one; a namespace whose adapter is not has no
-	// recovery.
+	// Recovery configures connection state recovery; off by default. A namespace without a
+	// cluster engine keeps its sessions in memory; one whose engine is not a [SessionStore]
+	// has no recovery.
 	Recovery RecoveryOptions
 	// OnLimit, when set, is called with one of the Limit* names each time a client runs into a
 	// limit: the place to count them. It must not block. (The Engine.IO limits are reported
@@ -110,9 +112,6 @@ type Server struct {
 func NewServer(opts Options) *Server {
 	if opts.ConnectTimeout <= 0 {
 		opts.ConnectTimeout = 45 * time.Second
-	}
-	if opts.Adapter == nil {
-		opts.Adapter = NewMemoryAdapter
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -281,7 +280,7 @@ func (s *Server) acquire(name string, capped bool) (*Namespace, error) {
 		return ns, nil
 	}
 	if s.closed {
-		// Close closes the adapters of the namespaces it finds; none may come after.
+		// Close closes the engines of the namespaces it finds; none may come after.
 		return nil, errServerShuttingDown
 	}
 	if limit := s.opts.MaxDynamicNamespaces; capped && limit > 0 && s.dynamic >= limit {
@@ -299,8 +298,8 @@ func (s *Server) release(ns *Namespace) {
 	}
 }
 
-// removeIdle removes ns and closes its adapter if it is dynamic, nothing holds it and its
-// recovery store keeps no session (the sweeper calls it again once they have expired).
+// removeIdle removes ns and closes its cluster engine if it is dynamic, nothing holds it and
+// its recovery store keeps no session (the sweeper calls it again once they have expired).
 func (s *Server) removeIdle(ns *Namespace) {
 	s.mu.Lock()
 	if s.closed || s.namespaces[ns.name] != ns || !ns.dynamic.Load() || ns.holds.Load() != 0 ||
@@ -312,13 +311,13 @@ func (s *Server) removeIdle(ns *Namespace) {
 	s.dynamic--
 	s.mu.Unlock()
 	s.log.Debug("socketio: dynamic namespace removed: nothing holds it", "namespace", ns.name)
-	if err := ns.adapter.Close(); err != nil {
-		s.log.Warn("socketio: closing the adapter of a removed namespace", "namespace", ns.name, "err", err)
+	if err := ns.closeCluster(); err != nil {
+		s.log.Warn("socketio: closing the cluster engine of a removed namespace", "namespace", ns.name, "err", err)
 	}
 }
 
-// Close disconnects every client with "server shutting down", closes the adapters and waits for
-// the goroutines the server started.
+// Close disconnects every client with "server shutting down", closes the cluster engines and
+// waits for the goroutines the server started.
 func (s *Server) Close() {
 	s.mu.Lock()
 	s.closed = true
@@ -329,7 +328,7 @@ func (s *Server) Close() {
 	}
 	s.goroutines.Wait()
 	for _, ns := range s.Namespaces() {
-		_ = ns.adapter.Close()
+		_ = ns.closeCluster()
 	}
 }
 

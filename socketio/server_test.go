@@ -286,26 +286,26 @@ func TestRoomsAndBroadcast(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	rooms, _ := ns.Adapter().Rooms(ctx)
+	rooms, _, _ := ns.Rooms(ctx)
 	if len(rooms) != 1 || rooms[0] != (RoomInfo{Name: "r", Sockets: 2}) {
 		t.Fatalf("rooms %v", rooms)
 	}
-	infos, _ := ns.To("r").FetchSockets(ctx)
+	infos, _, _ := ns.To("r").FetchSockets(ctx)
 	if len(infos) != 2 || infos[0].Handshake == nil || infos[0].Handshake.Address != "127.0.0.1" {
 		t.Fatalf("fetch %+v", infos)
 	}
-	if n, _ := ns.Except("r").SocketsJoin(ctx, "s"); n != 1 {
-		t.Fatalf("join reached %d", n)
+	if r, _ := ns.Except("r").SocketsJoin(ctx, "s"); r != (Reached{Local: 1, Total: 1}) {
+		t.Fatalf("join reached %+v", r)
 	}
-	if n, _ := ns.To("r").SocketsLeave(ctx, "r"); n != 2 {
-		t.Fatalf("leave reached %d", n)
+	if r, _ := ns.To("r").SocketsLeave(ctx, "r"); r != (Reached{Local: 2, Total: 2}) {
+		t.Fatalf("leave reached %+v", r)
 	}
-	rooms, _ = ns.Adapter().Rooms(ctx)
+	rooms, _, _ = ns.Rooms(ctx)
 	if len(rooms) != 1 || rooms[0] != (RoomInfo{Name: "s", Sockets: 1}) {
 		t.Fatalf("rooms after join/leave %v", rooms)
 	}
-	if n, _ := ns.To("s").DisconnectSockets(ctx, false); n != 1 {
-		t.Fatalf("disconnect reached %d", n)
+	if r, _ := ns.To("s").DisconnectSockets(ctx, false); r != (Reached{Local: 1, Total: 1}) {
+		t.Fatalf("disconnect reached %+v", r)
 	}
 	if got := clients[2].Read(); got != "41" {
 		t.Fatalf("got %q", got)
@@ -393,7 +393,7 @@ func TestOwnIDRooms(t *testing.T) {
 	ctx := context.Background()
 	reach := func(bc *BroadcastOperator) []string {
 		t.Helper()
-		infos, err := bc.FetchSockets(ctx)
+		infos, _, err := bc.FetchSockets(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -409,14 +409,14 @@ func TestOwnIDRooms(t *testing.T) {
 	if got := a.Rooms(); !slices.Equal(got, []string{a.ID()}) {
 		t.Fatalf("a new socket's rooms: %v", got)
 	}
-	if rooms, _ := ns.Adapter().Rooms(ctx); len(rooms) != 0 {
+	if rooms, _, _ := ns.Rooms(ctx); len(rooms) != 0 {
 		t.Fatalf("own-id rooms listed: %v", rooms)
 	}
 	b.Join(a.ID())
 	if got := reach(ns.To(a.ID())); !slices.Equal(got, sorted(a.ID(), b.ID())) {
 		t.Fatalf("room %s reaches %v", a.ID(), got)
 	}
-	if rooms, _ := ns.Adapter().Rooms(ctx); len(rooms) != 1 || rooms[0] != (RoomInfo{Name: a.ID(), Sockets: 2}) {
+	if rooms, _, _ := ns.Rooms(ctx); len(rooms) != 1 || rooms[0] != (RoomInfo{Name: a.ID(), Sockets: 2}) {
 		t.Fatalf("rooms with b in a's room: %v", rooms)
 	}
 	if got := reach(ns.Except(a.ID())); !slices.Equal(got, []string{ss[2].ID()}) {
@@ -437,7 +437,7 @@ func TestOwnIDRooms(t *testing.T) {
 		t.Fatalf("the namespace reaches %v, want all three", got)
 	}
 	b.Leave(a.ID())
-	if rooms, _ := ns.Adapter().Rooms(ctx); len(rooms) != 0 {
+	if rooms, _, _ := ns.Rooms(ctx); len(rooms) != 0 {
 		t.Fatalf("rooms after b left: %v", rooms)
 	}
 	a.Join(a.ID())
@@ -445,4 +445,29 @@ func TestOwnIDRooms(t *testing.T) {
 		t.Fatalf("emit to a's room after rejoining reached %d", n)
 	}
 	clients[0].Expect(`42["news",1]`)
+}
+
+// unhealthyCluster is a cluster engine of one node that says it cannot reach the others.
+type unhealthyCluster struct{ localCluster }
+
+func (unhealthyCluster) Healthy() error { return errors.New("broker down") }
+
+// TestClusterHealth: a namespace's ClusterHealth is its engine's answer when the engine is a
+// HealthChecker, and nil otherwise.
+func TestClusterHealth(t *testing.T) {
+	single := NewServer(Options{})
+	defer single.Close()
+	if err := single.Of("/").ClusterHealth(); err != nil {
+		t.Fatalf("ClusterHealth on a single node = %v, want nil", err)
+	}
+	plain := NewServer(Options{Cluster: func(l Local) Cluster { return localCluster{l} }})
+	defer plain.Close()
+	if err := plain.Of("/").ClusterHealth(); err != nil {
+		t.Fatalf("ClusterHealth with an engine that is no HealthChecker = %v, want nil", err)
+	}
+	srv := NewServer(Options{Cluster: func(l Local) Cluster { return unhealthyCluster{localCluster{l}} }})
+	defer srv.Close()
+	if err := srv.Of("/").ClusterHealth(); err == nil || err.Error() != "broker down" {
+		t.Fatalf("ClusterHealth = %v, want the adapter's error", err)
+	}
 }

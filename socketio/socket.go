@@ -164,22 +164,19 @@ func (s *Socket) Rooms() []string {
 		return s.finalRooms
 	}
 	s.mu.Unlock()
-	return s.ns.adapter.SocketRooms(s.id)
+	return s.ns.rooms.socketRooms(s.id)
 }
 
-// Join adds the socket to rooms.
+// Join adds the socket to rooms; with [Options].MaxRoomsPerSocket, rooms beyond the limit are
+// not joined, and a warning says which.
 func (s *Socket) Join(rooms ...string) {
 	if s.Connected() {
-		s.ns.adapter.AddAll(s.id, rooms)
+		s.ns.join(s, rooms)
 	}
 }
 
 // Leave takes the socket out of rooms.
-func (s *Socket) Leave(rooms ...string) {
-	for _, r := range rooms {
-		s.ns.adapter.Del(s.id, r)
-	}
-}
+func (s *Socket) Leave(rooms ...string) { s.ns.rooms.leave(s, rooms) }
 
 // On sets the handler of one event, replacing any earlier one.
 func (s *Socket) On(event string, fn func(*Event)) {
@@ -208,8 +205,8 @@ func (s *Socket) OnDisconnect(fn func(reason string)) {
 
 // Emit sends an event to this socket. Arguments are encoded with [EncodeArgs]: []byte values
 // become binary attachments, json.RawMessage values are sent as they are. With recovery on,
-// it goes through the adapter to the socket's own room, as in Node, so it is stored and
-// carries an offset.
+// it is broadcast to the socket's own room, as in Node, so it is stored and carries an
+// offset.
 func (s *Socket) Emit(event string, args ...any) error {
 	p, err := newEventPacket(s.ns.name, event, args)
 	if err != nil {
@@ -219,7 +216,7 @@ func (s *Socket) Emit(event string, args ...any) error {
 		if !s.Connected() {
 			return ErrDisconnected
 		}
-		if n, err := s.ns.adapter.Broadcast(p, BroadcastOptions{Rooms: []string{s.id}}); err != nil || n == 0 {
+		if n, err := s.ns.broadcast(p, BroadcastOptions{Rooms: []string{s.id}}); err != nil || n == 0 {
 			return ErrDisconnected
 		}
 		return nil
@@ -357,7 +354,7 @@ func (s *Socket) onAck(p *Packet) {
 
 // onClose ends the socket once: out of its rooms and namespace, pending acks dropped,
 // disconnect handlers told, and then its hold on the namespace released (a disconnect
-// handler may still broadcast through the namespace's adapter).
+// handler may still broadcast through the namespace's cluster engine).
 func (s *Socket) onClose(reason string) {
 	s.mu.Lock()
 	if s.admitting {
@@ -386,7 +383,7 @@ func (s *Socket) admitted() {
 // close leaves the namespace with reason: the socket's rooms, its pending acks (which get
 // ErrDisconnected), then its disconnect handlers. It acts once.
 func (s *Socket) close(reason string) {
-	rooms := s.ns.adapter.SocketRooms(s.id)
+	rooms := s.ns.rooms.socketRooms(s.id)
 	s.mu.Lock()
 	if s.disconnected {
 		s.mu.Unlock()

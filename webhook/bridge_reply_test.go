@@ -174,7 +174,7 @@ func TestReplyUnknownKeys(t *testing.T) {
 	c.Write(`421["e"]`)
 	c.Expect(`431[true]`)
 	c.Expect(`42["y",2]`)
-	if rooms := h.srv.Of("/").Adapter().SocketRooms(sid); !slices.Contains(rooms, "r1") {
+	if rooms := h.srv.Of("/").Socket(sid).Rooms(); !slices.Contains(rooms, "r1") {
 		t.Errorf("socket rooms %v: the join did not apply", rooms)
 	}
 	if got := h.counter(h.metrics.replyErrs, KindEvent); got != 1 {

@@ -157,7 +157,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	sio := cfg.SocketIO
-	var adapter socketio.AdapterFactory // nil: in memory
+	var cluster socketio.ClusterFactory // nil: every namespace is this node's alone
 	if cfg.Cluster.Adapter == "redis" {
 		opts, err := redis.ParseURL(cfg.Cluster.RedisURL)
 		if err != nil {
@@ -170,7 +170,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 			Help: "Messages for other nodes dropped because more waited for Redis than the adapter keeps.",
 		})
 		reg.MustRegister(dropped)
-		adapter = redisadapter.New(redisadapter.Options{
+		cluster = redisadapter.New(redisadapter.Options{
 			Client:         rdb,
 			KeyPrefix:      cfg.Cluster.KeyPrefix,
 			RequestTimeout: cfg.Cluster.RequestTimeout.Duration,
@@ -192,7 +192,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		pollingHandoff = handoff.Handoff
 	}
 	srv := socketio.NewServer(socketio.Options{
-		Adapter: adapter,
+		Cluster: cluster,
 		Recovery: socketio.RecoveryOptions{
 			MaxDisconnection: sio.Recovery.Duration.Duration,
 			MaxPackets:       sio.RecoveryMaxPackets,
@@ -492,10 +492,8 @@ func clusterHealth(srv *socketio.Server) error {
 		if ns.Dynamic() {
 			continue
 		}
-		if h, ok := ns.Adapter().(interface{ Healthy() error }); ok {
-			if err := h.Healthy(); err != nil {
-				return fmt.Errorf("cluster adapter of namespace %s: %w", ns.Name(), err)
-			}
+		if err := ns.ClusterHealth(); err != nil {
+			return fmt.Errorf("cluster adapter of namespace %s: %w", ns.Name(), err)
 		}
 	}
 	return nil

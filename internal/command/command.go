@@ -68,14 +68,14 @@ type Cluster struct {
 	Complete *bool `json:"complete,omitempty"`
 }
 
-// clusterOf reads what a cluster adapter recorded in r, or nil.
-func clusterOf(r *socketio.Reach) *Cluster {
-	nodes, replied, ok := r.Get()
-	if !ok {
+// clusterOf is the "cluster" member of an answer whose call heard from the nodes r says, or
+// nil when it asked no other node.
+func clusterOf(r socketio.Reach) *Cluster {
+	if r.Nodes == 0 {
 		return nil
 	}
-	c := &Cluster{Nodes: nodes, Replied: replied}
-	if replied < nodes {
+	c := &Cluster{Nodes: r.Nodes, Replied: r.Replied}
+	if !r.Complete() {
 		c.Complete = new(bool)
 	}
 	return c
@@ -239,16 +239,14 @@ func emit(ctx context.Context, srv *socketio.Server, r *EmitRequest, count bool)
 			}
 			return &EmitResult{Sockets: n, Local: n, Namespace: name}, nil
 		}
-		ctx, reach := socketio.WithReach(ctx)
-		local, total, err := op.EmitContext(ctx, r.Event, args...)
+		reached, err := op.EmitContext(ctx, r.Event, args...)
 		if err != nil {
-			return nil, fmt.Errorf("%w (the event reached only this node's sockets: %d)", err, local)
+			return nil, fmt.Errorf("%w (the event reached only this node's sockets: %d)", err, reached.Local)
 		}
-		return &EmitResult{Sockets: total, Local: local, Namespace: name, Cluster: clusterOf(reach)}, nil
+		return &EmitResult{Sockets: reached.Total, Local: reached.Local, Namespace: name, Cluster: clusterOf(reached.Reach)}, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(r.AckTimeoutMS)*time.Millisecond)
 	defer cancel()
-	ctx, reach := socketio.WithReach(ctx)
 	res, err := op.EmitWithAck(ctx, r.Event, args...)
 	if errors.Is(err, socketio.ErrClusterUnavailable) {
 		return nil, fmt.Errorf("%w (the event reached only this node's sockets; their acks are not awaited)", err)
@@ -257,7 +255,7 @@ func emit(ctx context.Context, srv *socketio.Server, r *EmitRequest, count bool)
 		return nil, err
 	}
 	out := &EmitResult{Sockets: res.Sockets, Acks: make([]AckJSON, 0, len(res.Acks)), TimedOut: res.TimedOut,
-		Cluster: clusterOf(reach), Local: res.Sockets, Namespace: name}
+		Cluster: clusterOf(res.Reach), Local: res.Sockets, Namespace: name}
 	for _, a := range res.Acks {
 		j, err := ArgsToJSON(a.Args)
 		if err != nil {
@@ -296,11 +294,11 @@ func Leave(ctx context.Context, srv *socketio.Server, r *RoomsRequest) (*CountRe
 
 // apply checks r and applies change, SocketsJoin or SocketsLeave, with its rooms.
 func (r *RoomsRequest) apply(ctx context.Context, srv *socketio.Server,
-	change func(*socketio.BroadcastOperator, context.Context, ...string) (int, error)) (*CountResult, error) {
+	change func(*socketio.BroadcastOperator, context.Context, ...string) (socketio.Reached, error)) (*CountResult, error) {
 	if err := r.validate(); err != nil {
 		return nil, err
 	}
-	return count(ctx, srv, &r.Selection, func(ctx context.Context, op *socketio.BroadcastOperator) (int, error) {
+	return count(ctx, srv, &r.Selection, func(ctx context.Context, op *socketio.BroadcastOperator) (socketio.Reached, error) {
 		return change(op, ctx, r.Rooms...)
 	})
 }
@@ -308,23 +306,22 @@ func (r *RoomsRequest) apply(ctx context.Context, srv *socketio.Server,
 // Disconnect disconnects the selected sockets (with Close, their whole connections);
 // Sockets counts as Join's does.
 func Disconnect(ctx context.Context, srv *socketio.Server, r *DisconnectRequest) (*CountResult, error) {
-	return count(ctx, srv, &r.Selection, func(ctx context.Context, op *socketio.BroadcastOperator) (int, error) {
+	return count(ctx, srv, &r.Selection, func(ctx context.Context, op *socketio.BroadcastOperator) (socketio.Reached, error) {
 		return op.DisconnectSockets(ctx, r.Close)
 	})
 }
 
 // count applies act to the sockets sel selects, its namespace held meanwhile, and answers
-// how many act reached with what the cluster adapter recorded of the servers that answered.
+// how many act reached with the servers that answered.
 func count(ctx context.Context, srv *socketio.Server, sel *Selection,
-	act func(context.Context, *socketio.BroadcastOperator) (int, error)) (*CountResult, error) {
+	act func(context.Context, *socketio.BroadcastOperator) (socketio.Reached, error)) (*CountResult, error) {
 	op, release, err := sel.operator(srv)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	ctx, reach := socketio.WithReach(ctx)
-	n, err := act(ctx, op)
-	return &CountResult{Sockets: n, Cluster: clusterOf(reach)}, err
+	r, err := act(ctx, op)
+	return &CountResult{Sockets: r.Total, Cluster: clusterOf(r.Reach)}, err
 }
 
 // SocketsResult answers GET /sockets.
@@ -344,8 +341,7 @@ func Sockets(ctx context.Context, srv *socketio.Server, namespace, room string) 
 		return nil, err
 	}
 	defer release()
-	ctx, reach := socketio.WithReach(ctx)
-	infos, err := op.FetchSockets(ctx)
+	infos, reach, err := op.FetchSockets(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -369,8 +365,7 @@ func Rooms(ctx context.Context, srv *socketio.Server, namespace string) (*RoomsR
 		return nil, err
 	}
 	defer release()
-	ctx, reach := socketio.WithReach(ctx)
-	rooms, err := ns.Adapter().Rooms(ctx)
+	rooms, reach, err := ns.Rooms(ctx)
 	if err != nil {
 		return nil, err
 	}

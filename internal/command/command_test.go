@@ -12,21 +12,16 @@ import (
 // when a server the answer waited for did not reply, and is absent without a cluster adapter.
 func TestClusterSaysWhenIncomplete(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		records [][2]int // nodes, replied
-		want    string
+		name  string
+		reach socketio.Reach
+		want  string
 	}{
-		{"single node", nil, "null"},
-		{"every server replied", [][2]int{{3, 3}}, `{"nodes":3,"replied":3}`},
-		{"one did not", [][2]int{{3, 2}}, `{"nodes":3,"replied":2,"complete":false}`},
-		{"one of two calls fell short", [][2]int{{2, 2}, {3, 2}}, `{"nodes":3,"replied":2,"complete":false}`},
+		{"single node", socketio.Reach{}, "null"},
+		{"every server replied", socketio.Reach{Nodes: 3, Replied: 3}, `{"nodes":3,"replied":3}`},
+		{"one did not", socketio.Reach{Nodes: 3, Replied: 2}, `{"nodes":3,"replied":2,"complete":false}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, reach := socketio.WithReach(context.Background())
-			for _, r := range tc.records {
-				reach.Record(r[0], r[1])
-			}
-			got, err := json.Marshal(clusterOf(reach))
+			got, err := json.Marshal(clusterOf(tc.reach))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -97,13 +96,13 @@ type Options struct {
 	maxUnsent int
 }
 
-// New returns the factory of Redis adapters, one per namespace, for socketio.Options.Adapter
+// New returns the factory of Redis adapters, one per namespace, for socketio.Options.Cluster
 // of one server. The adapters it makes share one subscriber connection and four goroutines
 // (a subscriber, a keeper of the subscriptions, a dispatcher and a publisher), started with
 // the first adapter and ended when the last one is closed (so by socketio.Server.Close); an
 // adapter made after that starts them again. It panics if opts.Client is nil: that is a
 // configuration mistake, found at start.
-func New(opts Options) socketio.AdapterFactory {
+func New(opts Options) socketio.ClusterFactory {
 	if opts.Client == nil {
 		panic("redisadapter: Options.Client is nil; pass a go-redis client such as redis.NewClient(&redis.Options{Addr: \"127.0.0.1:6379\"})")
 	}
@@ -120,12 +119,16 @@ func New(opts Options) socketio.AdapterFactory {
 	return f.newAdapter
 }
 
-// Adapter is one namespace's Redis adapter. Room membership and delivery to this node's
-// sockets are the in-memory adapter's; the rest reaches the other nodes through Redis, over
-// the connection and goroutines it shares with the factory's other adapters.
+var (
+	_ socketio.Cluster       = (*Adapter)(nil)
+	_ socketio.HealthChecker = (*Adapter)(nil)
+)
+
+// Adapter is one namespace's Redis adapter, its [socketio.Cluster] engine: it reaches the
+// other nodes through Redis, over the connection and goroutines it shares with the factory's
+// other adapters, and this node's sockets through the namespace's [socketio.Local] side.
 type Adapter struct {
-	ns      *socketio.Namespace
-	local   socketio.Adapter
+	local   socketio.Local
 	client  redis.UniversalClient
 	opts    Options
 	log     *slog.Logger
@@ -153,22 +156,22 @@ type Adapter struct {
 	subscribed chan struct{} // closed, and set to nil, once first subscribed
 }
 
-func newAdapter(ns *socketio.Namespace, f *factory) *Adapter {
+func newAdapter(local socketio.Local, f *factory) *Adapter {
 	uid := newID()
 	opts := f.opts
 	prefix := opts.KeyPrefix
+	nsp := local.Name()
 	a := &Adapter{
-		ns:              ns,
-		local:           socketio.NewMemoryAdapter(ns),
+		local:           local,
 		client:          opts.Client,
 		opts:            opts,
-		log:             opts.Logger.With("component", "redisadapter", "namespace", ns.Name(), "node", uid),
+		log:             opts.Logger.With("component", "redisadapter", "namespace", nsp, "node", uid),
 		uid:             uid,
 		factory:         f,
-		channel:         prefix + "#" + ns.Name() + "#",
-		requestChannel:  prefix + "-request#" + ns.Name() + "#",
-		responseChannel: prefix + "-response#" + ns.Name() + "#",
-		presenceChannel: prefix + "-siobridge#" + ns.Name() + "#",
+		channel:         prefix + "#" + nsp + "#",
+		requestChannel:  prefix + "-request#" + nsp + "#",
+		responseChannel: prefix + "-response#" + nsp + "#",
+		presenceChannel: prefix + "-siobridge#" + nsp + "#",
 		pending:         make(map[string]*pendingRequest),
 		ackReqs:         make(map[string]*ackRequest),
 		health:          errNotYet,
@@ -208,7 +211,8 @@ func (a *Adapter) UID() string { return a.uid }
 // completes, after Redis was lost until both work again, and after Close). While it is not
 // nil, messages from other nodes are missed, and messages for them wait in the publisher
 // (at most maxUnsent, sent in order once Redis answers; beyond that dropped, logged and
-// passed to Options.OnDrop); this node's own sockets are served all along.
+// passed to Options.OnDrop); this node's own sockets are served all along. It implements
+// [socketio.HealthChecker].
 func (a *Adapter) Healthy() error {
 	if a.ctx.Err() != nil {
 		return ErrClosed
@@ -217,7 +221,7 @@ func (a *Adapter) Healthy() error {
 	defer a.hub.mu.Unlock()
 	if a.health != nil {
 		return fmt.Errorf("redisadapter: namespace %q: not subscribed to Redis since %s: %w",
-			a.ns.Name(), a.healthAt.Format(time.RFC3339), a.health)
+			a.local.Name(), a.healthAt.Format(time.RFC3339), a.health)
 	}
 	if err := a.hub.cmdErr; err != nil {
 		return fmt.Errorf("redisadapter: cannot publish to Redis since %s: %w",
@@ -245,143 +249,6 @@ func (a *Adapter) waitSubscribed(ctx context.Context) {
 	case <-timer.C:
 	case <-a.ctx.Done():
 	}
-}
-
-// AddAll implements [socketio.Adapter].
-func (a *Adapter) AddAll(id string, rooms []string) { a.local.AddAll(id, rooms) }
-
-// Del implements [socketio.Adapter].
-func (a *Adapter) Del(id, room string) { a.local.Del(id, room) }
-
-// DelAll implements [socketio.Adapter].
-func (a *Adapter) DelAll(id string) { a.local.DelAll(id) }
-
-// SocketRooms implements [socketio.Adapter].
-func (a *Adapter) SocketRooms(id string) []string { return a.local.SocketRooms(id) }
-
-// Broadcast implements [socketio.Adapter]: this node's sockets get the packet at once, the
-// other nodes through one PUBLISH made by the publisher goroutine (so the caller never waits
-// for Redis). An error (ErrPublishQueueFull, ErrClosed, an encoding error) means other nodes
-// will not get it; the count of local sockets is right all the same.
-func (a *Adapter) Broadcast(p *socketio.Packet, opts socketio.BroadcastOptions) (int, error) {
-	n, err := a.local.Broadcast(p, opts)
-	if err != nil || opts.Local {
-		return n, err
-	}
-	msg, err := a.encodeBroadcast(p, opts)
-	if err != nil {
-		return n, fmt.Errorf("redisadapter: broadcast to other nodes: %w", err)
-	}
-	return n, a.publish(a.broadcastChannel(opts), msg)
-}
-
-// broadcastChannel is where a broadcast to opts is published.
-func (a *Adapter) broadcastChannel(opts socketio.BroadcastOptions) string {
-	if rooms := dedupe(opts.Rooms); len(rooms) == 1 {
-		return a.channel + rooms[0] + "#"
-	}
-	return a.channel
-}
-
-// BroadcastCount implements [socketio.CountingAdapter]: a Broadcast whose message also asks
-// the other siobridge nodes to answer with how many of their sockets they sent it to (a
-// "countRequestId" in its opts, which Node.js servers ignore). When servers that are not
-// siobridge nodes (Node.js ones) are on the namespace's request channel too, they are asked
-// for the sockets the broadcast selects (askForeign) just before it is published, and those
-// are counted. The answers are gathered for at most ctx and RequestTimeout; a server that has
-// not answered by then is left out of the total (and of the replies the Reach records). When
-// Redis cannot be reached, this node's sockets get the packet, the message is published all
-// the same, and the error wraps socketio.ErrClusterUnavailable.
-func (a *Adapter) BroadcastCount(ctx context.Context, p *socketio.Packet, opts socketio.BroadcastOptions) (local, total int, err error) {
-	if opts.Local {
-		n, err := a.local.Broadcast(p, opts)
-		return n, n, err
-	}
-	all, siobridge, nerr := a.nodeCounts(ctx)
-	if nerr != nil {
-		n, err := a.Broadcast(p, opts)
-		return n, n, errors.Join(nerr, err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, a.opts.RequestTimeout)
-	defer cancel()
-	// The request for sockets goes first. A Node.js server selects the sockets as it handles
-	// it, before it handles the broadcast that Redis brings it next: the count is of the
-	// sockets it then sends the broadcast to (volatile aside).
-	foreign, ferr := a.askForeign(all-siobridge, opts)
-	counted, rerr := a.send(a.broadcastChannel(opts), max(siobridge-1, 0), false, func(id string) ([]byte, error) {
-		return a.encodeBroadcastCounted(p, opts, id)
-	})
-	// After the publish is queued, as Broadcast does it the other way round: either way this
-	// node's sockets and the others get the broadcasts of one caller in order.
-	local, lerr := a.local.Broadcast(p, opts)
-	resps, fresps := counted.wait(ctx), foreign.wait(ctx)
-	total = local + sumCounts(resps) + sumCounts(fresps)
-	if ferr == nil && rerr == nil {
-		socketio.ReachFrom(ctx).Record(max(all, siobridge, 1), 1+len(resps)+len(fresps))
-	}
-	if err := errors.Join(ferr, rerr); err != nil {
-		rerr = fmt.Errorf("redisadapter: broadcast to other nodes: %w", err)
-	}
-	return local, total, errors.Join(lerr, rerr)
-}
-
-// askForeign queues, for a count, a request for the sockets opts selects to the n servers on
-// the request channel that are not siobridge nodes (PUBSUB NUMSUB of the request channel less
-// that of the presence channel), which Node.js servers answer with a list of them: SOCKETS,
-// whose answer lists socket ids, when opts excepts nothing; otherwise REMOTE_FETCH (the
-// request that selects with except too), whose answer lists each socket in full, handshake
-// included. It is marked skipSiobridge, so that siobridge nodes, which count their own
-// sockets in answer to the broadcast or action that follows, leave it to the others. With
-// n <= 0 it sends nothing and returns nil: a cluster of siobridge nodes alone pays nothing.
-func (a *Adapter) askForeign(n int, opts socketio.BroadcastOptions) (*outstanding, error) {
-	if n <= 0 {
-		return nil, nil
-	}
-	return a.send(a.requestChannel, n, true, func(id string) ([]byte, error) {
-		r := wireRequest{UID: a.uid, RequestID: id, Type: typeRemoteFetch, Opts: wireOptsOf(opts), SkipSiobridge: true}
-		if len(r.Opts.Except) == 0 {
-			r.Type, r.Opts, r.Rooms = typeSockets, nil, r.Opts.Rooms
-		}
-		return jsonRequest(r)
-	})
-}
-
-// sumCounts adds up the "count" of answers: siobridge nodes', and those to askForeign (see
-// pendingRequest).
-func sumCounts(resps []*object) int {
-	n := 0
-	for _, r := range resps {
-		if c, ok := asInt(r.get("count")); ok && c > 0 {
-			n += int(c)
-		}
-	}
-	return n
-}
-
-// encodeBroadcast builds the msgpack message [uid, packet, opts] of the Node.js adapter.
-func (a *Adapter) encodeBroadcast(p *socketio.Packet, opts socketio.BroadcastOptions) ([]byte, error) {
-	return a.encodeBroadcastCounted(p, opts, "")
-}
-
-// encodeBroadcastCounted is encodeBroadcast with, when countID is set, opts.countRequestId:
-// siobridge nodes then answer {"requestId": countID, "count": n}.
-func (a *Adapter) encodeBroadcastCounted(p *socketio.Packet, opts socketio.BroadcastOptions, countID string) ([]byte, error) {
-	pkt, err := packetToWire(p)
-	if err != nil {
-		return nil, err
-	}
-	flags := &object{}
-	if opts.Volatile {
-		flags.set("volatile", true)
-	}
-	wopts := &object{}
-	wopts.set("rooms", nonNil(dedupe(opts.Rooms)))
-	wopts.set("except", nonNil(dedupe(opts.Except)))
-	wopts.set("flags", flags)
-	if countID != "" {
-		wopts.set("countRequestId", countID)
-	}
-	return encodeMsgpack([]any{a.uid, pkt, wopts})
 }
 
 // publish queues a message for the publisher goroutine without waiting.
@@ -467,314 +334,7 @@ func (a *Adapter) countNodes(ctx context.Context) (all, siobridge int, err error
 	return all, siobridge, nil
 }
 
-// FetchSockets implements [socketio.Adapter]. Sockets of nodes that do not answer within ctx
-// and RequestTimeout are left out. When Redis cannot be reached, the local sockets are
-// returned with the error.
-func (a *Adapter) FetchSockets(ctx context.Context, opts socketio.BroadcastOptions) ([]socketio.SocketInfo, error) {
-	out, err := a.local.FetchSockets(ctx, opts)
-	if err != nil || opts.Local {
-		return out, err
-	}
-	remote, err := a.fetchRemote(ctx, opts)
-	out = append(out, remote...)
-	sortSockets(out)
-	return out, err
-}
-
-// fetchRemote asks the other nodes for the sockets opts selects.
-func (a *Adapter) fetchRemote(ctx context.Context, opts socketio.BroadcastOptions) ([]socketio.SocketInfo, error) {
-	all, _, err := a.nodeCounts(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if all <= 1 {
-		socketio.ReachFrom(ctx).Record(1, 1)
-		return nil, nil
-	}
-	resps, err := a.request(ctx, all-1, func(id string) ([]byte, error) {
-		return jsonRequest(wireRequest{UID: a.uid, RequestID: id, Type: typeRemoteFetch, Opts: wireOptsOf(opts)})
-	})
-	if err == nil {
-		socketio.ReachFrom(ctx).Record(all, 1+len(resps))
-	}
-	var out []socketio.SocketInfo
-	for _, r := range resps {
-		list, _ := r.get("sockets").([]any)
-		for _, s := range list {
-			if info, ok := socketInfoFromWire(s, a.ns.Name()); ok {
-				out = append(out, info)
-			}
-		}
-	}
-	return out, err
-}
-
-// AddSockets implements [socketio.Adapter]. Sockets on every node join; the count is this
-// node's, plus what the other siobridge nodes report, plus, when servers that are not
-// siobridge nodes (Node.js ones) are in the cluster, the sockets they report selected just
-// before they act (askForeign), all within RequestTimeout.
-func (a *Adapter) AddSockets(ctx context.Context, opts socketio.BroadcastOptions, rooms []string) (int, error) {
-	return a.remoteAction(ctx, opts, typeRemoteJoin, func() (int, error) {
-		return a.local.AddSockets(ctx, opts, rooms)
-	}, func(r *wireRequest) { r.Rooms = nonNil(rooms) })
-}
-
-// DelSockets implements [socketio.Adapter]; counts as AddSockets does.
-func (a *Adapter) DelSockets(ctx context.Context, opts socketio.BroadcastOptions, rooms []string) (int, error) {
-	return a.remoteAction(ctx, opts, typeRemoteLeave, func() (int, error) {
-		return a.local.DelSockets(ctx, opts, rooms)
-	}, func(r *wireRequest) { r.Rooms = nonNil(rooms) })
-}
-
-// DisconnectSockets implements [socketio.Adapter]; counts as AddSockets does.
-func (a *Adapter) DisconnectSockets(ctx context.Context, opts socketio.BroadcastOptions, close bool) (int, error) {
-	return a.remoteAction(ctx, opts, typeRemoteDisconnect, func() (int, error) {
-		return a.local.DisconnectSockets(ctx, opts, close)
-	}, func(r *wireRequest) { r.Close = &close })
-}
-
-// remoteAction publishes a join, leave or disconnect request, does it locally and gathers
-// the counts of the other servers.
-func (a *Adapter) remoteAction(ctx context.Context, opts socketio.BroadcastOptions, typ int, local func() (int, error), fill func(*wireRequest)) (int, error) {
-	if opts.Local {
-		return local()
-	}
-	all, siobridge, err := a.nodeCounts(ctx)
-	if err != nil {
-		// Published all the same: Redis may take the message even if NUMSUB failed. The error
-		// tells the caller that the count is this node's only.
-		all, siobridge = 0, 0
-	}
-	ctx, cancel := context.WithTimeout(ctx, a.opts.RequestTimeout)
-	defer cancel()
-	// The request for sockets goes first: after a disconnect, or a leave of the rooms it
-	// selects by, a server would no longer find the sockets the action selected.
-	foreign, ferr := a.askForeign(all-siobridge, opts)
-	req, rerr := a.send(a.requestChannel, max(siobridge-1, 0), false, func(id string) ([]byte, error) {
-		r := wireRequest{UID: a.uid, RequestID: id, Type: typ, Opts: wireOptsOf(opts)}
-		fill(&r)
-		return jsonRequest(r)
-	})
-	// Done once the request is queued: a later broadcast from this node is then published
-	// after it, and local sockets act in the same order as remote ones.
-	n, lerr := local()
-	resps, fresps := req.wait(ctx), foreign.wait(ctx)
-	n += sumCounts(resps) + sumCounts(fresps)
-	if err == nil && ferr == nil && rerr == nil {
-		socketio.ReachFrom(ctx).Record(max(all, siobridge, 1), 1+len(resps)+len(fresps))
-	}
-	return n, errors.Join(lerr, err, ferr, rerr)
-}
-
-// Rooms implements [socketio.Adapter]. Siobridge nodes answer with counts; for room names a
-// Node.js node reports (without counts), the sockets in those rooms are fetched from every
-// node and counted, so with Node.js nodes in the cluster the wait is up to twice
-// RequestTimeout (always bounded by ctx). When Redis cannot be reached, this node's rooms are
-// returned with the error.
-func (a *Adapter) Rooms(ctx context.Context) ([]socketio.RoomInfo, error) {
-	local, err := a.local.Rooms(ctx)
-	if err != nil {
-		return nil, err
-	}
-	all, _, err := a.nodeCounts(ctx)
-	if err != nil {
-		return local, err
-	}
-	if all <= 1 {
-		socketio.ReachFrom(ctx).Record(1, 1)
-		return local, nil
-	}
-	counts := make(map[string]int, len(local))
-	for _, r := range local {
-		counts[r.Name] = r.Sockets
-	}
-	resps, rerr := a.request(ctx, all-1, func(id string) ([]byte, error) {
-		return jsonRequest(wireRequest{UID: a.uid, RequestID: id, Type: typeAllRooms})
-	})
-	if rerr == nil {
-		socketio.ReachFrom(ctx).Record(all, 1+len(resps))
-	}
-	uncounted := make(map[string]struct{})
-	for _, r := range resps {
-		if c, ok := r.get("counts").(*object); ok {
-			for i, name := range c.keys {
-				if n, ok := asInt(c.vals[i]); ok {
-					counts[name] += int(n)
-				}
-			}
-			continue
-		}
-		for _, name := range asRooms(r.get("rooms")) {
-			uncounted[name] = struct{}{}
-		}
-	}
-	if len(uncounted) > 0 {
-		names := make([]string, 0, len(uncounted))
-		for name := range uncounted {
-			names = append(names, name)
-		}
-		slices.Sort(names)
-		sockets, ferr := a.FetchSockets(ctx, socketio.BroadcastOptions{Rooms: names})
-		rerr = errors.Join(rerr, ferr)
-		seen := make(map[string]bool, len(sockets))
-		exact := make(map[string]int, len(names))
-		for _, s := range sockets {
-			if seen[s.ID] {
-				continue
-			}
-			seen[s.ID] = true
-			for _, r := range s.Rooms {
-				if _, ok := uncounted[r]; ok && r != s.ID {
-					exact[r]++
-				}
-			}
-		}
-		for _, name := range names {
-			counts[name] = exact[name] // the fetch saw every node: it replaces partial counts
-		}
-	}
-	out := make([]socketio.RoomInfo, 0, len(counts))
-	for name, n := range counts {
-		if n > 0 {
-			out = append(out, socketio.RoomInfo{Name: name, Sockets: n})
-		}
-	}
-	slices.SortFunc(out, func(x, y socketio.RoomInfo) int {
-		if x.Name < y.Name {
-			return -1
-		}
-		return 1
-	})
-	return out, rerr
-}
-
-// ackRequest is a broadcast with acks this node sent, waiting for the other nodes' counts
-// and their sockets' acks.
-type ackRequest struct {
-	onCount     func(int, []string)
-	onAck       func(socketio.AckResult)
-	countsLeft  int
-	countsDone  chan struct{}
-	countsEnded bool
-}
-
-// BroadcastWithAck implements [socketio.Adapter]. When Redis cannot be reached it serves this
-// node's sockets only and returns an error wrapping socketio.ErrClusterUnavailable with their
-// ids. Otherwise it waits for the other nodes' client counts
-// until ctx ends or RequestTimeout passes (a node that has not answered by then is left out,
-// though a count it sends later while ctx lasts is still passed on), and passes on their
-// sockets' acks until ctx ends. ctx must end: it bounds how long acks are awaited.
-func (a *Adapter) BroadcastWithAck(ctx context.Context, p *socketio.Packet, opts socketio.BroadcastOptions, onCount func(int, []string), onAck func(socketio.AckResult)) ([]string, error) {
-	if opts.Local {
-		return a.local.BroadcastWithAck(ctx, p, opts, onCount, onAck)
-	}
-	// As for Broadcast, Redis being away costs the other nodes' sockets, not this node's: they
-	// get the packet, and the error says that the count is theirs alone.
-	all, _, nerr := a.nodeCounts(ctx)
-	others := all - 1
-	if nerr != nil || others <= 0 {
-		ids, err := a.local.BroadcastWithAck(ctx, p, opts, onCount, onAck)
-		if nerr == nil {
-			socketio.ReachFrom(ctx).Record(1, 1)
-		}
-		return ids, errors.Join(nerr, err)
-	}
-	// The counts are passed on together once every node's is in (or the wait is over):
-	// socketio's EmitWithAck takes "acks == the counts so far" for done, and an ack from a
-	// quick node must not end the wait before a slower node's count is known.
-	var (
-		cmu      sync.Mutex
-		total    int
-		named    []string
-		released bool
-	)
-	gather := func(n int, ids []string) {
-		cmu.Lock()
-		if released {
-			cmu.Unlock()
-			onCount(n, ids) // a node that answered late
-			return
-		}
-		total += n
-		named = append(named, ids...)
-		cmu.Unlock()
-	}
-	release := func() {
-		cmu.Lock()
-		released = true
-		n, ids := total, named
-		cmu.Unlock()
-		onCount(n, ids)
-	}
-	id := newID()
-	req := &ackRequest{onCount: gather, onAck: onAck, countsLeft: others, countsDone: make(chan struct{})}
-	msg, err := a.encodeBroadcastRequest(ctx, id, p, opts)
-	if err != nil {
-		return nil, fmt.Errorf("redisadapter: broadcast to other nodes: %w", err)
-	}
-	a.mu.Lock()
-	a.ackReqs[id] = req
-	a.mu.Unlock()
-	context.AfterFunc(ctx, func() { a.forgetAck(id) })
-	perr := a.publish(a.requestChannel, msg)
-	if perr != nil {
-		a.forgetAck(id)
-	}
-	ids, err := a.local.BroadcastWithAck(ctx, p, opts, gather, onAck)
-	if perr == nil {
-		timer := time.NewTimer(a.opts.RequestTimeout)
-		select {
-		case <-req.countsDone:
-		case <-ctx.Done():
-		case <-timer.C:
-		case <-a.ctx.Done():
-		}
-		timer.Stop()
-		a.mu.Lock()
-		replied := others - max(req.countsLeft, 0)
-		a.mu.Unlock()
-		socketio.ReachFrom(ctx).Record(all, 1+replied)
-	}
-	release()
-	return ids, errors.Join(err, perr)
-}
-
-func (a *Adapter) forgetAck(id string) {
-	a.mu.Lock()
-	delete(a.ackReqs, id)
-	a.mu.Unlock()
-}
-
-// encodeBroadcastRequest builds the msgpack BROADCAST request; flags.timeout (milliseconds)
-// tells the other nodes how long to wait for their sockets' acks.
-func (a *Adapter) encodeBroadcastRequest(ctx context.Context, id string, p *socketio.Packet, opts socketio.BroadcastOptions) ([]byte, error) {
-	pkt, err := packetToWire(&socketio.Packet{Type: p.Type, Namespace: p.Namespace, Data: p.Data, Attachments: p.Attachments})
-	if err != nil {
-		return nil, err
-	}
-	wait := defaultAckWait
-	if dl, ok := ctx.Deadline(); ok {
-		wait = max(time.Until(dl), time.Millisecond)
-	}
-	flags := &object{}
-	flags.set("timeout", wait.Milliseconds())
-	if opts.Volatile {
-		flags.set("volatile", true)
-	}
-	wopts := &object{}
-	wopts.set("rooms", nonNil(dedupe(opts.Rooms)))
-	wopts.set("except", nonNil(dedupe(opts.Except)))
-	wopts.set("flags", flags)
-	req := &object{}
-	req.set("uid", a.uid)
-	req.set("requestId", id)
-	req.set("type", int64(typeBroadcast))
-	req.set("packet", pkt)
-	req.set("opts", wopts)
-	return encodeMsgpack(req)
-}
-
-// Close implements [socketio.Adapter]: the namespace's channels are unsubscribed (by the
+// Close implements [socketio.Cluster]: the namespace's channels are unsubscribed (by the
 // hub's keeper, so Close does not wait on Redis) and what it queued for the publisher is
 // still published. Requests waiting for other nodes return what they have. Closing the
 // factory's last adapter also ends the shared connection, lets the publisher send what is
@@ -793,42 +353,5 @@ func (a *Adapter) Close() error {
 	a.mu.Unlock()
 	a.cancel()
 	a.factory.release(a)
-	if err := a.local.Close(); err != nil {
-		return fmt.Errorf("redisadapter: close namespace %q: %w", a.ns.Name(), err)
-	}
 	return nil
-}
-
-func dedupe(in []string) []string {
-	if len(in) < 2 {
-		return in
-	}
-	seen := make(map[string]struct{}, len(in))
-	out := make([]string, 0, len(in))
-	for _, s := range in {
-		if _, dup := seen[s]; !dup {
-			seen[s] = struct{}{}
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-func sortSockets(s []socketio.SocketInfo) {
-	slices.SortStableFunc(s, func(x, y socketio.SocketInfo) int {
-		switch {
-		case x.ID < y.ID:
-			return -1
-		case x.ID > y.ID:
-			return 1
-		}
-		return 0
-	})
 }

@@ -113,42 +113,42 @@ func TestRemoteJoinLeaveDisconnect(t *testing.T) {
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	ctx := ctxTimeout(t, 10*time.Second)
 
-	n, err := a.ns().To(sids[1], sids[2]).SocketsJoin(ctx, "team")
-	if err != nil || n != 2 {
-		t.Fatalf("SocketsJoin = %d, %v; want 2", n, err)
+	r, err := a.ns().To(sids[1], sids[2]).SocketsJoin(ctx, "team")
+	if err != nil || r.Total != 2 {
+		t.Fatalf("SocketsJoin = %d, %v; want 2", r.Total, err)
 	}
-	if !slices.Contains(b.adapter().SocketRooms(sids[1]), "team") || !slices.Contains(c.adapter().SocketRooms(sids[2]), "team") {
-		t.Fatalf("rooms after remote join: %v %v", b.adapter().SocketRooms(sids[1]), c.adapter().SocketRooms(sids[2]))
+	if !slices.Contains(b.ns().Socket(sids[1]).Rooms(), "team") || !slices.Contains(c.ns().Socket(sids[2]).Rooms(), "team") {
+		t.Fatalf("rooms after remote join: %v %v", b.ns().Socket(sids[1]).Rooms(), c.ns().Socket(sids[2]).Rooms())
 	}
-	if slices.Contains(a.adapter().SocketRooms(sids[0]), "team") {
+	if slices.Contains(a.ns().Socket(sids[0]).Rooms(), "team") {
 		t.Fatal("the socket on A joined too")
 	}
 
-	n, err = a.ns().To("team").Except(sids[2]).SocketsLeave(ctx, "team")
-	if err != nil || n != 1 {
-		t.Fatalf("SocketsLeave = %d, %v; want 1", n, err)
+	r, err = a.ns().To("team").Except(sids[2]).SocketsLeave(ctx, "team")
+	if err != nil || r.Total != 1 {
+		t.Fatalf("SocketsLeave = %d, %v; want 1", r.Total, err)
 	}
-	if slices.Contains(b.adapter().SocketRooms(sids[1]), "team") || !slices.Contains(c.adapter().SocketRooms(sids[2]), "team") {
-		t.Fatalf("rooms after remote leave: %v %v", b.adapter().SocketRooms(sids[1]), c.adapter().SocketRooms(sids[2]))
+	if slices.Contains(b.ns().Socket(sids[1]).Rooms(), "team") || !slices.Contains(c.ns().Socket(sids[2]).Rooms(), "team") {
+		t.Fatalf("rooms after remote leave: %v %v", b.ns().Socket(sids[1]).Rooms(), c.ns().Socket(sids[2]).Rooms())
 	}
 
 	// Every socket joins, this node's included.
-	n, err = b.ns().All().SocketsJoin(ctx, "everyone")
-	if err != nil || n != 3 {
-		t.Fatalf("SocketsJoin(all) = %d, %v; want 3", n, err)
+	r, err = b.ns().All().SocketsJoin(ctx, "everyone")
+	if err != nil || r.Total != 3 {
+		t.Fatalf("SocketsJoin(all) = %d, %v; want 3", r.Total, err)
 	}
 
-	n, err = a.ns().To("team").DisconnectSockets(ctx, false)
-	if err != nil || n != 1 {
-		t.Fatalf("DisconnectSockets = %d, %v; want 1", n, err)
+	r, err = a.ns().To("team").DisconnectSockets(ctx, false)
+	if err != nil || r.Total != 1 {
+		t.Fatalf("DisconnectSockets = %d, %v; want 1", r.Total, err)
 	}
 	expect(t, clients[2].Client, "41")
 	if c.ns().Len() != 0 {
 		t.Fatal("the socket on C is still connected")
 	}
-	n, err = a.ns().To(sids[1]).DisconnectSockets(ctx, true)
-	if err != nil || n != 1 {
-		t.Fatalf("DisconnectSockets(close) = %d, %v; want 1", n, err)
+	r, err = a.ns().To(sids[1]).DisconnectSockets(ctx, true)
+	if err != nil || r.Total != 1 {
+		t.Fatalf("DisconnectSockets(close) = %d, %v; want 1", r.Total, err)
 	}
 	clients[1].ExpectClosed()
 }
@@ -162,7 +162,7 @@ func TestFetchSocketsAndRoomsAcrossNodes(t *testing.T) {
 	c.socket(sids[2]).Join("pair")
 	b.socket(sids[1]).SetData(map[string]any{"user": "bob"})
 
-	all, err := a.ns().All().FetchSockets(ctx)
+	all, _, err := a.ns().All().FetchSockets(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,12 +184,12 @@ func TestFetchSocketsAndRoomsAcrossNodes(t *testing.T) {
 		t.Fatalf("remote handshake %+v", bob.Handshake)
 	}
 
-	pair, err := a.ns().To("pair").Except(sids[2]).FetchSockets(ctx)
+	pair, _, err := a.ns().To("pair").Except(sids[2]).FetchSockets(ctx)
 	if err != nil || len(pair) != 1 || pair[0].ID != sids[1] {
 		t.Fatalf("FetchSockets(pair except C) = %+v, %v", pair, err)
 	}
 
-	rooms, err := b.adapter().Rooms(ctx)
+	rooms, _, err := b.adapter().Rooms(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,22 +265,21 @@ func TestBroadcastCountAcrossNodes(t *testing.T) {
 		nodes[i].socket(sids[i]).Join("room")
 	}
 
-	ctx, reach := socketio.WithReach(ctxTimeout(t, 5*time.Second))
-	local, total, err := a.ns().All().EmitContext(ctx, "all")
-	if err != nil || local != 1 || total != 3 {
-		t.Fatalf("EmitContext to all = %d local, %d total, %v; want 1, 3", local, total, err)
+	r, err := a.ns().All().EmitContext(ctxTimeout(t, 5*time.Second), "all")
+	if err != nil || r.Local != 1 || r.Total != 3 {
+		t.Fatalf("EmitContext to all = %d local, %d total, %v; want 1, 3", r.Local, r.Total, err)
 	}
-	if nodes, replied, ok := reach.Get(); !ok || nodes != 3 || replied != 3 {
-		t.Fatalf("reach = %d nodes, %d replied, %v; want 3, 3", nodes, replied, ok)
+	if r.Reach != (socketio.Reach{Nodes: 3, Replied: 3}) {
+		t.Fatalf("reach = %+v; want 3 nodes, 3 replied", r.Reach)
 	}
 	for _, c := range clients {
 		expect(t, c.Client, `42["all"]`)
 	}
 
 	// A room with no socket on this node, one socket left out: the count is the other node's.
-	local, total, err = a.ns().To("room").Except(sids[2]).EmitContext(ctxTimeout(t, 5*time.Second), "room")
-	if err != nil || local != 0 || total != 1 {
-		t.Fatalf("EmitContext to room = %d local, %d total, %v; want 0, 1", local, total, err)
+	r, err = a.ns().To("room").Except(sids[2]).EmitContext(ctxTimeout(t, 5*time.Second), "room")
+	if err != nil || r.Local != 0 || r.Total != 1 {
+		t.Fatalf("EmitContext to room = %d local, %d total, %v; want 0, 1", r.Local, r.Total, err)
 	}
 	expect(t, clients[1].Client, `42["room"]`)
 	// The others did not get it: their next message is the one after.
@@ -321,15 +320,15 @@ func TestBroadcastCountLeavesOutAHungNode(t *testing.T) {
 	}
 
 	// The context outlasts the request timeout many times over: the timeout ends the wait.
-	ctx, reach := socketio.WithReach(ctxTimeout(t, 30*time.Second))
+	ctx := ctxTimeout(t, 30*time.Second)
 	start := time.Now()
-	local, total, err := a.ns().All().EmitContext(ctx, "hi")
+	emitted, err := a.ns().All().EmitContext(ctx, "hi")
 	took := time.Since(start)
-	if err != nil || local != 1 || total != 2 {
-		t.Fatalf("EmitContext = %d, %d, %v; want 1 local, 2 in all", local, total, err)
+	if err != nil || emitted.Local != 1 || emitted.Total != 2 {
+		t.Fatalf("EmitContext = %d, %d, %v; want 1 local, 2 in all", emitted.Local, emitted.Total, err)
 	}
-	if nodes, replied, _ := reach.Get(); nodes != 3 || replied != 2 {
-		t.Fatalf("reach = %d nodes, %d replied; want 3, 2", nodes, replied)
+	if emitted.Reach != (socketio.Reach{Nodes: 3, Replied: 2}) {
+		t.Fatalf("reach = %+v; want 3 nodes, 2 replied", emitted.Reach)
 	}
 	if took < timeout || ctx.Err() != nil {
 		t.Fatalf("EmitContext returned after %s (context: %v), want the request timeout %s to end its wait for the hung node", took, ctx.Err(), timeout)
@@ -338,17 +337,26 @@ func TestBroadcastCountLeavesOutAHungNode(t *testing.T) {
 	expect(t, cb, `42["hi"]`)
 
 	// The other cluster-wide calls say the same.
-	for name, call := range map[string]func(context.Context) error{
-		"FetchSockets": func(ctx context.Context) error { _, err := a.ns().All().FetchSockets(ctx); return err },
-		"Rooms":        func(ctx context.Context) error { _, err := a.adapter().Rooms(ctx); return err },
-		"SocketsJoin":  func(ctx context.Context) error { _, err := a.ns().All().SocketsJoin(ctx, "r"); return err },
+	for name, call := range map[string]func(context.Context) (socketio.Reach, error){
+		"FetchSockets": func(ctx context.Context) (socketio.Reach, error) {
+			_, reach, err := a.ns().All().FetchSockets(ctx)
+			return reach, err
+		},
+		"Rooms": func(ctx context.Context) (socketio.Reach, error) {
+			_, reach, err := a.adapter().Rooms(ctx)
+			return reach, err
+		},
+		"SocketsJoin": func(ctx context.Context) (socketio.Reach, error) {
+			r, err := a.ns().All().SocketsJoin(ctx, "r")
+			return r.Reach, err
+		},
 	} {
-		ctx, reach := socketio.WithReach(ctxTimeout(t, 10*time.Second))
-		if err := call(ctx); err != nil {
+		reach, err := call(ctxTimeout(t, 10*time.Second))
+		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if nodes, replied, _ := reach.Get(); nodes != 3 || replied != 2 {
-			t.Fatalf("%s: reach = %d nodes, %d replied; want 3, 2", name, nodes, replied)
+		if reach != (socketio.Reach{Nodes: 3, Replied: 2}) {
+			t.Fatalf("%s: reach = %+v; want 3 nodes, 2 replied", name, reach)
 		}
 	}
 }
@@ -404,22 +412,20 @@ func TestCountsAskOtherServersOnlyWhenThereAreAny(t *testing.T) {
 			types, reqs = append(types, typ), append(reqs, req)
 		}
 	}
-	count := func(what string, call func(ctx context.Context) (int, error), want, nodes, replied int) {
+	count := func(what string, call func(ctx context.Context) (socketio.Reached, error), want, nodes, replied int) {
 		t.Helper()
-		ctx, reach := socketio.WithReach(ctxTimeout(t, 10*time.Second))
-		n, err := call(ctx)
-		if err != nil || n != want {
-			t.Fatalf("%s = %d, %v; want %d", what, n, err, want)
+		r, err := call(ctxTimeout(t, 10*time.Second))
+		if err != nil || r.Total != want {
+			t.Fatalf("%s = %d, %v; want %d", what, r.Total, err, want)
 		}
-		if gotNodes, gotReplied, _ := reach.Get(); gotNodes != nodes || gotReplied != replied {
-			t.Fatalf("%s: reach = %d nodes, %d replied; want %d, %d", what, gotNodes, gotReplied, nodes, replied)
+		if r.Reach != (socketio.Reach{Nodes: nodes, Replied: replied}) {
+			t.Fatalf("%s: reach = %+v; want %d nodes, %d replied", what, r.Reach, nodes, replied)
 		}
 	}
-	emitToRoom := func(ctx context.Context) (int, error) {
-		_, total, err := a.ns().To("room").Except(sa).EmitContext(ctx, "news")
-		return total, err
+	emitToRoom := func(ctx context.Context) (socketio.Reached, error) {
+		return a.ns().To("room").Except(sa).EmitContext(ctx, "news")
 	}
-	join := func(ctx context.Context) (int, error) { return a.ns().To(sb).SocketsJoin(ctx, "joined") }
+	join := func(ctx context.Context) (socketio.Reached, error) { return a.ns().To(sb).SocketsJoin(ctx, "joined") }
 
 	// Siobridge nodes alone: no request precedes the broadcast, only the join precedes the join.
 	count("EmitContext with siobridge nodes alone", emitToRoom, 1, 2, 2)
@@ -461,8 +467,8 @@ func TestCountsAskOtherServersOnlyWhenThereAreAny(t *testing.T) {
 	if !truthy(reqs[0].get("skipSiobridge")) || !slices.Equal(asRooms(reqs[0].get("rooms")), []string{sb}) {
 		t.Fatalf("the count's request = %s, want skipSiobridge and rooms [%s]", mustJSON(t, reqs[0]), sb)
 	}
-	if !slices.Contains(b.adapter().SocketRooms(sb), "joined") {
-		t.Fatalf("sb is in %v, want joined", b.adapter().SocketRooms(sb))
+	if !slices.Contains(b.ns().Socket(sb).Rooms(), "joined") {
+		t.Fatalf("sb is in %v, want joined", b.ns().Socket(sb).Rooms())
 	}
 
 	// Neither count was of the sockets the emits did not select.
@@ -502,7 +508,7 @@ func TestDeadNodeDelaysRequestsAtMostTheTimeout(t *testing.T) {
 	}
 	ctx := ctxTimeout(t, 30*time.Second)
 	start := time.Now()
-	all, err := a.ns().All().FetchSockets(ctx)
+	all, _, err := a.ns().All().FetchSockets(ctx)
 	took := time.Since(start)
 	if err != nil {
 		t.Fatal(err)
@@ -523,7 +529,7 @@ func TestDeadNodeDelaysRequestsAtMostTheTimeout(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		all, err := b.ns().All().FetchSockets(short)
+		all, _, err := b.ns().All().FetchSockets(short)
 		done <- result{all, err}
 	}()
 	select {
@@ -551,13 +557,13 @@ func TestDeadNodeDelaysRequestsAtMostTheTimeout(t *testing.T) {
 		all, _, err := b.adapter().nodeCounts(ctx)
 		return err == nil && all == 1
 	})
-	alone, reach := socketio.WithReach(ctxTimeout(t, 30*time.Second))
-	all, err = b.ns().All().FetchSockets(alone)
+	alone := ctxTimeout(t, 30*time.Second)
+	all, reach, err := b.ns().All().FetchSockets(alone)
 	if err != nil || !slices.Equal(ids(all), []string{sidB}) || alone.Err() != nil {
 		t.Fatalf("FetchSockets alone = %v, %v (context: %v); want B's socket before the context ends", ids(all), err, alone.Err())
 	}
-	if nodes, replied, ok := reach.Get(); !ok || nodes != 1 || replied != 1 {
-		t.Fatalf("FetchSockets alone: reach = %d nodes, %d replied (%v); want 1, 1", nodes, replied, ok)
+	if reach != (socketio.Reach{Nodes: 1, Replied: 1}) {
+		t.Fatalf("FetchSockets alone: reach = %+v; want 1 node, 1 replied", reach)
 	}
 }
 
@@ -584,12 +590,12 @@ func TestRedisRestart(t *testing.T) {
 	}
 	expect(t, ca, `42["during"]`)
 	ctx := ctxTimeout(t, 10*time.Second)
-	if all, err := a.ns().All().FetchSockets(ctx); !errors.Is(err, socketio.ErrClusterUnavailable) || len(all) != 1 {
+	if all, _, err := a.ns().All().FetchSockets(ctx); !errors.Is(err, socketio.ErrClusterUnavailable) || len(all) != 1 {
 		t.Fatalf("FetchSockets while Redis is down = %v, %v; want the local socket and ErrClusterUnavailable", all, err)
 	}
 	// A counted emit reaches the local socket and says that it could not count the others.
-	if local, total, err := a.ns().All().EmitContext(ctx, "counted"); !errors.Is(err, socketio.ErrClusterUnavailable) || local != 1 || total != 1 {
-		t.Fatalf("EmitContext while Redis is down = %d, %d, %v; want 1, 1, ErrClusterUnavailable", local, total, err)
+	if r, err := a.ns().All().EmitContext(ctx, "counted"); !errors.Is(err, socketio.ErrClusterUnavailable) || r.Local != 1 || r.Total != 1 {
+		t.Fatalf("EmitContext while Redis is down = %d, %d, %v; want 1, 1, ErrClusterUnavailable", r.Local, r.Total, err)
 	}
 	expect(t, ca, `42["counted"]`)
 
@@ -609,7 +615,7 @@ func TestRedisRestart(t *testing.T) {
 	}
 	expect(t, ca, `42["back"]`)
 	expect(t, cb, `42["back"]`)
-	all, err := b.ns().All().FetchSockets(ctx)
+	all, _, err := b.ns().All().FetchSockets(ctx)
 	if err != nil || len(all) != 2 {
 		t.Fatalf("FetchSockets after the restart = %v, %v", all, err)
 	}
@@ -663,7 +669,7 @@ func TestKeyPrefixSeparatesClusters(t *testing.T) {
 	expect(t, cc, `42["marker"]`)
 	// Answers on the requester's own channel reach it.
 	ctx := ctxTimeout(t, 5*time.Second)
-	all, err := c.ns().All().FetchSockets(ctx)
+	all, _, err := c.ns().All().FetchSockets(ctx)
 	if err != nil || len(all) != 2 || !slices.Equal([]string{all[0].ID, all[1].ID}, sortedCopy([]string{sidA, sidC})) {
 		t.Fatalf("FetchSockets in cluster one = %+v, %v", all, err)
 	}
@@ -686,7 +692,7 @@ func TestNamespacesAreSeparate(t *testing.T) {
 	c.Connect("/", "")
 	c.Connect("/chat", "")
 	waitFor(t, 10*time.Second, "the /chat adapters to subscribe", func() bool {
-		return a.srv.Of("/chat").Adapter().(*Adapter).Healthy() == nil && b.srv.Of("/chat").Adapter().(*Adapter).Healthy() == nil
+		return a.srv.Of("/chat").Cluster().(*Adapter).Healthy() == nil && b.srv.Of("/chat").Cluster().(*Adapter).Healthy() == nil
 	})
 	waitHealthy(t, a, b)
 	if _, err := a.srv.Of("/chat").Emit("in-chat", 1); err != nil {

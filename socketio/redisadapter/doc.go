@@ -1,10 +1,10 @@
-// Package redisadapter is a [socketio.Adapter] that spans several processes through one Redis
-// server, speaking the protocol of @socket.io/redis-adapter 8 (the classic pub/sub adapter) so
+// Package redisadapter is a [socketio.Cluster] engine that spans several processes through one
+// Redis server, speaking the protocol of @socket.io/redis-adapter 8 (the classic pub/sub adapter) so
 // that siobridge nodes and Node.js Socket.IO servers can share one cluster, and so that
 // @socket.io/redis-emitter 5 can emit to siobridge's clients.
 //
 //	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-//	srv := socketio.NewServer(socketio.Options{Adapter: redisadapter.New(redisadapter.Options{Client: rdb})})
+//	srv := socketio.NewServer(socketio.Options{Cluster: redisadapter.New(redisadapter.Options{Client: rdb})})
 //
 // Each namespace gets its own adapter, with a random node id. The adapters of one factory
 // (one New) share one subscriber connection made from the client, which subscribes to each
@@ -48,7 +48,7 @@
 //   - a broadcast made by BroadcastCount carries "countRequestId" in its opts; siobridge nodes
 //     answer it with {"requestId":..,"count":n}, the sockets they sent it to.
 //
-// Calls that wait for other nodes record, in a [socketio.Reach] of their context, how many
+// Calls that wait for other nodes answer, in the [socketio.Reach] they return, how many
 // servers they waited for (every subscriber of the request channel, Node.js servers
 // included) and how many answered in time. Errors of calls that cannot reach
 // Redis wrap [socketio.ErrClusterUnavailable].
@@ -56,14 +56,12 @@
 // Delivery is at most once, as with the in-memory adapter: a broadcast published while Redis is
 // unreachable is lost for the other nodes (this node's sockets still get it, and the loss is
 // logged). The subscriber reconnects and subscribes again on its own, and pings an idle
-// connection so that a silent one is replaced; [Adapter.Healthy] tells whether it is
-// subscribed now, for a readiness probe:
+// connection so that a silent one is replaced; [Adapter.Healthy] (a
+// [socketio.HealthChecker]) tells whether it is subscribed now, for a readiness probe:
 //
 //	for _, ns := range srv.Namespaces() {
-//		if h, ok := ns.Adapter().(interface{ Healthy() error }); ok {
-//			if err := h.Healthy(); err != nil {
-//				return err // not ready
-//			}
+//		if err := ns.ClusterHealth(); err != nil {
+//			return err // not ready
 //		}
 //	}
 //
@@ -72,7 +70,8 @@
 // without acks, go on serving this node's sockets.
 //
 // A broadcast with acks from another node is sent to this node's sockets with an ack id from
-// the namespace's own counter (Namespace.NextAckID), so it never meets an id already waiting.
+// the namespace's own counter (socketio.Local.BroadcastWithAck numbers it), so it never meets
+// an id already waiting.
 //
 // Not supported: serverSideEmit (siobridge has no server-side events; such requests are
 // ignored, so a Node.js serverSideEmitWithAck times out waiting for siobridge nodes),

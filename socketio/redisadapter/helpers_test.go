@@ -148,7 +148,7 @@ func newNodeAt(t testing.TB, addr string, opts Options) *node {
 	if opts.Logger == nil {
 		opts.Logger = testLogger()
 	}
-	srv := socketio.NewServer(socketio.Options{Adapter: New(opts), Logger: opts.Logger})
+	srv := socketio.NewServer(socketio.Options{Cluster: New(opts), Logger: opts.Logger})
 	ts := httptest.NewServer(srv)
 	n := &node{t: t, srv: srv, ts: ts, rdb: rdb}
 	t.Cleanup(func() {
@@ -161,7 +161,7 @@ func newNodeAt(t testing.TB, addr string, opts Options) *node {
 
 func (n *node) ns() *socketio.Namespace { return n.srv.Of("/") }
 
-func (n *node) adapter() *Adapter { return n.ns().Adapter().(*Adapter) }
+func (n *node) adapter() *Adapter { return n.ns().Cluster().(*Adapter) }
 
 // client connects a raw Socket.IO client to the node's "/" and returns it with its socket id.
 func (n *node) client() (*socketiotest.Client, string) {

@@ -1,5 +1,9 @@
 package redisadapter
 
+// This file and loops.go are the transport: one Redis pub/sub connection per factory, shared
+// by its namespaces' adapters, and the goroutines that read it and publish. The rest of the
+// package is the protocol of @socket.io/redis-adapter, per namespace.
+
 import (
 	"cmp"
 	"context"
@@ -23,8 +27,8 @@ type factory struct {
 	hub *hub // nil while no adapter is open
 }
 
-func (f *factory) newAdapter(ns *socketio.Namespace) socketio.Adapter {
-	a := newAdapter(ns, f)
+func (f *factory) newAdapter(local socketio.Local) socketio.Cluster {
+	a := newAdapter(local, f)
 	f.mu.Lock()
 	if f.hub == nil {
 		f.hub = startHub(f.opts)

@@ -302,7 +302,7 @@ func TestNodeJSInterop(t *testing.T) {
 
 	t.Run("siobridge FetchSockets and Rooms include Node.js sockets", func(t *testing.T) {
 		js.call(map[string]any{"cmd": "join", "id": n1.ID, "room": "r"})
-		all, err := g.ns().All().FetchSockets(ctx)
+		all, _, err := g.ns().All().FetchSockets(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -318,7 +318,7 @@ func TestNodeJSInterop(t *testing.T) {
 		if !slices.Equal(remote.Rooms, sortedCopy([]string{n1.ID, "r"})) || remote.Handshake == nil || remote.Handshake.Query["EIO"] != "4" || remote.Handshake.Address == "" {
 			t.Fatalf("Node.js socket as siobridge sees it: %+v %+v", remote, remote.Handshake)
 		}
-		rooms, err := g.adapter().Rooms(ctx)
+		rooms, _, err := g.adapter().Rooms(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -350,13 +350,13 @@ func TestNodeJSInterop(t *testing.T) {
 		js.call(map[string]any{"cmd": "socketsJoin", "rooms": []string{sid2}, "join": "joined-by-node"})
 		js.call(map[string]any{"cmd": "emitter", "action": "socketsJoin", "rooms": []string{sid1}, "join": []string{"joined-by-emitter", "x"}})
 		waitFor(t, 5*time.Second, "the remote joins", func() bool {
-			return slices.Contains(g.adapter().SocketRooms(sid2), "joined-by-node") &&
-				slices.Contains(g.adapter().SocketRooms(sid1), "joined-by-emitter") &&
-				slices.Contains(g.adapter().SocketRooms(sid1), "x")
+			return slices.Contains(g.ns().Socket(sid2).Rooms(), "joined-by-node") &&
+				slices.Contains(g.ns().Socket(sid1).Rooms(), "joined-by-emitter") &&
+				slices.Contains(g.ns().Socket(sid1).Rooms(), "x")
 		})
 		js.call(map[string]any{"cmd": "emitter", "action": "socketsLeave", "rooms": []string{"x"}, "leave": "x"})
 		waitFor(t, 5*time.Second, "the remote leave", func() bool {
-			return !slices.Contains(g.adapter().SocketRooms(sid1), "x")
+			return !slices.Contains(g.ns().Socket(sid1).Rooms(), "x")
 		})
 	})
 
@@ -400,13 +400,12 @@ func TestNodeJSInterop(t *testing.T) {
 	})
 
 	t.Run("siobridge SocketsJoin on a Node.js socket", func(t *testing.T) {
-		ctx, reach := socketio.WithReach(ctx)
-		n, err := g.ns().To(n1.ID).SocketsJoin(ctx, "go-joined")
-		if err != nil || n != 1 {
-			t.Fatalf("SocketsJoin = %d, %v; want 1, the Node.js socket", n, err)
+		r, err := g.ns().To(n1.ID).SocketsJoin(ctx, "go-joined")
+		if err != nil || r.Total != 1 {
+			t.Fatalf("SocketsJoin = %d, %v; want 1, the Node.js socket", r.Total, err)
 		}
-		if nodes, replied, _ := reach.Get(); nodes != 2 || replied != 2 {
-			t.Fatalf("SocketsJoin: reach = %d nodes, %d replied; want 2, 2", nodes, replied)
+		if r.Reach != (socketio.Reach{Nodes: 2, Replied: 2}) {
+			t.Fatalf("SocketsJoin: reach = %+v; want 2 nodes, 2 replied", r.Reach)
 		}
 		waitFor(t, 5*time.Second, "the Node.js socket to join", func() bool {
 			return slices.Contains(js.fetchSockets(map[string]any{"rooms": []string{n1.ID}})[n1.ID].Rooms, "go-joined")
@@ -418,40 +417,37 @@ func TestNodeJSInterop(t *testing.T) {
 		if err := json.Unmarshal(js.call(map[string]any{"cmd": "client", "name": "n2"})["id"], &n2); err != nil {
 			t.Fatal(err)
 		}
-		counted := func(what string, want int, call func(ctx context.Context) (int, error)) {
+		counted := func(what string, want int, call func(ctx context.Context) (socketio.Reached, error)) {
 			t.Helper()
-			ctx, reach := socketio.WithReach(ctx)
-			n, err := call(ctx)
-			if err != nil || n != want {
-				t.Fatalf("%s = %d, %v; want %d", what, n, err, want)
+			r, err := call(ctx)
+			if err != nil || r.Total != want {
+				t.Fatalf("%s = %d, %v; want %d", what, r.Total, err, want)
 			}
-			if nodes, replied, _ := reach.Get(); nodes != 2 || replied != 2 {
-				t.Fatalf("%s: reach = %d nodes, %d replied; want 2, 2", what, nodes, replied)
+			if r.Reach != (socketio.Reach{Nodes: 2, Replied: 2}) {
+				t.Fatalf("%s: reach = %+v; want 2 nodes, 2 replied", what, r.Reach)
 			}
 		}
 		// sid1, sid2 here; n1, n2 on the Node.js server.
-		counted("EmitContext to all", 4, func(ctx context.Context) (int, error) {
-			_, total, err := g.ns().All().EmitContext(ctx, "counted")
-			return total, err
+		counted("EmitContext to all", 4, func(ctx context.Context) (socketio.Reached, error) {
+			return g.ns().All().EmitContext(ctx, "counted")
 		})
 		expect(t, gc1, `42["counted"]`)
 		expect(t, gc2, `42["counted"]`)
 		js.clientEvent("n1", "counted")
 		js.clientEvent("n2", "counted")
 		// In r: sid1, sid2 and n1; sid2 left out.
-		counted("EmitContext to r except sid2", 2, func(ctx context.Context) (int, error) {
-			_, total, err := g.ns().To("r").Except(sid2).EmitContext(ctx, "to-r")
-			return total, err
+		counted("EmitContext to r except sid2", 2, func(ctx context.Context) (socketio.Reached, error) {
+			return g.ns().To("r").Except(sid2).EmitContext(ctx, "to-r")
 		})
 		expect(t, gc1, `42["to-r"]`)
 		js.clientEvent("n1", "to-r")
-		counted("SocketsLeave of go-joined", 1, func(ctx context.Context) (int, error) {
+		counted("SocketsLeave of go-joined", 1, func(ctx context.Context) (socketio.Reached, error) {
 			return g.ns().To("go-joined").SocketsLeave(ctx, "go-joined")
 		})
-		counted("SocketsLeave of go-joined again", 0, func(ctx context.Context) (int, error) {
+		counted("SocketsLeave of go-joined again", 0, func(ctx context.Context) (socketio.Reached, error) {
 			return g.ns().To("go-joined").SocketsLeave(ctx, "go-joined")
 		})
-		counted("DisconnectSockets of n2", 1, func(ctx context.Context) (int, error) {
+		counted("DisconnectSockets of n2", 1, func(ctx context.Context) (socketio.Reached, error) {
 			return g.ns().To(n2).DisconnectSockets(ctx, false)
 		})
 		js.expect("the Node.js server to disconnect n2", func(m map[string]json.RawMessage) bool {

@@ -12,7 +12,6 @@ package redisadapter
 //   - the publisher PUBLISHes what the adapters queued, in order, pipelining what piled up.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,9 +19,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/vmihailenco/msgpack/v5"
-
-	"github.com/siobridge/siobridge/socketio"
 )
 
 const (
@@ -129,95 +125,6 @@ func (h *hub) dispatchLoop() {
 			d.a.dispatch(d.m)
 		}
 	}
-}
-
-// dispatch handles a broadcast or a request, unless the adapter has closed meanwhile.
-func (a *Adapter) dispatch(m *redis.Message) {
-	if a.ctx.Err() != nil {
-		return
-	}
-	defer func() {
-		// A message from the network must never take the process down.
-		if r := recover(); r != nil {
-			a.log.Error("redis adapter: panic while handling a message", "channel", m.Channel, "panic", r)
-		}
-	}()
-	if m.Pattern != "" {
-		a.onBroadcast(m.Channel, []byte(m.Payload))
-		return
-	}
-	a.onRequest([]byte(m.Payload))
-}
-
-// onBroadcast delivers another node's broadcast ([uid, packet, opts]) to this node's sockets.
-func (a *Adapter) onBroadcast(channel string, payload []byte) {
-	if len(channel) < len(a.channel) || channel[:len(a.channel)] != a.channel {
-		return
-	}
-	// Every broadcast this node publishes comes back to it: read the uid alone to skip them.
-	if uid, err := peekUID(payload); err != nil || uid == a.uid {
-		if err != nil {
-			a.log.Debug("redis adapter: ignoring malformed broadcast", "channel", channel, "error", err)
-		}
-		return
-	}
-	v, err := decodeMsgpack(payload)
-	if err != nil {
-		a.log.Debug("redis adapter: ignoring malformed broadcast", "channel", channel, "error", err)
-		return
-	}
-	msg, _ := v.([]any)
-	if len(msg) < 2 {
-		return
-	}
-	pkt, _ := msg[1].(*object)
-	nsp := "/"
-	if s, ok := asString(pkt.get("nsp")); ok {
-		nsp = s
-	}
-	if pkt == nil || nsp != a.ns.Name() {
-		return
-	}
-	p, err := packetFromWire(pkt, nsp)
-	if err != nil {
-		a.log.Debug("redis adapter: ignoring broadcast", "error", err)
-		return
-	}
-	var wopts *object
-	if len(msg) > 2 {
-		wopts, _ = msg[2].(*object)
-	}
-	opts := optsFromWire(wopts)
-	if flags, ok := wopts.get("flags").(*object); ok {
-		opts.Volatile = truthy(flags.get("volatile"))
-	}
-	n, _ := a.local.Broadcast(p, opts)
-	// A siobridge node's BroadcastCount asks for the count; Node.js nodes never do.
-	if id, ok := asString(wopts.get("countRequestId")); ok && id != "" {
-		uid, _ := asString(msg[0])
-		a.respondJSON(uid, struct {
-			RequestID string `json:"requestId"`
-			Count     int    `json:"count"`
-		}{id, n})
-	}
-}
-
-// peekUID reads the first element of a msgpack array that starts with a string.
-func peekUID(b []byte) (string, error) {
-	d := msgpack.NewDecoder(bytes.NewReader(b))
-	n, err := d.DecodeArrayLen()
-	if err != nil {
-		return "", err
-	}
-	if n < 1 {
-		return "", errors.New("empty message")
-	}
-	v, err := decodeValue(d, len(b), 0)
-	if err != nil {
-		return "", err
-	}
-	s, _ := asString(v)
-	return s, nil
 }
 
 // publishLoop is the publisher goroutine: it takes what the adapters queue and PUBLISHes it
@@ -362,5 +269,3 @@ func (p *publisher) report(final bool) {
 		"dropped", p.dropped, "kept_at_most", p.h.maxUnsent, "error", p.lastErr)
 	p.dropped, p.lastLog = 0, time.Now()
 }
-
-var _ socketio.Adapter = (*Adapter)(nil)

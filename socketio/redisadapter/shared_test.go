@@ -20,7 +20,7 @@ func newDynamicNode(t *testing.T, r *redisServer) *node {
 	rdb := redis.NewClient(&redis.Options{Addr: r.addr(), DialTimeout: time.Second})
 	srv := socketio.NewServer(socketio.Options{
 		Namespaces: []string{"*"},
-		Adapter:    New(Options{Client: rdb, Logger: testLogger()}),
+		Cluster:    New(Options{Client: rdb, Logger: testLogger()}),
 		Logger:     testLogger(),
 	})
 	ts := httptest.NewServer(srv)
@@ -83,7 +83,7 @@ func TestDynamicNamespacesShareOneSubscription(t *testing.T) {
 	// Every namespace is subscribed (NUMSUB counts node A on each request channel)...
 	waitFor(t, 10*time.Second, "every namespace to be subscribed", func() bool {
 		for _, ns := range a.srv.Namespaces() {
-			if ns.Adapter().(*Adapter).Healthy() != nil {
+			if ns.Cluster().(*Adapter).Healthy() != nil {
 				return false
 			}
 		}
@@ -115,7 +115,7 @@ func TestDynamicNamespacesShareOneSubscription(t *testing.T) {
 	cb.Connect("/n7", "")
 	waitFor(t, 10*time.Second, "B's /n7 to be subscribed", func() bool {
 		ns := b.srv.Lookup("/n7")
-		return ns != nil && ns.Adapter().(*Adapter).Healthy() == nil
+		return ns != nil && ns.Cluster().(*Adapter).Healthy() == nil
 	})
 	if _, err := a.srv.Lookup("/n7").Emit("from-a", 1); err != nil {
 		t.Fatal(err)
@@ -175,7 +175,7 @@ func TestSharedSubscriptionSurvivesRedisRestart(t *testing.T) {
 	healthy := func(n *node) func() bool {
 		return func() bool {
 			for _, ns := range n.srv.Namespaces() {
-				if ns.Adapter().(*Adapter).Healthy() != nil {
+				if ns.Cluster().(*Adapter).Healthy() != nil {
 					return false
 				}
 			}
@@ -186,7 +186,7 @@ func TestSharedSubscriptionSurvivesRedisRestart(t *testing.T) {
 	r.stop()
 	waitFor(t, 10*time.Second, "every namespace of A to notice", func() bool {
 		for _, ns := range a.srv.Namespaces() {
-			if ns.Adapter().(*Adapter).Healthy() == nil {
+			if ns.Cluster().(*Adapter).Healthy() == nil {
 				return false
 			}
 		}
@@ -213,12 +213,12 @@ func TestNewNamespaceCountsItsNode(t *testing.T) {
 	sid := c.Connect("/fresh", "")
 	waitFor(t, 10*time.Second, "B's /fresh to be subscribed", func() bool {
 		ns := b.srv.Lookup("/fresh")
-		return ns != nil && ns.Adapter().(*Adapter).Healthy() == nil
+		return ns != nil && ns.Cluster().(*Adapter).Healthy() == nil
 	})
 	waitHealthy(t, a)
 	for i := range 300 {
 		ns, release := a.srv.Hold("/fresh")
-		all, err := ns.All().FetchSockets(ctxTimeout(t, 10*time.Second))
+		all, _, err := ns.All().FetchSockets(ctxTimeout(t, 10*time.Second))
 		release()
 		if err != nil || len(all) != 1 || all[0].ID != sid {
 			t.Fatalf("call %d: FetchSockets from a new /fresh on A = %+v, %v; want B's socket %s", i, all, err, sid)
