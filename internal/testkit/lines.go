@@ -15,7 +15,7 @@ const OutputWait = 20 * time.Second
 
 // Lines is what a process or a logger writes, kept whole and split into lines as it comes, for
 // the test to read and to wait on. The zero value is ready to use, as a log destination
-// (slog.NewTextHandler(&lines, nil)) among others. One goroutine writes, any number read. A
+// (slog.NewTextHandler(&lines, nil)) among others, and is safe for concurrent use. A
 // Process's Lines end when it exits, and so does every wait on them.
 type Lines struct {
 	mu      sync.Mutex

@@ -3,6 +3,7 @@ package testkit
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -224,6 +225,17 @@ func (p *Process) Stop(t testing.TB) int {
 		t.Errorf("%s did not exit within %v of %s; killed", p.name, StopWait, p.stopName())
 	}
 	return p.ExitCode()
+}
+
+// Wait waits up to within for the process to exit by itself, and returns how it ended (Err),
+// or an error that says it is still running.
+func (p *Process) Wait(within time.Duration) error {
+	select {
+	case <-p.exited:
+		return p.err
+	case <-time.After(within):
+		return fmt.Errorf("%s still running after %v", p.name, within)
+	}
 }
 
 // Kill ends the process at once (SIGKILL, as a crash) and waits for it to be gone. Its exit
