@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/siobridge/siobridge/internal/spool"
+	"github.com/siobridge/siobridge/internal/testkit"
 	"github.com/siobridge/siobridge/socketio"
 	"github.com/siobridge/siobridge/socketio/socketiotest"
 )
@@ -192,7 +193,7 @@ func TestSpoolFullAppliesQueueFullPolicy(t *testing.T) {
 	s := openSpool(t, spool.Options{Dir: t.TempDir(), MaxBytes: 3000, SegmentBytes: 1000})
 	d := newDeliverer(t, DelivererOptions{URL: app.URL, Spool: s})
 	g.openAtCleanup(t)
-	var log syncBuffer
+	var log testkit.Lines
 	srv := socketio.NewServer(socketio.Options{})
 	NewBridge(BridgeOptions{Server: srv, Deliverer: d, Kinds: []Kind{KindEvent, KindDisconnect}, QueueFull: QueueFullReject,
 		Logger: slog.New(slog.NewTextHandler(&log, nil))})
