@@ -59,8 +59,7 @@ const (
 var siobridge testkit.Binary
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	siobridge.Remove()
+	code := siobridge.Run(m)
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintln(os.Stderr, "goleak: goroutines still running after the tests:", err)

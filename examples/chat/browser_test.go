@@ -30,11 +30,7 @@ const (
 // siobridge is the binary the test runs, built once.
 var siobridge testkit.Binary
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	siobridge.Remove()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(siobridge.Run(m)) }
 
 // TestBrowserChat is the demo as a user sees it: two Chromium pages load the chat through
 // siobridge (the page from this app through the reverse proxy, socket.io.js from siobridge's

@@ -48,11 +48,7 @@ const (
 // siobridge is the binary the nodes run, built once.
 var siobridge testkit.Binary
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	siobridge.Remove()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(siobridge.Run(m)) }
 
 func TestCluster(t *testing.T) {
 	nginxBin := testkit.RequireTool(t, "nginx")

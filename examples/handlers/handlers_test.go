@@ -34,11 +34,7 @@ const (
 // siobridge is the binary in front of the handlers, built once.
 var siobridge testkit.Binary
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	siobridge.Remove()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(siobridge.Run(m)) }
 
 // handlers are the example handlers, each started with PORT=0 so that it picks a free port
 // and prints it ("listening on <port>").

@@ -18,16 +18,12 @@ const buildWait = 5 * time.Minute
 
 // Binary is a command of this module, built by the first test that needs it and then shared by
 // every test of the test binary, with -race when the tests are built with it (a race in the
-// child then fails the test that ran it: see Command.CheckExit). The package's TestMain removes
-// it once the tests have run:
+// child then fails the test that ran it: see Command.CheckExit). The package's TestMain runs
+// the tests through Run, which removes it at the end:
 //
 //	var siobridge testkit.Binary
 //
-//	func TestMain(m *testing.M) {
-//		code := m.Run()
-//		siobridge.Remove()
-//		os.Exit(code)
-//	}
+//	func TestMain(m *testing.M) { os.Exit(siobridge.Run(m)) }
 type Binary struct {
 	// Package is the command's import path; "" is cmd/siobridge.
 	Package string
@@ -76,6 +72,13 @@ func (b *Binary) build() {
 		return
 	}
 	b.path = path
+}
+
+// Run runs the tests, removes what Path built, and returns the exit status for os.Exit.
+func (b *Binary) Run(m *testing.M) int {
+	code := m.Run()
+	b.Remove()
+	return code
 }
 
 // Remove deletes what Path built.

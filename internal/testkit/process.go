@@ -127,15 +127,7 @@ func launch(t testing.TB, c Command) *Process {
 
 // finish is Start's cleanup.
 func (p *Process) finish(t testing.TB) {
-	p.Terminate(t)
-	select {
-	case <-p.exited:
-	case <-time.After(StopWait):
-		p.killed.Store(true)
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-		t.Errorf("%s did not exit within %v of %s; killed", p.name, StopWait, p.stopName())
-	}
+	p.Stop(t)
 	if p.checkExit && !p.killed.Load() && p.err != nil {
 		if p.ExitCode() == raceExit {
 			t.Errorf("%s: %v: the race detector found a race (see its output)", p.name, p.err)
