@@ -2019,12 +2019,7 @@ func TestE2EShutdown(t *testing.T) {
 func TestE2EWebSocketPollerOff(t *testing.T) {
 	t.Parallel()
 	a := startApp(t)
-	a.setReply(func(_ context.Context, d delivery) (int, any) {
-		if d.Payload.Event == "ask" {
-			return http.StatusOK, `{"ack":["answer"]}`
-		}
-		return http.StatusOK, nil
-	})
+	a.setReply(answerAsk)
 	b := startBridge(t, a, "SIOBRIDGE_SOCKETIO_WEBSOCKET_POLLER=false")
 	b.AwaitLog(t, "websocket_poller=false", func(log string) bool { return strings.Contains(log, "websocket_poller=false") })
 	nc := startNode(t)
@@ -2049,12 +2044,7 @@ func TestE2EWebSocketPollerOff(t *testing.T) {
 func TestE2EPollingPollerOff(t *testing.T) {
 	t.Parallel()
 	a := startApp(t)
-	a.setReply(func(_ context.Context, d delivery) (int, any) {
-		if d.Payload.Event == "ask" {
-			return http.StatusOK, `{"ack":["answer"]}`
-		}
-		return http.StatusOK, nil
-	})
+	a.setReply(answerAsk)
 	b := startBridge(t, a, "SIOBRIDGE_SOCKETIO_POLLING_POLLER=false")
 	b.AwaitLog(t, "polling_poller=false", func(log string) bool {
 		return strings.Contains(log, "polling_poller=false") && strings.Contains(log, "websocket_poller=true")
@@ -2069,4 +2059,12 @@ func TestE2EPollingPollerOff(t *testing.T) {
 	if m.Transport != "polling" {
 		t.Errorf("the polling-only client got news over %q", m.Transport)
 	}
+}
+
+// answerAsk is a replyFunc that acks every "ask" event with "answer".
+func answerAsk(_ context.Context, d delivery) (int, any) {
+	if d.Payload.Event == "ask" {
+		return http.StatusOK, `{"ack":["answer"]}`
+	}
+	return http.StatusOK, nil
 }

@@ -100,17 +100,7 @@ func TestE2ESpoolSurvivesKill(t *testing.T) {
 		"SIOBRIDGE_LIMITS_EVENTS_PER_SECOND_PER_SOCKET=0",
 	}
 	b1 := startBridge(t, a, env...)
-	sids := make([]string, clients)
-	for i := range clients {
-		c := socketiotest.Dial(t, b1.url(), "")
-		sids[i] = c.Connect("/", "")
-		for k := 1; k <= perClient; k++ {
-			c.Write(fmt.Sprintf(`42["e%d",%d]`, k, k))
-		}
-		// The connection's packets are handled in order: once /sync is answered, every event
-		// before it is in the spool.
-		c.Connect("/sync", "")
-	}
+	sids := sendNumbered(t, b1, clients, perClient)
 	waitUntil(t, "every socket's e1 refused once", &a.seen, func() bool {
 		refused := make(map[string]bool)
 		for _, d := range a.all() {
@@ -517,15 +507,7 @@ func TestE2EShutdownDeadlineKeepsSpool(t *testing.T) {
 		"SIOBRIDGE_SOCKETIO_NAMESPACES=/,/sync",
 	}
 	b1 := startBridge(t, a, env...)
-	sids := make([]string, clients)
-	for i := range clients {
-		c := socketiotest.Dial(t, b1.url(), "")
-		sids[i] = c.Connect("/", "")
-		for k := 1; k <= perClient; k++ {
-			c.Write(fmt.Sprintf(`42["e%d",%d]`, k, k))
-		}
-		c.Connect("/sync", "") // answered once every event before it is queued
-	}
+	sids := sendNumbered(t, b1, clients, perClient)
 	waitUntil(t, "every socket's e1 at the app", &a.seen, func() bool {
 		n := 0
 		for _, d := range a.all() {
@@ -581,4 +563,22 @@ func TestE2EShutdownDeadlineKeepsSpool(t *testing.T) {
 		}
 	}
 	t.Logf("shutdown at the deadline: exit 0 after %v (shutdown_timeout 1s), %d webhooks kept in the spool and delivered by the next start", took.Round(time.Millisecond), clients*(perClient+2))
+}
+
+// sendNumbered connects clients sockets to b's "/" and has each send events e1 ... e<perClient>
+// (e<k> with the argument k); it returns once b has every one of them in its queue (or spool),
+// and the sockets' ids. The socket's packets are handled in order: once its connect to /sync is
+// answered (b's namespaces must include it), every event before it is queued.
+func sendNumbered(t *testing.T, b *bridge, clients, perClient int) []string {
+	t.Helper()
+	sids := make([]string, clients)
+	for i := range clients {
+		c := socketiotest.Dial(t, b.url(), "")
+		sids[i] = c.Connect("/", "")
+		for k := 1; k <= perClient; k++ {
+			c.Write(fmt.Sprintf(`42["e%d",%d]`, k, k))
+		}
+		c.Connect("/sync", "")
+	}
+	return sids
 }
