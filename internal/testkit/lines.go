@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -97,7 +98,7 @@ func (l *Lines) String() string {
 func (l *Lines) All() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.lines[:len(l.lines):len(l.lines)]
+	return slices.Clone(l.lines)
 }
 
 // Pending returns the whole lines written so far that Take has not taken, in order.
