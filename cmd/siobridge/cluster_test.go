@@ -526,6 +526,7 @@ func testClusterHungAndDeadNodes(t *testing.T, bin string) {
 // testClusterNodeJS: a Node.js socket.io server with @socket.io/redis-adapter, and
 // @socket.io/redis-emitter, in the same cluster as a siobridge node.
 func testClusterNodeJS(t *testing.T, bin string) {
+	testkit.RequireNodeServer(t)
 	r := testkit.StartRedis(t)
 	app := clusterStartApp(t)
 	js := testkit.StartNodeServer(t, r.URL(), clusterRequestTimeout) // cluster.js uses the default key prefix, "socket.io"
@@ -601,6 +602,7 @@ func testClusterNodeJS(t *testing.T, bin string) {
 // after a siobridge node is killed. A server on the request channel that never answers is
 // left out, and the answer says "complete":false.
 func testClusterNodeJSCounts(t *testing.T, bin string) {
+	testkit.RequireNodeServer(t)
 	r := testkit.StartRedis(t)
 	app := clusterStartApp(t)
 	js := testkit.StartNodeServer(t, r.URL(), clusterRequestTimeout) // the default key prefix, "socket.io"

@@ -36,12 +36,11 @@ func (m NodeMessage) Text(key string) string {
 
 // StartNodeServer runs cluster.js on the Redis at redisURL, with its cluster requests timing out
 // after requestTimeout, and returns once it is ready. It needs node and ClusterNode's
-// node_modules (RequireTool, RequireNodeModules). It stops when its stdin closes at the
-// test's end, and must exit 0.
+// node_modules (RequireNodeServer). It stops when its stdin closes at the test's end, and must
+// exit 0.
 func StartNodeServer(t testing.TB, redisURL string, requestTimeout time.Duration) *NodeServer {
 	t.Helper()
-	node := RequireTool(t, "node")
-	RequireNodeModules(t, ClusterNode, "socket.io", "@socket.io/redis-adapter", "@socket.io/redis-emitter", "redis", "socket.io-client")
+	node := RequireNodeServer(t)
 	s := &NodeServer{Process: Start(t, Command{
 		Name:      "the Node.js server (cluster.js)",
 		Args:      []string{node, "cluster.js"},
@@ -55,6 +54,16 @@ func StartNodeServer(t testing.TB, redisURL string, requestTimeout time.Duration
 		t.Fatalf("the Node.js server's ready line has no port: %v", ready)
 	}
 	return s
+}
+
+// RequireNodeServer fails the test, with one line saying what to install, when node or a
+// package cluster.js needs is missing; it returns node's path. StartNodeServer calls it; a test
+// calls it first too, so that a missing package fails it before it starts anything else.
+func RequireNodeServer(t testing.TB) string {
+	t.Helper()
+	node := RequireTool(t, "node")
+	RequireNodeModules(t, ClusterNode, "socket.io", "@socket.io/redis-adapter", "@socket.io/redis-emitter", "redis", "socket.io-client")
+	return node
 }
 
 // Expect returns the first message not yet expected that match accepts; the others stay for

@@ -39,6 +39,7 @@ func fetchSockets(t *testing.T, js *testkit.NodeServer, cmd map[string]any) map[
 // TestNodeJSInterop runs a siobridge node and a Node.js Socket.IO server (socket.io 4.8 with
 // @socket.io/redis-adapter 8.3) in one cluster, plus @socket.io/redis-emitter 5.1.
 func TestNodeJSInterop(t *testing.T) {
+	testkit.RequireNodeServer(t)
 	r := testkit.StartRedis(t)
 	g := newNode(t, r, Options{RequestTimeout: 5 * time.Second})
 	js := testkit.StartNodeServer(t, r.URL(), 5*time.Second)
