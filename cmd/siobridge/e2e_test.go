@@ -171,38 +171,23 @@ type response struct {
 // fetch sends one request; body is sent as is when a string, as JSON otherwise (nil: none).
 // It is safe on any goroutine.
 func (b *bridge) fetch(method, url string, body any, header http.Header) (response, error) {
-	var r io.Reader
+	var text string
 	switch v := body.(type) {
 	case nil:
 	case string:
-		r = strings.NewReader(v)
+		text = v
 	default:
 		j, err := json.Marshal(v)
 		if err != nil {
 			return response{}, err
 		}
-		r = bytes.NewReader(j)
+		text = string(j)
 	}
-	req, err := http.NewRequest(method, url, r)
+	res, err := testkit.Fetch(b.client, method, url, text, header)
 	if err != nil {
 		return response{}, err
 	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	if host := header.Get("Host"); host != "" {
-		req.Host = host // the client sends req.Host, never a Host in req.Header
-	}
-	res, err := b.client.Do(req)
-	if err != nil {
-		return response{}, err
-	}
-	defer res.Body.Close()
-	data, err := io.ReadAll(res.Body)
-	if err != nil {
-		return response{}, err
-	}
-	return response{res.StatusCode, res.Header, data}, nil
+	return response{res.Status, res.Header, []byte(res.Body)}, nil
 }
 
 // authHeader carries the bridge's API token, if it has one.
