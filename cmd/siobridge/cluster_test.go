@@ -906,27 +906,21 @@ type clusterDelivery struct {
 type clusterApp struct {
 	ts *httptest.Server
 
+	problems *testkit.Problems
+
 	mu         sync.Mutex
 	deliveries []clusterDelivery
-	problems   []string
 	reply      func(clusterDelivery) any
 	changed    chan struct{} // closed and replaced at each delivery
 }
 
 func clusterStartApp(t *testing.T) *clusterApp {
 	t.Helper()
-	a := &clusterApp{changed: make(chan struct{})}
+	a := &clusterApp{changed: make(chan struct{}), problems: testkit.NewProblems(t, "app")}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /hook/{node}", a.hook)
 	a.ts = httptest.NewServer(mux)
-	t.Cleanup(func() {
-		a.ts.Close()
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		for _, p := range a.problems {
-			t.Errorf("app: %s", p)
-		}
-	})
+	t.Cleanup(a.ts.Close)
 	return a
 }
 
@@ -944,17 +938,13 @@ func (a *clusterApp) hook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := webhook.Verify(clusterSecret, r.Header.Get(webhook.HeaderSignature), body, time.Now(), 5*time.Minute); err != nil {
-		a.mu.Lock()
-		a.problems = append(a.problems, fmt.Sprintf("webhook refused: %v: %s", err, body))
-		a.mu.Unlock()
+		a.problems.Add("webhook refused: %v: %s", err, body)
 		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}
 	d := clusterDelivery{Node: r.PathValue("node"), ID: r.Header.Get(webhook.HeaderDelivery), Kind: r.Header.Get(webhook.HeaderType)}
 	if err := json.Unmarshal(body, &d.Payload); err != nil {
-		a.mu.Lock()
-		a.problems = append(a.problems, fmt.Sprintf("webhook body %s: %v", body, err))
-		a.mu.Unlock()
+		a.problems.Add("webhook body %s: %v", body, err)
 	}
 	a.mu.Lock()
 	a.deliveries = append(a.deliveries, d)

@@ -378,10 +378,11 @@ type app struct {
 	mux  *http.ServeMux
 	addr string
 
+	problems *testkit.Problems
+
 	mu         sync.Mutex
 	ts         *httptest.Server
 	deliveries []*delivery
-	problems   []string
 	reply      replyFunc
 	seen       changes
 }
@@ -390,7 +391,7 @@ type app struct {
 // not as promised (signature, headers, payload, the body's id the delivery header's).
 func startApp(t *testing.T) *app {
 	t.Helper()
-	a := &app{mux: http.NewServeMux()}
+	a := &app{mux: http.NewServeMux(), problems: testkit.NewProblems(t, "app")}
 	a.mux.HandleFunc("POST "+e2eHookPath, a.hook)
 	a.ts = httptest.NewServer(a.mux)
 	a.addr = a.ts.Listener.Addr().String()
@@ -401,11 +402,6 @@ func startApp(t *testing.T) *app {
 		a.mu.Unlock()
 		if ts != nil {
 			ts.Close()
-		}
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		for _, p := range a.problems {
-			t.Errorf("app: %s", p)
 		}
 	})
 	return a
@@ -419,19 +415,13 @@ func (a *app) setReply(f replyFunc) {
 	a.reply = f
 }
 
-func (a *app) problem(format string, args ...any) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.problems = append(a.problems, fmt.Sprintf(format, args...))
-}
-
 func (a *app) hook(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return // siobridge gave up the request
 	}
 	if err := webhook.Verify(e2eSecret, r.Header.Get(webhook.HeaderSignature), body, time.Now(), 5*time.Minute); err != nil {
-		a.problem("webhook refused: %v: %s", err, body)
+		a.problems.Add("webhook refused: %v: %s", err, body)
 		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}
@@ -440,18 +430,18 @@ func (a *app) hook(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&d.Payload); err != nil {
-		a.problem("webhook body %s: %v", body, err)
+		a.problems.Add("webhook body %s: %v", body, err)
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
-		a.problem("webhook Content-Type %q, want application/json", ct)
+		a.problems.Add("webhook Content-Type %q, want application/json", ct)
 	}
 	if d.ID == "" || d.Attempt < 1 || d.Kind != string(d.Payload.Type) {
-		a.problem("webhook headers: delivery %q, attempt %q, type %q for a payload of type %q",
+		a.problems.Add("webhook headers: delivery %q, attempt %q, type %q for a payload of type %q",
 			d.ID, r.Header.Get(webhook.HeaderAttempt), d.Kind, d.Payload.Type)
 	}
 	// The id is signed with the body: a replay under another id would not verify.
 	if d.Payload.ID != d.ID {
-		a.problem("webhook body id %q, %s %q: want the same", d.Payload.ID, webhook.HeaderDelivery, d.ID)
+		a.problems.Add("webhook body id %q, %s %q: want the same", d.Payload.ID, webhook.HeaderDelivery, d.ID)
 	}
 	a.mu.Lock()
 	a.deliveries = append(a.deliveries, d)
@@ -470,7 +460,7 @@ func (a *app) hook(w http.ResponseWriter, r *http.Request) {
 		data = []byte(v)
 	default:
 		if data, err = json.Marshal(v); err != nil {
-			a.problem("encoding the reply %v: %v", v, err)
+			a.problems.Add("encoding the reply %v: %v", v, err)
 		}
 	}
 	// Recorded before the answer goes out: once siobridge has it, the test sees it.
@@ -556,9 +546,10 @@ func (a *app) up(t *testing.T) {
 type nodeClients struct {
 	*testkit.Process
 
+	problems *testkit.Problems
+
 	mu         sync.Mutex
 	queues     map[int]chan clientMsg
-	problems   []string
 	nextClient int
 	nextRef    int
 }
@@ -595,15 +586,8 @@ func startNode(t *testing.T) *nodeClients {
 	t.Helper()
 	node := testkit.RequireTool(t, "node")
 	modules := testkit.RequireNodeModules(t, testkit.InteropNode, "socket.io-client")
-	nc := &nodeClients{queues: make(map[int]chan clientMsg)}
-	// Registered before the process's own cleanup, so run after it: once every line is in.
-	t.Cleanup(func() {
-		nc.mu.Lock()
-		defer nc.mu.Unlock()
-		for _, p := range nc.problems {
-			t.Errorf("node clients.js: %s", p)
-		}
-	})
+	// Reported after the process's own cleanup, once every line is in.
+	nc := &nodeClients{queues: make(map[int]chan clientMsg), problems: testkit.NewProblems(t, "node clients.js")}
 	nc.Process = testkit.Start(t, testkit.Command{
 		Name:      "node clients.js",
 		Args:      []string{node, "clients.js"},
@@ -620,7 +604,7 @@ func startNode(t *testing.T) *nodeClients {
 func (nc *nodeClients) route(line string) {
 	var m clientMsg
 	if err := json.Unmarshal([]byte(line), &m); err != nil {
-		nc.addProblem("stdout line is not JSON: %q", line)
+		nc.problems.Add("stdout line is not JSON: %q", line)
 		return
 	}
 	m.line = line
@@ -631,20 +615,14 @@ func (nc *nodeClients) route(line string) {
 	q := nc.queues[m.Client]
 	nc.mu.Unlock()
 	if q == nil {
-		nc.addProblem("a line for unknown client %d: %s", m.Client, line)
+		nc.problems.Add("a line for unknown client %d: %s", m.Client, line)
 		return
 	}
 	select {
 	case q <- m:
 	default:
-		nc.addProblem("client %d's queue is full; dropped %s", m.Client, line)
+		nc.problems.Add("client %d's queue is full; dropped %s", m.Client, line)
 	}
-}
-
-func (nc *nodeClients) addProblem(format string, args ...any) {
-	nc.mu.Lock()
-	defer nc.mu.Unlock()
-	nc.problems = append(nc.problems, fmt.Sprintf(format, args...))
 }
 
 func (nc *nodeClients) send(t *testing.T, cmd map[string]any) {

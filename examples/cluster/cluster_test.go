@@ -231,25 +231,19 @@ func awaitListen(t *testing.T, p *testkit.Process, addr string) {
 type app struct {
 	ts *httptest.Server
 
-	mu       sync.Mutex
-	nodes    map[string]string // socket id → node
-	problems []string
+	problems *testkit.Problems
+
+	mu    sync.Mutex
+	nodes map[string]string // socket id → node
 }
 
 func startApp(t *testing.T) *app {
 	t.Helper()
-	a := &app{nodes: map[string]string{}}
+	a := &app{nodes: map[string]string{}, problems: testkit.NewProblems(t, "app")}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /webhook/{node}", a.hook)
 	a.ts = httptest.NewServer(mux)
-	t.Cleanup(func() {
-		a.ts.Close()
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		for _, p := range a.problems {
-			t.Errorf("app: %s", p)
-		}
-	})
+	t.Cleanup(a.ts.Close)
 	return a
 }
 
@@ -259,9 +253,7 @@ func (a *app) hook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := webhook.Verify(secret, r.Header.Get(webhook.HeaderSignature), body, time.Now(), 5*time.Minute); err != nil {
-		a.mu.Lock()
-		a.problems = append(a.problems, fmt.Sprintf("webhook refused: %v", err))
-		a.mu.Unlock()
+		a.problems.Add("webhook refused: %v", err)
 		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}
@@ -273,7 +265,7 @@ func (a *app) hook(w http.ResponseWriter, r *http.Request) {
 	node := r.PathValue("node")
 	a.mu.Lock()
 	if prev, ok := a.nodes[p.Socket.ID]; ok && prev != node {
-		a.problems = append(a.problems, fmt.Sprintf("socket %s: webhooks from %s and %s", p.Socket.ID, prev, node))
+		a.problems.Add("socket %s: webhooks from %s and %s", p.Socket.ID, prev, node)
 	}
 	a.nodes[p.Socket.ID] = node
 	a.mu.Unlock()

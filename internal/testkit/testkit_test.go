@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -193,5 +194,22 @@ func TestLinesEnd(t *testing.T) {
 	})
 	if want := "waiting for a line that never comes: quiet exited"; f.fatal != want {
 		t.Errorf("fatal %q, want %q", f.fatal, want)
+	}
+}
+
+// TestProblems: what other goroutines add fails the test at its end, each with the prefix.
+func TestProblems(t *testing.T) {
+	f := &fakeT{TB: t}
+	f.run(func(t testing.TB) {
+		p := NewProblems(t, "app")
+		var wg sync.WaitGroup
+		for i := range 2 {
+			wg.Go(func() { p.Add("webhook %d refused", i) })
+		}
+		wg.Wait()
+	})
+	slices.Sort(f.errors)
+	if want := []string{"app: webhook 0 refused", "app: webhook 1 refused"}; !slices.Equal(f.errors, want) {
+		t.Errorf("errors %q, want %q", f.errors, want)
 	}
 }
