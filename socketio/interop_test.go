@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -32,6 +31,7 @@ import (
 	"time"
 
 	"github.com/siobridge/siobridge/engineio"
+	"github.com/siobridge/siobridge/internal/testkit"
 	"github.com/siobridge/siobridge/socketio"
 )
 
@@ -42,12 +42,6 @@ const (
 	interopWait = 20 * time.Second
 	// interopGrace is how long a wait goes on once the client process has exited.
 	interopGrace = 3 * time.Second
-	// systemPython is Debian's interpreter, which has python3-socketio; the python3 on PATH may
-	// be another one.
-	systemPython = "/usr/bin/python3"
-	installHint  = "install the interop test dependencies with `make deps` (runs .ci/install-deps: " +
-		"Node.js with npm ci in socketio/testdata/interop, and Debian's python3-socketio, " +
-		"python3-websocket, python3-requests)"
 )
 
 // Values shared with client.js and client.py.
@@ -202,7 +196,7 @@ type interopServer struct {
 	mu     sync.Mutex
 	closed bool
 	wg     sync.WaitGroup // goroutines started by handlers
-	logs   lockedBuffer
+	logs   testkit.Lines
 }
 
 // goFunc runs fn on a goroutine the cleanup waits for (handlers must not block).
@@ -274,23 +268,6 @@ func startInteropServer(t *testing.T, opts socketio.Options, setup func(*interop
 	return s, cleanup
 }
 
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // coreHandlers are the "/" handlers of the core scenario (see client.js and client.py).
 func coreHandlers(s *interopServer) {
 	s.Srv.Of("/").OnConnect(func(sock *socketio.Socket) {
@@ -349,15 +326,6 @@ type clientProc struct {
 	reported bool // wait has shown the output already
 }
 
-var (
-	depsOnce sync.Map // lang -> *depsCheck
-)
-
-type depsCheck struct {
-	once sync.Once
-	err  error
-}
-
 func interopDir(t *testing.T) string {
 	t.Helper()
 	dir, err := filepath.Abs(filepath.Join("testdata", "interop"))
@@ -367,89 +335,82 @@ func interopDir(t *testing.T) string {
 	return dir
 }
 
-// requireClient fails the test when lang's client cannot run here, saying what to install.
-func requireClient(t *testing.T, lang string) {
-	t.Helper()
-	v, _ := depsOnce.LoadOrStore(lang, &depsCheck{})
-	c := v.(*depsCheck)
-	c.once.Do(func() { c.err = checkClientDeps(interopDir(t), lang) })
-	if c.err != nil {
-		t.Fatalf("the %s interop client cannot run: %v\n%s", lang, c.err, installHint)
-	}
-}
+// The clients' programs, looked for once: each lookup fails every test that needs it.
+var (
+	// nodeClient is node, once it loads socket.io-client from testdata/interop (enginesuite.js's
+	// ws comes with it: engine.io-client depends on it).
+	nodeClient = sync.OnceValues(func() (string, error) {
+		node, err := testkit.LookTool("node")
+		if err != nil {
+			return "", err
+		}
+		if _, err := testkit.LookNodeModules(testkit.InteropNode, "socket.io-client"); err != nil {
+			return "", err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), interopProcTimeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, node, "-e", `require("socket.io-client")`)
+		cmd.Dir = filepath.Join("testdata", "interop")
+		cmd.Env = testkit.Env()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("node cannot load socket.io-client from %s: %v: %s", testkit.InteropNode, err, bytes.TrimSpace(out))
+		}
+		return node, nil
+	})
+	// pythonClient is Debian's python3, once it imports what client.py does.
+	pythonClient = sync.OnceValues(func() (string, error) {
+		return testkit.LookPython("socketio", "engineio", "websocket", "requests")
+	})
+)
 
-func checkClientDeps(dir, lang string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), interopProcTimeout)
-	defer cancel()
-	var cmd *exec.Cmd
+// requireClient returns the program that runs lang's client, failing the test with what to
+// install when it cannot run here.
+func requireClient(t *testing.T, lang string) string {
+	t.Helper()
+	var (
+		prog string
+		err  error
+	)
 	switch lang {
 	case "node", "node-engine":
-		if _, err := exec.LookPath("node"); err != nil {
-			return fmt.Errorf("node not found on PATH: %w", err)
-		}
-		if _, err := os.Stat(filepath.Join(dir, "node_modules", "socket.io-client", "package.json")); err != nil {
-			return fmt.Errorf("socket.io-client is not installed in %s (npm ci): %w", dir, err)
-		}
-		// enginesuite.js's ws comes with socket.io-client (engine.io-client depends on it).
-		cmd = exec.CommandContext(ctx, "node", "-e", `require("socket.io-client")`)
+		prog, err = nodeClient()
 	case "python":
-		if _, err := os.Stat(systemPython); err != nil {
-			return fmt.Errorf("%s not found: %w", systemPython, err)
-		}
-		cmd = exec.CommandContext(ctx, systemPython, "-c", "import socketio, engineio, websocket, requests")
+		prog, err = pythonClient()
 	default:
-		return fmt.Errorf("unknown client language %q", lang)
+		err = fmt.Errorf("unknown client language %q", lang)
 	}
-	cmd.Dir = dir
-	cmd.Env = clientEnv()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s: %w\n%s", strings.Join(cmd.Args, " "), err, out)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return nil
-}
-
-// clientEnv is the test's environment without proxy settings (all traffic is to 127.0.0.1) and
-// without variables that would make /usr/bin/python3 load another interpreter's modules.
-func clientEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		switch strings.ToUpper(name) {
-		case "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "PYTHONPATH", "PYTHONHOME", "NODE_OPTIONS":
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, "NO_PROXY=*", "no_proxy=*", "PYTHONDONTWRITEBYTECODE=1", "PYTHONIOENCODING=utf-8")
+	return prog
 }
 
 // startClient runs a client script in the background; wait for it with wait (the test's cleanup
 // does too).
 func startClient(t *testing.T, lang, url, scenario string, args ...string) *clientProc {
 	t.Helper()
-	requireClient(t, lang)
+	name := requireClient(t, lang)
 	dir := interopDir(t)
 	argv := append([]string{url, scenario}, args...)
-	var name string
 	switch lang {
 	case "node":
-		name, argv = "node", append([]string{"client.js"}, argv...)
+		argv = append([]string{"client.js"}, argv...)
 	case "node-engine":
-		name, argv = "node", append([]string{"enginesuite.js"}, argv...)
+		argv = append([]string{"enginesuite.js"}, argv...)
 	case "python":
-		name, argv = systemPython, append([]string{"client.py"}, argv...)
+		argv = append([]string{"client.py"}, argv...)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), interopProcTimeout)
 	cmd := exec.CommandContext(ctx, name, argv...)
 	cmd.Dir = dir
-	cmd.Env = clientEnv()
+	cmd.Env = testkit.Env()
 	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	p := &clientProc{desc: lang + " " + scenario + " " + strings.Join(args, " "), done: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		cancel()
-		t.Fatalf("start %s: %v\n%s", p.desc, err, installHint)
+		t.Fatalf("start %s: %v", p.desc, err)
 	}
 	go func() {
 		defer close(p.done)

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/siobridge/siobridge/internal/testkit"
 	"github.com/siobridge/siobridge/socketio"
 	"github.com/siobridge/siobridge/socketio/socketiotest"
 )
@@ -24,7 +25,7 @@ type replyHarness struct {
 	srv     *socketio.Server
 	ts      *httptest.Server
 	metrics *Metrics
-	log     *syncBuffer
+	log     *testkit.Lines
 }
 
 // newReplyHarness bridges a server to url (the app's, or any address), with a debug log,
@@ -33,7 +34,7 @@ func newReplyHarness(t *testing.T, url string, opts DelivererOptions, kinds ...K
 	if len(kinds) == 0 {
 		kinds = []Kind{KindConnect, KindEvent, KindDisconnect}
 	}
-	h := &replyHarness{metrics: NewMetrics(prometheus.NewRegistry()), log: &syncBuffer{}}
+	h := &replyHarness{metrics: NewMetrics(prometheus.NewRegistry()), log: &testkit.Lines{}}
 	opts.URL, opts.Metrics = url, h.metrics
 	d := newDeliverer(t, opts)
 	h.srv = socketio.NewServer(socketio.Options{})

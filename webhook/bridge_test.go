@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,33 +8,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/siobridge/siobridge/internal/testkit"
 	"github.com/siobridge/siobridge/socketio"
 	"github.com/siobridge/siobridge/socketio/socketiotest"
 )
-
-// syncBuffer is a log destination safe for the bridge's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // queueFullHarness is a Socket.IO server bridged to an app that holds every event webhook
 // until its gate opens, with room for two webhooks per socket behind the one in flight.
@@ -44,12 +25,12 @@ type queueFullHarness struct {
 	arrived     chan string // the kind of each webhook reaching the app
 	disconnects chan Payload
 	metrics     *Metrics
-	log         *syncBuffer
+	log         *testkit.Lines
 	release     func() // lets the app answer the events it holds, and all later ones
 }
 
 func newQueueFullHarness(t *testing.T, policy QueueFullPolicy) *queueFullHarness {
-	h := &queueFullHarness{arrived: make(chan string, 16), disconnects: make(chan Payload, 4), log: &syncBuffer{}}
+	h := &queueFullHarness{arrived: make(chan string, 16), disconnects: make(chan Payload, 4), log: &testkit.Lines{}}
 	g := newGate()
 	app := newApp(t, func(w http.ResponseWriter, r *http.Request) {
 		var p Payload

@@ -1000,28 +1000,54 @@ func BenchmarkDeliver(b *testing.B) {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	d := newDeliverer(b, DelivererOptions{URL: app.URL, Secret: "s", Metrics: NewMetrics(nil)})
-	keys := make([]string, 100)
-	for i := range keys {
-		keys[i] = fmt.Sprintf("socket-%d", i)
-	}
-	body := []byte(`{"type":"event","namespace":"/","socket":{"id":"abc"},"event":"chat","args":["hello"]}`)
-	var wg sync.WaitGroup
-	slots := make(chan struct{}, 1000) // bounds what waits, like a real load
-	done := func(r Result) {
-		if r.Err != nil {
-			b.Error(r.Err)
-		}
-		<-slots
-		wg.Done()
-	}
+	load := newBenchLoad(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		slots <- struct{}{}
-		wg.Add(1)
-		if err := d.Enqueue(keys[i%len(keys)], &Delivery{Kind: KindEvent, Body: body}, done); err != nil {
+		if err := load.enqueue(d, i); err != nil {
 			b.Fatal(err)
 		}
 	}
-	wg.Wait()
+	load.wait()
 }
+
+// benchLoad is what the delivery benchmarks enqueue: an event webhook for each of 100 sockets
+// in turn, with at most 1000 deliveries waiting at once, like a real load.
+type benchLoad struct {
+	b     *testing.B
+	keys  []string
+	body  []byte
+	wg    sync.WaitGroup
+	slots chan struct{}
+}
+
+func newBenchLoad(b *testing.B) *benchLoad {
+	l := &benchLoad{
+		b:     b,
+		keys:  make([]string, 100),
+		body:  []byte(`{"type":"event","namespace":"/","socket":{"id":"abc"},"event":"chat","args":["hello"]}`),
+		slots: make(chan struct{}, 1000),
+	}
+	for i := range l.keys {
+		l.keys[i] = fmt.Sprintf("socket-%d", i)
+	}
+	return l
+}
+
+// enqueue enqueues delivery i on d once fewer than 1000 wait; safe on any goroutine.
+func (l *benchLoad) enqueue(d *Deliverer, i int) error {
+	l.slots <- struct{}{}
+	l.wg.Add(1)
+	return d.Enqueue(l.keys[i%len(l.keys)], &Delivery{Kind: KindEvent, Body: l.body}, l.done)
+}
+
+func (l *benchLoad) done(r Result) {
+	if r.Err != nil {
+		l.b.Error(r.Err)
+	}
+	<-l.slots
+	l.wg.Done()
+}
+
+// wait waits until every delivery enqueued is done.
+func (l *benchLoad) wait() { l.wg.Wait() }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/siobridge/siobridge/internal/spool"
+	"github.com/siobridge/siobridge/internal/testkit"
 	"github.com/siobridge/siobridge/socketio"
 	"github.com/siobridge/siobridge/socketio/socketiotest"
 )
@@ -192,7 +193,7 @@ func TestSpoolFullAppliesQueueFullPolicy(t *testing.T) {
 	s := openSpool(t, spool.Options{Dir: t.TempDir(), MaxBytes: 3000, SegmentBytes: 1000})
 	d := newDeliverer(t, DelivererOptions{URL: app.URL, Spool: s})
 	g.openAtCleanup(t)
-	var log syncBuffer
+	var log testkit.Lines
 	srv := socketio.NewServer(socketio.Options{})
 	NewBridge(BridgeOptions{Server: srv, Deliverer: d, Kinds: []Kind{KindEvent, KindDisconnect}, QueueFull: QueueFullReject,
 		Logger: slog.New(slog.NewTextHandler(&log, nil))})
@@ -237,36 +238,20 @@ func BenchmarkDeliverSpooled(b *testing.B) {
 				s = openSpool(b, spool.Options{Dir: b.TempDir(), Fsync: policy})
 			}
 			d := newDeliverer(b, DelivererOptions{URL: app.URL, Secret: "s", Spool: s})
-			keys := make([]string, 100)
-			for i := range keys {
-				keys[i] = fmt.Sprintf("socket-%d", i)
-			}
-			body := []byte(`{"type":"event","namespace":"/","socket":{"id":"abc"},"event":"chat","args":["hello"]}`)
-			var wg sync.WaitGroup
-			slots := make(chan struct{}, 1000)
-			done := func(r Result) {
-				if r.Err != nil {
-					b.Error(r.Err)
-				}
-				<-slots
-				wg.Done()
-			}
+			load := newBenchLoad(b)
 			// Enqueuers on several goroutines, as clients' readers are: always shares fsyncs.
 			b.ReportAllocs()
 			b.ResetTimer()
 			var next atomic.Int64
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					i := next.Add(1)
-					slots <- struct{}{}
-					wg.Add(1)
-					if err := d.Enqueue(keys[i%int64(len(keys))], &Delivery{Kind: KindEvent, Body: body}, done); err != nil {
+					if err := load.enqueue(d, int(next.Add(1))); err != nil {
 						b.Error(err)
 						return
 					}
 				}
 			})
-			wg.Wait()
+			load.wait()
 			b.StopTimer()
 			if s != nil {
 				b.ReportMetric(float64(s.Bytes()), "spool-bytes-at-end")

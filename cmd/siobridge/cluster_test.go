@@ -1,7 +1,7 @@
 package main
 
-// Cluster tests: several siobridge processes (the real binary, built once per run of
-// TestCluster) share one redis-server of the test's own with SIOBRIDGE_CLUSTER_ADAPTER=redis.
+// Cluster tests: several siobridge processes (the real binary, built once for every test of
+// the package) share one redis-server of the test's own with SIOBRIDGE_CLUSTER_ADAPTER=redis.
 // The app is an httptest server that checks every webhook's signature and records which node
 // sent it (each node posts to /hook/<its name>); the clients are raw Socket.IO clients
 // (socketiotest) connected to different nodes, and, for interop, a Node.js socket.io 4.8
@@ -12,7 +12,6 @@ package main
 // report makes it exit 66).
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -23,10 +22,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,6 +33,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/siobridge/siobridge/internal/testkit"
 	"github.com/siobridge/siobridge/socketio/socketiotest"
 	"github.com/siobridge/siobridge/webhook"
 )
@@ -45,13 +41,6 @@ import (
 const (
 	// clusterWait bounds one wait for something that should happen.
 	clusterWait = 10 * time.Second
-	// clusterStartWait bounds a node's start; built with -race it compresses the client bundle
-	// slowly, and the tests start several at once.
-	clusterStartWait = 30 * time.Second
-	// clusterStopWait bounds a node's exit after SIGTERM; its shutdown grace is 10s.
-	clusterStopWait = 15 * time.Second
-	// clusterPollEvery spaces the checks of state that nothing announces (readiness, Redis).
-	clusterPollEvery = 25 * time.Millisecond
 	// clusterRequestTimeout is every node's cluster request timeout. A hung node makes a
 	// query wait all of it, and the nodes that answer must do so within it, on a loaded
 	// machine too.
@@ -64,23 +53,15 @@ const (
 	clusterAnswerWait = clusterWait + clusterAckWait
 	// clusterSecret signs the webhooks; the app refuses any whose signature does not verify.
 	clusterSecret = "cluster-webhook-secret"
-	// clusterRedisBinary is Debian's redis-server, which `make deps` installs.
-	clusterRedisBinary = "/usr/bin/redis-server"
-	// clusterNodeDir holds cluster.js and its pinned npm packages.
-	clusterNodeDir = "../../socketio/redisadapter/testdata/node"
-	// clusterDepsHint says how to get what the tests run.
-	clusterDepsHint = "run `make deps` (.ci/install-deps installs Debian's redis-server, Node.js, " +
-		"and npm ci in socketio/redisadapter/testdata/node)"
 )
 
 // TestCluster runs each scenario on a cluster of its own (its own Redis, app and nodes), in
 // parallel, with the binary built once for all of them.
 func TestCluster(t *testing.T) {
-	bin := clusterBuild(t)
-	redisBin := clusterRedisPath(t)
+	bin := siobridge.Path(t)
 	for _, tc := range []struct {
 		name string
-		run  func(t *testing.T, bin, redisBin string)
+		run  func(t *testing.T, bin string)
 	}{
 		{"API", testClusterAPI},
 		{"Webhooks", testClusterWebhooks},
@@ -92,14 +73,14 @@ func TestCluster(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			tc.run(t, bin, redisBin)
+			tc.run(t, bin)
 		})
 	}
 }
 
 // testClusterAPI: the REST API of one node acts on the sockets of every node.
-func testClusterAPI(t *testing.T, bin, redisBin string) {
-	r := clusterStartRedis(t, redisBin)
+func testClusterAPI(t *testing.T, bin string) {
+	r := testkit.StartRedis(t)
 	app := clusterStartApp(t)
 	const prefix = "siobridge-cluster-test"
 	nodes := clusterStartNodes(t, bin, r, app, []string{"A", "B", "C"}, "SIOBRIDGE_CLUSTER_KEY_PREFIX="+prefix)
@@ -109,7 +90,7 @@ func testClusterAPI(t *testing.T, bin, redisBin string) {
 	a1, b1, b2, c1 := clusterConnect(t, a, "a1"), clusterConnect(t, b, "b1"), clusterConnect(t, b, "b2"), clusterConnect(t, c, "c1")
 	d1 := clusterConnect(t, d, "d1")
 	for _, n := range append(nodes, d) {
-		n.waitReady(t, http.StatusOK)
+		n.AwaitReady(t, clusterWait, http.StatusOK)
 	}
 
 	t.Run("emit", func(t *testing.T) {
@@ -253,8 +234,8 @@ func testClusterAPI(t *testing.T, bin, redisBin string) {
 
 // testClusterWebhooks: each client event reaches the app once, from the node holding the
 // socket, and a reply's emit reaches the clients of every node.
-func testClusterWebhooks(t *testing.T, bin, redisBin string) {
-	r := clusterStartRedis(t, redisBin)
+func testClusterWebhooks(t *testing.T, bin string) {
+	r := testkit.StartRedis(t)
 	app := clusterStartApp(t)
 	app.setReply(func(d clusterDelivery) any {
 		if d.Kind == "event" && d.Payload.Event == "chat" {
@@ -270,7 +251,7 @@ func testClusterWebhooks(t *testing.T, bin, redisBin string) {
 		clusterConnect(t, nodes[1], "b1"), clusterConnect(t, nodes[2], "c1"),
 	}
 	for _, n := range nodes {
-		n.waitReady(t, http.StatusOK)
+		n.AwaitReady(t, clusterWait, http.StatusOK)
 	}
 
 	const perClient = 10
@@ -346,14 +327,14 @@ func testClusterWebhooks(t *testing.T, bin, redisBin string) {
 // emits to b1 (on B) every few milliseconds. /readyz tells the truth all along: 503 on both
 // nodes while Redis is down, and every emit A accepts while both nodes say 200 (before the
 // outage, and once Redis is back) reaches b1, in order.
-func testClusterRedisRestart(t *testing.T, bin, redisBin string) {
-	r := clusterStartRedis(t, redisBin)
+func testClusterRedisRestart(t *testing.T, bin string) {
+	r := testkit.StartRedis(t)
 	app := clusterStartApp(t)
 	nodes := clusterStartNodes(t, bin, r, app, []string{"A", "B"})
 	a, b := nodes[0], nodes[1]
 	a1, b1 := clusterConnect(t, a, "a1"), clusterConnect(t, b, "b1")
 	for _, n := range nodes {
-		n.waitReady(t, http.StatusOK)
+		n.AwaitReady(t, clusterWait, http.StatusOK)
 	}
 	a.emit(t, fmt.Sprintf(`{"event":"before","to":[%q]}`, b1.sid), 1)
 	b1.expect(t, `42["before"]`)
@@ -364,9 +345,9 @@ func testClusterRedisRestart(t *testing.T, bin, redisBin string) {
 		return clusterCountReady(ticks) >= 10
 	})
 
-	r.kill(t)
+	r.Kill(t)
 	for _, n := range nodes {
-		n.waitReady(t, http.StatusServiceUnavailable)
+		n.AwaitReady(t, clusterWait, http.StatusServiceUnavailable)
 		if st, _ := n.get("/healthz"); st != http.StatusOK {
 			t.Fatalf("GET /healthz on %s with Redis down = %d, want 200", n.name, st)
 		}
@@ -402,9 +383,9 @@ func testClusterRedisRestart(t *testing.T, bin, redisBin string) {
 	a1.expectAsk(t, `["ask"]`)
 
 	restarted := stream.len()
-	r.restart(t)
+	r.Restart(t)
 	for _, n := range nodes {
-		n.waitReady(t, http.StatusOK)
+		n.AwaitReady(t, clusterWait, http.StatusOK)
 	}
 	back := stream.len()
 	stream.await(t, "50 emits accepted while both nodes are ready, since Redis came back", func(ticks []clusterTick) bool {
@@ -470,11 +451,11 @@ func testClusterRedisRestart(t *testing.T, bin, redisBin string) {
 	}
 	for _, n := range nodes {
 		select {
-		case <-n.exited:
+		case <-n.Exited():
 			t.Fatalf("node %s exited during the Redis outage", n.name)
 		default:
 		}
-		log := n.logText()
+		log := n.Log()
 		lost := strings.Index(log, "redis adapter lost its subscription")
 		if lost < 0 || !strings.Contains(log[lost:], "redis adapter subscribed") {
 			t.Errorf("node %s did not log losing its subscription and getting it back", n.name)
@@ -485,31 +466,29 @@ func testClusterRedisRestart(t *testing.T, bin, redisBin string) {
 // testClusterHungAndDeadNodes: a node that hangs is waited for the request timeout, then left
 // out; a node that dies leaves the cluster at once. What the answers say (how many nodes were
 // counted and how many replied) tells which happened, not how long they took.
-func testClusterHungAndDeadNodes(t *testing.T, bin, redisBin string) {
-	r := clusterStartRedis(t, redisBin)
+func testClusterHungAndDeadNodes(t *testing.T, bin string) {
+	r := testkit.StartRedis(t)
 	app := clusterStartApp(t)
 	nodes := clusterStartNodes(t, bin, r, app, []string{"A", "B", "C"})
 	a, c := nodes[0], nodes[2]
 	a1, b1, c1 := clusterConnect(t, a, "a1"), clusterConnect(t, nodes[1], "b1"), clusterConnect(t, c, "c1")
 	for _, n := range nodes {
-		n.waitReady(t, http.StatusOK)
+		n.AwaitReady(t, clusterWait, http.StatusOK)
 	}
 	var (
 		ids   []string
 		reach clusterReach
 	)
-	clusterPoll(t, "GET /sockets on A to list all three sockets, every node replying", func() bool {
+	testkit.Poll(t, clusterWait, "GET /sockets on A to list all three sockets, every node replying", func() bool {
 		ids, reach = a.socketsReach(t)
 		return slices.Equal(ids, clusterSorted(a1.sid, b1.sid, c1.sid)) && reach == (clusterReach{Nodes: 3, Replied: 3})
 	})
 
 	// C hangs (SIGSTOP): still subscribed, so still counted, but it answers nothing.
-	if err := c.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	c.Signal(t, syscall.SIGSTOP)
 	// The stop takes effect once every thread of C has taken the signal, not when kill
 	// returns: until then C may still answer.
-	clusterPoll(t, "node C to be stopped", func() bool { return processStopped(c.cmd.Process.Pid) })
+	testkit.Poll(t, clusterWait, "node C to be stopped", func() bool { return processStopped(c.Pid()) })
 	// The answers say that one node of three did not reply, after the request timeout, and
 	// count what the others have.
 	start := time.Now()
@@ -528,19 +507,17 @@ func testClusterHungAndDeadNodes(t *testing.T, bin, redisBin string) {
 	if st, _ := a.get("/readyz"); st != http.StatusOK {
 		t.Fatalf("GET /readyz on A with C hung = %d, want 200: readiness is about this node's Redis connection", st)
 	}
-	if err := c.cmd.Process.Signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
-	clusterPoll(t, "GET /sockets on A to list c1 again, every node replying", func() bool {
+	c.Signal(t, syscall.SIGCONT)
+	testkit.Poll(t, clusterWait, "GET /sockets on A to list c1 again, every node replying", func() bool {
 		ids, reach = a.socketsReach(t)
 		return slices.Equal(ids, clusterSorted(a1.sid, b1.sid, c1.sid)) && reach == (clusterReach{Nodes: 3, Replied: 3})
 	})
 
 	// C dies (SIGKILL): Redis drops its subscriptions with its connections, and queries stop
 	// waiting for it: it is no longer counted.
-	c.kill(t)
+	c.Kill(t)
 	c1.expectClosed(t)
-	clusterPoll(t, "GET /sockets on A to answer without C, C no longer counted", func() bool {
+	testkit.Poll(t, clusterWait, "GET /sockets on A to answer without C, C no longer counted", func() bool {
 		ids, reach = a.socketsReach(t)
 		return slices.Equal(ids, clusterSorted(a1.sid, b1.sid)) && reach == (clusterReach{Nodes: 2, Replied: 2})
 	})
@@ -548,25 +525,23 @@ func testClusterHungAndDeadNodes(t *testing.T, bin, redisBin string) {
 
 // testClusterNodeJS: a Node.js socket.io server with @socket.io/redis-adapter, and
 // @socket.io/redis-emitter, in the same cluster as a siobridge node.
-func testClusterNodeJS(t *testing.T, bin, redisBin string) {
-	r := clusterStartRedis(t, redisBin)
+func testClusterNodeJS(t *testing.T, bin string) {
+	testkit.RequireNodeServer(t)
+	r := testkit.StartRedis(t)
 	app := clusterStartApp(t)
-	js := clusterStartNodeJS(t, r) // cluster.js uses the default key prefix, "socket.io"
+	js := testkit.StartNodeServer(t, r.URL(), clusterRequestTimeout) // cluster.js uses the default key prefix, "socket.io"
 	a := clusterStartNodes(t, bin, r, app, []string{"A"}, "SIOBRIDGE_CLUSTER_KEY_PREFIX=socket.io")[0]
 	a1 := clusterConnect(t, a, "a1")
-	a.waitReady(t, http.StatusOK)
-	var n1 string
-	if err := json.Unmarshal(js.call(t, map[string]any{"cmd": "client", "name": "n1"})["id"], &n1); err != nil || n1 == "" {
-		t.Fatalf("the Node.js client's id: %q, %v", n1, err)
-	}
-	clusterPoll(t, "GET /sockets on A to list the Node.js server's socket", func() bool {
+	a.AwaitReady(t, clusterWait, http.StatusOK)
+	n1 := js.Client(t, "n1")
+	testkit.Poll(t, clusterWait, "GET /sockets on A to list the Node.js server's socket", func() bool {
 		_, ok := a.sockets(t, "")[n1]
 		return ok
 	})
 
 	t.Run("emit reaches a Node.js client", func(t *testing.T) {
 		a.emit(t, `{"event":"from-siobridge","args":[1,"two",{"three":3},{"$binary":"AQID"}]}`, 2) // a1 and n1
-		if got, want := js.clientEvent(t, "n1", "from-siobridge"), `[1,"two",{"three":3},{"$bin":"010203"}]`; got != want {
+		if got, want := js.ClientEvent(t, "n1", "from-siobridge"), `[1,"two",{"three":3},{"$bin":"010203"}]`; got != want {
 			t.Fatalf("the Node.js client got %s, want %s", got, want)
 		}
 		a1.expect(t, `451-["from-siobridge",1,"two",{"three":3},{"_placeholder":true,"num":0}]`, "bin:\x01\x02\x03")
@@ -578,11 +553,11 @@ func testClusterNodeJS(t *testing.T, bin, redisBin string) {
 		if n := a.count(t, "/join", fmt.Sprintf(`{"to":[%q],"rooms":["mixed"]}`, n1)); n != 1 {
 			t.Fatalf("POST /join for the Node.js socket = %d, want 1", n)
 		}
-		clusterPoll(t, "GET /rooms on A to count the Node.js socket in mixed", func() bool {
+		testkit.Poll(t, clusterWait, "GET /rooms on A to count the Node.js socket in mixed", func() bool {
 			return clusterMapEqual(a.rooms(t), map[string]int{"mixed": 1})
 		})
 		a.emit(t, `{"event":"to-mixed","to":["mixed"],"args":["m"]}`, 1)
-		if got := js.clientEvent(t, "n1", "to-mixed"); got != `["m"]` {
+		if got := js.ClientEvent(t, "n1", "to-mixed"); got != `["m"]` {
 			t.Fatalf("the Node.js client got %s, want [\"m\"]", got)
 		}
 	})
@@ -596,9 +571,9 @@ func testClusterNodeJS(t *testing.T, bin, redisBin string) {
 	})
 
 	t.Run("Node.js server and redis-emitter reach siobridge clients", func(t *testing.T) {
-		js.call(t, map[string]any{"cmd": "emit", "event": "from-node", "args": []any{"hi"}})
+		js.Call(t, map[string]any{"cmd": "emit", "event": "from-node", "args": []any{"hi"}})
 		a1.expect(t, `42["from-node","hi"]`)
-		js.call(t, map[string]any{"cmd": "emitter", "action": "emit", "rooms": []string{a1.sid}, "event": "from-emitter", "args": []any{7}})
+		js.Call(t, map[string]any{"cmd": "emitter", "action": "emit", "rooms": []string{a1.sid}, "event": "from-emitter", "args": []any{7}})
 		a1.expect(t, `42["from-emitter",7]`)
 	})
 
@@ -606,16 +581,14 @@ func testClusterNodeJS(t *testing.T, bin, redisBin string) {
 		if n := a.count(t, "/leave", fmt.Sprintf(`{"to":[%q],"rooms":["mixed"]}`, n1)); n != 1 {
 			t.Fatalf("POST /leave for the Node.js socket = %d, want 1", n)
 		}
-		clusterPoll(t, "GET /rooms on A to show the Node.js socket out of mixed", func() bool {
+		testkit.Poll(t, clusterWait, "GET /rooms on A to show the Node.js socket out of mixed", func() bool {
 			return len(a.rooms(t)) == 0
 		})
 		if n := a.count(t, "/disconnect", fmt.Sprintf(`{"to":[%q]}`, n1)); n != 1 {
 			t.Fatalf("POST /disconnect for the Node.js socket = %d, want 1", n)
 		}
-		m := js.expect(t, "the Node.js server to disconnect n1", func(m map[string]json.RawMessage) bool {
-			var id string
-			_ = json.Unmarshal(m["id"], &id)
-			return clusterKind(m) == "server-disconnect" && id == n1
+		m := js.Expect(t, "the Node.js server to disconnect n1", func(m testkit.NodeMessage) bool {
+			return m.Kind() == "server-disconnect" && m.Text("id") == n1
 		})
 		if reason := string(m["reason"]); reason != `"server namespace disconnect"` {
 			t.Fatalf("the Node.js server disconnected n1 with reason %s, want \"server namespace disconnect\"", reason)
@@ -628,18 +601,19 @@ func testClusterNodeJS(t *testing.T, bin, redisBin string) {
 // server, the Node.js one included, and "cluster" counts it among the nodes; so they stay
 // after a siobridge node is killed. A server on the request channel that never answers is
 // left out, and the answer says "complete":false.
-func testClusterNodeJSCounts(t *testing.T, bin, redisBin string) {
-	r := clusterStartRedis(t, redisBin)
+func testClusterNodeJSCounts(t *testing.T, bin string) {
+	testkit.RequireNodeServer(t)
+	r := testkit.StartRedis(t)
 	app := clusterStartApp(t)
-	js := clusterStartNodeJS(t, r) // the default key prefix, "socket.io"
+	js := testkit.StartNodeServer(t, r.URL(), clusterRequestTimeout) // the default key prefix, "socket.io"
 	nodes := clusterStartNodes(t, bin, r, app, []string{"A", "B"}, "SIOBRIDGE_CLUSTER_KEY_PREFIX=socket.io")
 	a, b := nodes[0], nodes[1]
 	a1, a2, b1 := clusterConnect(t, a, "a1"), clusterConnect(t, a, "a2"), clusterConnect(t, b, "b1")
 	for _, n := range nodes {
-		n.waitReady(t, http.StatusOK)
+		n.AwaitReady(t, clusterWait, http.StatusOK)
 	}
-	n1, n2 := js.client(t, "n1"), js.client(t, "n2")
-	clusterPoll(t, "GET /sockets on A to list the five sockets, three servers replying", func() bool {
+	n1, n2 := js.Client(t, "n1"), js.Client(t, "n2")
+	testkit.Poll(t, clusterWait, "GET /sockets on A to list the five sockets, three servers replying", func() bool {
 		ids, reach := a.socketsReach(t)
 		return len(ids) == 5 && reach == (clusterReach{Nodes: 3, Replied: 3})
 	})
@@ -657,10 +631,8 @@ func testClusterNodeJSCounts(t *testing.T, bin, redisBin string) {
 	}
 	disconnected := func(t *testing.T, id string) {
 		t.Helper()
-		js.expect(t, "the Node.js server to disconnect "+id, func(m map[string]json.RawMessage) bool {
-			var got string
-			_ = json.Unmarshal(m["id"], &got)
-			return clusterKind(m) == "server-disconnect" && got == id
+		js.Expect(t, "the Node.js server to disconnect "+id, func(m testkit.NodeMessage) bool {
+			return m.Kind() == "server-disconnect" && m.Text("id") == id
 		})
 	}
 
@@ -670,15 +642,15 @@ func testClusterNodeJSCounts(t *testing.T, bin, redisBin string) {
 		for _, cl := range []*clusterClient{a1, a2, b1} {
 			cl.expect(t, `42["to-all"]`)
 		}
-		js.clientEvent(t, "n1", "to-all")
-		js.clientEvent(t, "n2", "to-all")
+		js.ClientEvent(t, "n1", "to-all")
+		js.ClientEvent(t, "n2", "to-all")
 
 		counted(t, "/join", fmt.Sprintf(`{"to":[%q,%q,%q],"rooms":["mixed"]}`, a1.sid, b1.sid, n1), 3, all)
 		counted(t, "/emit", `{"event":"to-mixed","to":["mixed"]}`, 3, all)
 		counted(t, "/emit", fmt.Sprintf(`{"event":"to-mixed-but-n1","to":["mixed"],"except":[%q]}`, n1), 2, all)
 		a1.expect(t, `42["to-mixed"]`, `42["to-mixed-but-n1"]`)
 		b1.expect(t, `42["to-mixed"]`, `42["to-mixed-but-n1"]`)
-		js.clientEvent(t, "n1", "to-mixed")
+		js.ClientEvent(t, "n1", "to-mixed")
 		// The Node.js server is asked for its sockets before it acts: those that leave the
 		// room they were selected by are counted.
 		counted(t, "/leave", `{"to":["mixed"],"rooms":["mixed"]}`, 3, all)
@@ -689,22 +661,20 @@ func testClusterNodeJSCounts(t *testing.T, bin, redisBin string) {
 		for _, cl := range []*clusterClient{a1, a2, b1} {
 			cl.expect(t, `42["marker"]`) // nothing meant for others came first
 		}
-		if got := js.clientEvent(t, "n1", "marker"); got != "[]" {
+		if got := js.ClientEvent(t, "n1", "marker"); got != "[]" {
 			t.Fatalf("n1 got marker with %s", got)
 		}
-		for _, m := range js.backlog {
-			var event string
-			_ = json.Unmarshal(m["event"], &event)
-			if clusterKind(m) == "client-event" && (event == "to-mixed-but-n1" || event == "to-nobody") {
+		for _, m := range js.Pending() {
+			if event := m.Text("event"); m.Kind() == "client-event" && (event == "to-mixed-but-n1" || event == "to-nobody") {
 				t.Fatalf("a Node.js client got an event not meant for it: %s", clusterLine(m))
 			}
 		}
 	})
 
 	t.Run("after a siobridge node is killed", func(t *testing.T) {
-		b.kill(t)
+		b.Kill(t)
 		b1.expectClosed(t)
-		clusterPoll(t, "GET /sockets on A to answer without B, B no longer counted", func() bool {
+		testkit.Poll(t, clusterWait, "GET /sockets on A to answer without B, B no longer counted", func() bool {
 			ids, reach := a.socketsReach(t)
 			return slices.Equal(ids, clusterSorted(a1.sid, a2.sid, n1)) && reach == (clusterReach{Nodes: 2, Replied: 2})
 		})
@@ -712,7 +682,7 @@ func testClusterNodeJSCounts(t *testing.T, bin, redisBin string) {
 		counted(t, "/emit", `{"event":"without-b"}`, 3, all)
 		a1.expect(t, `42["without-b"]`)
 		a2.expect(t, `42["without-b"]`)
-		js.clientEvent(t, "n1", "without-b")
+		js.ClientEvent(t, "n1", "without-b")
 		counted(t, "/join", fmt.Sprintf(`{"to":[%q,%q],"rooms":["leaving"]}`, a2.sid, n1), 2, all)
 		counted(t, "/disconnect", `{"to":["leaving"]}`, 2, all)
 		a2.expect(t, "41")
@@ -722,9 +692,9 @@ func testClusterNodeJSCounts(t *testing.T, bin, redisBin string) {
 	})
 
 	t.Run("a server that does not answer makes the answer incomplete", func(t *testing.T) {
-		n3 := js.client(t, "n3")
+		n3 := js.Client(t, "n3")
 		// Subscribed to the request channel, so counted among the servers; it never answers.
-		silent := redis.NewClient(&redis.Options{Addr: r.addr()})
+		silent := redis.NewClient(&redis.Options{Addr: r.Addr()})
 		defer silent.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), clusterWait)
 		ps := silent.Subscribe(ctx, "socket.io-request#/#")
@@ -736,11 +706,11 @@ func testClusterNodeJSCounts(t *testing.T, bin, redisBin string) {
 		short := clusterReach{Nodes: 3, Replied: 2, Incomplete: true}
 		counted(t, "/emit", `{"event":"while-silent"}`, 2, short) // a1 and n3
 		a1.expect(t, `42["while-silent"]`)
-		js.clientEvent(t, "n3", "while-silent")
+		js.ClientEvent(t, "n3", "while-silent")
 		counted(t, "/join", fmt.Sprintf(`{"to":[%q],"rooms":["r"]}`, n3), 1, short)
 
 		_ = ps.Close()
-		clusterPoll(t, "Redis to drop the silent subscriber", func() bool {
+		testkit.Poll(t, clusterWait, "Redis to drop the silent subscriber", func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), clusterWait)
 			defer cancel()
 			n, err := silent.PubSubNumSub(ctx, "socket.io-request#/#").Result()
@@ -748,16 +718,16 @@ func testClusterNodeJSCounts(t *testing.T, bin, redisBin string) {
 		})
 		counted(t, "/emit", `{"event":"complete-again"}`, 2, clusterReach{Nodes: 2, Replied: 2})
 		a1.expect(t, `42["complete-again"]`)
-		js.clientEvent(t, "n3", "complete-again")
+		js.ClientEvent(t, "n3", "complete-again")
 	})
 }
 
 // testClusterDynamicNamespaces: with namespaces = ["*"], one POST full of CONNECTs to new
 // namespaces costs Redis no connection per namespace and stops at max_dynamic_namespaces; a
 // dynamic namespace spans the nodes; the namespaces go when their client does.
-func testClusterDynamicNamespaces(t *testing.T, bin, redisBin string) {
+func testClusterDynamicNamespaces(t *testing.T, bin string) {
 	const limit, asked = 200, 250
-	r := clusterStartRedis(t, redisBin)
+	r := testkit.StartRedis(t)
 	app := clusterStartApp(t)
 	nodes := clusterStartNodes(t, bin, r, app, []string{"A", "B"},
 		"SIOBRIDGE_SOCKETIO_NAMESPACES=*",
@@ -765,9 +735,9 @@ func testClusterDynamicNamespaces(t *testing.T, bin, redisBin string) {
 		"SIOBRIDGE_LIMITS_MAX_NAMESPACES_PER_CONNECTION=0")
 	a, b := nodes[0], nodes[1]
 	for _, n := range nodes {
-		n.waitReady(t, http.StatusOK)
+		n.AwaitReady(t, clusterWait, http.StatusOK)
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: r.addr()})
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	defer rdb.Close()
 	redisClients := func() int {
 		t.Helper()
@@ -789,7 +759,7 @@ func testClusterDynamicNamespaces(t *testing.T, bin, redisBin string) {
 	}
 	before := redisClients()
 
-	p := socketiotest.DialPolling(t, "http://"+a.public, "")
+	p := socketiotest.DialPolling(t, "http://"+a.Public, "")
 	connects := make([]string, asked)
 	for i := range connects {
 		connects[i] = fmt.Sprintf("40/n%d,", i)
@@ -827,7 +797,7 @@ func testClusterDynamicNamespaces(t *testing.T, bin, redisBin string) {
 	if got := p.Read(1)[0]; got != `42/n3,["from-b"]` {
 		t.Fatalf("A's client got %q", got)
 	}
-	cb := socketiotest.Dial(t, "http://"+b.public, "")
+	cb := socketiotest.Dial(t, "http://"+b.Public, "")
 	cb.Connect("/n3", "")
 	a.emit(t, `{"namespace":"/n3","event":"from-a"}`, 2)
 	cb.Expect(`42/n3,["from-a"]`)
@@ -841,7 +811,7 @@ func testClusterDynamicNamespaces(t *testing.T, bin, redisBin string) {
 	for i := range channels {
 		channels[i] = fmt.Sprintf("socket.io-request#/n%d#", i)
 	}
-	clusterPoll(t, "A's dynamic namespaces to unsubscribe", func() bool {
+	testkit.Poll(t, clusterWait, "A's dynamic namespaces to unsubscribe", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), clusterWait)
 		defer cancel()
 		counts, err := rdb.PubSubNumSub(ctx, channels...).Result()
@@ -859,60 +829,8 @@ func testClusterDynamicNamespaces(t *testing.T, bin, redisBin string) {
 	cb.Expect(`42/n3,["still"]`)
 }
 
-// ---- building and environment ----
+// ---- waiting ----
 
-// clusterBuild builds the command of this directory into the test's temporary directory.
-func clusterBuild(t *testing.T) string {
-	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("the go command is not on PATH: %v", err)
-	}
-	path := filepath.Join(t.TempDir(), "siobridge")
-	args := []string{"build", "-o", path}
-	if clusterRaceEnabled() {
-		args = append(args, "-race")
-	}
-	args = append(args, ".")
-	if out, err := exec.Command(goTool, args...).CombinedOutput(); err != nil {
-		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return path
-}
-
-// clusterRaceEnabled reports whether the test binary was built with -race.
-func clusterRaceEnabled() bool {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" {
-			return s.Value == "true"
-		}
-	}
-	return false
-}
-
-// clusterEnv is the test's environment without SIOBRIDGE_* settings (siobridge refuses unknown
-// ones) and without proxies (everything is on 127.0.0.1).
-func clusterEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		switch strings.ToUpper(name) {
-		case "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "NODE_OPTIONS", "NODE_PATH":
-			continue
-		}
-		if !strings.HasPrefix(name, "SIOBRIDGE_") {
-			env = append(env, kv)
-		}
-	}
-	return append(env, "NO_PROXY=*", "no_proxy=*")
-}
-
-// clusterPoll checks cond every clusterPollEvery until it holds, failing after clusterWait.
-// Only for state that nothing announces; events are awaited on channels.
 // processStopped reports whether every thread of the process is stopped ('T' in its
 // /proc/<pid>/task/<tid>/stat).
 func processStopped(pid int) bool {
@@ -932,17 +850,6 @@ func processStopped(pid int) bool {
 		}
 	}
 	return true
-}
-
-func clusterPoll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(clusterWait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %v waiting for %s", clusterWait, what)
-		}
-		time.Sleep(clusterPollEvery)
-	}
 }
 
 // clusterAwait waits for the value of ch, an API answer.
@@ -984,113 +891,6 @@ func clusterMapEqual(a, b map[string]int) bool {
 	return true
 }
 
-// ---- Redis ----
-
-// clusterRedis is a redis-server of the test's own, on a free loopback port, without
-// persistence.
-type clusterRedis struct {
-	bin  string
-	port int
-	dir  string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func clusterRedisPath(t *testing.T) string {
-	t.Helper()
-	if _, err := os.Stat(clusterRedisBinary); err == nil {
-		return clusterRedisBinary
-	}
-	p, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatalf("redis-server is not installed (no %s, none on PATH); %s", clusterRedisBinary, clusterDepsHint)
-	}
-	return p
-}
-
-func clusterStartRedis(t *testing.T, bin string) *clusterRedis {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	r := &clusterRedis{bin: bin, port: port, dir: t.TempDir()}
-	r.start(t)
-	t.Cleanup(func() { r.kill(t) })
-	return r
-}
-
-func (r *clusterRedis) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
-
-func (r *clusterRedis) url() string { return "redis://" + r.addr() + "/0" }
-
-func (r *clusterRedis) start(t *testing.T) {
-	t.Helper()
-	r.cmd = exec.Command(r.bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir, "--logfile", filepath.Join(r.dir, "redis.log"))
-	if err := r.cmd.Start(); err != nil {
-		t.Fatalf("starting redis-server: %v", err)
-	}
-	done := make(chan struct{})
-	r.done = done
-	go func(cmd *exec.Cmd) {
-		_ = cmd.Wait()
-		close(done)
-	}(r.cmd)
-	clusterPoll(t, "redis-server on "+r.addr()+" to answer PING", func() bool {
-		select {
-		case <-done:
-			log, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
-			t.Fatalf("redis-server exited: %v\n%s", r.cmd.ProcessState, log)
-		default:
-		}
-		return r.ping() == nil
-	})
-}
-
-// ping sends PING on a connection of its own.
-func (r *clusterRedis) ping() error {
-	conn, err := net.DialTimeout("tcp", r.addr(), time.Second)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(time.Second))
-	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if line != "+PONG\r\n" {
-		return fmt.Errorf("PING answered %q", line)
-	}
-	return nil
-}
-
-// kill ends the server at once (SIGKILL, as a crash) and waits for it; idempotent.
-func (r *clusterRedis) kill(t *testing.T) {
-	if r.cmd == nil {
-		return
-	}
-	_ = r.cmd.Process.Kill()
-	select {
-	case <-r.done:
-	case <-time.After(clusterWait):
-		t.Errorf("redis-server did not exit after SIGKILL")
-	}
-	r.cmd = nil
-}
-
-// restart starts the server again on the same port, empty.
-func (r *clusterRedis) restart(t *testing.T) {
-	t.Helper()
-	r.start(t)
-}
-
 // ---- the app ----
 
 // clusterDelivery is one webhook the app received.
@@ -1106,27 +906,21 @@ type clusterDelivery struct {
 type clusterApp struct {
 	ts *httptest.Server
 
+	problems *testkit.Problems
+
 	mu         sync.Mutex
 	deliveries []clusterDelivery
-	problems   []string
 	reply      func(clusterDelivery) any
 	changed    chan struct{} // closed and replaced at each delivery
 }
 
 func clusterStartApp(t *testing.T) *clusterApp {
 	t.Helper()
-	a := &clusterApp{changed: make(chan struct{})}
+	a := &clusterApp{changed: make(chan struct{}), problems: testkit.NewProblems(t, "app")}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /hook/{node}", a.hook)
 	a.ts = httptest.NewServer(mux)
-	t.Cleanup(func() {
-		a.ts.Close()
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		for _, p := range a.problems {
-			t.Errorf("app: %s", p)
-		}
-	})
+	t.Cleanup(a.ts.Close)
 	return a
 }
 
@@ -1144,17 +938,13 @@ func (a *clusterApp) hook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := webhook.Verify(clusterSecret, r.Header.Get(webhook.HeaderSignature), body, time.Now(), 5*time.Minute); err != nil {
-		a.mu.Lock()
-		a.problems = append(a.problems, fmt.Sprintf("webhook refused: %v: %s", err, body))
-		a.mu.Unlock()
+		a.problems.Add("webhook refused: %v: %s", err, body)
 		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}
 	d := clusterDelivery{Node: r.PathValue("node"), ID: r.Header.Get(webhook.HeaderDelivery), Kind: r.Header.Get(webhook.HeaderType)}
 	if err := json.Unmarshal(body, &d.Payload); err != nil {
-		a.mu.Lock()
-		a.problems = append(a.problems, fmt.Sprintf("webhook body %s: %v", body, err))
-		a.mu.Unlock()
+		a.problems.Add("webhook body %s: %v", body, err)
 	}
 	a.mu.Lock()
 	a.deliveries = append(a.deliveries, d)
@@ -1214,138 +1004,45 @@ func clusterNodesOf(ds []clusterDelivery) []string {
 
 // clusterNode is one siobridge process of the cluster.
 type clusterNode struct {
-	name   string
-	cmd    *exec.Cmd
-	public string // host:port of the public listener
-	api    string // host:port of the API listener
-	http   *http.Client
-	exited chan struct{} // closed once the process has exited
-	ready  chan [2]string
-	killed bool // by the test: its exit status is not checked
-
-	logMu sync.Mutex
-	log   bytes.Buffer
+	*testkit.Siobridge
+	name string
+	http *http.Client
 }
-
-var clusterServingRE = regexp.MustCompile(`msg="siobridge serving".* public=(\S+) .* api=(\S+)`)
 
 // clusterStartNodes starts one node per name, all at once, with the webhooks going to app and
 // env overriding the defaults; each one's cleanup stops it and checks that it exited 0.
-func clusterStartNodes(t *testing.T, bin string, r *clusterRedis, app *clusterApp, names []string, env ...string) []*clusterNode {
+func clusterStartNodes(t *testing.T, bin string, r *testkit.Redis, app *clusterApp, names []string, env ...string) []*clusterNode {
 	t.Helper()
 	nodes := make([]*clusterNode, len(names))
 	for i, name := range names {
-		nodes[i] = clusterLaunch(t, bin, name, append([]string{
-			"SIOBRIDGE_CLUSTER_ADAPTER=redis",
-			"SIOBRIDGE_CLUSTER_REDIS_URL=" + r.url(),
-			"SIOBRIDGE_CLUSTER_REQUEST_TIMEOUT=" + clusterRequestTimeout.String(),
-			"SIOBRIDGE_WEBHOOK_URL=" + app.hookURL(name),
-			"SIOBRIDGE_WEBHOOK_SECRET=" + clusterSecret,
-		}, env...))
+		nodes[i] = &clusterNode{
+			name: name,
+			http: &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: clusterAnswerWait},
+		}
+		nodes[i].Siobridge = testkit.LaunchSiobridge(t, testkit.Command{
+			Name: "node " + name,
+			Args: []string{bin},
+			Env: slices.Concat(bridgeEnv, []string{
+				"SIOBRIDGE_CLUSTER_ADAPTER=redis",
+				"SIOBRIDGE_CLUSTER_REDIS_URL=" + r.URL(),
+				"SIOBRIDGE_CLUSTER_REQUEST_TIMEOUT=" + clusterRequestTimeout.String(),
+				"SIOBRIDGE_WEBHOOK_URL=" + app.hookURL(name),
+				"SIOBRIDGE_WEBHOOK_SECRET=" + clusterSecret,
+			}, env), // the last value of a variable wins
+		})
 	}
 	for _, n := range nodes {
-		select {
-		case addrs := <-n.ready:
-			n.public, n.api = addrs[0], addrs[1]
-		case <-n.exited:
-			t.Fatalf("node %s exited before serving: %v\n%s", n.name, n.cmd.ProcessState, n.logText())
-		case <-time.After(clusterStartWait):
-			t.Fatalf("node %s did not log its addresses within %v:\n%s", n.name, clusterStartWait, n.logText())
-		}
+		n.AwaitServing(t)
 	}
 	return nodes
 }
 
-func clusterLaunch(t *testing.T, bin, name string, env []string) *clusterNode {
-	t.Helper()
-	n := &clusterNode{
-		name:   name,
-		exited: make(chan struct{}),
-		ready:  make(chan [2]string, 1),
-		http:   &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: clusterAnswerWait},
-	}
-	n.cmd = exec.Command(bin)
-	n.cmd.Env = append(clusterEnv(),
-		"SIOBRIDGE_SERVER_LISTEN=127.0.0.1:0",
-		"SIOBRIDGE_API_LISTEN=127.0.0.1:0",
-		"SIOBRIDGE_LOG_LEVEL=debug",
-		"SIOBRIDGE_WEBHOOK_RETRY_WAIT_MIN=10ms",
-		"SIOBRIDGE_WEBHOOK_RETRY_WAIT_MAX=50ms",
-		"GORACE=halt_on_error=0 exitcode=66 atexit_sleep_ms=0",
-	)
-	n.cmd.Env = append(n.cmd.Env, env...) // the last value of a variable wins
-	n.cmd.WaitDelay = 5 * time.Second
-	stderr, err := n.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.cmd.Start(); err != nil {
-		t.Fatalf("starting node %s: %v", name, err)
-	}
-	go func() {
-		defer close(n.exited)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			n.logMu.Lock()
-			n.log.WriteString(line)
-			n.log.WriteByte('\n')
-			n.logMu.Unlock()
-			if m := clusterServingRE.FindStringSubmatch(line); m != nil {
-				select {
-				case n.ready <- [2]string{m[1], m[2]}:
-				default:
-				}
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-		_ = n.cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		_ = n.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-n.exited:
-		case <-time.After(clusterStopWait):
-			_ = n.cmd.Process.Kill()
-			<-n.exited
-			t.Errorf("node %s did not exit within %v of SIGTERM; killed", n.name, clusterStopWait)
-		}
-		if code := n.cmd.ProcessState.ExitCode(); code != 0 && !n.killed {
-			t.Errorf("node %s exited with status %d (66: the race detector found a race; see its log)", n.name, code)
-		}
-		if t.Failed() {
-			t.Logf("node %s log:\n%s", n.name, n.logText())
-		}
-	})
-	return n
-}
-
-// kill ends the node at once (SIGKILL, as a crash) and waits for it.
-func (n *clusterNode) kill(t *testing.T) {
-	t.Helper()
-	n.killed = true
-	_ = n.cmd.Process.Kill()
-	select {
-	case <-n.exited:
-	case <-time.After(clusterStopWait):
-		t.Fatalf("node %s did not exit after SIGKILL", n.name)
-	}
-}
-
-func (n *clusterNode) logText() string {
-	n.logMu.Lock()
-	defer n.logMu.Unlock()
-	return n.log.String()
-}
-
-// do calls the node's API and returns the status and body.
 func (n *clusterNode) do(method, path, body string) (int, []byte, error) {
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req, err := http.NewRequest(method, "http://"+n.api+path, rd)
+	req, err := http.NewRequest(method, "http://"+n.API+path, rd)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -1577,15 +1274,6 @@ func (n *clusterNode) rooms(t *testing.T) map[string]int {
 	return out
 }
 
-// waitReady polls GET /readyz until it answers status.
-func (n *clusterNode) waitReady(t *testing.T, status int) {
-	t.Helper()
-	clusterPoll(t, fmt.Sprintf("GET /readyz on %s to answer %d", n.name, status), func() bool {
-		st, _ := n.get("/readyz")
-		return st == status
-	})
-}
-
 // ---- clients ----
 
 // clusterClient is a raw Socket.IO client connected to one node, whose messages a goroutine
@@ -1606,7 +1294,7 @@ type clusterClient struct {
 // clusterConnect opens a WebSocket session to n and joins "/".
 func clusterConnect(t *testing.T, n *clusterNode, name string) *clusterClient {
 	t.Helper()
-	c := socketiotest.Dial(t, "http://"+n.public, "")
+	c := socketiotest.Dial(t, "http://"+n.Public, "")
 	cl := &clusterClient{name: name, node: n.name, c: c, msgs: make(chan string, 1024), quit: make(chan struct{}), closed: make(chan struct{})}
 	cl.sid = c.Connect("/", "")
 	// socketiotest's reads leave a deadline on the connection; the reader waits without one,
@@ -1883,192 +1571,7 @@ func clusterCountReady(ticks []clusterTick) int {
 	return n
 }
 
-// ---- the Node.js server ----
-
-// clusterNodeJS runs cluster.js: a Node.js socket.io server with @socket.io/redis-adapter on
-// the test's Redis, driven by JSON lines (see the comment at its top).
-type clusterNodeJS struct {
-	cmd      *exec.Cmd
-	stdin    io.WriteCloser
-	lines    chan map[string]json.RawMessage
-	quit     chan struct{}
-	readDone chan struct{}
-	backlog  []map[string]json.RawMessage
-	seq      int
-
-	mu     sync.Mutex
-	stderr bytes.Buffer
-}
-
-func clusterStartNodeJS(t *testing.T, r *clusterRedis) *clusterNodeJS {
-	t.Helper()
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatalf("node is not installed: %v; %s", err, clusterDepsHint)
-	}
-	for _, pkg := range []string{"socket.io", "@socket.io/redis-adapter", "@socket.io/redis-emitter", "redis", "socket.io-client"} {
-		if _, err := os.Stat(filepath.Join(clusterNodeDir, "node_modules", pkg, "package.json")); err != nil {
-			t.Fatalf("the Node.js package %s is missing: %v; %s", pkg, err, clusterDepsHint)
-		}
-	}
-	js := &clusterNodeJS{lines: make(chan map[string]json.RawMessage, 256), quit: make(chan struct{}), readDone: make(chan struct{})}
-	js.cmd = exec.Command("node", "cluster.js")
-	js.cmd.Dir = clusterNodeDir // its node_modules resolve from there
-	js.cmd.Env = append(clusterEnv(), "REDIS_URL="+r.url(), fmt.Sprint("REQUESTS_TIMEOUT=", clusterRequestTimeout.Milliseconds()))
-	stdout, err := js.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if js.stdin, err = js.cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	js.cmd.Stderr = clusterWriterFunc(func(p []byte) (int, error) {
-		js.mu.Lock()
-		defer js.mu.Unlock()
-		return js.stderr.Write(p)
-	})
-	if err := js.cmd.Start(); err != nil {
-		t.Fatalf("starting node: %v", err)
-	}
-	go func() {
-		defer close(js.readDone)
-		defer close(js.lines)
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
-		for sc.Scan() {
-			var m map[string]json.RawMessage
-			if json.Unmarshal(sc.Bytes(), &m) != nil {
-				continue
-			}
-			select {
-			case js.lines <- m:
-			case <-js.quit:
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		_ = js.stdin.Close() // cluster.js exits when its stdin ends
-		exited := make(chan struct{})
-		go func() {
-			_ = js.cmd.Wait()
-			close(exited)
-		}()
-		select {
-		case <-exited:
-		case <-time.After(clusterStopWait):
-			_ = js.cmd.Process.Kill()
-			<-exited
-			t.Errorf("the Node.js server did not exit when its stdin closed; killed")
-		}
-		close(js.quit)
-		<-js.readDone
-		if t.Failed() {
-			t.Logf("the Node.js server:\n%s", js.dump())
-		}
-	})
-	js.expect(t, "the Node.js server to be ready", func(m map[string]json.RawMessage) bool { return clusterKind(m) == "ready" })
-	return js
-}
-
-type clusterWriterFunc func([]byte) (int, error)
-
-func (f clusterWriterFunc) Write(p []byte) (int, error) { return f(p) }
-
-func clusterKind(m map[string]json.RawMessage) string {
-	var s string
-	_ = json.Unmarshal(m["type"], &s)
-	return s
-}
-
-func (js *clusterNodeJS) dump() string {
-	var b strings.Builder
-	for _, m := range js.backlog {
-		line, _ := json.Marshal(m)
-		b.Write(line)
-		b.WriteByte('\n')
-	}
-	js.mu.Lock()
-	defer js.mu.Unlock()
-	b.WriteString("stderr:\n")
-	b.Write(js.stderr.Bytes())
-	return b.String()
-}
-
-// expect returns the first line (kept back or new) that match accepts; other lines are kept
-// for later.
-func (js *clusterNodeJS) expect(t *testing.T, what string, match func(map[string]json.RawMessage) bool) map[string]json.RawMessage {
-	t.Helper()
-	for i, m := range js.backlog {
-		if match(m) {
-			js.backlog = slices.Delete(js.backlog, i, i+1)
-			return m
-		}
-	}
-	timer := time.NewTimer(clusterWait)
-	defer timer.Stop()
-	for {
-		select {
-		case m, ok := <-js.lines:
-			if !ok {
-				t.Fatalf("the Node.js server ended while waiting for %s:\n%s", what, js.dump())
-			}
-			if clusterKind(m) == "fatal" {
-				t.Fatalf("the Node.js server failed: %s", m["message"])
-			}
-			if match(m) {
-				return m
-			}
-			js.backlog = append(js.backlog, m)
-		case <-timer.C:
-			t.Fatalf("timed out after %v waiting for %s; lines so far:\n%s", clusterWait, what, js.dump())
-		}
-	}
-}
-
-// call sends a command and waits for its reply.
-func (js *clusterNodeJS) call(t *testing.T, cmd map[string]any) map[string]json.RawMessage {
-	t.Helper()
-	js.seq++
-	cmd["seq"] = js.seq
-	b, _ := json.Marshal(cmd)
-	if _, err := js.stdin.Write(append(b, '\n')); err != nil {
-		t.Fatalf("writing to the Node.js server: %v", err)
-	}
-	want := strconv.Itoa(js.seq)
-	m := js.expect(t, "the reply to command "+want, func(m map[string]json.RawMessage) bool {
-		return (clusterKind(m) == "reply" || clusterKind(m) == "error") && string(m["seq"]) == want
-	})
-	if clusterKind(m) == "error" {
-		t.Fatalf("Node.js command %s failed: %s", b, m["message"])
-	}
-	return m
-}
-
-// client connects a socket.io-client named name to the Node.js server and returns its
-// socket id.
-func (js *clusterNodeJS) client(t *testing.T, name string) string {
-	t.Helper()
-	var id string
-	if err := json.Unmarshal(js.call(t, map[string]any{"cmd": "client", "name": name})["id"], &id); err != nil || id == "" {
-		t.Fatalf("the id of Node.js client %s: %q, %v", name, id, err)
-	}
-	return id
-}
-
-func clusterLine(m map[string]json.RawMessage) string {
+func clusterLine(m testkit.NodeMessage) string {
 	b, _ := json.Marshal(m)
 	return string(b)
-}
-
-// clientEvent waits for the Node.js client name to get event, and returns its args as JSON
-// (binary as {"$bin":hex}).
-func (js *clusterNodeJS) clientEvent(t *testing.T, name, event string) string {
-	t.Helper()
-	m := js.expect(t, fmt.Sprintf("Node.js client %s to get %q", name, event), func(m map[string]json.RawMessage) bool {
-		var n, e string
-		_ = json.Unmarshal(m["name"], &n)
-		_ = json.Unmarshal(m["event"], &e)
-		return clusterKind(m) == "client-event" && n == name && e == event
-	})
-	return string(m["args"])
 }

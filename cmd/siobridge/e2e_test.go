@@ -15,7 +15,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -25,23 +24,20 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
-	"regexp"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
+	"github.com/siobridge/siobridge/internal/testkit"
 	"github.com/siobridge/siobridge/proxy"
 	"github.com/siobridge/siobridge/webhook"
 )
@@ -49,11 +45,6 @@ import (
 const (
 	// e2eWait bounds one wait for something that should happen.
 	e2eWait = 10 * time.Second
-	// e2eStartWait bounds siobridge's start; built with -race it compresses the client bundle
-	// slowly, and the tests start several at once.
-	e2eStartWait = 30 * time.Second
-	// e2eStopWait bounds siobridge's exit after SIGTERM; its shutdown grace is 10s.
-	e2eStopWait = 15 * time.Second
 	// e2eSlowWait is how long siobridge waits, in tests where something never answers and
 	// makes it wait all of it (an ack, a webhook): what does answer must do so within it, on a
 	// loaded machine too.
@@ -62,29 +53,13 @@ const (
 	e2eSecret = "e2e-webhook-secret"
 	// e2eHookPath is the app's webhook endpoint.
 	e2eHookPath = "/siobridge-hook"
-	// e2eInstallHint says how to get the Node client.
-	e2eInstallHint = "install the end-to-end test dependencies with `make deps` (runs .ci/install-deps: " +
-		"Node.js, and npm ci in socketio/testdata/interop)"
 )
 
-// e2eBuild is the siobridge binary, built once by the first test that needs it, in a
-// directory TestMain removes.
-var e2eBuild struct {
-	dir  string
-	once sync.Once
-	path string
-	err  error
-}
+// siobridge is the binary every test here runs, built once.
+var siobridge testkit.Binary
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "siobridge-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		os.Exit(1)
-	}
-	e2eBuild.dir = dir
-	code := m.Run()
-	_ = os.RemoveAll(dir)
+	code := siobridge.Run(m)
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintln(os.Stderr, "goleak: goroutines still running after the tests:", err)
@@ -94,65 +69,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// raceEnabled reports whether the test binary was built with -race.
-func raceEnabled() bool {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" {
-			return s.Value == "true"
-		}
-	}
-	return false
-}
-
-// siobridgeBinary builds the command in this directory once and returns its path.
-func siobridgeBinary(t *testing.T) string {
-	t.Helper()
-	e2eBuild.once.Do(func() {
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			e2eBuild.err = fmt.Errorf("the go command is not on PATH: %w", err)
-			return
-		}
-		path := filepath.Join(e2eBuild.dir, "siobridge")
-		args := []string{"build", "-o", path}
-		if raceEnabled() {
-			args = append(args, "-race")
-		}
-		args = append(args, ".")
-		out, err := exec.Command(goTool, args...).CombinedOutput()
-		if err != nil {
-			e2eBuild.err = fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
-			return
-		}
-		e2eBuild.path = path
-	})
-	if e2eBuild.err != nil {
-		t.Fatalf("building siobridge: %v", e2eBuild.err)
-	}
-	return e2eBuild.path
-}
-
-// cleanEnv is the test's environment without SIOBRIDGE_* settings (the test chooses its own)
-// nor a config file (not even /etc/siobridge/config.toml), and without proxies (everything is
-// on 127.0.0.1).
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		switch strings.ToUpper(name) {
-		case "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "NODE_OPTIONS", "NODE_PATH":
-			continue
-		}
-		if strings.HasPrefix(name, "SIOBRIDGE_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, "NO_PROXY=*", "no_proxy=*", "SIOBRIDGE_CONFIG=")
+// bridgeEnv comes first in every siobridge's environment here: a debug log, which tests read,
+// and short waits between webhook retries.
+var bridgeEnv = []string{
+	"SIOBRIDGE_LOG_LEVEL=debug",
+	"SIOBRIDGE_WEBHOOK_RETRY_WAIT_MIN=10ms",
+	"SIOBRIDGE_WEBHOOK_RETRY_WAIT_MAX=50ms",
 }
 
 // ---- waiting ----
@@ -208,165 +130,36 @@ func waitUntil(t *testing.T, what string, c *changes, cond func() bool, abort <-
 
 // ---- siobridge ----
 
-// bridge is a running siobridge process.
+// bridge is a running siobridge process, and a client of its API.
 type bridge struct {
-	cmd    *exec.Cmd
-	public string // host:port of the public listener
-	api    string // host:port of the API listener
-	token  string // the API token, if any
-	client *http.Client
-
-	logMu   sync.Mutex
-	log     bytes.Buffer // stderr, whole
-	logSeen changes
-
-	exited   chan struct{} // closed once the process has exited
-	stopOnce sync.Once
-	markers  atomic.Int64
-	killed   atomic.Bool // killed on purpose: its exit status is not checked
+	*testkit.Siobridge
+	token   string // the API token, if any
+	client  *http.Client
+	markers atomic.Int64
 }
-
-var servingRE = regexp.MustCompile(`msg="siobridge serving".* public=(\S+) .* api=(\S+)`)
 
 // startBridge runs siobridge with the webhooks going to a (when not nil) and env, SIOBRIDGE_*
 // settings that override the test defaults. Its cleanup stops it and checks it exited 0.
 func startBridge(t *testing.T, a *app, env ...string) *bridge {
 	t.Helper()
-	bin := siobridgeBinary(t)
-	full := append(cleanEnv(),
-		"SIOBRIDGE_SERVER_LISTEN=127.0.0.1:0",
-		"SIOBRIDGE_API_LISTEN=127.0.0.1:0",
-		"SIOBRIDGE_LOG_LEVEL=debug",
-		"SIOBRIDGE_WEBHOOK_RETRY_WAIT_MIN=10ms",
-		"SIOBRIDGE_WEBHOOK_RETRY_WAIT_MAX=50ms",
-		// A race report makes siobridge exit 66; no pause at exit.
-		"GORACE=halt_on_error=0 exitcode=66 atexit_sleep_ms=0",
-	)
+	full := slices.Clone(bridgeEnv)
 	if a != nil {
 		full = append(full, "SIOBRIDGE_WEBHOOK_URL="+a.hookURL(), "SIOBRIDGE_WEBHOOK_SECRET="+e2eSecret)
 	}
 	full = append(full, env...) // the last value of a variable wins
-	b := &bridge{
-		exited: make(chan struct{}),
-		client: &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: e2eWait},
-	}
+	b := &bridge{client: &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: e2eWait}}
 	for _, kv := range env {
 		if v, ok := strings.CutPrefix(kv, "SIOBRIDGE_API_TOKEN="); ok {
 			b.token = v
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	b.cmd = exec.CommandContext(ctx, bin)
-	b.cmd.Env = full
-	b.cmd.WaitDelay = 5 * time.Second
-	stderr, err := b.cmd.StderrPipe()
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	b.cmd.Stdout = io.Discard
-	if err := b.cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("starting siobridge: %v", err)
-	}
-	ready := make(chan [2]string, 1)
-	go func() {
-		defer close(b.exited)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			b.logMu.Lock()
-			b.log.WriteString(line)
-			b.log.WriteByte('\n')
-			b.logMu.Unlock()
-			b.logSeen.notify()
-			if m := servingRE.FindStringSubmatch(line); m != nil {
-				select {
-				case ready <- [2]string{m[1], m[2]}:
-				default:
-				}
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-		_ = b.cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		code := b.stop(t)
-		cancel()
-		if code != 0 && !b.killed.Load() {
-			t.Errorf("siobridge exited with status %d (66: the race detector found a race; see the log)", code)
-		}
-		if t.Failed() {
-			t.Logf("siobridge log:\n%s", b.logText())
-		}
-		b.client.CloseIdleConnections()
-	})
-	select {
-	case addrs := <-ready:
-		b.public, b.api = addrs[0], addrs[1]
-	case <-b.exited:
-		t.Fatalf("siobridge exited before serving: %v\n%s", b.cmd.ProcessState, b.logText())
-	case <-time.After(e2eStartWait):
-		t.Fatalf("siobridge did not log its addresses within %v:\n%s", e2eStartWait, b.logText())
-	}
+	b.Siobridge = testkit.StartSiobridge(t, testkit.Command{Args: []string{siobridge.Path(t)}, Env: full})
+	t.Cleanup(b.client.CloseIdleConnections)
 	return b
 }
 
-func (b *bridge) logText() string {
-	b.logMu.Lock()
-	defer b.logMu.Unlock()
-	return b.log.String()
-}
-
 // url is the Socket.IO clients' URL.
-func (b *bridge) url() string { return "http://" + b.public }
-
-// terminate sends SIGTERM, once.
-func (b *bridge) terminate(t *testing.T) {
-	t.Helper()
-	b.stopOnce.Do(func() {
-		if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			t.Errorf("SIGTERM: %v", err)
-		}
-	})
-}
-
-// kill sends SIGKILL, as kill -9 does, and waits for the process to be gone.
-func (b *bridge) kill(t *testing.T) {
-	t.Helper()
-	b.killed.Store(true)
-	b.stopOnce.Do(func() {}) // no SIGTERM after this
-	if err := b.cmd.Process.Kill(); err != nil {
-		t.Fatalf("SIGKILL: %v", err)
-	}
-	select {
-	case <-b.exited:
-	case <-time.After(e2eStopWait):
-		t.Fatalf("siobridge still running %v after SIGKILL", e2eStopWait)
-	}
-}
-
-// stop sends SIGTERM and waits for the exit; it returns the exit status (-1: killed).
-func (b *bridge) stop(t *testing.T) int {
-	t.Helper()
-	b.terminate(t)
-	select {
-	case <-b.exited:
-	case <-time.After(e2eStopWait):
-		_ = b.cmd.Process.Kill()
-		<-b.exited
-		t.Errorf("siobridge did not exit within %v of SIGTERM; killed", e2eStopWait)
-	}
-	return b.cmd.ProcessState.ExitCode()
-}
-
-// waitLog waits until the log satisfies cond.
-func (b *bridge) waitLog(t *testing.T, what string, cond func(log string) bool) {
-	t.Helper()
-	waitUntil(t, what+" in siobridge's log", &b.logSeen, func() bool { return cond(b.logText()) },
-		b.exited, func() string { return "siobridge exited" })
-}
+func (b *bridge) url() string { return "http://" + b.Public }
 
 // response is an HTTP answer read in full.
 type response struct {
@@ -378,38 +171,23 @@ type response struct {
 // fetch sends one request; body is sent as is when a string, as JSON otherwise (nil: none).
 // It is safe on any goroutine.
 func (b *bridge) fetch(method, url string, body any, header http.Header) (response, error) {
-	var r io.Reader
+	var text string
 	switch v := body.(type) {
 	case nil:
 	case string:
-		r = strings.NewReader(v)
+		text = v
 	default:
 		j, err := json.Marshal(v)
 		if err != nil {
 			return response{}, err
 		}
-		r = bytes.NewReader(j)
+		text = string(j)
 	}
-	req, err := http.NewRequest(method, url, r)
+	res, err := testkit.Fetch(b.client, method, url, text, header)
 	if err != nil {
 		return response{}, err
 	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	if host := header.Get("Host"); host != "" {
-		req.Host = host // the client sends req.Host, never a Host in req.Header
-	}
-	res, err := b.client.Do(req)
-	if err != nil {
-		return response{}, err
-	}
-	defer res.Body.Close()
-	data, err := io.ReadAll(res.Body)
-	if err != nil {
-		return response{}, err
-	}
-	return response{res.StatusCode, res.Header, data}, nil
+	return response{res.Status, res.Header, []byte(res.Body)}, nil
 }
 
 // authHeader carries the bridge's API token, if it has one.
@@ -424,7 +202,7 @@ func (b *bridge) authHeader() http.Header {
 // call is one API request with the token, on the test's goroutine.
 func (b *bridge) call(t *testing.T, method, path string, body any) response {
 	t.Helper()
-	res, err := b.fetch(method, "http://"+b.api+path, body, b.authHeader())
+	res, err := b.fetch(method, "http://"+b.API+path, body, b.authHeader())
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -600,10 +378,11 @@ type app struct {
 	mux  *http.ServeMux
 	addr string
 
+	problems *testkit.Problems
+
 	mu         sync.Mutex
 	ts         *httptest.Server
 	deliveries []*delivery
-	problems   []string
 	reply      replyFunc
 	seen       changes
 }
@@ -612,7 +391,7 @@ type app struct {
 // not as promised (signature, headers, payload, the body's id the delivery header's).
 func startApp(t *testing.T) *app {
 	t.Helper()
-	a := &app{mux: http.NewServeMux()}
+	a := &app{mux: http.NewServeMux(), problems: testkit.NewProblems(t, "app")}
 	a.mux.HandleFunc("POST "+e2eHookPath, a.hook)
 	a.ts = httptest.NewServer(a.mux)
 	a.addr = a.ts.Listener.Addr().String()
@@ -623,11 +402,6 @@ func startApp(t *testing.T) *app {
 		a.mu.Unlock()
 		if ts != nil {
 			ts.Close()
-		}
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		for _, p := range a.problems {
-			t.Errorf("app: %s", p)
 		}
 	})
 	return a
@@ -641,19 +415,13 @@ func (a *app) setReply(f replyFunc) {
 	a.reply = f
 }
 
-func (a *app) problem(format string, args ...any) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.problems = append(a.problems, fmt.Sprintf(format, args...))
-}
-
 func (a *app) hook(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return // siobridge gave up the request
 	}
 	if err := webhook.Verify(e2eSecret, r.Header.Get(webhook.HeaderSignature), body, time.Now(), 5*time.Minute); err != nil {
-		a.problem("webhook refused: %v: %s", err, body)
+		a.problems.Add("webhook refused: %v: %s", err, body)
 		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}
@@ -662,18 +430,18 @@ func (a *app) hook(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&d.Payload); err != nil {
-		a.problem("webhook body %s: %v", body, err)
+		a.problems.Add("webhook body %s: %v", body, err)
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
-		a.problem("webhook Content-Type %q, want application/json", ct)
+		a.problems.Add("webhook Content-Type %q, want application/json", ct)
 	}
 	if d.ID == "" || d.Attempt < 1 || d.Kind != string(d.Payload.Type) {
-		a.problem("webhook headers: delivery %q, attempt %q, type %q for a payload of type %q",
+		a.problems.Add("webhook headers: delivery %q, attempt %q, type %q for a payload of type %q",
 			d.ID, r.Header.Get(webhook.HeaderAttempt), d.Kind, d.Payload.Type)
 	}
 	// The id is signed with the body: a replay under another id would not verify.
 	if d.Payload.ID != d.ID {
-		a.problem("webhook body id %q, %s %q: want the same", d.Payload.ID, webhook.HeaderDelivery, d.ID)
+		a.problems.Add("webhook body id %q, %s %q: want the same", d.Payload.ID, webhook.HeaderDelivery, d.ID)
 	}
 	a.mu.Lock()
 	a.deliveries = append(a.deliveries, d)
@@ -692,7 +460,7 @@ func (a *app) hook(w http.ResponseWriter, r *http.Request) {
 		data = []byte(v)
 	default:
 		if data, err = json.Marshal(v); err != nil {
-			a.problem("encoding the reply %v: %v", v, err)
+			a.problems.Add("encoding the reply %v: %v", v, err)
 		}
 	}
 	// Recorded before the answer goes out: once siobridge has it, the test sees it.
@@ -776,18 +544,14 @@ func (a *app) up(t *testing.T) {
 
 // nodeClients is one Node process running clients.js.
 type nodeClients struct {
-	cmd *exec.Cmd
+	*testkit.Process
+
+	problems *testkit.Problems
 
 	mu         sync.Mutex
-	stdin      io.WriteCloser
 	queues     map[int]chan clientMsg
-	problems   []string
 	nextClient int
 	nextRef    int
-	stderr     bytes.Buffer
-
-	exited chan struct{} // closed once the process has exited; then err is set
-	err    error
 }
 
 // clientMsg is one line clients.js printed.
@@ -820,90 +584,27 @@ type sioClient struct {
 // and checks that the process exited 0.
 func startNode(t *testing.T) *nodeClients {
 	t.Helper()
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	modules := filepath.Join(root, "socketio", "testdata", "interop", "node_modules")
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatalf("node is not on PATH: %v\n%s", err, e2eInstallHint)
-	}
-	if _, err := os.Stat(filepath.Join(modules, "socket.io-client", "package.json")); err != nil {
-		t.Fatalf("socket.io-client is not installed in %s: %v\n%s", modules, err, e2eInstallHint)
-	}
-	nc := &nodeClients{queues: make(map[int]chan clientMsg), exited: make(chan struct{})}
-	ctx, cancel := context.WithCancel(context.Background())
-	nc.cmd = exec.CommandContext(ctx, "node", "clients.js")
-	nc.cmd.Dir = filepath.Join("testdata", "e2e")
-	nc.cmd.Env = append(cleanEnv(), "NODE_PATH="+modules)
-	nc.cmd.WaitDelay = 5 * time.Second
-	nc.cmd.Stderr = lockedWriter{&nc.mu, &nc.stderr}
-	stdout, err := nc.cmd.StdoutPipe()
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if nc.stdin, err = nc.cmd.StdinPipe(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if err := nc.cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("starting node: %v\n%s", err, e2eInstallHint)
-	}
-	go func() {
-		defer close(nc.exited)
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
-		for sc.Scan() {
-			nc.route(sc.Text())
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-		nc.err = nc.cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		nc.mu.Lock()
-		_ = nc.stdin.Close()
-		nc.mu.Unlock()
-		select {
-		case <-nc.exited:
-		case <-time.After(e2eWait):
-			cancel()
-			<-nc.exited
-			t.Errorf("the node clients did not exit within %v of their stdin closing; killed", e2eWait)
-		}
-		cancel()
-		nc.mu.Lock()
-		defer nc.mu.Unlock()
-		if nc.err != nil {
-			t.Errorf("node clients.js: %v", nc.err)
-		}
-		for _, p := range nc.problems {
-			t.Errorf("node clients.js: %s", p)
-		}
-		if t.Failed() {
-			t.Logf("node clients.js stderr:\n%s", nc.stderr.String())
-		}
+	node := testkit.RequireTool(t, "node")
+	modules := testkit.RequireNodeModules(t, testkit.InteropNode, "socket.io-client")
+	// Reported after the process's own cleanup, once every line is in.
+	nc := &nodeClients{queues: make(map[int]chan clientMsg), problems: testkit.NewProblems(t, "node clients.js")}
+	nc.Process = testkit.Start(t, testkit.Command{
+		Name:      "node clients.js",
+		Args:      []string{node, "clients.js"},
+		Dir:       filepath.Join("testdata", "e2e"),
+		Env:       []string{"NODE_PATH=" + modules},
+		Stdin:     true,
+		CheckExit: true,
+		OnLine:    nc.route,
 	})
 	return nc
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // route queues a line for its client.
 func (nc *nodeClients) route(line string) {
 	var m clientMsg
 	if err := json.Unmarshal([]byte(line), &m); err != nil {
-		nc.addProblem("stdout line is not JSON: %q", line)
+		nc.problems.Add("stdout line is not JSON: %q", line)
 		return
 	}
 	m.line = line
@@ -914,33 +615,19 @@ func (nc *nodeClients) route(line string) {
 	q := nc.queues[m.Client]
 	nc.mu.Unlock()
 	if q == nil {
-		nc.addProblem("a line for unknown client %d: %s", m.Client, line)
+		nc.problems.Add("a line for unknown client %d: %s", m.Client, line)
 		return
 	}
 	select {
 	case q <- m:
 	default:
-		nc.addProblem("client %d's queue is full; dropped %s", m.Client, line)
+		nc.problems.Add("client %d's queue is full; dropped %s", m.Client, line)
 	}
-}
-
-func (nc *nodeClients) addProblem(format string, args ...any) {
-	nc.mu.Lock()
-	defer nc.mu.Unlock()
-	nc.problems = append(nc.problems, fmt.Sprintf(format, args...))
 }
 
 func (nc *nodeClients) send(t *testing.T, cmd map[string]any) {
 	t.Helper()
-	line, err := json.Marshal(cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc.mu.Lock()
-	defer nc.mu.Unlock()
-	if _, err := nc.stdin.Write(append(line, '\n')); err != nil {
-		t.Fatalf("writing to the node clients: %v\nstderr:\n%s", err, nc.stderr.String())
-	}
+	nc.SendJSON(t, cmd)
 }
 
 // open starts a client on rawURL (its path is the namespace) with socket.io-client options
@@ -985,15 +672,13 @@ func (c *sioClient) next(t *testing.T) clientMsg {
 	select {
 	case m := <-c.msgs:
 		return m
-	case <-c.nc.exited:
+	case <-c.nc.Exited():
 		select {
 		case m := <-c.msgs:
 			return m
 		default:
 		}
-		c.nc.mu.Lock()
-		defer c.nc.mu.Unlock()
-		t.Fatalf("client %d: the node process exited (%v)\nstderr:\n%s", c.n, c.nc.err, c.nc.stderr.String())
+		t.Fatalf("client %d: the node process exited (%v)\nstderr:\n%s", c.n, c.nc.Err(), c.nc.Stderr)
 	case <-time.After(e2eWait):
 		t.Fatalf("client %d (%s): nothing received within %v", c.n, c.id, e2eWait)
 	}
@@ -1411,7 +1096,7 @@ func TestE2EAcks(t *testing.T) {
 		done := make(chan result, 1)
 		start := time.Now()
 		go func() {
-			res, err := b.fetch(http.MethodPost, "http://"+b.api+"/emit",
+			res, err := b.fetch(http.MethodPost, "http://"+b.API+"/emit",
 				map[string]any{"event": "question", "args": []any{"ready?"}, "ack_timeout_ms": timeout.Milliseconds()}, b.authHeader())
 			done <- result{res, err}
 		}()
@@ -1498,7 +1183,7 @@ func TestE2EBinary(t *testing.T) {
 
 			done := make(chan response, 1)
 			go func() {
-				res, err := b.fetch(http.MethodPost, "http://"+b.api+"/emit",
+				res, err := b.fetch(http.MethodPost, "http://"+b.API+"/emit",
 					map[string]any{"event": "sendBack", "to": []string{c.id}, "ack_timeout_ms": e2eWait.Milliseconds()}, b.authHeader())
 				if err != nil {
 					res = response{body: []byte(err.Error())}
@@ -1890,11 +1575,11 @@ func TestE2EAppDown(t *testing.T) {
 		for i := 3; i <= n; i++ {
 			c.emit(t, fmt.Sprintf("e%d", i), i)
 		}
-		b.waitLog(t, "3 refused connections", func(log string) bool {
+		b.AwaitLog(t, "3 refused connections", func(log string) bool {
 			return strings.Count(log, "connection refused") >= 3
 		})
 		// The reverse proxy says so too.
-		res, err := b.fetch("GET", "http://"+b.public+"/page", nil, nil)
+		res, err := b.fetch("GET", "http://"+b.Public+"/page", nil, nil)
 		if err != nil || res.status != http.StatusBadGateway || !strings.HasPrefix(res.header.Get("Content-Type"), "text/html") ||
 			!strings.Contains(string(res.body), "connection refused") {
 			t.Errorf("GET /page with the app down: %v %d %q %s, want a 502 page saying the connection was refused",
@@ -1907,7 +1592,7 @@ func TestE2EAppDown(t *testing.T) {
 		if e3 := byEvent["e3"]; len(e3) != 1 || e3[0].Attempt < 4 {
 			t.Errorf("e3 reached the app as %+v, want once, at attempt 4 or later (3 refused)", e3)
 		}
-		if res, err := b.fetch("GET", "http://"+b.public+"/page", nil, nil); err != nil || res.status != http.StatusOK || string(res.body) != "page" {
+		if res, err := b.fetch("GET", "http://"+b.Public+"/page", nil, nil); err != nil || res.status != http.StatusOK || string(res.body) != "page" {
 			t.Errorf("GET /page with the app back: %v %d %s, want 200 page", err, res.status, res.body)
 		}
 	})
@@ -1956,7 +1641,7 @@ func TestE2EBadAPIInput(t *testing.T) {
 			if tc.auth != "" {
 				h.Set("Authorization", tc.auth)
 			}
-			res, err := b.fetch(tc.method, "http://"+b.api+tc.path, tc.body, h)
+			res, err := b.fetch(tc.method, "http://"+b.API+tc.path, tc.body, h)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -1980,7 +1665,7 @@ func TestE2EBadAPIInput(t *testing.T) {
 	}
 
 	for _, path := range []string{"/healthz", "/readyz"} {
-		if res, err := b.fetch("GET", "http://"+b.api+path, nil, nil); err != nil || res.status != http.StatusOK {
+		if res, err := b.fetch("GET", "http://"+b.API+path, nil, nil); err != nil || res.status != http.StatusOK {
 			t.Errorf("GET %s without a token: %v %d %s, want 200", path, err, res.status, res.body)
 		}
 	}
@@ -1998,7 +1683,7 @@ func TestE2EAPINotForBrowsers(t *testing.T) {
 	t.Parallel()
 	b := startBridge(t, nil)
 	c := startNode(t).connect(t, b.url(), nil)
-	_, port, _ := net.SplitHostPort(b.api)
+	_, port, _ := net.SplitHostPort(b.API)
 	for _, tc := range []struct {
 		name, method, path, body string
 		header                   http.Header
@@ -2014,7 +1699,7 @@ func TestE2EAPINotForBrowsers(t *testing.T) {
 		{"localhost", "GET", "/sockets", "", http.Header{"Host": {"localhost:" + port}}, 200, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := b.fetch(tc.method, "http://"+b.api+tc.path, tc.body, tc.header)
+			res, err := b.fetch(tc.method, "http://"+b.API+tc.path, tc.body, tc.header)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -2104,21 +1789,21 @@ func TestE2EReverseProxy(t *testing.T) {
 	}
 
 	t.Run("page", func(t *testing.T) {
-		res, err := b.fetch("GET", "http://"+b.public+"/?q=1&r=two", nil, nil)
+		res, err := b.fetch("GET", "http://"+b.Public+"/?q=1&r=two", nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if res.status != http.StatusOK || string(res.body) != page || !strings.HasPrefix(res.header.Get("Content-Type"), "text/html") {
 			t.Errorf("GET /: %d %q %s, want the app's page", res.status, res.header.Get("Content-Type"), res.body)
 		}
-		want := seen{"/", "q=1&r=two", "127.0.0.1", "http", b.public}
+		want := seen{"/", "q=1&r=two", "127.0.0.1", "http", b.Public}
 		if got := nextRequest(t); got != want {
 			t.Errorf("the app saw %+v, want %+v", got, want)
 		}
 	})
 
 	t.Run("a form post", func(t *testing.T) {
-		res, err := b.fetch("POST", "http://"+b.public+"/form", "a=1&b=two", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}})
+		res, err := b.fetch("POST", "http://"+b.Public+"/form", "a=1&b=two", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -2129,7 +1814,7 @@ func TestE2EReverseProxy(t *testing.T) {
 	})
 
 	t.Run("a streamed response", func(t *testing.T) {
-		resp, err := b.client.Get("http://" + b.public + "/events")
+		resp, err := b.client.Get("http://" + b.Public + "/events")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -2149,12 +1834,12 @@ func TestE2EReverseProxy(t *testing.T) {
 
 	t.Run("websocket", func(t *testing.T) {
 		dialer := websocket.Dialer{Proxy: nil, HandshakeTimeout: e2eWait}
-		conn, resp, err := dialer.Dial("ws://"+b.public+"/app-ws?room=1", nil)
+		conn, resp, err := dialer.Dial("ws://"+b.Public+"/app-ws?room=1", nil)
 		if err != nil {
 			t.Fatalf("WebSocket through siobridge: %v (%+v)", err, resp)
 		}
 		defer conn.Close()
-		if got, want := nextRequest(t), (seen{"/app-ws", "room=1", "127.0.0.1", "http", b.public}); got != want {
+		if got, want := nextRequest(t), (seen{"/app-ws", "room=1", "127.0.0.1", "http", b.Public}); got != want {
 			t.Errorf("the app saw %+v, want %+v", got, want)
 		}
 		_ = conn.SetReadDeadline(time.Now().Add(e2eWait))
@@ -2180,7 +1865,7 @@ func TestE2EReverseProxy(t *testing.T) {
 	})
 
 	t.Run("client bundle", func(t *testing.T) {
-		res, err := b.fetch("GET", "http://"+b.public+"/socket.io/socket.io.js", nil, nil)
+		res, err := b.fetch("GET", "http://"+b.Public+"/socket.io/socket.io.js", nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -2198,7 +1883,7 @@ func TestE2EReverseProxy(t *testing.T) {
 				res.status, res.header.Get("Content-Type"), len(res.body), len(want))
 		}
 		// The Socket.IO endpoint is siobridge's own too.
-		res, err = b.fetch("GET", "http://"+b.public+"/socket.io/?EIO=4&transport=polling", nil, nil)
+		res, err = b.fetch("GET", "http://"+b.Public+"/socket.io/?EIO=4&transport=polling", nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -2206,7 +1891,7 @@ func TestE2EReverseProxy(t *testing.T) {
 			t.Errorf("GET /socket.io/?EIO=4&transport=polling: %d %s, want an Engine.IO open packet", res.status, res.body)
 		}
 		// Neither reached the app: the next request it sees is this one.
-		if _, err := b.fetch("GET", "http://"+b.public+"/after", nil, nil); err != nil {
+		if _, err := b.fetch("GET", "http://"+b.Public+"/after", nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		if got := nextRequest(t); got.path != "/after" {
@@ -2239,11 +1924,11 @@ func TestE2EShutdown(t *testing.T) {
 	nc := startNode(t)
 	c0 := nc.connect(t, b.url(), nil)
 	c1 := nc.connect(t, b.url(), map[string]any{"transports": []string{"polling"}})
-	if res, err := b.fetch("GET", "http://"+b.api+"/readyz", nil, nil); err != nil || res.status != http.StatusOK {
+	if res, err := b.fetch("GET", "http://"+b.API+"/readyz", nil, nil); err != nil || res.status != http.StatusOK {
 		t.Fatalf("GET /readyz before stopping: %v %d %s, want 200", err, res.status, res.body)
 	}
 
-	b.terminate(t)
+	b.Terminate(t)
 	got := map[string]bool{}
 	for range 2 {
 		select {
@@ -2258,16 +1943,16 @@ func TestE2EShutdown(t *testing.T) {
 	}
 	// While the app holds the webhooks, siobridge waits for them, and is not ready.
 	select {
-	case <-b.exited:
+	case <-b.Exited():
 		t.Error("siobridge exited before the app answered its disconnect webhooks")
 	default:
-		res, err := b.fetch("GET", "http://"+b.api+"/readyz", nil, nil)
+		res, err := b.fetch("GET", "http://"+b.API+"/readyz", nil, nil)
 		if err != nil || res.status != http.StatusServiceUnavailable || !jsonEqual(res.body, `{"status":"unavailable","error":"shutting down"}`) {
 			t.Errorf("GET /readyz while stopping: %v %d %s, want 503", err, res.status, res.body)
 		}
 	}
 	releaseOnce.Do(func() { close(release) })
-	if code := b.stop(t); code != 0 {
+	if code := b.Stop(t); code != 0 {
 		t.Errorf("siobridge exited with status %d, want 0", code)
 	}
 
@@ -2285,7 +1970,7 @@ func TestE2EShutdown(t *testing.T) {
 			t.Errorf("client %d: got %s, want its disconnect", c.n, m.line)
 		}
 	}
-	log := b.logText()
+	log := b.Log()
 	if !strings.Contains(log, `msg="siobridge stopping"`) || strings.Contains(log, "given up") || strings.Contains(log, "dropped") {
 		t.Errorf("siobridge's log does not show a clean stop:\n%s", log)
 	}
@@ -2297,14 +1982,9 @@ func TestE2EShutdown(t *testing.T) {
 func TestE2EWebSocketPollerOff(t *testing.T) {
 	t.Parallel()
 	a := startApp(t)
-	a.setReply(func(_ context.Context, d delivery) (int, any) {
-		if d.Payload.Event == "ask" {
-			return http.StatusOK, `{"ack":["answer"]}`
-		}
-		return http.StatusOK, nil
-	})
+	a.setReply(answerAsk)
 	b := startBridge(t, a, "SIOBRIDGE_SOCKETIO_WEBSOCKET_POLLER=false")
-	b.waitLog(t, "websocket_poller=false", func(log string) bool { return strings.Contains(log, "websocket_poller=false") })
+	b.AwaitLog(t, "websocket_poller=false", func(log string) bool { return strings.Contains(log, "websocket_poller=false") })
 	nc := startNode(t)
 	direct := nc.connect(t, b.url(), map[string]any{"transports": []string{"websocket"}})
 	upgraded := nc.connect(t, b.url(), nil)
@@ -2327,14 +2007,9 @@ func TestE2EWebSocketPollerOff(t *testing.T) {
 func TestE2EPollingPollerOff(t *testing.T) {
 	t.Parallel()
 	a := startApp(t)
-	a.setReply(func(_ context.Context, d delivery) (int, any) {
-		if d.Payload.Event == "ask" {
-			return http.StatusOK, `{"ack":["answer"]}`
-		}
-		return http.StatusOK, nil
-	})
+	a.setReply(answerAsk)
 	b := startBridge(t, a, "SIOBRIDGE_SOCKETIO_POLLING_POLLER=false")
-	b.waitLog(t, "polling_poller=false", func(log string) bool {
+	b.AwaitLog(t, "polling_poller=false", func(log string) bool {
 		return strings.Contains(log, "polling_poller=false") && strings.Contains(log, "websocket_poller=true")
 	})
 	nc := startNode(t)
@@ -2347,4 +2022,12 @@ func TestE2EPollingPollerOff(t *testing.T) {
 	if m.Transport != "polling" {
 		t.Errorf("the polling-only client got news over %q", m.Transport)
 	}
+}
+
+// answerAsk is a replyFunc that acks every "ask" event with "answer".
+func answerAsk(_ context.Context, d delivery) (int, any) {
+	if d.Payload.Event == "ask" {
+		return http.StatusOK, `{"ack":["answer"]}`
+	}
+	return http.StatusOK, nil
 }

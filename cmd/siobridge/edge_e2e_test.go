@@ -179,7 +179,7 @@ func TestE2ESmuggling(t *testing.T) {
 		t.Fatalf("the smuggled request is %d bytes", len(smuggled))
 	}
 	b, u := startEdge(t)
-	host := b.public
+	host := b.Public
 
 	// Each case writes its attack on rc (a new connection) and expects status, then close.
 	cases := []struct {
@@ -282,7 +282,7 @@ func TestE2ESmuggling(t *testing.T) {
 // on a new connection and on a held one; just below it a poll is served.
 func TestE2EHeaderLimit(t *testing.T) {
 	b, u := startEdge(t, "SIOBRIDGE_SERVER_MAX_HEADER_BYTES=4096")
-	host := b.public
+	host := b.Public
 	big := func(n int) string { return "X-Big: " + strings.Repeat("b", n) + "\r\n" }
 
 	rc := dialRaw(t, host)
@@ -332,7 +332,7 @@ func TestE2EBodyTimeout(t *testing.T) {
 		appErr <- err
 	})
 	b := startBridge(t, a, "SIOBRIDGE_SERVER_UPSTREAM=http://"+a.addr, "SIOBRIDGE_SERVER_BODY_TIMEOUT=300ms")
-	host := b.public
+	host := b.Public
 
 	rc := dialRaw(t, host)
 	rc.send("POST /upload HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: 100\r\n\r\nx")
@@ -377,7 +377,7 @@ func TestE2EBodyTimeout(t *testing.T) {
 // answered 503 and closed as they are accepted; one closed frees its place.
 func TestE2ETCPConnectionLimit(t *testing.T) {
 	b, _ := startEdge(t, "SIOBRIDGE_LIMITS_MAX_TCP_CONNECTIONS_PER_IP=3")
-	host := b.public
+	host := b.Public
 	var open []*rawConn
 	for range 3 {
 		rc := dialRaw(t, host)
@@ -414,17 +414,17 @@ func TestE2ETCPConnectionLimit(t *testing.T) {
 // neither open a WebSocket nor poll; siobridge's own pages can.
 func TestE2ECrossSiteWebSocket(t *testing.T) {
 	b := startBridge(t, nil)
-	u := "ws://" + b.public + "/socket.io/?EIO=4&transport=websocket"
+	u := "ws://" + b.Public + "/socket.io/?EIO=4&transport=websocket"
 	_, res, err := websocket.DefaultDialer.Dial(u, http.Header{"Origin": {"https://evil.example"}})
 	if err == nil || res == nil || res.StatusCode != http.StatusForbidden {
 		t.Fatalf("a foreign page's WebSocket: %v %v, want 403", err, res)
 	}
-	rc := dialRaw(t, b.public)
-	rc.send("GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: " + b.public + "\r\nOrigin: https://evil.example\r\n\r\n")
+	rc := dialRaw(t, b.Public)
+	rc.send("GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: " + b.Public + "\r\nOrigin: https://evil.example\r\n\r\n")
 	if res, body := rc.response(); res.StatusCode != http.StatusForbidden {
 		t.Fatalf("a foreign page's poll: %s %q", res.Status, body)
 	}
-	c, _, err := websocket.DefaultDialer.Dial(u, http.Header{"Origin": {"http://" + b.public}})
+	c, _, err := websocket.DefaultDialer.Dial(u, http.Header{"Origin": {"http://" + b.Public}})
 	if err != nil {
 		t.Fatalf("siobridge's own page: %v", err)
 	}

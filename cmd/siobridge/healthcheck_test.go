@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/siobridge/siobridge/internal/config"
+	"github.com/siobridge/siobridge/internal/testkit"
 )
 
 func TestHealthcheck(t *testing.T) {
@@ -83,8 +84,8 @@ func TestHealthcheckBinary(t *testing.T) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), e2eWait)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, siobridgeBinary(t), "-healthcheck")
-		cmd.Env = append(cleanEnv(), "SIOBRIDGE_API_LISTEN="+apiListen, "SIOBRIDGE_API_TOKEN="+token)
+		cmd := exec.CommandContext(ctx, siobridge.Path(t), "-healthcheck")
+		cmd.Env = testkit.Env("SIOBRIDGE_CONFIG=", "SIOBRIDGE_API_LISTEN="+apiListen, "SIOBRIDGE_API_TOKEN="+token)
 		out, err := cmd.CombinedOutput()
 		var exit *exec.ExitError
 		if err != nil && !errors.As(err, &exit) {
@@ -92,7 +93,7 @@ func TestHealthcheckBinary(t *testing.T) {
 		}
 		return cmd.ProcessState.ExitCode(), string(out)
 	}
-	if code, out := healthcheck(t, b.api); code != 0 {
+	if code, out := healthcheck(t, b.API); code != 0 {
 		t.Errorf("against a serving siobridge: exit status %d, want 0; output:\n%s", code, out)
 	}
 

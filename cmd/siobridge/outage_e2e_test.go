@@ -163,8 +163,8 @@ func (a *app) waitLong(t *testing.T, what string, limit time.Duration, b *bridge
 		}
 		select {
 		case <-ch:
-		case <-b.exited:
-			t.Fatalf("waiting for %s: siobridge exited:\n%s", what, b.logText())
+		case <-b.Exited():
+			t.Fatalf("waiting for %s: siobridge exited:\n%s", what, b.Log())
 		case <-timer.C:
 			t.Fatalf("timed out after %v waiting for %s", limit, what)
 		}
@@ -184,7 +184,7 @@ func (b *bridge) waitMetric(t *testing.T, series string, want float64) {
 			t.Fatalf("%s = %v after %v, want %v", series, got, e2eWait, want)
 		}
 		select {
-		case <-b.exited:
+		case <-b.Exited():
 			t.Fatalf("waiting for %s = %v: siobridge exited", series, want)
 		case <-time.After(20 * time.Millisecond):
 		}
@@ -199,7 +199,7 @@ func checkNothingGivenUp(t *testing.T, b *bridge) {
 			t.Errorf("siobridge_webhook_given_up_total{kind=%q} = %v, want 0", kind, n)
 		}
 	}
-	if log := b.logText(); strings.Contains(log, "given up") {
+	if log := b.Log(); strings.Contains(log, "given up") {
 		t.Errorf("siobridge's log shows a webhook given up:\n%s", log)
 	}
 }
@@ -222,7 +222,7 @@ func TestE2EOutageDefaults(t *testing.T) {
 	a.waitLong(t, "every socket's first event answered 503", outageFailing+e2eWait, b, func() bool { return a.refusedOnce(sids) })
 	time.Sleep(time.Until(start.Add(outageFailing))) // the outage's first part lasts its time
 	a.down(t)
-	b.waitLog(t, "a refused connection", func(log string) bool { return strings.Contains(log, "connection refused") })
+	b.AwaitLog(t, "a refused connection", func(log string) bool { return strings.Contains(log, "connection refused") })
 	time.Sleep(time.Until(start.Add(outageFailing + outageRefusing)))
 	a.failing.Store(false)
 	a.up(t)
@@ -274,7 +274,7 @@ func TestE2EOutageSpoolKill(t *testing.T) {
 	}
 	// Every event is in the spool once the gauge counts them: none could be delivered.
 	b1.waitMetric(t, "siobridge_webhook_spool_pending", outageClients*beforeKill)
-	b1.kill(t)
+	b1.Kill(t)
 
 	b2 := startBridge(t, a.app, env...)
 	time.Sleep(time.Until(start.Add(outageFailing + outageRefusing)))
@@ -297,8 +297,8 @@ func TestE2EOutageSpoolKill(t *testing.T) {
 		dups += checkOnceInOrderRange(t, newSIDs[i], h[newSIDs[i]], beforeKill+1, outageEvents)
 	}
 	checkNothingGivenUp(t, b2)
-	if !strings.Contains(b2.logText(), fmt.Sprintf("will be delivered\" count=%d", outageClients*beforeKill)) {
-		t.Errorf("the second siobridge does not log the %d webhooks it found in the spool:\n%s", outageClients*beforeKill, b2.logText())
+	if !strings.Contains(b2.Log(), fmt.Sprintf("will be delivered\" count=%d", outageClients*beforeKill)) {
+		t.Errorf("the second siobridge does not log the %d webhooks it found in the spool:\n%s", outageClients*beforeKill, b2.Log())
 	}
 	t.Logf("kill -9 mid-outage with %d events spooled: all %d events handled in order, %d duplicates dropped by id",
 		outageClients*beforeKill, outageClients*outageEvents, dups)
@@ -347,7 +347,7 @@ func TestE2EAckErrors(t *testing.T) {
 			t.Errorf("%s = %v, want %v", series, got, want)
 		}
 	}
-	log := b.logText()
+	log := b.Log()
 	for _, want := range []string{
 		`level=ERROR msg="webhook: event given up"`,
 		`event=down attempts=`,

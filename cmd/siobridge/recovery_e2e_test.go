@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/siobridge/siobridge/internal/testkit"
 )
 
 // TestE2ERecovery: connection state recovery through the binary. A socket.io-client whose
@@ -78,10 +80,10 @@ func hasOffset(args json.RawMessage, want string) bool {
 
 // TestE2ERecoveryRefusedWithRedis: recovery is single-node for now, and the binary says so.
 func TestE2ERecoveryRefusedWithRedis(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), e2eStartWait)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.StartWait)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, siobridgeBinary(t))
-	cmd.Env = append(cleanEnv(), "SIOBRIDGE_SOCKETIO_RECOVERY=2m", "SIOBRIDGE_CLUSTER_ADAPTER=redis",
+	cmd := exec.CommandContext(ctx, siobridge.Path(t))
+	cmd.Env = testkit.Env("SIOBRIDGE_CONFIG=", "SIOBRIDGE_SOCKETIO_RECOVERY=2m", "SIOBRIDGE_CLUSTER_ADAPTER=redis",
 		"SIOBRIDGE_SERVER_LISTEN=127.0.0.1:0", "SIOBRIDGE_API_LISTEN=127.0.0.1:0")
 	out, err := cmd.CombinedOutput()
 	if err == nil || cmd.ProcessState.ExitCode() == 0 {

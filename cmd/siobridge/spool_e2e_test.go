@@ -100,17 +100,7 @@ func TestE2ESpoolSurvivesKill(t *testing.T) {
 		"SIOBRIDGE_LIMITS_EVENTS_PER_SECOND_PER_SOCKET=0",
 	}
 	b1 := startBridge(t, a, env...)
-	sids := make([]string, clients)
-	for i := range clients {
-		c := socketiotest.Dial(t, b1.url(), "")
-		sids[i] = c.Connect("/", "")
-		for k := 1; k <= perClient; k++ {
-			c.Write(fmt.Sprintf(`42["e%d",%d]`, k, k))
-		}
-		// The connection's packets are handled in order: once /sync is answered, every event
-		// before it is in the spool.
-		c.Connect("/sync", "")
-	}
+	sids := sendNumbered(t, b1, clients, perClient)
 	waitUntil(t, "every socket's e1 refused once", &a.seen, func() bool {
 		refused := make(map[string]bool)
 		for _, d := range a.all() {
@@ -119,11 +109,11 @@ func TestE2ESpoolSurvivesKill(t *testing.T) {
 			}
 		}
 		return len(refused) == clients
-	}, b1.exited, func() string { return "siobridge exited" })
+	}, b1.Exited(), func() string { return "siobridge exited" })
 	// Then the app goes down altogether: siobridge's attempts are refused when it is killed.
 	a.down(t)
-	b1.waitLog(t, "a refused connection", func(log string) bool { return strings.Contains(log, "connection refused") })
-	b1.kill(t)
+	b1.AwaitLog(t, "a refused connection", func(log string) bool { return strings.Contains(log, "connection refused") })
+	b1.Kill(t)
 	firstTry := make(map[string]delivery) // the first attempt of each socket's e1, refused
 	for _, d := range a.all() {
 		if d.Kind == "event" && d.Payload.Event == "e1" {
@@ -144,7 +134,7 @@ func TestE2ESpoolSurvivesKill(t *testing.T) {
 			}
 		}
 		return true
-	}, b2.exited, func() string { return "siobridge exited" })
+	}, b2.Exited(), func() string { return "siobridge exited" })
 
 	h := handledEvents(a)
 	dups := 0
@@ -157,8 +147,8 @@ func TestE2ESpoolSurvivesKill(t *testing.T) {
 				sid, got.ID, got.Body, first.ID, first.Body)
 		}
 	}
-	if !strings.Contains(b2.logText(), fmt.Sprintf("will be delivered\" count=%d", clients*perClient)) {
-		t.Errorf("the second siobridge does not log the %d webhooks it found in the spool:\n%s", clients*perClient, b2.logText())
+	if !strings.Contains(b2.Log(), fmt.Sprintf("will be delivered\" count=%d", clients*perClient)) {
+		t.Errorf("the second siobridge does not log the %d webhooks it found in the spool:\n%s", clients*perClient, b2.Log())
 	}
 	if n := b2.metric(t, "siobridge_webhook_spool_pending"); n != 0 {
 		t.Errorf("siobridge_webhook_spool_pending = %v once everything was delivered", n)
@@ -317,14 +307,14 @@ func TestE2EShutdownUnderLoad(t *testing.T) {
 	}, nil, nil)
 
 	start := time.Now()
-	b.terminate(t)
+	b.Terminate(t)
 	select {
-	case <-b.exited:
+	case <-b.Exited():
 	case <-time.After(timeout + 5*time.Second):
 		t.Fatalf("siobridge still running %v after SIGTERM, with shutdown_timeout %v", time.Since(start), timeout)
 	}
 	took := time.Since(start)
-	if code := b.cmd.ProcessState.ExitCode(); code != 0 {
+	if code := b.ExitCode(); code != 0 {
 		t.Errorf("siobridge exited with status %d, want 0", code)
 	}
 	wg.Wait() // each emitter ends when its connection does
@@ -371,7 +361,7 @@ func TestE2EShutdownUnderLoad(t *testing.T) {
 		}
 		events += len(evs)
 	}
-	log := b.logText()
+	log := b.Log()
 	if strings.Contains(log, "shutdown_timeout passed") || strings.Contains(log, "given up") || !strings.Contains(log, `webhooks settled before stopping" delivered=`) ||
 		!strings.Contains(log, "refused=0 given_up=0") {
 		t.Errorf("siobridge's log does not show every webhook delivered before the stop:\n%s", log)
@@ -440,21 +430,21 @@ func TestE2EWebhookFaults(t *testing.T) {
 			}
 			// Flaky: a 500 and a late answer in every four requests.
 			emit(1, perClient/2)
-			waitUntil(t, "40 flaky requests", &a.seen, func() bool { return requests.Load() >= 40 }, b.exited, func() string { return "siobridge exited" })
+			waitUntil(t, "40 flaky requests", &a.seen, func() bool { return requests.Load() >= 40 }, b.Exited(), func() string { return "siobridge exited" })
 
 			// Down: the port is closed while the rest of the events come.
 			a.down(t)
-			refusedBefore := strings.Count(b.logText(), "connection refused")
+			refusedBefore := strings.Count(b.Log(), "connection refused")
 			emit(perClient/2+1, perClient)
-			b.waitLog(t, "20 refused connections", func(log string) bool {
+			b.AwaitLog(t, "20 refused connections", func(log string) bool {
 				return strings.Count(log, "connection refused")-refusedBefore >= 20
 			})
-			refused := strings.Count(b.logText(), "connection refused") - refusedBefore
+			refused := strings.Count(b.Log(), "connection refused") - refusedBefore
 			a.up(t)
 
 			// Flaky again for 40 requests, then healthy.
 			upAt := requests.Load()
-			waitUntil(t, "40 more flaky requests", &a.seen, func() bool { return requests.Load() >= upAt+40 }, b.exited, func() string { return "siobridge exited" })
+			waitUntil(t, "40 more flaky requests", &a.seen, func() bool { return requests.Load() >= upAt+40 }, b.Exited(), func() string { return "siobridge exited" })
 			healthy.Store(true)
 			waitUntil(t, "every event handled", &a.seen, func() bool {
 				h := handledEvents(a)
@@ -468,7 +458,7 @@ func TestE2EWebhookFaults(t *testing.T) {
 					}
 				}
 				return true
-			}, b.exited, func() string { return "siobridge exited" })
+			}, b.Exited(), func() string { return "siobridge exited" })
 
 			h := handledEvents(a)
 			dups, handled := 0, 0
@@ -517,15 +507,7 @@ func TestE2EShutdownDeadlineKeepsSpool(t *testing.T) {
 		"SIOBRIDGE_SOCKETIO_NAMESPACES=/,/sync",
 	}
 	b1 := startBridge(t, a, env...)
-	sids := make([]string, clients)
-	for i := range clients {
-		c := socketiotest.Dial(t, b1.url(), "")
-		sids[i] = c.Connect("/", "")
-		for k := 1; k <= perClient; k++ {
-			c.Write(fmt.Sprintf(`42["e%d",%d]`, k, k))
-		}
-		c.Connect("/sync", "") // answered once every event before it is queued
-	}
+	sids := sendNumbered(t, b1, clients, perClient)
 	waitUntil(t, "every socket's e1 at the app", &a.seen, func() bool {
 		n := 0
 		for _, d := range a.all() {
@@ -534,24 +516,24 @@ func TestE2EShutdownDeadlineKeepsSpool(t *testing.T) {
 			}
 		}
 		return n == clients
-	}, b1.exited, func() string { return "siobridge exited" })
+	}, b1.Exited(), func() string { return "siobridge exited" })
 	start := time.Now()
-	b1.terminate(t)
+	b1.Terminate(t)
 	// While it waits for the app, siobridge takes no new connection.
-	b1.waitLog(t, "the clients closed", func(log string) bool {
+	b1.AwaitLog(t, "the clients closed", func(log string) bool {
 		return strings.Contains(log, `msg="clients disconnected; delivering the queued webhooks"`)
 	})
-	if conn, err := net.DialTimeout("tcp", b1.public, e2eWait); err == nil {
+	if conn, err := net.DialTimeout("tcp", b1.Public, e2eWait); err == nil {
 		conn.Close()
 		t.Error("a new connection to the public port was accepted while siobridge was stopping")
 	}
-	if code := b1.stop(t); code != 0 {
+	if code := b1.Stop(t); code != 0 {
 		t.Errorf("siobridge exited with status %d at the deadline, want 0", code)
 	}
 	took := time.Since(start)
 	// Each socket's events, and the disconnects of its two namespaces.
 	want := fmt.Sprintf("given_up=0 kept_in_spool=%d", clients*(perClient+2))
-	if log := b1.logText(); !strings.Contains(log, `msg="shutdown_timeout passed with webhooks undelivered" timeout=1s`) || !strings.Contains(log, want) ||
+	if log := b1.Log(); !strings.Contains(log, `msg="shutdown_timeout passed with webhooks undelivered" timeout=1s`) || !strings.Contains(log, want) ||
 		strings.Contains(log, "undelivered\" socket=") {
 		t.Errorf("siobridge's log does not say what it left (%s):\n%s", want, log)
 	}
@@ -566,7 +548,7 @@ func TestE2EShutdownDeadlineKeepsSpool(t *testing.T) {
 			}
 		}
 		return n == 2*clients
-	}, b2.exited, func() string { return "siobridge exited" })
+	}, b2.Exited(), func() string { return "siobridge exited" })
 	h := handledEvents(a)
 	for _, sid := range sids {
 		checkOnceInOrder(t, sid, h[sid], perClient)
@@ -581,4 +563,22 @@ func TestE2EShutdownDeadlineKeepsSpool(t *testing.T) {
 		}
 	}
 	t.Logf("shutdown at the deadline: exit 0 after %v (shutdown_timeout 1s), %d webhooks kept in the spool and delivered by the next start", took.Round(time.Millisecond), clients*(perClient+2))
+}
+
+// sendNumbered connects clients sockets to b's "/" and has each send events e1 ... e<perClient>
+// (e<k> with the argument k); it returns once b has every one of them in its queue (or spool),
+// and the sockets' ids. The socket's packets are handled in order: once its connect to /sync is
+// answered (b's namespaces must include it), every event before it is queued.
+func sendNumbered(t *testing.T, b *bridge, clients, perClient int) []string {
+	t.Helper()
+	sids := make([]string, clients)
+	for i := range clients {
+		c := socketiotest.Dial(t, b.url(), "")
+		sids[i] = c.Connect("/", "")
+		for k := 1; k <= perClient; k++ {
+			c.Write(fmt.Sprintf(`42["e%d",%d]`, k, k))
+		}
+		c.Connect("/sync", "")
+	}
+	return sids
 }

@@ -1,59 +1,60 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/siobridge/siobridge/internal/testkit"
 	"github.com/siobridge/siobridge/proxy"
 )
 
 const (
-	chromiumPath = "/usr/bin/chromium"
-	testSecret   = "browser-test-secret"
+	testSecret = "browser-test-secret"
 	// browserTestTimeout bounds the whole test, browser included.
 	browserTestTimeout = 3 * time.Minute
 	// pageWait bounds one wait for something a page should show.
 	pageWait = 15 * time.Second
-	// stopWait is how long siobridge may take to exit after SIGTERM before it is killed.
-	stopWait = 15 * time.Second
 )
+
+// siobridge is the binary the test runs, built once.
+var siobridge testkit.Binary
+
+func TestMain(m *testing.M) { os.Exit(siobridge.Run(m)) }
 
 // TestBrowserChat is the demo as a user sees it: two Chromium pages load the chat through
 // siobridge (the page from this app through the reverse proxy, socket.io.js from siobridge's
 // embedded bundle), chat, join and leave a room. The screenshot of page B is written to
 // t.ArtifactDir(): run with -artifacts to keep it.
 func TestBrowserChat(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("this test needs Debian's chromium at %s: %v; install it with `make deps` (.ci/install-deps)", chromiumPath, err)
-	}
+	chromium := testkit.RequireTool(t, "chromium")
 	if _, ok := proxy.ClientBundle(); !ok {
 		t.Fatal("the socket.io-client bundle is missing from proxy/clientdist, so siobridge would answer 404 for /socket.io/socket.io.js: run `make bundle` (or `make deps`)")
 	}
 
 	app := httptest.NewServer(newApp(testSecret)) // closed last: siobridge's shutdown sends it disconnects
 	t.Cleanup(app.Close)
-	public := startSiobridge(t,
-		"SIOBRIDGE_SERVER_UPSTREAM="+app.URL,
-		"SIOBRIDGE_WEBHOOK_URL="+app.URL+"/webhook",
-		"SIOBRIDGE_WEBHOOK_SECRET="+testSecret,
-	)
-	url := "http://" + public + "/"
+	sb := testkit.StartSiobridge(t, testkit.Command{
+		Args: []string{siobridge.Path(t)},
+		Env: []string{
+			"SIOBRIDGE_SERVER_UPSTREAM=" + app.URL,
+			"SIOBRIDGE_WEBHOOK_URL=" + app.URL + "/webhook",
+			"SIOBRIDGE_WEBHOOK_SECRET=" + testSecret,
+		},
+	})
+	url := "http://" + sb.Public + "/"
 
-	browser := startBrowser(t)
+	browser := startBrowser(t, chromium)
 	a := openPage(t, browser, "A", url)
 	b := openPage(t, browser, "B", url) // each page is a new tab, in a window of its own
 	for _, p := range []*tab{a, b} {
@@ -271,12 +272,12 @@ func (p *tab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 
 // startBrowser starts headless Chromium with a fresh profile; the returned context is its
 // first tab's. It stops when the test ends, or after browserTestTimeout.
-func startBrowser(t *testing.T) context.Context {
+func startBrowser(t *testing.T, chromium string) context.Context {
 	t.Helper()
-	var out lockedBuffer
+	var out testkit.Lines
 	parent, cancelParent := context.WithTimeout(context.Background(), browserTestTimeout)
 	alloc, cancelAlloc := chromedp.NewExecAllocator(parent,
-		chromedp.ExecPath(chromiumPath),
+		chromedp.ExecPath(chromium),
 		chromedp.Headless,
 		chromedp.NoSandbox, // tests run as root, where Chromium's sandbox cannot start
 		chromedp.DisableGPU,
@@ -302,77 +303,9 @@ func startBrowser(t *testing.T) context.Context {
 		}
 	})
 	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start %s: %v\n%s", chromiumPath, err, withoutDBus(out.String()))
+		t.Fatalf("start %s: %v\n%s", chromium, err, withoutDBus(out.String()))
 	}
 	return ctx
-}
-
-// startSiobridge builds siobridge, runs it with env on free loopback ports and returns the
-// public listener's address. It is stopped with SIGTERM when the test ends.
-func startSiobridge(t *testing.T, env ...string) (public string) {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "siobridge")
-	buildCtx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if out, err := exec.CommandContext(buildCtx, "go", "build", "-o", bin, "github.com/siobridge/siobridge/cmd/siobridge").CombinedOutput(); err != nil {
-		t.Fatalf("go build siobridge: %v\n%s", err, out)
-	}
-
-	cmd := exec.Command(bin)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SIOBRIDGE_") { // a stray one would change the configuration
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, "SIOBRIDGE_SERVER_LISTEN=127.0.0.1:0", "SIOBRIDGE_API_LISTEN=127.0.0.1:0")
-	cmd.Env = append(cmd.Env, env...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start siobridge: %v", err)
-	}
-	var (
-		logs    lockedBuffer
-		serving = regexp.MustCompile(`msg="siobridge serving" .*\bpublic=(\S+) `)
-		addr    = make(chan string, 1)
-		done    = make(chan struct{}) // closed once siobridge has exited
-		waitErr error
-	)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			fmt.Fprintln(&logs, sc.Text())
-			if m := serving.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-		waitErr = cmd.Wait() // after reading stderr to its end, as StderrPipe requires
-		close(done)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(stopWait):
-			t.Errorf("siobridge did not stop within %v of SIGTERM: killed", stopWait)
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("siobridge (%v) stderr:\n%s", waitErr, logs.String())
-		}
-	})
-	select {
-	case public = <-addr:
-		return public
-	case <-done:
-		t.Fatalf("siobridge exited before serving: %v\n%s", waitErr, logs.String())
-	case <-time.After(pageWait):
-		t.Fatalf("siobridge did not log `siobridge serving` within %v:\n%s", pageWait, logs.String())
-	}
-	return ""
 }
 
 // withoutDBus drops the lines where Chromium says it has no D-Bus, as in every container.
@@ -384,22 +317,4 @@ func withoutDBus(out string) string {
 		}
 	}
 	return strings.Join(keep, "")
-}
-
-// lockedBuffer is a strings.Builder safe for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

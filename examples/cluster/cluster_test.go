@@ -11,7 +11,6 @@ package cluster_test
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,11 +19,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime/debug"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,19 +28,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/siobridge/siobridge/internal/testkit"
 	"github.com/siobridge/siobridge/webhook"
 )
 
 const (
 	// wait bounds one wait for something that should happen.
-	wait = 15 * time.Second
-	// startWait bounds a node's start (slow when built with -race).
-	startWait = 30 * time.Second
-	// stopWait bounds a process's exit after SIGTERM; siobridge's shutdown grace is 10s.
-	stopWait = 15 * time.Second
-	secret   = "cluster-example-secret"
-	depsHint = "run `make deps` (.ci/install-deps installs Debian's redis-server and nginx, Node.js, " +
-		"and socket.io-client in socketio/testdata/interop)"
+	wait   = 15 * time.Second
+	secret = "cluster-example-secret"
 )
 
 // The loopback addresses of run.sh, which the test replaces with free ones.
@@ -54,37 +45,35 @@ const (
 	node2Addr = "127.0.0.1:7902"
 )
 
+// siobridge is the binary the nodes run, built once.
+var siobridge testkit.Binary
+
+func TestMain(m *testing.M) { os.Exit(siobridge.Run(m)) }
+
 func TestCluster(t *testing.T) {
-	redisBin := findBinary(t, "redis-server", "/usr/bin/redis-server")
-	nginxBin := findBinary(t, "nginx", "/usr/sbin/nginx")
-	findBinary(t, "node", "/usr/bin/node")
-	repo, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	nodePath := filepath.Join(repo, "socketio", "testdata", "interop", "node_modules")
-	if _, err := os.Stat(filepath.Join(nodePath, "socket.io-client", "package.json")); err != nil {
-		t.Fatalf("socket.io-client is not installed: %v; %s", err, depsHint)
-	}
+	nginxBin := testkit.RequireTool(t, "nginx")
+	nodeBin := testkit.RequireTool(t, "node")
+	nodePath := testkit.RequireNodeModules(t, testkit.InteropNode, "socket.io-client")
 	conf, err := os.ReadFile("nginx.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	bin := buildSiobridge(t)
-	redisAddr := startRedis(t, redisBin)
+	bin := siobridge.Path(t)
+	r := testkit.StartRedis(t)
 	app := startApp(t)
 	nodes := []*node{
-		startNode(t, bin, "node1", app, redisAddr),
-		startNode(t, bin, "node2", app, redisAddr),
+		startNode(t, bin, "node1", app, r),
+		startNode(t, bin, "node2", app, r),
 	}
 	for _, n := range nodes {
-		n.waitReady(t)
+		// Ready once subscribed to Redis.
+		n.AwaitReady(t, wait, http.StatusOK)
 	}
 	sticky := startNginx(t, nginxBin, string(conf), nodes, false)
 
 	t.Run("sticky", func(t *testing.T) {
-		cl := startClients(t, nodePath, "http://"+sticky.addr)
+		cl := startClients(t, nodeBin, nodePath, "http://"+sticky.addr)
 		// The sticky key is the query parameter "sticky" when a client sends one, else its
 		// address: every client here comes from 127.0.0.1.
 		cl.open(t, "polling", map[string]any{"transports": []string{"polling"}, "query": map[string]string{"sticky": "polling-client"}})
@@ -197,7 +186,7 @@ func TestCluster(t *testing.T) {
 		// The same file with round-robin balancing: a long-polling session's requests go to
 		// both nodes, and the one that does not hold the session refuses them.
 		roundRobin := startNginx(t, nginxBin, string(conf), nodes, true)
-		cl := startClients(t, nodePath, "http://"+roundRobin.addr)
+		cl := startClients(t, nodeBin, nodePath, "http://"+roundRobin.addr)
 		cl.open(t, "polling", map[string]any{"transports": []string{"polling"}})
 		m := cl.expect(t, "polling", "error")
 		if !strings.Contains(m.Body, "Session ID unknown") {
@@ -205,64 +194,6 @@ func TestCluster(t *testing.T) {
 		}
 		t.Logf("without stickiness the polling client got %q (%s): %s", m.Message, m.Description, m.Body)
 	})
-}
-
-// ---- processes ----
-
-func findBinary(t *testing.T, name, fallback string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	if _, err := os.Stat(fallback); err == nil {
-		return fallback
-	}
-	t.Fatalf("%s is not installed (not on PATH, no %s); %s", name, fallback, depsHint)
-	return ""
-}
-
-func raceEnabled() bool {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" {
-			return s.Value == "true"
-		}
-	}
-	return false
-}
-
-// buildSiobridge builds the command (with -race when the test is) into a temporary directory.
-func buildSiobridge(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "siobridge")
-	args := []string{"build", "-o", bin}
-	if raceEnabled() {
-		args = append(args, "-race")
-	}
-	args = append(args, "github.com/siobridge/siobridge/cmd/siobridge")
-	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
-		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return bin
-}
-
-// env is the test's environment without SIOBRIDGE_* settings and proxies.
-func env() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		switch strings.ToUpper(name) {
-		case "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "NODE_OPTIONS", "NODE_PATH":
-			continue
-		}
-		if !strings.HasPrefix(name, "SIOBRIDGE_") {
-			out = append(out, kv)
-		}
-	}
-	return append(out, "NO_PROXY=*", "no_proxy=*")
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago.
@@ -276,97 +207,13 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// poll checks cond every 25ms until it holds, failing after wait. Only for state that nothing
-// announces (a port accepting connections, readiness).
-func poll(t *testing.T, what string, cond func() bool) {
+// awaitListen waits until p accepts connections on addr; the test fails if it exits first.
+func awaitListen(t *testing.T, p *testkit.Process, addr string) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %v waiting for %s", wait, what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
-
-// lockedBuffer collects a process's output, and tells who waits for it when more came.
-type lockedBuffer struct {
-	mu      sync.Mutex
-	b       bytes.Buffer
-	changed chan struct{} // closed and replaced at each write
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.changed != nil {
-		close(l.changed)
-		l.changed = nil
-	}
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// next returns the output so far and a channel closed at the next write.
-func (l *lockedBuffer) next() (string, <-chan struct{}) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.changed == nil {
-		l.changed = make(chan struct{})
-	}
-	return l.b.String(), l.changed
-}
-
-// process starts cmd and stops it at cleanup with sig, failing the test if it does not exit
-// within stopWait or (checkExit) exits with another status than 0. It returns a channel
-// closed once the process has exited.
-func process(t *testing.T, name string, cmd *exec.Cmd, out *lockedBuffer, sig os.Signal, checkExit bool) <-chan struct{} {
-	t.Helper()
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(sig)
+	testkit.Poll(t, wait, p.Name()+" to listen on "+addr, func() bool {
 		select {
-		case <-exited:
-		case <-time.After(stopWait):
-			_ = cmd.Process.Kill()
-			<-exited
-			t.Errorf("%s did not exit within %v of %v; killed", name, stopWait, sig)
-		}
-		if code := cmd.ProcessState.ExitCode(); checkExit && code != 0 {
-			t.Errorf("%s exited with status %d (66: the race detector found a race)", name, code)
-		}
-		if t.Failed() {
-			t.Logf("%s output:\n%s", name, out.String())
-		}
-	})
-	return exited
-}
-
-func startRedis(t *testing.T, bin string) string {
-	t.Helper()
-	addr := freeAddr(t)
-	_, port, _ := net.SplitHostPort(addr)
-	var out lockedBuffer
-	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	exited := process(t, "redis-server", cmd, &out, syscall.SIGTERM, false)
-	poll(t, "redis-server to listen on "+addr, func() bool {
-		select {
-		case <-exited:
-			t.Fatalf("redis-server exited: %v\n%s", cmd.ProcessState, out.String())
+		case <-p.Exited():
+			t.Fatalf("%s exited: %v\n%s", p.Name(), p.Err(), p.Output())
 		default:
 		}
 		c, err := net.Dial("tcp", addr)
@@ -375,7 +222,6 @@ func startRedis(t *testing.T, bin string) string {
 		}
 		return err == nil
 	})
-	return addr
 }
 
 // ---- the app ----
@@ -385,25 +231,19 @@ func startRedis(t *testing.T, bin string) string {
 type app struct {
 	ts *httptest.Server
 
-	mu       sync.Mutex
-	nodes    map[string]string // socket id → node
-	problems []string
+	problems *testkit.Problems
+
+	mu    sync.Mutex
+	nodes map[string]string // socket id → node
 }
 
 func startApp(t *testing.T) *app {
 	t.Helper()
-	a := &app{nodes: map[string]string{}}
+	a := &app{nodes: map[string]string{}, problems: testkit.NewProblems(t, "app")}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /webhook/{node}", a.hook)
 	a.ts = httptest.NewServer(mux)
-	t.Cleanup(func() {
-		a.ts.Close()
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		for _, p := range a.problems {
-			t.Errorf("app: %s", p)
-		}
-	})
+	t.Cleanup(a.ts.Close)
 	return a
 }
 
@@ -413,9 +253,7 @@ func (a *app) hook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := webhook.Verify(secret, r.Header.Get(webhook.HeaderSignature), body, time.Now(), 5*time.Minute); err != nil {
-		a.mu.Lock()
-		a.problems = append(a.problems, fmt.Sprintf("webhook refused: %v", err))
-		a.mu.Unlock()
+		a.problems.Add("webhook refused: %v", err)
 		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}
@@ -427,7 +265,7 @@ func (a *app) hook(w http.ResponseWriter, r *http.Request) {
 	node := r.PathValue("node")
 	a.mu.Lock()
 	if prev, ok := a.nodes[p.Socket.ID]; ok && prev != node {
-		a.problems = append(a.problems, fmt.Sprintf("socket %s: webhooks from %s and %s", p.Socket.ID, prev, node))
+		a.problems.Add("socket %s: webhooks from %s and %s", p.Socket.ID, prev, node)
 	}
 	a.nodes[p.Socket.ID] = node
 	a.mu.Unlock()
@@ -452,66 +290,35 @@ func (a *app) nodeOf(t *testing.T, id string) string {
 // ---- siobridge nodes ----
 
 type node struct {
-	name   string
-	public string
-	api    string
-	http   *http.Client
+	*testkit.Siobridge
+	name string
+	http *http.Client
 }
-
-var servingRE = regexp.MustCompile(`msg="siobridge serving".* public=(\S+) .* api=(\S+)`)
 
 // startNode runs siobridge with examples/cluster/<name>.toml; the environment moves its
 // listeners to free ports and its upstream and webhooks to the test's app, and points it at
 // the test's Redis. The rest ([cluster] adapter and key prefix) is the file's.
-func startNode(t *testing.T, bin, name string, a *app, redisAddr string) *node {
+func startNode(t *testing.T, bin, name string, a *app, r *testkit.Redis) *node {
 	t.Helper()
-	n := &node{name: name, http: &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: wait}}
-	cmd := exec.Command(bin, "-config", name+".toml")
-	cmd.Env = append(env(),
-		"SIOBRIDGE_SERVER_LISTEN=127.0.0.1:0",
-		"SIOBRIDGE_API_LISTEN=127.0.0.1:0",
-		"SIOBRIDGE_SERVER_UPSTREAM="+a.ts.URL,
-		"SIOBRIDGE_WEBHOOK_URL="+a.ts.URL+"/webhook/"+name,
-		"SIOBRIDGE_WEBHOOK_SECRET="+secret,
-		"SIOBRIDGE_CLUSTER_REDIS_URL=redis://"+redisAddr+"/0",
-		"GORACE=halt_on_error=0 exitcode=66 atexit_sleep_ms=0",
-	)
-	var out lockedBuffer
-	exited := process(t, name, cmd, &out, syscall.SIGTERM, true)
-	timer := time.NewTimer(startWait)
-	defer timer.Stop()
-	for {
-		log, more := out.next()
-		if m := servingRE.FindStringSubmatch(log); m != nil {
-			n.public, n.api = m[1], m[2]
-			return n
-		}
-		select {
-		case <-more:
-		case <-exited:
-			t.Fatalf("%s exited before serving: %v\n%s", name, cmd.ProcessState, out.String())
-		case <-timer.C:
-			t.Fatalf("%s did not log its addresses within %v:\n%s", name, startWait, out.String())
-		}
+	return &node{
+		Siobridge: testkit.StartSiobridge(t, testkit.Command{
+			Name: name,
+			Args: []string{bin, "-config", name + ".toml"},
+			Env: []string{
+				"SIOBRIDGE_SERVER_UPSTREAM=" + a.ts.URL,
+				"SIOBRIDGE_WEBHOOK_URL=" + a.ts.URL + "/webhook/" + name,
+				"SIOBRIDGE_WEBHOOK_SECRET=" + secret,
+				"SIOBRIDGE_CLUSTER_REDIS_URL=" + r.URL(),
+			},
+		}),
+		name: name,
+		http: &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: wait},
 	}
-}
-
-// waitReady polls GET /readyz until it answers 200: the node is subscribed to Redis.
-func (n *node) waitReady(t *testing.T) {
-	t.Helper()
-	poll(t, n.name+"'s /readyz", func() bool {
-		resp, err := n.http.Get("http://" + n.api + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
 }
 
 func (n *node) emit(t *testing.T, body string) {
 	t.Helper()
-	resp, err := n.http.Post("http://"+n.api+"/emit", "application/json", strings.NewReader(body))
+	resp, err := n.http.Post("http://"+n.API+"/emit", "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatalf("POST /emit on %s: %v", n.name, err)
 	}
@@ -525,7 +332,7 @@ func (n *node) emit(t *testing.T, body string) {
 // metric returns the value of one series of the node's /metrics.
 func (n *node) metric(t *testing.T, series string) float64 {
 	t.Helper()
-	resp, err := n.http.Get("http://" + n.api + "/metrics")
+	resp, err := n.http.Get("http://" + n.API + "/metrics")
 	if err != nil {
 		t.Fatalf("GET /metrics on %s: %v", n.name, err)
 	}
@@ -559,8 +366,8 @@ func startNginx(t *testing.T, bin, conf string, nodes []*node, roundRobin bool) 
 	ng := &nginx{addr: freeAddr(t), prefix: t.TempDir()}
 	for _, r := range []struct{ old, new string }{
 		{"listen " + nginxAddr + ";", "listen " + ng.addr + ";"},
-		{"server " + node1Addr + ";", "server " + nodes[0].public + ";"},
-		{"server " + node2Addr + ";", "server " + nodes[1].public + ";"},
+		{"server " + node1Addr + ";", "server " + nodes[0].Public + ";"},
+		{"server " + node2Addr + ";", "server " + nodes[1].Public + ";"},
 	} {
 		if strings.Count(conf, r.old) != 1 {
 			t.Fatalf("nginx.conf must contain %q once, as run.sh's addresses; the test replaces it", r.old)
@@ -586,21 +393,8 @@ func startNginx(t *testing.T, bin, conf string, nodes []*node, roundRobin bool) 
 		// As root the workers would run as nobody, who cannot enter the test's directories.
 		args = append(args, "-g", "user root;")
 	}
-	var out lockedBuffer
-	cmd := exec.Command(bin, args...)
-	exited := process(t, "nginx", cmd, &out, syscall.SIGQUIT, false)
-	poll(t, "nginx to listen on "+ng.addr, func() bool {
-		select {
-		case <-exited:
-			t.Fatalf("nginx exited: %v\n%s", cmd.ProcessState, out.String())
-		default:
-		}
-		c, err := net.Dial("tcp", ng.addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	p := testkit.Start(t, testkit.Command{Name: "nginx", Args: append([]string{bin}, args...), Stop: syscall.SIGQUIT})
+	awaitListen(t, p, ng.addr)
 	return ng
 }
 
@@ -665,75 +459,25 @@ type msg struct {
 
 // clients is one clients.js process.
 type clients struct {
-	stdin   io.WriteCloser
-	lines   chan msg
-	backlog []msg
-	out     *lockedBuffer
+	*testkit.Process
 }
 
-func startClients(t *testing.T, nodePath, url string) *clients {
+func startClients(t *testing.T, nodeBin, nodePath, url string) *clients {
 	t.Helper()
-	cmd := exec.Command("node", "clients.js", url)
-	cmd.Env = append(env(), "NODE_PATH="+nodePath)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &clients{lines: make(chan msg, 1024), out: &lockedBuffer{}}
-	quit := make(chan struct{}) // closed at cleanup: nobody reads lines any more
-	if c.stdin, err = cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = c.out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting node: %v", err)
-	}
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		defer close(c.lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			fmt.Fprintln(c.out, sc.Text())
-			var m msg
-			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				select {
-				case c.lines <- m:
-				case <-quit:
-				}
-			}
-		}
-	}()
-	exited := make(chan struct{})
-	go func() {
-		<-readDone // Wait after reading stdout to its end, as StdoutPipe requires
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		close(quit)
-		_ = c.stdin.Close() // clients.js closes its clients and exits when stdin ends
-		select {
-		case <-exited:
-		case <-time.After(stopWait):
-			_ = cmd.Process.Kill()
-			<-exited
-			t.Errorf("clients.js did not exit when its stdin closed; killed")
-		}
-		if t.Failed() {
-			t.Logf("clients.js output:\n%s", c.out.String())
-		}
-	})
+	c := &clients{testkit.Start(t, testkit.Command{
+		Name:      "clients.js",
+		Args:      []string{nodeBin, "clients.js", url},
+		Env:       []string{"NODE_PATH=" + nodePath},
+		Stdin:     true, // clients.js closes its clients and exits when stdin ends
+		CheckExit: true,
+	})}
 	c.expect(t, "", "ready")
 	return c
 }
 
 func (c *clients) send(t *testing.T, cmd map[string]any) {
 	t.Helper()
-	b, _ := json.Marshal(cmd)
-	if _, err := c.stdin.Write(append(b, '\n')); err != nil {
-		t.Fatalf("writing to clients.js: %v", err)
-	}
+	c.SendJSON(t, cmd)
 }
 
 func (c *clients) open(t *testing.T, name string, opts map[string]any) {
@@ -760,50 +504,26 @@ func (c *clients) expectAck(t *testing.T, name string, seq int) msg {
 	})
 }
 
+// expectMatch returns the first line (not yet expected) that match accepts; the others stay
+// for later.
 func (c *clients) expectMatch(t *testing.T, what string, match func(msg) bool) msg {
 	t.Helper()
-	for i, m := range c.backlog {
-		if match(m) {
-			c.backlog = slices.Delete(c.backlog, i, i+1)
-			return m
+	return testkit.TakeJSON(t, c.Stdout, what, func(m msg) bool {
+		if m.Type == "fatal" {
+			t.Fatalf("clients.js: %s", m.Message)
 		}
-	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	for {
-		select {
-		case m, ok := <-c.lines:
-			if !ok {
-				t.Fatalf("clients.js ended while waiting for %s", what)
-			}
-			if m.Type == "fatal" {
-				t.Fatalf("clients.js: %s", m.Message)
-			}
-			if match(m) {
-				return m
-			}
-			c.backlog = append(c.backlog, m)
-		case <-timer.C:
-			t.Fatalf("timed out after %v waiting for %s", wait, what)
-		}
-	}
+		return match(m)
+	})
 }
 
 // noTrouble fails the test on any error, connect_error or disconnect printed so far.
 func (c *clients) noTrouble(t *testing.T) {
 	t.Helper()
-	for drained := false; !drained; {
-		select {
-		case m, ok := <-c.lines:
-			if !ok {
-				t.Fatal("clients.js ended")
-			}
-			c.backlog = append(c.backlog, m)
-		default:
-			drained = true
+	for _, line := range c.Stdout.Pending() {
+		var m msg
+		if json.Unmarshal([]byte(line), &m) != nil {
+			continue
 		}
-	}
-	for _, m := range c.backlog {
 		switch m.Type {
 		case "error", "connect_error", "disconnect":
 			t.Errorf("client %s: %+v", m.Name, m)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/siobridge/siobridge/internal/testkit"
 	"github.com/siobridge/siobridge/webhook"
 )
 
@@ -32,9 +33,7 @@ print(json.dumps(out))
 // that of python/handler.py on good, missing and garbled signature headers: each answers True
 // or False and never raises (an app whose verify raises answers 500, which siobridge retries).
 func TestPythonVerify(t *testing.T) {
-	if _, err := exec.LookPath(systemPython); err != nil {
-		t.Fatalf("%s: %v\n%s", systemPython, err, depsHint)
-	}
+	python := testkit.RequireTool(t, "python3")
 	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "webhooks.md"))
 	if err != nil {
 		t.Fatal(err)
@@ -92,8 +91,8 @@ func TestPythonVerify(t *testing.T) {
 		t.Run(impl.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, systemPython, "-c", impl.program+verifyHarness)
-			cmd.Env = append(os.Environ(), "SIOBRIDGE_WEBHOOK_SECRET="+secret)
+			cmd := exec.CommandContext(ctx, python, "-c", impl.program+verifyHarness)
+			cmd.Env = testkit.Env("SIOBRIDGE_WEBHOOK_SECRET=" + secret)
 			cmd.Stdin = strings.NewReader(string(input))
 			out, err := cmd.Output()
 			if err != nil {

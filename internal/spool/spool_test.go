@@ -8,9 +8,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/siobridge/siobridge/internal/testkit"
 )
 
 // openSpool opens a spool in dir, closed when the test ends (a second Close is harmless).
@@ -36,24 +37,6 @@ func replayLines(s *Spool) []string {
 		out = append(out, e.Key+" "+e.ID+" "+e.Kind+" "+string(e.Body))
 	}
 	return out
-}
-
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestSpoolReplaysPendingInOrder(t *testing.T) {
@@ -237,7 +220,7 @@ func TestSpoolTornRecords(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			var log syncBuffer
+			var log testkit.Lines
 			s2 := openSpool(t, Options{Dir: dir, Logger: slog.New(slog.NewTextHandler(&log, nil))})
 			got := s2.TakeReplay()
 			if len(got) != tc.want {

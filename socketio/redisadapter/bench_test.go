@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/siobridge/siobridge/internal/testkit"
 	"github.com/siobridge/siobridge/socketio"
 )
 
@@ -14,7 +15,7 @@ import (
 // concurrent callers. (A plain Emit only queues for the publisher; run flat out it measures the
 // queue filling up, not Redis.)
 func BenchmarkEmitAcrossNodes(b *testing.B) {
-	r := startRedis(b)
+	r := testkit.StartRedis(b)
 	a := newNode(b, r, Options{})
 	other := newNode(b, r, Options{})
 	waitHealthy(b, a, other)

@@ -8,13 +8,13 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/siobridge/siobridge/internal/testkit"
 	"github.com/siobridge/siobridge/socketio"
 	"github.com/siobridge/siobridge/socketio/socketiotest"
 )
@@ -26,9 +26,9 @@ type clientConn struct {
 }
 
 // threeNodes starts Redis, three siobridge nodes and one client on each.
-func threeNodes(t *testing.T, opts Options) (r *redisServer, nodes []*node, sids []string, clients []*clientConn) {
+func threeNodes(t *testing.T, opts Options) (r *testkit.Redis, nodes []*node, sids []string, clients []*clientConn) {
 	t.Helper()
-	r = startRedis(t)
+	r = testkit.StartRedis(t)
 	for i := range 3 {
 		n := newNode(t, r, opts)
 		nodes = append(nodes, n)
@@ -300,7 +300,7 @@ func TestBroadcastCountAcrossNodes(t *testing.T) {
 const answerWait = 2 * time.Second
 
 func TestBroadcastCountLeavesOutAHungNode(t *testing.T) {
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	const timeout = answerWait
 	a := newNode(t, r, Options{RequestTimeout: timeout})
 	b := newNode(t, r, Options{RequestTimeout: timeout})
@@ -309,7 +309,7 @@ func TestBroadcastCountLeavesOutAHungNode(t *testing.T) {
 	waitHealthy(t, a, b)
 
 	// A siobridge node that hangs: subscribed (so counted), never answering.
-	zombie := redis.NewClient(&redis.Options{Addr: r.addr()})
+	zombie := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	defer zombie.Close()
 	ps := zombie.Subscribe(context.Background(), "socket.io-request#/#", "socket.io-siobridge#/#")
 	defer ps.Close()
@@ -367,7 +367,7 @@ func TestBroadcastCountLeavesOutAHungNode(t *testing.T) {
 // when it excepts some, SOCKETS otherwise), and one that does not answer is left out of the
 // count and of the replies.
 func TestCountsAskOtherServersOnlyWhenThereAreAny(t *testing.T) {
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	a := newNode(t, r, Options{RequestTimeout: answerWait})
 	b := newNode(t, r, Options{RequestTimeout: answerWait})
 	ca, sa := a.client()
@@ -377,7 +377,7 @@ func TestCountsAskOtherServersOnlyWhenThereAreAny(t *testing.T) {
 
 	// The observer sees every request and broadcast without being counted: PUBSUB NUMSUB
 	// counts the subscribers of a channel, not of patterns.
-	observer := redis.NewClient(&redis.Options{Addr: r.addr()})
+	observer := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	defer observer.Close()
 	ops := observer.PSubscribe(ctxTimeout(t, 10*time.Second), "socket.io-request#/#", "socket.io#/#*")
 	defer ops.Close()
@@ -439,7 +439,7 @@ func TestCountsAskOtherServersOnlyWhenThereAreAny(t *testing.T) {
 	}
 
 	// A server that is not a siobridge node and never answers.
-	silent := redis.NewClient(&redis.Options{Addr: r.addr()})
+	silent := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	defer silent.Close()
 	sps := silent.Subscribe(ctxTimeout(t, 10*time.Second), "socket.io-request#/#")
 	defer sps.Close()
@@ -480,7 +480,7 @@ func TestCountsAskOtherServersOnlyWhenThereAreAny(t *testing.T) {
 }
 
 func TestDeadNodeDelaysRequestsAtMostTheTimeout(t *testing.T) {
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	// A waits for a node that does not answer up to its request timeout; B far longer than
 	// any context of this test, so that only its context ends its wait.
 	const timeout = answerWait
@@ -491,7 +491,7 @@ func TestDeadNodeDelaysRequestsAtMostTheTimeout(t *testing.T) {
 	waitHealthy(t, a, b)
 
 	// A node that hangs: subscribed to the request channel (so counted), never answering.
-	zombie := redis.NewClient(&redis.Options{Addr: r.addr()})
+	zombie := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	defer zombie.Close()
 	ps := zombie.Subscribe(context.Background(), "socket.io-request#/#")
 	defer ps.Close()
@@ -553,7 +553,7 @@ func TestDeadNodeDelaysRequestsAtMostTheTimeout(t *testing.T) {
 	if err := ps.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "NUMSUB to drop", func() bool {
+	testkit.Poll(t, 5*time.Second, "NUMSUB to drop", func() bool {
 		all, _, err := b.adapter().nodeCounts(ctx)
 		return err == nil && all == 1
 	})
@@ -568,7 +568,7 @@ func TestDeadNodeDelaysRequestsAtMostTheTimeout(t *testing.T) {
 }
 
 func TestRedisRestart(t *testing.T) {
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	a := newNode(t, r, Options{RequestTimeout: time.Second})
 	b := newNode(t, r, Options{RequestTimeout: time.Second})
 	ca, _ := a.client()
@@ -580,8 +580,8 @@ func TestRedisRestart(t *testing.T) {
 	expect(t, ca, `42["before"]`)
 	expect(t, cb, `42["before"]`)
 
-	r.stop()
-	waitFor(t, 10*time.Second, "the adapters to notice Redis is gone", func() bool {
+	r.Kill(t)
+	testkit.Poll(t, 10*time.Second, "the adapters to notice Redis is gone", func() bool {
 		return a.adapter().Healthy() != nil && b.adapter().Healthy() != nil
 	})
 	// Local clients are still served, and queries answer with what this node has.
@@ -599,7 +599,7 @@ func TestRedisRestart(t *testing.T) {
 	}
 	expect(t, ca, `42["counted"]`)
 
-	r.restart()
+	r.Restart(t)
 	waitHealthy(t, a, b)
 	if _, err := a.ns().Emit("after"); err != nil {
 		t.Fatal(err)
@@ -622,7 +622,7 @@ func TestRedisRestart(t *testing.T) {
 }
 
 func TestCloseIsClean(t *testing.T) {
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	a := newNode(t, r, Options{})
 	waitHealthy(t, a)
 	ad := a.adapter()
@@ -647,7 +647,7 @@ func TestCloseIsClean(t *testing.T) {
 }
 
 func TestKeyPrefixSeparatesClusters(t *testing.T) {
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	a := newNode(t, r, Options{KeyPrefix: "one"})
 	b := newNode(t, r, Options{KeyPrefix: "two"})
 	c := newNode(t, r, Options{KeyPrefix: "one", PublishOnSpecificResponseChannel: true})
@@ -682,7 +682,7 @@ func sortedCopy(s []string) []string {
 }
 
 func TestNamespacesAreSeparate(t *testing.T) {
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	a := newNode(t, r, Options{})
 	b := newNode(t, r, Options{})
 	for _, n := range []*node{a, b} {
@@ -691,7 +691,7 @@ func TestNamespacesAreSeparate(t *testing.T) {
 	c := socketiotest.Dial(t, b.ts.URL, "")
 	c.Connect("/", "")
 	c.Connect("/chat", "")
-	waitFor(t, 10*time.Second, "the /chat adapters to subscribe", func() bool {
+	testkit.Poll(t, 10*time.Second, "the /chat adapters to subscribe", func() bool {
 		return a.srv.Of("/chat").Cluster().(*Adapter).Healthy() == nil && b.srv.Of("/chat").Cluster().(*Adapter).Healthy() == nil
 	})
 	waitHealthy(t, a, b)
@@ -706,8 +706,8 @@ func TestNamespacesAreSeparate(t *testing.T) {
 }
 
 func TestStartsWithoutRedis(t *testing.T) {
-	r := startRedis(t)
-	r.stop()
+	r := testkit.StartRedis(t)
+	r.Kill(t)
 	a := newNode(t, r, Options{})
 	b := newNode(t, r, Options{})
 	if err := a.adapter().Healthy(); err == nil || !strings.Contains(err.Error(), "not subscribed") {
@@ -719,7 +719,7 @@ func TestStartsWithoutRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect(t, ca, `42["alone"]`)
-	r.restart()
+	r.Restart(t)
 	waitHealthy(t, a, b)
 	if _, err := a.ns().Emit("together"); err != nil {
 		t.Fatal(err)
@@ -728,43 +728,25 @@ func TestStartsWithoutRedis(t *testing.T) {
 	readUntil(t, cb, `42["together"]`, 2)
 }
 
-// syncBuffer is a log sink that tests can read while the adapter writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestUnsentBroadcastsAreBoundedAndCounted: while Redis is down, the publisher keeps what it
 // could not send up to its bound; what does not fit is dropped, logged and counted.
 func TestUnsentBroadcastsAreBoundedAndCounted(t *testing.T) {
-	r := startRedis(t)
-	logs := &syncBuffer{}
+	r := testkit.StartRedis(t)
+	logs := &testkit.Lines{}
 	var dropped atomic.Int64
 	a := newNode(t, r, Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), maxUnsent: 3,
 		OnDrop: func(n int) { dropped.Add(int64(n)) }})
 	ca, _ := a.client()
 	waitHealthy(t, a)
-	r.stop()
-	waitFor(t, 10*time.Second, "the adapter to notice", func() bool { return a.adapter().Healthy() != nil })
+	r.Kill(t)
+	testkit.Poll(t, 10*time.Second, "the adapter to notice", func() bool { return a.adapter().Healthy() != nil })
 	for i := range 5 {
 		if _, err := a.ns().Emit("lost", i); err != nil {
 			t.Fatal(err)
 		}
 		expect(t, ca, fmt.Sprintf(`42["lost",%d]`, i))
 	}
-	waitFor(t, 10*time.Second, "a warning about the dropped messages", func() bool {
+	testkit.Poll(t, 10*time.Second, "a warning about the dropped messages", func() bool {
 		return strings.Contains(logs.String(), "could not publish") && dropped.Load() == 2
 	})
 	if log := logs.String(); !strings.Contains(log, "lost its subscription") || !strings.Contains(log, "dropped=1") || strings.Contains(log, "error=<nil>") {
@@ -777,14 +759,14 @@ func TestUnsentBroadcastsAreBoundedAndCounted(t *testing.T) {
 // connected gets every message, none twice, and readiness (Healthy) says when both
 // directions work again.
 func TestPublishesKeptWhileRedisIsUnreachable(t *testing.T) {
-	r := startRedis(t)
-	px := startCutProxy(t, r.addr())
+	r := testkit.StartRedis(t)
+	px := startCutProxy(t, r.Addr())
 	a := newNodeAt(t, px.addr(), Options{RequestTimeout: time.Second})
 	b := newNode(t, r, Options{RequestTimeout: time.Second})
 	cb, _ := b.client()
 	waitHealthy(t, a, b)
 	px.cut(true)
-	waitFor(t, 10*time.Second, "A to notice Redis is unreachable", func() bool { return a.adapter().Healthy() != nil })
+	testkit.Poll(t, 10*time.Second, "A to notice Redis is unreachable", func() bool { return a.adapter().Healthy() != nil })
 	const n = 20
 	for i := range n {
 		if _, err := a.ns().Emit("kept", i); err != nil {

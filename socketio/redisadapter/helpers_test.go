@@ -7,9 +7,6 @@ import (
 	"net"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -17,108 +14,12 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
+	"github.com/siobridge/siobridge/internal/testkit"
 	"github.com/siobridge/siobridge/socketio"
 	"github.com/siobridge/siobridge/socketio/socketiotest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// redisBinary is Debian's redis-server, which `make deps` installs.
-const redisBinary = "/usr/bin/redis-server"
-
-// redisServer is a redis-server of the test's own, on a free loopback port, without
-// persistence, in a temporary directory.
-type redisServer struct {
-	t    testing.TB
-	port int
-	dir  string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func (r *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
-
-func startRedis(t testing.TB) *redisServer {
-	t.Helper()
-	bin := redisBinary
-	if _, err := os.Stat(bin); err != nil {
-		p, lerr := exec.LookPath("redis-server")
-		if lerr != nil {
-			t.Fatalf("redis-server is not installed (%v); run `make deps` (it installs Debian's redis-server package)", err)
-		}
-		bin = p
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	r := &redisServer{t: t, port: port, dir: t.TempDir()}
-	r.start(bin)
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (r *redisServer) start(bin string) {
-	r.t.Helper()
-	r.cmd = exec.Command(bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir, "--logfile", filepath.Join(r.dir, "redis.log"))
-	r.cmd.Stdout, r.cmd.Stderr = io.Discard, io.Discard
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatalf("start redis-server: %v", err)
-	}
-	r.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) {
-		_ = cmd.Wait()
-		close(done)
-	}(r.cmd, r.done)
-	c := redis.NewClient(&redis.Options{Addr: r.addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
-	defer c.Close()
-	waitFor(r.t, 10*time.Second, "redis-server to answer PING", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		defer cancel()
-		return c.Ping(ctx).Err() == nil
-	})
-}
-
-// stop ends the server and waits for it (idempotent).
-func (r *redisServer) stop() {
-	if r.cmd == nil {
-		return
-	}
-	_ = r.cmd.Process.Kill()
-	select {
-	case <-r.done:
-	case <-time.After(10 * time.Second):
-		r.t.Errorf("redis-server did not exit")
-	}
-	r.cmd = nil
-}
-
-// restart starts the server again on the same port.
-func (r *redisServer) restart() {
-	r.t.Helper()
-	bin := redisBinary
-	if _, err := os.Stat(bin); err != nil {
-		bin, _ = exec.LookPath("redis-server")
-	}
-	r.start(bin)
-}
-
-// waitFor polls cond every 10ms until it holds, failing the test after timeout.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %s waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
-}
 
 func testLogger() *slog.Logger {
 	if os.Getenv("REDISADAPTER_DEBUG") != "" {
@@ -135,9 +36,9 @@ type node struct {
 	rdb *redis.Client
 }
 
-func newNode(t testing.TB, r *redisServer, opts Options) *node {
+func newNode(t testing.TB, r *testkit.Redis, opts Options) *node {
 	t.Helper()
-	return newNodeAt(t, r.addr(), opts)
+	return newNodeAt(t, r.Addr(), opts)
 }
 
 // newNodeAt is newNode with Redis at addr (a cutProxy's, say).
@@ -184,7 +85,7 @@ func (n *node) socket(id string) *socketio.Socket {
 // waitHealthy waits until every node's adapter of "/" is subscribed.
 func waitHealthy(t testing.TB, nodes ...*node) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "the adapters to subscribe", func() bool {
+	testkit.Poll(t, 10*time.Second, "the adapters to subscribe", func() bool {
 		for _, n := range nodes {
 			if n.adapter().Healthy() != nil {
 				return false

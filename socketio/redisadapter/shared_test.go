@@ -10,14 +10,15 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/siobridge/siobridge/internal/testkit"
 	"github.com/siobridge/siobridge/socketio"
 	"github.com/siobridge/siobridge/socketio/socketiotest"
 )
 
 // newDynamicNode is newNode with "*" in Namespaces: clients make the namespaces they connect to.
-func newDynamicNode(t *testing.T, r *redisServer) *node {
+func newDynamicNode(t *testing.T, r *testkit.Redis) *node {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: r.addr(), DialTimeout: time.Second})
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr(), DialTimeout: time.Second})
 	srv := socketio.NewServer(socketio.Options{
 		Namespaces: []string{"*"},
 		Cluster:    New(Options{Client: rdb, Logger: testLogger()}),
@@ -34,9 +35,9 @@ func newDynamicNode(t *testing.T, r *redisServer) *node {
 
 // redisClients is Redis' connected_clients (INFO clients), the test's own connection
 // included.
-func redisClients(t *testing.T, r *redisServer) int {
+func redisClients(t *testing.T, r *testkit.Redis) int {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: r.addr()})
+	c := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	defer c.Close()
 	info, err := c.Info(ctxTimeout(t, 5*time.Second), "clients").Result()
 	if err != nil {
@@ -60,7 +61,7 @@ func redisClients(t *testing.T, r *redisServer) int {
 // namespace still spans the nodes.
 func TestDynamicNamespacesShareOneSubscription(t *testing.T) {
 	const n = 300
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	a, b := newDynamicNode(t, r), newDynamicNode(t, r)
 	waitHealthy(t, a, b)
 	before := redisClients(t, r)
@@ -81,7 +82,7 @@ func TestDynamicNamespacesShareOneSubscription(t *testing.T) {
 		t.Fatalf("node A has %d namespaces, want %d", got, n+1)
 	}
 	// Every namespace is subscribed (NUMSUB counts node A on each request channel)...
-	waitFor(t, 10*time.Second, "every namespace to be subscribed", func() bool {
+	testkit.Poll(t, 10*time.Second, "every namespace to be subscribed", func() bool {
 		for _, ns := range a.srv.Namespaces() {
 			if ns.Cluster().(*Adapter).Healthy() != nil {
 				return false
@@ -113,7 +114,7 @@ func TestDynamicNamespacesShareOneSubscription(t *testing.T) {
 	// A dynamic namespace spans the nodes, both ways.
 	cb := socketiotest.Dial(t, b.ts.URL, "")
 	cb.Connect("/n7", "")
-	waitFor(t, 10*time.Second, "B's /n7 to be subscribed", func() bool {
+	testkit.Poll(t, 10*time.Second, "B's /n7 to be subscribed", func() bool {
 		ns := b.srv.Lookup("/n7")
 		return ns != nil && ns.Cluster().(*Adapter).Healthy() == nil
 	})
@@ -134,10 +135,10 @@ func TestDynamicNamespacesShareOneSubscription(t *testing.T) {
 
 	// The client leaves: its namespaces go, with their subscriptions.
 	p.Post("1")
-	waitFor(t, 10*time.Second, "node A's dynamic namespaces to go", func() bool {
+	testkit.Poll(t, 10*time.Second, "node A's dynamic namespaces to go", func() bool {
 		return len(a.srv.Namespaces()) == 1
 	})
-	waitFor(t, 10*time.Second, "the request channels to lose their subscriber", func() bool {
+	testkit.Poll(t, 10*time.Second, "the request channels to lose their subscriber", func() bool {
 		counts, err := a.rdb.PubSubNumSub(ctx, channels...).Result()
 		if err != nil {
 			return false
@@ -161,7 +162,7 @@ func TestDynamicNamespacesShareOneSubscription(t *testing.T) {
 // TestSharedSubscriptionSurvivesRedisRestart: every namespace on the shared connection is
 // subscribed again when Redis comes back.
 func TestSharedSubscriptionSurvivesRedisRestart(t *testing.T) {
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	a, b := newDynamicNode(t, r), newDynamicNode(t, r)
 	names := []string{"/one", "/two", "/three"}
 	var clients []*socketiotest.Client
@@ -182,9 +183,9 @@ func TestSharedSubscriptionSurvivesRedisRestart(t *testing.T) {
 			return true
 		}
 	}
-	waitFor(t, 10*time.Second, "the namespaces to be subscribed", func() bool { return healthy(a)() && healthy(b)() })
-	r.stop()
-	waitFor(t, 10*time.Second, "every namespace of A to notice", func() bool {
+	testkit.Poll(t, 10*time.Second, "the namespaces to be subscribed", func() bool { return healthy(a)() && healthy(b)() })
+	r.Kill(t)
+	testkit.Poll(t, 10*time.Second, "every namespace of A to notice", func() bool {
 		for _, ns := range a.srv.Namespaces() {
 			if ns.Cluster().(*Adapter).Healthy() == nil {
 				return false
@@ -192,8 +193,8 @@ func TestSharedSubscriptionSurvivesRedisRestart(t *testing.T) {
 		}
 		return true
 	})
-	r.restart()
-	waitFor(t, 10*time.Second, "the namespaces to be subscribed again", func() bool { return healthy(a)() && healthy(b)() })
+	r.Restart(t)
+	testkit.Poll(t, 10*time.Second, "the namespaces to be subscribed again", func() bool { return healthy(a)() && healthy(b)() })
 	for i, name := range names {
 		if _, err := a.srv.Lookup(name).Emit("back", i); err != nil {
 			t.Fatal(err)
@@ -207,11 +208,11 @@ func TestSharedSubscriptionSurvivesRedisRestart(t *testing.T) {
 // nodes, so the other nodes' sockets are all in the answer. Without the wait, NUMSUB misses
 // the node now and then (a few times in these calls), and B's socket with it.
 func TestNewNamespaceCountsItsNode(t *testing.T) {
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	a, b := newDynamicNode(t, r), newDynamicNode(t, r)
 	c := socketiotest.Dial(t, b.ts.URL, "")
 	sid := c.Connect("/fresh", "")
-	waitFor(t, 10*time.Second, "B's /fresh to be subscribed", func() bool {
+	testkit.Poll(t, 10*time.Second, "B's /fresh to be subscribed", func() bool {
 		ns := b.srv.Lookup("/fresh")
 		return ns != nil && ns.Cluster().(*Adapter).Healthy() == nil
 	})

@@ -1,5 +1,3 @@
-// Package testkit holds what the tests of several packages share: waiting on a channel with a
-// bound, and HTTP requests read in full. Only tests import it.
 package testkit
 
 import (
@@ -8,29 +6,10 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
-
-// Wait bounds each Recv.
-const Wait = 10 * time.Second
-
-// Recv returns the next value of ch, failing the test after Wait.
-func Recv[T any](t testing.TB, ch <-chan T) T {
-	t.Helper()
-	timer := time.NewTimer(Wait)
-	defer timer.Stop()
-	select {
-	case v := <-ch:
-		return v
-	case <-timer.C:
-		t.Fatal("timed out waiting")
-		var zero T
-		return zero
-	}
-}
 
 // Response is an HTTP answer read in full.
 type Response struct {
