@@ -409,7 +409,7 @@ func EventName(data json.RawMessage) (name string, rest json.RawMessage, err err
 			return "", nil, err
 		}
 	case c == '-' || isDigit(c):
-		end = scanNumber(data, i)
+		end = jsonw.NumberEnd(data, i)
 		if end < 0 {
 			return "", nil, errEventName
 		}
@@ -581,48 +581,6 @@ func scanString(b []byte, i int) (end int, escaped bool) {
 		}
 	}
 	return -1, escaped
-}
-
-// scanNumber returns the index just past the JSON number starting at b[i],
-// or -1 if b[i:] does not start with a valid one.
-func scanNumber(b []byte, i int) int {
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && b[i] >= '1' && b[i] <= '9':
-		i = skipDigits(b, i+1)
-	default:
-		return -1
-	}
-	if i < len(b) && b[i] == '.' {
-		j := skipDigits(b, i+1)
-		if j == i+1 {
-			return -1
-		}
-		i = j
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		j := skipDigits(b, i)
-		if j == i {
-			return -1
-		}
-		i = j
-	}
-	return i
-}
-
-func skipDigits(b []byte, i int) int {
-	for i < len(b) && isDigit(b[i]) {
-		i++
-	}
-	return i
 }
 
 func skipSpace(b []byte, i int) int {

@@ -44,8 +44,12 @@ func AppendNumber(dst []byte, n json.Number) ([]byte, error) {
 }
 
 // validNumber reports whether s is a JSON number literal, without spaces.
-func validNumber(s string) bool {
-	i := 0
+func validNumber(s string) bool { return NumberEnd(s, 0) == len(s) }
+
+// NumberEnd returns the index just past the JSON number that starts at s[i], or -1 when
+// s[i:] does not start with one. It is the grammar AppendNumber checks, and the one the
+// Socket.IO parser reads numbers with.
+func NumberEnd[T ~string | ~[]byte](s T, i int) int {
 	if i < len(s) && s[i] == '-' {
 		i++
 	}
@@ -55,12 +59,12 @@ func validNumber(s string) bool {
 	case i < len(s) && '1' <= s[i] && s[i] <= '9':
 		i = skipDigits(s, i+1)
 	default:
-		return false
+		return -1
 	}
 	if i < len(s) && s[i] == '.' {
 		j := skipDigits(s, i+1)
 		if j == i+1 {
-			return false
+			return -1
 		}
 		i = j
 	}
@@ -71,14 +75,14 @@ func validNumber(s string) bool {
 		}
 		j := skipDigits(s, i)
 		if j == i {
-			return false
+			return -1
 		}
 		i = j
 	}
-	return i == len(s)
+	return i
 }
 
-func skipDigits(s string, i int) int {
+func skipDigits[T ~string | ~[]byte](s T, i int) int {
 	for i < len(s) && '0' <= s[i] && s[i] <= '9' {
 		i++
 	}
