@@ -6,27 +6,27 @@ import (
 	"net/http"
 )
 
-// ErrorCode is an Engine.IO handshake or request error code, sent to the client in a JSON body.
-type ErrorCode int
+// errorCode is an Engine.IO handshake or request error code, sent to the client in a JSON body.
+type errorCode int
 
 // The Engine.IO error codes.
 const (
-	ErrUnknownTransport      ErrorCode = 0
-	ErrUnknownSID            ErrorCode = 1
-	ErrBadHandshakeMethod    ErrorCode = 2
-	ErrBadRequest            ErrorCode = 3
-	ErrForbidden             ErrorCode = 4
-	ErrUnsupportedProtocol   ErrorCode = 5
-	errorCodePayloadTooLarge ErrorCode = -1 // not on the wire as a code: answered 413
+	codeUnknownTransport     errorCode = 0
+	codeUnknownSID           errorCode = 1
+	codeBadHandshakeMethod   errorCode = 2
+	codeBadRequest           errorCode = 3
+	codeForbidden            errorCode = 4
+	codeUnsupportedProtocol  errorCode = 5
+	errorCodePayloadTooLarge errorCode = -1 // not on the wire as a code: answered 413
 )
 
-var errorMessages = map[ErrorCode]string{
-	ErrUnknownTransport:    "Transport unknown",
-	ErrUnknownSID:          "Session ID unknown",
-	ErrBadHandshakeMethod:  "Bad handshake method",
-	ErrBadRequest:          "Bad request",
-	ErrForbidden:           "Forbidden",
-	ErrUnsupportedProtocol: "Unsupported protocol version",
+var errorMessages = map[errorCode]string{
+	codeUnknownTransport:    "Transport unknown",
+	codeUnknownSID:          "Session ID unknown",
+	codeBadHandshakeMethod:  "Bad handshake method",
+	codeBadRequest:          "Bad request",
+	codeForbidden:           "Forbidden",
+	codeUnsupportedProtocol: "Unsupported protocol version",
 }
 
 // Errors that end a session, passed to [SessionHandler.OnClose] beside the reason.
@@ -58,20 +58,20 @@ const (
 )
 
 // writeError answers a request with the Engine.IO JSON error body.
-func writeError(w http.ResponseWriter, code ErrorCode, message string) {
+func writeError(w http.ResponseWriter, code errorCode, message string) {
 	if message == "" {
 		message = errorMessages[code]
 	}
 	status := http.StatusBadRequest
 	switch code {
-	case ErrForbidden:
+	case codeForbidden:
 		status = http.StatusForbidden
 	case errorCodePayloadTooLarge:
 		status = http.StatusRequestEntityTooLarge
-		code = ErrBadRequest
+		code = codeBadRequest
 	}
 	body, _ := json.Marshal(struct {
-		Code    ErrorCode `json:"code"`
+		Code    errorCode `json:"code"`
 		Message string    `json:"message"`
 	}{code, message})
 	w.Header().Set("Content-Type", "application/json")

@@ -31,7 +31,8 @@ const (
 	// with ErrPayloadTooLarge.
 	LimitPayload = "payload"
 	// LimitOrigin: a request came from a browser page whose origin is not in
-	// Options.CORSOrigins; it is refused with ErrForbidden.
+	// Options.CORSOrigins; it is refused with 403 and the Engine.IO error code 4
+	// ("Forbidden").
 	LimitOrigin = "origin"
 )
 

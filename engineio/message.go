@@ -39,10 +39,10 @@ func NewMessage(data []byte, binary bool) *Message {
 		m.setHeader(opBinary)
 		return m
 	}
-	return newPacket(PacketMessage, data)
+	return newPacket(packetMessage, data)
 }
 
-func newPacket(t PacketType, data []byte) *Message {
+func newPacket(t packetType, data []byte) *Message {
 	frame := make([]byte, 1+len(data))
 	frame[0] = '0' + byte(t)
 	copy(frame[1:], data)

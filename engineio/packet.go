@@ -7,23 +7,23 @@ import (
 	"fmt"
 )
 
-// PacketType is an Engine.IO packet type, sent on the wire as the digit '0'+type.
-type PacketType byte
+// packetType is an Engine.IO packet type, sent on the wire as the digit '0'+type.
+type packetType byte
 
 // The Engine.IO v4 packet types.
 const (
-	PacketOpen PacketType = iota
-	PacketClose
-	PacketPing
-	PacketPong
-	PacketMessage
-	PacketUpgrade
-	PacketNoop
+	packetOpen packetType = iota
+	packetClose
+	packetPing
+	packetPong
+	packetMessage
+	packetUpgrade
+	packetNoop
 )
 
 var packetTypeNames = [...]string{"open", "close", "ping", "pong", "message", "upgrade", "noop"}
 
-func (t PacketType) String() string {
+func (t packetType) String() string {
 	if int(t) < len(packetTypeNames) {
 		return packetTypeNames[t]
 	}
@@ -38,7 +38,7 @@ var ErrDecode = errors.New("engineio: malformed packet")
 
 // packet is one decoded inbound packet.
 type packet struct {
-	typ    PacketType
+	typ    packetType
 	data   []byte
 	binary bool
 }
@@ -52,7 +52,7 @@ func decodeTextPacket(frame []byte) (packet, error) {
 	if c < '0' || c > '6' {
 		return packet{}, fmt.Errorf("%w: unknown packet type %q", ErrDecode, c)
 	}
-	return packet{typ: PacketType(c - '0'), data: frame[1:]}, nil
+	return packet{typ: packetType(c - '0'), data: frame[1:]}, nil
 }
 
 // decodePayload splits a long-polling request body into its packets. A packet starting with 'b'
@@ -77,7 +77,7 @@ func decodePayload(body []byte) ([]packet, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%w: bad base64 in binary packet: %v", ErrDecode, err)
 			}
-			packets = append(packets, packet{typ: PacketMessage, data: data[:m], binary: true})
+			packets = append(packets, packet{typ: packetMessage, data: data[:m], binary: true})
 			continue
 		}
 		p, err := decodeTextPacket(part)

@@ -8,7 +8,7 @@ import (
 
 func TestDecodePayload(t *testing.T) {
 	type want struct {
-		typ    PacketType
+		typ    packetType
 		data   string
 		binary bool
 	}
@@ -19,14 +19,14 @@ func TestDecodePayload(t *testing.T) {
 		err  bool
 	}{
 		// The engine.io-protocol spec's examples.
-		{"message", "4hello", []want{{PacketMessage, "hello", false}}, false},
-		{"two packets", "4hello\x1e4€", []want{{PacketMessage, "hello", false}, {PacketMessage, "€", false}}, false},
-		{"text and binary", "4hello\x1ebAQIDBA==", []want{{PacketMessage, "hello", false}, {PacketMessage, "\x01\x02\x03\x04", true}}, false},
-		{"pong", "3", []want{{PacketPong, "", false}}, false},
-		{"close", "1", []want{{PacketClose, "", false}}, false},
-		{"noop", "6", []want{{PacketNoop, "", false}}, false},
-		{"empty message", "4", []want{{PacketMessage, "", false}}, false},
-		{"empty binary", "b", []want{{PacketMessage, "", true}}, false},
+		{"message", "4hello", []want{{packetMessage, "hello", false}}, false},
+		{"two packets", "4hello\x1e4€", []want{{packetMessage, "hello", false}, {packetMessage, "€", false}}, false},
+		{"text and binary", "4hello\x1ebAQIDBA==", []want{{packetMessage, "hello", false}, {packetMessage, "\x01\x02\x03\x04", true}}, false},
+		{"pong", "3", []want{{packetPong, "", false}}, false},
+		{"close", "1", []want{{packetClose, "", false}}, false},
+		{"noop", "6", []want{{packetNoop, "", false}}, false},
+		{"empty message", "4", []want{{packetMessage, "", false}}, false},
+		{"empty binary", "b", []want{{packetMessage, "", true}}, false},
 		{"empty body", "", nil, true},
 		{"unknown type", "7x", nil, true},
 		{"not a digit", "xyz", nil, true},

@@ -14,18 +14,18 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request, hc *heldConn
 	s.mu.Lock()
 	if s.transport != TransportPolling {
 		s.mu.Unlock()
-		writeError(w, ErrBadRequest, "")
+		writeError(w, codeBadRequest, "")
 		return
 	}
 	if s.getActive {
 		s.mu.Unlock()
 		s.closeWith(ReasonTransportError, ErrRequestOverlap, false)
-		writeError(w, ErrBadRequest, "")
+		writeError(w, codeBadRequest, "")
 		return
 	}
 	if s.closed {
 		s.mu.Unlock()
-		writeError(w, ErrUnknownSID, "")
+		writeError(w, codeUnknownSID, "")
 		return
 	}
 	s.getActive = true
@@ -121,13 +121,13 @@ func (s *Session) servePost(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if s.transport != TransportPolling && !s.upgrading {
 		s.mu.Unlock()
-		writeError(w, ErrBadRequest, "")
+		writeError(w, codeBadRequest, "")
 		return
 	}
 	if s.postActive {
 		s.mu.Unlock()
 		s.closeWith(ReasonTransportError, ErrRequestOverlap, false)
-		writeError(w, ErrBadRequest, "")
+		writeError(w, codeBadRequest, "")
 		return
 	}
 	s.postActive = true
@@ -152,13 +152,13 @@ func (s *Session) servePost(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.closeWith(ReasonTransportError, err, false)
-		writeError(w, ErrBadRequest, "")
+		writeError(w, codeBadRequest, "")
 		return
 	}
 	packets, err := decodePayload(body)
 	if err != nil {
 		s.closeWith(ReasonParseError, err, false)
-		writeError(w, ErrBadRequest, "")
+		writeError(w, codeBadRequest, "")
 		return
 	}
 	for _, p := range packets {

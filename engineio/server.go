@@ -54,7 +54,8 @@ type Options struct {
 	// CORSOrigins lists the origins, other than the server's own, allowed to reach the polling
 	// transport from a browser and to open WebSockets; "*" allows any. A request whose Origin
 	// is neither listed nor the server's own (its Host, or a trusted proxy's X-Forwarded-Host)
-	// is refused with ErrForbidden; requests without Origin are not browsers', and are served.
+	// is refused with 403 and the Engine.IO error code 4 ("Forbidden"); requests without
+	// Origin are not browsers', and are served.
 	// Empty: only pages of the server's own origin (unlike Node's engine.io, which lets any
 	// page open a WebSocket), and no CORS headers are sent.
 	CORSOrigins []string
@@ -221,9 +222,9 @@ func NewServer(opts Options, onSession func(*Session) SessionHandler) *Server {
 		log:       opts.Logger,
 		sessions:  make(map[string]*Session),
 		perAddr:   make(map[netip.Addr]int),
-		pingMsg:   newPacket(PacketPing, nil),
-		noopMsg:   newPacket(PacketNoop, nil),
-		closeMsg:  newPacket(PacketClose, nil),
+		pingMsg:   newPacket(packetPing, nil),
+		noopMsg:   newPacket(packetNoop, nil),
+		closeMsg:  newPacket(packetClose, nil),
 		beats:     newHeartbeats(),
 		held: heldSet{
 			sweepEvery: sweepPeriod(&opts),
@@ -306,7 +307,7 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request, hc *heldCo
 		// Its body would stay on the connection, to be read as the next request once the GET
 		// is held (hijackPoll): refused, and the connection closed.
 		w.Header().Set("Connection", "close")
-		writeError(w, ErrBadRequest, "a GET request may not have a body")
+		writeError(w, codeBadRequest, "a GET request may not have a body")
 		return
 	}
 	s.setCORS(w, r)
@@ -319,22 +320,22 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request, hc *heldCo
 	// (non-browser clients) are not concerned.
 	if !s.websocketOriginAllowed(r) {
 		s.onLimit(LimitOrigin)
-		writeError(w, ErrForbidden, fmt.Sprintf("origin %q is not allowed", r.Header.Get("Origin")))
+		writeError(w, codeForbidden, fmt.Sprintf("origin %q is not allowed", r.Header.Get("Origin")))
 		return
 	}
 	q := queryOf(r.URL.RawQuery)
 	if q.Get("EIO") != "4" {
-		writeError(w, ErrUnsupportedProtocol, "")
+		writeError(w, codeUnsupportedProtocol, "")
 		return
 	}
 	transport := q.Get("transport")
 	if !slices.Contains(s.opts.Transports, transport) {
-		writeError(w, ErrUnknownTransport, "")
+		writeError(w, codeUnknownTransport, "")
 		return
 	}
 	isUpgrade := websocket.IsWebSocketUpgrade(r)
 	if transport == TransportWebSocket && !isUpgrade {
-		writeError(w, ErrBadRequest, "")
+		writeError(w, codeBadRequest, "")
 		return
 	}
 	sid := q.Get("sid")
@@ -344,7 +345,7 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request, hc *heldCo
 	}
 	sess := s.Session(sid)
 	if sess == nil {
-		writeError(w, ErrUnknownSID, "")
+		writeError(w, codeUnknownSID, "")
 		return
 	}
 	if transport == TransportWebSocket {
@@ -357,18 +358,18 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request, hc *heldCo
 	case http.MethodPost:
 		sess.servePost(w, r)
 	default:
-		writeError(w, ErrBadRequest, "")
+		writeError(w, codeBadRequest, "")
 	}
 }
 
 func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport string, hc *heldConn) {
 	if r.Method != http.MethodGet {
-		writeError(w, ErrBadHandshakeMethod, "")
+		writeError(w, codeBadHandshakeMethod, "")
 		return
 	}
 	if s.opts.AllowRequest != nil {
 		if err := s.opts.AllowRequest(r); err != nil {
-			writeError(w, ErrForbidden, err.Error())
+			writeError(w, codeForbidden, err.Error())
 			return
 		}
 	}
@@ -376,7 +377,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 	closed := s.closed
 	s.mu.RUnlock()
 	if closed {
-		writeError(w, ErrBadRequest, "Server shutting down")
+		writeError(w, codeBadRequest, "Server shutting down")
 		return
 	}
 	addr := ClientAddr(r, s.opts.TrustedProxies)
@@ -384,7 +385,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 	if limit, msg := s.admit(key); limit != "" {
 		s.onLimit(limit)
 		s.log.Debug("engineio: handshake refused", "limit", limit, "addr", addr)
-		writeError(w, ErrForbidden, msg)
+		writeError(w, codeForbidden, msg)
 		return
 	}
 
@@ -416,7 +417,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 		MaxPayload   int64    `json:"maxPayload"`
 	}{sess.id, upgrades, s.opts.PingInterval.Milliseconds(), s.opts.PingTimeout.Milliseconds(), s.opts.MaxPayload})
 	// The open packet is first in the queue, before anything the handler may send.
-	sess.queue = append(sess.queue, newPacket(PacketOpen, open))
+	sess.queue = append(sess.queue, newPacket(packetOpen, open))
 
 	sess.handler = s.onSession(sess)
 	s.mu.Lock()
@@ -427,7 +428,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 		if conn != nil {
 			conn.Close()
 		} else {
-			writeError(w, ErrBadRequest, "Server shutting down")
+			writeError(w, codeBadRequest, "Server shutting down")
 		}
 		return
 	}

@@ -398,17 +398,17 @@ func (s *Session) deliver(p packet) bool {
 // session has ended and reading should stop.
 func (s *Session) onPacket(p packet) bool {
 	switch p.typ {
-	case PacketMessage:
+	case packetMessage:
 		return s.deliver(p)
-	case PacketPong:
+	case packetPong:
 		s.onPong()
 		return true
-	case PacketNoop:
+	case packetNoop:
 		return true
-	case PacketClose:
+	case packetClose:
 		s.closeByClient()
 		return false
-	case PacketPing:
+	case packetPing:
 		s.closeWith(ReasonTransportError, ErrHeartbeatDirection, false)
 		return false
 	default:

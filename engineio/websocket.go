@@ -81,7 +81,7 @@ func (s *Session) readLoop(conn *websocket.Conn) {
 		}
 		var p packet
 		if typ == websocket.BinaryMessage {
-			p = packet{typ: PacketMessage, data: data, binary: true}
+			p = packet{typ: packetMessage, data: data, binary: true}
 		} else if p, err = decodeTextPacket(data); err != nil {
 			s.closeWith(ReasonParseError, err, false)
 			return
@@ -203,7 +203,7 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if closed {
-		writeError(w, ErrBadRequest, "")
+		writeError(w, codeBadRequest, "")
 		return
 	}
 	if taken {
@@ -228,7 +228,7 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	_ = conn.SetReadDeadline(deadline)
 
 	// Expect "2probe", answer "3probe" and release the pending poll.
-	if !s.readUpgradePacket(conn, PacketPing, "probe") {
+	if !s.readUpgradePacket(conn, packetPing, "probe") {
 		s.abortUpgrade(nc)
 		return
 	}
@@ -246,11 +246,11 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		p, err := decodeTextPacket(data)
-		if err != nil || (p.typ != PacketUpgrade && p.typ != PacketNoop) {
+		if err != nil || (p.typ != packetUpgrade && p.typ != packetNoop) {
 			s.abortUpgrade(nc)
 			return
 		}
-		if p.typ == PacketUpgrade {
+		if p.typ == packetUpgrade {
 			break
 		}
 	}
@@ -258,7 +258,7 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	s.runWebSocket(conn)
 }
 
-func (s *Session) readUpgradePacket(conn *websocket.Conn, want PacketType, data string) bool {
+func (s *Session) readUpgradePacket(conn *websocket.Conn, want packetType, data string) bool {
 	typ, msg, err := conn.ReadMessage()
 	if err != nil || typ != websocket.TextMessage {
 		return false

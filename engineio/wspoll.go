@@ -119,14 +119,14 @@ func (s *Session) probePolled(nc net.Conn, deadline time.Time) {
 				return
 			case !gotProbe:
 				// Expect "2probe", answer "3probe" and release the pending poll.
-				if p.typ != PacketPing || string(p.data) != "probe" || s.writeProbeAnswer(nc, deadline) != nil {
+				if p.typ != packetPing || string(p.data) != "probe" || s.writeProbeAnswer(nc, deadline) != nil {
 					s.abortUpgrade(nc)
 					return
 				}
 				gotProbe = true
 				s.signal()
-			case p.typ == PacketNoop: // a client may send noops while it waits
-			case p.typ == PacketUpgrade:
+			case p.typ == packetNoop: // a client may send noops while it waits
+			case p.typ == packetUpgrade:
 				_ = nc.SetReadDeadline(time.Time{})
 				w, ok := s.useWebSocket(nc)
 				if !ok {
@@ -153,7 +153,7 @@ func (s *Session) probePolled(nc net.Conn, deadline time.Time) {
 
 // writeProbeAnswer writes the "3probe" frame.
 func (s *Session) writeProbeAnswer(nc net.Conn, deadline time.Time) error {
-	m := newPacket(PacketPong, []byte("probe"))
+	m := newPacket(packetPong, []byte("probe"))
 	_ = nc.SetWriteDeadline(deadline)
 	b := net.Buffers{m.header[:m.headerLen], m.frame}
 	_, err := b.WriteTo(nc)
@@ -182,7 +182,7 @@ func (s *Session) consumeWS(nc net.Conn, fr *wsframe.Reader, data []byte) bool {
 func (s *Session) onWSEvent(nc net.Conn, ev wsframe.Event) bool {
 	switch ev.Op {
 	case wsframe.OpBinary:
-		return s.onPacket(packet{typ: PacketMessage, data: ev.Data, binary: true})
+		return s.onPacket(packet{typ: packetMessage, data: ev.Data, binary: true})
 	case wsframe.OpText:
 		p, err := decodeTextPacket(ev.Data)
 		if err != nil {
