@@ -17,7 +17,7 @@ import (
 type conn struct {
 	srv *Server
 	eio *engineio.Session
-	dec Decoder // used by the session's reader only
+	dec decoder // used by the session's reader only
 
 	// dispatchMu orders event dispatch against a namespace admission completing on another
 	// goroutine: a socket's first event is handled after its OnConnect handler has run.
@@ -378,7 +378,7 @@ func (c *conn) shutdown(reason string) {
 // queued on. A [SessionStore] keeps the packets it stores so encoded, with their offsets (see
 // [Restore] and [Local.Enqueue]).
 func EncodeMessages(p *Packet) []*engineio.Message {
-	text := AppendEncode(make([]byte, 0, 16+len(p.Namespace)+len(p.Data)), p)
+	text := appendEncode(make([]byte, 0, 16+len(p.Namespace)+len(p.Data)), p)
 	msgs := make([]*engineio.Message, 0, 1+len(p.Attachments))
 	msgs = append(msgs, engineio.NewMessage(text, false))
 	for _, a := range p.Attachments {

@@ -7,8 +7,8 @@ package socketio
 //	<type>[<attachments>-][<namespace>,][<ack id>][<JSON>]
 //
 // The decoder keeps the JSON payload as raw bytes: most packets are routed by
-// namespace and event name only, so full decoding is left to DecodeArgs and
-// EventName, which the caller runs when (and if) it needs the values.
+// namespace and event name only, so full decoding is left to decodeArgs and
+// eventName, which the caller runs when (and if) it needs the values.
 
 import (
 	"bytes"
@@ -90,20 +90,20 @@ type Packet struct {
 	Attachments [][]byte
 }
 
-// ErrParse is wrapped by every error reporting malformed input (packets,
+// errParse is wrapped by every error reporting malformed input (packets,
 // payloads, placeholders), so callers can tell a misbehaving peer, which
 // warrants closing the connection, from a local failure:
-// errors.Is(err, ErrParse). A sentinel is safe here because it is never
+// errors.Is(err, errParse). A sentinel is safe here because it is never
 // mutated.
-var ErrParse = errors.New("socketio: parse error")
+var errParse = errors.New("socketio: parse error")
 
 // parseError carries the reason for a parse failure while still matching
-// ErrParse with errors.Is. Reasons are constant strings, never echoes of
+// errParse with errors.Is. Reasons are constant strings, never echoes of
 // peer input, so logging them cannot be abused to flood or forge logs.
 type parseError struct{ reason string }
 
-func (e *parseError) Error() string { return ErrParse.Error() + ": " + e.reason }
-func (e *parseError) Unwrap() error { return ErrParse }
+func (e *parseError) Error() string { return errParse.Error() + ": " + e.reason }
+func (e *parseError) Unwrap() error { return errParse }
 
 // Preallocated errors: malformed input is peer-controlled, so rejecting it
 // should not cost allocations.
@@ -126,7 +126,7 @@ var (
 )
 
 // defaultMaxAttachments bounds attachments per packet when
-// Decoder.MaxAttachments is unset; real clients send a handful at most.
+// decoder.MaxAttachments is unset; real clients send a handful at most.
 const defaultMaxAttachments = 10
 
 // maxPrealloc caps the attachment slice allocated from a header count, so a
@@ -134,7 +134,7 @@ const defaultMaxAttachments = 10
 // beyond this the slice grows as attachments actually arrive.
 const maxPrealloc = 16
 
-// AppendEncode appends the text form of p (the part sent as one Engine.IO
+// appendEncode appends the text form of p (the part sent as one Engine.IO
 // text message) to dst; for binary types, each of p.Attachments is then sent
 // as its own binary message, in order.
 //
@@ -147,7 +147,7 @@ const maxPrealloc = 16
 // p.Data verbatim. The namespace must start with "/" and contain no ",", and
 // Data must be valid JSON: they are not checked here, as they come from
 // trusted code on the hot path.
-func AppendEncode(dst []byte, p *Packet) []byte {
+func appendEncode(dst []byte, p *Packet) []byte {
 	dst = strconv.AppendUint(dst, uint64(p.Type), 10)
 	if p.Type.isBinary() {
 		dst = strconv.AppendInt(dst, int64(len(p.Attachments)), 10)
@@ -163,10 +163,10 @@ func AppendEncode(dst []byte, p *Packet) []byte {
 	return append(dst, p.Data...)
 }
 
-// Decoder reassembles packets from Engine.IO messages: one text message,
+// decoder reassembles packets from Engine.IO messages: one text message,
 // then for binary packets exactly N binary messages. Not safe for concurrent
 // use (one per connection).
-type Decoder struct {
+type decoder struct {
 	// MaxAttachments bounds the attachment count a header may announce;
 	// more is an error. 0 (or less) means a default of 10.
 	MaxAttachments int
@@ -179,7 +179,7 @@ type Decoder struct {
 // DecodeText decodes a text message. It returns the complete packet, or nil
 // while attachments are awaited. A text message while attachments are
 // awaited is an error (the partial packet is dropped). msg is not retained.
-func (d *Decoder) DecodeText(msg []byte) (*Packet, error) {
+func (d *decoder) DecodeText(msg []byte) (*Packet, error) {
 	if d.pending != nil {
 		d.Reset()
 		return nil, errTextInBinary
@@ -267,7 +267,7 @@ func (d *Decoder) DecodeText(msg []byte) (*Packet, error) {
 // DecodeBinary adds one attachment; it returns the packet when the last one
 // arrives, nil before. A binary message when none is awaited is an error.
 // msg is copied, as the caller may reuse the buffer.
-func (d *Decoder) DecodeBinary(msg []byte) (*Packet, error) {
+func (d *decoder) DecodeBinary(msg []byte) (*Packet, error) {
 	if d.pending == nil {
 		return nil, errUnexpectedBin
 	}
@@ -283,14 +283,14 @@ func (d *Decoder) DecodeBinary(msg []byte) (*Packet, error) {
 }
 
 // Reset drops any partial packet, e.g. when the transport reconnects.
-func (d *Decoder) Reset() {
+func (d *decoder) Reset() {
 	d.pending, d.want = nil, 0
 }
 
 // namespace returns b as a string, reusing the previous one when equal:
 // connections usually stick to one namespace, so this saves an allocation
 // per packet.
-func (d *Decoder) namespace(b []byte) string {
+func (d *decoder) namespace(b []byte) string {
 	if string(b) == "/" {
 		return "/"
 	}
@@ -380,7 +380,7 @@ func IsReservedEvent(name string) bool {
 	return false
 }
 
-// EventName returns the event name of an EVENT/BINARY_EVENT payload (the
+// eventName returns the event name of an EVENT/BINARY_EVENT payload (the
 // first array element, which may be a string or a number: for a number, its
 // JSON text as on the wire) without decoding the rest, and the raw remaining
 // args as a JSON array (e.g. `["foo",1,{"a":2}]` -> "foo", `[1,{"a":2}]`).
@@ -388,7 +388,7 @@ func IsReservedEvent(name string) bool {
 // Only the array brackets and the first element are checked: the rest is
 // assumed valid, as it is for any Data that DecodeText returned. rest is a
 // new slice that does not alias data.
-func EventName(data json.RawMessage) (name string, rest json.RawMessage, err error) {
+func eventName(data json.RawMessage) (name string, rest json.RawMessage, err error) {
 	i := skipSpace(data, 0)
 	if i == len(data) || data[i] != '[' {
 		return "", nil, errNotArray
@@ -441,15 +441,15 @@ func EventName(data json.RawMessage) (name string, rest json.RawMessage, err err
 	return "", nil, errNotArray
 }
 
-// DecodeArgs decodes a JSON array payload (EVENT/ACK data) into Go values:
+// decodeArgs decodes a JSON array payload (EVENT/ACK data) into Go values:
 // json.Number for numbers (so large integers survive), map[string]any,
 // []any, string, bool, nil, and []byte for each
 // {"_placeholder":true,"num":N} replaced by attachments[N] (shared, not
 // copied). A placeholder whose num is not an integer in range is an error
-// wrapping ErrParse, as in socket.io-parser; other keys beside
+// wrapping errParse, as in socket.io-parser; other keys beside
 // "_placeholder" and "num" are ignored like there. Returns an error if data
 // is not an array.
-func DecodeArgs(data json.RawMessage, attachments [][]byte) ([]any, error) {
+func decodeArgs(data json.RawMessage, attachments [][]byte) ([]any, error) {
 	i := skipSpace(data, 0)
 	if i == len(data) || data[i] != '[' {
 		// Checked first: decoding `null` into a slice would succeed.

@@ -126,7 +126,7 @@ var parserSpecCases = []parserSpecCase{
 
 // parserDecodeAll feeds text then bins to d and returns the packet, failing
 // the test if the packet completes too early or not at all.
-func parserDecodeAll(t *testing.T, d *Decoder, text string, bins [][]byte) *Packet {
+func parserDecodeAll(t *testing.T, d *decoder, text string, bins [][]byte) *Packet {
 	t.Helper()
 	p, err := d.DecodeText([]byte(text))
 	if err != nil {
@@ -147,7 +147,7 @@ func parserDecodeAll(t *testing.T, d *Decoder, text string, bins [][]byte) *Pack
 }
 
 func TestDecodeSpecExamples(t *testing.T) {
-	var d Decoder // one decoder for all: it must come back clean after each packet
+	var d decoder // one decoder for all: it must come back clean after each packet
 	for _, tc := range parserSpecCases {
 		t.Run(tc.name, func(t *testing.T) {
 			got := parserDecodeAll(t, &d, tc.text, tc.binary)
@@ -164,9 +164,9 @@ func TestEncodeSpecExamples(t *testing.T) {
 			continue
 		}
 		t.Run(tc.name, func(t *testing.T) {
-			got := AppendEncode([]byte("prefix"), &tc.want)
+			got := appendEncode([]byte("prefix"), &tc.want)
 			if string(got) != "prefix"+tc.text {
-				t.Errorf("AppendEncode = %q, want %q", got, "prefix"+tc.text)
+				t.Errorf("appendEncode = %q, want %q", got, "prefix"+tc.text)
 			}
 		})
 	}
@@ -182,8 +182,8 @@ func TestEncodeNamespaceVariants(t *testing.T) {
 		{Packet{Type: PacketBinaryEvent, Data: json.RawMessage(`["a"]`)}, `50-["a"]`}, // count even when 0 (decoders refuse it)
 		{Packet{Type: PacketAck, HasID: true, Data: json.RawMessage(`[]`)}, `30[]`},   // id 0 is an id
 	} {
-		if got := string(AppendEncode(nil, &tc.p)); got != tc.want {
-			t.Errorf("AppendEncode(%+v) = %q, want %q", tc.p, got, tc.want)
+		if got := string(appendEncode(nil, &tc.p)); got != tc.want {
+			t.Errorf("appendEncode(%+v) = %q, want %q", tc.p, got, tc.want)
 		}
 	}
 }
@@ -259,13 +259,13 @@ func TestDecodeInvalidPackets(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var d Decoder
+			var d decoder
 			p, err := d.DecodeText([]byte(tc.text))
 			if err == nil {
 				t.Fatalf("DecodeText(%q) = %+v, want error", tc.text, p)
 			}
-			if !errors.Is(err, ErrParse) {
-				t.Errorf("DecodeText(%q) error %v does not wrap ErrParse", tc.text, err)
+			if !errors.Is(err, errParse) {
+				t.Errorf("DecodeText(%q) error %v does not wrap errParse", tc.text, err)
 			}
 			if p != nil {
 				t.Errorf("DecodeText(%q) returned a packet with its error", tc.text)
@@ -275,23 +275,23 @@ func TestDecodeInvalidPackets(t *testing.T) {
 }
 
 func TestDecodeMaxAttachments(t *testing.T) {
-	d := Decoder{MaxAttachments: 2}
-	if _, err := d.DecodeText([]byte(`53-["a"]`)); !errors.Is(err, ErrParse) {
+	d := decoder{MaxAttachments: 2}
+	if _, err := d.DecodeText([]byte(`53-["a"]`)); !errors.Is(err, errParse) {
 		t.Fatalf("3 attachments with max 2: err = %v", err)
 	}
 	p := parserDecodeAll(t, &d, `52-["a"]`, [][]byte{{1}, {2}})
 	if len(p.Attachments) != 2 {
 		t.Fatalf("got %d attachments", len(p.Attachments))
 	}
-	var def Decoder
-	if _, err := def.DecodeText([]byte(`511-["a"]`)); !errors.Is(err, ErrParse) {
+	var def decoder
+	if _, err := def.DecodeText([]byte(`511-["a"]`)); !errors.Is(err, errParse) {
 		t.Fatalf("11 attachments with default max: err = %v", err)
 	}
 	parserDecodeAll(t, &def, `510-["a"]`, make([][]byte, 10))
 }
 
 func TestDecodeHugeMaxAttachmentsAllocatesLazily(t *testing.T) {
-	d := Decoder{MaxAttachments: 1 << 30}
+	d := decoder{MaxAttachments: 1 << 30}
 	msg := []byte(`5999999999-["a"]`)
 	allocs := fewestAllocs(func() {
 		d.Reset()
@@ -309,38 +309,38 @@ func TestDecodeHugeMaxAttachmentsAllocatesLazily(t *testing.T) {
 
 func TestDecoderState(t *testing.T) {
 	t.Run("binary when none awaited", func(t *testing.T) {
-		var d Decoder
-		if _, err := d.DecodeBinary([]byte{1}); !errors.Is(err, ErrParse) {
+		var d decoder
+		if _, err := d.DecodeBinary([]byte{1}); !errors.Is(err, errParse) {
 			t.Fatalf("err = %v", err)
 		}
 		parserDecodeAll(t, &d, `2["a"]`, nil)
-		if _, err := d.DecodeBinary([]byte{1}); !errors.Is(err, ErrParse) {
+		if _, err := d.DecodeBinary([]byte{1}); !errors.Is(err, errParse) {
 			t.Fatalf("after complete packet: err = %v", err)
 		}
 		parserDecodeAll(t, &d, `51-["a",`+parserPH(0)+`]`, [][]byte{{1}})
-		if _, err := d.DecodeBinary([]byte{1}); !errors.Is(err, ErrParse) {
+		if _, err := d.DecodeBinary([]byte{1}); !errors.Is(err, errParse) {
 			t.Fatalf("after complete binary packet: err = %v", err)
 		}
 	})
 	t.Run("text while awaiting binary", func(t *testing.T) {
-		var d Decoder
+		var d decoder
 		if p, err := d.DecodeText([]byte(`52-["a"]`)); p != nil || err != nil {
 			t.Fatalf("DecodeText = %v, %v", p, err)
 		}
 		if p, err := d.DecodeBinary([]byte{1}); p != nil || err != nil {
 			t.Fatalf("first attachment = %v, %v", p, err)
 		}
-		if _, err := d.DecodeText([]byte(`2["b"]`)); !errors.Is(err, ErrParse) {
+		if _, err := d.DecodeText([]byte(`2["b"]`)); !errors.Is(err, errParse) {
 			t.Fatalf("text while awaiting: err = %v", err)
 		}
 		// The partial packet was dropped: the stream starts afresh.
-		if _, err := d.DecodeBinary([]byte{2}); !errors.Is(err, ErrParse) {
+		if _, err := d.DecodeBinary([]byte{2}); !errors.Is(err, errParse) {
 			t.Fatalf("binary after drop: err = %v", err)
 		}
 		parserDecodeAll(t, &d, `2["b"]`, nil)
 	})
 	t.Run("missing attachments", func(t *testing.T) {
-		var d Decoder
+		var d decoder
 		if p, err := d.DecodeText([]byte(`52-["a",` + parserPH(0) + `,` + parserPH(1) + `]`)); p != nil || err != nil {
 			t.Fatalf("DecodeText = %v, %v", p, err)
 		}
@@ -348,13 +348,13 @@ func TestDecoderState(t *testing.T) {
 			t.Fatalf("one of two attachments = %v, %v", p, err)
 		}
 		d.Reset()
-		if _, err := d.DecodeBinary([]byte{2}); !errors.Is(err, ErrParse) {
+		if _, err := d.DecodeBinary([]byte{2}); !errors.Is(err, errParse) {
 			t.Fatalf("binary after Reset: err = %v", err)
 		}
 		parserDecodeAll(t, &d, `2["b"]`, nil)
 	})
 	t.Run("copies input", func(t *testing.T) {
-		var d Decoder
+		var d decoder
 		text := []byte(`51-/x,["a",` + parserPH(0) + `]`)
 		bin := []byte{1, 2, 3}
 		if _, err := d.DecodeText(text); err != nil {
@@ -371,7 +371,7 @@ func TestDecoderState(t *testing.T) {
 		}
 	})
 	t.Run("nil binary message", func(t *testing.T) {
-		var d Decoder
+		var d decoder
 		p := parserDecodeAll(t, &d, `61-[`+parserPH(0)+`]`, [][]byte{nil})
 		if p.Attachments[0] == nil || len(p.Attachments[0]) != 0 {
 			t.Fatalf("attachment = %#v, want empty non-nil", p.Attachments[0])
@@ -380,9 +380,9 @@ func TestDecoderState(t *testing.T) {
 }
 
 func TestParseErrorWrapping(t *testing.T) {
-	var d Decoder
+	var d decoder
 	_, err := d.DecodeText([]byte(`2["connect"]`))
-	if !errors.Is(err, ErrParse) || !strings.HasPrefix(err.Error(), ErrParse.Error()+": ") {
+	if !errors.Is(err, errParse) || !strings.HasPrefix(err.Error(), errParse.Error()+": ") {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -414,9 +414,9 @@ func TestEventName(t *testing.T) {
 		{`["foo",` + parserPH(0) + `]`, "foo", `[` + parserPH(0) + `]`},
 		{"[\"caf\xe9\"]", "caf\ufffd", `[]`}, // invalid UTF-8 decodes as encoding/json does
 	} {
-		name, rest, err := EventName(json.RawMessage(tc.data))
+		name, rest, err := eventName(json.RawMessage(tc.data))
 		if err != nil || name != tc.name || string(rest) != tc.rest {
-			t.Errorf("EventName(%s) = %q, %s, %v; want %q, %s", tc.data, name, rest, err, tc.name, tc.rest)
+			t.Errorf("eventName(%s) = %q, %s, %v; want %q, %s", tc.data, name, rest, err, tc.name, tc.rest)
 		}
 	}
 	for _, data := range []string{
@@ -424,21 +424,21 @@ func TestEventName(t *testing.T) {
 		`["a",]`, `["a", ]`, `["a"`, `["a" 1]`, `["a"]x`, `[01]`, `[-]`, `[1.]`, `[1e]`, `["a`, `["a\"]`,
 		"[\"a\x01\"]", `["\x"]`, `[1`,
 	} {
-		if name, rest, err := EventName(json.RawMessage(data)); err == nil || !errors.Is(err, ErrParse) {
-			t.Errorf("EventName(%q) = %q, %s, %v; want ErrParse", data, name, rest, err)
+		if name, rest, err := eventName(json.RawMessage(data)); err == nil || !errors.Is(err, errParse) {
+			t.Errorf("eventName(%q) = %q, %s, %v; want errParse", data, name, rest, err)
 		}
 	}
 }
 
 func TestEventNameDoesNotAlias(t *testing.T) {
 	data := json.RawMessage(`["a",1]`)
-	_, rest, err := EventName(data)
+	_, rest, err := eventName(data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rest[1] = '2'
 	if string(data) != `["a",1]` {
-		t.Fatalf("EventName's rest aliases its input: %s", data)
+		t.Fatalf("eventName's rest aliases its input: %s", data)
 	}
 }
 
@@ -459,9 +459,9 @@ func TestDecodeArgs(t *testing.T) {
 		{`[{"_placeholder":false,"num":7}]`, []any{map[string]any{"_placeholder": false, "num": json.Number("7")}}},
 		{`[{"_placeholder":"true","num":7}]`, []any{map[string]any{"_placeholder": "true", "num": json.Number("7")}}},
 	} {
-		got, err := DecodeArgs(json.RawMessage(tc.data), atts)
+		got, err := decodeArgs(json.RawMessage(tc.data), atts)
 		if err != nil || !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("DecodeArgs(%s) = %#v, %v; want %#v", tc.data, got, err, tc.want)
+			t.Errorf("decodeArgs(%s) = %#v, %v; want %#v", tc.data, got, err, tc.want)
 		}
 	}
 	for _, data := range []string{
@@ -476,12 +476,12 @@ func TestDecodeArgs(t *testing.T) {
 		`[{"_placeholder":true,"num":99999999999999999999999}]`,
 		`["a",{"deep":[{"_placeholder":true,"num":5}]}]`,
 	} {
-		if got, err := DecodeArgs(json.RawMessage(data), atts); err == nil || !errors.Is(err, ErrParse) {
-			t.Errorf("DecodeArgs(%s) = %#v, %v; want ErrParse", data, got, err)
+		if got, err := decodeArgs(json.RawMessage(data), atts); err == nil || !errors.Is(err, errParse) {
+			t.Errorf("decodeArgs(%s) = %#v, %v; want errParse", data, got, err)
 		}
 	}
 	// A placeholder in a packet without attachments is out of range too.
-	if _, err := DecodeArgs(json.RawMessage(`[`+parserPH(0)+`]`), nil); !errors.Is(err, ErrParse) {
+	if _, err := decodeArgs(json.RawMessage(`[`+parserPH(0)+`]`), nil); !errors.Is(err, errParse) {
 		t.Errorf("placeholder without attachments: err = %v", err)
 	}
 }
@@ -575,23 +575,23 @@ func TestEncodeArgsErrors(t *testing.T) {
 }
 
 func TestArgsDepthLimitRoundTrip(t *testing.T) {
-	// The deepest payload DecodeArgs accepts must encode again.
+	// The deepest payload decodeArgs accepts must encode again.
 	deep := strings.Repeat("[", jsonw.MaxDepth) + strings.Repeat("]", jsonw.MaxDepth)
-	v, err := DecodeArgs(json.RawMessage(deep), nil)
+	v, err := decodeArgs(json.RawMessage(deep), nil)
 	if err != nil {
-		t.Fatalf("DecodeArgs at max depth: %v", err)
+		t.Fatalf("decodeArgs at max depth: %v", err)
 	}
 	data, _, err := EncodeArgs(v)
 	if err != nil || string(data) != deep {
 		t.Fatalf("EncodeArgs at max depth: %v", err)
 	}
-	if _, err := DecodeArgs(json.RawMessage("["+deep+"]"), nil); !errors.Is(err, ErrParse) {
-		t.Fatalf("DecodeArgs beyond max depth: %v", err)
+	if _, err := decodeArgs(json.RawMessage("["+deep+"]"), nil); !errors.Is(err, errParse) {
+		t.Fatalf("decodeArgs beyond max depth: %v", err)
 	}
 }
 
-// TestRoundTripArgs goes the whole way: values -> EncodeArgs -> AppendEncode
-// -> Decoder -> EventName -> DecodeArgs.
+// TestRoundTripArgs goes the whole way: values -> EncodeArgs -> appendEncode
+// -> decoder -> eventName -> decodeArgs.
 func TestRoundTripArgs(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -622,25 +622,25 @@ func TestRoundTripArgs(t *testing.T) {
 				t.Fatalf("attachments %v for type %v", atts, tc.typ)
 			}
 			p := Packet{Type: tc.typ, Namespace: tc.nsp, ID: tc.id, HasID: tc.hasID, Data: data, Attachments: atts}
-			text := AppendEncode(nil, &p)
-			var d Decoder
+			text := appendEncode(nil, &p)
+			var d decoder
 			got := parserDecodeAll(t, &d, string(text), atts)
 			if !reflect.DeepEqual(*got, p) {
 				t.Fatalf("decoded %+v\nwant    %+v", *got, p)
 			}
-			args, err := DecodeArgs(got.Data, got.Attachments)
+			args, err := decodeArgs(got.Data, got.Attachments)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(args, tc.want) {
-				t.Fatalf("DecodeArgs = %#v\nwant %#v", args, tc.want)
+				t.Fatalf("decodeArgs = %#v\nwant %#v", args, tc.want)
 			}
 			if tc.typ == PacketEvent || tc.typ == PacketBinaryEvent {
-				name, rest, err := EventName(got.Data)
+				name, rest, err := eventName(got.Data)
 				if err != nil || name != tc.want[0] {
-					t.Fatalf("EventName = %q, %v", name, err)
+					t.Fatalf("eventName = %q, %v", name, err)
 				}
-				restArgs, err := DecodeArgs(rest, got.Attachments)
+				restArgs, err := decodeArgs(rest, got.Attachments)
 				if err != nil || !reflect.DeepEqual(restArgs, tc.want[1:]) {
 					t.Fatalf("rest args = %#v, %v", restArgs, err)
 				}
@@ -652,9 +652,9 @@ func TestRoundTripArgs(t *testing.T) {
 func TestRoundTripSpecExamples(t *testing.T) {
 	for _, tc := range parserSpecCases {
 		t.Run(tc.name, func(t *testing.T) {
-			var d Decoder
+			var d decoder
 			p := parserDecodeAll(t, &d, tc.text, tc.binary)
-			again := parserDecodeAll(t, &d, string(AppendEncode(nil, p)), p.Attachments)
+			again := parserDecodeAll(t, &d, string(appendEncode(nil, p)), p.Attachments)
 			if !reflect.DeepEqual(p, again) {
 				t.Fatalf("round trip changed packet:\n%+v\n%+v", p, again)
 			}
@@ -674,7 +674,7 @@ func fewestAllocs(f func()) float64 {
 }
 
 func TestDecodeAllocations(t *testing.T) {
-	var d Decoder
+	var d decoder
 	msg := []byte(`2/chat,12["message",{"text":"hello"}]`)
 	allocs := fewestAllocs(func() {
 		if _, err := d.DecodeText(msg); err != nil {
@@ -713,7 +713,7 @@ func BenchmarkEncode(b *testing.B) {
 			Data: json.RawMessage(`["message",{"text":"hello","user":"bob"}]`)}
 		buf := make([]byte, 0, 128)
 		for b.Loop() {
-			buf = AppendEncode(buf[:0], &p)
+			buf = appendEncode(buf[:0], &p)
 		}
 		parserBenchBytes = buf
 	})
@@ -758,7 +758,7 @@ func BenchmarkDecode(b *testing.B) {
 		b.ReportAllocs()
 		msg := []byte(`2/chat,12["message",{"text":"hello","user":"bob"}]`)
 		b.SetBytes(int64(len(msg)))
-		var d Decoder
+		var d decoder
 		for b.Loop() {
 			p, err := d.DecodeText(msg)
 			if err != nil {
@@ -771,7 +771,7 @@ func BenchmarkDecode(b *testing.B) {
 		b.ReportAllocs()
 		msg := []byte(`51-["upload",{"_placeholder":true,"num":0}]`)
 		bin := make([]byte, 1024)
-		var d Decoder
+		var d decoder
 		for b.Loop() {
 			if _, err := d.DecodeText(msg); err != nil {
 				b.Fatal(err)
@@ -787,7 +787,7 @@ func BenchmarkDecode(b *testing.B) {
 		b.ReportAllocs()
 		data := json.RawMessage(`["message",{"text":"hello","user":"bob"}]`)
 		for b.Loop() {
-			name, rest, err := EventName(data)
+			name, rest, err := eventName(data)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -799,7 +799,7 @@ func BenchmarkDecode(b *testing.B) {
 		data := json.RawMessage(`["message",{"text":"hello","user":"bob"},42,` + parserPH(0) + `]`)
 		atts := [][]byte{{1, 2, 3}}
 		for b.Loop() {
-			args, err := DecodeArgs(data, atts)
+			args, err := decodeArgs(data, atts)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -37,7 +37,7 @@ type Args struct {
 }
 
 // Decode returns the arguments as Go values: json.Number for numbers, []byte for binary.
-func (a Args) Decode() ([]any, error) { return DecodeArgs(a.Raw, a.Attachments) }
+func (a Args) Decode() ([]any, error) { return decodeArgs(a.Raw, a.Attachments) }
 
 // Event is one event received from a client.
 type Event struct {
@@ -313,7 +313,7 @@ func (s *Socket) dropAck(id uint64) {
 
 // onEvent dispatches an event from the client, on the reader goroutine.
 func (s *Socket) onEvent(p *Packet) error {
-	name, rest, err := EventName(p.Data)
+	name, rest, err := eventName(p.Data)
 	if err != nil {
 		return err
 	}
