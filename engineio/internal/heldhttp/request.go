@@ -174,7 +174,7 @@ func parseHead(head []byte, path string, maxBody int64) (*http.Request, Status) 
 		}
 	}
 	query := target[len(path)+1:]
-	if !bytes.Contains(query, []byte("sid=")) {
+	if !bytes.Contains(query, []byte("sid=")) || !plainV4Query(query) {
 		return nil, Foreign
 	}
 
@@ -236,6 +236,38 @@ func parseHead(head []byte, path string, maxBody int64) (*http.Request, Status) 
 		ContentLength: length,
 		RequestURI:    uri,
 	}, Ready
+}
+
+// plainV4Query reports whether a poll's query is Engine.IO v4's, not JSONP's: its first EIO
+// is "4" and it has no j. Those of v3 (Engine.IO's legacy clients) and JSONP are answered in
+// other forms than the one a held connection writes, and go to net/http. A query with a
+// semicolon, or an escape in a key or in EIO's value, is left to net/http as well, which
+// reads those by its own rules.
+func plainV4Query(q []byte) bool {
+	if bytes.IndexByte(q, ';') >= 0 {
+		return false
+	}
+	eio := false
+	for len(q) > 0 {
+		var pair []byte
+		pair, q, _ = bytes.Cut(q, []byte("&"))
+		k, v, _ := bytes.Cut(pair, []byte("="))
+		if bytes.ContainsAny(k, "%+") {
+			return false
+		}
+		switch string(k) {
+		case "j":
+			return false
+		case "EIO":
+			if !eio {
+				if string(v) != "4" {
+					return false
+				}
+				eio = true
+			}
+		}
+	}
+	return eio
 }
 
 func allDigits(v []byte) bool {

@@ -74,6 +74,15 @@ func TestParsePollAcceptsPollsOnly(t *testing.T) {
 	if _, _, status := parsePoll(bytes.Repeat([]byte("x"), MaxHeaderBytes+1)); status != Foreign {
 		t.Errorf("a header past the limit: status %d, want foreign", status)
 	}
+	// Engine.IO v3's polls and JSONP's are answered in other forms: net/http's.
+	for _, q := range []string{"EIO=3&sid=a", "sid=a", "EIO=4&j=0&sid=a", "EIO=3&EIO=4&sid=a", "EIO=%34&sid=a", "E%49O=4&sid=a", "EIO=4;j=0&sid=a"} {
+		if _, _, status := parsePoll([]byte("GET /socket.io/?" + q + " HTTP/1.1\r\nHost: x\r\n\r\n")); status != Foreign {
+			t.Errorf("%s: status %d, want foreign", q, status)
+		}
+	}
+	if _, _, status := parsePoll([]byte("GET /socket.io/?EIO=4&sid=a&EIO=3&x=%41 HTTP/1.1\r\nHost: x\r\n\r\n")); status != Ready {
+		t.Errorf("a v4 poll: status %d, want ready", status)
+	}
 	post := "POST /socket.io/?sid=a HTTP/1.1\r\nHost: x\r\nContent-Length: 1000001\r\n\r\n"
 	if _, _, status := parsePoll([]byte(post)); status != Foreign {
 		t.Errorf("a body past MaxPayload: status %d, want foreign (net/http refuses it)", status)
