@@ -1,5 +1,6 @@
-// Package engineio implements the server side of the Engine.IO protocol, version 4: the transport
-// layer under Socket.IO. It owns the HTTP long-polling and WebSocket transports, the handshake, the
+// Package engineio implements the server side of the Engine.IO protocol, version 4, and version
+// 3 beside it with Options.AllowEIO3 (socket.io-client 2.x; JSONP polling included): the
+// transport layer under Socket.IO. It owns the HTTP long-polling and WebSocket transports, the handshake, the
 // upgrade from polling to WebSocket, the server-driven heartbeat and the per-session send queue.
 //
 // It knows nothing of Socket.IO: a session carries opaque text and binary messages. The layer above

@@ -41,8 +41,9 @@ var (
 	ErrPayloadTooLarge = errors.New("engineio: payload larger than maxPayload")
 	// ErrRequestOverlap ends a polling session that sent a second GET or POST while one was pending.
 	ErrRequestOverlap = errors.New("engineio: overlapping polling requests")
-	// ErrHeartbeatDirection ends a v4 session whose client sent a ping (v4 pings go server to client).
-	ErrHeartbeatDirection = errors.New("engineio: client ping, invalid heartbeat direction in v4")
+	// ErrHeartbeatDirection ends a session whose client sent a ping in v4 (v4 pings go server
+	// to client), or a pong in v3 (v3 pings go client to server).
+	ErrHeartbeatDirection = errors.New("engineio: invalid heartbeat direction")
 	// ErrUnexpectedPacket ends a session that sent a packet type not allowed at that point.
 	ErrUnexpectedPacket = errors.New("engineio: unexpected packet type")
 )

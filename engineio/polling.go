@@ -4,13 +4,28 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 )
 
+// pollForm is what a polling request's query asks of its payloads' form, besides the
+// session's protocol.
+type pollForm struct {
+	// jsonp is the JSONP callback index (the j parameter, digits), "" when not JSONP.
+	jsonp string
+	// b64 asks for binary inline in base64 (the b64 parameter), in v3, rather than as an
+	// XHR2 binary payload. JSONP is always so.
+	b64 bool
+}
+
+// plain reports whether the request is served as v4's polls are: no JSONP, a v4 session.
+func (pf pollForm) plain(s *Session) bool { return pf.jsonp == "" && s.protocol == 4 }
+
 // servePoll answers a long-polling GET: it waits until something is queued (a ping at the
 // latest) and writes all of it as one payload. A GET read on a held connection (hc) parks
-// there instead of waiting; one from net/http may take its connection to hold it.
-func (s *Session) servePoll(w http.ResponseWriter, r *http.Request, hc *heldConn) {
+// there instead of waiting; one from net/http may take its connection to hold it (a v4
+// session's, not JSONP: a held connection answers in v4's form only).
+func (s *Session) servePoll(w http.ResponseWriter, r *http.Request, hc *heldConn, pf pollForm) {
 	s.mu.Lock()
 	if s.transport != TransportPolling {
 		s.mu.Unlock()
@@ -42,7 +57,7 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request, hc *heldConn
 			s.mu.Unlock()
 			return
 		}
-		if s.srv.holdsPolls() {
+		if s.srv.holdsPolls() && pf.plain(s) {
 			s.mu.Unlock()
 			if taken := s.srv.hijackPoll(w, r); taken != nil {
 				s.holdPoll(taken)
@@ -58,7 +73,13 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request, hc *heldConn
 	}
 	batch := s.pollBatchLocked()
 	s.mu.Unlock()
-	body := appendPayloads(make([]byte, 0, payloadsLen(batch)), batch)
+	contentType := pollContentTypeValue
+	var body []byte
+	if pf.plain(s) {
+		body = appendPayloads(make([]byte, 0, payloadsLen(batch)), batch)
+	} else {
+		body, contentType = s.legacyPoll(batch, pf)
+	}
 	s.recycle(batch)
 
 	if hc == nil {
@@ -66,7 +87,7 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request, hc *heldConn
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
 	}
 	h := w.Header()
-	h["Content-Type"] = pollContentTypeValue
+	h["Content-Type"] = contentType
 	h["Cache-Control"] = noStoreValue
 	_, err := w.Write(body)
 
@@ -115,9 +136,50 @@ func appendPayloads(b []byte, batch []*Message) []byte {
 	return b
 }
 
+// legacyPoll is the body of a poll of a v3 session or over JSONP, and its content type: a v3
+// batch is a text payload, or an XHR2 binary one when it holds binary and the client did not
+// ask for base64; JSONP wraps the payload in its script.
+func (s *Session) legacyPoll(batch []*Message, pf pollForm) ([]byte, []string) {
+	var payload []byte
+	switch {
+	case s.protocol == 4:
+		payload = appendPayloads(make([]byte, 0, payloadsLen(batch)), batch)
+	case pf.jsonp == "" && !pf.b64 && hasBinary(batch):
+		return appendBinaryPayloadV3(make([]byte, 0, legacyPayloadCap(batch)), batch), octetStreamValue
+	default:
+		payload = appendPayloadV3(make([]byte, 0, legacyPayloadCap(batch)), batch)
+	}
+	if pf.jsonp == "" {
+		return payload, pollContentTypeValue
+	}
+	return appendJSONP(make([]byte, 0, len(pf.jsonp)+len(payload)+len(payload)/8+16), pf.jsonp, payload), pollContentTypeValue
+}
+
+// decodePost decodes a POST's body as the session's protocol and the request's form have it.
+func (s *Session) decodePost(r *http.Request, body []byte, pf pollForm) ([]packet, error) {
+	if pf.jsonp != "" {
+		var err error
+		if body, err = decodeJSONPForm(body); err != nil {
+			return nil, err
+		}
+	} else if s.protocol == 3 && isOctetStream(r.Header.Get("Content-Type")) {
+		return decodeBinaryPayloadV3(body)
+	}
+	if s.protocol == 3 {
+		return decodePayloadV3(body)
+	}
+	return decodePayload(body)
+}
+
+// isOctetStream reports whether a Content-Type is application/octet-stream, parameters aside.
+func isOctetStream(ct string) bool {
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "application/octet-stream")
+}
+
 // servePost reads a long-polling POST: the whole body is decoded before any of its packets is
 // delivered, so a body that is too large or malformed delivers nothing.
-func (s *Session) servePost(w http.ResponseWriter, r *http.Request) {
+func (s *Session) servePost(w http.ResponseWriter, r *http.Request, pf pollForm) {
 	s.mu.Lock()
 	if s.transport != TransportPolling && !s.upgrading {
 		s.mu.Unlock()
@@ -155,7 +217,12 @@ func (s *Session) servePost(w http.ResponseWriter, r *http.Request) {
 		writeError(w, codeBadRequest, "")
 		return
 	}
-	packets, err := decodePayload(body)
+	var packets []packet
+	if pf.plain(s) {
+		packets, err = decodePayload(body)
+	} else {
+		packets, err = s.decodePost(r, body, pf)
+	}
 	if err != nil {
 		s.closeWith(ReasonParseError, err, false)
 		writeError(w, codeBadRequest, "")
@@ -176,4 +243,5 @@ var (
 	pollContentTypeValue = []string{pollContentType}
 	noStoreValue         = []string{"no-store"}
 	textHTMLValue        = []string{"text/html"}
+	octetStreamValue     = []string{"application/octet-stream"}
 )

@@ -121,6 +121,11 @@ type Options struct {
 	// the shorter of PollingHeaderTimeout and PollingBodyTimeout (from 10ms to 5s): a
 	// connection is closed up to that much after its timeout.
 	PollingBodyTimeout time.Duration
+	// AllowEIO3 serves Engine.IO v3 clients (socket.io-client 2.x), as Node's allowEIO3 does:
+	// a request whose EIO is not "4", or that has none, is then v3 (Session.Protocol), and
+	// JSONP polling (a j query parameter) is served. Off (the default), such a request is
+	// refused with 400 and the error code 5 ("Unsupported protocol version").
+	AllowEIO3 bool
 }
 
 func (o *Options) setDefaults() {
@@ -179,7 +184,7 @@ type SessionHandler interface {
 	OnClose(reason string, err error)
 }
 
-// Server serves Engine.IO v4 sessions over HTTP. Mount it on the Socket.IO path (such as
+// Server serves Engine.IO v4 sessions over HTTP, and v3 ones with Options.AllowEIO3. Mount it on the Socket.IO path (such as
 // "/socket.io/"); every request under it is one of the protocol's.
 type Server struct {
 	opts      Options
@@ -187,8 +192,9 @@ type Server struct {
 	upgrader  websocket.Upgrader
 	log       *slog.Logger
 
-	// pingMsg and noopMsg are queued on many sessions, so they are built once.
-	pingMsg, noopMsg, closeMsg *Message
+	// pingMsg, pongMsg (v3), noopMsg and closeMsg are queued on many sessions, so they are
+	// built once.
+	pingMsg, pongMsg, noopMsg, closeMsg *Message
 
 	mu       sync.RWMutex
 	sessions map[string]*Session
@@ -223,6 +229,7 @@ func NewServer(opts Options, onSession func(*Session) SessionHandler) *Server {
 		sessions:  make(map[string]*Session),
 		perAddr:   make(map[netip.Addr]int),
 		pingMsg:   newPacket(packetPing, nil),
+		pongMsg:   newPacket(packetPong, nil),
 		noopMsg:   newPacket(packetNoop, nil),
 		closeMsg:  newPacket(packetClose, nil),
 		beats:     newHeartbeats(),
@@ -324,10 +331,23 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request, hc *heldCo
 		return
 	}
 	q := queryOf(r.URL.RawQuery)
+	proto := 4
 	if q.Get("EIO") != "4" {
-		writeError(w, codeUnsupportedProtocol, "")
-		return
+		if !s.opts.AllowEIO3 {
+			writeError(w, codeUnsupportedProtocol, "")
+			return
+		}
+		proto = 3
 	}
+	var pf pollForm
+	if j, ok := q.Lookup("j"); ok {
+		if !validJSONPIndex(j) {
+			writeError(w, codeBadRequest, "j must be 1 to 10 digits")
+			return
+		}
+		pf.jsonp = j
+	}
+	pf.b64 = q.Get("b64") != ""
 	transport := q.Get("transport")
 	if !slices.Contains(s.opts.Transports, transport) {
 		writeError(w, codeUnknownTransport, "")
@@ -340,12 +360,18 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request, hc *heldCo
 	}
 	sid := q.Get("sid")
 	if sid == "" {
-		s.handshake(w, r, transport, hc)
+		s.handshake(w, r, transport, hc, proto, pf)
 		return
 	}
 	sess := s.Session(sid)
 	if sess == nil {
 		writeError(w, codeUnknownSID, "")
+		return
+	}
+	if sess.protocol != proto {
+		// A client keeps its protocol for the session's life; a held connection is only ever
+		// given a v4 session's polls (heldhttp).
+		writeError(w, codeBadRequest, "EIO differs from the session's")
 		return
 	}
 	if transport == TransportWebSocket {
@@ -354,15 +380,15 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request, hc *heldCo
 	}
 	switch r.Method {
 	case http.MethodGet:
-		sess.servePoll(w, r, hc)
+		sess.servePoll(w, r, hc, pf)
 	case http.MethodPost:
-		sess.servePost(w, r)
+		sess.servePost(w, r, pf)
 	default:
 		writeError(w, codeBadRequest, "")
 	}
 }
 
-func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport string, hc *heldConn) {
+func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport string, hc *heldConn, proto int, pf pollForm) {
 	if r.Method != http.MethodGet {
 		writeError(w, codeBadHandshakeMethod, "")
 		return
@@ -400,7 +426,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 			return // the upgrader has answered
 		}
 	}
-	sess := newSession(s, r, transport)
+	sess := newSession(s, r, transport, proto)
 	sess.addrKey = key
 	if addr.IsValid() {
 		sess.handshake.Address = addr.String()
@@ -409,13 +435,17 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 	if transport == TransportPolling && slices.Contains(s.opts.Transports, TransportWebSocket) {
 		upgrades = append(upgrades, TransportWebSocket)
 	}
+	maxPayload := s.opts.MaxPayload // never 0 (setDefaults)
+	if proto == 3 {
+		maxPayload = 0 // v3's open packet has no maxPayload
+	}
 	open, _ := json.Marshal(struct {
 		SID          string   `json:"sid"`
 		Upgrades     []string `json:"upgrades"`
 		PingInterval int64    `json:"pingInterval"`
 		PingTimeout  int64    `json:"pingTimeout"`
-		MaxPayload   int64    `json:"maxPayload"`
-	}{sess.id, upgrades, s.opts.PingInterval.Milliseconds(), s.opts.PingTimeout.Milliseconds(), s.opts.MaxPayload})
+		MaxPayload   int64    `json:"maxPayload,omitempty"`
+	}{sess.id, upgrades, s.opts.PingInterval.Milliseconds(), s.opts.PingTimeout.Milliseconds(), maxPayload})
 	// The open packet is first in the queue, before anything the handler may send.
 	sess.queue = append(sess.queue, newPacket(packetOpen, open))
 
@@ -440,7 +470,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 		sess.startWebSocket(conn)
 		return
 	}
-	sess.servePoll(w, r, hc)
+	sess.servePoll(w, r, hc, pf)
 }
 
 func (s *Server) remove(sess *Session) {
@@ -545,17 +575,26 @@ func queryOf(raw string) query {
 }
 
 func (q query) Get(key string) string {
+	v, _ := q.Lookup(key)
+	return v
+}
+
+// Lookup returns the first value of key, and whether the query has the key at all.
+func (q query) Lookup(key string) (string, bool) {
 	if q.parsed != nil {
-		return q.parsed.Get(key)
+		if vs, ok := q.parsed[key]; ok && len(vs) > 0 {
+			return vs[0], true
+		}
+		return "", false
 	}
 	for rest := q.raw; rest != ""; {
 		var pair string
 		pair, rest, _ = strings.Cut(rest, "&")
 		if k, v, _ := strings.Cut(pair, "="); k == key {
-			return v
+			return v, true
 		}
 	}
-	return ""
+	return "", false
 }
 
 // newID returns a random 20-character URL-safe id.

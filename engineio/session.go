@@ -37,6 +37,13 @@ type Session struct {
 	handshake Handshake
 	handler   SessionHandler
 	addrKey   netip.Addr // what the per-address limits count this session under
+	protocol  int        // the Engine.IO protocol, 3 or 4, fixed at the handshake
+
+	// lastRecv is when a v3 session last received a packet, in Unix nanoseconds: its client
+	// pings, and any packet proves it alive (as in Node's engine.io). The heartbeat schedule
+	// reads it when the session's deadline comes, so a packet costs a store, not a
+	// rescheduling.
+	lastRecv atomic.Int64
 
 	// wmu serializes writes to the WebSocket: the writer's frames and the control frames the
 	// reader answers (pong, close).
@@ -88,10 +95,11 @@ func (h *Handshake) Query() url.Values {
 	return v
 }
 
-func newSession(s *Server, r *http.Request, transport string) *Session {
+func newSession(s *Server, r *http.Request, transport string, protocol int) *Session {
 	sess := &Session{
-		srv: s,
-		id:  newID(),
+		srv:      s,
+		id:       newID(),
+		protocol: protocol,
 		handshake: Handshake{
 			RemoteAddr: r.RemoteAddr,
 			Header:     r.Header.Clone(),
@@ -121,6 +129,10 @@ func (s *Session) Transport() string {
 	defer s.mu.Unlock()
 	return s.transport
 }
+
+// Protocol is the session's Engine.IO protocol version: 4, or 3 for a client of
+// socket.io-client 2.x (Options.AllowEIO3). It is fixed at the handshake.
+func (s *Session) Protocol() int { return s.protocol }
 
 // Done is closed when the session has ended.
 func (s *Session) Done() <-chan struct{} { return s.done }
@@ -336,9 +348,22 @@ func (s *Session) closeSlow() {
 func (s *Session) startHeartbeat() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.closed {
-		s.srv.beats.schedule(s, time.Now().Add(s.srv.opts.PingInterval))
+	if s.closed {
+		return
 	}
+	now := time.Now()
+	if s.protocol == 3 {
+		s.lastRecv.Store(now.UnixNano())
+		s.srv.beats.schedule(s, now.Add(s.v3Timeout()))
+		return
+	}
+	s.srv.beats.schedule(s, now.Add(s.srv.opts.PingInterval))
+}
+
+// v3Timeout is how long a v3 session lives without a packet from its client, whose pings
+// come every PingInterval: PingInterval and PingTimeout.
+func (s *Session) v3Timeout() time.Duration {
+	return s.srv.opts.PingInterval + s.srv.opts.PingTimeout
 }
 
 // heartbeat runs when the session's heartbeat is due (see heartbeats): it sends a ping, and ends the session when the pong
@@ -347,6 +372,18 @@ func (s *Session) heartbeat() {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		return
+	}
+	if s.protocol == 3 {
+		// The server never pings a v3 client: its deadline is v3Timeout after its last packet.
+		due := time.Unix(0, s.lastRecv.Load()).Add(s.v3Timeout())
+		if time.Now().Before(due) {
+			s.srv.beats.schedule(s, due)
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		s.closeWith(ReasonPingTimeout, nil, false)
 		return
 	}
 	if s.awaitPong {
@@ -397,6 +434,9 @@ func (s *Session) deliver(p packet) bool {
 // onPacket handles one inbound packet on the reader's goroutine. It returns false when the
 // session has ended and reading should stop.
 func (s *Session) onPacket(p packet) bool {
+	if s.protocol == 3 {
+		return s.onPacketV3(p)
+	}
 	switch p.typ {
 	case packetMessage:
 		return s.deliver(p)
@@ -410,6 +450,34 @@ func (s *Session) onPacket(p packet) bool {
 		return false
 	case packetPing:
 		s.closeWith(ReasonTransportError, ErrHeartbeatDirection, false)
+		return false
+	default:
+		s.closeWith(ReasonParseError, fmt.Errorf("%w: %s", ErrUnexpectedPacket, p.typ), false)
+		return false
+	}
+}
+
+// onPacketV3 is onPacket for a v3 session, whose heartbeat is reversed: the client pings,
+// and is answered a pong with the ping's data at once; a pong from it is an error.
+func (s *Session) onPacketV3(p packet) bool {
+	s.lastRecv.Store(time.Now().UnixNano())
+	switch p.typ {
+	case packetPing:
+		pong := s.srv.pongMsg
+		if len(p.data) > 0 {
+			pong = newPacket(packetPong, p.data)
+		}
+		err := s.Send(pong)
+		return err == nil
+	case packetPong:
+		s.closeWith(ReasonTransportError, ErrHeartbeatDirection, false)
+		return false
+	case packetMessage:
+		return s.deliver(p)
+	case packetNoop:
+		return true
+	case packetClose:
+		s.closeByClient()
 		return false
 	default:
 		s.closeWith(ReasonParseError, fmt.Errorf("%w: %s", ErrUnexpectedPacket, p.typ), false)

@@ -81,8 +81,11 @@ func (s *Session) readLoop(conn *websocket.Conn) {
 		}
 		var p packet
 		if typ == websocket.BinaryMessage {
-			p = packet{typ: packetMessage, data: data, binary: true}
-		} else if p, err = decodeTextPacket(data); err != nil {
+			p, err = s.decodeBinaryFrame(data)
+		} else {
+			p, err = s.decodeTextFrame(data)
+		}
+		if err != nil {
 			s.closeWith(ReasonParseError, err, false)
 			return
 		}
@@ -90,6 +93,24 @@ func (s *Session) readLoop(conn *websocket.Conn) {
 			return
 		}
 	}
+}
+
+// decodeBinaryFrame decodes a binary WebSocket message: v4's is the message itself, v3's
+// starts with the message type byte.
+func (s *Session) decodeBinaryFrame(data []byte) (packet, error) {
+	if s.protocol == 3 {
+		return decodeBinaryFrameV3(data)
+	}
+	return packet{typ: packetMessage, data: data, binary: true}, nil
+}
+
+// decodeTextFrame decodes a text WebSocket message: a packet in text form, which in v3 may
+// also be a binary message in base64.
+func (s *Session) decodeTextFrame(data []byte) (packet, error) {
+	if s.protocol == 3 {
+		return decodeTextPacketV3(data)
+	}
+	return decodeTextPacket(data)
 }
 
 // closeOnReadError ends the session whose WebSocket could not be read, counting a message over
@@ -156,6 +177,9 @@ const framesPerWrite = 64
 // that fell behind (a burst of broadcasts) gets its backlog in a few system calls, not one per
 // message. bufs is the writer's scratch, kept across calls.
 func (s *Session) writeFrames(nc net.Conn, batch []*Message, bufs *[][]byte) error {
+	if s.protocol == 3 {
+		return s.writeFramesV3(nc, batch, bufs)
+	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	for len(batch) > 0 {
@@ -163,6 +187,40 @@ func (s *Session) writeFrames(nc net.Conn, batch []*Message, bufs *[][]byte) err
 		b := (*bufs)[:0]
 		for _, m := range batch[:n] {
 			b = append(b, m.header[:m.headerLen], m.frame)
+		}
+		*bufs = b
+		batch = batch[n:]
+		_ = nc.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
+		v := net.Buffers(b)
+		if _, err := v.WriteTo(nc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// v3TypeByte is what a v3 binary frame starts with: the message packet type.
+var v3TypeByte = []byte{byte(packetMessage)}
+
+// writeFramesV3 is writeFrames for a v3 session, whose binary frames start with the message
+// type byte: a binary message is written with a header of its own, the type byte, and its
+// data.
+func (s *Session) writeFramesV3(nc net.Conn, batch []*Message, bufs *[][]byte) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	headers := make([]byte, 0, framesPerWrite*maxFrameHeader)
+	for len(batch) > 0 {
+		n := min(len(batch), framesPerWrite)
+		b := (*bufs)[:0]
+		headers = headers[:0]
+		for _, m := range batch[:n] {
+			if !m.binary {
+				b = append(b, m.header[:m.headerLen], m.frame)
+				continue
+			}
+			start := len(headers)
+			headers = headers[:start+appendFrameHeader(headers[start:], opBinary, len(m.frame)+1)]
+			b = append(b, headers[start:], v3TypeByte, m.frame)
 		}
 		*bufs = b
 		batch = batch[n:]

@@ -182,9 +182,17 @@ func (s *Session) consumeWS(nc net.Conn, fr *wsframe.Reader, data []byte) bool {
 func (s *Session) onWSEvent(nc net.Conn, ev wsframe.Event) bool {
 	switch ev.Op {
 	case wsframe.OpBinary:
-		return s.onPacket(packet{typ: packetMessage, data: ev.Data, binary: true})
+		if s.protocol == 4 {
+			return s.onPacket(packet{typ: packetMessage, data: ev.Data, binary: true})
+		}
+		p, err := decodeBinaryFrameV3(ev.Data)
+		if err != nil {
+			s.closeWith(ReasonParseError, err, false)
+			return false
+		}
+		return s.onPacket(p)
 	case wsframe.OpText:
-		p, err := decodeTextPacket(ev.Data)
+		p, err := s.decodeTextFrame(ev.Data)
 		if err != nil {
 			s.closeWith(ReasonParseError, err, false)
 			return false
