@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +20,11 @@ type conn struct {
 	srv *Server
 	eio *engineio.Session
 	dec decoder // used by the session's reader only
+	// legacy is true for a socket.io-client 2.x (Engine.IO v3, Socket.IO protocol v4): "/" is
+	// connected without a CONNECT, a CONNECT carries its auth as the namespace's query, the
+	// CONNECT answer has no payload, a refusal is an ERROR with the message alone, socket ids
+	// are the Engine.IO id, and connection state recovery does not exist.
+	legacy bool
 
 	// dispatchMu orders event dispatch against a namespace admission completing on another
 	// goroutine: a socket's first event is handled after its OnConnect handler has run.
@@ -34,12 +41,17 @@ type conn struct {
 }
 
 func (s *Server) newConn(sess *engineio.Session) engineio.SessionHandler {
-	c := &conn{srv: s, eio: sess}
+	c := &conn{srv: s, eio: sess, legacy: sess.Protocol() == 3}
 	c.dec.MaxAttachments = s.opts.MaxAttachments
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.mu.Lock() // the timer's callback reads the field under mu
 	c.connectTimer = time.AfterFunc(s.opts.ConnectTimeout, c.connectTimeout)
 	c.mu.Unlock()
+	if c.legacy {
+		// A 2.x client is in "/" as soon as its connection opens, without asking; its CONNECT
+		// answer follows the open packet, which the session has queued first.
+		c.onConnect(&Packet{Type: PacketConnect, Namespace: "/"})
+	}
 	return c
 }
 
@@ -115,6 +127,10 @@ func (c *conn) send(p *Packet) error {
 // authorized (on its own goroutine when the namespace has an authorizer). The namespace is
 // held from here until the CONNECT is refused or, admitted, its socket leaves.
 func (c *conn) onConnect(p *Packet) {
+	auth := p.Data
+	if c.legacy {
+		p.Namespace, auth = legacyConnect(p.Namespace)
+	}
 	ns, err := c.srv.acquire(normalizeNamespace(p.Namespace), true)
 	if err != nil {
 		msg := "Invalid namespace"
@@ -127,7 +143,7 @@ func (c *conn) onConnect(p *Packet) {
 		case errors.Is(err, errServerShuttingDown):
 			msg = "server shutting down"
 		}
-		_ = c.send(&Packet{Type: PacketConnectError, Namespace: p.Namespace, Data: connectErrorPayload(msg, nil)})
+		_ = c.send(&Packet{Type: PacketConnectError, Namespace: p.Namespace, Data: c.connectErrorPayload(msg, nil, msg != "Invalid namespace")})
 		return
 	}
 	c.mu.Lock()
@@ -143,7 +159,7 @@ func (c *conn) onConnect(p *Packet) {
 		c.srv.onLimit(LimitNamespaces)
 		c.srv.log.Debug("socketio: CONNECT refused: namespace limit", "sid", c.eio.ID(), "namespace", ns.name, "limit", limit)
 		_ = c.send(&Packet{Type: PacketConnectError, Namespace: ns.name,
-			Data: connectErrorPayload(fmt.Sprintf("Too many namespaces on this connection (limit %d)", limit), nil)})
+			Data: c.connectErrorPayload(fmt.Sprintf("Too many namespaces on this connection (limit %d)", limit), nil, true)})
 		return
 	}
 	if c.pending == nil {
@@ -152,9 +168,15 @@ func (c *conn) onConnect(p *Packet) {
 	c.pending[ns.name] = struct{}{}
 	c.mu.Unlock()
 
-	auth := p.Data
 	req := &ConnectRequest{Namespace: ns.name, SocketID: engineio.NewID()}
-	if ns.store != nil {
+	if c.legacy {
+		// What the client computes as its socket.id.
+		req.SocketID = c.eio.ID()
+		if ns.name != "/" {
+			req.SocketID = ns.name + "#" + req.SocketID
+		}
+	}
+	if ns.store != nil && !c.legacy {
 		// The private session id is the client's alone: handlers and webhooks never see it.
 		var pid, offset string
 		auth, pid, offset = splitRecoveryAuth(p.Data)
@@ -201,7 +223,7 @@ func (c *conn) refuse(ns *Namespace, req *ConnectRequest, err error) {
 	if !errors.As(err, &ce) {
 		ce = &ConnectError{Message: err.Error()}
 	}
-	_ = c.send(&Packet{Type: PacketConnectError, Namespace: ns.name, Data: connectErrorPayload(ce.Message, ce.Data)})
+	_ = c.send(&Packet{Type: PacketConnectError, Namespace: ns.name, Data: c.connectErrorPayload(ce.Message, ce.Data, true)})
 	c.srv.release(ns)
 }
 
@@ -235,6 +257,9 @@ func (c *conn) admit(ns *Namespace, req *ConnectRequest, adm *Admission) {
 	// that overtakes the CONNECT answer is buffered by the client until its connect.
 	var err error
 	switch {
+	case c.legacy:
+		ns.add(s, adm.Rooms)
+		err = c.send(&Packet{Type: PacketConnect, Namespace: ns.name})
 	case ns.store == nil:
 		ns.add(s, adm.Rooms)
 		err = c.send(&Packet{Type: PacketConnect, Namespace: ns.name, Data: connectReply(s.id, "")})
@@ -259,6 +284,47 @@ func (c *conn) admit(ns *Namespace, req *ConnectRequest, adm *Admission) {
 		adm.Connected(s)
 	}
 	s.admitted()
+}
+
+// connectErrorPayload is the payload of a refused CONNECT: {"message","data"} for a v5
+// client. A 2.x client gets an ERROR packet with the refusal's data if it has any, else its
+// message as a JSON string, as Node sends it; but, as Node too, the object for a namespace
+// that does not exist (refused false).
+func (c *conn) connectErrorPayload(message string, data any, refused bool) json.RawMessage {
+	if !c.legacy || !refused {
+		return connectErrorPayload(message, data)
+	}
+	if data != nil {
+		if b, err := json.Marshal(data); err == nil {
+			return b
+		}
+	}
+	b, _ := json.Marshal(message)
+	return b
+}
+
+// legacyConnect splits a 2.x client's CONNECT namespace ("/chat?token=abc") into the
+// namespace and its auth payload: the query as an object of strings, a repeated key as an
+// array of them, as Node reads it. A query that does not parse gives what parsed of it.
+func legacyConnect(nsp string) (string, json.RawMessage) {
+	name, query, ok := strings.Cut(nsp, "?")
+	if !ok {
+		return name, nil
+	}
+	values, _ := url.ParseQuery(query)
+	auth := make(map[string]any, len(values))
+	for k, v := range values {
+		if len(v) == 1 {
+			auth[k] = v[0]
+		} else {
+			auth[k] = v
+		}
+	}
+	b, err := json.Marshal(auth)
+	if err != nil {
+		return name, nil
+	}
+	return name, b
 }
 
 // connectReply is the payload of the CONNECT answer: the socket id, and with recovery on the

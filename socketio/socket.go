@@ -126,6 +126,10 @@ func (s *Socket) Handshake() *Handshake { return newHandshake(s.conn.eio.Handsha
 // Transport is the connection's current Engine.IO transport.
 func (s *Socket) Transport() string { return s.conn.eio.Transport() }
 
+// Protocol is the connection's Engine.IO protocol version: 4, or 3 for a socket.io-client
+// 2.x (engineio.Options.AllowEIO3).
+func (s *Socket) Protocol() int { return s.conn.eio.Protocol() }
+
 // Data returns the value kept on the socket.
 func (s *Socket) Data() any {
 	s.mu.Lock()

@@ -23,6 +23,9 @@ type Client struct {
 	Conn *websocket.Conn
 	// Open is the Engine.IO open packet the server sent, without its type digit.
 	Open string
+	// v3 is true for a session of Engine.IO v3 (DialEIO3), whose binary messages carry a
+	// leading type byte 4 on the wire.
+	v3 bool
 }
 
 // Dial opens a session to the Socket.IO endpoint under base, an http:// URL such as an
@@ -36,10 +39,30 @@ func Dial(t testing.TB, base, path string) *Client {
 // DialHeader is Dial with header added to the handshake request.
 func DialHeader(t testing.TB, base, path string, header http.Header) *Client {
 	t.Helper()
+	return dial(t, base, path, "EIO=4&transport=websocket", header)
+}
+
+// DialEIO3 opens a session as socket.io-client 2.x does (Engine.IO v3), with query added to
+// the handshake's ("" for none). The server must allow v3 (engineio.Options.AllowEIO3). Its
+// binary messages carry the type byte 4, which Write and Read add and take away; the client
+// does not ping by itself.
+func DialEIO3(t testing.TB, base, path, query string) *Client {
+	t.Helper()
+	q := "EIO=3&transport=websocket"
+	if query != "" {
+		q += "&" + query
+	}
+	c := dial(t, base, path, q, nil)
+	c.v3 = true
+	return c
+}
+
+func dial(t testing.TB, base, path, query string, header http.Header) *Client {
+	t.Helper()
 	if path == "" {
 		path = "/socket.io/"
 	}
-	u := "ws" + strings.TrimPrefix(base, "http") + path + "?EIO=4&transport=websocket"
+	u := "ws" + strings.TrimPrefix(base, "http") + path + "?" + query
 	conn, _, err := websocket.DefaultDialer.Dial(u, header)
 	if err != nil {
 		t.Fatalf("socketiotest: dial %s: %v", u, err)
@@ -65,6 +88,9 @@ func (c *Client) Write(msg string) {
 // WriteBinary sends one binary message (a Socket.IO attachment).
 func (c *Client) WriteBinary(b []byte) {
 	c.t.Helper()
+	if c.v3 {
+		b = append([]byte{4}, b...)
+	}
 	if err := c.Conn.WriteMessage(websocket.BinaryMessage, b); err != nil {
 		c.t.Fatalf("socketiotest: write: %v", err)
 	}
@@ -85,6 +111,12 @@ func (c *Client) Read() string {
 			continue
 		}
 		if typ == websocket.BinaryMessage {
+			if c.v3 {
+				if len(b) == 0 || b[0] != 4 {
+					c.t.Fatalf("socketiotest: v3 binary message without its type byte 4: %q", b)
+				}
+				b = b[1:]
+			}
 			return "bin:" + string(b)
 		}
 		return string(b)
