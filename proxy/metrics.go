@@ -128,8 +128,8 @@ func (m *Metrics) proxyError() {
 
 var (
 	connectionsDesc = prometheus.NewDesc("siobridge_connections",
-		"Socket.IO sockets connected to this node, by namespace and current Engine.IO transport.",
-		[]string{"namespace", "transport"}, nil)
+		"Socket.IO sockets connected to this node, by namespace, current Engine.IO transport and Engine.IO protocol version (3: socket.io-client 2.x).",
+		[]string{"namespace", "transport", "protocol"}, nil)
 	sessionsDesc = prometheus.NewDesc("siobridge_engineio_sessions",
 		"Open Engine.IO sessions (client connections) on this node.", nil, nil)
 )
@@ -146,16 +146,26 @@ func (c *connectionCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- sessionsDesc
 }
 
-// Collect implements prometheus.Collector. Both transports are reported for every namespace,
-// zeros included, so that the series do not come and go with the clients.
+// Collect implements prometheus.Collector. Both transports and both protocol versions are
+// reported for every namespace, zeros included, so that the series do not come and go with
+// the clients.
 func (c *connectionCollector) Collect(ch chan<- prometheus.Metric) {
+	type key struct {
+		transport string
+		protocol  int
+	}
 	for _, ns := range c.srv.Namespaces() {
-		counts := map[string]int{engineio.TransportPolling: 0, engineio.TransportWebSocket: 0}
-		for _, s := range ns.Sockets() {
-			counts[s.Transport()]++
+		counts := map[key]int{}
+		for _, transport := range []string{engineio.TransportPolling, engineio.TransportWebSocket} {
+			for _, protocol := range []int{3, 4} {
+				counts[key{transport, protocol}] = 0
+			}
 		}
-		for transport, n := range counts {
-			ch <- prometheus.MustNewConstMetric(connectionsDesc, prometheus.GaugeValue, float64(n), ns.Name(), transport)
+		for _, s := range ns.Sockets() {
+			counts[key{s.Transport(), s.Protocol()}]++
+		}
+		for k, n := range counts {
+			ch <- prometheus.MustNewConstMetric(connectionsDesc, prometheus.GaugeValue, float64(n), ns.Name(), k.transport, strconv.Itoa(k.protocol))
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(sessionsDesc, prometheus.GaugeValue, float64(c.srv.Engine().Len()))

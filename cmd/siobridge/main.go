@@ -224,6 +224,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 			PollingIdleTimeout:     idleTimeout,
 			PollingHeaderTimeout:   readHeaderTimeout,
 			PollingBodyTimeout:     cfg.Server.BodyTimeout.Duration,
+			AllowEIO3:              sio.AllowEIO3,
 		},
 		Namespaces:                 sio.Namespaces,
 		MaxDynamicNamespaces:       sio.MaxDynamicNamespaces,

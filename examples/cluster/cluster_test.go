@@ -167,7 +167,7 @@ func TestCluster(t *testing.T) {
 		byTransport, wantByTransport := map[string]float64{}, map[string]float64{}
 		for _, n := range nodes {
 			for _, tr := range []string{"polling", "websocket"} {
-				byTransport[tr] += n.metric(t, fmt.Sprintf(`siobridge_connections{namespace="/",transport=%q}`, tr))
+				byTransport[tr] += n.metric(t, fmt.Sprintf(`siobridge_connections{namespace="/",protocol="4",transport=%q}`, tr))
 			}
 		}
 		for _, tr := range transports {

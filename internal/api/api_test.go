@@ -490,9 +490,10 @@ func TestAPIMetrics(t *testing.T) {
 
 	res := h.call(t, "GET", "/metrics", "")
 	for _, line := range []string{
-		`siobridge_connections{namespace="/",transport="websocket"} 2`,
-		`siobridge_connections{namespace="/",transport="polling"} 0`,
-		`siobridge_connections{namespace="/chat",transport="websocket"} 0`,
+		`siobridge_connections{namespace="/",protocol="4",transport="websocket"} 2`,
+		`siobridge_connections{namespace="/",protocol="4",transport="polling"} 0`,
+		`siobridge_connections{namespace="/",protocol="3",transport="websocket"} 0`,
+		`siobridge_connections{namespace="/chat",protocol="4",transport="websocket"} 0`,
 		`siobridge_engineio_sessions 2`,
 		`siobridge_events_out_total{namespace="/"} 2`,
 		`siobridge_api_requests_total{code="200",route="/emit"} 1`,

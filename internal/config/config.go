@@ -96,6 +96,10 @@ type SocketIOConfig struct {
 	// instead of a net/http handler goroutine per pending poll (Linux, with
 	// websocket_poller; elsewhere it has no effect). Default true.
 	PollingPoller bool `toml:"polling_poller"`
+	// AllowEIO3 accepts socket.io-client 2.x (Engine.IO v3, with JSONP polling) beside 4.x,
+	// as Node's allowEIO3. Default false: such a handshake gets 400 "Unsupported protocol
+	// version".
+	AllowEIO3 bool `toml:"allow_eio3"`
 }
 
 // WebhookConfig configures the webhooks siobridge POSTs to the app.

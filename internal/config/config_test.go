@@ -79,6 +79,7 @@ func TestDefaults(t *testing.T) {
 		"socketio.recovery_max_bytes":          int64(67108864),
 		"socketio.websocket_poller":            true,
 		"socketio.polling_poller":              true,
+		"socketio.allow_eio3":                  false,
 		"webhook.url":                          "",
 		"webhook.secret":                       "",
 		"webhook.events":                       []string{"connect", "event", "disconnect"},
@@ -219,7 +220,7 @@ func TestDocsListEverySetting(t *testing.T) {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		line := sc.Text()
-		if m := regexp.MustCompile("^\\| `[a-z_]+` \\| `(SIOBRIDGE_[A-Z_]+)` \\|").FindStringSubmatch(line); m != nil {
+		if m := regexp.MustCompile("^\\| `[a-z0-9_]+` \\| `(SIOBRIDGE_[A-Z0-9_]+)` \\|").FindStringSubmatch(line); m != nil {
 			rows[m[1]] = line
 		}
 	}
@@ -261,7 +262,7 @@ func TestSettingsTable(t *testing.T) {
 		t.Errorf("%d settings for %d fields", len(settings), n)
 	}
 	seen := map[string]bool{}
-	envRE := regexp.MustCompile(`^SIOBRIDGE_[A-Z]+_[A-Z_]+$`)
+	envRE := regexp.MustCompile(`^SIOBRIDGE_[A-Z]+_[A-Z0-9_]+$`)
 	for _, s := range settings {
 		if seen[s.env] {
 			t.Errorf("environment variable %s used twice", s.env)
@@ -418,6 +419,7 @@ func TestEnvOverrides(t *testing.T) {
 			c.SocketIO.CORSOrigins = []string{"https://a.example"}
 		}},
 		{"bool 1", "", []string{"SIOBRIDGE_SOCKETIO_CORS_CREDENTIALS=1"}, func(c *Config) { c.SocketIO.CORSCredentials = true }},
+		{"a name with a digit", "", []string{"SIOBRIDGE_SOCKETIO_ALLOW_EIO3=true"}, func(c *Config) { c.SocketIO.AllowEIO3 = true }},
 		{"list trimmed", "", []string{"SIOBRIDGE_SOCKETIO_NAMESPACES= /, /chat ,/admin,"}, func(c *Config) {
 			c.SocketIO.Namespaces = []string{"/", "/chat", "/admin"}
 		}},
