@@ -54,7 +54,7 @@ func TestBrowserChat(t *testing.T) {
 	})
 	url := "http://" + sb.Public + "/"
 
-	browser := startBrowser(t, chromium)
+	browser := testkit.StartBrowser(t, chromium, browserTestTimeout)
 	a := openPage(t, browser, "A", url)
 	b := openPage(t, browser, "B", url) // each page is a new tab, in a window of its own
 	for _, p := range []*tab{a, b} {
@@ -268,53 +268,4 @@ func (p *tab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	if err := chromedp.Do(ctx, steps...); err != nil {
 		p.t.Fatalf("page %s: %s: %v", p.label, what, err)
 	}
-}
-
-// startBrowser starts headless Chromium with a fresh profile; the returned context is its
-// first tab's. It stops when the test ends, or after browserTestTimeout.
-func startBrowser(t *testing.T, chromium string) context.Context {
-	t.Helper()
-	var out testkit.Lines
-	parent, cancelParent := context.WithTimeout(context.Background(), browserTestTimeout)
-	alloc, cancelAlloc := chromedp.NewExecAllocator(parent,
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox, // tests run as root, where Chromium's sandbox cannot start
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.UserDataDir(t.TempDir()),
-		// Crashpad's database goes to $XDG_CONFIG_HOME/chromium, not the profile directory.
-		chromedp.Env("XDG_CONFIG_HOME="+t.TempDir(), "XDG_CACHE_HOME="+t.TempDir()),
-		chromedp.WindowSize(900, 800),
-		chromedp.CombinedOutput(&out),
-	)
-	ctx, cancel := chromedp.NewContext(alloc)
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc() // waits for the browser to exit
-		cancelParent()
-		if t.Failed() {
-			t.Logf("chromium output (without its D-Bus complaints):\n%s", withoutDBus(out.String()))
-		}
-	})
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start %s: %v\n%s", chromium, err, withoutDBus(out.String()))
-	}
-	return ctx
-}
-
-// withoutDBus drops the lines where Chromium says it has no D-Bus, as in every container.
-func withoutDBus(out string) string {
-	var keep []string
-	for line := range strings.Lines(out) {
-		if !strings.Contains(line, ":ERROR:dbus/") {
-			keep = append(keep, line)
-		}
-	}
-	return strings.Join(keep, "")
 }

@@ -16,6 +16,7 @@
 //     test's own (Kill and Restart are a crash and a recovery), and StartNodeServer runs the
 //     Node.js Socket.IO server of socketio/redisadapter/testdata/node (RequireNodeServer checks
 //     what it needs before a test starts anything).
+//   - A browser: StartBrowser runs headless Chromium with a fresh profile for chromedp.
 //
 // It is not a framework: each helper does one thing, and a test that needs another way of
 // running a process builds on Start.

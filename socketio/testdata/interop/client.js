@@ -471,6 +471,44 @@ const scenarios = {
     await close(ctl);
   },
 
+  // chat [NSP] [MODE]: a puppet for chats with other clients, client2.js's legacy clients among
+  // them (client2.js has the same scenario, with the same lines). It connects and prints
+  // {"step":"connect","id","engine","transport"}; then, for every "say" the server sends it
+  // (EVENT, ARGS...), it emits EVENT with ARGS and an ack, and prints
+  // {"step":"ack","event":EVENT,"value":[...]}; it prints every other event it gets as
+  // {"step":"event","event":...,"args":[...]}, and on "marker" it prints them all
+  // ({"step":"events","id":...,"events":[{"event","args"}...]}) and ends. NSP "/chat" connects
+  // with the auth token abc.
+  async chat(nsp = "/", mode) {
+    const opts = transportOpts(mode);
+    if (nsp !== "/") opts.auth = { token: "abc" };
+    const socket = connect(nsp, opts);
+    const events = [];
+    let pending = Promise.resolve();
+    const marker = new Promise((resolve) => {
+      socket.onAny((event, ...a) => {
+        if (event === "say") {
+          const [name, ...rest] = a;
+          pending = pending.then(async () => {
+            const value = await emitAck(socket, name, ...rest);
+            out({ step: "ack", event: name, value: canon(value) });
+          });
+          pending.catch((e) => fail(e.message));
+          return;
+        }
+        if (event === "marker") return resolve();
+        events.push({ event, args: canon(a) });
+        out({ step: "event", event, args: canon(a) });
+      });
+    });
+    await connected(socket);
+    out({ step: "connect", id: socket.id, engine: socket.io.engine.id, transport: socket.io.engine.transport.name });
+    await withTimeout(marker, "marker", OVERALL_TIMEOUT_MS);
+    await pending;
+    out({ step: "events", id: socket.id, events });
+    await close(socket);
+  },
+
   // maxpayload ARG: a victim sends an event larger than the server's maxPayload over ARG; it is
   // disconnected, and a bystander connected at the same time goes on exchanging events.
   async maxpayload(mode) {
