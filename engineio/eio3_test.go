@@ -685,3 +685,59 @@ func FuzzUTF16Len(f *testing.F) {
 		}
 	})
 }
+
+// TestJSONPPageOrigin: a JSONP script is loaded without Origin, with its visitor's cookies, and
+// its page reads the answer; CORSOrigins decides on the page the browser names instead, so a
+// foreign page can neither open a session nor read one's polls.
+func TestJSONPPageOrigin(t *testing.T) {
+	ts := newTestServer(t, Options{AllowEIO3: true, PingInterval: time.Second, PingTimeout: pongWait, CORSOrigins: []string{"http://ok.example"}})
+	own := ts.URL + "/page.html"
+	for _, tc := range []struct {
+		name   string
+		header map[string]string
+		want   int
+	}{
+		{"a listed page", map[string]string{"Sec-Fetch-Site": "cross-site", "Referer": "http://ok.example/chat"}, 200},
+		{"the server's own page", map[string]string{"Sec-Fetch-Site": "same-origin"}, 200},
+		{"the server's own page, by its Referer", map[string]string{"Sec-Fetch-Site": "same-site", "Referer": own}, 200},
+		{"typed in the address bar", map[string]string{"Sec-Fetch-Site": "none"}, 200},
+		{"no browser", nil, 200},
+		{"an old browser on a listed page", map[string]string{"Referer": "http://ok.example/"}, 200},
+		{"a foreign page", map[string]string{"Sec-Fetch-Site": "cross-site", "Referer": "http://evil.example/x"}, 403},
+		{"a foreign page of an old browser", map[string]string{"Referer": "http://evil.example/x"}, 403},
+		{"a page that hides its Referer", map[string]string{"Sec-Fetch-Site": "cross-site"}, 403},
+		{"a Referer that is no URL", map[string]string{"Sec-Fetch-Site": "cross-site", "Referer": "::"}, 403},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, _, body := doHeader(t, "GET", ts.v3URL("transport=polling&j=0"), "", tc.header)
+			if status != tc.want {
+				t.Fatalf("JSONP handshake: %d %s, want %d", status, body, tc.want)
+			}
+			if tc.want == 403 && strings.Contains(body, "sid") {
+				t.Fatalf("refused, and still answered %s", body)
+			}
+		})
+	}
+
+	// A session opened from a listed page: its polls are not read from a foreign one.
+	_, _, body := doHeader(t, "GET", ts.v3URL("transport=polling&j=0"), "", nil)
+	sid := parseOpenV3(t, splitPayloadV3(t, jsonpBody(t, "0", body))[0]).SID
+	status, _, body := doHeader(t, "GET", ts.v3URL("transport=polling&j=0&sid="+sid), "",
+		map[string]string{"Sec-Fetch-Site": "cross-site", "Referer": "http://evil.example/"})
+	if status != 403 {
+		t.Fatalf("a foreign page's poll: %d %s, want 403", status, body)
+	}
+}
+
+// TestJSONPNeedsAllowEIO3: without AllowEIO3, a JSONP request of v4 is refused too: only 2.x
+// clients poll over JSONP, and its scripts would be a way around the Origin check.
+func TestJSONPNeedsAllowEIO3(t *testing.T) {
+	ts := newTestServer(t, Options{PingInterval: time.Second, PingTimeout: pongWait})
+	status, _, body := doHeader(t, "GET", ts.url("transport=polling&j=0"), "", nil)
+	if status != 400 || strings.Contains(body, "sid") {
+		t.Fatalf("a v4 JSONP handshake without AllowEIO3: %d %s, want 400", status, body)
+	}
+	if status, _, body := doHeader(t, "GET", ts.url("transport=polling"), "", nil); status != 200 || !strings.Contains(body, "sid") {
+		t.Fatalf("a v4 handshake: %d %s", status, body)
+	}
+}

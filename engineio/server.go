@@ -124,7 +124,10 @@ type Options struct {
 	// AllowEIO3 serves Engine.IO v3 clients (socket.io-client 2.x), as Node's allowEIO3 does:
 	// a request whose EIO is not "4", or that has none, is then v3 (Session.Protocol), and
 	// JSONP polling (a j query parameter) is served. Off (the default), such a request is
-	// refused with 400 and the error code 5 ("Unsupported protocol version").
+	// refused with 400 and the error code 5 ("Unsupported protocol version"), and a JSONP
+	// request of v4 with 400 (Node serves those; no v4 client sends one). A JSONP script
+	// carries no Origin: CORSOrigins decides on the page's Referer instead (see
+	// jsonpPageAllowed).
 	AllowEIO3 bool
 }
 
@@ -341,8 +344,19 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request, hc *heldCo
 	}
 	var pf pollForm
 	if j, ok := q.Lookup("j"); ok {
+		if !s.opts.AllowEIO3 {
+			// Only socket.io-client 2.x polls over JSONP; served to nobody else, its scripts
+			// are no way around the Origin check.
+			writeError(w, codeBadRequest, "JSONP polling is served only to Engine.IO v3 clients, which this server does not allow")
+			return
+		}
 		if !validJSONPIndex(j) {
 			writeError(w, codeBadRequest, "j must be 1 to 10 digits")
+			return
+		}
+		if !s.jsonpPageAllowed(r) {
+			s.onLimit(LimitOrigin)
+			writeError(w, codeForbidden, "the page's origin is not allowed")
 			return
 		}
 		pf.jsonp = j
@@ -500,6 +514,33 @@ func (s *Server) originAllowed(origin string) bool {
 func (s *Server) websocketOriginAllowed(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	return origin == "" || s.sameOrigin(origin, r) || s.originAllowed(origin)
+}
+
+// jsonpPageAllowed applies the Origin check to a JSONP request, which a browser sends without
+// Origin when it loads a script: any page may load one, with its visitor's cookies, and read
+// what the script hands to its callback. The page is known by what the browser says of it:
+// Sec-Fetch-Site "same-origin" or "none" (typed in the address bar) is allowed; otherwise the
+// origin of the Referer must be allowed as an Origin would be. A browser request (one with
+// Sec-Fetch-Site) whose page hides its Referer is refused unless CORSOrigins has "*"; a
+// request with neither header is no browser's, carries no visitor's cookies, and is served.
+func (s *Server) jsonpPageAllowed(r *http.Request) bool {
+	if r.Header.Get("Origin") != "" {
+		return true // a POST: websocketOriginAllowed has decided
+	}
+	site := r.Header.Get("Sec-Fetch-Site")
+	if site == "same-origin" || site == "none" || slices.Contains(s.opts.CORSOrigins, "*") {
+		return true
+	}
+	ref := r.Header.Get("Referer")
+	if ref == "" {
+		return site == ""
+	}
+	u, err := url.Parse(ref)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	origin := u.Scheme + "://" + u.Host
+	return s.sameOrigin(origin, r) || s.originAllowed(origin)
 }
 
 // sameOrigin reports whether origin is the one r was sent to: its host and port are r's Host,

@@ -19,12 +19,16 @@ func TestE2ELegacySwitch(t *testing.T) {
 	off := startBridge(t, nil)
 	on := startBridge(t, nil, "SIOBRIDGE_SOCKETIO_ALLOW_EIO3=true")
 	handshakes := map[string]string{
-		"polling":            "EIO=3&transport=polling",
-		"polling, no EIO":    "transport=polling",
-		"JSONP":              "EIO=3&transport=polling&j=0",
-		"polling with b64":   "EIO=3&transport=polling&b64=1",
-		"websocket":          "EIO=3&transport=websocket",
-		"4.x client (JSONP)": "EIO=4&transport=polling&j=1",
+		"polling":          "EIO=3&transport=polling",
+		"polling, no EIO":  "transport=polling",
+		"JSONP":            "EIO=3&transport=polling&j=0",
+		"polling with b64": "EIO=3&transport=polling&b64=1",
+		"websocket":        "EIO=3&transport=websocket",
+		"4.x client":       "EIO=4&transport=polling",
+	}
+	// JSONP is 2.x's alone: a 4.x one is refused without allow_eio3 (and served with it).
+	if res, err := off.fetch(http.MethodGet, off.url()+"/socket.io/?EIO=4&transport=polling&j=1", nil, nil); err != nil || res.status != http.StatusBadRequest {
+		t.Fatalf("allow_eio3 off: a 4.x JSONP handshake = %d %s, %v; want 400", res.status, res.body, err)
 	}
 	for name, query := range handshakes {
 		t.Run(name, func(t *testing.T) {
