@@ -559,6 +559,7 @@ type clientMsg struct {
 	Client    int             `json:"client"`
 	Type      string          `json:"type"`
 	ID        string          `json:"id"`
+	Engine    string          `json:"engine"` // the Engine.IO session id, on connect
 	Transport string          `json:"transport"`
 	Event     string          `json:"event"`
 	Args      json.RawMessage `json:"args"`
@@ -573,24 +574,39 @@ type clientMsg struct {
 
 // sioClient is one socket.io-client socket in the Node process.
 type sioClient struct {
-	nc   *nodeClients
-	n    int
-	nsp  string // its namespace
-	id   string // its socket id, once connected
-	msgs chan clientMsg
+	nc     *nodeClients
+	n      int
+	nsp    string // its namespace
+	id     string // its socket id, once connected
+	engine string // its Engine.IO session id, once connected
+	msgs   chan clientMsg
 }
 
-// startNode starts the client process; its cleanup closes stdin (every client disconnects)
-// and checks that the process exited 0.
+// startNode starts the client process, with socket.io-client 4.8; its cleanup closes stdin
+// (every client disconnects) and checks that the process exited 0.
 func startNode(t *testing.T) *nodeClients {
 	t.Helper()
+	return startClients(t, "socket.io-client")
+}
+
+// startNodeV2 is startNode with socket.io-client 2.x (clients.js --v2), for a bridge with
+// allow_eio3.
+func startNodeV2(t *testing.T) *nodeClients {
+	t.Helper()
+	return startClients(t, "socket.io-client-v2", "--v2")
+}
+
+// startClients runs clients.js with flags, once module loads.
+func startClients(t *testing.T, module string, flags ...string) *nodeClients {
+	t.Helper()
 	node := testkit.RequireTool(t, "node")
-	modules := testkit.RequireNodeModules(t, testkit.InteropNode, "socket.io-client")
+	modules := testkit.RequireNodeModules(t, testkit.InteropNode, module)
+	name := strings.Join(append([]string{"node clients.js"}, flags...), " ")
 	// Reported after the process's own cleanup, once every line is in.
-	nc := &nodeClients{queues: make(map[int]chan clientMsg), problems: testkit.NewProblems(t, "node clients.js")}
+	nc := &nodeClients{queues: make(map[int]chan clientMsg), problems: testkit.NewProblems(t, name)}
 	nc.Process = testkit.Start(t, testkit.Command{
-		Name:      "node clients.js",
-		Args:      []string{node, "clients.js"},
+		Name:      name,
+		Args:      append([]string{node, "clients.js"}, flags...),
 		Dir:       filepath.Join("testdata", "e2e"),
 		Env:       []string{"NODE_PATH=" + modules},
 		Stdin:     true,
@@ -662,7 +678,7 @@ func (nc *nodeClients) connect(t *testing.T, url string, opts map[string]any) *s
 	if m.Type != "connect" || m.ID == "" {
 		t.Fatalf("client %d: got %s, want a connect", c.n, m.line)
 	}
-	c.id = m.ID
+	c.id, c.engine = m.ID, m.Engine
 	return c
 }
 

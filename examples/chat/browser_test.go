@@ -167,7 +167,8 @@ func openPage(t *testing.T, parent context.Context, label, url string) *tab {
 	if err != nil {
 		t.Fatalf("page %s never said it was connected: %v; status %q", label, err, p.text("#status"))
 	}
-	m := regexp.MustCompile(`^connected as (\S{4,}) over (polling|websocket)$`).FindStringSubmatch(status)
+	// examples/legacy's 2.x page says "over JSONP polling".
+	m := regexp.MustCompile(`^connected as (\S{4,}) over (polling|websocket|JSONP polling)$`).FindStringSubmatch(status)
 	if m == nil {
 		t.Fatalf("page %s: status %q, want \"connected as <id> over <transport>\"", label, status)
 	}

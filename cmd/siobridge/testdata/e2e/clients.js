@@ -3,7 +3,12 @@
 // the real socket.io-client pinned in socketio/testdata/interop (install with `make deps`; the
 // test sets NODE_PATH to its node_modules).
 //
-//   node clients.js
+//   node clients.js [--v2]
+//
+// With --v2 the clients are socket.io-client 2.x (the alias socket.io-client-v2 beside 4.8:
+// Engine.IO v3, for a siobridge with allow_eio3); the commands and the output are the same,
+// but for a refused namespace, which 2.x reports as its "error" event (type "error", with
+// "data" the value it carries) rather than connect_error, and "recovered", which 2.x lacks.
 //
 // It reads commands from stdin, one JSON object per line, and writes everything its clients
 // observe to stdout, one JSON object per line, so that each scenario's logic lives in the Go
@@ -19,8 +24,9 @@
 // Output, each line with the client's number:
 //
 //   {"type":"ready"}                                                    once, at start
-//   {"client":0,"type":"connect","id":"...","transport":"polling","recovered":false}
+//   {"client":0,"type":"connect","id":"...","engine":"<Engine.IO id>","transport":"polling","recovered":false}
 //   {"client":0,"type":"connect_error","message":"...","data":...}
+//   {"client":0,"type":"error","data":...}                              2.x only
 //   {"client":0,"type":"event","event":"e","args":[...],"ackRef":3,"transport":"websocket"}
 //   {"client":0,"type":"ack","ref":7,"args":[...]}
 //   {"client":0,"type":"disconnect","reason":"..."}
@@ -30,7 +36,8 @@
 // Closing stdin disconnects every client and exits 0; a bad command, or the overall timeout,
 // exits non-zero with a message on stderr.
 
-const { io } = require("socket.io-client");
+const v2 = process.argv.includes("--v2");
+const io = v2 ? require("socket.io-client-v2") : require("socket.io-client").io;
 const readline = require("node:readline");
 
 const OVERALL_TIMEOUT_MS = 60000;
@@ -89,13 +96,22 @@ function connect(client, url, opts) {
   const socket = io(url, { forceNew: true, reconnection: false, ...opts });
   sockets.set(client, socket);
   socket.on("connect", () =>
-    out({ client, type: "connect", id: socket.id, transport: transportOf(socket), recovered: socket.recovered }),
+    out({
+      client,
+      type: "connect",
+      id: socket.id,
+      engine: socket.io.engine.id,
+      transport: transportOf(socket),
+      recovered: socket.recovered,
+    }),
   );
   socket.on("connect_error", (err) =>
     out({ client, type: "connect_error", message: err.message, data: err.data === undefined ? null : fromWire(err.data) }),
   );
   socket.on("disconnect", (reason) => out({ client, type: "disconnect", reason }));
-  socket.onAny((event, ...args) => {
+  // 2.x: a refused namespace (with the server's message).
+  if (v2) socket.on("error", (data) => out({ client, type: "error", data: fromWire(data) }));
+  onAny(socket, (event, ...args) => {
     const msg = { client, type: "event", event, transport: transportOf(socket) };
     if (args.length > 0 && typeof args[args.length - 1] === "function") {
       const ref = nextRef++;
@@ -105,6 +121,20 @@ function connect(client, url, opts) {
     msg.args = fromWire(args);
     out(msg);
   });
+}
+
+// onAny calls fn with every event the server sends the socket, its ack callback last when it
+// wants one. 2.x has no socket.onAny: its onevent, which makes the callback, is replaced.
+function onAny(socket, fn) {
+  if (!v2) {
+    socket.onAny(fn);
+    return;
+  }
+  socket.onevent = function (packet) {
+    const args = (packet.data || []).slice();
+    if (packet.id != null) args.push(this.ack(packet.id));
+    fn(...args);
+  };
 }
 
 function socketOf(client) {
