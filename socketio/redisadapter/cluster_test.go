@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/siobridge/siobridge/engineio"
 	"github.com/siobridge/siobridge/internal/testkit"
 	"github.com/siobridge/siobridge/socketio"
 	"github.com/siobridge/siobridge/socketio/socketiotest"
@@ -785,4 +786,41 @@ func TestPublishesKeptWhileRedisIsUnreachable(t *testing.T) {
 		expect(t, cb, fmt.Sprintf(`42["kept",%d]`, i))
 	}
 	expect(t, cb, `42["after"]`)
+}
+
+// TestLegacyClientAcrossNodes: a socket.io-client 2.x socket (Engine.IO v3) on one node is a
+// socket like any other to the cluster: another node finds it by its id, puts it in a room,
+// and reaches it there with a binary broadcast, which it gets in v3's binary frames.
+func TestLegacyClientAcrossNodes(t *testing.T) {
+	r := testkit.StartRedis(t)
+	a := newNode(t, r, Options{})
+	b := newNodeEngine(t, r.Addr(), Options{}, engineio.Options{AllowEIO3: true})
+	connected := make(chan *socketio.Socket, 1)
+	b.ns().OnConnect(func(s *socketio.Socket) { connected <- s })
+	c := socketiotest.DialEIO3(t, b.ts.URL, "", "")
+	expect(t, c, "40")
+	var sid string
+	select {
+	case s := <-connected:
+		sid = s.ID()
+	case <-time.After(10 * time.Second):
+		t.Fatal("the 2.x client did not connect")
+	}
+	waitHealthy(t, a, b)
+	ctx := ctxTimeout(t, 10*time.Second)
+	all, _, err := a.ns().All().FetchSockets(ctx)
+	if err != nil || len(all) != 1 || all[0].ID != sid {
+		t.Fatalf("FetchSockets from A = %+v, %v; want the 2.x socket %s", all, err, sid)
+	}
+	if r, err := a.ns().To(sid).SocketsJoin(ctx, "old"); err != nil || r.Total != 1 {
+		t.Fatalf("SocketsJoin from A = %+v, %v", r, err)
+	}
+	testkit.Poll(t, 5*time.Second, "the 2.x socket to join", func() bool {
+		return slices.Contains(b.ns().Socket(sid).Rooms(), "old")
+	})
+	if _, err := a.ns().To("old").Emit("to-old", []byte{5}); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, c, `451-["to-old",{"_placeholder":true,"num":0}]`)
+	expect(t, c, "bin:\x05")
 }

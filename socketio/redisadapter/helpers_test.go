@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
+	"github.com/siobridge/siobridge/engineio"
 	"github.com/siobridge/siobridge/internal/testkit"
 	"github.com/siobridge/siobridge/socketio"
 	"github.com/siobridge/siobridge/socketio/socketiotest"
@@ -44,12 +45,18 @@ func newNode(t testing.TB, r *testkit.Redis, opts Options) *node {
 // newNodeAt is newNode with Redis at addr (a cutProxy's, say).
 func newNodeAt(t testing.TB, addr string, opts Options) *node {
 	t.Helper()
+	return newNodeEngine(t, addr, opts, engineio.Options{})
+}
+
+// newNodeEngine is newNodeAt with the Engine.IO server's options.
+func newNodeEngine(t testing.TB, addr string, opts Options, engine engineio.Options) *node {
+	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second})
 	opts.Client = rdb
 	if opts.Logger == nil {
 		opts.Logger = testLogger()
 	}
-	srv := socketio.NewServer(socketio.Options{Cluster: New(opts), Logger: opts.Logger})
+	srv := socketio.NewServer(socketio.Options{Cluster: New(opts), Logger: opts.Logger, Engine: engine})
 	ts := httptest.NewServer(srv)
 	n := &node{t: t, srv: srv, ts: ts, rdb: rdb}
 	t.Cleanup(func() {
