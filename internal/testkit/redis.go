@@ -15,6 +15,7 @@ import (
 type Redis struct {
 	bin  string
 	dir  string
+	args []string // beyond the port, address and persistence
 	port int
 	proc *Process // the running server; nil after Kill
 	logs []*Process
@@ -24,7 +25,12 @@ type Redis struct {
 // killed at the test's end.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
-	r := &Redis{bin: RequireTool(t, "redis-server"), dir: t.TempDir()}
+	return startRedis(t)
+}
+
+func startRedis(t testing.TB, args ...string) *Redis {
+	t.Helper()
+	r := &Redis{bin: RequireTool(t, "redis-server"), dir: t.TempDir(), args: args}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -70,8 +76,8 @@ func (r *Redis) start(t testing.TB) {
 	t.Helper()
 	p := launch(t, Command{
 		Name: fmt.Sprintf("redis-server (start %d)", len(r.logs)+1),
-		Args: []string{r.bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", r.dir},
+		Args: append([]string{r.bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+			"--save", "", "--appendonly", "no", "--dir", r.dir}, r.args...),
 		Stop: syscall.SIGKILL,
 	})
 	r.proc = p

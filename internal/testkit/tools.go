@@ -32,12 +32,13 @@ var tools = map[string]tool{
 	"node":         {install: aptGet("nodejs"), onPath: true},
 	"npm":          {install: aptGet("npm"), onPath: true},
 	"redis-server": {install: aptGet("redis-server"), paths: []string{"/usr/bin/redis-server"}, onPath: true},
+	"redis-cli":    {install: aptGet("redis-tools"), paths: []string{"/usr/bin/redis-cli"}, onPath: true},
 	"nginx":        {install: aptGet("nginx"), paths: []string{"/usr/sbin/nginx"}, onPath: true},
 	"chromium":     {install: aptGet("chromium"), paths: []string{"/usr/bin/chromium"}},
 	"python3":      {install: aptGet("python3"), paths: []string{"/usr/bin/python3"}},
 }
 
-// LookTool returns the path of the program name: go, node, npm, redis-server, nginx, chromium,
+// LookTool returns the path of the program name: go, node, npm, redis-server, redis-cli, nginx, chromium,
 // or python3 (Debian's /usr/bin/python3, whose modules RequirePython checks). Its error is one
 // line that says what to install.
 func LookTool(name string) (string, error) {
