@@ -138,7 +138,7 @@ func (hc *heldConn) parkLocked(sess *Session) bool {
 // holdPoll goes on with a GET whose connection hijackPoll took: it parks it, or answers it if
 // something came meanwhile, and leaves the connection with the epoller either way.
 func (s *Session) holdPoll(hc *heldConn) {
-	if !pollable(hc.nc) {
+	if !epollable(hc.nc) {
 		s.answerAndHandOff(hc)
 		return
 	}

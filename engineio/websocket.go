@@ -14,7 +14,7 @@ import (
 // runWebSocket makes conn the session's transport and starts its reader goroutine, and a
 // writer if something is queued; the calling HTTP handler then returns, so that nothing of its
 // request (net/http's buffers, its stack) stays with the connection. It is the reader of
-// servers without the epoller (see pollWebSocket).
+// servers without the epoller (see epollWebSocket).
 func (s *Session) runWebSocket(conn *websocket.Conn) {
 	conn.SetReadLimit(s.srv.opts.MaxPayload)
 	nc := conn.NetConn()
@@ -278,8 +278,8 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	s.probe = nc
 	s.mu.Unlock()
 	deadline := time.Now().Add(s.srv.opts.UpgradeTimeout)
-	if s.srv.epoll != nil && pollable(nc) {
-		s.probePolled(nc, deadline)
+	if s.srv.epoll != nil && epollable(nc) {
+		s.probeEpolled(nc, deadline)
 		return
 	}
 	conn.SetReadLimit(s.srv.opts.MaxPayload)

@@ -19,17 +19,17 @@ import (
 // startWebSocket hands a WebSocket opened by the handshake to the poller, or to a reader
 // goroutine when the server has no poller or cannot poll the connection.
 func (s *Session) startWebSocket(conn *websocket.Conn) {
-	if nc := conn.NetConn(); s.srv.epoll != nil && pollable(nc) {
-		s.pollWebSocket(nc, wsframe.NewReader(s.srv.opts.MaxPayload))
+	if nc := conn.NetConn(); s.srv.epoll != nil && epollable(nc) {
+		s.epollWebSocket(nc, wsframe.NewReader(s.srv.opts.MaxPayload))
 		return
 	}
 	s.runWebSocket(conn)
 }
 
-// pollable reports whether the poller can read nc: a plain TCP or Unix socket, read by the
+// epollable reports whether the epoller can read nc: a plain TCP or Unix socket, read by the
 // poller's system calls, or a PassThroughConn with nothing to be read again. A TLS
 // connection, or any other wrapper, is left to a reader goroutine.
-func pollable(nc net.Conn) bool {
+func epollable(nc net.Conn) bool {
 	switch c := nc.(type) {
 	case *net.TCPConn, *net.UnixConn:
 		return true
@@ -59,22 +59,22 @@ type PassThroughConn interface {
 	TakeUnread() []byte
 }
 
-// pollWebSocket makes nc the session's transport and registers it with the poller; fr is the
+// epollWebSocket makes nc the session's transport and registers it with the poller; fr is the
 // frame reader, holding any frame begun during the upgrade.
-func (s *Session) pollWebSocket(nc net.Conn, fr wsframe.Reader) {
+func (s *Session) epollWebSocket(nc net.Conn, fr wsframe.Reader) {
 	w, ok := s.useWebSocket(nc)
 	if !ok {
 		return
 	}
 	s.wake(w) // also releases the GET pending while the client upgraded
-	s.pollOrClose(nc, fr)
+	s.epollOrClose(nc, fr)
 }
 
-// pollOrClose registers the session's WebSocket with the poller, or ends the session when it
+// epollOrClose registers the session's WebSocket with the poller, or ends the session when it
 // cannot be (the server is closing). Its connection is the session's already: closeWith
 // closes it, or, for a session closed before with a graceful close, its writer does once it
 // has flushed.
-func (s *Session) pollOrClose(nc net.Conn, fr wsframe.Reader) {
+func (s *Session) epollOrClose(nc net.Conn, fr wsframe.Reader) {
 	// A deadline left by the HTTP server would fail the poller's reads.
 	_ = nc.SetReadDeadline(time.Time{})
 	if err := s.srv.epoll.add(s, nc, fr); err != nil {
@@ -82,10 +82,10 @@ func (s *Session) pollOrClose(nc net.Conn, fr wsframe.Reader) {
 	}
 }
 
-// probePolled is serveUpgrade's probe for a server with a poller: the same exchange read with
+// probeEpolled is serveUpgrade's probe for a server with a poller: the same exchange read with
 // the session's own frame reader, which keeps whatever the client sent after its "5" (the
 // first messages of the upgraded session) and goes on with it under the poller.
-func (s *Session) probePolled(nc net.Conn, deadline time.Time) {
+func (s *Session) probeEpolled(nc net.Conn, deadline time.Time) {
 	_ = nc.SetReadDeadline(deadline)
 	fr := wsframe.NewReader(s.srv.opts.MaxPayload)
 	bp := readBufs.Get().(*[]byte)
@@ -137,7 +137,7 @@ func (s *Session) probePolled(nc net.Conn, deadline time.Time) {
 				if !s.consumeWS(nc, &fr, data) {
 					return
 				}
-				s.pollOrClose(nc, fr)
+				s.epollOrClose(nc, fr)
 				return
 			default:
 				s.abortUpgrade(nc)
