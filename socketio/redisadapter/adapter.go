@@ -150,10 +150,7 @@ type Adapter struct {
 	pending map[string]*pendingRequest
 	ackReqs map[string]*ackRequest
 
-	// Kept by the hub, under its lock:
-	health     error // nil while subscribed
-	healthAt   time.Time
-	subscribed chan struct{} // closed, and set to nil, once first subscribed
+	link // kept by the hub, under its lock
 }
 
 func newAdapter(local socketio.Local, f *factory) *Adapter {
@@ -174,9 +171,7 @@ func newAdapter(local socketio.Local, f *factory) *Adapter {
 		presenceChannel: prefix + "-siobridge#" + nsp + "#",
 		pending:         make(map[string]*pendingRequest),
 		ackReqs:         make(map[string]*ackRequest),
-		health:          errNotYet,
-		healthAt:        time.Now(),
-		subscribed:      make(chan struct{}),
+		link:            newLink(),
 	}
 	a.specificResponseChannel = a.responseChannel + uid + "#"
 	a.ctx, a.cancel = context.WithCancel(context.Background())
@@ -185,14 +180,28 @@ func newAdapter(local socketio.Local, f *factory) *Adapter {
 
 // subscriptions are the adapter's channels and pattern: PSUBSCRIBE on the broadcasts,
 // SUBSCRIBE on the requests, the responses (shared and its own) and the presence channel.
-func (a *Adapter) subscriptions() [5]subscription {
-	return [5]subscription{
+func (a *Adapter) subscriptions() []subscription {
+	return []subscription{
 		{name: a.channel + "*", pattern: true},
 		{name: a.requestChannel},
 		{name: a.responseChannel},
 		{name: a.specificResponseChannel},
 		{name: a.presenceChannel},
 	}
+}
+
+func (a *Adapter) hubLink() *link { return &a.link }
+
+// receive settles responses on the subscriber goroutine and leaves broadcasts and requests
+// to the dispatcher.
+func (a *Adapter) receive(m *redis.Message) bool {
+	switch {
+	case m.Pattern != "" || m.Channel == a.requestChannel:
+		return true
+	case m.Channel == a.responseChannel || m.Channel == a.specificResponseChannel:
+		a.onResponse([]byte(m.Payload))
+	}
+	return false
 }
 
 // newID returns 6 random bytes in hex, the shape of the Node.js adapter's ids.
@@ -257,7 +266,7 @@ func (a *Adapter) publish(channel string, payload []byte) error {
 		return ErrClosed
 	}
 	select {
-	case a.hub.outbox <- outgoing{channel, payload}:
+	case a.hub.outbox <- outgoing{channel: channel, payload: payload}:
 		return nil
 	default:
 		a.hub.countDropped(1)
