@@ -87,6 +87,10 @@ type Options struct {
 	// Logger receives the adapter's logs (connection state changes at Warn and Info, dropped
 	// messages at Warn, protocol oddities at Debug). Default slog.Default().
 	Logger *slog.Logger
+	// OnMalformed, when set, is called once for each message from Redis that the sharded
+	// adapter could not read (it is logged at Debug and dropped): the place to count them.
+	// It must not block.
+	OnMalformed func()
 	// OnDrop, when set, is called with the number of messages for other nodes dropped
 	// because too many waited for Redis (see Healthy): the place to count them. It must not
 	// block.
@@ -361,6 +365,6 @@ func (a *Adapter) Close() error {
 	a.ackReqs = make(map[string]*ackRequest)
 	a.mu.Unlock()
 	a.cancel()
-	a.factory.release(a)
+	a.factory.release(a, a.hub)
 	return nil
 }

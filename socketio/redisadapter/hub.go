@@ -68,11 +68,21 @@ func (f *factory) newAdapter(local socketio.Local) socketio.Cluster {
 	return a
 }
 
-// release takes a closing adapter out of its hub. The last one out stops the hub and waits
-// for its goroutines; a later adapter starts a new one.
-func (f *factory) release(a *Adapter) {
+// join starts the hub if none runs, sets a's hub with set and adds a to it.
+func (f *factory) join(a member, set func(*hub)) {
 	f.mu.Lock()
-	h := a.hub
+	if f.hub == nil {
+		f.hub = startHub(f.opts)
+	}
+	set(f.hub)
+	f.hub.add(a)
+	f.mu.Unlock()
+}
+
+// release takes a closing adapter out of its hub h. The last one out stops the hub and waits
+// for its goroutines; a later adapter starts a new one.
+func (f *factory) release(a member, h *hub) {
+	f.mu.Lock()
 	last := h.remove(a)
 	if last && f.hub == h {
 		f.hub = nil
