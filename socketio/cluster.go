@@ -29,8 +29,8 @@ import (
 //   - An error that means the other nodes cannot be reached wraps [ErrClusterUnavailable]; this
 //     node's part has been done all the same, and the result holds it.
 //
-// Optional parts, each found once when the namespace is made: [HealthChecker] and
-// [SessionStore].
+// Optional parts, each found once when the namespace is made: [HealthChecker],
+// [SessionStore] and [RoomObserver].
 type Cluster interface {
 	// Broadcast sends p to the selected sockets and returns how many of this node's it was
 	// queued on. An error means other nodes may miss it.
@@ -75,6 +75,19 @@ type HealthChecker interface {
 	// miss this node's broadcasts, or this node misses theirs. It must answer at once, without
 	// waiting on the network.
 	Healthy() error
+}
+
+// RoomObserver is the optional part of a [Cluster] engine that follows which rooms this node
+// has, for an engine that listens to a room's traffic only while some socket here is in it
+// (Socket.IO's sharded Redis adapter subscribes to a channel per room). RoomCreated is
+// called when a room gets its first socket on this node, RoomDeleted when its last one
+// leaves; the room named by a socket's own id is not reported, unless other sockets joined
+// it too. The calls for one namespace are made one at a time, in the order the rooms changed,
+// with the namespace's room table locked: they must not block, nor call [Local] or the
+// namespace.
+type RoomObserver interface {
+	RoomCreated(room string)
+	RoomDeleted(room string)
 }
 
 // ErrClusterUnavailable is wrapped by the errors of a cluster engine that cannot reach the

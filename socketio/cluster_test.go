@@ -211,3 +211,67 @@ func TestClusterEngineCarriesWhatIsNotLocal(t *testing.T) {
 		t.Fatalf("the engine got %v for calls kept local", got)
 	}
 }
+
+// observingCluster is a localCluster that records the rooms it is told of.
+type observingCluster struct {
+	localCluster
+	mu     sync.Mutex
+	events []string
+}
+
+func (c *observingCluster) RoomCreated(room string) { c.add("+" + room) }
+func (c *observingCluster) RoomDeleted(room string) { c.add("-" + room) }
+func (c *observingCluster) add(e string) {
+	c.mu.Lock()
+	c.events = append(c.events, e)
+	c.mu.Unlock()
+}
+
+func (c *observingCluster) took() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.events
+	c.events = nil
+	return out
+}
+
+// TestRoomObserverSeesFirstJoinAndLastLeave: an engine that is a RoomObserver hears of a room
+// when its first socket joins and when its last one leaves (by leaving, or by disconnecting),
+// once each, and never of a socket's own id room.
+func TestRoomObserverSeesFirstJoinAndLastLeave(t *testing.T) {
+	engines := make(chan *observingCluster, 1)
+	srv, ts := newTestServer(t, Options{Cluster: func(l Local) Cluster {
+		c := &observingCluster{localCluster: localCluster{l}}
+		if l.Name() == "/" {
+			engines <- c
+		}
+		return c
+	}})
+	engine := recv(t, engines)
+	ns := srv.Of("/")
+	connected := make(chan *Socket, 2)
+	ns.OnConnect(func(s *Socket) { connected <- s })
+	c1 := socketiotest.Dial(t, ts.URL, "")
+	c1.Connect("/", "")
+	s1 := recv(t, connected)
+	c2 := socketiotest.Dial(t, ts.URL, "")
+	c2.Connect("/", "")
+	s2 := recv(t, connected)
+	if got := engine.took(); len(got) != 0 {
+		t.Fatalf("connecting reported %v; own id rooms are not reported", got)
+	}
+	s1.Join("a", "b")
+	s2.Join("a")
+	s1.Leave("a")
+	s1.Join("a")
+	s2.Leave("a")
+	s1.Leave("a", "missing")
+	if got, want := engine.took(), []string{"+a", "+b", "-a"}; !slices.Equal(got, want) {
+		t.Fatalf("joins and leaves reported %v, want %v", got, want)
+	}
+	s1.Disconnect(false)
+	c1.Expect("41")
+	if got, want := engine.took(), []string{"-b"}; !slices.Equal(got, want) {
+		t.Fatalf("a disconnect reported %v, want %v", got, want)
+	}
+}

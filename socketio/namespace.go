@@ -98,6 +98,7 @@ func newNamespace(srv *Server, name string) *Namespace {
 		}
 	default:
 		ns.health, _ = ns.cluster.(HealthChecker)
+		ns.rooms.observer, _ = ns.cluster.(RoomObserver)
 		if st, ok := ns.cluster.(SessionStore); ok && recovery {
 			ns.store = st
 		}

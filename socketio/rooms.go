@@ -16,6 +16,8 @@ type roomTable struct {
 	mu      sync.RWMutex
 	sockets map[string]*member            // socket id -> the socket and its rooms
 	rooms   map[string]map[string]*Socket // room -> members, but for each socket's own-id room
+	// observer, when set, is told of each room's first member and last leave, under mu.
+	observer RoomObserver
 }
 
 // member is one socket's entry in the table.
@@ -101,6 +103,9 @@ func (t *roomTable) joinLocked(m *member, rooms []string, limit int) (refused []
 		if members == nil {
 			members = make(map[string]*Socket, 1)
 			t.rooms[r] = members
+			if t.observer != nil {
+				t.observer.RoomCreated(r)
+			}
 		}
 		members[id] = m.s
 	}
@@ -136,6 +141,9 @@ func (t *roomTable) leaveRoomLocked(id, room string) {
 		delete(members, id)
 		if len(members) == 0 {
 			delete(t.rooms, room)
+			if t.observer != nil {
+				t.observer.RoomDeleted(room)
+			}
 		}
 	}
 }

@@ -70,12 +70,61 @@ func TestCluster(t *testing.T) {
 		{"NodeJS", testClusterNodeJS},
 		{"NodeJSCounts", testClusterNodeJSCounts},
 		{"DynamicNamespaces", testClusterDynamicNamespaces},
+		{"Sharded", testClusterSharded},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tc.run(t, bin)
 		})
 	}
+}
+
+// testClusterSharded: with cluster.adapter = "redis-sharded", two siobridge nodes and a
+// Node.js server on createShardedAdapter share one Redis: the API of one node counts, lists
+// and reaches the sockets of all three, a room's emit included.
+func testClusterSharded(t *testing.T, bin string) {
+	testkit.RequireNodeServer(t)
+	r := testkit.StartRedis(t)
+	app := clusterStartApp(t)
+	js := testkit.StartShardedNodeServer(t, r.URL(), clusterRequestTimeout)
+	nodes := clusterStartNodes(t, bin, r, app, []string{"A", "B"}, "SIOBRIDGE_CLUSTER_ADAPTER=redis-sharded")
+	a, b := nodes[0], nodes[1]
+	a1, b1 := clusterConnect(t, a, "a1"), clusterConnect(t, b, "b1")
+	for _, n := range nodes {
+		n.AwaitReady(t, clusterWait, http.StatusOK)
+	}
+	n1 := js.Client(t, "n1")
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	defer rdb.Close()
+	testkit.Poll(t, clusterWait, "three subscribers of the namespace's shard channel", func() bool {
+		m, err := rdb.PubSubShardNumSub(context.Background(), "socket.io#/#").Result()
+		return err == nil && m["socket.io#/#"] == 3
+	})
+
+	a.emit(t, `{"event":"news","args":[{"$binary":"AQID"}]}`, 3) // a1, b1 and n1
+	a1.expect(t, `451-["news",{"_placeholder":true,"num":0}]`, "bin:\x01\x02\x03")
+	b1.expect(t, `451-["news",{"_placeholder":true,"num":0}]`, "bin:\x01\x02\x03")
+	if got := js.ClientEvent(t, "n1", "news"); got != `[{"$bin":"010203"}]` {
+		t.Fatalf("the Node.js client got %s", got)
+	}
+	if n := a.count(t, "/join", fmt.Sprintf(`{"to":[%q,%q],"rooms":["lobby"]}`, b1.sid, n1)); n != 2 {
+		t.Fatalf("POST /join on A for sockets of B and Node.js = %d, want 2", n)
+	}
+	testkit.Poll(t, clusterWait, "GET /rooms on A to count lobby on both other servers", func() bool {
+		return clusterMapEqual(a.rooms(t), map[string]int{"lobby": 2})
+	})
+	if got, want := clusterIDs(a.sockets(t, "")), clusterSorted(a1.sid, b1.sid, n1); !slices.Equal(got, want) {
+		t.Fatalf("GET /sockets on A = %v, want %v", got, want)
+	}
+	a.emit(t, `{"event":"room-news","to":["lobby"]}`, 2)
+	b1.expect(t, `42["room-news"]`)
+	if got := js.ClientEvent(t, "n1", "room-news"); got != `[]` {
+		t.Fatalf("the Node.js client got %s", got)
+	}
+	js.Call(t, map[string]any{"cmd": "emit", "rooms": []string{"lobby"}, "event": "from-node"})
+	b1.expect(t, `42["from-node"]`)
+	a.emit(t, `{"event":"marker"}`, 3)
+	a1.expect(t, `42["marker"]`) // not room-news nor from-node
 }
 
 // testClusterAPI: the REST API of one node acts on the sockets of every node.

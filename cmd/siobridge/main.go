@@ -158,7 +158,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 
 	sio := cfg.SocketIO
 	var cluster socketio.ClusterFactory // nil: every namespace is this node's alone
-	if cfg.Cluster.Adapter == "redis" {
+	if cfg.Cluster.Adapter == "redis" || cfg.Cluster.Adapter == "redis-sharded" {
 		opts, err := redis.ParseURL(cfg.Cluster.RedisURL)
 		if err != nil {
 			return fmt.Errorf("cluster.redis_url: %w", err)
@@ -170,13 +170,24 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 			Help: "Messages for other nodes dropped because more waited for Redis than the adapter keeps.",
 		})
 		reg.MustRegister(dropped)
-		cluster = redisadapter.New(redisadapter.Options{
+		malformed := prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "siobridge_cluster_malformed_total",
+			Help: "Messages from Redis the sharded adapter could not read and dropped.",
+		})
+		reg.MustRegister(malformed)
+		adapterOpts := redisadapter.Options{
 			Client:         rdb,
 			KeyPrefix:      cfg.Cluster.KeyPrefix,
 			RequestTimeout: cfg.Cluster.RequestTimeout.Duration,
 			Logger:         log,
 			OnDrop:         func(n int) { dropped.Add(float64(n)) },
-		})
+			OnMalformed:    malformed.Inc,
+		}
+		if cfg.Cluster.Adapter == "redis-sharded" {
+			cluster = redisadapter.NewSharded(adapterOpts)
+		} else {
+			cluster = redisadapter.New(adapterOpts)
+		}
 	}
 	// The limits' hooks count into proxyMetrics, made once the server exists; they run only
 	// for requests, served after both are made.

@@ -37,15 +37,27 @@ func (m NodeMessage) Text(key string) string {
 // StartNodeServer runs cluster.js on the Redis at redisURL, with its cluster requests timing out
 // after requestTimeout, and returns once it is ready. It needs node and ClusterNode's
 // node_modules (RequireNodeServer). It stops when its stdin closes at the test's end, and must
-// exit 0.
+// exit 0. It uses the classic Redis adapter; StartShardedNodeServer the sharded one.
 func StartNodeServer(t testing.TB, redisURL string, requestTimeout time.Duration) *NodeServer {
+	t.Helper()
+	return startNodeServer(t, redisURL, requestTimeout, "redis")
+}
+
+// StartShardedNodeServer is StartNodeServer with @socket.io/redis-adapter's sharded adapter
+// (createShardedAdapter, Redis 7 sharded pub/sub).
+func StartShardedNodeServer(t testing.TB, redisURL string, requestTimeout time.Duration) *NodeServer {
+	t.Helper()
+	return startNodeServer(t, redisURL, requestTimeout, "redis-sharded")
+}
+
+func startNodeServer(t testing.TB, redisURL string, requestTimeout time.Duration, adapter string) *NodeServer {
 	t.Helper()
 	node := RequireNodeServer(t)
 	s := &NodeServer{Process: Start(t, Command{
 		Name:      "the Node.js server (cluster.js)",
 		Args:      []string{node, "cluster.js"},
 		Dir:       RootDir(t, ClusterNode), // its node_modules resolve from there
-		Env:       []string{"REDIS_URL=" + redisURL, fmt.Sprint("REQUESTS_TIMEOUT=", requestTimeout.Milliseconds())},
+		Env:       []string{"REDIS_URL=" + redisURL, fmt.Sprint("REQUESTS_TIMEOUT=", requestTimeout.Milliseconds()), "ADAPTER=" + adapter},
 		Stdin:     true,
 		CheckExit: true,
 	})}

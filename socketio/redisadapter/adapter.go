@@ -87,6 +87,10 @@ type Options struct {
 	// Logger receives the adapter's logs (connection state changes at Warn and Info, dropped
 	// messages at Warn, protocol oddities at Debug). Default slog.Default().
 	Logger *slog.Logger
+	// OnMalformed, when set, is called once for each message from Redis that the sharded
+	// adapter could not read (it is logged at Debug and dropped): the place to count them.
+	// It must not block.
+	OnMalformed func()
 	// OnDrop, when set, is called with the number of messages for other nodes dropped
 	// because too many waited for Redis (see Healthy): the place to count them. It must not
 	// block.
@@ -150,10 +154,7 @@ type Adapter struct {
 	pending map[string]*pendingRequest
 	ackReqs map[string]*ackRequest
 
-	// Kept by the hub, under its lock:
-	health     error // nil while subscribed
-	healthAt   time.Time
-	subscribed chan struct{} // closed, and set to nil, once first subscribed
+	link // kept by the hub, under its lock
 }
 
 func newAdapter(local socketio.Local, f *factory) *Adapter {
@@ -174,9 +175,7 @@ func newAdapter(local socketio.Local, f *factory) *Adapter {
 		presenceChannel: prefix + "-siobridge#" + nsp + "#",
 		pending:         make(map[string]*pendingRequest),
 		ackReqs:         make(map[string]*ackRequest),
-		health:          errNotYet,
-		healthAt:        time.Now(),
-		subscribed:      make(chan struct{}),
+		link:            newLink(),
 	}
 	a.specificResponseChannel = a.responseChannel + uid + "#"
 	a.ctx, a.cancel = context.WithCancel(context.Background())
@@ -185,14 +184,28 @@ func newAdapter(local socketio.Local, f *factory) *Adapter {
 
 // subscriptions are the adapter's channels and pattern: PSUBSCRIBE on the broadcasts,
 // SUBSCRIBE on the requests, the responses (shared and its own) and the presence channel.
-func (a *Adapter) subscriptions() [5]subscription {
-	return [5]subscription{
+func (a *Adapter) subscriptions() []subscription {
+	return []subscription{
 		{name: a.channel + "*", pattern: true},
 		{name: a.requestChannel},
 		{name: a.responseChannel},
 		{name: a.specificResponseChannel},
 		{name: a.presenceChannel},
 	}
+}
+
+func (a *Adapter) hubLink() *link { return &a.link }
+
+// receive settles responses on the subscriber goroutine and leaves broadcasts and requests
+// to the dispatcher.
+func (a *Adapter) receive(m *redis.Message) bool {
+	switch {
+	case m.Pattern != "" || m.Channel == a.requestChannel:
+		return true
+	case m.Channel == a.responseChannel || m.Channel == a.specificResponseChannel:
+		a.onResponse([]byte(m.Payload))
+	}
+	return false
 }
 
 // newID returns 6 random bytes in hex, the shape of the Node.js adapter's ids.
@@ -257,7 +270,7 @@ func (a *Adapter) publish(channel string, payload []byte) error {
 		return ErrClosed
 	}
 	select {
-	case a.hub.outbox <- outgoing{channel, payload}:
+	case a.hub.outbox <- outgoing{channel: channel, payload: payload}:
 		return nil
 	default:
 		a.hub.countDropped(1)
@@ -352,6 +365,6 @@ func (a *Adapter) Close() error {
 	a.ackReqs = make(map[string]*ackRequest)
 	a.mu.Unlock()
 	a.cancel()
-	a.factory.release(a)
+	a.factory.release(a, a.hub)
 	return nil
 }

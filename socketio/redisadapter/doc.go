@@ -73,7 +73,11 @@
 // the namespace's own counter (socketio.Local.BroadcastWithAck numbers it), so it never meets
 // an id already waiting.
 //
+// [NewSharded] makes the other engine of this package: the sharded adapter of
+// @socket.io/redis-adapter 8.3 (createShardedAdapter), socket.io-adapter 2.5's ClusterAdapter
+// protocol on Redis 7's sharded pub/sub, over the same kind of shared connection; see its doc.
+//
 // Not supported: serverSideEmit (siobridge has no server-side events; such requests are
 // ignored, so a Node.js serverSideEmitWithAck times out waiting for siobridge nodes),
-// connection state recovery across nodes, and the sharded (SSUBSCRIBE) adapter.
+// connection state recovery across nodes, and Redis Cluster for the sharded adapter.
 package redisadapter

@@ -2,7 +2,9 @@ package redisadapter
 
 // This file and loops.go are the transport: one Redis pub/sub connection per factory, shared
 // by its namespaces' adapters, and the goroutines that read it and publish. The rest of the
-// package is the protocol of @socket.io/redis-adapter, per namespace.
+// package is the protocols, per namespace: that of @socket.io/redis-adapter's classic
+// adapter (Adapter), and that of socket.io-adapter's ClusterAdapter (clusterAdapter), which
+// the sharded adapter (ShardedAdapter) speaks over SSUBSCRIBE and SPUBLISH on the same hub.
 
 import (
 	"cmp"
@@ -27,6 +29,33 @@ type factory struct {
 	hub *hub // nil while no adapter is open
 }
 
+// member is a namespace's adapter as the hub sees it: the channels it routes to it, and
+// where its health is kept.
+type member interface {
+	// subscriptions are the channels and patterns the adapter needs to be healthy; it may
+	// route more to itself with hub.addRoute.
+	subscriptions() []subscription
+	// hubLink is the adapter's health, kept by the hub under its lock.
+	hubLink() *link
+	// receive takes a message on the subscriber goroutine: it settles it there (a response
+	// to a request of its own) and returns false, or returns true to have the dispatcher call
+	// dispatch with it, in the order Redis sent it.
+	receive(m *redis.Message) bool
+	// dispatch handles a message on the dispatcher goroutine.
+	dispatch(m *redis.Message)
+}
+
+// link is an adapter's health as the hub keeps it, under its lock.
+type link struct {
+	health     error         // nil while subscribed
+	healthAt   time.Time     // since when health is what it is
+	subscribed chan struct{} // closed, and set to nil, once first subscribed
+}
+
+func newLink() link {
+	return link{health: errNotYet, healthAt: time.Now(), subscribed: make(chan struct{})}
+}
+
 func (f *factory) newAdapter(local socketio.Local) socketio.Cluster {
 	a := newAdapter(local, f)
 	f.mu.Lock()
@@ -39,11 +68,21 @@ func (f *factory) newAdapter(local socketio.Local) socketio.Cluster {
 	return a
 }
 
-// release takes a closing adapter out of its hub. The last one out stops the hub and waits
-// for its goroutines; a later adapter starts a new one.
-func (f *factory) release(a *Adapter) {
+// join starts the hub if none runs, sets a's hub with set and adds a to it.
+func (f *factory) join(a member, set func(*hub)) {
 	f.mu.Lock()
-	h := a.hub
+	if f.hub == nil {
+		f.hub = startHub(f.opts)
+	}
+	set(f.hub)
+	f.hub.add(a)
+	f.mu.Unlock()
+}
+
+// release takes a closing adapter out of its hub h. The last one out stops the hub and waits
+// for its goroutines; a later adapter starts a new one.
+func (f *factory) release(a member, h *hub) {
+	f.mu.Lock()
 	last := h.remove(a)
 	if last && f.hub == h {
 		f.hub = nil
@@ -82,14 +121,14 @@ type hub struct {
 	ps *redis.PubSub
 	// routes are the subscriptions wanted, each with the adapter its messages go to. A
 	// namespace made again while its former adapter is closing takes the routes over.
-	routes map[subscription]*Adapter
+	routes map[subscription]member
 	// sent is what ps has been asked to subscribe to; the keeper brings it to routes.
 	sent map[subscription]bool
 	// confirmed is what Redis has confirmed on the current connection.
 	confirmed map[subscription]bool
 	// unconfirmed counts the routes not confirmed.
 	unconfirmed int
-	adapters    map[*Adapter]struct{}
+	adapters    map[member]struct{}
 	// connErr is nil while the connection works; errNotYet before it first does.
 	connErr error
 	// announced is true once "subscribed" has been logged for the current connection.
@@ -102,22 +141,24 @@ type hub struct {
 	cmdErrAt time.Time
 }
 
-// subscription is a channel, or a pattern.
+// subscription is a channel, a pattern (PSUBSCRIBE) or a shard channel (SSUBSCRIBE).
 type subscription struct {
 	name    string
 	pattern bool
+	shard   bool
 }
 
 // delivery is a message for the dispatcher, with the adapter it is for.
 type delivery struct {
-	a *Adapter
+	a member
 	m *redis.Message
 }
 
-// outgoing is one message for the publisher goroutine.
+// outgoing is one message for the publisher goroutine: PUBLISHed, or SPUBLISHed with shard.
 type outgoing struct {
 	channel string
 	payload []byte
+	shard   bool
 }
 
 // errNotYet is the state before the first subscription.
@@ -133,10 +174,10 @@ func startHub(opts Options) *hub {
 		probe:     make(chan struct{}, 1),
 		onDrop:    opts.OnDrop,
 		maxUnsent: cmp.Or(opts.maxUnsent, maxUnsent),
-		routes:    make(map[subscription]*Adapter),
+		routes:    make(map[subscription]member),
 		sent:      make(map[subscription]bool),
 		confirmed: make(map[subscription]bool),
-		adapters:  make(map[*Adapter]struct{}),
+		adapters:  make(map[member]struct{}),
 		connErr:   errNotYet,
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
@@ -162,7 +203,7 @@ func (h *hub) stop() {
 }
 
 // add routes a's channels to it and has them subscribed.
-func (h *hub) add(a *Adapter) {
+func (h *hub) add(a member) {
 	h.mu.Lock()
 	h.adapters[a] = struct{}{}
 	for _, s := range a.subscriptions() {
@@ -176,13 +217,14 @@ func (h *hub) add(a *Adapter) {
 	h.wake()
 }
 
-// remove takes a's routes away (their channels are unsubscribed unless another adapter took
-// them over) and reports whether a was the last adapter.
-func (h *hub) remove(a *Adapter) (last bool) {
+// remove takes a's routes away, those it added with addRoute included (their channels are
+// unsubscribed unless another adapter took them over), and reports whether a was the last
+// adapter.
+func (h *hub) remove(a member) (last bool) {
 	h.mu.Lock()
 	delete(h.adapters, a)
-	for _, s := range a.subscriptions() {
-		if h.routes[s] == a {
+	for s, owner := range h.routes {
+		if owner == a {
 			delete(h.routes, s)
 			if !h.confirmed[s] {
 				h.unconfirmed--
@@ -197,6 +239,37 @@ func (h *hub) remove(a *Adapter) (last bool) {
 	return last
 }
 
+// addRoute routes one more channel to a, an open adapter, and has it subscribed, without
+// waiting: the keeper subscribes.
+func (h *hub) addRoute(a member, s subscription) {
+	h.mu.Lock()
+	if _, open := h.adapters[a]; !open {
+		h.mu.Unlock()
+		return
+	}
+	if _, taken := h.routes[s]; !taken && !h.confirmed[s] {
+		h.unconfirmed++
+	}
+	h.routes[s] = a
+	h.mu.Unlock()
+	h.wake()
+}
+
+// removeRoute takes a channel that addRoute gave a away; the keeper unsubscribes it.
+func (h *hub) removeRoute(a member, s subscription) {
+	h.mu.Lock()
+	if h.routes[s] != a {
+		h.mu.Unlock()
+		return
+	}
+	delete(h.routes, s)
+	if !h.confirmed[s] {
+		h.unconfirmed--
+	}
+	h.mu.Unlock()
+	h.wake()
+}
+
 // wake tells the keeper that the routes changed, without waiting.
 func (h *hub) wake() {
 	select {
@@ -205,40 +278,39 @@ func (h *hub) wake() {
 	}
 }
 
-// route hands a message to the adapter of its channel (or pattern): responses are settled on
-// the subscriber goroutine, the rest waits for the dispatcher. A message for a namespace that
-// has gone is dropped.
+// route hands a message to the adapter of its channel (or pattern), which settles it on the
+// subscriber goroutine or has the dispatcher handle it. A message for a namespace that has
+// gone is dropped. go-redis does not say whether a message came by SUBSCRIBE or SSUBSCRIBE:
+// a channel is looked up as both (one hub's adapters use one kind per channel name).
 func (h *hub) route(m *redis.Message) {
-	s := subscription{name: m.Channel}
-	if m.Pattern != "" {
-		s = subscription{name: m.Pattern, pattern: true}
-	}
 	h.mu.Lock()
-	a := h.routes[s]
+	var a member
+	if m.Pattern != "" {
+		a = h.routes[subscription{name: m.Pattern, pattern: true}]
+	} else if a = h.routes[subscription{name: m.Channel}]; a == nil {
+		a = h.routes[subscription{name: m.Channel, shard: true}]
+	}
 	h.mu.Unlock()
-	if a == nil {
+	if a == nil || !a.receive(m) {
 		return
 	}
-	switch {
-	case m.Pattern != "" || m.Channel == a.requestChannel:
-		select {
-		case h.inbox <- delivery{a, m}:
-		case <-h.ctx.Done():
-		}
-	case m.Channel == a.responseChannel || m.Channel == a.specificResponseChannel:
-		a.onResponse([]byte(m.Payload))
+	select {
+	case h.inbox <- delivery{a, m}:
+	case <-h.ctx.Done():
 	}
 }
 
 // onSubscription records Redis' confirmation of a SUBSCRIBE or UNSUBSCRIBE (or their
 // pattern forms); an adapter whose channels are all confirmed is healthy.
 func (h *hub) onSubscription(m *redis.Subscription) {
-	s := subscription{name: m.Channel, pattern: m.Kind == "psubscribe" || m.Kind == "punsubscribe"}
+	s := subscription{name: m.Channel,
+		pattern: m.Kind == "psubscribe" || m.Kind == "punsubscribe",
+		shard:   m.Kind == "ssubscribe" || m.Kind == "sunsubscribe"}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	a, routed := h.routes[s]
 	switch m.Kind {
-	case "subscribe", "psubscribe":
+	case "subscribe", "psubscribe", "ssubscribe":
 		if h.confirmed[s] {
 			return
 		}
@@ -246,7 +318,7 @@ func (h *hub) onSubscription(m *redis.Subscription) {
 		if routed {
 			h.unconfirmed--
 		}
-	case "unsubscribe", "punsubscribe":
+	case "unsubscribe", "punsubscribe", "sunsubscribe":
 		if !h.confirmed[s] {
 			return
 		}
@@ -334,7 +406,7 @@ func (h *hub) countDropped(n int) {
 }
 
 // checkLocked sets a's health from the connection's and its channels'; h.mu is held.
-func (h *hub) checkLocked(a *Adapter) {
+func (h *hub) checkLocked(a member) {
 	err := h.connErr
 	if err == nil {
 		for _, s := range a.subscriptions() {
@@ -344,16 +416,14 @@ func (h *hub) checkLocked(a *Adapter) {
 			}
 		}
 	}
-	if (a.health == nil) != (err == nil) {
-		a.healthAt = time.Now()
-		if err == nil {
-			a.log.Debug("redis adapter subscribed to the namespace's channels")
-		}
+	l := a.hubLink()
+	if (l.health == nil) != (err == nil) {
+		l.healthAt = time.Now()
 	}
-	a.health = err
-	if err == nil && a.subscribed != nil {
-		close(a.subscribed)
-		a.subscribed = nil
+	l.health = err
+	if err == nil && l.subscribed != nil {
+		close(l.subscribed)
+		l.subscribed = nil
 	}
 }
 
@@ -361,15 +431,18 @@ func (h *hub) checkLocked(a *Adapter) {
 // goroutine. go-redis records the channels even when Redis cannot be reached, and
 // subscribes again to all of them on every new connection.
 func (h *hub) syncSubscriptions() {
-	var sub, psub, unsub, punsub []string
+	var sub, psub, ssub, unsub, punsub, sunsub []string
 	h.mu.Lock()
 	ps := h.ps
 	for s := range h.routes {
 		if !h.sent[s] {
 			h.sent[s] = true
-			if s.pattern {
+			switch {
+			case s.pattern:
 				psub = append(psub, s.name)
-			} else {
+			case s.shard:
+				ssub = append(ssub, s.name)
+			default:
 				sub = append(sub, s.name)
 			}
 		}
@@ -377,9 +450,12 @@ func (h *hub) syncSubscriptions() {
 	for s := range h.sent {
 		if _, ok := h.routes[s]; !ok {
 			delete(h.sent, s)
-			if s.pattern {
+			switch {
+			case s.pattern:
 				punsub = append(punsub, s.name)
-			} else {
+			case s.shard:
+				sunsub = append(sunsub, s.name)
+			default:
 				unsub = append(unsub, s.name)
 			}
 		}
@@ -393,11 +469,17 @@ func (h *hub) syncSubscriptions() {
 	if len(punsub) > 0 {
 		err = errors.Join(err, ps.PUnsubscribe(h.ctx, punsub...))
 	}
+	if len(sunsub) > 0 {
+		err = errors.Join(err, ps.SUnsubscribe(h.ctx, sunsub...))
+	}
 	if len(sub) > 0 {
 		err = errors.Join(err, ps.Subscribe(h.ctx, sub...))
 	}
 	if len(psub) > 0 {
 		err = errors.Join(err, ps.PSubscribe(h.ctx, psub...))
+	}
+	if len(ssub) > 0 {
+		err = errors.Join(err, ps.SSubscribe(h.ctx, ssub...))
 	}
 	if err != nil && h.ctx.Err() == nil {
 		// The subscriber sees the connection fail too, and reports it.

@@ -224,13 +224,23 @@ func (p *publisher) attempt(ctx context.Context) error {
 	n := min(len(p.unsent), publishBatch)
 	sent, err := 0, error(nil)
 	if n == 1 {
-		if err = p.h.client.Publish(ctx, p.unsent[0].channel, p.unsent[0].payload).Err(); err == nil {
+		m := p.unsent[0]
+		if m.shard {
+			err = p.h.client.SPublish(ctx, m.channel, m.payload).Err()
+		} else {
+			err = p.h.client.Publish(ctx, m.channel, m.payload).Err()
+		}
+		if err == nil {
 			sent = 1
 		}
 	} else {
 		pipe := p.h.client.Pipeline()
 		for _, m := range p.unsent[:n] {
-			pipe.Publish(ctx, m.channel, m.payload)
+			if m.shard {
+				pipe.SPublish(ctx, m.channel, m.payload)
+			} else {
+				pipe.Publish(ctx, m.channel, m.payload)
+			}
 		}
 		var cmds []redis.Cmder
 		cmds, err = pipe.Exec(ctx)

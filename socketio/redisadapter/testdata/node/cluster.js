@@ -1,6 +1,7 @@
 // A Node.js Socket.IO server in a siobridge cluster: socket.io with @socket.io/redis-adapter
-// (classic pub/sub, node-redis 4 clients) on the Redis at REDIS_URL, listening on a loopback
-// port, plus an @socket.io/redis-emitter and socket.io-client clients on demand.
+// (classic pub/sub, or with ADAPTER=redis-sharded its createShardedAdapter on Redis 7 sharded
+// pub/sub; node-redis 4 clients) on the Redis at REDIS_URL, listening on a loopback port, plus
+// an @socket.io/redis-emitter and socket.io-client clients on demand.
 //
 // Protocol with the Go test: one JSON object per line.
 //   stdout: {"type":"ready","port":N,"serverCount":N}, then replies and events.
@@ -12,7 +13,7 @@
 const http = require("node:http");
 const readline = require("node:readline");
 const { Server } = require("socket.io");
-const { createAdapter } = require("@socket.io/redis-adapter");
+const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
 const { Emitter } = require("@socket.io/redis-emitter");
 const { createClient } = require("redis");
 const ioc = require("socket.io-client");
@@ -54,9 +55,11 @@ async function main() {
   await Promise.all([pub.connect(), sub.connect(), emitterClient.connect()]);
 
   const httpServer = http.createServer();
-  const io = new Server(httpServer, {
-    adapter: createAdapter(pub, sub, { requestsTimeout: Number(process.env.REQUESTS_TIMEOUT || 2000) }),
-  });
+  const adapter =
+    process.env.ADAPTER === "redis-sharded"
+      ? createShardedAdapter(pub, sub)
+      : createAdapter(pub, sub, { requestsTimeout: Number(process.env.REQUESTS_TIMEOUT || 2000) });
+  const io = new Server(httpServer, { adapter });
   const emitter = new Emitter(emitterClient);
   const clients = new Map();
 
@@ -98,6 +101,12 @@ async function main() {
       const s = io.of(c.nsp || "/").sockets.get(c.id);
       if (!s) throw new Error(`no socket ${c.id}`);
       s.join(c.room);
+      return {};
+    },
+    async leave(c) {
+      const s = io.of(c.nsp || "/").sockets.get(c.id);
+      if (!s) throw new Error(`no socket ${c.id}`);
+      s.leave(c.room);
       return {};
     },
     async emit(c) {

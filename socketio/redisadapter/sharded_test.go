@@ -1,0 +1,169 @@
+package redisadapter
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/siobridge/siobridge/internal/testkit"
+	"github.com/siobridge/siobridge/socketio"
+	"github.com/siobridge/siobridge/socketio/socketiotest"
+)
+
+// newShardedNode is newNode with the sharded adapter.
+func newShardedNode(t testing.TB, r *testkit.Redis, opts Options) *node {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr(), DialTimeout: time.Second})
+	opts.Client = rdb
+	if opts.Logger == nil {
+		opts.Logger = testLogger()
+	}
+	srv := socketio.NewServer(socketio.Options{Cluster: NewSharded(opts), Logger: opts.Logger})
+	ts := httptest.NewServer(srv)
+	n := &node{t: t, srv: srv, ts: ts, rdb: rdb}
+	t.Cleanup(func() {
+		srv.Close()
+		ts.Close()
+		_ = rdb.Close()
+	})
+	return n
+}
+
+func (n *node) sharded() *ShardedAdapter { return n.ns().Cluster().(*ShardedAdapter) }
+
+// waitShardCount waits until PUBSUB SHARDNUMSUB of channel is want.
+func waitShardCount(t testing.TB, rdb *redis.Client, channel string, want int64) {
+	t.Helper()
+	testkit.Poll(t, 10*time.Second, fmt.Sprintf("%d subscribers of %s", want, channel), func() bool {
+		m, err := rdb.PubSubShardNumSub(context.Background(), channel).Result()
+		return err == nil && m[channel] == want
+	})
+}
+
+// TestShardedTwoNodes runs two siobridge nodes on the sharded adapter: broadcasts (to all, to
+// a room on its own channel, with except), counts, socket queries and acks cross between them.
+func TestShardedTwoNodes(t *testing.T) {
+	r := testkit.StartRedis(t)
+	a := newShardedNode(t, r, Options{RequestTimeout: 5 * time.Second})
+	b := newShardedNode(t, r, Options{RequestTimeout: 5 * time.Second})
+	ac, asid := a.client()
+	bc, bsid := b.client()
+	testkit.Poll(t, 10*time.Second, "the adapters to subscribe", func() bool {
+		return a.ns().ClusterHealth() == nil && b.ns().ClusterHealth() == nil
+	})
+	waitShardCount(t, a.rdb, "socket.io#/#", 2)
+	ctx := ctxTimeout(t, 30*time.Second)
+	if uid := a.sharded().UID(); len(uid) != 16 {
+		t.Fatalf("uid %q, want 16 hex characters", uid)
+	}
+
+	t.Run("emit to all", func(t *testing.T) {
+		if _, err := a.ns().Emit("hello", 1, []byte{7}); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []*socketiotest.Client{ac, bc} {
+			expect(t, c, `451-["hello",1,{"_placeholder":true,"num":0}]`)
+			expect(t, c, "bin:\x07")
+		}
+	})
+
+	t.Run("a room's channel is subscribed while the room exists here", func(t *testing.T) {
+		b.socket(bsid).Join("room-x")
+		waitShardCount(t, a.rdb, "socket.io#/#room-x#", 1)
+		if _, err := a.ns().To("room-x").Emit("in-room"); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, bc, `42["in-room"]`)
+		// A multi-room broadcast with except goes on the namespace channel.
+		if _, err := a.ns().To("room-x", "other").Except(asid).Emit("multi"); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, bc, `42["multi"]`)
+		if _, err := b.ns().Except("room-x").Emit("not-x"); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, ac, `42["not-x"]`)
+		b.socket(bsid).Leave("room-x")
+		waitShardCount(t, a.rdb, "socket.io#/#room-x#", 0)
+	})
+
+	t.Run("counts and queries span both nodes", func(t *testing.T) {
+		res, err := a.ns().All().EmitContext(ctx, "counted")
+		if err != nil || res.Total != 2 || res.Local != 1 || res.Reach != (socketio.Reach{Nodes: 2, Replied: 2}) {
+			t.Fatalf("EmitContext = %+v, %v; want 2 sockets on 2 nodes", res, err)
+		}
+		expect(t, ac, `42["counted"]`)
+		expect(t, bc, `42["counted"]`)
+		joined, err := a.ns().To(bsid).SocketsJoin(ctx, "j")
+		if err != nil || joined.Total != 1 || joined.Local != 0 {
+			t.Fatalf("SocketsJoin = %+v, %v", joined, err)
+		}
+		testkit.Poll(t, 5*time.Second, "the remote join", func() bool {
+			return slices.Contains(b.socket(bsid).Rooms(), "j")
+		})
+		all, reach, err := a.ns().All().FetchSockets(ctx)
+		if err != nil || len(all) != 2 || reach != (socketio.Reach{Nodes: 2, Replied: 2}) {
+			t.Fatalf("FetchSockets = %+v, %+v, %v", all, reach, err)
+		}
+		for _, s := range all {
+			if s.ID == bsid && !slices.Equal(s.Rooms, sortedCopy([]string{bsid, "j"})) {
+				t.Fatalf("the other node's socket: %+v", s)
+			}
+		}
+		rooms, _, err := a.ns().Rooms(ctx)
+		if err != nil || !slices.Equal(rooms, []socketio.RoomInfo{{Name: "j", Sockets: 1}}) {
+			t.Fatalf("Rooms = %+v, %v", rooms, err)
+		}
+	})
+
+	t.Run("acks from the other node", func(t *testing.T) {
+		type result struct {
+			res *socketio.AckResults
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			ackCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			res, err := a.ns().To(bsid).EmitWithAck(ackCtx, "ask")
+			done <- result{res, err}
+		}()
+		msg := bc.Read()
+		id, ok := strings.CutSuffix(strings.TrimPrefix(msg, "42"), `["ask"]`)
+		if !ok || id == "" {
+			t.Fatalf("got %q", msg)
+		}
+		bc.Write("43" + id + `["yes",2]`)
+		got := recvResult(t, done)
+		if got.err != nil || got.res.Sockets != 1 || len(got.res.Acks) != 1 ||
+			got.res.Acks[0].SocketID != bsid || string(got.res.Acks[0].Args.Raw) != `["yes",2]` {
+			t.Fatalf("EmitWithAck = %+v, %v", got.res, got.err)
+		}
+	})
+
+	t.Run("disconnect on the other node", func(t *testing.T) {
+		n, err := a.ns().To(bsid).DisconnectSockets(ctx, false)
+		if err != nil || n.Total != 1 {
+			t.Fatalf("DisconnectSockets = %+v, %v", n, err)
+		}
+		readUntil(t, bc, "41", 5)
+	})
+}
+
+func recvResult[T any](t *testing.T, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatal("no result within 10s")
+	}
+	var zero T
+	return zero
+}
