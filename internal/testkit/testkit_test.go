@@ -85,6 +85,7 @@ func TestRequireToolSaysWhatToInstall(t *testing.T) {
 		"node":         "node not found: apt-get install nodejs",
 		"npm":          "npm not found: apt-get install npm",
 		"redis-server": "redis-server not found: apt-get install redis-server",
+		"redis-cli":    "redis-cli not found: apt-get install redis-tools",
 		"nginx":        "nginx not found: apt-get install nginx",
 		"chromium":     "chromium not found: apt-get install chromium",
 		"python3":      "python3 not found: apt-get install python3",
