@@ -283,20 +283,41 @@ func (a *Adapter) onBroadcastRequest(req *object, uid, reqID string) {
 	}
 	wopts, _ := req.get("opts").(*object)
 	opts := optsFromWire(wopts)
-	wait := defaultAckWait
+	answerWithAcks(a.ctx, a.local, p, opts, ackWait(wopts),
+		func(r socketio.AckResult) { a.publishAck(uid, reqID, r) },
+		func(ids []string) {
+			a.respondJSON(uid, struct {
+				Type        int      `json:"type"`
+				RequestID   string   `json:"requestId"`
+				ClientCount int      `json:"clientCount"`
+				SIDs        []string `json:"sids"`
+			}{typeBroadcastClientCount, reqID, len(ids), nonNil(ids)})
+		})
+}
+
+// ackWait is how long a broadcast with acks from another node waits for this node's sockets:
+// its flags.timeout (milliseconds) up to maxAckWait, defaultAckWait without one.
+func ackWait(wopts *object) time.Duration {
 	if flags, ok := wopts.get("flags").(*object); ok {
 		if ms, ok := asInt(flags.get("timeout")); ok && ms > 0 {
-			wait = min(time.Duration(ms)*time.Millisecond, maxAckWait)
+			return min(time.Duration(ms)*time.Millisecond, maxAckWait)
 		}
 	}
-	ctx, cancel := context.WithTimeout(a.ctx, wait)
+	return defaultAckWait
+}
+
+// answerWithAcks carries out another node's broadcast with acks on this node's sockets:
+// count gets the ids of the sockets it reached, each ack goes to onAck as it comes, and the
+// wait ends after wait, when parent ends, or as soon as every socket has answered.
+func answerWithAcks(parent context.Context, local socketio.Local, p *socketio.Packet, opts socketio.BroadcastOptions, wait time.Duration, onAck func(socketio.AckResult), count func(ids []string)) {
+	ctx, cancel := context.WithTimeout(parent, wait)
 	var (
 		mu       sync.Mutex
 		expected = -1
 		got      int
 	)
-	onAck := func(r socketio.AckResult) {
-		a.publishAck(uid, reqID, r)
+	ids := local.BroadcastWithAck(ctx, p, opts, func(r socketio.AckResult) {
+		onAck(r)
 		mu.Lock()
 		got++
 		all := expected >= 0 && got >= expected
@@ -304,14 +325,8 @@ func (a *Adapter) onBroadcastRequest(req *object, uid, reqID string) {
 		if all {
 			cancel() // every receiver answered: stop waiting
 		}
-	}
-	ids := a.local.BroadcastWithAck(ctx, p, opts, onAck)
-	a.respondJSON(uid, struct {
-		Type        int      `json:"type"`
-		RequestID   string   `json:"requestId"`
-		ClientCount int      `json:"clientCount"`
-		SIDs        []string `json:"sids"`
-	}{typeBroadcastClientCount, reqID, len(ids), nonNil(ids)})
+	})
+	count(ids)
 	mu.Lock()
 	expected = len(ids)
 	all := got >= expected

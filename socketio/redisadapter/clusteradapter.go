@@ -408,23 +408,7 @@ func (c *clusterAdapter) BroadcastWithAck(ctx context.Context, p *socketio.Packe
 		}
 		return ids, r, nerr
 	}
-	var (
-		cmu      sync.Mutex
-		total    int
-		named    []string
-		released bool
-	)
-	gather := func(n int, ids []string) {
-		cmu.Lock()
-		if released {
-			cmu.Unlock()
-			onLate(n, ids)
-			return
-		}
-		total += n
-		named = append(named, ids...)
-		cmu.Unlock()
-	}
+	g := &ackGather{onLate: onLate}
 	wait := defaultAckWait
 	if dl, ok := ctx.Deadline(); ok {
 		wait = max(time.Until(dl), time.Millisecond)
@@ -436,7 +420,7 @@ func (c *clusterAdapter) BroadcastWithAck(ctx context.Context, p *socketio.Packe
 	if err != nil {
 		return nil, socketio.Reached{}, fmt.Errorf("redisadapter: broadcast to other nodes: %w", err)
 	}
-	req := &ackRequest{onCount: gather, onAck: onAck, countsLeft: others, countsDone: make(chan struct{})}
+	req := &ackRequest{onCount: g.add, onAck: onAck, countsLeft: others, countsDone: make(chan struct{})}
 	c.mu.Lock()
 	c.acks[id] = req
 	c.mu.Unlock()
@@ -446,28 +430,14 @@ func (c *clusterAdapter) BroadcastWithAck(ctx context.Context, p *socketio.Packe
 		c.forgetAck(id)
 	}
 	local := c.local.BroadcastWithAck(ctx, p, opts, onAck)
-	gather(len(local), local)
+	g.add(len(local), local)
 	var reach socketio.Reach
 	if perr == nil {
-		timer := time.NewTimer(c.timeout)
-		select {
-		case <-req.countsDone:
-		case <-ctx.Done():
-		case <-timer.C:
-		case <-c.ctx.Done():
-		}
-		timer.Stop()
-		c.mu.Lock()
-		replied := others - max(req.countsLeft, 0)
-		c.mu.Unlock()
+		replied := awaitCounts(ctx, req, &c.mu, others, c.timeout, c.ctx.Done())
 		reach = socketio.Reach{Nodes: nodes, Replied: 1 + replied}
 	}
-	cmu.Lock()
-	released = true
-	r := socketio.Reached{Local: len(local), Total: total, Reach: reach}
-	ids := named
-	cmu.Unlock()
-	return ids, r, perr
+	total, ids := g.release()
+	return ids, socketio.Reached{Local: len(local), Total: total, Reach: reach}, perr
 }
 
 func (c *clusterAdapter) forgetAck(id string) {
@@ -663,43 +633,16 @@ func (c *clusterAdapter) onBroadcastWithAck(m clusterMessage) {
 	if !ok {
 		return
 	}
-	wait := defaultAckWait
-	if wopts, _ := m.data.get("opts").(*object); wopts != nil {
-		if flags, ok := wopts.get("flags").(*object); ok {
-			if ms, ok := asInt(flags.get("timeout")); ok && ms > 0 {
-				wait = min(time.Duration(ms)*time.Millisecond, maxAckWait)
-			}
-		}
-	}
-	ctx, cancel := context.WithTimeout(c.ctx, wait)
-	var (
-		mu       sync.Mutex
-		expected = -1
-		got      int
-	)
-	onAck := func(r socketio.AckResult) {
-		c.respondAck(m.uid, reqID, r)
-		mu.Lock()
-		got++
-		all := expected >= 0 && got >= expected
-		mu.Unlock()
-		if all {
-			cancel()
-		}
-	}
-	ids := c.local.BroadcastWithAck(ctx, p, opts, onAck)
-	d := &object{}
-	d.set("requestId", reqID)
-	d.set("clientCount", int64(len(ids)))
-	d.set("sids", stringsToAny(ids))
-	c.respond(m.uid, clusterBroadcastClientCount, d)
-	mu.Lock()
-	expected = len(ids)
-	all := got >= expected
-	mu.Unlock()
-	if all {
-		cancel()
-	}
+	wopts, _ := m.data.get("opts").(*object)
+	answerWithAcks(c.ctx, c.local, p, opts, ackWait(wopts),
+		func(r socketio.AckResult) { c.respondAck(m.uid, reqID, r) },
+		func(ids []string) {
+			d := &object{}
+			d.set("requestId", reqID)
+			d.set("clientCount", int64(len(ids)))
+			d.set("sids", stringsToAny(ids))
+			c.respond(m.uid, clusterBroadcastClientCount, d)
+		})
 }
 
 // respondAck sends one socket's ack to a broadcast with acks: "packet" is its first argument

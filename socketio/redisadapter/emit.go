@@ -160,28 +160,9 @@ func (a *Adapter) BroadcastWithAck(ctx context.Context, p *socketio.Packet, opts
 		}
 		return ids, r, nerr
 	}
-	// The counts are returned together once every node's is in (or the wait is over):
-	// socketio's EmitWithAck takes "acks == the counts so far" for done, and an ack from a
-	// quick node must not end the wait before a slower node's count is known.
-	var (
-		cmu      sync.Mutex
-		total    int
-		named    []string
-		released bool
-	)
-	gather := func(n int, ids []string) {
-		cmu.Lock()
-		if released {
-			cmu.Unlock()
-			onLate(n, ids) // a node that answered late
-			return
-		}
-		total += n
-		named = append(named, ids...)
-		cmu.Unlock()
-	}
+	g := &ackGather{onLate: onLate}
 	id := newID()
-	req := &ackRequest{onCount: gather, onAck: onAck, countsLeft: others, countsDone: make(chan struct{})}
+	req := &ackRequest{onCount: g.add, onAck: onAck, countsLeft: others, countsDone: make(chan struct{})}
 	msg, err := a.encodeBroadcastRequest(ctx, id, p, opts)
 	if err != nil {
 		return nil, socketio.Reached{}, fmt.Errorf("redisadapter: broadcast to other nodes: %w", err)
@@ -195,28 +176,64 @@ func (a *Adapter) BroadcastWithAck(ctx context.Context, p *socketio.Packet, opts
 		a.forgetAck(id)
 	}
 	local := a.local.BroadcastWithAck(ctx, p, opts, onAck)
-	gather(len(local), local)
+	g.add(len(local), local)
 	var reach socketio.Reach
 	if perr == nil {
-		timer := time.NewTimer(a.opts.RequestTimeout)
-		select {
-		case <-req.countsDone:
-		case <-ctx.Done():
-		case <-timer.C:
-		case <-a.ctx.Done():
-		}
-		timer.Stop()
-		a.mu.Lock()
-		replied := others - max(req.countsLeft, 0)
-		a.mu.Unlock()
+		replied := awaitCounts(ctx, req, &a.mu, others, a.opts.RequestTimeout, a.ctx.Done())
 		reach = socketio.Reach{Nodes: all, Replied: 1 + replied}
 	}
-	cmu.Lock()
-	released = true
-	r := socketio.Reached{Local: len(local), Total: total, Reach: reach}
-	ids := named
-	cmu.Unlock()
-	return ids, r, perr
+	total, ids := g.release()
+	return ids, socketio.Reached{Local: len(local), Total: total, Reach: reach}, perr
+}
+
+// ackGather is what one BroadcastWithAck gathers: the counts and socket ids of the acks to
+// wait for, this node's and the other nodes' as they answer. They are returned together once
+// every node's is in (or the wait is over): socketio's EmitWithAck takes "acks == the counts
+// so far" for done, and an ack from a quick node must not end the wait before a slower node's
+// count is known. A count that comes after release goes to onLate.
+type ackGather struct {
+	mu       sync.Mutex
+	total    int
+	named    []string
+	released bool
+	onLate   func(int, []string)
+}
+
+// add counts n acks to wait for, of the sockets ids (those the counting node names).
+func (g *ackGather) add(n int, ids []string) {
+	g.mu.Lock()
+	if g.released {
+		g.mu.Unlock()
+		g.onLate(n, ids) // a node that answered late
+		return
+	}
+	g.total += n
+	g.named = append(g.named, ids...)
+	g.mu.Unlock()
+}
+
+// release ends the gathering and returns what came in.
+func (g *ackGather) release() (int, []string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.released = true
+	return g.total, g.named
+}
+
+// awaitCounts waits until every one of the others nodes has sent req its count, ctx ends,
+// timeout passes or stop closes, and returns how many did; mu guards req.countsLeft.
+func awaitCounts(ctx context.Context, req *ackRequest, mu *sync.Mutex, others int, timeout time.Duration, stop <-chan struct{}) int {
+	timer := time.NewTimer(timeout)
+	select {
+	case <-req.countsDone:
+	case <-ctx.Done():
+	case <-timer.C:
+	case <-stop:
+	}
+	timer.Stop()
+	mu.Lock()
+	defer mu.Unlock()
+	return others - max(req.countsLeft, 0)
 }
 
 func (a *Adapter) forgetAck(id string) {
