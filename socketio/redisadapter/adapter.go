@@ -230,15 +230,21 @@ func (a *Adapter) Healthy() error {
 	if a.ctx.Err() != nil {
 		return ErrClosed
 	}
-	a.hub.mu.Lock()
-	defer a.hub.mu.Unlock()
-	if a.health != nil {
+	return a.hub.healthOf(a.local.Name(), func() (time.Time, error) { return a.healthAt, a.health })
+}
+
+// healthOf is an adapter's Healthy, the namespace name's: subscribed returns, under h.mu,
+// since when and why its channels are not subscribed (a nil error when they are).
+func (h *hub) healthOf(name string, subscribed func() (time.Time, error)) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if at, err := subscribed(); err != nil {
 		return fmt.Errorf("redisadapter: namespace %q: not subscribed to Redis since %s: %w",
-			a.local.Name(), a.healthAt.Format(time.RFC3339), a.health)
+			name, at.Format(time.RFC3339), err)
 	}
-	if err := a.hub.cmdErr; err != nil {
+	if err := h.cmdErr; err != nil {
 		return fmt.Errorf("redisadapter: cannot publish to Redis since %s: %w",
-			a.hub.cmdErrAt.Format(time.RFC3339), err)
+			h.cmdErrAt.Format(time.RFC3339), err)
 	}
 	return nil
 }

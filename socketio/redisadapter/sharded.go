@@ -220,17 +220,7 @@ func (a *ShardedAdapter) Healthy() error {
 	if a.ctx.Err() != nil {
 		return ErrClosed
 	}
-	a.hub.mu.Lock()
-	defer a.hub.mu.Unlock()
-	if a.health != nil {
-		return fmt.Errorf("redisadapter: namespace %q: not subscribed to Redis since %s: %w",
-			a.local.Name(), a.healthAt.Format(time.RFC3339), a.health)
-	}
-	if err := a.hub.cmdErr; err != nil {
-		return fmt.Errorf("redisadapter: cannot publish to Redis since %s: %w",
-			a.hub.cmdErrAt.Format(time.RFC3339), err)
-	}
-	return nil
+	return a.hub.healthOf(a.local.Name(), func() (time.Time, error) { return a.healthAt, a.health })
 }
 
 // Close implements [socketio.Cluster]: the namespace's channels, its rooms' included, are
