@@ -43,17 +43,8 @@ function flag(name, def) {
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
 }
 
-// Shared with client2.js, client.js and interop_test.go.
-const NESTED = { a: [1, 2, { b: "é☃😀" }], n: null, t: true, f: 1.5 };
-const TRICKY = "é☃😀 \"quoted\" back\\slash\nnew\tline\u0000nul\u2028ls\u2029ps </script>";
-const QUESTION = "6×7?";
-const BUF1 = Buffer.from([0, 1, 2, 127, 128, 254, 255]);
-const ALL256 = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
-const nestedBin = () => ({
-  label: "nested",
-  inner: { buf: Buffer.from("héllo", "utf8") },
-  list: [1, Buffer.from([42]), Buffer.alloc(0)],
-});
+// The values client.js and client2.js send and expect (interop_test.go has them too).
+const { NESTED, TRICKY, QUESTION, BUF1, ALL256, nestedBin } = require("./common.js");
 
 function toWire(v) {
   if (Buffer.isBuffer(v)) return { $bin: v.toString("hex") };
