@@ -38,11 +38,13 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request, hc *heldConn
 		writeError(w, codeBadRequest, "")
 		return
 	}
-	if s.closed {
+	if s.closed && len(s.queue) == 0 {
 		s.mu.Unlock()
 		writeError(w, codeUnknownSID, "")
 		return
 	}
+	// A session closed with packets still queued (by a SessionOpener, before its handshake's
+	// answer) answers with them, its close packet last.
 	s.getActive = true
 	if !s.pollReadyLocked() {
 		if hc != nil {

@@ -187,6 +187,16 @@ type SessionHandler interface {
 	OnClose(reason string, err error)
 }
 
+// SessionOpener is a SessionHandler that acts as soon as its session is open: OnOpen is called
+// once, after the session is registered and its heartbeat started, before its first answer
+// is written. What it sends is queued after the open packet (a polling handshake carries it);
+// it may close the session (a WebSocket handshake's connection is then closed at once).
+// socketio's connections of 2.x clients, which are in "/" without asking, are such handlers.
+type SessionOpener interface {
+	SessionHandler
+	OnOpen()
+}
+
 // Server serves Engine.IO v4 sessions over HTTP, and v3 ones with Options.AllowEIO3. Mount it on the Socket.IO path (such as
 // "/socket.io/"); every request under it is one of the protocol's.
 type Server struct {
@@ -480,6 +490,9 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 	s.mu.Unlock()
 
 	sess.startHeartbeat()
+	if o, ok := sess.handler.(SessionOpener); ok {
+		o.OnOpen()
+	}
 	if conn != nil {
 		sess.startWebSocket(conn)
 		return

@@ -47,12 +47,15 @@ func (s *Server) newConn(sess *engineio.Session) engineio.SessionHandler {
 	c.mu.Lock() // the timer's callback reads the field under mu
 	c.connectTimer = time.AfterFunc(s.opts.ConnectTimeout, c.connectTimeout)
 	c.mu.Unlock()
+	return c
+}
+
+// OnOpen implements engineio.SessionOpener: a 2.x client is in "/" as soon as its connection
+// opens, without asking; its CONNECT answer follows the open packet.
+func (c *conn) OnOpen() {
 	if c.legacy {
-		// A 2.x client is in "/" as soon as its connection opens, without asking; its CONNECT
-		// answer follows the open packet, which the session has queued first.
 		c.onConnect(&Packet{Type: PacketConnect, Namespace: "/"})
 	}
-	return c
 }
 
 // OnMessage decodes one Engine.IO message; a malformed packet closes the connection with

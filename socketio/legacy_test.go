@@ -3,11 +3,14 @@ package socketio
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/siobridge/siobridge/engineio"
+	"github.com/siobridge/siobridge/internal/testkit"
 	"github.com/siobridge/siobridge/socketio/socketiotest"
 )
 
@@ -172,4 +175,58 @@ func TestLegacyIsNeverRecovered(t *testing.T) {
 	if n := srv.Of("/").store.Sessions(); n != 0 {
 		t.Fatalf("%d sessions kept for a 2.x client, want 0", n)
 	}
+}
+
+// TestLegacyDisconnectedOnConnect: a handler may disconnect a 2.x socket in OnConnect, which
+// runs as the connection opens: the client is told, and the session is gone, with nothing
+// left behind (goleak checks the rest).
+func TestLegacyDisconnectedOnConnect(t *testing.T) {
+	srv, url, connects := newLegacyServer(t, Options{})
+	srv.Of("/").OnConnect(func(s *Socket) {
+		connects <- s
+		s.Disconnect(true)
+	})
+	for _, poll := range []bool{false, true} {
+		if poll {
+			// The handshake's answer holds what was queued by then; one more poll the rest.
+			u := url + "/socket.io/?EIO=3&transport=polling"
+			got := httpGet(t, u)
+			if !strings.Contains(got, "2:41") {
+				var open struct {
+					SID string `json:"sid"`
+				}
+				_, rest, _ := strings.Cut(got, ":")
+				if err := json.Unmarshal([]byte(rest[1:strings.Index(rest, "}")+1]), &open); err != nil {
+					t.Fatalf("polling handshake %q: %v", got, err)
+				}
+				got += httpGet(t, u+"&sid="+open.SID)
+			}
+			if !strings.Contains(got, "2:40") || !strings.Contains(got, "2:41") {
+				t.Fatalf("polling: the client got %q, want the CONNECT answer and a DISCONNECT", got)
+			}
+		} else {
+			c := socketiotest.DialEIO3(t, url, "", "")
+			c.Expect("40")
+			c.Expect("41")
+			c.ExpectClosed()
+		}
+		recv(t, connects)
+		testkit.Poll(t, 5*time.Second, "the session to be gone", func() bool { return srv.Engine().Len() == 0 })
+	}
+}
+
+// httpGet returns the body of a GET of u that must answer 200.
+func httpGet(t *testing.T, u string) string {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %q, %v", u, resp.StatusCode, b, err)
+	}
+	return string(b)
 }
