@@ -71,6 +71,7 @@ func TestCluster(t *testing.T) {
 		{"NodeJSCounts", testClusterNodeJSCounts},
 		{"DynamicNamespaces", testClusterDynamicNamespaces},
 		{"Sharded", testClusterSharded},
+		{"KilledNode", testClusterKilledNode},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
