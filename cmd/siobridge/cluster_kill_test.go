@@ -10,17 +10,17 @@ import (
 	"github.com/siobridge/siobridge/internal/testkit"
 )
 
-// killAdapters are the cluster adapters testClusterKilledNode runs on, each with how it stops
-// waiting for a node that died: Redis drops a dead node's subscriptions with its connection,
-// so pub/sub adapters count it out at once; the streams adapter drops a node after its
-// heartbeat timeout.
-var killAdapters = []string{"redis", "redis-sharded"}
+// clusterAdapters are the cluster adapters that testClusterKilledNode and testClusterWebhooks
+// run on. They stop waiting for a node that died each in its way: Redis drops a dead node's
+// subscriptions with its connection, so the pub/sub adapters count it out at once; the
+// streams adapter drops a node after its heartbeat timeout.
+var clusterAdapters = []string{"redis", "redis-sharded"}
 
 // testClusterKilledNode: on each adapter, node C of three dies with SIGKILL. From then on every
 // POST /emit on A answers within the request timeout and a second, and reaches the sockets of
 // A and B; once the adapter has counted C out, the answers are complete again, with 2 nodes.
 func testClusterKilledNode(t *testing.T, bin string) {
-	for _, adapter := range killAdapters {
+	for _, adapter := range clusterAdapters {
 		t.Run(adapter, func(t *testing.T) {
 			t.Parallel()
 			r := testkit.StartRedis(t)

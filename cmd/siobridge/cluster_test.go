@@ -282,9 +282,18 @@ func testClusterAPI(t *testing.T, bin string) {
 	})
 }
 
-// testClusterWebhooks: each client event reaches the app once, from the node holding the
-// socket, and a reply's emit reaches the clients of every node.
+// testClusterWebhooks: on each adapter, each client event reaches the app once, from the node
+// holding the socket, and a reply's emit reaches the clients of every node.
 func testClusterWebhooks(t *testing.T, bin string) {
+	for _, adapter := range clusterAdapters {
+		t.Run(adapter, func(t *testing.T) {
+			t.Parallel()
+			testClusterWebhooksOn(t, bin, adapter)
+		})
+	}
+}
+
+func testClusterWebhooksOn(t *testing.T, bin, adapter string) {
 	r := testkit.StartRedis(t)
 	app := clusterStartApp(t)
 	app.setReply(func(d clusterDelivery) any {
@@ -295,7 +304,7 @@ func testClusterWebhooks(t *testing.T, bin string) {
 		}
 		return nil
 	})
-	nodes := clusterStartNodes(t, bin, r, app, []string{"A", "B", "C"})
+	nodes := clusterStartNodes(t, bin, r, app, []string{"A", "B", "C"}, "SIOBRIDGE_CLUSTER_ADAPTER="+adapter)
 	clients := []*clusterClient{
 		clusterConnect(t, nodes[0], "a1"), clusterConnect(t, nodes[0], "a2"),
 		clusterConnect(t, nodes[1], "b1"), clusterConnect(t, nodes[2], "c1"),
