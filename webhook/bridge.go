@@ -400,8 +400,11 @@ func (b *Bridge) settleEvent(s *socketio.Socket, e *socketio.Event, r Result) {
 		}
 	case r.StatusCode < 200 || r.StatusCode > 299:
 		acts, _, _ := parseReply(r.Body)
-		b.log.Warn("webhook: event refused by the app", "delivery", r.Delivery.ID, "socket", s.ID(), "event", e.Name,
-			"status", r.StatusCode, "message", acts.Message)
+		args := []any{"delivery", r.Delivery.ID, "socket", s.ID(), "event", e.Name, "status", r.StatusCode, "message", acts.Message}
+		if r.Batch != "" {
+			args = append(args, "batch", r.Batch)
+		}
+		b.log.Warn("webhook: event refused by the app", args...)
 		msg := ackRefused
 		if acts.Message != "" {
 			msg = acts.Message
@@ -409,6 +412,9 @@ func (b *Bridge) settleEvent(s *socketio.Socket, e *socketio.Event, r Result) {
 		b.ackError(s, e, msg)
 	default:
 		acts, problems, err := parseReply(r.Body)
+		if r.ReplyErr != nil {
+			acts, problems, err = Actions{}, nil, r.ReplyErr
+		}
 		b.replyErrors(r, s.ID(), e.Name, problems, err)
 		if err != nil {
 			b.ackError(s, e, ackUnreadable)
@@ -428,6 +434,9 @@ func (b *Bridge) givenUp(r Result, socket, event string) {
 	if event != "" {
 		args = append(args, "event", event)
 	}
+	if r.Batch != "" {
+		args = append(args, "batch", r.Batch)
+	}
 	args = append(args, "attempts", r.Attempts, "status", r.StatusCode, "err", r.Err)
 	b.log.Error("webhook: "+string(r.Delivery.Kind)+" given up", args...)
 }
@@ -441,6 +450,9 @@ func (b *Bridge) replyErrors(r Result, socket, event string, problems []string, 
 	args := []any{"delivery", r.Delivery.ID, "kind", r.Delivery.Kind, "socket", socket}
 	if event != "" {
 		args = append(args, "event", event)
+	}
+	if r.Batch != "" {
+		args = append(args, "batch", r.Batch)
 	}
 	if err != nil {
 		b.log.Warn("webhook: reply unreadable: its actions are not applied", append(args, "status", r.StatusCode, "err", err)...)

@@ -91,6 +91,15 @@ type DelivererOptions struct {
 	// connect delivery is never spooled: its answer decides a connection that a restart
 	// ends. The Deliverer does not close the spool.
 	Spool *spool.Spool
+	// BatchMax is the number of event deliveries one POST may carry. 1 or less (the
+	// default): each event is a POST of its own. Above 1, event deliveries go as batches
+	// (see [Deliverer.Enqueue] and batch.go): a JSON array of their bodies, formed from the
+	// heads of the keys' queues, a key having at most one batch in flight. Connect and
+	// disconnect deliveries are never batched.
+	BatchMax int
+	// BatchWait is how long a batch waits for more events once it holds its first, unless
+	// it fills first; 0 sends it with what is ready at once. Used only when BatchMax > 1.
+	BatchWait time.Duration
 	// Transport sends the requests. Default: a keep-alive transport that keeps up to
 	// Concurrency idle connections to the app, closed by [Deliverer.Close]. A Transport
 	// given here is not closed.
@@ -135,6 +144,14 @@ type Result struct {
 	// Kept reports a delivery that Close cancelled and that stays in the spool, to be
 	// delivered by the next Deliverer given the spool.
 	Kept bool
+	// Batch is the delivery id of the batch that carried this delivery (its
+	// X-Siobridge-Delivery header), "" when it was sent alone. StatusCode, Attempts,
+	// Duration, Err and Kept are the batch's; Body is this delivery's part of the reply.
+	Batch string
+	// ReplyErr says why a batch's 2xx reply could not be split into one reply per
+	// delivery (it is not valid JSON, or an array of the wrong length): the app's answer
+	// to this delivery is unknown, and Body is nil. Always nil for a delivery sent alone.
+	ReplyErr error
 }
 
 // Errors of [Deliverer.Enqueue] and of [Result].Err.
@@ -182,7 +199,8 @@ type Deliverer struct {
 	// (deliveries waiting, no worker holds it) or held by one worker.
 	keys      map[string]*keyQueue
 	ready     fifo[*keyQueue]
-	pending   int // deliveries queued or in flight
+	forming   *batch // the batch a worker is filling, waiting for BatchWait; nil when none
+	pending   int    // deliveries queued or in flight
 	closed    bool
 	cancelled int // deliveries Close cancelled
 	kept      int // of those, the ones left in the spool
@@ -193,7 +211,8 @@ type Deliverer struct {
 type keyQueue struct {
 	key     string
 	waiting fifo[queued]
-	bytes   int // body bytes of waiting
+	bytes   int    // body bytes of waiting
+	batch   *batch // the batch that holds the key, if any
 }
 
 type queued struct {
@@ -345,14 +364,17 @@ func (d *Deliverer) enqueue(key string, dl *Delivery, done func(Result), last bo
 			return err
 		}
 	}
-	if kq == nil {
+	switch {
+	case kq == nil:
 		kq = &keyQueue{key: key}
 		d.keys[key] = kq
 		d.ready.push(kq)
 		d.cond.Signal()
+		fallthrough
+	case !d.joinForming(kq, q):
+		kq.waiting.push(q)
+		kq.bytes += len(dl.Body)
 	}
-	kq.waiting.push(q)
-	kq.bytes += len(dl.Body)
 	d.pending++
 	d.mu.Unlock()
 	d.metrics.addPending(1)
@@ -546,11 +568,19 @@ func (w *worker) work() {
 			d.cond.Wait()
 		}
 		kq := d.ready.pop()
+		if d.opts.BatchMax > 1 && kq.waiting.peek().dl.Kind == KindEvent {
+			if b := d.forming; b != nil && !b.isFull() {
+				b.take(kq) // its worker sends it
+				continue
+			}
+			w.deliverBatch(kq)
+			continue
+		}
 		q := kq.waiting.pop()
 		kq.bytes -= len(q.dl.Body)
 		d.mu.Unlock()
 
-		res, cancelled := w.send(q.dl, q.seq != 0)
+		res, cancelled := w.send(q.dl, q.seq != 0, 0)
 		if q.seq != 0 {
 			if cancelled {
 				res.Kept = true
@@ -584,8 +614,8 @@ func (w *worker) work() {
 }
 
 // send delivers dl with its retries, without a limit when durable. cancelled reports that
-// Close cut it short.
-func (w *worker) send(dl *Delivery, durable bool) (res Result, cancelled bool) {
+// Close cut it short. batchSize > 0 sends dl as a batch of that many events.
+func (w *worker) send(dl *Delivery, durable bool, batchSize int) (res Result, cancelled bool) {
 	d := w.d
 	res.Delivery = dl
 	if d.urlErr != nil {
@@ -607,6 +637,10 @@ func (w *worker) send(dl *Delivery, durable bool) (res Result, cancelled bool) {
 	h["Content-Type"] = jsonContentType
 	h["User-Agent"] = d.userAgent
 	h[HeaderType] = kindHeader(dl.Kind)
+	if batchSize > 0 {
+		h[HeaderType] = batchType
+		h[HeaderBatchSize] = []string{strconv.Itoa(batchSize)}
+	}
 	h[HeaderDelivery] = []string{dl.ID}
 	req.Header = h
 
@@ -818,6 +852,9 @@ type fifo[T any] struct {
 func (q *fifo[T]) len() int { return len(q.buf) - q.head }
 
 func (q *fifo[T]) push(v T) { q.buf = append(q.buf, v) }
+
+// peek returns the first value, which must exist.
+func (q *fifo[T]) peek() T { return q.buf[q.head] }
 
 func (q *fifo[T]) pop() T {
 	var zero T

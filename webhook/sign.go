@@ -15,13 +15,16 @@ import (
 
 // The headers of every webhook request.
 const (
-	// HeaderType carries the delivery's [Kind].
+	// HeaderType carries the delivery's [Kind], or "batch" for a batch of events.
 	HeaderType = "X-Siobridge-Type"
 	// HeaderDelivery carries the delivery's ID, the same on every attempt: the app can use
 	// it to ignore a delivery it has already handled.
 	HeaderDelivery = "X-Siobridge-Delivery"
 	// HeaderAttempt carries the attempt's number, from 1.
 	HeaderAttempt = "X-Siobridge-Attempt"
+	// HeaderBatchSize carries the number of events of a batch (see
+	// [DelivererOptions].BatchMax), whose HeaderType is "batch"; absent from other webhooks.
+	HeaderBatchSize = "X-Siobridge-Batch-Size"
 	// HeaderSignature carries [Sign]'s value when a secret is set; check it with [Verify].
 	HeaderSignature = "X-Siobridge-Signature"
 )
