@@ -299,6 +299,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 			Concurrency:     wh.Concurrency,
 			QueueSize:       wh.QueueSize,
 			QueueBytes:      wh.QueueMaxBytes,
+			BatchMax:        wh.BatchMax,
+			BatchWait:       wh.BatchWait.Duration,
 			UserAgent:       "siobridge/" + version,
 			Logger:          log,
 			Metrics:         webhookMetrics,

@@ -116,6 +116,8 @@ type WebhookConfig struct {
 	Concurrency     int      `toml:"concurrency"`       // deliveries in flight across sockets, default 64, 1..10000
 	QueueSize       int      `toml:"queue_size"`        // webhooks waiting per socket, default 1000
 	QueueMaxBytes   int      `toml:"queue_max_bytes"`   // body bytes of the webhooks waiting per socket, default 4194304 (4 MiB)
+	BatchMax        int      `toml:"batch_max"`         // event webhooks per POST, 1..1000; default 1 = each event a POST of its own
+	BatchWait       Duration `toml:"batch_wait"`        // how long a batch waits to fill after its first event, 0..1s; default 2ms
 	ConnectOnError  string   `toml:"connect_on_error"`  // "refuse" (default) or "accept": what a connect does when the app can't be reached after the retries
 	QueueFull       string   `toml:"queue_full"`        // "disconnect" (default) or "reject": what an event does when its socket's queue is full
 	SpoolDir        string   `toml:"spool_dir"`         // directory of the on-disk spool of event and disconnect webhooks; empty (default) = memory only
@@ -241,6 +243,8 @@ const (
 	maxMaxPayload     = 100_000_000 // 100 MB
 	maxWebhookRetries = 100
 	maxConcurrency    = 10_000
+	maxBatchMax       = 1000        // events per batch: 1000 events of 1 KiB make a 1 MB POST
+	maxBatchWait      = time.Second // a batch's wait delays its first event's reply by as much
 	maxMaxAttachments = 1000
 	minSpoolMaxBytes  = 1 << 20
 	minHeaderBytes    = 1 << 10
@@ -298,6 +302,8 @@ func Default() Config {
 			Concurrency:     64,
 			QueueSize:       1000,
 			QueueMaxBytes:   4 << 20,
+			BatchMax:        1,
+			BatchWait:       Duration{2 * time.Millisecond},
 			ConnectOnError:  "refuse",
 			QueueFull:       "disconnect",
 			SpoolMaxBytes:   1 << 30,
@@ -899,6 +905,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Webhook.QueueMaxBytes < 1 {
 		p.addf("webhook.queue_max_bytes", "must be at least 1 (bytes), got %d", c.Webhook.QueueMaxBytes)
+	}
+	if c.Webhook.BatchMax < 1 || c.Webhook.BatchMax > maxBatchMax {
+		p.addf("webhook.batch_max", "must be from 1 (no batches: each event webhook is a POST of its own) to %d, got %d", maxBatchMax, c.Webhook.BatchMax)
+	}
+	if c.Webhook.BatchWait.Duration < 0 || c.Webhook.BatchWait.Duration > maxBatchWait {
+		p.addf("webhook.batch_wait", `must be from "0s" (send what is ready at once) to %q, got %q`, maxBatchWait.String(), c.Webhook.BatchWait.String())
 	}
 	if c.Webhook.ConnectOnError != "refuse" && c.Webhook.ConnectOnError != "accept" {
 		p.addf("webhook.connect_on_error", `must be "refuse" or "accept", got %q`, c.Webhook.ConnectOnError)

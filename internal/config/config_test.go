@@ -93,6 +93,8 @@ func TestDefaults(t *testing.T) {
 		"webhook.concurrency":                  64,
 		"webhook.queue_size":                   1000,
 		"webhook.queue_max_bytes":              4 << 20,
+		"webhook.batch_max":                    1,
+		"webhook.batch_wait":                   dur("2ms"),
 		"webhook.connect_on_error":             "refuse",
 		"webhook.queue_full":                   "disconnect",
 		"webhook.spool_dir":                    "",
@@ -419,6 +421,10 @@ func TestEnvOverrides(t *testing.T) {
 			c.SocketIO.CORSOrigins = []string{"https://a.example"}
 		}},
 		{"bool 1", "", []string{"SIOBRIDGE_SOCKETIO_CORS_CREDENTIALS=1"}, func(c *Config) { c.SocketIO.CORSCredentials = true }},
+		{"batches", "", []string{"SIOBRIDGE_WEBHOOK_BATCH_MAX=64", "SIOBRIDGE_WEBHOOK_BATCH_WAIT=5ms"}, func(c *Config) {
+			c.Webhook.BatchMax = 64
+			c.Webhook.BatchWait = dur("5ms")
+		}},
 		{"a name with a digit", "", []string{"SIOBRIDGE_SOCKETIO_ALLOW_EIO3=true"}, func(c *Config) { c.SocketIO.AllowEIO3 = true }},
 		{"list trimmed", "", []string{"SIOBRIDGE_SOCKETIO_NAMESPACES= /, /chat ,/admin,"}, func(c *Config) {
 			c.SocketIO.Namespaces = []string{"/", "/chat", "/admin"}
@@ -547,6 +553,10 @@ func TestValidateErrors(t *testing.T) {
 		{"concurrency too big", func(c *Config) { c.Webhook.Concurrency = 10001 }, []string{"config: webhook.concurrency: "}},
 		{"queue size zero", func(c *Config) { c.Webhook.QueueSize = 0 }, []string{"config: webhook.queue_size: "}},
 		{"queue bytes zero", func(c *Config) { c.Webhook.QueueMaxBytes = 0 }, []string{"config: webhook.queue_max_bytes: "}},
+		{"batch max zero", func(c *Config) { c.Webhook.BatchMax = 0 }, []string{"config: webhook.batch_max: must be from 1 (no batches: each event webhook is a POST of its own) to 1000, got 0"}},
+		{"batch max too large", func(c *Config) { c.Webhook.BatchMax = 1001 }, []string{"config: webhook.batch_max: must be from 1 (no batches: each event webhook is a POST of its own) to 1000, got 1001"}},
+		{"batch wait negative", func(c *Config) { c.Webhook.BatchWait = dur("-1ms") }, []string{`config: webhook.batch_wait: must be from "0s" (send what is ready at once) to "1s", got "-1ms"`}},
+		{"batch wait too long", func(c *Config) { c.Webhook.BatchWait = dur("2s") }, []string{`config: webhook.batch_wait: must be from "0s" (send what is ready at once) to "1s", got "2s"`}},
 		{"connect on error", func(c *Config) { c.Webhook.ConnectOnError = "allow" }, []string{`config: webhook.connect_on_error: must be "refuse" or "accept", got "allow"`}},
 		{"shutdown timeout zero", func(c *Config) { c.Server.ShutdownTimeout = Duration{} }, []string{`config: server.shutdown_timeout: must be a positive duration like "25s", got "0s"`}},
 		{"spool max bytes small", func(c *Config) { c.Webhook.SpoolMaxBytes = 4096 }, []string{"config: webhook.spool_max_bytes: must be at least 1048576 (1 MiB), got 4096"}},
