@@ -11,9 +11,13 @@
 // server is started fresh for each scenario and stopped after it. All traffic stays on
 // 127.0.0.0/8. See docs/performance.md for the method and the latest table.
 //
+// -event-batch-max N adds a run of the events scenario on siobridge with [webhook] batch_max
+// = N (batched event webhooks), a scenario of its own in the table. The receiver checks in
+// every events run that each socket's events arrive in the order they were sent.
+//
 // With -smoke the sizes are tiny and the run checks that the harness works: every scenario
-// completes and every message sent is received, or siobench exits 1. Timings are never
-// checked.
+// completes and every message sent is received, in order per socket, or siobench exits 1;
+// the events scenario runs batched too (-event-batch-max 32). Timings are never checked.
 package main
 
 import (
@@ -48,6 +52,7 @@ func run(ctx context.Context) error {
 	broadcastRate := flag.Float64("broadcast-rate", 2, "broadcast scenario: broadcasts per second in the steady phase")
 	eventClients := flag.Int("event-clients", 2000, "events scenario: clients")
 	eventRates := flag.String("event-rates", "250,500,750,1000,1500,2000,2500,3000,4000,5000,6000,8000,10000,15000,20000", "events scenario: the total rates (events/s) stepped through, until one is not held")
+	eventBatchMax := flag.Int("event-batch-max", 0, "events scenario: also run siobridge with [webhook] batch_max set to this (2 or more), a scenario of its own (-smoke: 32)")
 	pollingClients := flag.Int("polling-clients", 5000, "polling scenario: clients")
 	scaleClients := flag.Int("scale-clients", 100000, "scale scenario (siobridge only): idle WebSocket clients held")
 	scaleHold := flag.Duration("scale-hold", time.Minute, "scale scenario: how long the clients are held, answering pings, before they are counted")
@@ -78,6 +83,9 @@ func run(ctx context.Context) error {
 		*scalePerProcess = 25 // two processes: the split is part of what the smoke checks
 		*scaleHold = time.Second
 		*eventRates = "200"
+		if *eventBatchMax == 0 {
+			*eventBatchMax = 32
+		}
 		*duration = 2 * time.Second
 		if *clients == 0 {
 			*clients = 50
@@ -180,7 +188,10 @@ func run(ctx context.Context) error {
 					b.runBroadcast(ctx, name, n, *broadcastRate)
 				}
 			case "events":
-				b.runEvents(ctx, name, *eventClients, rates)
+				b.runEvents(ctx, name, *eventClients, rates, 1)
+				if name == serverSiobridge && *eventBatchMax > 1 {
+					b.runEvents(ctx, name, *eventClients, rates, *eventBatchMax)
+				}
 			case "polling":
 				b.runPolling(ctx, name, *pollingClients)
 			case "scale":

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -301,9 +302,15 @@ func (st eventStep) held() bool {
 }
 
 // runEvents: n WebSocket clients emit events with an ack callback at stepped total rates;
-// the highest rate held, emit→webhook and emit→ack.
-func (b *bench) runEvents(ctx context.Context, name string, n int, rates []float64) {
+// the highest rate held, emit→webhook and emit→ack. batchMax > 1 runs siobridge with
+// [webhook] batch_max set to it, a scenario of its own.
+func (b *bench) runEvents(ctx context.Context, name string, n int, rates []float64, batchMax int) {
 	scenario := "events from " + countLabel(n) + " to the webhook"
+	cfg := b.cfg
+	if batchMax > 1 {
+		scenario += fmt.Sprintf(", in batches of up to %d", batchMax)
+		cfg.siobridgeEnv = append(slices.Clip(cfg.siobridgeEnv), fmt.Sprintf("SIOBRIDGE_WEBHOOK_BATCH_MAX=%d", batchMax))
+	}
 	n = b.capClients(scenario, n)
 	var step atomic.Int64
 	step.Store(-1)
@@ -328,12 +335,21 @@ func (b *bench) runEvents(ctx context.Context, name string, n int, rates []float
 		ackRec.Load().add(now.Sub(b.base).Nanoseconds() - v[2])
 		acks.Add(1)
 	}
-	s, err := startServer(ctx, b.cfg, name, b.hook.url)
+	s, err := startServer(ctx, cfg, name, b.hook.url)
 	if err != nil {
 		b.fail("%s: %v", scenario, err)
 		return
 	}
 	defer s.stop()
+	disorder0, batches0 := b.hook.outOfOrder.Load(), b.hook.batches.Load()
+	defer func() {
+		if d := b.hook.outOfOrder.Load() - disorder0; d > 0 {
+			b.fail("%s on %s: %d events reached the webhook before an earlier event of their socket", scenario, name, d)
+		}
+		if batches := b.hook.batches.Load() - batches0; (batchMax > 1) != (batches > 0) {
+			b.fail("%s on %s: %d batches reached the webhook", scenario, name, batches)
+		}
+	}()
 	clients, _, ok := b.connect(ctx, s, scenario, n, h)
 	if !ok {
 		return
