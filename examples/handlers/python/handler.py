@@ -11,6 +11,11 @@ this handler checks the signature and answers with actions:
 A delivery siobridge sends again (a retry after a timeout) is handled once: the body's
 signed "id" is the key, and a delivery seen before gets the reply it got the first time.
 
+With webhook.batch_max above 1, siobridge POSTs event webhooks in batches
+(X-Siobridge-Type: batch): the body is a JSON array of event webhooks, signed as a whole,
+and the reply is a JSON array of their replies in the same order. Each event in it is
+handled once by its own "id", as above.
+
 Run it with the secret siobridge signs with (webhook.secret), then point siobridge's
 webhook.url at it:
 
@@ -92,16 +97,19 @@ class Handler(BaseHTTPRequestHandler):
             hook = json.loads(body)
         except ValueError:
             hook = None
-        if not isinstance(hook, dict):
-            return self.answer(400, {"error": "body is not a JSON object"})
+        # A batch of event webhooks: a JSON array, answered by an array in the same order.
+        batch = self.headers.get("X-Siobridge-Type") == "batch"
+        hooks = hook if batch else [hook]
+        if not isinstance(hooks, list) or not all(isinstance(h, dict) for h in hooks):
+            return self.answer(400, {"error": "body is not a JSON " + ("array of objects" if batch else "object")})
         # The id in the signed body, not the X-Siobridge-Delivery header: a captured
         # webhook sent again under a new header still carries its own id.
-        delivery = hook.get("id")
-        if not isinstance(delivery, str) or not delivery:
+        if not all(isinstance(h.get("id"), str) and h["id"] for h in hooks):
             return self.answer(400, {"error": "body has no delivery id"})
-        self.answer(200, handle_once(delivery, hook))
+        replies = [handle_once(h["id"], h) for h in hooks]
+        self.answer(200, replies if batch else replies[0])
 
-    def answer(self, status: int, reply: dict):
+    def answer(self, status: int, reply: dict | list):
         data = json.dumps(reply).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
