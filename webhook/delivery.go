@@ -311,7 +311,10 @@ func NewDeliveryID() string { return rand.Text() }
 // afterwards. Deliveries with the same key are sent one at a time in Enqueue order: one
 // is not sent before the one before it is settled, its retries and its done included.
 // Different keys go in parallel, at most Concurrency at once, taking turns one delivery at
-// a time. done, which may be nil, is called once, on a worker goroutine, when dl is
+// a time. With BatchMax > 1, event deliveries go in batches, which hold the same promises:
+// a key's events are in order within a batch and from one batch to the next, a key has at
+// most one batch in flight, and each delivery of a batch gets its own done, in the batch's
+// order. done, which may be nil, is called once, on a worker goroutine, when dl is
 // settled; it holds up the key's next delivery and a worker while it runs, so it must not
 // block for long, and it must not call [Deliverer.Close], which waits for the workers.
 //
