@@ -94,7 +94,7 @@ func (w *worker) deliverBatch(kq *keyQueue) {
 		select {
 		case <-b.full:
 		case <-t.C:
-		case <-d.ctx.Done():
+		case <-d.closing:
 		}
 		t.Stop()
 		d.mu.Lock()

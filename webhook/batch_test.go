@@ -442,3 +442,27 @@ func TestBatchSpooled(t *testing.T) {
 		t.Errorf("spool still holds %d pending once all were delivered", n)
 	}
 }
+
+// TestBatchCloseSendsWhatIsFilling: Close does not wait for a batch's BatchWait: the batch
+// being filled goes at once and is delivered before Close's deadline, far shorter than it.
+func TestBatchCloseSendsWhatIsFilling(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	app := newApp(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		arrived <- struct{}{}
+	})
+	d := NewDeliverer(DelivererOptions{URL: app.URL, BatchMax: 100, BatchWait: time.Hour})
+	results := make(chan Result, 1)
+	if err := d.Enqueue("k", &Delivery{Kind: KindEvent, Body: []byte(`{}`)}, func(r Result) { results <- r }); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if n := d.Close(ctx); n != 0 {
+		t.Errorf("Close cancelled %d deliveries, want 0: the batch goes when Close begins", n)
+	}
+	receive(t, arrived, "the batch at the app")
+	if r := receive(t, results, "the event's result"); r.Err != nil || r.StatusCode != 200 {
+		t.Errorf("Result %+v, want a 200", r)
+	}
+}

@@ -199,8 +199,9 @@ type Deliverer struct {
 	// (deliveries waiting, no worker holds it) or held by one worker.
 	keys      map[string]*keyQueue
 	ready     fifo[*keyQueue]
-	forming   *batch // the batch a worker is filling, waiting for BatchWait; nil when none
-	pending   int    // deliveries queued or in flight
+	forming   *batch        // the batch a worker is filling, waiting for BatchWait; nil when none
+	closing   chan struct{} // closed by Close: a batch being filled goes at once
+	pending   int           // deliveries queued or in flight
 	closed    bool
 	cancelled int // deliveries Close cancelled
 	kept      int // of those, the ones left in the spool
@@ -263,6 +264,7 @@ func NewDeliverer(opts DelivererOptions) *Deliverer {
 		d.signer = newSigner(opts.Secret)
 	}
 	d.cond.L = &d.mu
+	d.closing = make(chan struct{})
 	d.ctx, d.cancel = context.WithCancelCause(context.Background())
 	if u, err := url.Parse(opts.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		d.urlErr = fmt.Errorf("webhook: URL must be an absolute http(s) URL, got %q", opts.URL)
@@ -458,6 +460,9 @@ func (d *Deliverer) Pending() int {
 // Cancelled deliveries that are in the spool stay there (see [Deliverer.Kept]).
 func (d *Deliverer) Close(ctx context.Context) int {
 	d.mu.Lock()
+	if !d.closed {
+		close(d.closing)
+	}
 	d.closed = true
 	d.cond.Broadcast() // idle workers exit if nothing is pending
 	d.mu.Unlock()
