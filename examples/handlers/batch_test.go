@@ -17,18 +17,24 @@ import (
 	"github.com/siobridge/siobridge/webhook"
 )
 
-// TestPythonHandlerBatched runs python/handler.py behind siobridge with batched event
-// webhooks (webhook.batch_max): a signed batch sent straight to the handler gets an array of
-// replies in order, and clients that chat at once through siobridge get every ack, in order,
-// and every other client's chats in the order they were sent, with fewer POSTs than events.
-func TestPythonHandlerBatched(t *testing.T) {
+// TestHandlersBatched runs each example handler behind siobridge with batched event webhooks
+// (webhook.batch_max): a signed batch sent straight to the handler gets an array of replies in
+// order, and clients that chat at once through siobridge get every ack, in order, and every
+// other client's chats in the order they were sent, with fewer POSTs than events.
+func TestHandlersBatched(t *testing.T) {
 	node := testkit.RequireTool(t, "node")
 	nodePath := testkit.RequireNodeModules(t, testkit.InteropNode, "socket.io-client")
-	python := testkit.RequireTool(t, "python3")
+	tools := map[string]string{"node": node, "python3": testkit.RequireTool(t, "python3")}
 	bin := siobridge.Path(t)
+	for _, h := range handlers {
+		t.Run(h.name, func(t *testing.T) { testHandlerBatched(t, bin, tools[h.tool], h.script, node, nodePath) })
+	}
+}
+
+func testHandlerBatched(t *testing.T, bin, tool, script, node, nodePath string) {
 	handler := testkit.Start(t, testkit.Command{
-		Name: "python handler",
-		Args: []string{python, "python/handler.py"},
+		Name: script,
+		Args: []string{tool, script},
 		Env:  []string{"PORT=0", "SIOBRIDGE_WEBHOOK_SECRET=" + secret},
 	})
 	m := handler.Stdout.Match(t, regexp.MustCompile(`^listening on (\d+)$`), "its `listening on <port>` line")

@@ -8,6 +8,10 @@
 //   event chat  -> ack "ok", and send the chat to the lobby except the sender
 //   disconnect  -> {}
 //
+// With webhook.batch_max above 1, siobridge POSTs event webhooks in batches
+// (X-Siobridge-Type: batch): the body is a JSON array of event webhooks, signed as a whole,
+// and the reply is an array of actions in the same order.
+//
 // A delivery siobridge sends again (a retry after a timeout) is handled once: the body's
 // signed "id" is the key, and a delivery seen before gets the reply it got the first time.
 //
@@ -89,15 +93,24 @@ const server = http.createServer((req, res) => {
     if (size > MAX_BODY) return answer(res, 413, { error: "body too large" });
     const body = Buffer.concat(chunks); // the raw bytes: the signature covers them exactly
     if (!verify(req.headers["x-siobridge-signature"], body)) return answer(res, 401, { error: "bad signature" });
-    let hook = null;
+    let parsed = null;
     try {
-      hook = JSON.parse(body);
+      parsed = JSON.parse(body);
     } catch {}
-    if (hook === null || typeof hook !== "object") return answer(res, 400, { error: "body is not a JSON object" });
+    // A batch of event webhooks: a JSON array, answered by an array in the same order.
+    const batch = req.headers["x-siobridge-type"] === "batch";
+    const hooks = batch ? parsed : [parsed];
+    const isObject = (h) => h !== null && typeof h === "object" && !Array.isArray(h);
+    if (!Array.isArray(hooks) || !hooks.every(isObject)) {
+      return answer(res, 400, { error: "body is not a JSON " + (batch ? "array of objects" : "object") });
+    }
     // The id in the signed body, not the X-Siobridge-Delivery header: a captured webhook sent
     // again under a new header still carries its own id.
-    if (typeof hook.id !== "string" || hook.id === "") return answer(res, 400, { error: "body has no delivery id" });
-    answer(res, 200, handleOnce(hook.id, hook));
+    if (!hooks.every((h) => typeof h.id === "string" && h.id !== "")) {
+      return answer(res, 400, { error: "body has no delivery id" });
+    }
+    const replies = hooks.map((h) => handleOnce(h.id, h));
+    answer(res, 200, batch ? replies : replies[0]);
   });
 });
 
