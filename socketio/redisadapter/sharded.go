@@ -172,9 +172,9 @@ func (a *ShardedAdapter) serverCount(ctx context.Context) (int, error) {
 	defer cancel()
 	a.waitSubscribed(ctx)
 	for wait := retryMin; ; wait = min(2*wait, retryMax) {
-		m, err := a.client.PubSubShardNumSub(ctx, a.channel).Result()
+		n, err := a.shardNumSub(ctx)
 		if err == nil {
-			return max(int(m[a.channel]), 1), nil
+			return max(n, 1), nil
 		}
 		if !a.subscriptionUp() {
 			return 0, fmt.Errorf("%w: redisadapter: PUBSUB SHARDNUMSUB %s: %w", socketio.ErrClusterUnavailable, a.channel, err)
@@ -187,6 +187,31 @@ func (a *ShardedAdapter) serverCount(ctx context.Context) (int, error) {
 			return 0, fmt.Errorf("%w: redisadapter: PUBSUB SHARDNUMSUB %s: %w", socketio.ErrClusterUnavailable, a.channel, err)
 		}
 	}
+}
+
+// shardNumSub is PUBSUB SHARDNUMSUB of the namespace's channel. Each master of a Redis
+// Cluster counts its own subscribers only, so there it is the sum over the masters, as the
+// Node.js adapter counts (the channel's owner alone has subscribers, unless its slot is
+// moving); go-redis would send it to any one node.
+func (a *ShardedAdapter) shardNumSub(ctx context.Context) (int, error) {
+	cc, ok := a.client.(*redis.ClusterClient)
+	if !ok {
+		m, err := a.client.PubSubShardNumSub(ctx, a.channel).Result()
+		return int(m[a.channel]), err
+	}
+	var mu sync.Mutex
+	n := 0
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, master *redis.Client) error {
+		m, err := master.PubSubShardNumSub(ctx, a.channel).Result()
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		n += int(m[a.channel])
+		mu.Unlock()
+		return nil
+	})
+	return n, err
 }
 
 // waitSubscribed waits, bounded by ctx, until the adapter's channels are first subscribed
