@@ -348,3 +348,87 @@ func TestClassicOnRedisCluster(t *testing.T) {
 		t.Fatalf("SocketsJoin = %+v, %v", joined, err)
 	}
 }
+
+// TestShardedNodeJSInteropOnRedisCluster runs a siobridge node and a Node.js Socket.IO server
+// (createShardedAdapter of @socket.io/redis-adapter 8.3 on node-redis cluster clients) on a
+// 3-master Redis Cluster, with a room whose channel is on another master than the
+// namespace's: emits, room emits and remote joins and leaves cross both ways, and both count
+// the same servers.
+func TestShardedNodeJSInteropOnRedisCluster(t *testing.T) {
+	testkit.RequireNodeServer(t)
+	rc := testkit.StartRedisCluster(t, 3)
+	ca := newClusterAdmin(t, rc)
+	room, _ := ca.roomOnAnotherMaster("room")
+	roomChannel := "socket.io#/#" + room + "#"
+	g := newRedisClusterNode(t, rc, NewSharded, Options{RequestTimeout: 5 * time.Second})
+	js := testkit.StartShardedNodeServerOnCluster(t, rc, 5*time.Second)
+	gc, gsid := g.client()
+	n1 := js.Client(t, "n1")
+	testkit.Poll(t, 10*time.Second, "the adapter to subscribe", func() bool { return g.ns().ClusterHealth() == nil })
+	ca.waitShardSubscribers("socket.io#/#", 2)
+	ctx := ctxTimeout(t, 60*time.Second)
+	if got := js.Call(t, map[string]any{"cmd": "serverCount"})["count"]; string(got) != "2" {
+		t.Fatalf("Node.js serverCount = %s, want 2", got)
+	}
+
+	t.Run("emit both ways", func(t *testing.T) {
+		res, err := g.ns().All().EmitContext(ctx, "from-go", []byte{9})
+		if err != nil || res.Total != 2 || res.Reach != (socketio.Reach{Nodes: 2, Replied: 2}) {
+			t.Fatalf("EmitContext = %+v, %v; want 2 sockets on 2 nodes", res, err)
+		}
+		if got := js.ClientEvent(t, "n1", "from-go"); got != `[{"$bin":"09"}]` {
+			t.Fatalf("Node.js client got %s", got)
+		}
+		expect(t, gc, `451-["from-go",{"_placeholder":true,"num":0}]`)
+		expect(t, gc, "bin:\x09")
+		js.Call(t, map[string]any{"cmd": "emit", "event": "from-node", "args": []any{1}})
+		expect(t, gc, `42["from-node",1]`)
+		js.ClientEvent(t, "n1", "from-node")
+	})
+
+	t.Run("joins, room emits and leaves both ways on another master", func(t *testing.T) {
+		joined, err := g.ns().To(n1).SocketsJoin(ctx, room)
+		if err != nil || joined.Total != 1 || joined.Reach != (socketio.Reach{Nodes: 2, Replied: 2}) {
+			t.Fatalf("SocketsJoin of n1 = %+v, %v", joined, err)
+		}
+		testkit.Poll(t, 5*time.Second, "the Node.js socket to join "+room, func() bool {
+			return slices.Contains(fetchSockets(t, js, map[string]any{"rooms": []string{n1}})[n1].Rooms, room)
+		})
+		ca.waitShardSubscribers(roomChannel, 1) // the Node.js server's
+		js.Call(t, map[string]any{"cmd": "socketsJoin", "rooms": []string{gsid}, "join": room})
+		testkit.Poll(t, 5*time.Second, "the siobridge socket to join "+room, func() bool {
+			return slices.Contains(g.socket(gsid).Rooms(), room)
+		})
+		ca.waitShardSubscribers(roomChannel, 2)
+
+		js.Call(t, map[string]any{"cmd": "emit", "rooms": []string{room}, "event": "room-from-node"})
+		expect(t, gc, `42["room-from-node"]`)
+		js.ClientEvent(t, "n1", "room-from-node")
+		if _, err := g.ns().To(room).Emit("room-from-go"); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, gc, `42["room-from-go"]`)
+		js.ClientEvent(t, "n1", "room-from-go")
+		if _, err := g.ns().To(room).Except(gsid).Emit("room-but-go"); err != nil {
+			t.Fatal(err)
+		}
+		js.ClientEvent(t, "n1", "room-but-go")
+		js.Call(t, map[string]any{"cmd": "emit", "rooms": []string{room}, "except": []string{n1}, "event": "room-but-node"})
+		expect(t, gc, `42["room-but-node"]`) // not room-but-go
+		js.Call(t, map[string]any{"cmd": "emit", "event": "marker"})
+		expect(t, gc, `42["marker"]`)
+		js.ClientEvent(t, "n1", "marker")
+		noClientEvent(t, js, "n1", "room-but-node")
+
+		js.Call(t, map[string]any{"cmd": "socketsLeave", "rooms": []string{gsid}, "leave": room})
+		testkit.Poll(t, 5*time.Second, "the siobridge socket to leave "+room, func() bool {
+			return !slices.Contains(g.socket(gsid).Rooms(), room)
+		})
+		ca.waitShardSubscribers(roomChannel, 1)
+		left, err := g.ns().To(room).SocketsLeave(ctx, room)
+		if err != nil || left.Total != 1 {
+			t.Fatalf("SocketsLeave = %+v, %v", left, err)
+		}
+		ca.waitShardSubscribers(roomChannel, 0)
+	})
+}
