@@ -41,9 +41,14 @@ var (
 //   - the number of nodes is PUBSUB SHARDNUMSUB of the namespace's channel.
 //
 // The adapters of one factory share one subscriber connection and the goroutines of New's
-// hub. Options.PublishOnSpecificResponseChannel does not apply. The client must be a
-// *redis.Client (or a failover client): a Redis Cluster, whose channels live on different
-// shards, is not supported yet. It panics if opts.Client is nil.
+// hub. Options.PublishOnSpecificResponseChannel does not apply. The client is a *redis.Client
+// (or a failover client), or a *redis.ClusterClient for a Redis Cluster: each channel hashes
+// to a slot, as a key does, so a namespace's and its rooms' channels live on different
+// masters; the hub then SSUBSCRIBEs each on its slot's master, over one more connection per
+// master that owns any of them, and subscribes a channel again on its new master when its
+// slot moves; SPUBLISH goes to the channel's master, and the number of nodes is
+// PUBSUB SHARDNUMSUB summed over the masters, as the Node.js adapter counts it. It panics if
+// opts.Client is nil.
 func NewSharded(opts Options) socketio.ClusterFactory {
 	if opts.Client == nil {
 		panic("redisadapter: Options.Client is nil; pass a go-redis client such as redis.NewClient(&redis.Options{Addr: \"127.0.0.1:6379\"})")
