@@ -157,6 +157,9 @@ type hub struct {
 	shardOf    map[subscription]*shardConn
 	slotsStale bool
 	shardRetry map[string]time.Duration
+	// shardDown are the masters whose connection failed, by address, until a subscription
+	// on a new one is confirmed or none of the channels wanted is theirs any more.
+	shardDown map[string]shardFailure
 }
 
 // subscription is a channel, a pattern (PSUBSCRIBE) or a shard channel (SSUBSCRIBE).
@@ -203,6 +206,7 @@ func startHub(opts Options) *hub {
 		h.shardConns = make(map[string]*shardConn)
 		h.shardOf = make(map[subscription]*shardConn)
 		h.shardRetry = make(map[string]time.Duration)
+		h.shardDown = make(map[string]shardFailure)
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	// No connection is made here: Subscribe without channels is lazy, so making a namespace

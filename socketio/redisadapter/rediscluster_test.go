@@ -183,7 +183,8 @@ func (ca *clusterAdmin) moveSlot(slot int, addr string) {
 // TestShardedOnRedisCluster runs two siobridge nodes on the sharded adapter over a 3-master
 // Redis Cluster, with a room whose channel lives on another master than the namespace's:
 // broadcasts, rooms, except, counts and queries cross between the nodes both ways, and the
-// room's channel follows its slot when the slot moves to another master.
+// room's channel follows its slot when the slot moves to another master, and comes back when
+// that master restarts.
 func TestShardedOnRedisCluster(t *testing.T) {
 	rc := testkit.StartRedisCluster(t, 3)
 	ca := newClusterAdmin(t, rc)
@@ -301,6 +302,32 @@ func TestShardedOnRedisCluster(t *testing.T) {
 			t.Fatalf("EmitContext after the move = %+v, %v", res, err)
 		}
 		expect(t, bc, `42["moved-counted"]`)
+
+		// Its master restarts (keeping its slots): the node's connection to it fails, and the
+		// node subscribes again once it is back.
+		var master *testkit.Redis
+		for _, n := range rc.Nodes {
+			if n.Addr() == to {
+				master = n
+			}
+		}
+		master.Kill(t)
+		testkit.Poll(t, 10*time.Second, "node b to see the room's master gone", func() bool {
+			return b.ns().ClusterHealth() != nil
+		})
+		master.Restart(t)
+		for _, n := range rc.Nodes {
+			testkit.Poll(t, 15*time.Second, "Redis Cluster node "+n.Addr()+" to report cluster_state:ok", func() bool {
+				info, err := n.ClusterInfo()
+				return err == nil && info["cluster_state"] == "ok"
+			})
+		}
+		testkit.Poll(t, 15*time.Second, "the adapters to be healthy after the restart", healthy)
+		ca.waitShardSubscribers(roomChannel, 1)
+		if _, err := a.ns().To(room).Emit("restarted"); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, bc, `42["restarted"]`)
 	})
 }
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -29,6 +30,24 @@ type shardConn struct {
 	closed bool
 	// up is set once Redis confirmed a subscription on it: its loss is then worth a warning.
 	up bool
+}
+
+// shardFailure is why, and since when, a master's connection is down.
+type shardFailure struct {
+	err error
+	at  time.Time
+}
+
+// shardDownLocked returns the master whose connection has been down longest, if any: the
+// channels of every namespace may be there (a room's are, whichever namespace subscribed
+// it), so it makes every namespace unhealthy; h.mu is held.
+func (h *hub) shardDownLocked() (addr string, f shardFailure, down bool) {
+	for a, af := range h.shardDown {
+		if !down || af.at.Before(f.at) {
+			addr, f, down = a, af, true
+		}
+	}
+	return addr, f, down
 }
 
 // syncShards brings the shard channels SSUBSCRIBEd on the masters' connections in line with
@@ -80,6 +99,9 @@ func (h *hub) syncShards() (retry bool) {
 		_ = c.ps.Close()
 	}
 	if len(want) == 0 {
+		h.mu.Lock()
+		h.forgetDownLocked()
+		h.mu.Unlock()
 		return false
 	}
 
@@ -148,7 +170,29 @@ func (h *hub) syncShards() (retry bool) {
 			_ = c.ps.SSubscribe(ctx, names...)
 		}
 	}
+	h.mu.Lock()
+	h.forgetDownLocked()
+	h.mu.Unlock()
 	return retry
+}
+
+// forgetDownLocked drops the failures of masters that hold none of the channels wanted, once
+// every channel wanted was sent to its master (so none is waiting for one that failed);
+// h.mu is held.
+func (h *hub) forgetDownLocked() {
+	if len(h.shardDown) == 0 {
+		return
+	}
+	for s := range h.routes {
+		if s.shard && h.shardOf[s] == nil {
+			return
+		}
+	}
+	for addr := range h.shardDown {
+		if h.shardConns[addr] == nil {
+			delete(h.shardDown, addr)
+		}
+	}
 }
 
 // idleShardConnsLocked takes the connections that hold no channel out of the hub, closed,
@@ -238,6 +282,9 @@ func (h *hub) shardLost(c *shardConn, err error) {
 		}
 	}
 	clear(c.subs)
+	if _, known := h.shardDown[c.addr]; !known {
+		h.shardDown[c.addr] = shardFailure{err: err, at: time.Now()}
+	}
 	h.slotsStale = true
 	wait := min(max(2*h.shardRetry[c.addr], retryMin), maxBackoff)
 	h.shardRetry[c.addr] = wait
@@ -272,6 +319,7 @@ func (h *hub) onShardSubscription(c *shardConn, m *redis.Subscription) {
 	case "ssubscribe":
 		c.up = true
 		delete(h.shardRetry, c.addr)
+		delete(h.shardDown, c.addr)
 		if h.confirmed[s] {
 			return
 		}
