@@ -33,6 +33,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/siobridge/siobridge/internal/config"
 	"github.com/siobridge/siobridge/internal/testkit"
 	"github.com/siobridge/siobridge/socketio/socketiotest"
 	"github.com/siobridge/siobridge/webhook"
@@ -72,6 +73,7 @@ func TestCluster(t *testing.T) {
 		{"DynamicNamespaces", testClusterDynamicNamespaces},
 		{"Sharded", testClusterSharded},
 		{"KilledNode", testClusterKilledNode},
+		{"RedisCluster", testClusterRedisCluster},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -126,6 +128,76 @@ func testClusterSharded(t *testing.T, bin string) {
 	b1.expect(t, `42["from-node"]`)
 	a.emit(t, `{"event":"marker"}`, 3)
 	a1.expect(t, `42["marker"]`) // not room-news nor from-node
+}
+
+// testClusterRedisCluster: with cluster.redis_cluster naming a 3-master Redis Cluster and
+// cluster.adapter = "redis-sharded", POST /emit on node A reaches a client of node B in a room
+// whose channel is on another master than the namespace's.
+func testClusterRedisCluster(t *testing.T, bin string) {
+	rc := testkit.StartRedisCluster(t, 3)
+	app := clusterStartApp(t)
+	admin := redis.NewClient(&redis.Options{Addr: rc.Addrs()[0]})
+	defer admin.Close()
+	owner := func(channel string) string {
+		t.Helper()
+		ctx := context.Background()
+		slot, err := admin.ClusterKeySlot(ctx, channel).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		shards, err := admin.ClusterShards(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sh := range shards {
+			for _, r := range sh.Slots {
+				for _, n := range sh.Nodes {
+					if r.Start <= slot && slot <= r.End && n.Role == "master" {
+						return net.JoinHostPort(n.IP, strconv.FormatInt(n.Port, 10))
+					}
+				}
+			}
+		}
+		t.Fatalf("no master serves %s (slot %d)", channel, slot)
+		return ""
+	}
+	nsOwner := owner("socket.io#/#")
+	room, roomOwner := "", ""
+	for i := range 100 {
+		room = fmt.Sprintf("room-%d", i)
+		if roomOwner = owner("socket.io#/#" + room + "#"); roomOwner != nsOwner {
+			break
+		}
+	}
+	if roomOwner == nsOwner {
+		t.Fatalf("no room channel on another master than %s", nsOwner)
+	}
+
+	// redis_url is set to its default: clusterStartNodes names a server there.
+	nodes := clusterStartNodes(t, bin, rc.Nodes[0], app, []string{"A", "B"},
+		"SIOBRIDGE_CLUSTER_ADAPTER=redis-sharded",
+		"SIOBRIDGE_CLUSTER_REDIS_URL="+config.DefaultRedisURL,
+		"SIOBRIDGE_CLUSTER_REDIS_CLUSTER="+strings.Join(rc.Addrs(), ","))
+	a, b := nodes[0], nodes[1]
+	a1, b1 := clusterConnect(t, a, "a1"), clusterConnect(t, b, "b1")
+	for _, n := range nodes {
+		n.AwaitReady(t, clusterWait, http.StatusOK)
+	}
+	if n := a.count(t, "/join", fmt.Sprintf(`{"to":[%q],"rooms":[%q]}`, b1.sid, room)); n != 1 {
+		t.Fatalf("POST /join on A for B's socket = %d, want 1", n)
+	}
+	roomMaster := redis.NewClient(&redis.Options{Addr: roomOwner})
+	defer roomMaster.Close()
+	channel := "socket.io#/#" + room + "#"
+	testkit.Poll(t, clusterWait, "node B to subscribe to "+channel+" on "+roomOwner, func() bool {
+		m, err := roomMaster.PubSubShardNumSub(context.Background(), channel).Result()
+		return err == nil && m[channel] == 1
+	})
+	a.emit(t, fmt.Sprintf(`{"event":"room-news","args":[1],"to":[%q]}`, room), 1)
+	b1.expect(t, `42["room-news",1]`)
+	a.emit(t, `{"event":"marker"}`, 2)
+	a1.expect(t, `42["marker"]`) // not room-news
+	b1.expect(t, `42["marker"]`)
 }
 
 // testClusterAPI: the REST API of one node acts on the sockets of every node.

@@ -152,6 +152,20 @@ func newLogger(c config.LogConfig, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// redisClient is the go-redis client of the cluster adapters: a cluster client when
+// cluster.redis_cluster names the seed nodes of a Redis Cluster, else a client of the one
+// server at cluster.redis_url.
+func redisClient(cfg config.Config) (redis.UniversalClient, error) {
+	if seeds := cfg.Cluster.RedisCluster; len(seeds) > 0 {
+		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: seeds}), nil
+	}
+	opts, err := redis.ParseURL(cfg.Cluster.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("cluster.redis_url: %w", err)
+	}
+	return redis.NewClient(opts), nil
+}
+
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(public, apiAddr net.Addr)) (err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -159,11 +173,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	sio := cfg.SocketIO
 	var cluster socketio.ClusterFactory // nil: every namespace is this node's alone
 	if cfg.Cluster.Adapter == "redis" || cfg.Cluster.Adapter == "redis-sharded" {
-		opts, err := redis.ParseURL(cfg.Cluster.RedisURL)
+		rdb, err := redisClient(cfg)
 		if err != nil {
-			return fmt.Errorf("cluster.redis_url: %w", err)
+			return err
 		}
-		rdb := redis.NewClient(opts)
 		defer rdb.Close()
 		dropped := prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "siobridge_cluster_publish_dropped_total",

@@ -153,6 +153,7 @@ type LimitsConfig struct {
 type ClusterConfig struct {
 	Adapter        string   `toml:"adapter"`         // "memory" (default), "redis" (classic pub/sub) or "redis-sharded" (Redis 7 sharded pub/sub)
 	RedisURL       string   `toml:"redis_url"`       // default "redis://127.0.0.1:6379/0"; read when adapter is "redis" or "redis-sharded"
+	RedisCluster   []string `toml:"redis_cluster"`   // default []; "host:port" seed nodes of a Redis Cluster, used instead of redis_url (leave that at its default)
 	KeyPrefix      string   `toml:"key_prefix"`      // channel prefix shared with the cluster, default "socket.io"
 	RequestTimeout Duration `toml:"request_timeout"` // how long a cluster-wide query waits for other nodes, default 5s
 }
@@ -259,6 +260,10 @@ const (
 	EnvConfigPath = "SIOBRIDGE_CONFIG" // the config file's path, which the program reads
 )
 
+// DefaultRedisURL is cluster.redis_url's default. cluster.redis_cluster may be set only while
+// redis_url is left at it.
+const DefaultRedisURL = "redis://127.0.0.1:6379/0"
+
 // Default returns the configuration siobridge runs with when nothing is set. Each call
 // returns new slices.
 func Default() Config {
@@ -313,7 +318,8 @@ func Default() Config {
 		},
 		Cluster: ClusterConfig{
 			Adapter:        "memory",
-			RedisURL:       "redis://127.0.0.1:6379/0",
+			RedisURL:       DefaultRedisURL,
+			RedisCluster:   []string{},
 			KeyPrefix:      "socket.io",
 			RequestTimeout: Duration{5 * time.Second},
 		},
@@ -964,8 +970,17 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(c.Cluster.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
 			p.addf("cluster.redis_url", `must be a redis://, rediss:// or unix:// URL, got %q`, c.Cluster.RedisURL)
 		}
+		if len(c.Cluster.RedisCluster) > 0 && c.Cluster.RedisURL != DefaultRedisURL {
+			p.addf("cluster.redis_cluster", `and cluster.redis_url are both set (to %q): name either one Redis server (redis_url) or the seed nodes of a Redis Cluster (redis_cluster), not both`, c.Cluster.RedisURL)
+		}
 	default:
 		p.addf("cluster.adapter", `must be "memory", "redis" or "redis-sharded", got %q`, c.Cluster.Adapter)
+	}
+	for _, addr := range c.Cluster.RedisCluster {
+		host, port, err := net.SplitHostPort(addr)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			p.addf("cluster.redis_cluster", `entries must be "host:port" seed nodes of a Redis Cluster (like "10.0.0.5:6379"), got %q`, addr)
+		}
 	}
 	if c.Cluster.KeyPrefix == "" || strings.ContainsAny(c.Cluster.KeyPrefix, "#*?[]") {
 		p.addf("cluster.key_prefix", `must be a non-empty prefix without "#", "*", "?", "[" or "]", got %q`, c.Cluster.KeyPrefix)

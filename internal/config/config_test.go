@@ -102,6 +102,7 @@ func TestDefaults(t *testing.T) {
 		"webhook.spool_fsync":                  "interval",
 		"cluster.adapter":                      "memory",
 		"cluster.redis_url":                    "redis://127.0.0.1:6379/0",
+		"cluster.redis_cluster":                []string{},
 		"cluster.key_prefix":                   "socket.io",
 		"cluster.request_timeout":              dur("5s"),
 		"limits.max_connections":               100000,
@@ -430,6 +431,10 @@ func TestEnvOverrides(t *testing.T) {
 			c.SocketIO.Namespaces = []string{"/", "/chat", "/admin"}
 		}},
 		{"empty list", "", []string{"SIOBRIDGE_WEBHOOK_EVENTS="}, func(c *Config) { c.Webhook.Events = []string{} }},
+		{"redis cluster seeds", "", []string{"SIOBRIDGE_CLUSTER_ADAPTER=redis-sharded", "SIOBRIDGE_CLUSTER_REDIS_CLUSTER=10.0.0.5:6379, redis-2:7000"}, func(c *Config) {
+			c.Cluster.Adapter = "redis-sharded"
+			c.Cluster.RedisCluster = []string{"10.0.0.5:6379", "redis-2:7000"}
+		}},
 		{"handshake headers", "", []string{"SIOBRIDGE_WEBHOOK_HANDSHAKE_HEADERS=User-Agent, x-forwarded-for"}, func(c *Config) {
 			c.Webhook.HandshakeHeaders = []string{"User-Agent", "x-forwarded-for"}
 		}},
@@ -566,6 +571,13 @@ func TestValidateErrors(t *testing.T) {
 		{"redis url, sharded", func(c *Config) { c.Cluster.Adapter, c.Cluster.RedisURL = "redis-sharded", "localhost:6379" }, []string{`config: cluster.redis_url: must be a redis://, rediss:// or unix:// URL, got "localhost:6379"`}},
 		{"recovery with redis-sharded", func(c *Config) { c.SocketIO.Recovery = OffDuration{dur("2m")}; c.Cluster.Adapter = "redis-sharded" }, []string{`config: socketio.recovery: connection state recovery works on a single node (cluster.adapter = "memory") for now`}},
 		{"redis url", func(c *Config) { c.Cluster.Adapter, c.Cluster.RedisURL = "redis", "localhost:6379" }, []string{`config: cluster.redis_url: must be a redis://, rediss:// or unix:// URL, got "localhost:6379"`}},
+		{"redis cluster and redis url", func(c *Config) {
+			c.Cluster.Adapter, c.Cluster.RedisURL, c.Cluster.RedisCluster = "redis", "redis://redis:6379/0", []string{"127.0.0.1:7000"}
+		}, []string{`config: cluster.redis_cluster: and cluster.redis_url are both set (to "redis://redis:6379/0"): name either one Redis server (redis_url) or the seed nodes of a Redis Cluster (redis_cluster), not both`}},
+		{"redis cluster seed without port", func(c *Config) {
+			c.Cluster.Adapter, c.Cluster.RedisCluster = "redis-sharded", []string{"127.0.0.1:7000", "redis-1"}
+		}, []string{`config: cluster.redis_cluster: entries must be "host:port" seed nodes of a Redis Cluster (like "10.0.0.5:6379"), got "redis-1"`}},
+		{"redis cluster seed URL", func(c *Config) { c.Cluster.RedisCluster = []string{"redis://127.0.0.1:7000"} }, []string{`config: cluster.redis_cluster: entries must be "host:port"`}},
 		{"key prefix", func(c *Config) { c.Cluster.KeyPrefix = "a#b" }, []string{`config: cluster.key_prefix: must be a non-empty prefix`}},
 		{"request timeout", func(c *Config) { c.Cluster.RequestTimeout = dur("0s") }, []string{`config: cluster.request_timeout: must be a positive duration`}},
 		{"trusted proxy not a cidr", func(c *Config) { c.Server.TrustedProxies = []string{"10.0.0.0/8", "proxy.local"} }, []string{`config: server.trusted_proxies: "proxy.local" is not an IP address or CIDR`}},

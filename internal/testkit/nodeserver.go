@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -40,24 +41,32 @@ func (m NodeMessage) Text(key string) string {
 // exit 0. It uses the classic Redis adapter; StartShardedNodeServer the sharded one.
 func StartNodeServer(t testing.TB, redisURL string, requestTimeout time.Duration) *NodeServer {
 	t.Helper()
-	return startNodeServer(t, redisURL, requestTimeout, "redis")
+	return startNodeServer(t, "REDIS_URL="+redisURL, requestTimeout, "redis")
 }
 
 // StartShardedNodeServer is StartNodeServer with @socket.io/redis-adapter's sharded adapter
 // (createShardedAdapter, Redis 7 sharded pub/sub).
 func StartShardedNodeServer(t testing.TB, redisURL string, requestTimeout time.Duration) *NodeServer {
 	t.Helper()
-	return startNodeServer(t, redisURL, requestTimeout, "redis-sharded")
+	return startNodeServer(t, "REDIS_URL="+redisURL, requestTimeout, "redis-sharded")
 }
 
-func startNodeServer(t testing.TB, redisURL string, requestTimeout time.Duration, adapter string) *NodeServer {
+// StartShardedNodeServerOnCluster is StartShardedNodeServer on the Redis Cluster c, through
+// node-redis cluster clients (createCluster) that start from its nodes.
+func StartShardedNodeServerOnCluster(t testing.TB, c *RedisCluster, requestTimeout time.Duration) *NodeServer {
+	t.Helper()
+	return startNodeServer(t, "REDIS_CLUSTER="+strings.Join(c.Addrs(), ","), requestTimeout, "redis-sharded")
+}
+
+// startNodeServer runs cluster.js with redis, the variable that says where Redis is.
+func startNodeServer(t testing.TB, redis string, requestTimeout time.Duration, adapter string) *NodeServer {
 	t.Helper()
 	node := RequireNodeServer(t)
 	s := &NodeServer{Process: Start(t, Command{
 		Name:      "the Node.js server (cluster.js)",
 		Args:      []string{node, "cluster.js"},
 		Dir:       RootDir(t, ClusterNode), // its node_modules resolve from there
-		Env:       []string{"REDIS_URL=" + redisURL, fmt.Sprint("REQUESTS_TIMEOUT=", requestTimeout.Milliseconds()), "ADAPTER=" + adapter},
+		Env:       []string{redis, fmt.Sprint("REQUESTS_TIMEOUT=", requestTimeout.Milliseconds()), "ADAPTER=" + adapter},
 		Stdin:     true,
 		CheckExit: true,
 	})}

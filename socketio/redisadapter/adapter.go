@@ -246,6 +246,10 @@ func (h *hub) healthOf(name string, subscribed func() (time.Time, error)) error 
 		return fmt.Errorf("redisadapter: cannot publish to Redis since %s: %w",
 			h.cmdErrAt.Format(time.RFC3339), err)
 	}
+	if addr, f, down := h.shardDownLocked(); down {
+		return fmt.Errorf("redisadapter: not subscribed to Redis Cluster master %s since %s: %w",
+			addr, f.at.Format(time.RFC3339), f.err)
+	}
 	return nil
 }
 

@@ -77,7 +77,12 @@
 // @socket.io/redis-adapter 8.3 (createShardedAdapter), socket.io-adapter 2.5's ClusterAdapter
 // protocol on Redis 7's sharded pub/sub, over the same kind of shared connection; see its doc.
 //
+// Both engines run on a Redis Cluster when Options.Client is a *redis.ClusterClient: the
+// classic one subscribes on any node (a PUBLISH reaches every node's subscribers) and sums
+// PUBSUB NUMSUB over the nodes; the sharded one subscribes each shard channel on the master
+// that owns its slot (see NewSharded).
+//
 // Not supported: serverSideEmit (siobridge has no server-side events; such requests are
 // ignored, so a Node.js serverSideEmitWithAck times out waiting for siobridge nodes),
-// connection state recovery across nodes, and Redis Cluster for the sharded adapter.
+// and connection state recovery across nodes.
 package redisadapter

@@ -102,9 +102,17 @@ func (f *factory) release(a member, h *hub) {
 // Four goroutines, all ended by stop (see loops.go): the subscriber reads the connection,
 // the dispatcher delivers broadcasts and answers requests, the subscription keeper sends
 // SUBSCRIBE and UNSUBSCRIBE as namespaces come and go, and the publisher PUBLISHes.
+//
+// On a Redis Cluster (the client is a *redis.ClusterClient), a PUBLISH reaches the
+// subscribers of every node, so channels and patterns stay on that one connection; but a
+// shard channel lives on the master that owns its slot, and only there can it be
+// SSUBSCRIBEd. The shard channels go to one more connection per master that owns any of
+// them (shardConn, shards.go), each read by a goroutine of its own; the keeper moves a
+// channel to its new owner when Redis says its slot moved.
 type hub struct {
-	client redis.UniversalClient
-	log    *slog.Logger
+	client  redis.UniversalClient
+	cluster *redis.ClusterClient // client, when it is a Redis Cluster's; else nil
+	log     *slog.Logger
 
 	ctx    context.Context // ends at stop
 	cancel context.CancelFunc
@@ -139,6 +147,19 @@ type hub struct {
 	// and when the subscription is lost, until the publisher's next answer.
 	cmdErr   error
 	cmdErrAt time.Time
+
+	// On a Redis Cluster only (see shards.go): the connections to the masters that own
+	// the shard channels wanted, by address; where each shard channel was SSUBSCRIBEd
+	// (what sent is for the other subscriptions); whether the keeper must reload the slot
+	// map before it next subscribes; and the wait before a master's connection is made
+	// again after a failure.
+	shardConns map[string]*shardConn
+	shardOf    map[subscription]*shardConn
+	slotsStale bool
+	shardRetry map[string]time.Duration
+	// shardDown are the masters whose connection failed, by address, until a subscription
+	// on a new one is confirmed or none of the channels wanted is theirs any more.
+	shardDown map[string]shardFailure
 }
 
 // subscription is a channel, a pattern (PSUBSCRIBE) or a shard channel (SSUBSCRIBE).
@@ -180,6 +201,13 @@ func startHub(opts Options) *hub {
 		adapters:  make(map[member]struct{}),
 		connErr:   errNotYet,
 	}
+	if cc, ok := opts.Client.(*redis.ClusterClient); ok {
+		h.cluster = cc
+		h.shardConns = make(map[string]*shardConn)
+		h.shardOf = make(map[subscription]*shardConn)
+		h.shardRetry = make(map[string]time.Duration)
+		h.shardDown = make(map[string]shardFailure)
+	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	// No connection is made here: Subscribe without channels is lazy, so making a namespace
 	// never blocks on Redis. The subscriber goroutine connects.
@@ -197,8 +225,12 @@ func (h *hub) stop() {
 	h.cancel()
 	h.mu.Lock()
 	ps := h.ps
+	conns := h.takeShardConnsLocked()
 	h.mu.Unlock()
 	_ = ps.Close()
+	for _, c := range conns {
+		_ = c.ps.Close()
+	}
 	h.loops.Wait()
 }
 
@@ -362,8 +394,17 @@ func (h *hub) connLost(err error) {
 	if h.cmdErr == nil {
 		h.cmdErr, h.cmdErrAt = err, time.Now()
 	}
-	clear(h.confirmed)
-	h.unconfirmed = len(h.routes)
+	if h.cluster == nil {
+		clear(h.confirmed)
+		h.unconfirmed = len(h.routes)
+	} else {
+		// The shard channels are on connections of their own, which answer for them.
+		for s := range h.confirmed {
+			if !s.shard {
+				h.unconfirmLocked(s)
+			}
+		}
+	}
 	h.announced = false
 	for a := range h.adapters {
 		h.checkLocked(a)
@@ -427,14 +468,33 @@ func (h *hub) checkLocked(a member) {
 	}
 }
 
+// unconfirmLocked takes s's confirmation away; h.mu is held.
+func (h *hub) unconfirmLocked(s subscription) {
+	if !h.confirmed[s] {
+		return
+	}
+	delete(h.confirmed, s)
+	if a, routed := h.routes[s]; routed {
+		h.unconfirmed++
+		h.checkLocked(a)
+	}
+}
+
 // syncSubscriptions brings what ps is subscribed to in line with the routes, on the keeper
-// goroutine. go-redis records the channels even when Redis cannot be reached, and
-// subscribes again to all of them on every new connection.
-func (h *hub) syncSubscriptions() {
+// goroutine, and reports whether it must be called again (some shard channel's master
+// could not be found). go-redis records the channels even when Redis cannot be reached,
+// and subscribes again to all of them on every new connection.
+func (h *hub) syncSubscriptions() (retry bool) {
+	if h.cluster != nil {
+		retry = h.syncShards()
+	}
 	var sub, psub, ssub, unsub, punsub, sunsub []string
 	h.mu.Lock()
 	ps := h.ps
 	for s := range h.routes {
+		if s.shard && h.cluster != nil {
+			continue // syncShards' own
+		}
 		if !h.sent[s] {
 			h.sent[s] = true
 			switch {
@@ -485,6 +545,7 @@ func (h *hub) syncSubscriptions() {
 		// The subscriber sees the connection fail too, and reports it.
 		h.log.Debug("redis adapter: (un)subscribing failed; go-redis subscribes again when it reconnects", "error", err)
 	}
+	return retry
 }
 
 // renewPubSub replaces the subscriber connection, on the subscriber goroutine; nil once the

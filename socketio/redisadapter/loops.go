@@ -103,14 +103,26 @@ func (h *hub) sleep(d time.Duration) bool {
 	}
 }
 
-// keepLoop is the keeper goroutine.
+// keepLoop is the keeper goroutine. It tries again, waiting longer each time (up to
+// maxBackoff), while a shard channel's master cannot be found (a Redis Cluster that cannot
+// be reached).
 func (h *hub) keepLoop() {
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	var backoff time.Duration
 	for {
 		select {
 		case <-h.ctx.Done():
 			return
 		case <-h.resync:
-			h.syncSubscriptions()
+		case <-retry.C:
+		}
+		if h.syncSubscriptions() {
+			backoff = min(max(2*backoff, retryMin), maxBackoff)
+			retry.Reset(backoff)
+		} else {
+			backoff = 0
 		}
 	}
 }

@@ -41,9 +41,14 @@ var (
 //   - the number of nodes is PUBSUB SHARDNUMSUB of the namespace's channel.
 //
 // The adapters of one factory share one subscriber connection and the goroutines of New's
-// hub. Options.PublishOnSpecificResponseChannel does not apply. The client must be a
-// *redis.Client (or a failover client): a Redis Cluster, whose channels live on different
-// shards, is not supported yet. It panics if opts.Client is nil.
+// hub. Options.PublishOnSpecificResponseChannel does not apply. The client is a *redis.Client
+// (or a failover client), or a *redis.ClusterClient for a Redis Cluster: each channel hashes
+// to a slot, as a key does, so a namespace's and its rooms' channels live on different
+// masters; the hub then SSUBSCRIBEs each on its slot's master, over one more connection per
+// master that owns any of them, and subscribes a channel again on its new master when its
+// slot moves; SPUBLISH goes to the channel's master, and the number of nodes is
+// PUBSUB SHARDNUMSUB summed over the masters, as the Node.js adapter counts it. It panics if
+// opts.Client is nil.
 func NewSharded(opts Options) socketio.ClusterFactory {
 	if opts.Client == nil {
 		panic("redisadapter: Options.Client is nil; pass a go-redis client such as redis.NewClient(&redis.Options{Addr: \"127.0.0.1:6379\"})")
@@ -172,9 +177,9 @@ func (a *ShardedAdapter) serverCount(ctx context.Context) (int, error) {
 	defer cancel()
 	a.waitSubscribed(ctx)
 	for wait := retryMin; ; wait = min(2*wait, retryMax) {
-		m, err := a.client.PubSubShardNumSub(ctx, a.channel).Result()
+		n, err := a.shardNumSub(ctx)
 		if err == nil {
-			return max(int(m[a.channel]), 1), nil
+			return max(n, 1), nil
 		}
 		if !a.subscriptionUp() {
 			return 0, fmt.Errorf("%w: redisadapter: PUBSUB SHARDNUMSUB %s: %w", socketio.ErrClusterUnavailable, a.channel, err)
@@ -187,6 +192,31 @@ func (a *ShardedAdapter) serverCount(ctx context.Context) (int, error) {
 			return 0, fmt.Errorf("%w: redisadapter: PUBSUB SHARDNUMSUB %s: %w", socketio.ErrClusterUnavailable, a.channel, err)
 		}
 	}
+}
+
+// shardNumSub is PUBSUB SHARDNUMSUB of the namespace's channel. Each master of a Redis
+// Cluster counts its own subscribers only, so there it is the sum over the masters, as the
+// Node.js adapter counts (the channel's owner alone has subscribers, unless its slot is
+// moving); go-redis would send it to any one node.
+func (a *ShardedAdapter) shardNumSub(ctx context.Context) (int, error) {
+	cc, ok := a.client.(*redis.ClusterClient)
+	if !ok {
+		m, err := a.client.PubSubShardNumSub(ctx, a.channel).Result()
+		return int(m[a.channel]), err
+	}
+	var mu sync.Mutex
+	n := 0
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, master *redis.Client) error {
+		m, err := master.PubSubShardNumSub(ctx, a.channel).Result()
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		n += int(m[a.channel])
+		mu.Unlock()
+		return nil
+	})
+	return n, err
 }
 
 // waitSubscribed waits, bounded by ctx, until the adapter's channels are first subscribed

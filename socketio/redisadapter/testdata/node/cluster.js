@@ -15,7 +15,7 @@ const readline = require("node:readline");
 const { Server } = require("socket.io");
 const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
 const { Emitter } = require("@socket.io/redis-emitter");
-const { createClient } = require("redis");
+const { createClient, createCluster } = require("redis");
 const ioc = require("socket.io-client");
 
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
@@ -48,9 +48,14 @@ function fromWire(v) {
 
 async function main() {
   const url = process.env.REDIS_URL;
-  const pub = createClient({ url });
-  const sub = pub.duplicate();
-  const emitterClient = pub.duplicate();
+  // REDIS_CLUSTER (host:port seeds, comma-separated) puts the clients on a Redis Cluster.
+  const seeds = process.env.REDIS_CLUSTER;
+  const newClient = seeds
+    ? () => createCluster({ rootNodes: seeds.split(",").map((addr) => ({ url: `redis://${addr}` })) })
+    : () => createClient({ url });
+  const pub = newClient();
+  const sub = newClient();
+  const emitterClient = newClient();
   for (const c of [pub, sub, emitterClient]) c.on("error", (err) => out({ type: "redis-error", message: String(err) }));
   await Promise.all([pub.connect(), sub.connect(), emitterClient.connect()]);
 
