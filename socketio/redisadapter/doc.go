@@ -73,11 +73,21 @@
 // the namespace's own counter (socketio.Local.BroadcastWithAck numbers it), so it never meets
 // an id already waiting.
 //
-// [NewSharded] makes the other engine of this package: the sharded adapter of
-// @socket.io/redis-adapter 8.3 (createShardedAdapter), socket.io-adapter 2.5's ClusterAdapter
-// protocol on Redis 7's sharded pub/sub, over the same kind of shared connection; see its doc.
+// The package has three engines, each wire-compatible with its Node.js counterpart, so that
+// siobridge and Node.js servers may share a cluster:
+//
+//   - [New], above: @socket.io/redis-adapter 8's classic pub/sub adapter (createAdapter);
+//   - [NewSharded]: the sharded adapter of @socket.io/redis-adapter 8.3 (createShardedAdapter),
+//     socket.io-adapter 2.5's ClusterAdapter protocol on Redis 7's sharded pub/sub, over the
+//     same kind of shared connection; see its doc;
+//   - [NewStreams]: @socket.io/redis-streams-adapter 0.2.3 (createAdapter), the same
+//     ClusterAdapter protocol as entries of one Redis stream, nodes known by their
+//     heartbeats, and the one engine here that recovers connection state across nodes
+//     ([StreamsAdapter] is a [socketio.SessionStore]: a client may come back on any node,
+//     siobridge or Node.js); see its doc.
 //
 // Not supported: serverSideEmit (siobridge has no server-side events; such requests are
 // ignored, so a Node.js serverSideEmitWithAck times out waiting for siobridge nodes),
-// connection state recovery across nodes, and Redis Cluster for the sharded adapter.
+// connection state recovery with the pub/sub engines, and Redis Cluster for the sharded and
+// streams adapters.
 package redisadapter
