@@ -327,6 +327,15 @@ func (a *StreamsAdapter) dispatch(d streamDelivery) {
 		return
 	}
 	a.handle(d.m)
+	if a.recovery > 0 {
+		// A client's offset may be the id of any broadcast that Node.js replayed to it
+		// (a volatile one included): a restore waits for this node to be past it.
+		if id, ok := parseStreamID(d.id); ok {
+			a.mu.Lock()
+			a.advance(id)
+			a.mu.Unlock()
+		}
+	}
 }
 
 // isStoredBroadcast reports whether m is a broadcast that recovery stores, as Node.js'

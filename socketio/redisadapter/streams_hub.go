@@ -245,6 +245,7 @@ func (h *streamHub) readLoop() {
 				continue
 			}
 			last = tail.String()
+			h.setRead(nil)
 			h.positioned(tail)
 		}
 		res, err := h.client.XRead(h.ctx, &redis.XReadArgs{
@@ -298,9 +299,7 @@ func (h *streamHub) positioned(at streamID) {
 	}
 	for _, a := range h.adapters {
 		a.mu.Lock()
-		if a.seen.less(at) {
-			a.seen = at
-		}
+		a.advance(at)
 		a.mu.Unlock()
 		if !h.reading {
 			a.announce()

@@ -78,14 +78,19 @@ func (a *StreamsAdapter) deliverStored(id string, m clusterMessage) {
 		}
 		r.missed = append(r.missed, msgs)
 	}
-	if a.seen.less(sid) {
-		a.seen = sid
-		close(a.progress)
-		a.progress = make(chan struct{})
-	}
+	a.advance(sid)
 	a.mu.Unlock()
 	for _, s := range slow {
 		s.CloseSlow()
+	}
+}
+
+// advance records, with mu held, that the namespace's entries up to id have been handled.
+func (a *StreamsAdapter) advance(id streamID) {
+	if a.seen.less(id) {
+		a.seen = id
+		close(a.progress)
+		a.progress = make(chan struct{})
 	}
 }
 
@@ -146,6 +151,11 @@ func (a *StreamsAdapter) Sessions() int { return int(a.persists.Load()) }
 // are the packets missed, each with its entry id as offset. It waits, bounded by
 // RequestTimeout, for Redis, and for this node's reader to have delivered the entry at
 // offset, so that every missed packet reaches the socket once, from the restore or live.
+//
+// What is replayed is what a live socket gets with an offset: events without ack and not
+// volatile. Node.js 0.2.3 replays every BROADCAST entry its rooms select, volatile ones and
+// those sent with acks (without their ack id) included; siobridge keeps socketio's rule, so
+// that a recovered client never gets twice, or late, what it was not meant to keep.
 func (a *StreamsAdapter) RestoreSession(pid, offset string) (socketio.Restore, bool) {
 	if a.recovery <= 0 {
 		return nil, false

@@ -501,3 +501,56 @@ func redisID(s string) (streamID, error) {
 	}
 	return id, nil
 }
+
+// TestStreamsRecoveryRefused: a CONNECT with an unknown pid, an offset that is not an entry
+// id, or one no longer in the stream gets a fresh socket; the session is taken out of Redis
+// all the same, as Node.js does.
+func TestStreamsRecoveryRefused(t *testing.T) {
+	r := testkit.StartRedis(t)
+	a := newRecoveryNode(t, r, time.Minute)
+	waitNodes(t, 1, a.node)
+	ctx := ctxTimeout(t, 30*time.Second)
+
+	c := socketiotest.Dial(t, a.ts.URL, "")
+	first := connectFields(t, c, "")
+	<-a.connected
+	if _, err := a.ns().To("r").Emit("e", 0); err != nil {
+		t.Fatal(err)
+	}
+	offset := offsetOf(t, readEvent(t, c))
+	for _, tc := range []struct {
+		name    string
+		ownPID  bool // the pid of the socket just dropped, else another
+		offset  string
+		deleted bool // the session is out of Redis afterwards
+	}{
+		{"unknown pid", false, offset, false},
+		{"not an entry id", true, "abc-1", false},
+		{"not in the stream", true, "1-0", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c.Conn.Close()
+			recvResult(t, a.disconnected)
+			key := "sio:session:" + first["pid"]
+			testkit.Poll(t, 5*time.Second, "the session to be kept", func() bool {
+				return a.rdb.Exists(ctx, key).Val() == 1
+			})
+			pid := "nobody"
+			if tc.ownPID {
+				pid = first["pid"]
+			}
+			c = socketiotest.Dial(t, a.ts.URL, "")
+			got := connectFields(t, c, fmt.Sprintf(`{"pid":%q,"offset":%q}`, pid, tc.offset))
+			if got["sid"] == first["sid"] {
+				t.Fatalf("recovered with %s: %v", tc.name, got)
+			}
+			if s := recvResult(t, a.connected); s.Recovered() {
+				t.Fatal("socket recovered")
+			}
+			if deleted := a.rdb.Exists(ctx, key).Val() == 0; deleted != tc.deleted {
+				t.Fatalf("session deleted = %v, want %v", deleted, tc.deleted)
+			}
+			first = got // the next case drops this socket
+		})
+	}
+}
