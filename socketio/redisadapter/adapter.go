@@ -71,7 +71,8 @@ type Options struct {
 	// *redis.Client (also from NewFailoverClient) or a *redis.ClusterClient; not a
 	// *redis.Ring, whose shards do not share pub/sub. Required.
 	Client redis.UniversalClient
-	// KeyPrefix starts every channel name, as the Node.js adapter's "key" option. Default
+	// KeyPrefix starts every channel name, as the Node.js adapter's "key" option; for the
+	// streams adapter it is the stream's name (the Node.js "streamName"). Default
 	// "socket.io".
 	KeyPrefix string
 	// RequestTimeout bounds how long a cluster-wide request (FetchSockets, Rooms, the counts
