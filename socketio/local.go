@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/siobridge/siobridge/engineio"
 )
@@ -20,6 +21,14 @@ func (l Local) Name() string { return l.ns.name }
 
 // Socket returns this node's socket with id, or nil.
 func (l Local) Socket(id string) *Socket { return l.ns.rooms.socket(id) }
+
+// Count is how many of this node's sockets opts selects.
+func (l Local) Count(opts BroadcastOptions) int { return len(l.ns.rooms.selectSockets(opts)) }
+
+// RecoveryWindow is how long connection state recovery keeps the session of a disconnected
+// socket ([RecoveryOptions].MaxDisconnection), 0 when recovery is off. A [Cluster] engine
+// that is a [SessionStore] stores broadcasts (and puts offsets on them) only when it is not 0.
+func (l Local) RecoveryWindow() time.Duration { return l.ns.srv.opts.Recovery.MaxDisconnection }
 
 // SocketIDs lists the ids of this node's sockets, in no particular order.
 func (l Local) SocketIDs() []string { return l.ns.rooms.ids() }

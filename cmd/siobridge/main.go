@@ -172,7 +172,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 
 	sio := cfg.SocketIO
 	var cluster socketio.ClusterFactory // nil: every namespace is this node's alone
-	if cfg.Cluster.Adapter == "redis" || cfg.Cluster.Adapter == "redis-sharded" {
+	if cfg.Cluster.Adapter != "memory" {
 		rdb, err := redisClient(cfg)
 		if err != nil {
 			return err
@@ -185,7 +185,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		reg.MustRegister(dropped)
 		malformed := prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "siobridge_cluster_malformed_total",
-			Help: "Messages from Redis the sharded adapter could not read and dropped.",
+			Help: "Messages from Redis the sharded or streams adapter could not read and dropped.",
 		})
 		reg.MustRegister(malformed)
 		adapterOpts := redisadapter.Options{
@@ -196,9 +196,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 			OnDrop:         func(n int) { dropped.Add(float64(n)) },
 			OnMalformed:    malformed.Inc,
 		}
-		if cfg.Cluster.Adapter == "redis-sharded" {
+		switch cfg.Cluster.Adapter {
+		case "redis-sharded":
 			cluster = redisadapter.NewSharded(adapterOpts)
-		} else {
+		case "redis-streams":
+			// With [socketio] recovery, each namespace's streams adapter is its session
+			// store: a client may come back on any node.
+			cluster = redisadapter.NewStreams(adapterOpts)
+		default:
 			cluster = redisadapter.New(adapterOpts)
 		}
 	}

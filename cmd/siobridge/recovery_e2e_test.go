@@ -78,7 +78,8 @@ func hasOffset(args json.RawMessage, want string) bool {
 		json.Unmarshal(arr[1], &offset) == nil && offset != ""
 }
 
-// TestE2ERecoveryRefusedWithRedis: recovery is single-node for now, and the binary says so.
+// TestE2ERecoveryRefusedWithRedis: recovery works on a single node or with the streams
+// adapter, not with the pub/sub one, and the binary says so and names the way.
 func TestE2ERecoveryRefusedWithRedis(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testkit.StartWait)
 	defer cancel()
@@ -89,7 +90,7 @@ func TestE2ERecoveryRefusedWithRedis(t *testing.T) {
 	if err == nil || cmd.ProcessState.ExitCode() == 0 {
 		t.Fatalf("siobridge started with recovery on Redis:\n%s", out)
 	}
-	if !strings.Contains(string(out), `config: socketio.recovery: connection state recovery works on a single node (cluster.adapter = "memory")`) {
+	if !strings.Contains(string(out), `config: socketio.recovery: connection state recovery works on a single node (cluster.adapter = "memory") or across nodes with cluster.adapter = "redis-streams", not with "redis"`) {
 		t.Fatalf("siobridge's error does not say why:\n%s", out)
 	}
 }

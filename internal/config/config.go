@@ -151,8 +151,8 @@ type LimitsConfig struct {
 // ClusterConfig chooses where room membership and broadcasts live: in this process, or on a
 // Redis server shared with other siobridge nodes and Node.js Socket.IO servers.
 type ClusterConfig struct {
-	Adapter        string   `toml:"adapter"`         // "memory" (default), "redis" (classic pub/sub) or "redis-sharded" (Redis 7 sharded pub/sub)
-	RedisURL       string   `toml:"redis_url"`       // default "redis://127.0.0.1:6379/0"; read when adapter is "redis" or "redis-sharded"
+	Adapter        string   `toml:"adapter"`         // "memory" (default), "redis" (classic pub/sub), "redis-sharded" (Redis 7 sharded pub/sub) or "redis-streams" (a Redis stream)
+	RedisURL       string   `toml:"redis_url"`       // default "redis://127.0.0.1:6379/0"; read when adapter is "redis", "redis-sharded" or "redis-streams"
 	RedisCluster   []string `toml:"redis_cluster"`   // default []; "host:port" seed nodes of a Redis Cluster, used instead of redis_url (leave that at its default)
 	KeyPrefix      string   `toml:"key_prefix"`      // channel prefix shared with the cluster, default "socket.io"
 	RequestTimeout Duration `toml:"request_timeout"` // how long a cluster-wide query waits for other nodes, default 5s
@@ -865,8 +865,8 @@ func (c *Config) Validate() error {
 	if c.SocketIO.Recovery.Duration.Duration < 0 {
 		p.addf("socketio.recovery", `must be a positive duration like "2m", or "" or "0" for off, got %q`, c.SocketIO.Recovery.Duration.String())
 	}
-	if c.SocketIO.Recovery.Duration.Duration > 0 && c.Cluster.Adapter != "memory" {
-		p.addf("socketio.recovery", `connection state recovery works on a single node (cluster.adapter = "memory") for now: set it to "" or use the memory adapter`)
+	if c.SocketIO.Recovery.Duration.Duration > 0 && c.Cluster.Adapter != "memory" && c.Cluster.Adapter != "redis-streams" {
+		p.addf("socketio.recovery", `connection state recovery works on a single node (cluster.adapter = "memory") or across nodes with cluster.adapter = "redis-streams", not with %q: set it to "" or use one of those adapters`, c.Cluster.Adapter)
 	}
 	if c.SocketIO.RecoveryMaxPackets <= 0 {
 		p.addf("socketio.recovery_max_packets", "must be at least 1 (packets), got %d", c.SocketIO.RecoveryMaxPackets)
@@ -966,7 +966,7 @@ func (c *Config) Validate() error {
 	// Cluster.
 	switch c.Cluster.Adapter {
 	case "memory":
-	case "redis", "redis-sharded":
+	case "redis", "redis-sharded", "redis-streams":
 		if u, err := url.Parse(c.Cluster.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
 			p.addf("cluster.redis_url", `must be a redis://, rediss:// or unix:// URL, got %q`, c.Cluster.RedisURL)
 		}
@@ -974,7 +974,7 @@ func (c *Config) Validate() error {
 			p.addf("cluster.redis_cluster", `and cluster.redis_url are both set (to %q): name either one Redis server (redis_url) or the seed nodes of a Redis Cluster (redis_cluster), not both`, c.Cluster.RedisURL)
 		}
 	default:
-		p.addf("cluster.adapter", `must be "memory", "redis" or "redis-sharded", got %q`, c.Cluster.Adapter)
+		p.addf("cluster.adapter", `must be "memory", "redis", "redis-sharded" or "redis-streams", got %q`, c.Cluster.Adapter)
 	}
 	for _, addr := range c.Cluster.RedisCluster {
 		host, port, err := net.SplitHostPort(addr)

@@ -542,7 +542,7 @@ func TestValidateErrors(t *testing.T) {
 		{"cors wildcard with credentials", func(c *Config) { c.SocketIO.CORSOrigins = []string{"*"}; c.SocketIO.CORSCredentials = true }, []string{"config: socketio.cors_credentials: must be false"}},
 		{"max queued zero", func(c *Config) { c.SocketIO.MaxQueuedMessages = 0 }, []string{"config: socketio.max_queued_messages: must be at least 1"}},
 		{"recovery negative", func(c *Config) { c.SocketIO.Recovery = OffDuration{dur("-1m")} }, []string{`config: socketio.recovery: must be a positive duration like "2m", or "" or "0" for off, got "-1m"`}},
-		{"recovery with redis", func(c *Config) { c.SocketIO.Recovery = OffDuration{dur("2m")}; c.Cluster.Adapter = "redis" }, []string{`config: socketio.recovery: connection state recovery works on a single node (cluster.adapter = "memory") for now`}},
+		{"recovery with redis", func(c *Config) { c.SocketIO.Recovery = OffDuration{dur("2m")}; c.Cluster.Adapter = "redis" }, []string{`config: socketio.recovery: connection state recovery works on a single node (cluster.adapter = "memory") or across nodes with cluster.adapter = "redis-streams", not with "redis"`}},
 		{"recovery packets zero", func(c *Config) { c.SocketIO.RecoveryMaxPackets = 0 }, []string{"config: socketio.recovery_max_packets: must be at least 1 (packets), got 0"}},
 		{"recovery bytes zero", func(c *Config) { c.SocketIO.RecoveryMaxBytes = 0 }, []string{"config: socketio.recovery_max_bytes: must be at least 1 (bytes), got 0"}},
 		{"webhook url host:port", func(c *Config) { c.Webhook.URL = "localhost:3000" }, []string{`config: webhook.url: must be an absolute http(s) URL, got "localhost:3000"`, `did you mean "http://localhost:3000"?`}},
@@ -567,9 +567,10 @@ func TestValidateErrors(t *testing.T) {
 		{"spool max bytes small", func(c *Config) { c.Webhook.SpoolMaxBytes = 4096 }, []string{"config: webhook.spool_max_bytes: must be at least 1048576 (1 MiB), got 4096"}},
 		{"spool fsync unknown", func(c *Config) { c.Webhook.SpoolFsync = "sometimes" }, []string{`config: webhook.spool_fsync: must be "always", "interval" or "never", got "sometimes"`}},
 		{"spool without url", func(c *Config) { c.Webhook.SpoolDir = "/var/lib/siobridge" }, []string{"config: webhook.spool_dir: is set but webhook.url is not"}},
-		{"cluster adapter", func(c *Config) { c.Cluster.Adapter = "etcd" }, []string{`config: cluster.adapter: must be "memory", "redis" or "redis-sharded", got "etcd"`}},
+		{"cluster adapter", func(c *Config) { c.Cluster.Adapter = "etcd" }, []string{`config: cluster.adapter: must be "memory", "redis", "redis-sharded" or "redis-streams", got "etcd"`}},
 		{"redis url, sharded", func(c *Config) { c.Cluster.Adapter, c.Cluster.RedisURL = "redis-sharded", "localhost:6379" }, []string{`config: cluster.redis_url: must be a redis://, rediss:// or unix:// URL, got "localhost:6379"`}},
-		{"recovery with redis-sharded", func(c *Config) { c.SocketIO.Recovery = OffDuration{dur("2m")}; c.Cluster.Adapter = "redis-sharded" }, []string{`config: socketio.recovery: connection state recovery works on a single node (cluster.adapter = "memory") for now`}},
+		{"recovery with redis-sharded", func(c *Config) { c.SocketIO.Recovery = OffDuration{dur("2m")}; c.Cluster.Adapter = "redis-sharded" }, []string{`config: socketio.recovery: connection state recovery works on a single node (cluster.adapter = "memory") or across nodes with cluster.adapter = "redis-streams", not with "redis-sharded"`}},
+		{"redis url, streams", func(c *Config) { c.Cluster.Adapter, c.Cluster.RedisURL = "redis-streams", "localhost:6379" }, []string{`config: cluster.redis_url: must be a redis://, rediss:// or unix:// URL, got "localhost:6379"`}},
 		{"redis url", func(c *Config) { c.Cluster.Adapter, c.Cluster.RedisURL = "redis", "localhost:6379" }, []string{`config: cluster.redis_url: must be a redis://, rediss:// or unix:// URL, got "localhost:6379"`}},
 		{"redis cluster and redis url", func(c *Config) {
 			c.Cluster.Adapter, c.Cluster.RedisURL, c.Cluster.RedisCluster = "redis", "redis://redis:6379/0", []string{"127.0.0.1:7000"}
@@ -986,5 +987,16 @@ func TestDurationString(t *testing.T) {
 		if got := (Duration{d}).String(); got != want {
 			t.Errorf("Duration(%s).String() = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestValidateRecoveryWithStreams: connection state recovery is allowed across nodes with the
+// streams adapter, whose sessions live in Redis.
+func TestValidateRecoveryWithStreams(t *testing.T) {
+	c := Default()
+	c.SocketIO.Recovery = OffDuration{dur("2m")}
+	c.Cluster.Adapter = "redis-streams"
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }

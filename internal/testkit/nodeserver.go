@@ -58,15 +58,24 @@ func StartShardedNodeServerOnCluster(t testing.TB, c *RedisCluster, requestTimeo
 	return startNodeServer(t, "REDIS_CLUSTER="+strings.Join(c.Addrs(), ","), requestTimeout, "redis-sharded")
 }
 
-// startNodeServer runs cluster.js with redis, the variable that says where Redis is.
-func startNodeServer(t testing.TB, redis string, requestTimeout time.Duration, adapter string) *NodeServer {
+// StartStreamsNodeServer is StartNodeServer with @socket.io/redis-streams-adapter 0.2.3, and
+// connection state recovery for recovery when it is not 0.
+func StartStreamsNodeServer(t testing.TB, redisURL string, recovery time.Duration) *NodeServer {
+	t.Helper()
+	RequireNodeModules(t, ClusterNode, "@socket.io/redis-streams-adapter")
+	return startNodeServer(t, "REDIS_URL="+redisURL, 0, "redis-streams", fmt.Sprint("RECOVERY_MS=", recovery.Milliseconds()))
+}
+
+// startNodeServer runs cluster.js with redis, the variable that says where Redis is, and env.
+func startNodeServer(t testing.TB, redis string, requestTimeout time.Duration, adapter string, env ...string) *NodeServer {
 	t.Helper()
 	node := RequireNodeServer(t)
 	s := &NodeServer{Process: Start(t, Command{
-		Name:      "the Node.js server (cluster.js)",
-		Args:      []string{node, "cluster.js"},
-		Dir:       RootDir(t, ClusterNode), // its node_modules resolve from there
-		Env:       []string{redis, fmt.Sprint("REQUESTS_TIMEOUT=", requestTimeout.Milliseconds()), "ADAPTER=" + adapter},
+		Name: "the Node.js server (cluster.js)",
+		Args: []string{node, "cluster.js"},
+		Dir:  RootDir(t, ClusterNode), // its node_modules resolve from there
+		Env: append([]string{redis, fmt.Sprint("REQUESTS_TIMEOUT=", requestTimeout.Milliseconds()),
+			"ADAPTER=" + adapter}, env...),
 		Stdin:     true,
 		CheckExit: true,
 	})}

@@ -71,7 +71,8 @@ type Options struct {
 	// *redis.Client (also from NewFailoverClient) or a *redis.ClusterClient; not a
 	// *redis.Ring, whose shards do not share pub/sub. Required.
 	Client redis.UniversalClient
-	// KeyPrefix starts every channel name, as the Node.js adapter's "key" option. Default
+	// KeyPrefix starts every channel name, as the Node.js adapter's "key" option; for the
+	// streams adapter it is the stream's name (the Node.js "streamName"). Default
 	// "socket.io".
 	KeyPrefix string
 	// RequestTimeout bounds how long a cluster-wide request (FetchSockets, Rooms, the counts
@@ -88,13 +89,39 @@ type Options struct {
 	// messages at Warn, protocol oddities at Debug). Default slog.Default().
 	Logger *slog.Logger
 	// OnMalformed, when set, is called once for each message from Redis that the sharded
-	// adapter could not read (it is logged at Debug and dropped): the place to count them.
+	// or the streams adapter could not read (it is logged at Debug and dropped): the place to count them.
 	// It must not block.
 	OnMalformed func()
 	// OnDrop, when set, is called with the number of messages for other nodes dropped
 	// because too many waited for Redis (see Healthy): the place to count them. It must not
 	// block.
 	OnDrop func(n int)
+
+	// The streams adapter's (NewStreams), with the defaults of
+	// @socket.io/redis-streams-adapter; its stream is named KeyPrefix (the Node.js
+	// streamName).
+
+	// StreamMaxLen caps the stream, in entries: each XADD trims it with MAXLEN ~ StreamMaxLen
+	// (Redis trims by whole nodes, so a few more may stay). A client whose offset has been
+	// trimmed away cannot recover. Default 10000, the Node.js maxLen.
+	StreamMaxLen int64
+	// ReadCount is the most entries one XREAD returns (COUNT). Default 100, the Node.js
+	// readCount.
+	ReadCount int64
+	// ReadBlock is how long one XREAD waits for new entries (BLOCK). Default 5s, as in
+	// Node.js.
+	ReadBlock time.Duration
+	// HeartbeatInterval: a namespace's adapter that has published nothing for this long
+	// publishes a HEARTBEAT, so that the other nodes keep counting it. Default 5s, the
+	// Node.js heartbeatInterval.
+	HeartbeatInterval time.Duration
+	// HeartbeatTimeout: a node not heard from for this long is no longer counted (nor
+	// waited for). Default 10s, the Node.js heartbeatTimeout.
+	HeartbeatTimeout time.Duration
+	// SessionKeyPrefix starts the Redis key of each session kept for connection state
+	// recovery: <SessionKeyPrefix><pid>. Default "sio:session:", the Node.js
+	// sessionKeyPrefix.
+	SessionKeyPrefix string
 
 	// maxUnsent replaces the publisher's bound maxUnsent, in tests.
 	maxUnsent int

@@ -26,9 +26,9 @@ type clusterTransport interface {
 	// publish sends a message to every node of the namespace without waiting. room is the
 	// single room a broadcast without acks is for ("" otherwise), for an engine that has a
 	// channel per room.
-	publish(payload []byte, room string) error
+	publish(m clusterMessage, room string) error
 	// publishResponse sends a response to the node uid without waiting.
-	publishResponse(uid string, payload []byte) error
+	publishResponse(uid string, m clusterMessage) error
 	// serverCount is how many nodes the namespace has, this one included, as the engine
 	// knows it; bounded by ctx.
 	serverCount(ctx context.Context) (int, error)
@@ -92,23 +92,16 @@ func (c *clusterAdapter) message(typ int64, data *object) clusterMessage {
 	return clusterMessage{uid: c.uid, nsp: c.local.Name(), typ: typ, data: data}
 }
 
-// send encodes m once and publishes it to every node (room as clusterTransport.publish).
+// send publishes m to every node (room as clusterTransport.publish).
 func (c *clusterAdapter) send(m clusterMessage, room string) error {
-	b, err := encodeClusterMessage(m)
-	if err != nil {
-		return fmt.Errorf("redisadapter: encode message: %w", err)
-	}
-	return c.t.publish(b, room)
+	return c.t.publish(m, room)
 }
 
-// respond encodes a response once and publishes it to the node uid.
+// respond publishes a response to the node uid.
 func (c *clusterAdapter) respond(uid string, typ int64, data *object) {
-	b, err := encodeClusterMessage(c.message(typ, data))
-	if err != nil {
-		c.log.Warn("redis adapter: cannot encode response", "error", err)
-		return
+	if err := c.t.publishResponse(uid, c.message(typ, data)); err != nil {
+		c.log.Debug("redis adapter: response not sent", "to", uid, "error", err)
 	}
-	_ = c.t.publishResponse(uid, b)
 }
 
 // expectResponses registers a request that waits for n responses under a new id.
@@ -473,6 +466,11 @@ func (c *clusterAdapter) onMessage(payload []byte) {
 	if !ok {
 		return
 	}
+	c.handle(m)
+}
+
+// handle acts on a decoded message from another node of the namespace.
+func (c *clusterAdapter) handle(m clusterMessage) {
 	switch m.typ {
 	case clusterBroadcast:
 		if m.data.has("requestId") {

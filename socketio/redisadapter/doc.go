@@ -73,16 +73,26 @@
 // the namespace's own counter (socketio.Local.BroadcastWithAck numbers it), so it never meets
 // an id already waiting.
 //
-// [NewSharded] makes the other engine of this package: the sharded adapter of
-// @socket.io/redis-adapter 8.3 (createShardedAdapter), socket.io-adapter 2.5's ClusterAdapter
-// protocol on Redis 7's sharded pub/sub, over the same kind of shared connection; see its doc.
+// The package has three engines, each wire-compatible with its Node.js counterpart, so that
+// siobridge and Node.js servers may share a cluster:
 //
-// Both engines run on a Redis Cluster when Options.Client is a *redis.ClusterClient: the
+//   - [New], above: @socket.io/redis-adapter 8's classic pub/sub adapter (createAdapter);
+//   - [NewSharded]: the sharded adapter of @socket.io/redis-adapter 8.3 (createShardedAdapter),
+//     socket.io-adapter 2.5's ClusterAdapter protocol on Redis 7's sharded pub/sub, over the
+//     same kind of shared connection; see its doc;
+//   - [NewStreams]: @socket.io/redis-streams-adapter 0.2.3 (createAdapter), the same
+//     ClusterAdapter protocol as entries of one Redis stream, nodes known by their
+//     heartbeats, and the one engine here that recovers connection state across nodes
+//     ([StreamsAdapter] is a [socketio.SessionStore]: a client may come back on any node,
+//     siobridge or Node.js); see its doc.
+//
+// Every engine runs on a Redis Cluster when Options.Client is a *redis.ClusterClient: the
 // classic one subscribes on any node (a PUBLISH reaches every node's subscribers) and sums
 // PUBSUB NUMSUB over the nodes; the sharded one subscribes each shard channel on the master
-// that owns its slot (see NewSharded).
+// that owns its slot (see NewSharded); the streams one's stream and session keys are keys,
+// on the masters that own their slots.
 //
 // Not supported: serverSideEmit (siobridge has no server-side events; such requests are
 // ignored, so a Node.js serverSideEmitWithAck times out waiting for siobridge nodes),
-// and connection state recovery across nodes.
+// and connection state recovery with the pub/sub engines.
 package redisadapter

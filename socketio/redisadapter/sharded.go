@@ -141,22 +141,27 @@ func (a *ShardedAdapter) RoomDeleted(room string) { a.hub.removeRoute(a, a.roomC
 
 // publish implements clusterTransport: SPUBLISH on the namespace's channel, or on the room's
 // for a broadcast to one room whose name does not look like a socket id.
-func (a *ShardedAdapter) publish(payload []byte, room string) error {
+func (a *ShardedAdapter) publish(m clusterMessage, room string) error {
 	channel := a.channel
 	if room != "" && len(room) != socketIDLength {
 		channel = a.channel + room + "#"
 	}
-	return a.enqueue(channel, payload)
+	return a.enqueue(channel, m)
 }
 
 // publishResponse implements clusterTransport: SPUBLISH on the requester's channel.
-func (a *ShardedAdapter) publishResponse(uid string, payload []byte) error {
-	return a.enqueue(a.channel+uid+"#", payload)
+func (a *ShardedAdapter) publishResponse(uid string, m clusterMessage) error {
+	return a.enqueue(a.channel+uid+"#", m)
 }
 
-func (a *ShardedAdapter) enqueue(channel string, payload []byte) error {
+// enqueue encodes m once and queues it for the hub's publisher.
+func (a *ShardedAdapter) enqueue(channel string, m clusterMessage) error {
 	if a.ctx.Err() != nil {
 		return ErrClosed
+	}
+	payload, err := encodeClusterMessage(m)
+	if err != nil {
+		return fmt.Errorf("redisadapter: encode message: %w", err)
 	}
 	select {
 	case a.hub.outbox <- outgoing{channel: channel, payload: payload, shard: true}:

@@ -1,7 +1,9 @@
 // A Node.js Socket.IO server in a siobridge cluster: socket.io with @socket.io/redis-adapter
 // (classic pub/sub, or with ADAPTER=redis-sharded its createShardedAdapter on Redis 7 sharded
 // pub/sub; node-redis 4 clients) on the Redis at REDIS_URL, listening on a loopback port, plus
-// an @socket.io/redis-emitter and socket.io-client clients on demand.
+// an @socket.io/redis-emitter and socket.io-client clients on demand. ADAPTER=redis-streams
+// uses @socket.io/redis-streams-adapter instead; RECOVERY_MS=<ms> turns connection state
+// recovery on.
 //
 // Protocol with the Go test: one JSON object per line.
 //   stdout: {"type":"ready","port":N,"serverCount":N}, then replies and events.
@@ -46,6 +48,20 @@ function fromWire(v) {
   return v;
 }
 
+// streamsAdapter is ADAPTER=redis-streams: @socket.io/redis-streams-adapter on the node-redis
+// client, loaded only then; null for the other adapters.
+function streamsAdapter(client) {
+  if (process.env.ADAPTER !== "redis-streams") return null;
+  const { createAdapter: createStreamsAdapter } = require("@socket.io/redis-streams-adapter");
+  return createStreamsAdapter(client);
+}
+
+// recoveryOption turns connection state recovery on when RECOVERY_MS is set (its window).
+function recoveryOption() {
+  const ms = Number(process.env.RECOVERY_MS || 0);
+  return ms > 0 ? { connectionStateRecovery: { maxDisconnectionDuration: ms } } : {};
+}
+
 async function main() {
   const url = process.env.REDIS_URL;
   // REDIS_CLUSTER (host:port seeds, comma-separated) puts the clients on a Redis Cluster.
@@ -64,7 +80,7 @@ async function main() {
     process.env.ADAPTER === "redis-sharded"
       ? createShardedAdapter(pub, sub)
       : createAdapter(pub, sub, { requestsTimeout: Number(process.env.REQUESTS_TIMEOUT || 2000) });
-  const io = new Server(httpServer, { adapter });
+  const io = new Server(httpServer, { adapter: streamsAdapter(pub) || adapter, ...recoveryOption() });
   const emitter = new Emitter(emitterClient);
   const clients = new Map();
 
@@ -101,6 +117,45 @@ async function main() {
         socket.on("connect_error", reject);
       });
       return { id: socket.id };
+    },
+    // A socket.io-client that recovers its connection: connected to the server at c.port (a
+    // siobridge node, or this server when absent), it reconnects only when told to
+    // (reconnect), to any server, as its own reconnection would. Its connects are printed
+    // with socket.recovered, its events with their offsets.
+    async recoveringClient(c) {
+      const url = `http://127.0.0.1:${c.port || port}${c.nsp || "/"}`;
+      const socket = ioc(url, { transports: ["websocket"], reconnection: false });
+      clients.set(c.name, socket);
+      socket.onAny((event, ...args) => out({ type: "client-event", name: c.name, event, args: toWire(args) }));
+      socket.on("connect", () => out({ type: "client-connect", name: c.name, id: socket.id, recovered: socket.recovered }));
+      await new Promise((resolve, reject) => {
+        socket.once("connect", resolve);
+        socket.once("connect_error", reject);
+      });
+      return { id: socket.id };
+    },
+    // drop closes a client's connection as a network failure would for the server (its
+    // WebSocket closes), keeping the client's session for reconnect.
+    async drop(c) {
+      const socket = clients.get(c.name);
+      if (!socket) throw new Error(`no client ${c.name}`);
+      const gone = new Promise((resolve) => socket.once("disconnect", resolve));
+      socket.io.engine.close();
+      await gone;
+      return {};
+    },
+    // reconnect connects a dropped client again, to the server at c.port (this one when
+    // absent), and answers once it is connected.
+    async reconnect(c) {
+      const socket = clients.get(c.name);
+      if (!socket) throw new Error(`no client ${c.name}`);
+      socket.io.uri = `http://127.0.0.1:${c.port || port}`;
+      await new Promise((resolve, reject) => {
+        socket.once("connect", resolve);
+        socket.once("connect_error", reject);
+        socket.connect();
+      });
+      return { id: socket.id, recovered: socket.recovered };
     },
     async join(c) {
       const s = io.of(c.nsp || "/").sockets.get(c.id);
