@@ -60,140 +60,155 @@ func TestCluster(t *testing.T) {
 	}
 
 	bin := siobridge.Path(t)
-	r := testkit.StartRedis(t)
-	app := startApp(t)
-	nodes := []*node{
-		startNode(t, bin, "node1", app, r),
-		startNode(t, bin, "node2", app, r),
+	// The example runs with any adapter (run.sh's CLUSTER_ADAPTER): the same clients through
+	// the same nginx on each, each on a Redis of its own. The files' adapter is the first.
+	for i, adapter := range adapters {
+		t.Run(adapter, func(t *testing.T) {
+			r := testkit.StartRedis(t)
+			app := startApp(t)
+			nodes := []*node{
+				startNode(t, bin, "node1", adapter, app, r),
+				startNode(t, bin, "node2", adapter, app, r),
+			}
+			for _, n := range nodes {
+				// Ready once subscribed to Redis.
+				n.AwaitReady(t, wait, http.StatusOK)
+			}
+			sticky := startNginx(t, nginxBin, string(conf), nodes, false)
+			t.Run("sticky", func(t *testing.T) { testSticky(t, nodeBin, nodePath, sticky, app, nodes) })
+			if i == 0 {
+				// Balancing is the adapter's business on none of them: once is enough.
+				t.Run("without stickiness", func(t *testing.T) {
+					// The same file with round-robin balancing: a long-polling session's
+					// requests go to both nodes, and the one that does not hold the session
+					// refuses them.
+					roundRobin := startNginx(t, nginxBin, string(conf), nodes, true)
+					cl := startClients(t, nodeBin, nodePath, "http://"+roundRobin.addr)
+					cl.open(t, "polling", map[string]any{"transports": []string{"polling"}})
+					m := cl.expect(t, "polling", "error")
+					if !strings.Contains(m.Body, "Session ID unknown") {
+						t.Fatalf("without stickiness the polling client's error is %+v, want a refused request with Session ID unknown", m)
+					}
+					t.Logf("without stickiness the polling client got %q (%s): %s", m.Message, m.Description, m.Body)
+				})
+			}
+		})
 	}
+}
+
+// adapters are the cluster adapters the example runs with, node1.toml's first.
+var adapters = []string{"redis", "redis-sharded", "redis-streams"}
+
+// testSticky connects clients of every transport through nginx's sticky balancing and checks
+// that each keeps to one node, and that emits and metrics span the cluster.
+func testSticky(t *testing.T, nodeBin, nodePath string, sticky *nginx, app *app, nodes []*node) {
+	cl := startClients(t, nodeBin, nodePath, "http://"+sticky.addr)
+	// The sticky key is the query parameter "sticky" when a client sends one, else its
+	// address: every client here comes from 127.0.0.1.
+	cl.open(t, "polling", map[string]any{"transports": []string{"polling"}, "query": map[string]string{"sticky": "polling-client"}})
+	cl.open(t, "websocket", map[string]any{"transports": []string{"websocket"}, "query": map[string]string{"sticky": "websocket-client"}})
+	cl.open(t, "upgrade", map[string]any{"query": map[string]string{"sticky": "upgrade-client"}})
+	cl.open(t, "polling-by-address", map[string]any{"transports": []string{"polling"}})
+	names := []string{"polling", "websocket", "upgrade", "polling-by-address"}
+	transports := map[string]string{"polling": "polling", "websocket": "websocket", "upgrade": "websocket", "polling-by-address": "polling"}
+	ids := map[string]string{}
+	for _, name := range names {
+		ids[name] = cl.expect(t, name, "connect").ID
+	}
+	if m := cl.expect(t, "upgrade", "open"); m.Transport != "polling" {
+		t.Fatalf("the default client opened its session over %q, want polling", m.Transport)
+	}
+	if m := cl.expect(t, "upgrade", "upgrade"); m.Transport != "websocket" {
+		t.Fatalf("the default client upgraded to %q, want websocket", m.Transport)
+	}
+
+	// An event from a client completes the round trip: the client's POST (or frame)
+	// reaches its node, whose webhook's reply acks through the same session with the
+	// node's name.
+	seq := 0
+	ping := func(name string, round int) string {
+		t.Helper()
+		seq++
+		cl.emit(t, name, "ping", seq, round)
+		ack := cl.expectAck(t, name, seq)
+		if len(ack.Args) != 2 || ack.Args[0] != "pong" || (ack.Args[1] != nodes[0].name && ack.Args[1] != nodes[1].name) {
+			t.Fatalf("client %s: ack %v, want [pong <node>]", name, ack.Args)
+		}
+		return ack.Args[1].(string)
+	}
+	placement := map[string]string{}
+	for _, name := range names {
+		placement[name] = ping(name, 0)
+	}
+	// nginx hashes the sticky keys onto a ring made of the nodes' addresses, free ports
+	// that change from run to run; now and then all four keys land on one node, and then
+	// nothing here would tell sticky sessions from a single node. Long-polling clients
+	// with keys of their own join until both nodes have a client.
+	const maxExtra = 16 // all of them on one node: about 2^-16 with a working hash
+	onBoth := func() bool {
+		used := map[string]bool{}
+		for _, n := range placement {
+			used[n] = true
+		}
+		return len(used) == len(nodes)
+	}
+	for extra := 1; !onBoth(); extra++ {
+		if extra > maxExtra {
+			t.Fatalf("nginx placed all %d clients, each but one with a sticky key of its own, on one node: %v", len(names), placement)
+		}
+		name := fmt.Sprintf("extra-%d", extra)
+		cl.open(t, name, map[string]any{"transports": []string{"polling"}, "query": map[string]string{"sticky": name + "-client"}})
+		ids[name] = cl.expect(t, name, "connect").ID
+		names = append(names, name)
+		transports[name] = "polling"
+		placement[name] = ping(name, 0)
+	}
+	t.Logf("nginx placed the clients on: %v", placement)
+
+	// Every later event of a client reaches the same node, and so do its webhooks.
+	for round := 1; round < 10; round++ {
+		for _, name := range names {
+			if node := ping(name, round); node != placement[name] {
+				t.Fatalf("client %s: round %d acked by %s, round 0 by %s", name, round, node, placement[name])
+			}
+		}
+	}
+	for _, name := range names {
+		if node := app.nodeOf(t, ids[name]); node != placement[name] {
+			t.Errorf("client %s: webhooks from %s, acks from %s", name, node, placement[name])
+		}
+	}
+
+	// POST /emit on either node's API reaches every client, whichever node it is on: each
+	// client gets at least one of the two through Redis.
 	for _, n := range nodes {
-		// Ready once subscribed to Redis.
-		n.AwaitReady(t, wait, http.StatusOK)
+		n.emit(t, `{"event":"news","args":["from `+n.name+`"]}`)
+		for _, name := range names {
+			m := cl.expect(t, name, "event")
+			want := transports[name]
+			if m.Event != "news" || len(m.Args) != 1 || m.Args[0] != "from "+n.name || m.Transport != want {
+				t.Fatalf("client %s got %+v, want news [from %s] over %s", name, m, n.name, want)
+			}
+		}
 	}
-	sticky := startNginx(t, nginxBin, string(conf), nodes, false)
 
-	t.Run("sticky", func(t *testing.T) {
-		cl := startClients(t, nodeBin, nodePath, "http://"+sticky.addr)
-		// The sticky key is the query parameter "sticky" when a client sends one, else its
-		// address: every client here comes from 127.0.0.1.
-		cl.open(t, "polling", map[string]any{"transports": []string{"polling"}, "query": map[string]string{"sticky": "polling-client"}})
-		cl.open(t, "websocket", map[string]any{"transports": []string{"websocket"}, "query": map[string]string{"sticky": "websocket-client"}})
-		cl.open(t, "upgrade", map[string]any{"query": map[string]string{"sticky": "upgrade-client"}})
-		cl.open(t, "polling-by-address", map[string]any{"transports": []string{"polling"}})
-		names := []string{"polling", "websocket", "upgrade", "polling-by-address"}
-		transports := map[string]string{"polling": "polling", "websocket": "websocket", "upgrade": "websocket", "polling-by-address": "polling"}
-		ids := map[string]string{}
-		for _, name := range names {
-			ids[name] = cl.expect(t, name, "connect").ID
+	// The nodes' metrics agree on where the clients are and on which transport.
+	byTransport, wantByTransport := map[string]float64{}, map[string]float64{}
+	for _, n := range nodes {
+		for _, tr := range []string{"polling", "websocket"} {
+			byTransport[tr] += n.metric(t, fmt.Sprintf(`siobridge_connections{namespace="/",protocol="4",transport=%q}`, tr))
 		}
-		if m := cl.expect(t, "upgrade", "open"); m.Transport != "polling" {
-			t.Fatalf("the default client opened its session over %q, want polling", m.Transport)
-		}
-		if m := cl.expect(t, "upgrade", "upgrade"); m.Transport != "websocket" {
-			t.Fatalf("the default client upgraded to %q, want websocket", m.Transport)
-		}
+	}
+	for _, tr := range transports {
+		wantByTransport[tr]++
+	}
+	if !maps.Equal(byTransport, wantByTransport) {
+		t.Fatalf("siobridge_connections over both nodes: %v, want %v", byTransport, wantByTransport)
+	}
 
-		// An event from a client completes the round trip: the client's POST (or frame)
-		// reaches its node, whose webhook's reply acks through the same session with the
-		// node's name.
-		seq := 0
-		ping := func(name string, round int) string {
-			t.Helper()
-			seq++
-			cl.emit(t, name, "ping", seq, round)
-			ack := cl.expectAck(t, name, seq)
-			if len(ack.Args) != 2 || ack.Args[0] != "pong" || (ack.Args[1] != nodes[0].name && ack.Args[1] != nodes[1].name) {
-				t.Fatalf("client %s: ack %v, want [pong <node>]", name, ack.Args)
-			}
-			return ack.Args[1].(string)
-		}
-		placement := map[string]string{}
-		for _, name := range names {
-			placement[name] = ping(name, 0)
-		}
-		// nginx hashes the sticky keys onto a ring made of the nodes' addresses, free ports
-		// that change from run to run; now and then all four keys land on one node, and then
-		// nothing here would tell sticky sessions from a single node. Long-polling clients
-		// with keys of their own join until both nodes have a client.
-		const maxExtra = 16 // all of them on one node: about 2^-16 with a working hash
-		onBoth := func() bool {
-			used := map[string]bool{}
-			for _, n := range placement {
-				used[n] = true
-			}
-			return len(used) == len(nodes)
-		}
-		for extra := 1; !onBoth(); extra++ {
-			if extra > maxExtra {
-				t.Fatalf("nginx placed all %d clients, each but one with a sticky key of its own, on one node: %v", len(names), placement)
-			}
-			name := fmt.Sprintf("extra-%d", extra)
-			cl.open(t, name, map[string]any{"transports": []string{"polling"}, "query": map[string]string{"sticky": name + "-client"}})
-			ids[name] = cl.expect(t, name, "connect").ID
-			names = append(names, name)
-			transports[name] = "polling"
-			placement[name] = ping(name, 0)
-		}
-		t.Logf("nginx placed the clients on: %v", placement)
-
-		// Every later event of a client reaches the same node, and so do its webhooks.
-		for round := 1; round < 10; round++ {
-			for _, name := range names {
-				if node := ping(name, round); node != placement[name] {
-					t.Fatalf("client %s: round %d acked by %s, round 0 by %s", name, round, node, placement[name])
-				}
-			}
-		}
-		for _, name := range names {
-			if node := app.nodeOf(t, ids[name]); node != placement[name] {
-				t.Errorf("client %s: webhooks from %s, acks from %s", name, node, placement[name])
-			}
-		}
-
-		// POST /emit on either node's API reaches every client, whichever node it is on: each
-		// client gets at least one of the two through Redis.
-		for _, n := range nodes {
-			n.emit(t, `{"event":"news","args":["from `+n.name+`"]}`)
-			for _, name := range names {
-				m := cl.expect(t, name, "event")
-				want := transports[name]
-				if m.Event != "news" || len(m.Args) != 1 || m.Args[0] != "from "+n.name || m.Transport != want {
-					t.Fatalf("client %s got %+v, want news [from %s] over %s", name, m, n.name, want)
-				}
-			}
-		}
-
-		// The nodes' metrics agree on where the clients are and on which transport.
-		byTransport, wantByTransport := map[string]float64{}, map[string]float64{}
-		for _, n := range nodes {
-			for _, tr := range []string{"polling", "websocket"} {
-				byTransport[tr] += n.metric(t, fmt.Sprintf(`siobridge_connections{namespace="/",protocol="4",transport=%q}`, tr))
-			}
-		}
-		for _, tr := range transports {
-			wantByTransport[tr]++
-		}
-		if !maps.Equal(byTransport, wantByTransport) {
-			t.Fatalf("siobridge_connections over both nodes: %v, want %v", byTransport, wantByTransport)
-		}
-
-		// No session broke, and nginx sent every request of a session to one node.
-		cl.noTrouble(t)
-		sticky.checkSticky(t)
-	})
-
-	t.Run("without stickiness", func(t *testing.T) {
-		// The same file with round-robin balancing: a long-polling session's requests go to
-		// both nodes, and the one that does not hold the session refuses them.
-		roundRobin := startNginx(t, nginxBin, string(conf), nodes, true)
-		cl := startClients(t, nodeBin, nodePath, "http://"+roundRobin.addr)
-		cl.open(t, "polling", map[string]any{"transports": []string{"polling"}})
-		m := cl.expect(t, "polling", "error")
-		if !strings.Contains(m.Body, "Session ID unknown") {
-			t.Fatalf("without stickiness the polling client's error is %+v, want a refused request with Session ID unknown", m)
-		}
-		t.Logf("without stickiness the polling client got %q (%s): %s", m.Message, m.Description, m.Body)
-	})
+	// No session broke, and nginx sent every request of a session to one node.
+	cl.noTrouble(t)
+	sticky.checkSticky(t)
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago.
@@ -297,8 +312,9 @@ type node struct {
 
 // startNode runs siobridge with examples/cluster/<name>.toml; the environment moves its
 // listeners to free ports and its upstream and webhooks to the test's app, and points it at
-// the test's Redis. The rest ([cluster] adapter and key prefix) is the file's.
-func startNode(t *testing.T, bin, name string, a *app, r *testkit.Redis) *node {
+// the test's Redis and adapter, as run.sh's CLUSTER_ADAPTER does. The rest ([cluster] key
+// prefix and request timeout) is the file's.
+func startNode(t *testing.T, bin, name, adapter string, a *app, r *testkit.Redis) *node {
 	t.Helper()
 	return &node{
 		Siobridge: testkit.StartSiobridge(t, testkit.Command{
@@ -309,6 +325,7 @@ func startNode(t *testing.T, bin, name string, a *app, r *testkit.Redis) *node {
 				"SIOBRIDGE_WEBHOOK_URL=" + a.ts.URL + "/webhook/" + name,
 				"SIOBRIDGE_WEBHOOK_SECRET=" + secret,
 				"SIOBRIDGE_CLUSTER_REDIS_URL=" + r.URL(),
+				"SIOBRIDGE_CLUSTER_ADAPTER=" + adapter,
 			},
 		}),
 		name: name,

@@ -9,6 +9,9 @@
 #
 # Each port can be changed by the variable named beside it, e.g.
 #   CLUSTER_NGINX_PORT=8080 CLUSTER_REDIS_PORT=6391 examples/cluster/run.sh
+# CLUSTER_ADAPTER picks the nodes' [cluster] adapter: redis (node1.toml's, classic pub/sub),
+# redis-sharded (Redis 7's sharded pub/sub) or redis-streams (one Redis stream), e.g.
+#   CLUSTER_ADAPTER=redis-sharded examples/cluster/run.sh
 # The nodes get theirs as SIOBRIDGE_* variables over node1.toml and node2.toml; nginx a copy of
 # nginx.conf with them.
 #
@@ -27,6 +30,14 @@ NODE1_PORT=${CLUSTER_NODE1_PORT:-7901}
 NODE1_API_PORT=${CLUSTER_NODE1_API_PORT:-7911}
 NODE2_PORT=${CLUSTER_NODE2_PORT:-7902}
 NODE2_API_PORT=${CLUSTER_NODE2_API_PORT:-7912}
+ADAPTER=${CLUSTER_ADAPTER:-redis}
+case $ADAPTER in
+redis | redis-sharded | redis-streams) ;;
+*)
+	echo "run.sh: CLUSTER_ADAPTER=$ADAPTER: want redis, redis-sharded or redis-streams" >&2
+	exit 1
+	;;
+esac
 
 find_bin() { # name, fallback path
 	command -v "$1" 2>/dev/null || { [[ -x $2 ]] && echo "$2"; } || {
@@ -92,6 +103,7 @@ node() {
 		SIOBRIDGE_SERVER_UPSTREAM="http://127.0.0.1:$APP_PORT" \
 		SIOBRIDGE_WEBHOOK_URL="http://127.0.0.1:$APP_PORT/webhook" \
 		SIOBRIDGE_CLUSTER_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" \
+		SIOBRIDGE_CLUSTER_ADAPTER="$ADAPTER" \
 		bin/siobridge -config "examples/cluster/node$1.toml"
 }
 node 1 "$NODE1_PORT" "$NODE1_API_PORT"
@@ -114,7 +126,7 @@ wait_http "http://127.0.0.1:$NGINX_PORT/"
 
 cat <<MSG
 
-Cluster up: open http://127.0.0.1:$NGINX_PORT in two browser tabs and chat.
+Cluster up ($ADAPTER adapter): open http://127.0.0.1:$NGINX_PORT in two browser tabs and chat.
   which node served each request:  tail -f $tmp/nginx/access.log
   emit through either node's API:  curl -s 127.0.0.1:$NODE2_API_PORT/emit -d '{"event":"reviceMsg","args":[{"from":"api","text":"hi"}]}'
   every socket of the cluster:     curl -s 127.0.0.1:$NODE1_API_PORT/sockets
