@@ -14,7 +14,7 @@ import (
 // run on. They stop waiting for a node that died each in its way: Redis drops a dead node's
 // subscriptions with its connection, so the pub/sub adapters count it out at once; the
 // streams adapter drops a node after its heartbeat timeout.
-var clusterAdapters = []string{"redis", "redis-sharded"}
+var clusterAdapters = []string{"redis", "redis-sharded", "redis-streams"}
 
 // testClusterKilledNode: on each adapter, node C of three dies with SIGKILL. From then on every
 // POST /emit on A answers within the request timeout and a second, and reaches the sockets of

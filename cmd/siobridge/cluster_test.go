@@ -198,6 +198,35 @@ func testClusterRedisCluster(t *testing.T, bin string) {
 	a.emit(t, `{"event":"marker"}`, 2)
 	a1.expect(t, `42["marker"]`) // not room-news
 	b1.expect(t, `42["marker"]`)
+
+	// The streams adapter on the same Redis Cluster: its stream is a key, on the master that
+	// owns its slot; the sharded nodes' channels are none of its business.
+	streams := clusterStartNodes(t, bin, rc.Nodes[0], app, []string{"C", "D"},
+		"SIOBRIDGE_CLUSTER_ADAPTER=redis-streams",
+		"SIOBRIDGE_CLUSTER_REDIS_URL="+config.DefaultRedisURL,
+		"SIOBRIDGE_CLUSTER_REDIS_CLUSTER="+strings.Join(rc.Addrs(), ","))
+	c, d := streams[0], streams[1]
+	c1, d1 := clusterConnect(t, c, "c1"), clusterConnect(t, d, "d1")
+	for _, n := range streams {
+		n.AwaitReady(t, clusterWait, http.StatusOK)
+	}
+	testkit.Poll(t, clusterWait, "C and D to count each other", func() bool {
+		_, rc := c.socketsReach(t)
+		_, rd := d.socketsReach(t)
+		return rc.Nodes == 2 && rd.Nodes == 2
+	})
+	if n := c.count(t, "/join", fmt.Sprintf(`{"to":[%q],"rooms":[%q]}`, d1.sid, room)); n != 1 {
+		t.Fatalf("POST /join on C for D's socket = %d, want 1", n)
+	}
+	c.emit(t, fmt.Sprintf(`{"event":"room-news","args":[2],"to":[%q]}`, room), 1)
+	d1.expect(t, `42["room-news",2]`)
+	d.emit(t, `{"event":"marker"}`, 2)
+	c1.expect(t, `42["marker"]`) // not room-news
+	d1.expect(t, `42["marker"]`)
+	// a1 and b1, on the sharded nodes, got neither.
+	a.emit(t, `{"event":"sharded-only"}`, 2)
+	a1.expect(t, `42["sharded-only"]`)
+	b1.expect(t, `42["sharded-only"]`)
 }
 
 // testClusterAPI: the REST API of one node acts on the sockets of every node.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -27,6 +28,10 @@ var benchAdapters = []struct {
 }{
 	{"classic", New, 0},
 	{"sharded", NewSharded, 0},
+	{"streams", NewStreams, 0},
+	// With recovery on, each broadcast is stored: its entry id is its offset, and this
+	// node's own receivers get it when it is read back from the stream.
+	{"streams-recovery", NewStreams, time.Minute},
 }
 
 // BenchmarkBroadcastAcrossNodes measures broadcasts from node A of a two-node cluster on a real
@@ -118,7 +123,11 @@ func startReceivers(b *testing.B, n *node, count int) *receivers {
 	var conns []*websocket.Conn
 	for i := range count {
 		c := socketiotest.Dial(b, n.ts.URL, "")
-		c.Connect("/", "")
+		// Not Connect, which wants the answer of a namespace without recovery.
+		c.Write("40")
+		if reply := c.Read(); !strings.HasPrefix(reply, "40{") {
+			b.Fatalf("CONNECT answer %q", reply)
+		}
 		conns = append(conns, c.Conn)
 		wg.Add(1)
 		go func() {
