@@ -1,6 +1,7 @@
 package redisadapter
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -138,16 +139,20 @@ func nodeEvent(t *testing.T, js *testkit.NodeServer, name, event string) []json.
 func TestStreamsNodeJSRecovery(t *testing.T) {
 	testkit.RequireNodeServer(t)
 	r := testkit.StartRedis(t)
-	window := 10 * time.Second
+	// The window: long enough for a drop and a reconnect on a loaded machine, short enough
+	// for the last subtest to wait it out.
+	window := 5 * time.Second
 	g := newRecoveryNode(t, r, window)
+	g2 := newRecoveryNode(t, r, window) // a second siobridge node, for the client to move to
 	js := testkit.StartStreamsNodeServer(t, r.URL(), window)
 	gport := strings.TrimPrefix(g.ts.URL, "http://127.0.0.1:")
+	g2port := strings.TrimPrefix(g2.ts.URL, "http://127.0.0.1:")
 	n1 := js.Client(t, "n1") // a Node.js client, in no room
 	raw := socketiotest.Dial(t, g.ts.URL, "")
 	rawID := connectFields(t, raw, "")["sid"]
 	<-g.connected
-	waitNodes(t, 2, g.node)
-	waitNodeServerCount(t, js, 2)
+	waitNodes(t, 3, g.node, g2.node)
+	waitNodeServerCount(t, js, 3)
 
 	t.Run("one broadcast, one offset on both servers", func(t *testing.T) {
 		if _, err := g.ns().Emit("from-go", 1); err != nil {
@@ -271,6 +276,56 @@ func TestStreamsNodeJSRecovery(t *testing.T) {
 		}
 		if d, _ := json.Marshal(s2.Data()); string(d) != `{"user":"bob"}` {
 			t.Fatalf("data %s", d)
+		}
+	})
+
+	t.Run("from siobridge to siobridge", func(t *testing.T) {
+		js.Call(t, map[string]any{"cmd": "drop", "name": "rc"})
+		recvResult(t, g.disconnected)
+		g.ns().To("r").Emit("e", 7)
+		rawGot("7")
+		js.Call(t, map[string]any{"cmd": "emit", "rooms": []string{"r"}, "event": "e", "args": []any{8}})
+		rawGot("8")
+		sync()
+		back := js.Call(t, map[string]any{"cmd": "reconnect", "name": "rc", "port": g2port})
+		if back.Text("id") != rcID || string(back["recovered"]) != "true" {
+			t.Fatalf("reconnected on the other siobridge node: %v, was %s", back, rcID)
+		}
+		expectMissed("7", "8")
+		if _, err := g2.ns().Emit("e", 9); err != nil {
+			t.Fatal(err)
+		}
+		expectMissed("9")
+		s3 := recvResult(t, g2.connected)
+		if s3.ID() != rcID || !s3.Recovered() {
+			t.Fatalf("socket %s recovered=%v", s3.ID(), s3.Recovered())
+		}
+		if got := s3.Rooms(); !slices.Equal(got, sortedCopy([]string{rcID, "r"})) {
+			t.Fatalf("rooms %v", got)
+		}
+		if d, _ := json.Marshal(s3.Data()); string(d) != `{"user":"bob"}` {
+			t.Fatalf("data %s", d)
+		}
+	})
+
+	t.Run("after the window", func(t *testing.T) {
+		js.Call(t, map[string]any{"cmd": "drop", "name": "rc"})
+		recvResult(t, g2.disconnected)
+		sessions := func() int {
+			keys, err := g.rdb.Keys(context.Background(), "sio:session:*").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(keys)
+		}
+		testkit.Poll(t, 5*time.Second, "the session to be kept", func() bool { return sessions() == 1 })
+		testkit.Poll(t, window+5*time.Second, "the session to expire", func() bool { return sessions() == 0 })
+		back := js.Call(t, map[string]any{"cmd": "reconnect", "name": "rc", "port": gport})
+		if back.Text("id") == rcID || string(back["recovered"]) != "false" {
+			t.Fatalf("reconnected after the window: %v, was %s; want a new id, recovered false", back, rcID)
+		}
+		if s4 := recvResult(t, g.connected); s4.Recovered() || s4.ID() != back.Text("id") {
+			t.Fatalf("socket %s recovered=%v, client says %s", s4.ID(), s4.Recovered(), back.Text("id"))
 		}
 	})
 }
