@@ -12,17 +12,23 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/siobridge/siobridge/internal/group"
+	"github.com/siobridge/siobridge/socketio"
 )
 
 // streamInboxSize bounds the entries waiting for the dispatcher; beyond it the reader waits,
 // and the stream keeps what it has not read.
 const streamInboxSize = 1024
+
+// errUnsentFull is what a command gets that the publisher cannot keep while Redis does not
+// answer.
+var errUnsentFull = fmt.Errorf("redisadapter: more messages wait for Redis than the adapter keeps: %w", socketio.ErrClusterUnavailable)
 
 // streamsFactory is what NewStreams returns the method of: its adapters share one hub, which
 // runs while at least one of them is open.
@@ -69,6 +75,10 @@ type streamHub struct {
 	inbox   chan streamDelivery
 	outbox  chan streamOut
 	flushed chan struct{} // closed by stop: the publisher sends what is queued and ends
+
+	// The publisher's own: commands given up since the last log line, and when that was.
+	givenUp   int
+	givenUpAt time.Time
 
 	mu       sync.Mutex
 	adapters map[string]*StreamsAdapter // by namespace
@@ -346,47 +356,96 @@ func (h *streamHub) dispatchLoop() {
 }
 
 // publishLoop is the publisher goroutine: it sends what is queued, in order, at most
-// publishBatch commands in one pipeline. A command that fails is not tried again (as the
-// Node.js adapter does not): its done says so. Once stop is called it sends what is queued,
-// for at most flushOnClose, and ends.
+// publishBatch commands in one pipeline. A command that Redis did not answer (Redis down,
+// restarting, unreachable) is kept, with those after it, and sent again in order once Redis
+// answers, as the classic adapter's publisher does and as node-redis' offline queue does
+// for the Node.js adapter: a short outage loses nothing. At most maxUnsent commands are kept;
+// what does not fit, and a command Redis refused with an error of its own, is given up: its
+// done says so, and it is counted (OnDrop) and logged. Once stop is called it sends what is
+// queued, for at most flushOnClose, and gives up the rest.
 func (h *streamHub) publishLoop() {
-	batch := make([]streamOut, 0, publishBatch)
-	var deadline time.Time
+	var (
+		unsent  []streamOut // taken from the outbox, not yet answered, in order
+		backoff time.Duration
+		retry   <-chan time.Time
+	)
+	take := func(o streamOut) {
+		if len(unsent) >= maxUnsent {
+			h.giveUp([]streamOut{o}, errUnsentFull)
+			return
+		}
+		unsent = append(unsent, o)
+	}
 	for {
-		var o streamOut
-		select {
-		case o = <-h.outbox:
-		case <-h.flushed:
-			if deadline.IsZero() {
-				deadline = time.Now().Add(flushOnClose)
-			}
+		if len(unsent) == 0 || retry != nil {
 			select {
-			case o = <-h.outbox:
-			default:
+			case o := <-h.outbox:
+				take(o)
+				if retry != nil {
+					continue // keep waiting out the backoff
+				}
+			case <-retry:
+				retry = nil
+			case <-h.flushed:
+				h.flush(unsent)
 				return
 			}
 		}
-		batch = append(batch[:0], o)
-	fill:
-		for len(batch) < publishBatch {
+		for len(unsent) < maxUnsent {
 			select {
 			case o := <-h.outbox:
-				batch = append(batch, o)
+				take(o)
+				continue
 			default:
-				break fill
 			}
+			break
 		}
-		timeout := publishTimeout
-		if !deadline.IsZero() {
-			timeout = max(time.Until(deadline), time.Millisecond)
+		n := min(len(unsent), publishBatch)
+		again := h.exec(unsent[:n], publishTimeout)
+		unsent = append(again, unsent[n:]...)
+		if len(again) == 0 {
+			backoff = 0
+			continue
 		}
-		h.exec(batch, timeout)
-		clear(batch)
+		backoff = min(max(2*backoff, retryMin), maxBackoff)
+		retry = time.After(backoff)
 	}
 }
 
-// exec sends a batch of commands in one pipeline.
-func (h *streamHub) exec(batch []streamOut, timeout time.Duration) {
+// flush sends unsent and what is queued, for at most flushOnClose, and gives up the rest.
+func (h *streamHub) flush(unsent []streamOut) {
+	deadline := time.Now().Add(flushOnClose)
+	for {
+		for len(unsent) < publishBatch {
+			select {
+			case o := <-h.outbox:
+				unsent = append(unsent, o)
+				continue
+			default:
+			}
+			break
+		}
+		if len(unsent) == 0 {
+			return
+		}
+		if time.Until(deadline) <= 0 {
+			h.giveUp(unsent, ErrClosed)
+			return
+		}
+		n := min(len(unsent), publishBatch)
+		again := h.exec(unsent[:n], max(time.Until(deadline), time.Millisecond))
+		unsent = append(again, unsent[n:]...)
+		if len(again) > 0 && !h.sleep(retryMin) {
+			// The hub's context is over: no more waiting.
+			deadline = time.Now()
+		}
+	}
+}
+
+// exec sends a batch of commands in one pipeline, calls done for those answered, and returns
+// those to send again, in order: the commands Redis did not answer. A command Redis answered
+// with an error is given up.
+func (h *streamHub) exec(batch []streamOut, timeout time.Duration) (again []streamOut) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	pipe := h.client.Pipeline()
@@ -406,21 +465,50 @@ func (h *streamHub) exec(batch []streamOut, timeout time.Duration) {
 	}
 	_, err := pipe.Exec(ctx)
 	h.setCmd(err)
-	failed := 0
+	var refused []streamOut
+	var refusal error
 	for i, o := range batch {
 		cerr := cmds[i].Err()
-		if cerr != nil {
-			failed++
-		}
-		if o.done != nil {
-			o.done(cerr)
+		var reply redis.Error
+		switch {
+		case cerr == nil:
+			if o.done != nil {
+				o.done(nil)
+			}
+		case errors.As(cerr, &reply):
+			refused, refusal = append(refused, o), cerr
+		default:
+			// Not answered; it may have been carried out all the same (its answer lost
+			// with the connection): sent again, it may be in the stream twice.
+			again = append(again, o)
 		}
 	}
-	if failed > 0 {
-		if h.opts.OnDrop != nil {
-			h.opts.OnDrop(failed)
+	if len(refused) > 0 {
+		h.giveUp(refused, refusal)
+	}
+	if len(again) > 0 {
+		h.log.Debug("redis streams adapter: commands kept to be sent again", "count", len(again), "error", err)
+	}
+	// again must not share batch's array, which the caller's unsent still uses.
+	return slices.Clone(again)
+}
+
+// giveUp ends commands that will not be sent: their done gets err, and they are counted and
+// logged.
+func (h *streamHub) giveUp(outs []streamOut, err error) {
+	for _, o := range outs {
+		if o.done != nil {
+			o.done(err)
 		}
-		h.log.Warn("redis streams adapter: messages not written to the stream", "count", failed, "error", err)
+	}
+	if h.opts.OnDrop != nil {
+		h.opts.OnDrop(len(outs))
+	}
+	// One line a second at most, however many are given up one by one in an outage.
+	h.givenUp += len(outs)
+	if now := time.Now(); now.Sub(h.givenUpAt) >= time.Second {
+		h.log.Warn("redis streams adapter: messages not written to the stream; other nodes miss them", "count", h.givenUp, "error", err)
+		h.givenUp, h.givenUpAt = 0, now
 	}
 }
 

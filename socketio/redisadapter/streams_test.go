@@ -22,7 +22,13 @@ import (
 // window when it is not 0.
 func newStreamsNode(t testing.TB, r *testkit.Redis, opts Options, window time.Duration) *node {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr(), DialTimeout: time.Second})
+	return newStreamsNodeAt(t, r.Addr(), opts, window)
+}
+
+// newStreamsNodeAt is newStreamsNode with Redis at addr (a cutProxy's, say).
+func newStreamsNodeAt(t testing.TB, addr string, opts Options, window time.Duration) *node {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second})
 	opts.Client = rdb
 	if opts.Logger == nil {
 		opts.Logger = testLogger()
@@ -552,5 +558,45 @@ func TestStreamsRecoveryRefused(t *testing.T) {
 			}
 			first = got // the next case drops this socket
 		})
+	}
+}
+
+// TestStreamsPublishesKeptWhileRedisIsUnreachable: node A, cut off from Redis, broadcasts 20
+// stored events (recovery on); once Redis is reachable again, a client of node B and one of
+// A itself get all 20 and then the next, in order, none twice, with offsets.
+func TestStreamsPublishesKeptWhileRedisIsUnreachable(t *testing.T) {
+	r := testkit.StartRedis(t)
+	px := startCutProxy(t, r.Addr())
+	a := newStreamsNodeAt(t, px.addr(), Options{}, time.Minute)
+	b := newStreamsNode(t, r, Options{}, time.Minute)
+	waitNodes(t, 2, a, b)
+	ca := socketiotest.Dial(t, a.ts.URL, "")
+	connectFields(t, ca, "")
+	cb := socketiotest.Dial(t, b.ts.URL, "")
+	connectFields(t, cb, "")
+
+	px.cut(true)
+	testkit.Poll(t, 10*time.Second, "A to notice Redis is unreachable", func() bool { return a.ns().ClusterHealth() != nil })
+	const n = 20
+	for i := range n {
+		if _, err := a.ns().Emit("kept", i); err != nil {
+			t.Fatalf("Emit while Redis is unreachable: %v", err)
+		}
+	}
+	px.cut(false)
+	testkit.Poll(t, 10*time.Second, "A to reach Redis again", func() bool { return a.ns().ClusterHealth() == nil })
+	if _, err := a.ns().Emit("after"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*socketiotest.Client{cb, ca} {
+		for i := range n {
+			got := readEvent(t, c)
+			if string(got[0]) != `"kept"` || string(got[1]) != fmt.Sprint(i) || len(got) != 3 {
+				t.Fatalf("got %s, want kept %d with its offset", got, i)
+			}
+		}
+		if got := readEvent(t, c); string(got[0]) != `"after"` {
+			t.Fatalf("got %s, want after", got)
+		}
 	}
 }
