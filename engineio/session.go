@@ -1,6 +1,7 @@
 package engineio
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -20,14 +21,67 @@ type Handshake struct {
 	// Address is the client's IP address as ClientAddr tells it: RemoteAddr's host, or the
 	// address a trusted proxy forwarded for. Empty when RemoteAddr is no IP address.
 	Address string
-	// Header holds the handshake request's headers.
-	Header http.Header
 	// URL is the handshake request's URL, path and query; Query parses the query.
 	URL string
 	// Secure is true when the handshake came over TLS.
 	Secure bool
 	// Time is when the handshake was made.
 	Time time.Time
+	// header holds the handshake request's headers, packed by SetHeader into one string: an
+	// idle session keeps one allocation of them instead of a map, its value slices and a
+	// string per value (about 650 bytes for a browser's WebSocket upgrade, against 200).
+	header string
+}
+
+// Header returns the handshake request's headers, unpacked into a new map on each call.
+func (h *Handshake) Header() http.Header {
+	hdr := make(http.Header)
+	rest := h.header
+	for len(rest) > 0 {
+		var k, v string
+		k, rest = unpackString(rest)
+		v, rest = unpackString(rest)
+		hdr[k] = append(hdr[k], v)
+	}
+	return hdr
+}
+
+// SetHeader keeps a copy of hdr as the handshake request's headers: each value with its name,
+// each as its length (a uvarint) and its bytes, in one string.
+func (h *Handshake) SetHeader(hdr http.Header) {
+	n := 0
+	for k, vs := range hdr {
+		for _, v := range vs {
+			n += len(k) + len(v) + 2*binary.MaxVarintLen16
+		}
+	}
+	b := make([]byte, 0, n)
+	for k, vs := range hdr {
+		for _, v := range vs {
+			b = binary.AppendUvarint(b, uint64(len(k)))
+			b = append(b, k...)
+			b = binary.AppendUvarint(b, uint64(len(v)))
+			b = append(b, v...)
+		}
+	}
+	h.header = string(b)
+}
+
+// unpackString reads one of SetHeader's strings from the front of p, and returns it and the
+// rest, which is empty when p is cut short.
+func unpackString(p string) (s, rest string) {
+	var n uint64
+	for i := 0; i < len(p) && i < binary.MaxVarintLen64; i++ {
+		n |= uint64(p[i]&0x7f) << (7 * i)
+		if p[i] < 0x80 {
+			p = p[i+1:]
+			if uint64(len(p)) < n {
+				return "", ""
+			}
+			return p[:n], p[n:]
+		}
+	}
+	return "", ""
 }
 
 // Session is one Engine.IO connection, whatever its transport.
@@ -102,7 +156,6 @@ func newSession(s *Server, r *http.Request, transport string, protocol int) *Ses
 		protocol: protocol,
 		handshake: Handshake{
 			RemoteAddr: r.RemoteAddr,
-			Header:     r.Header.Clone(),
 			URL:        r.URL.RequestURI(),
 			Secure:     r.TLS != nil,
 			Time:       time.Now(),
@@ -111,6 +164,7 @@ func newSession(s *Server, r *http.Request, transport string, protocol int) *Ses
 		beatIdx:   -1,
 		done:      make(chan struct{}),
 	}
+	sess.handshake.SetHeader(r.Header)
 	if transport == TransportPolling {
 		sess.wakeCh = make(chan struct{}, 1)
 	}
