@@ -30,9 +30,6 @@ type conn struct {
 	// goroutine: a socket's first event is handled after its OnConnect handler has run.
 	dispatchMu sync.Mutex
 
-	ctx    context.Context // ends when the connection closes: authorizers stop waiting
-	cancel context.CancelFunc
-
 	mu           sync.Mutex
 	sockets      nsSockets
 	pending      map[string]struct{} // namespaces with a CONNECT being authorized; nil when none
@@ -43,7 +40,6 @@ type conn struct {
 func (s *Server) newConn(sess *engineio.Session) engineio.SessionHandler {
 	c := &conn{srv: s, eio: sess, legacy: sess.Protocol() == 3}
 	c.dec.MaxAttachments = s.opts.MaxAttachments
-	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.mu.Lock() // the timer's callback reads the field under mu
 	c.connectTimer = time.AfterFunc(s.opts.ConnectTimeout, c.connectTimeout)
 	c.mu.Unlock()
@@ -205,7 +201,7 @@ func (c *conn) onConnect(p *Packet) {
 		return
 	}
 	c.srv.goroutines.Go(func() {
-		adm, err := authorize(c.ctx, req)
+		adm, err := authorize(sessionContext{c.eio.Done()}, req)
 		if err != nil {
 			c.refuse(ns, req, err)
 			return
@@ -213,6 +209,24 @@ func (c *conn) onConnect(p *Packet) {
 		c.admit(ns, req, adm)
 	})
 	c.srv.mu.RUnlock()
+}
+
+// sessionContext is the context authorizers are given: done when the Engine.IO session ends,
+// which is when the connection closes. It is the session's Done channel, so that an admitted
+// connection keeps no context and channel of its own for the authorizations it no longer has.
+type sessionContext struct{ done <-chan struct{} }
+
+func (sessionContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (c sessionContext) Done() <-chan struct{}     { return c.done }
+func (sessionContext) Value(any) any               { return nil }
+
+func (c sessionContext) Err() error {
+	select {
+	case <-c.done:
+		return context.Canceled
+	default:
+		return nil
+	}
 }
 
 func (c *conn) refuse(ns *Namespace, req *ConnectRequest, err error) {
@@ -436,7 +450,6 @@ func (c *conn) shutdown(reason string) {
 	c.stopConnectTimerLocked()
 	sockets := c.sockets.all()
 	c.mu.Unlock()
-	c.cancel()
 	for _, s := range sockets {
 		s.onClose(reason)
 	}
