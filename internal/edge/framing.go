@@ -81,8 +81,8 @@ var (
 	verdictHeaderSize        = Verdict{http.StatusRequestHeaderFieldsTooLarge, "request header too large", LimitHeaderBytes}
 )
 
-func newFramer(maxHeader int) framer {
-	f := framer{maxHeader: maxHeader}
+func newFramer(maxHeader int) *framer {
+	f := &framer{maxHeader: maxHeader}
 	f.startHead()
 	return f
 }
