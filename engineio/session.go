@@ -107,38 +107,39 @@ type Session struct {
 	// (a POST racing a WebSocket) still cannot reach the handler from two goroutines at once.
 	deliverMu sync.Mutex
 
-	mu        sync.Mutex
-	closed    bool
-	transport string
-	queue     []*Message
-	spare     []*Message // the drained queue's array, reused so steady traffic allocates nothing
+	mu sync.Mutex
+	// The flags guarded by mu, side by side (a session is kept for each connection).
+	closed      bool
+	getActive   bool
+	postActive  bool
+	upgrading   bool
+	writing     bool // a WebSocket writer goroutine is running (see wakeLocked)
+	wsClosed    bool // ws is closed (closeConn)
+	awaitPong   bool
+	flushOnDone bool // a server-side close: flush the queue (with a close packet) before closing
+	transport   string
+	queue       []*Message
+	spare       []*Message // the drained queue's array, reused so steady traffic allocates nothing
 	// wake has room for one signal: the queue has something, or the state changed. Its one
 	// consumer is the pending GET (polling); a session opened over WebSocket has none (nil:
 	// signal is then a no-op).
 	wakeCh chan struct{}
 	// done is closed when the session ends.
-	done       chan struct{}
-	getActive  bool
-	postActive bool
-	upgrading  bool
-	ws         net.Conn // the WebSocket's connection, once the session is on it
-	writing    bool     // a WebSocket writer goroutine is running (see wakeLocked)
-	probe      net.Conn // the WebSocket of an upgrade in progress
-	// wsClosed is set once ws is closed (closeConn); pc is its registration with the
-	// server's epoller, if it has one.
-	wsClosed bool
-	pc       *epollConn
+	done  chan struct{}
+	ws    net.Conn // the WebSocket's connection, once the session is on it
+	probe net.Conn // the WebSocket of an upgrade in progress
+	// pc is ws's registration with the server's epoller, if it has one.
+	pc *epollConn
 	// parked is the held connection of the pending GET, when it waits there without a
 	// goroutine (see heldConn); getActive is then true. Written under mu; atomic so that
 	// signal can tell without the lock that there is none (the common case: a WebSocket
 	// session upgraded from polling signals on every message).
 	parked atomic.Pointer[heldConn]
 	// beatAt and beatIdx place the session in the server's heartbeat schedule (guarded by
-	// heartbeats.mu); beatIdx is -1 when it has no heartbeat scheduled.
-	beatAt      time.Time
-	beatIdx     int
-	awaitPong   bool
-	flushOnDone bool // a server-side close: flush the queue (with a close packet) before closing
+	// heartbeats.mu): its due time, since heartbeats.base, and its index; beatIdx is -1 when it
+	// has no heartbeat scheduled.
+	beatAt  time.Duration
+	beatIdx int
 }
 
 // Query returns the handshake request's query parameters, parsed from URL at each call: a
