@@ -30,9 +30,12 @@ type conn struct {
 	// goroutine: a socket's first event is handled after its OnConnect handler has run.
 	dispatchMu sync.Mutex
 
-	mu           sync.Mutex
-	sockets      nsSockets
-	pending      map[string]struct{} // namespaces with a CONNECT being authorized; nil when none
+	mu      sync.Mutex
+	sockets nsSockets
+	// pending holds the namespaces with a CONNECT being authorized, each with the cancel of
+	// its authorizer's context (nil until the authorizer starts), which the connection's
+	// close calls; nil when none, so an admitted connection keeps no context.
+	pending      map[string]context.CancelFunc
 	closed       bool
 	connectTimer *time.Timer // until the first namespace is admitted; nil afterwards
 }
@@ -162,9 +165,9 @@ func (c *conn) onConnect(p *Packet) {
 		return
 	}
 	if c.pending == nil {
-		c.pending = make(map[string]struct{}, 1)
+		c.pending = make(map[string]context.CancelFunc, 1)
 	}
-	c.pending[ns.name] = struct{}{}
+	c.pending[ns.name] = nil
 	c.mu.Unlock()
 
 	req := &ConnectRequest{Namespace: ns.name, SocketID: engineio.NewID()}
@@ -200,8 +203,19 @@ func (c *conn) onConnect(p *Packet) {
 		c.refuse(ns, req, &ConnectError{Message: "server shutting down"})
 		return
 	}
+	// The authorizer's context ends when the connection closes (shutdown cancels it) or
+	// the authorizer returns.
+	ctx, cancel := context.WithCancel(context.Background())
+	c.mu.Lock()
+	if _, ok := c.pending[ns.name]; ok && !c.closed {
+		c.pending[ns.name] = cancel
+	} else {
+		cancel()
+	}
+	c.mu.Unlock()
 	c.srv.goroutines.Go(func() {
-		adm, err := authorize(sessionContext{c.eio.Done()}, req)
+		adm, err := authorize(ctx, req)
+		cancel()
 		if err != nil {
 			c.refuse(ns, req, err)
 			return
@@ -209,24 +223,6 @@ func (c *conn) onConnect(p *Packet) {
 		c.admit(ns, req, adm)
 	})
 	c.srv.mu.RUnlock()
-}
-
-// sessionContext is the context authorizers are given: done when the Engine.IO session ends,
-// which is when the connection closes. It is the session's Done channel, so that an admitted
-// connection keeps no context and channel of its own for the authorizations it no longer has.
-type sessionContext struct{ done <-chan struct{} }
-
-func (sessionContext) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (c sessionContext) Done() <-chan struct{}     { return c.done }
-func (sessionContext) Value(any) any               { return nil }
-
-func (c sessionContext) Err() error {
-	select {
-	case <-c.done:
-		return context.Canceled
-	default:
-		return nil
-	}
 }
 
 func (c *conn) refuse(ns *Namespace, req *ConnectRequest, err error) {
@@ -449,7 +445,16 @@ func (c *conn) shutdown(reason string) {
 	c.closed = true
 	c.stopConnectTimerLocked()
 	sockets := c.sockets.all()
+	var cancels []context.CancelFunc
+	for _, cancel := range c.pending {
+		if cancel != nil {
+			cancels = append(cancels, cancel)
+		}
+	}
 	c.mu.Unlock()
+	for _, cancel := range cancels {
+		cancel() // authorizers stop waiting
+	}
 	for _, s := range sockets {
 		s.onClose(reason)
 	}
