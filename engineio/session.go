@@ -124,7 +124,8 @@ type Session struct {
 	// consumer is the pending GET (polling); a session opened over WebSocket has none (nil:
 	// signal is then a no-op).
 	wakeCh chan struct{}
-	// done is closed when the session ends.
+	// done is closed when the session ends; made by the first doneLocked, so that a session
+	// nobody waits on (an idle WebSocket's) has none.
 	done  chan struct{}
 	ws    net.Conn // the WebSocket's connection, once the session is on it
 	probe net.Conn // the WebSocket of an upgrade in progress
@@ -163,7 +164,6 @@ func newSession(s *Server, r *http.Request, transport string, protocol int) *Ses
 		},
 		transport: transport,
 		beatIdx:   -1,
-		done:      make(chan struct{}),
 	}
 	sess.handshake.SetHeader(r.Header)
 	if transport == TransportPolling {
@@ -190,7 +190,22 @@ func (s *Session) Transport() string {
 func (s *Session) Protocol() int { return s.protocol }
 
 // Done is closed when the session has ended.
-func (s *Session) Done() <-chan struct{} { return s.done }
+func (s *Session) Done() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.doneLocked()
+}
+
+// doneLocked is Done with s.mu held.
+func (s *Session) doneLocked() <-chan struct{} {
+	if s.done == nil {
+		s.done = make(chan struct{})
+		if s.closed {
+			close(s.done)
+		}
+	}
+	return s.done
+}
 
 // Send queues msgs to be written in order, together. It fails with ErrSessionClosed once the
 // session has ended, and with ErrSendQueueFull when the client is too slow, which also ends the
@@ -374,8 +389,11 @@ func (s *Session) end(reason string, err error, how ending) bool {
 	s.srv.beats.remove(s)
 	ws, probe := s.ws, s.probe
 	w := s.wakeLocked()
+	done := s.done
 	s.mu.Unlock()
-	close(s.done)
+	if done != nil {
+		close(done)
+	}
 	s.wake(w)
 	if ws != nil && !graceful {
 		s.closeConn(ws)
