@@ -13,7 +13,7 @@ import (
 type watch struct {
 	g       *Guard
 	key     netip.Addr // its place in the per-address count; invalid: not counted by address
-	remote  string     // the client's address, for the log
+	remote  net.Addr   // the client's address, for the log (the socket's own, not a copy)
 	counted bool       // in the listener's count (until Close)
 
 	mu      sync.Mutex
