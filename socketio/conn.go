@@ -20,12 +20,6 @@ type conn struct {
 	srv *Server
 	eio *engineio.Session
 	dec decoder // used by the session's reader only
-	// legacy is true for a socket.io-client 2.x (Engine.IO v3, Socket.IO protocol v4): "/" is
-	// connected without a CONNECT, a CONNECT carries its auth as the namespace's query, the
-	// CONNECT answer has no payload, a refusal is an ERROR with the message alone, socket ids
-	// are the Engine.IO id, and connection state recovery does not exist.
-	legacy bool
-
 	// dispatchMu orders event dispatch against a namespace admission completing on another
 	// goroutine: a socket's first event is handled after its OnConnect handler has run.
 	dispatchMu sync.Mutex
@@ -36,8 +30,15 @@ type conn struct {
 	// its authorizer's context (nil until the authorizer starts), which the connection's
 	// close calls; nil when none, so an admitted connection keeps no context.
 	pending      map[string]context.CancelFunc
-	closed       bool
 	connectTimer *time.Timer // until the first namespace is admitted; nil afterwards
+	closed       bool
+
+	// legacy is true for a socket.io-client 2.x (Engine.IO v3, Socket.IO protocol v4): "/" is
+	// connected without a CONNECT, a CONNECT carries its auth as the namespace's query, the
+	// CONNECT answer has no payload, a refusal is an ERROR with the message alone, socket ids
+	// are the Engine.IO id, and connection state recovery does not exist. Set at the start,
+	// beside closed so that the two share a word (a conn is kept per connection).
+	legacy bool
 }
 
 func (s *Server) newConn(sess *engineio.Session) engineio.SessionHandler {
