@@ -18,6 +18,11 @@ type Message struct {
 	// as they are, several messages in one writev.
 	header    [maxFrameHeader]byte
 	headerLen uint8
+	// wire is header and frame side by side, for a text message (whose frame is built with room
+	// for its header before it); nil for a binary one. A message written alone is written from
+	// it with one write(2): a writev(2) would leave the socket's iovec array in the net package
+	// for the connection's life, which for an idle WebSocket is all it keeps of its writes.
+	wire []byte
 }
 
 // maxFrameHeader is the longest header of an unmasked WebSocket frame.
@@ -43,11 +48,15 @@ func NewMessage(data []byte, binary bool) *Message {
 }
 
 func newPacket(t packetType, data []byte) *Message {
-	frame := make([]byte, 1+len(data))
+	buf := make([]byte, maxFrameHeader+1+len(data))
+	frame := buf[maxFrameHeader:]
 	frame[0] = '0' + byte(t)
 	copy(frame[1:], data)
 	m := &Message{frame: frame}
 	m.setHeader(opText)
+	start := maxFrameHeader - int(m.headerLen)
+	copy(buf[start:], m.header[:m.headerLen])
+	m.wire = buf[start:]
 	return m
 }
 

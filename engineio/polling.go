@@ -104,11 +104,12 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request, hc *heldConn
 // waitPollLocked waits, with s.mu held (and released while waiting), until the pending GET
 // has something to answer (pollReadyLocked), or gone is closed: then it returns false.
 func (s *Session) waitPollLocked(gone <-chan struct{}) bool {
+	done := s.doneLocked()
 	for !s.pollReadyLocked() {
 		s.mu.Unlock()
 		select {
 		case <-s.wakeCh:
-		case <-s.done:
+		case <-done:
 		case <-gone:
 			s.mu.Lock()
 			return false

@@ -453,7 +453,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 	sess := newSession(s, r, transport, proto)
 	sess.addrKey = key
 	if addr.IsValid() {
-		sess.handshake.Address = addr.String()
+		sess.handshake.Address = addressString(addr, r.RemoteAddr)
 	}
 	upgrades := []string{}
 	if transport == TransportPolling && slices.Contains(s.opts.Transports, TransportWebSocket) {
@@ -498,6 +498,17 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 		return
 	}
 	sess.servePoll(w, r, hc, pf)
+}
+
+// addressString is addr as a string: RemoteAddr's host when it is addr in the same form (the
+// usual case, without a trusted proxy), which the session keeps anyway, so as not to keep a
+// copy of it.
+func addressString(addr netip.Addr, remoteAddr string) string {
+	a := addr.String()
+	if host, _, err := net.SplitHostPort(remoteAddr); err == nil && host == a {
+		return host
+	}
+	return a
 }
 
 func (s *Server) remove(sess *Session) {

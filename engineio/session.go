@@ -1,6 +1,7 @@
 package engineio
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -20,14 +21,67 @@ type Handshake struct {
 	// Address is the client's IP address as ClientAddr tells it: RemoteAddr's host, or the
 	// address a trusted proxy forwarded for. Empty when RemoteAddr is no IP address.
 	Address string
-	// Header holds the handshake request's headers.
-	Header http.Header
 	// URL is the handshake request's URL, path and query; Query parses the query.
 	URL string
 	// Secure is true when the handshake came over TLS.
 	Secure bool
 	// Time is when the handshake was made.
 	Time time.Time
+	// header holds the handshake request's headers, packed by SetHeader into one string: an
+	// idle session keeps one allocation of them instead of a map, its value slices and a
+	// string per value (about 650 bytes for a browser's WebSocket upgrade, against 200).
+	header string
+}
+
+// Header returns the handshake request's headers, unpacked into a new map on each call.
+func (h *Handshake) Header() http.Header {
+	hdr := make(http.Header)
+	rest := h.header
+	for len(rest) > 0 {
+		var k, v string
+		k, rest = unpackString(rest)
+		v, rest = unpackString(rest)
+		hdr[k] = append(hdr[k], v)
+	}
+	return hdr
+}
+
+// SetHeader keeps a copy of hdr as the handshake request's headers: each value with its name,
+// each as its length (a uvarint) and its bytes, in one string.
+func (h *Handshake) SetHeader(hdr http.Header) {
+	n := 0
+	for k, vs := range hdr {
+		for _, v := range vs {
+			n += len(k) + len(v) + 2*binary.MaxVarintLen16
+		}
+	}
+	b := make([]byte, 0, n)
+	for k, vs := range hdr {
+		for _, v := range vs {
+			b = binary.AppendUvarint(b, uint64(len(k)))
+			b = append(b, k...)
+			b = binary.AppendUvarint(b, uint64(len(v)))
+			b = append(b, v...)
+		}
+	}
+	h.header = string(b)
+}
+
+// unpackString reads one of SetHeader's strings from the front of p, and returns it and the
+// rest, which is empty when p is cut short.
+func unpackString(p string) (s, rest string) {
+	var n uint64
+	for i := 0; i < len(p) && i < binary.MaxVarintLen64; i++ {
+		n |= uint64(p[i]&0x7f) << (7 * i)
+		if p[i] < 0x80 {
+			p = p[i+1:]
+			if uint64(len(p)) < n {
+				return "", ""
+			}
+			return p[:n], p[n:]
+		}
+	}
+	return "", ""
 }
 
 // Session is one Engine.IO connection, whatever its transport.
@@ -53,38 +107,40 @@ type Session struct {
 	// (a POST racing a WebSocket) still cannot reach the handler from two goroutines at once.
 	deliverMu sync.Mutex
 
-	mu        sync.Mutex
-	closed    bool
-	transport string
-	queue     []*Message
-	spare     []*Message // the drained queue's array, reused so steady traffic allocates nothing
+	mu sync.Mutex
+	// The flags guarded by mu, side by side (a session is kept for each connection).
+	closed      bool
+	getActive   bool
+	postActive  bool
+	upgrading   bool
+	writing     bool // a WebSocket writer goroutine is running (see wakeLocked)
+	wsClosed    bool // ws is closed (closeConn)
+	awaitPong   bool
+	flushOnDone bool // a server-side close: flush the queue (with a close packet) before closing
+	transport   string
+	queue       []*Message
+	spare       []*Message // the drained queue's array, reused so steady traffic allocates nothing
 	// wake has room for one signal: the queue has something, or the state changed. Its one
 	// consumer is the pending GET (polling); a session opened over WebSocket has none (nil:
 	// signal is then a no-op).
 	wakeCh chan struct{}
-	// done is closed when the session ends.
-	done       chan struct{}
-	getActive  bool
-	postActive bool
-	upgrading  bool
-	ws         net.Conn // the WebSocket's connection, once the session is on it
-	writing    bool     // a WebSocket writer goroutine is running (see wakeLocked)
-	probe      net.Conn // the WebSocket of an upgrade in progress
-	// wsClosed is set once ws is closed (closeConn); pc is its registration with the
-	// server's epoller, if it has one.
-	wsClosed bool
-	pc       *epollConn
+	// done is closed when the session ends; made by the first doneLocked, so that a session
+	// nobody waits on (an idle WebSocket's) has none.
+	done  chan struct{}
+	ws    net.Conn // the WebSocket's connection, once the session is on it
+	probe net.Conn // the WebSocket of an upgrade in progress
+	// pc is ws's registration with the server's epoller, if it has one.
+	pc *epollConn
 	// parked is the held connection of the pending GET, when it waits there without a
 	// goroutine (see heldConn); getActive is then true. Written under mu; atomic so that
 	// signal can tell without the lock that there is none (the common case: a WebSocket
 	// session upgraded from polling signals on every message).
 	parked atomic.Pointer[heldConn]
 	// beatAt and beatIdx place the session in the server's heartbeat schedule (guarded by
-	// heartbeats.mu); beatIdx is -1 when it has no heartbeat scheduled.
-	beatAt      time.Time
-	beatIdx     int
-	awaitPong   bool
-	flushOnDone bool // a server-side close: flush the queue (with a close packet) before closing
+	// heartbeats.mu): its due time, since heartbeats.base, and its index; beatIdx is -1 when it
+	// has no heartbeat scheduled.
+	beatAt  time.Duration
+	beatIdx int
 }
 
 // Query returns the handshake request's query parameters, parsed from URL at each call: a
@@ -102,15 +158,14 @@ func newSession(s *Server, r *http.Request, transport string, protocol int) *Ses
 		protocol: protocol,
 		handshake: Handshake{
 			RemoteAddr: r.RemoteAddr,
-			Header:     r.Header.Clone(),
 			URL:        r.URL.RequestURI(),
 			Secure:     r.TLS != nil,
 			Time:       time.Now(),
 		},
 		transport: transport,
 		beatIdx:   -1,
-		done:      make(chan struct{}),
 	}
+	sess.handshake.SetHeader(r.Header)
 	if transport == TransportPolling {
 		sess.wakeCh = make(chan struct{}, 1)
 	}
@@ -135,7 +190,22 @@ func (s *Session) Transport() string {
 func (s *Session) Protocol() int { return s.protocol }
 
 // Done is closed when the session has ended.
-func (s *Session) Done() <-chan struct{} { return s.done }
+func (s *Session) Done() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.doneLocked()
+}
+
+// doneLocked is Done with s.mu held.
+func (s *Session) doneLocked() <-chan struct{} {
+	if s.done == nil {
+		s.done = make(chan struct{})
+		if s.closed {
+			close(s.done)
+		}
+	}
+	return s.done
+}
 
 // Send queues msgs to be written in order, together. It fails with ErrSessionClosed once the
 // session has ended, and with ErrSendQueueFull when the client is too slow, which also ends the
@@ -319,8 +389,11 @@ func (s *Session) end(reason string, err error, how ending) bool {
 	s.srv.beats.remove(s)
 	ws, probe := s.ws, s.probe
 	w := s.wakeLocked()
+	done := s.done
 	s.mu.Unlock()
-	close(s.done)
+	if done != nil {
+		close(done)
+	}
 	s.wake(w)
 	if ws != nil && !graceful {
 		s.closeConn(ws)

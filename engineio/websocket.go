@@ -182,6 +182,11 @@ func (s *Session) writeFrames(nc net.Conn, batch []*Message, bufs *[][]byte) err
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	if len(batch) == 1 && batch[0].wire != nil {
+		_ = nc.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
+		_, err := nc.Write(batch[0].wire)
+		return err
+	}
 	for len(batch) > 0 {
 		n := min(len(batch), framesPerWrite)
 		b := (*bufs)[:0]

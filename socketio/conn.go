@@ -20,30 +20,30 @@ type conn struct {
 	srv *Server
 	eio *engineio.Session
 	dec decoder // used by the session's reader only
-	// legacy is true for a socket.io-client 2.x (Engine.IO v3, Socket.IO protocol v4): "/" is
-	// connected without a CONNECT, a CONNECT carries its auth as the namespace's query, the
-	// CONNECT answer has no payload, a refusal is an ERROR with the message alone, socket ids
-	// are the Engine.IO id, and connection state recovery does not exist.
-	legacy bool
-
 	// dispatchMu orders event dispatch against a namespace admission completing on another
 	// goroutine: a socket's first event is handled after its OnConnect handler has run.
 	dispatchMu sync.Mutex
 
-	ctx    context.Context // ends when the connection closes: authorizers stop waiting
-	cancel context.CancelFunc
-
-	mu           sync.Mutex
-	sockets      nsSockets
-	pending      map[string]struct{} // namespaces with a CONNECT being authorized; nil when none
-	closed       bool
+	mu      sync.Mutex
+	sockets nsSockets
+	// pending holds the namespaces with a CONNECT being authorized, each with the cancel of
+	// its authorizer's context (nil until the authorizer starts), which the connection's
+	// close calls; nil when none, so an admitted connection keeps no context.
+	pending      map[string]context.CancelFunc
 	connectTimer *time.Timer // until the first namespace is admitted; nil afterwards
+	closed       bool
+
+	// legacy is true for a socket.io-client 2.x (Engine.IO v3, Socket.IO protocol v4): "/" is
+	// connected without a CONNECT, a CONNECT carries its auth as the namespace's query, the
+	// CONNECT answer has no payload, a refusal is an ERROR with the message alone, socket ids
+	// are the Engine.IO id, and connection state recovery does not exist. Set at the start,
+	// beside closed so that the two share a word (a conn is kept per connection).
+	legacy bool
 }
 
 func (s *Server) newConn(sess *engineio.Session) engineio.SessionHandler {
 	c := &conn{srv: s, eio: sess, legacy: sess.Protocol() == 3}
 	c.dec.MaxAttachments = s.opts.MaxAttachments
-	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.mu.Lock() // the timer's callback reads the field under mu
 	c.connectTimer = time.AfterFunc(s.opts.ConnectTimeout, c.connectTimeout)
 	c.mu.Unlock()
@@ -166,9 +166,9 @@ func (c *conn) onConnect(p *Packet) {
 		return
 	}
 	if c.pending == nil {
-		c.pending = make(map[string]struct{}, 1)
+		c.pending = make(map[string]context.CancelFunc, 1)
 	}
-	c.pending[ns.name] = struct{}{}
+	c.pending[ns.name] = nil
 	c.mu.Unlock()
 
 	req := &ConnectRequest{Namespace: ns.name, SocketID: engineio.NewID()}
@@ -204,8 +204,19 @@ func (c *conn) onConnect(p *Packet) {
 		c.refuse(ns, req, &ConnectError{Message: "server shutting down"})
 		return
 	}
+	// The authorizer's context ends when the connection closes (shutdown cancels it) or
+	// the authorizer returns.
+	ctx, cancel := context.WithCancel(context.Background())
+	c.mu.Lock()
+	if _, ok := c.pending[ns.name]; ok && !c.closed {
+		c.pending[ns.name] = cancel
+	} else {
+		cancel()
+	}
+	c.mu.Unlock()
 	c.srv.goroutines.Go(func() {
-		adm, err := authorize(c.ctx, req)
+		adm, err := authorize(ctx, req)
+		cancel()
 		if err != nil {
 			c.refuse(ns, req, err)
 			return
@@ -435,8 +446,16 @@ func (c *conn) shutdown(reason string) {
 	c.closed = true
 	c.stopConnectTimerLocked()
 	sockets := c.sockets.all()
+	var cancels []context.CancelFunc
+	for _, cancel := range c.pending {
+		if cancel != nil {
+			cancels = append(cancels, cancel)
+		}
+	}
 	c.mu.Unlock()
-	c.cancel()
+	for _, cancel := range cancels {
+		cancel() // authorizers stop waiting
+	}
 	for _, s := range sockets {
 		s.onClose(reason)
 	}

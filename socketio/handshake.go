@@ -33,8 +33,9 @@ type Handshake struct {
 }
 
 func newHandshake(h *engineio.Handshake, auth json.RawMessage) *Handshake {
-	headers := make(map[string]string, len(h.Header))
-	for k, v := range h.Header {
+	hdr := h.Header()
+	headers := make(map[string]string, len(hdr))
+	for k, v := range hdr {
 		headers[lowerHeaderName(k)] = strings.Join(v, ", ")
 	}
 	q := h.Query()
@@ -62,7 +63,7 @@ func newHandshake(h *engineio.Handshake, auth json.RawMessage) *Handshake {
 		Time:    h.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
 		Issued:  h.Time.UnixMilli(),
 		Secure:  h.Secure,
-		XDomain: h.Header.Get("Origin") != "",
+		XDomain: hdr.Get("Origin") != "",
 		URL:     h.URL,
 	}
 }

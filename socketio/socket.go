@@ -102,15 +102,14 @@ type Socket struct {
 	pid        string // private session id, with recovery on
 	recovered  bool
 
-	events *rate.Limiter // nil without Options.EventsPerSecond; used by the reader only
+	// events limits the client's events with Options.EventsPerSecond; made at the first event
+	// (its bucket full, as it would be by then had it been made at the connect), so that a
+	// socket that never sends keeps none. Used by the reader only.
+	events *rate.Limiter
 }
 
 func newSocket(ns *Namespace, c *conn, id string, hs *Handshake, data any) *Socket {
-	s := &Socket{id: id, ns: ns, conn: c, auth: hs.Auth, data: data}
-	if o := &ns.srv.opts; o.EventsPerSecond > 0 {
-		s.events = rate.NewLimiter(rate.Limit(o.EventsPerSecond), o.EventBurst)
-	}
-	return s
+	return &Socket{id: id, ns: ns, conn: c, auth: hs.Auth, data: data}
 }
 
 // ID is the socket's id, also the name of the room holding only this socket.
@@ -320,6 +319,10 @@ func (s *Socket) onEvent(p *Packet) error {
 	name, rest, err := eventName(p.Data)
 	if err != nil {
 		return err
+	}
+	if s.events == nil && s.ns.srv.opts.EventsPerSecond > 0 {
+		o := &s.ns.srv.opts
+		s.events = rate.NewLimiter(rate.Limit(o.EventsPerSecond), o.EventBurst)
 	}
 	if s.events != nil && !s.events.Allow() {
 		s.ns.srv.onLimit(LimitEventRate)

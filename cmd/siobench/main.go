@@ -2,7 +2,7 @@
 // (reference/bridge.js, on socket.io 4.8) on the same machine in the same run, and prints
 // each figure for both with the ratio.
 //
-//	siobench [-scenario idle,broadcast,events,polling] [-server both] [-smoke]
+//	siobench [-scenario idle,broadcast,events,polling,scale,floor] [-server both] [-smoke]
 //
 // It starts each server itself, pinned to one core with taskset (-server-cpu; GOMAXPROCS=1
 // for siobridge), with its webhooks pointed at siobench's own receiver, and drives it with raw
@@ -35,6 +35,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == floorWorkerArg {
+		os.Exit(floorWorkerMain(os.Args[2:]))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx); err != nil {
@@ -44,7 +47,7 @@ func main() {
 }
 
 func run(ctx context.Context) error {
-	scenarios := flag.String("scenario", "idle,broadcast,events,polling,scale", "comma-separated scenarios: idle, broadcast, events, polling, scale")
+	scenarios := flag.String("scenario", "idle,broadcast,events,polling,scale,floor", "comma-separated scenarios: idle, broadcast, events, polling, scale, floor (the least CPU per event on this machine, put beside the events scenario's)")
 	servers := flag.String("server", "both", "siobridge, reference or both")
 	clients := flag.Int("clients", 0, "clients in every scenario (0: each scenario's own size, see the -*-clients flags)")
 	idleClients := flag.String("idle-clients", "10000,50000", "idle scenario: comma-separated client counts, one run each")
@@ -122,11 +125,11 @@ func run(ctx context.Context) error {
 	var which []string
 	for _, sc := range strings.Split(*scenarios, ",") {
 		switch sc = strings.TrimSpace(sc); sc {
-		case "idle", "broadcast", "events", "polling", "scale":
+		case "idle", "broadcast", "events", "polling", "scale", "floor":
 			which = append(which, sc)
 		case "":
 		default:
-			return fmt.Errorf("-scenario: unknown scenario %q (idle, broadcast, events, polling, scale)", sc)
+			return fmt.Errorf("-scenario: unknown scenario %q (idle, broadcast, events, polling, scale, floor)", sc)
 		}
 	}
 
@@ -200,9 +203,15 @@ func run(ctx context.Context) error {
 				if name == serverSiobridge {
 					b.runScale(ctx, *scaleClients, *scalePerProcess, *scaleHold)
 				}
+			case "floor":
+				// The machine's, not a server's: measured once.
+				if name == names[0] {
+					b.runFloor(ctx)
+				}
 			}
 		}
 	}
+	b.compareFloor()
 	fmt.Println()
 	b.rep.writeText(os.Stdout)
 	fmt.Printf("\n(%s; servers on CPU %q; siobridge advantage: how many times better siobridge's figure is)\n", time.Since(started).Round(time.Second), cfg.cpu)

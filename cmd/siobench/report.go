@@ -77,6 +77,24 @@ func (r *report) set(scenario, name, unit string, better int, format, server str
 		values: map[string]float64{server: v}})
 }
 
+// setAll sets a figure that belongs to no server (one of the machine's, such as the floor) in
+// every server's column, with no ratio.
+func (r *report) setAll(scenario, name, unit, format string, v float64) {
+	for _, s := range r.servers {
+		r.set(scenario, name, unit, noRatio, format, s, v)
+	}
+}
+
+// insertAfter puts figures right after f, so that they are read beside it.
+func (r *report) insertAfter(f *figure, figures ...*figure) {
+	i := slices.Index(r.figures, f)
+	if i < 0 {
+		r.figures = append(r.figures, figures...)
+		return
+	}
+	r.figures = slices.Insert(r.figures, i+1, figures...)
+}
+
 func (r *report) note(format string, args ...any) {
 	if n := fmt.Sprintf(format, args...); !slices.Contains(r.notes, n) {
 		r.notes = append(r.notes, n)

@@ -29,6 +29,7 @@ type bench struct {
 	log        io.Writer
 	failures   []string
 	api        *http.Client
+	floor      *floorResult // the floor scenario's, when it ran
 }
 
 func (b *bench) logf(format string, args ...any) {

@@ -8,16 +8,16 @@ import (
 	"sync/atomic"
 )
 
-// watch is what a guarded connection keeps: the framer of the requests read from it, the
-// bytes given back to be read again (Unread), and its verdict.
+// watch is what a guarded connection keeps: the framer of the requests read from it (until it
+// stops), the bytes given back to be read again (Unread), and its verdict.
 type watch struct {
 	g       *Guard
 	key     netip.Addr // its place in the per-address count; invalid: not counted by address
-	remote  string     // the client's address, for the log
+	remote  net.Addr   // the client's address, for the log (the socket's own, not a copy)
 	counted bool       // in the listener's count (until Close)
 
 	mu      sync.Mutex
-	framer  framer
+	framer  *framer // nil once it stopped: an upgraded connection keeps none
 	prefix  []byte
 	verdict atomic.Pointer[Verdict]
 	closed  atomic.Bool
@@ -45,7 +45,7 @@ func (w *watch) read(p []byte, socket func([]byte) (int, error)) (int, error) {
 
 // see feeds bytes read to the framer; w.mu is held.
 func (w *watch) see(p []byte) {
-	if w.framer.stopped() {
+	if w.framer == nil {
 		return
 	}
 	w.framer.feed(p)
@@ -55,6 +55,9 @@ func (w *watch) see(p []byte) {
 		w.g.count(v.Limit)
 		w.g.log.Debug("edge: request refused", "status", v.Status, "reason", v.Reason, "addr", w.remote)
 	}
+	if w.framer.stopped() {
+		w.framer = nil
+	}
 }
 
 // through reports whether the framer has stopped and nothing is left to give back: the
@@ -62,14 +65,14 @@ func (w *watch) see(p []byte) {
 func (w *watch) through() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.framer.stopped() && len(w.prefix) == 0
+	return w.framer == nil && len(w.prefix) == 0
 }
 
 func (w *watch) unread(p []byte) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.prefix = append(p[:len(p):len(p)], w.prefix...)
-	if !w.framer.stopped() {
+	if w.framer != nil {
 		// p begins a request: the server that read it gives it back whole. A framer that
 		// stopped (a refusal, or an upgrade: what follows is not HTTP) stays stopped.
 		w.framer.startHead()

@@ -81,8 +81,8 @@ var (
 	verdictHeaderSize        = Verdict{http.StatusRequestHeaderFieldsTooLarge, "request header too large", LimitHeaderBytes}
 )
 
-func newFramer(maxHeader int) framer {
-	f := framer{maxHeader: maxHeader}
+func newFramer(maxHeader int) *framer {
+	f := &framer{maxHeader: maxHeader}
 	f.startHead()
 	return f
 }
@@ -100,7 +100,14 @@ func (f *framer) stopped() bool { return f.state == stateThrough }
 
 func (f *framer) refuse(v Verdict) {
 	f.verdict = v
+	f.stop()
+}
+
+// stop ends the framer for good (stopped is never undone): a WebSocket that sits idle for
+// hours keeps no line buffer.
+func (f *framer) stop() {
 	f.state = stateThrough
+	f.line = nil
 }
 
 // feed reads p, which follows what it was fed before.
@@ -269,7 +276,7 @@ func (f *framer) endHead() {
 	case f.upgrade:
 		// What follows a successful upgrade is not HTTP; a failed one closes the connection
 		// (see Handler).
-		f.state = stateThrough
+		f.stop()
 	case f.chunked:
 		f.state = stateChunkLine
 	case f.length > 0:

@@ -14,8 +14,7 @@ import (
 // frame feeds data to a new framer one byte at a time and returns where each request ended,
 // and the verdict if it refused one.
 func frame(data []byte, maxHeader int) (ends []int, f *framer) {
-	fr := newFramer(maxHeader)
-	f = &fr
+	f = newFramer(maxHeader)
 	for i := range data {
 		f.feed(data[i : i+1])
 		if f.requests > len(ends) {

@@ -150,7 +150,7 @@ func (g *Guard) admit(c net.Conn) net.Conn {
 		g.refuseConn(c, limit)
 		return nil
 	}
-	w := &watch{g: g, counted: true, remote: c.RemoteAddr().String(), framer: newFramer(g.opts.MaxHeaderBytes)}
+	w := &watch{g: g, counted: true, remote: c.RemoteAddr(), framer: newFramer(g.opts.MaxHeaderBytes)}
 	if byAddr {
 		w.key = key
 	}

@@ -1,0 +1,445 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// The floor scenario measures the least CPU any server needs on this machine for one client
+// event with an ack: one webhook POST (the server is the HTTP client: it writes the request and
+// reads the app's reply) plus one WebSocket frame read and one written (the event in, the ack
+// out). Each part runs in a worker process of its own (this binary, run with -floor-worker),
+// pinned as the servers are and with GOMAXPROCS=1 as siobridge runs, which measures its own
+// CPU with getrusage around a fixed count of operations:
+//
+//   - http: keep-alive HTTP/1.1 POSTs of a 300-byte JSON event to siobench's webhook receiver
+//     (the events scenario's), each answered with a 20-byte ack, one at a time and with
+//     floorInflight in flight; the worker is the client, and the receiver runs in siobench.
+//   - ws: a gorilla/websocket echo server; siobench's client writes a small text frame and
+//     waits for it back, one at a time; the worker is the server.
+//
+// The floor is the cheaper of the two HTTP figures plus the WebSocket one. Nothing in it parses
+// Engine.IO or Socket.IO, queues, or builds a webhook: what a server spends above it is its own.
+
+// floorWorkerArg, as the first argument, runs siobench as a floor worker (see floorWorkerMain).
+const floorWorkerArg = "-floor-worker"
+
+// floorInflight is the HTTP part's concurrency beside one at a time: siobridge's default
+// webhook concurrency (and the reference's).
+const floorInflight = 64
+
+// floorBody is the event POSTed by the HTTP part: 300 bytes of JSON shaped like an event
+// webhook, whose ack the receiver answers with floorReply's 20 bytes. Its step (-2) is none of
+// the events scenario's, so the receiver answers it without counting it.
+var floorBody = func() []byte {
+	head := `{"type":"event","namespace":"/","socket_id":"Xb2cG7-fQ1pZr0AAAB","event":"ev","args":[-2,10000,1],"ack":true,"handshake":{"address":"127.0.0.2","query":{"EIO":"4","transport":"websocket"},"headers":{"user-agent":"siobench"}},"pad":"`
+	tail := `"}`
+	return []byte(head + strings.Repeat("x", 300-len(head)-len(tail)) + tail)
+}()
+
+// floorReply is the receiver's answer to floorBody.
+const floorReply = `{"ack":[-2,10000,1]}`
+
+// floorFrame is the WebSocket part's message: an event with an ack id, as a client sends it.
+var floorFrame = []byte(`4217["ev",-2,10000,1]`)
+
+// cpuUse is what a worker measured: ops operations in wall, using user and sys CPU.
+type cpuUse struct {
+	Ops  int64         `json:"ops"`
+	User time.Duration `json:"user"`
+	Sys  time.Duration `json:"sys"`
+	Wall time.Duration `json:"wall"`
+}
+
+// perMillion is user, system and total CPU seconds per million operations.
+func (u cpuUse) perMillion() (user, sys, total float64) {
+	if u.Ops <= 0 {
+		return 0, 0, 0
+	}
+	f := 1e6 / float64(u.Ops) / float64(time.Second)
+	return float64(u.User) * f, float64(u.Sys) * f, float64(u.User+u.Sys) * f
+}
+
+// floorResult is the floor scenario's three measurements.
+type floorResult struct {
+	http1, httpN, ws cpuUse
+}
+
+// perMillion is the floor in CPU seconds per million events: the cheaper HTTP figure plus the
+// WebSocket one.
+func (r floorResult) perMillion() float64 {
+	_, _, h1 := r.http1.perMillion()
+	_, _, hn := r.httpN.perMillion()
+	_, _, w := r.ws.perMillion()
+	return min(h1, hn) + w
+}
+
+// runFloor measures the floor and adds its figures to the report; b.floor keeps it for the
+// events scenario's comparison.
+func (b *bench) runFloor(ctx context.Context) {
+	const scenario = "floor: least CPU per event"
+	ops, warm, limit := 20000, 1000, 15*time.Second
+	if b.smoke {
+		ops, warm, limit = 300, 50, 10*time.Second
+	}
+	var r floorResult
+	var err error
+	if r.http1, err = b.floorHTTP(ctx, 1, ops, warm, limit); err != nil {
+		b.fail("%s: HTTP, 1 in flight: %v", scenario, err)
+		return
+	}
+	if r.httpN, err = b.floorHTTP(ctx, floorInflight, ops, warm, limit); err != nil {
+		b.fail("%s: HTTP, %d in flight: %v", scenario, floorInflight, err)
+		return
+	}
+	if r.ws, err = b.floorWS(ctx, ops, warm, limit); err != nil {
+		b.fail("%s: WebSocket: %v", scenario, err)
+		return
+	}
+	for _, p := range []struct {
+		label string
+		u     cpuUse
+	}{
+		{"webhook POST, 1 in flight: client", r.http1},
+		{fmt.Sprintf("webhook POST, %d in flight: client", floorInflight), r.httpN},
+		{"WebSocket frame read + write: server", r.ws},
+	} {
+		user, sys, total := p.u.perMillion()
+		b.logf("%s: %s: %d ops in %s, CPU per 1M: user %.1f s, system %.1f s", scenario, p.label, p.u.Ops, p.u.Wall.Round(time.Millisecond), user, sys)
+		b.rep.setAll(scenario, p.label+" CPU per 1M, user", "s", "%.1f", user)
+		b.rep.setAll(scenario, p.label+" CPU per 1M, system", "s", "%.1f", sys)
+		b.rep.setAll(scenario, p.label+" CPU per 1M", "s", "%.1f", total)
+	}
+	b.rep.setAll(scenario, "floor: CPU per 1M events (cheaper POST + frame read and write)", "s", "%.1f", r.perMillion())
+	b.floor = &r
+}
+
+// compareFloor puts the floor beside the events scenario's CPU per event, with each server's
+// ratio to it, once both were measured.
+func (b *bench) compareFloor() {
+	if b.floor == nil {
+		return
+	}
+	floor := b.floor.perMillion()
+	for _, f := range b.rep.figures {
+		if !strings.HasPrefix(f.scenario, "events ") || !strings.HasPrefix(f.name, "CPU per 1M events") {
+			continue
+		}
+		rows := []*figure{{scenario: f.scenario, name: "floor: least CPU per 1M events on this machine", unit: "s", format: "%.1f", values: map[string]float64{}}}
+		ratio := &figure{scenario: f.scenario, name: f.name + ", ratio to floor", unit: "×", better: lowerBetter, format: "%.1f", values: map[string]float64{}}
+		for _, s := range b.rep.servers {
+			rows[0].values[s] = floor
+			if v, ok := f.values[s]; ok && floor > 0 {
+				ratio.values[s] = v / floor
+			}
+		}
+		rows = append(rows, ratio)
+		b.rep.insertAfter(f, rows...)
+		return
+	}
+}
+
+// floorHTTP runs the HTTP part with inflight POSTs at a time.
+func (b *bench) floorHTTP(ctx context.Context, inflight, ops, warm int, limit time.Duration) (cpuUse, error) {
+	w, err := b.startFloorWorker(ctx, "-mode", "http", "-url", b.hook.url, "-inflight", strconv.Itoa(inflight),
+		"-ops", strconv.Itoa(ops), "-warm", strconv.Itoa(warm), "-limit", limit.String())
+	if err != nil {
+		return cpuUse{}, err
+	}
+	return w.result()
+}
+
+// floorWS runs the WebSocket part: a worker serves, siobench's client writes a frame and waits
+// for it back, ops+warm times or until limit.
+func (b *bench) floorWS(ctx context.Context, ops, warm int, limit time.Duration) (cpuUse, error) {
+	w, err := b.startFloorWorker(ctx, "-mode", "ws", "-ops", strconv.Itoa(ops), "-warm", strconv.Itoa(warm), "-limit", limit.String())
+	if err != nil {
+		return cpuUse{}, err
+	}
+	addr, err := w.line()
+	if err != nil {
+		w.kill()
+		return cpuUse{}, err
+	}
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
+	conn, _, err := d.DialContext(ctx, "ws://"+addr+"/", nil)
+	if err != nil {
+		w.kill()
+		return cpuUse{}, err
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(limit)
+	_ = conn.NetConn().SetDeadline(deadline)
+	for i := 0; i < ops+warm && time.Now().Before(deadline); i++ {
+		if err := conn.WriteMessage(websocket.TextMessage, floorFrame); err != nil {
+			break // the worker stopped at its own limit, or failed: its result says which
+		}
+		if _, _, err := conn.ReadMessage(); err != nil {
+			break
+		}
+	}
+	return w.result()
+}
+
+// floorWorker is a running worker process, seen from siobench.
+type floorWorker struct {
+	cmd    *exec.Cmd
+	out    *bufio.Scanner
+	stderr *tailBuffer
+	done   chan struct{}
+}
+
+// startFloorWorker starts this binary as a floor worker with args, pinned as the servers are.
+func (b *bench) startFloorWorker(ctx context.Context, args ...string) (*floorWorker, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	argv := append([]string{self, floorWorkerArg}, args...)
+	if b.cfg.cpu != "" {
+		argv = append([]string{"taskset", "-c", b.cfg.cpu}, argv...)
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = append(cleanEnv(), "GOMAXPROCS=1")
+	w := &floorWorker{cmd: cmd, stderr: &tailBuffer{max: 4 << 10}, done: make(chan struct{})}
+	cmd.Stderr = w.stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	w.out = bufio.NewScanner(stdout)
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start the floor worker: %w", err)
+	}
+	return w, nil
+}
+
+// line is the worker's next line of output.
+func (w *floorWorker) line() (string, error) {
+	if w.out.Scan() {
+		return w.out.Text(), nil
+	}
+	err := w.out.Err()
+	if err == nil {
+		err = io.ErrUnexpectedEOF
+	}
+	return "", fmt.Errorf("floor worker: %w: %s", err, w.stderr.String())
+}
+
+// result reads the worker's measurement and waits for it to exit.
+func (w *floorWorker) result() (cpuUse, error) {
+	var u cpuUse
+	l, err := w.line()
+	if err == nil {
+		err = json.Unmarshal([]byte(l), &u)
+	}
+	if werr := w.cmd.Wait(); err == nil && werr != nil {
+		err = fmt.Errorf("floor worker: %w: %s", werr, w.stderr.String())
+	}
+	if err == nil && (u.Ops <= 0 || u.User+u.Sys <= 0) {
+		err = fmt.Errorf("floor worker measured nothing: %+v", u)
+	}
+	return u, err
+}
+
+func (w *floorWorker) kill() {
+	_ = w.cmd.Process.Kill()
+	_ = w.cmd.Wait()
+}
+
+// floorWorkerMain is a floor worker: it runs the part named by -mode, prints (for ws) its
+// address, then its measurement as one line of JSON, and returns the exit code.
+func floorWorkerMain(args []string) int {
+	fs := flag.NewFlagSet("siobench "+floorWorkerArg, flag.ContinueOnError)
+	mode := fs.String("mode", "", "http or ws")
+	url := fs.String("url", "", "http: the webhook receiver")
+	inflight := fs.Int("inflight", 1, "http: POSTs in flight")
+	ops := fs.Int("ops", 1000, "operations measured")
+	warm := fs.Int("warm", 100, "operations before the measurement")
+	limit := fs.Duration("limit", 10*time.Second, "the most the operations may take, warm-up included")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var u cpuUse
+	var err error
+	switch *mode {
+	case "http":
+		u, err = floorHTTPClient(*url, *inflight, *ops, *warm, *limit)
+	case "ws":
+		u, err = floorWSServer(*ops, *warm, *limit)
+	default:
+		err = fmt.Errorf("-mode: want http or ws, got %q", *mode)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "siobench floor worker:", err)
+		return 1
+	}
+	out, _ := json.Marshal(u)
+	fmt.Println(string(out))
+	return 0
+}
+
+// meter measures the process's CPU from start to stop.
+type meter struct {
+	user, sys time.Duration
+	at        time.Time
+}
+
+func startMeter() (meter, error) {
+	user, sys, err := processCPU()
+	return meter{user: user, sys: sys, at: time.Now()}, err
+}
+
+func (m meter) stop(ops int64) (cpuUse, error) {
+	user, sys, err := processCPU()
+	return cpuUse{Ops: ops, User: user - m.user, Sys: sys - m.sys, Wall: time.Since(m.at)}, err
+}
+
+// floorHTTPClient POSTs floorBody to url, inflight at a time over keep-alive connections: warm
+// POSTs, then ops measured, all within limit.
+func floorHTTPClient(url string, inflight, ops, warm int, limit time.Duration) (cpuUse, error) {
+	tr := &http.Transport{
+		MaxIdleConnsPerHost: inflight,
+		MaxConnsPerHost:     inflight,
+		DisableCompression:  true,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: limit}
+	deadline := time.Now().Add(limit)
+	post := func(buf []byte) error {
+		req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(floorBody))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		n, err := io.ReadFull(resp.Body, buf)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || string(buf[:n]) != floorReply {
+			return fmt.Errorf("POST %s: %s %q %v", url, resp.Status, buf[:n], err)
+		}
+		return nil
+	}
+	// run makes n POSTs over inflight goroutines and returns how many succeeded.
+	run := func(n int) (int64, error) {
+		var next, done atomic.Int64
+		var first error
+		var once sync.Once
+		var wg sync.WaitGroup
+		for range inflight {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				buf := make([]byte, len(floorReply)+1)
+				for next.Add(1) <= int64(n) && time.Now().Before(deadline) {
+					if err := post(buf[:len(floorReply)]); err != nil {
+						once.Do(func() { first = err })
+						return
+					}
+					done.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		return done.Load(), first
+	}
+	if _, err := run(warm); err != nil {
+		return cpuUse{}, err
+	}
+	m, err := startMeter()
+	if err != nil {
+		return cpuUse{}, err
+	}
+	n, err := run(ops)
+	if err != nil {
+		return cpuUse{}, err
+	}
+	return m.stop(n)
+}
+
+// floorWSServer serves one WebSocket on 127.0.0.1, printing its address, and echoes each
+// message it reads: warm of them, then ops measured, all within limit.
+func floorWSServer(ops, warm int, limit time.Duration) (cpuUse, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return cpuUse{}, err
+	}
+	defer ln.Close()
+	fmt.Println(ln.Addr().String())
+	type result struct {
+		u   cpuUse
+		err error
+	}
+	res := make(chan result, 1)
+	up := websocket.Upgrader{}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		defer conn.Close()
+		_ = conn.NetConn().SetDeadline(time.Now().Add(limit))
+		echo := func() error {
+			typ, p, err := conn.ReadMessage()
+			if err != nil {
+				return err
+			}
+			return conn.WriteMessage(typ, p)
+		}
+		for range warm {
+			if err := echo(); err != nil {
+				res <- result{err: fmt.Errorf("warm-up: %w", err)}
+				return
+			}
+		}
+		m, err := startMeter()
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		var n int64
+		for n < int64(ops) {
+			if err := echo(); err != nil {
+				if n == 0 {
+					res <- result{err: err}
+					return
+				}
+				break // the limit: what was done is the measurement
+			}
+			n++
+		}
+		u, err := m.stop(n)
+		res <- result{u, err}
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	select {
+	case r := <-res:
+		return r.u, r.err
+	case <-time.After(limit + 10*time.Second):
+		return cpuUse{}, errors.New("no client came")
+	}
+}
