@@ -186,26 +186,39 @@ func selfCPUSeconds() float64 {
 }
 
 func procCPUSeconds(pid int) (float64, error) {
+	user, sys, err := procCPU(pid)
+	return user + sys, err
+}
+
+// userCPUSecondsOr0 is the user-space part of cpuSeconds (utime), 0 when /proc cannot tell.
+func (s *server) userCPUSecondsOr0() float64 {
+	user, _, _ := procCPU(s.pid)
+	return user
+}
+
+// procCPU is the CPU time process pid has used, user (utime) and system (stime) apart, in
+// seconds, from /proc/<pid>/stat.
+func procCPU(pid int) (user, sys float64, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	// The command name (field 2) is in parentheses and may hold spaces; fields after the last
 	// ')' start with field 3 (state), so utime (14) and stime (15) are at 11 and 12.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+		return 0, 0, fmt.Errorf("malformed /proc/%d/stat", pid)
 	}
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 13 {
-		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+		return 0, 0, fmt.Errorf("malformed /proc/%d/stat", pid)
 	}
 	utime, err1 := strconv.ParseInt(f[11], 10, 64)
 	stime, err2 := strconv.ParseInt(f[12], 10, 64)
 	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		return 0, 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
 	}
-	return float64(utime+stime) / clockTicks, nil
+	return float64(utime) / clockTicks, float64(stime) / clockTicks, nil
 }
 
 func freePort() (string, error) {
