@@ -11,13 +11,14 @@
 // server is started fresh for each scenario and stopped after it. All traffic stays on
 // 127.0.0.0/8. See docs/performance.md for the method and the latest table.
 //
-// -event-batch-max N adds a run of the events scenario on siobridge with [webhook] batch_max
-// = N (batched event webhooks), a scenario of its own in the table. The receiver checks in
-// every events run that each socket's events arrive in the order they were sent.
+// -event-batch-max N (default 32; 0 or 1 for none) adds a run of the events scenario on
+// siobridge with [webhook] batch_max = N (batched event webhooks), a scenario of its own in
+// the table. The receiver checks in every events run that each socket's events arrive in the
+// order they were sent.
 //
 // With -smoke the sizes are tiny and the run checks that the harness works: every scenario
 // completes and every message sent is received, in order per socket, or siobench exits 1;
-// the events scenario runs batched too (-event-batch-max 32). Timings are never checked.
+// the events scenario runs batched too. Timings are never checked.
 package main
 
 import (
@@ -55,7 +56,7 @@ func run(ctx context.Context) error {
 	broadcastRate := flag.Float64("broadcast-rate", 2, "broadcast scenario: broadcasts per second in the steady phase")
 	eventClients := flag.Int("event-clients", 2000, "events scenario: clients")
 	eventRates := flag.String("event-rates", "250,500,750,1000,1500,2000,2500,3000,4000,5000,6000,8000,10000,15000,20000", "events scenario: the total rates (events/s) stepped through, until one is not held")
-	eventBatchMax := flag.Int("event-batch-max", 0, "events scenario: also run siobridge with [webhook] batch_max set to this (2 or more), a scenario of its own (-smoke: 32)")
+	eventBatchMax := flag.Int("event-batch-max", 32, "events scenario: also run siobridge with [webhook] batch_max set to this, a scenario of its own (0 or 1: none)")
 	pollingClients := flag.Int("polling-clients", 5000, "polling scenario: clients")
 	scaleClients := flag.Int("scale-clients", 100000, "scale scenario (siobridge only): idle WebSocket clients held")
 	scaleHold := flag.Duration("scale-hold", time.Minute, "scale scenario: how long the clients are held, answering pings, before they are counted")
@@ -86,9 +87,6 @@ func run(ctx context.Context) error {
 		*scalePerProcess = 25 // two processes: the split is part of what the smoke checks
 		*scaleHold = time.Second
 		*eventRates = "200"
-		if *eventBatchMax == 0 {
-			*eventBatchMax = 32
-		}
 		*duration = 2 * time.Second
 		if *clients == 0 {
 			*clients = 50
