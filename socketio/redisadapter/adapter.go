@@ -127,13 +127,9 @@ type Options struct {
 	maxUnsent int
 }
 
-// New returns the factory of Redis adapters, one per namespace, for socketio.Options.Cluster
-// of one server. The adapters it makes share one subscriber connection and four goroutines
-// (a subscriber, a keeper of the subscriptions, a dispatcher and a publisher), started with
-// the first adapter and ended when the last one is closed (so by socketio.Server.Close); an
-// adapter made after that starts them again. It panics if opts.Client is nil: that is a
-// configuration mistake, found at start.
-func New(opts Options) socketio.ClusterFactory {
+// withDefaults is opts with every engine's defaults set. It panics if opts.Client is nil:
+// that is a configuration mistake, found at start.
+func (opts Options) withDefaults() Options {
 	if opts.Client == nil {
 		panic("redisadapter: Options.Client is nil; pass a go-redis client such as redis.NewClient(&redis.Options{Addr: \"127.0.0.1:6379\"})")
 	}
@@ -146,6 +142,17 @@ func New(opts Options) socketio.ClusterFactory {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	return opts
+}
+
+// New returns the factory of Redis adapters, one per namespace, for socketio.Options.Cluster
+// of one server. The adapters it makes share one subscriber connection and four goroutines
+// (a subscriber, a keeper of the subscriptions, a dispatcher and a publisher), started with
+// the first adapter and ended when the last one is closed (so by socketio.Server.Close); an
+// adapter made after that starts them again. It panics if opts.Client is nil: that is a
+// configuration mistake, found at start.
+func New(opts Options) socketio.ClusterFactory {
+	opts = opts.withDefaults()
 	f := &factory{opts: opts}
 	return f.newAdapter
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -88,21 +87,8 @@ func BenchmarkBroadcastAcrossNodes(b *testing.B) {
 // newBenchNode is a node of the factory's engine, with recovery on for a window > 0.
 func newBenchNode(b *testing.B, r *testkit.Redis, factory func(Options) socketio.ClusterFactory, recovery time.Duration) *node {
 	b.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr(), DialTimeout: time.Second})
-	opts := Options{Client: rdb, Logger: testLogger()}
-	srv := socketio.NewServer(socketio.Options{
-		Cluster:  factory(opts),
-		Logger:   opts.Logger,
-		Recovery: socketio.RecoveryOptions{MaxDisconnection: recovery},
-	})
-	ts := httptest.NewServer(srv)
-	n := &node{t: b, srv: srv, ts: ts, rdb: rdb}
-	b.Cleanup(func() {
-		srv.Close()
-		ts.Close()
-		_ = rdb.Close()
-	})
-	return n
+	return startNode(b, redis.NewClient(&redis.Options{Addr: r.Addr(), DialTimeout: time.Second}), factory, Options{},
+		socketio.Options{Recovery: socketio.RecoveryOptions{MaxDisconnection: recovery}})
 }
 
 // receivers are WebSocket clients of one node, each counting the events it reads on a

@@ -34,7 +34,7 @@ type node struct {
 	t   testing.TB
 	srv *socketio.Server
 	ts  *httptest.Server
-	rdb *redis.Client
+	rdb *redis.Client // nil on a Redis Cluster
 }
 
 func newNode(t testing.TB, r *testkit.Redis, opts Options) *node {
@@ -51,18 +51,26 @@ func newNodeAt(t testing.TB, addr string, opts Options) *node {
 // newNodeEngine is newNodeAt with the Engine.IO server's options.
 func newNodeEngine(t testing.TB, addr string, opts Options, engine engineio.Options) *node {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second})
-	opts.Client = rdb
+	return startNode(t, redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second}), New, opts, socketio.Options{Engine: engine})
+}
+
+// startNode is a node whose engine factory makes, on client (closed with the node), with
+// the server's options sio; opts.Logger defaults to testLogger and is the server's too.
+func startNode(t testing.TB, client redis.UniversalClient, factory func(Options) socketio.ClusterFactory, opts Options, sio socketio.Options) *node {
+	t.Helper()
+	opts.Client = client
 	if opts.Logger == nil {
 		opts.Logger = testLogger()
 	}
-	srv := socketio.NewServer(socketio.Options{Cluster: New(opts), Logger: opts.Logger, Engine: engine})
+	sio.Cluster, sio.Logger = factory(opts), opts.Logger
+	srv := socketio.NewServer(sio)
 	ts := httptest.NewServer(srv)
-	n := &node{t: t, srv: srv, ts: ts, rdb: rdb}
+	n := &node{t: t, srv: srv, ts: ts}
+	n.rdb, _ = client.(*redis.Client)
 	t.Cleanup(func() {
 		srv.Close()
 		ts.Close()
-		_ = rdb.Close()
+		_ = client.Close()
 	})
 	return n
 }

@@ -3,7 +3,6 @@ package redisadapter
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"slices"
 	"testing"
 	"time"
@@ -19,20 +18,7 @@ import (
 // Cluster through a go-redis cluster client.
 func newRedisClusterNode(t testing.TB, rc *testkit.RedisCluster, factory func(Options) socketio.ClusterFactory, opts Options) *node {
 	t.Helper()
-	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: rc.Addrs(), DialTimeout: time.Second})
-	opts.Client = cc
-	if opts.Logger == nil {
-		opts.Logger = testLogger()
-	}
-	srv := socketio.NewServer(socketio.Options{Cluster: factory(opts), Logger: opts.Logger})
-	ts := httptest.NewServer(srv)
-	n := &node{t: t, srv: srv, ts: ts}
-	t.Cleanup(func() {
-		srv.Close()
-		ts.Close()
-		_ = cc.Close()
-	})
-	return n
+	return startNode(t, redis.NewClusterClient(&redis.ClusterOptions{Addrs: rc.Addrs(), DialTimeout: time.Second}), factory, opts, socketio.Options{})
 }
 
 // clusterAdmin talks to each master of a test's Redis Cluster on a connection of its own.

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -50,18 +49,7 @@ var (
 // PUBSUB SHARDNUMSUB summed over the masters, as the Node.js adapter counts it. It panics if
 // opts.Client is nil.
 func NewSharded(opts Options) socketio.ClusterFactory {
-	if opts.Client == nil {
-		panic("redisadapter: Options.Client is nil; pass a go-redis client such as redis.NewClient(&redis.Options{Addr: \"127.0.0.1:6379\"})")
-	}
-	if opts.KeyPrefix == "" {
-		opts.KeyPrefix = DefaultKeyPrefix
-	}
-	if opts.RequestTimeout <= 0 {
-		opts.RequestTimeout = DefaultRequestTimeout
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
+	opts = opts.withDefaults()
 	f := &factory{opts: opts}
 	return func(local socketio.Local) socketio.Cluster { return newShardedAdapter(local, f) }
 }

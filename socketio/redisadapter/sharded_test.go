@@ -3,7 +3,6 @@ package redisadapter
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -19,20 +18,7 @@ import (
 // newShardedNode is newNode with the sharded adapter.
 func newShardedNode(t testing.TB, r *testkit.Redis, opts Options) *node {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr(), DialTimeout: time.Second})
-	opts.Client = rdb
-	if opts.Logger == nil {
-		opts.Logger = testLogger()
-	}
-	srv := socketio.NewServer(socketio.Options{Cluster: NewSharded(opts), Logger: opts.Logger})
-	ts := httptest.NewServer(srv)
-	n := &node{t: t, srv: srv, ts: ts, rdb: rdb}
-	t.Cleanup(func() {
-		srv.Close()
-		ts.Close()
-		_ = rdb.Close()
-	})
-	return n
+	return startNode(t, redis.NewClient(&redis.Options{Addr: r.Addr(), DialTimeout: time.Second}), NewSharded, opts, socketio.Options{})
 }
 
 func (n *node) sharded() *ShardedAdapter { return n.ns().Cluster().(*ShardedAdapter) }

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,18 +60,7 @@ var (
 // heartbeat ticker), started with the first adapter and ended when the last one closes. It
 // panics if opts.Client is nil.
 func NewStreams(opts Options) socketio.ClusterFactory {
-	if opts.Client == nil {
-		panic("redisadapter: Options.Client is nil; pass a go-redis client such as redis.NewClient(&redis.Options{Addr: \"127.0.0.1:6379\"})")
-	}
-	if opts.KeyPrefix == "" {
-		opts.KeyPrefix = DefaultKeyPrefix
-	}
-	if opts.RequestTimeout <= 0 {
-		opts.RequestTimeout = DefaultRequestTimeout
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
+	opts = opts.withDefaults()
 	if opts.StreamMaxLen <= 0 {
 		opts.StreamMaxLen = DefaultStreamMaxLen
 	}

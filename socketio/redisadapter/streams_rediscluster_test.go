@@ -2,7 +2,6 @@ package redisadapter
 
 import (
 	"encoding/json"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -18,20 +17,10 @@ import (
 func newClusterRecoveryNode(t *testing.T, rc *testkit.RedisCluster, window time.Duration) *recoveryNode {
 	t.Helper()
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: rc.Addrs(), DialTimeout: time.Second})
-	opts := Options{Client: cc, Logger: testLogger(), RequestTimeout: 5 * time.Second}
-	srv := socketio.NewServer(socketio.Options{
-		Cluster:  NewStreams(opts),
-		Logger:   opts.Logger,
-		Recovery: socketio.RecoveryOptions{MaxDisconnection: window},
-	})
-	ts := httptest.NewServer(srv)
-	n := &recoveryNode{node: &node{t: t, srv: srv, ts: ts},
+	n := &recoveryNode{
+		node: startNode(t, cc, NewStreams, Options{RequestTimeout: 5 * time.Second},
+			socketio.Options{Recovery: socketio.RecoveryOptions{MaxDisconnection: window}}),
 		connected: make(chan *socketio.Socket, 16), disconnected: make(chan string, 16)}
-	t.Cleanup(func() {
-		srv.Close()
-		ts.Close()
-		_ = cc.Close()
-	})
 	n.ns().OnConnect(func(s *socketio.Socket) {
 		if !s.Recovered() {
 			s.Join("r")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -28,27 +27,11 @@ func newStreamsNode(t testing.TB, r *testkit.Redis, opts Options, window time.Du
 // newStreamsNodeAt is newStreamsNode with Redis at addr (a cutProxy's, say).
 func newStreamsNodeAt(t testing.TB, addr string, opts Options, window time.Duration) *node {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second})
-	opts.Client = rdb
-	if opts.Logger == nil {
-		opts.Logger = testLogger()
-	}
 	if opts.RequestTimeout == 0 {
 		opts.RequestTimeout = 5 * time.Second
 	}
-	srv := socketio.NewServer(socketio.Options{
-		Cluster:  NewStreams(opts),
-		Logger:   opts.Logger,
-		Recovery: socketio.RecoveryOptions{MaxDisconnection: window},
-	})
-	ts := httptest.NewServer(srv)
-	n := &node{t: t, srv: srv, ts: ts, rdb: rdb}
-	t.Cleanup(func() {
-		srv.Close()
-		ts.Close()
-		_ = rdb.Close()
-	})
-	return n
+	return startNode(t, redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second}), NewStreams, opts,
+		socketio.Options{Recovery: socketio.RecoveryOptions{MaxDisconnection: window}})
 }
 
 func (n *node) streams() *StreamsAdapter { return n.ns().Cluster().(*StreamsAdapter) }
