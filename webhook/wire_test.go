@@ -1,0 +1,93 @@
+package webhook
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestWireBytes pins what the app reads from the connection, byte for byte: the request line,
+// every header in the order sent, and the body, on a first attempt and on a retry of the same
+// delivery (a 503 first), over one keep-alive connection. Only the signature's timestamp
+// varies; its HMAC is checked against it.
+func TestWireBytes(t *testing.T) {
+	const secret = "s3cret"
+	body := `{"id":"wire-id","type":"event","namespace":"/","args":["héllo"]}`
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	heads := make(chan string, 4)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for i := 0; ; i++ {
+			var head strings.Builder
+			n := 0
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					return
+				}
+				head.WriteString(line)
+				if k, v, ok := strings.Cut(line, ": "); ok && k == "Content-Length" {
+					n, _ = strconv.Atoi(strings.TrimSpace(v))
+				}
+				if line == "\r\n" {
+					break
+				}
+			}
+			b := make([]byte, n)
+			if _, err := io.ReadFull(br, b); err != nil {
+				return
+			}
+			heads <- head.String() + string(b)
+			reply := "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
+			if i > 0 {
+				reply = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"ack\":[1]}"
+			}
+			if _, err := io.WriteString(c, reply); err != nil {
+				return
+			}
+		}
+	}()
+	d := newDeliverer(t, DelivererOptions{URL: "http://" + ln.Addr().String() + "/hook?x=1", Secret: secret})
+	res := deliver(t, d, "sock", &Delivery{ID: "wire-id", Kind: KindEvent, Body: []byte(body)})
+	if res.Err != nil || res.StatusCode != http.StatusOK || string(res.Body) != `{"ack":[1]}` || res.Attempts != 2 {
+		t.Fatalf("result: %+v", res)
+	}
+	for attempt := 1; attempt <= 2; attempt++ {
+		got := receive(t, heads, "the request")
+		_, sig, _ := strings.Cut(got, "X-Siobridge-Signature: ")
+		sig, _, _ = strings.Cut(sig, "\r\n")
+		ts, _, _ := strings.Cut(strings.TrimPrefix(sig, "t="), ",")
+		sec, _ := strconv.ParseInt(ts, 10, 64)
+		if want := Sign(secret, time.Unix(sec, 0), []byte(body)); sig != want {
+			t.Errorf("attempt %d: signature %q, want %q", attempt, sig, want)
+		}
+		want := "POST /hook?x=1 HTTP/1.1\r\n" +
+			"Host: " + ln.Addr().String() + "\r\n" +
+			"User-Agent: siobridge\r\n" +
+			"Content-Length: " + strconv.Itoa(len(body)) + "\r\n" +
+			"Content-Type: application/json\r\n" +
+			"X-Siobridge-Attempt: " + strconv.Itoa(attempt) + "\r\n" +
+			"X-Siobridge-Delivery: wire-id\r\n" +
+			"X-Siobridge-Signature: " + sig + "\r\n" +
+			"X-Siobridge-Type: event\r\n" +
+			"Accept-Encoding: gzip\r\n" +
+			"\r\n" + body
+		if got != want {
+			t.Errorf("attempt %d: the app read\n%q\nwant\n%q", attempt, got, want)
+		}
+	}
+}
