@@ -2,11 +2,13 @@ package webhook
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -88,6 +90,43 @@ func TestWireBytes(t *testing.T) {
 			"\r\n" + body
 		if got != want {
 			t.Errorf("attempt %d: the app read\n%q\nwant\n%q", attempt, got, want)
+		}
+	}
+}
+
+// countingConn counts the writes made on a connection.
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int32
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// TestOneWritePerRequest: a webhook's header and body go to the connection in one write, as
+// net/http does for a body it knows to be in memory, so the app is not woken twice for one
+// request and the socket carries one segment.
+func TestOneWritePerRequest(t *testing.T) {
+	app := newApp(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) })
+	var writes atomic.Int32
+	dialer := &net.Dialer{}
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dialer.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return countingConn{c, &writes}, nil
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	d := newDeliverer(t, DelivererOptions{URL: app.URL, Secret: "s", Transport: tr})
+	for i := 1; i <= 3; i++ {
+		if res := deliver(t, d, "k", &Delivery{Kind: KindEvent, Body: []byte(`{"type":"event","n":1}`)}); res.Err != nil {
+			t.Fatal(res.Err)
+		}
+		if n := writes.Load(); n != int32(i) {
+			t.Fatalf("%d webhooks took %d writes, want %d", i, n, i)
 		}
 	}
 }
