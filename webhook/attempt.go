@@ -131,6 +131,17 @@ func (w *worker) roundTrip(req *http.Request, deadline time.Time, cancel context
 	}
 	w.body = timedBody{rc: resp.Body, deadline: deadline, cancel: cancel}
 	resp.Body = &w.body
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		// The client reads the Location of a redirect before it is told not to follow it,
+		// and fails the request when it cannot.
+		if loc := resp.Header.Get("Location"); loc != "" {
+			if _, err := req.URL.Parse(loc); err != nil {
+				resp.Body.Close()
+				return nil, w.urlError(fmt.Errorf("failed to parse Location header %q: %v", loc, err))
+			}
+		}
+	}
 	return resp, nil
 }
 

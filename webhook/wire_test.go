@@ -130,3 +130,27 @@ func TestOneWritePerRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestRedirectLocation: a redirect is reported as it is, not followed; one whose Location
+// cannot be read fails the attempt as a connection error does, and is retried.
+func TestRedirectLocation(t *testing.T) {
+	for _, tt := range []struct {
+		location string
+		status   int
+		attempts int
+		err      string
+	}{
+		{"/elsewhere", http.StatusFound, 1, "302 Found after 1 attempt (redirects are not followed"},
+		{":not a url", 0, 2, `failed to parse Location header ":not a url": parse ":not a url": missing protocol scheme after 2 attempts`},
+	} {
+		app := newApp(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Location", tt.location)
+			w.WriteHeader(http.StatusFound)
+		})
+		d := newDeliverer(t, DelivererOptions{URL: app.URL, MaxAttempts: 2})
+		res := deliver(t, d, "k", &Delivery{Kind: KindEvent, Body: []byte(`{}`)})
+		if res.Err == nil || !strings.Contains(res.Err.Error(), tt.err) || res.StatusCode != tt.status || res.Attempts != tt.attempts {
+			t.Errorf("Location %q: %+v, want status %d after %d attempts, error %q", tt.location, res, tt.status, tt.attempts, tt.err)
+		}
+	}
+}
