@@ -77,8 +77,9 @@ type DelivererOptions struct {
 	QueueBytes int
 	// UserAgent is the User-Agent header. Default "siobridge".
 	UserAgent string
-	// Logger receives retryablehttp's account of each attempt, at debug level, when debug
-	// is enabled at [NewDeliverer]. Default slog.Default().
+	// Logger receives the account of each attempt (the lines go-retryablehttp's client
+	// wrote: "performing request", "request failed", "retrying request"), at debug level,
+	// when debug is enabled at [NewDeliverer]. Default slog.Default().
 	Logger *slog.Logger
 	// Metrics records deliveries; nil records nothing.
 	Metrics *Metrics
