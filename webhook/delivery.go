@@ -635,8 +635,8 @@ func (w *worker) send(dl *Delivery, durable bool, batchSize int) (res Result, ca
 		return res, true
 	}
 	// The constant values are shared slices: net/http only reads them, and a retry clones
-	// the header before it changes anything (beforeAttempt).
-	h := make(http.Header, 9)
+	// the header before it changes anything (do). At most 8 keys: a map of one group.
+	h := make(http.Header, 8)
 	h["Content-Type"] = jsonContentType
 	h["User-Agent"] = d.userAgent
 	h[HeaderType] = kindHeader(dl.Kind)
