@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/siobridge/siobridge/internal/command"
 	"github.com/siobridge/siobridge/internal/spool"
 	"github.com/siobridge/siobridge/socketio"
@@ -171,6 +173,21 @@ type socketState struct {
 	gone bool // the disconnect has been handled
 	// handshake is the socket's handshake as JSON, made by its first event webhook.
 	handshake atomic.Pointer[json.RawMessage]
+	// eventsIn is the socket's namespace's EventsIn counter, looked up by its first event.
+	// Only the socket's events use it, and they come one at a time (Engine.IO delivers a
+	// session's messages in order, under its delivery lock).
+	eventsIn prometheus.Counter
+}
+
+// countEventIn counts an event of socket s in m.EventsIn.
+func (st *socketState) countEventIn(m *Metrics, s *socketio.Socket) {
+	if m == nil || m.EventsIn == nil {
+		return
+	}
+	if st.eventsIn == nil {
+		st.eventsIn = m.EventsIn.WithLabelValues(s.Namespace().Name())
+	}
+	st.eventsIn.Inc()
 }
 
 func socketData(v any) json.RawMessage {
@@ -278,7 +295,7 @@ func (b *Bridge) onConnectError(refusal *socketio.ConnectError) (*socketio.Admis
 
 // onEvent queues the event's webhook; it runs on the connection's reader and does not wait.
 func (b *Bridge) onEvent(s *socketio.Socket, st *socketState, e *socketio.Event) {
-	countEventsIn(b.opts.Metrics, s.Namespace().Name())
+	st.countEventIn(b.opts.Metrics, s)
 	if !b.kinds[KindEvent] {
 		return
 	}
@@ -525,12 +542,6 @@ func (b *Bridge) apply(s *socketio.Socket, e *socketio.Event, acts *Actions, kin
 	}
 	if acts.Disconnect {
 		s.Disconnect(false)
-	}
-}
-
-func countEventsIn(m *Metrics, namespace string) {
-	if m != nil && m.EventsIn != nil {
-		m.EventsIn.WithLabelValues(namespace).Inc()
 	}
 }
 

@@ -46,6 +46,7 @@ func BenchmarkEventWebhook(b *testing.B) {
 				per[i%clients]++
 			}
 			b.ReportAllocs()
+			cpu0, cpuOK := processCPU()
 			b.ResetTimer()
 			var wg sync.WaitGroup
 			errs := make(chan error, clients)
@@ -68,9 +69,13 @@ func BenchmarkEventWebhook(b *testing.B) {
 			}
 			wg.Wait()
 			b.StopTimer()
+			cpu1, _ := processCPU()
 			close(errs)
 			for err := range errs {
 				b.Fatal(err)
+			}
+			if cpuOK {
+				b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/event")
 			}
 		})
 	}

@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
-	"math"
 	randv2 "math/rand/v2"
 	"net"
 	"net/http"
@@ -76,8 +77,9 @@ type DelivererOptions struct {
 	QueueBytes int
 	// UserAgent is the User-Agent header. Default "siobridge".
 	UserAgent string
-	// Logger receives retryablehttp's account of each attempt, at debug level, when debug
-	// is enabled at [NewDeliverer]. Default slog.Default().
+	// Logger receives the account of each attempt (the lines go-retryablehttp's client
+	// wrote: "performing request", "request failed", "retrying request"), at debug level,
+	// when debug is enabled at [NewDeliverer]. Default slog.Default().
 	Logger *slog.Logger
 	// Metrics records deliveries; nil records nothing.
 	Metrics *Metrics
@@ -181,7 +183,10 @@ type Deliverer struct {
 	url       string
 	shownURL  string // url without its password, for errors
 	urlErr    error
-	http      *http.Client // shared by the workers' retryablehttp clients
+	rt        http.RoundTripper // sends every attempt
+	target    *http.Request     // the URL and Host of every request, as http.NewRequest makes them; nil with urlErr
+	errURL    string            // the URL in the errors of attempts, as net/http's client shows it (password as ***)
+	auth      []string          // the Authorization header of a URL with a user, as net/http's client sets it; nil without
 	spool     *spool.Spool
 	transport *http.Transport // the default transport, which Close cleans up; nil when given
 	metrics   *Metrics
@@ -268,8 +273,15 @@ func NewDeliverer(opts DelivererOptions) *Deliverer {
 	d.ctx, d.cancel = context.WithCancelCause(context.Background())
 	if u, err := url.Parse(opts.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		d.urlErr = fmt.Errorf("webhook: URL must be an absolute http(s) URL, got %q", opts.URL)
+	} else if d.target, err = http.NewRequest(http.MethodPost, opts.URL, nil); err != nil {
+		d.urlErr = fmt.Errorf("webhook: URL %q: %w", opts.URL, err)
 	} else {
 		d.shownURL = u.Redacted()
+		d.errURL = stripPassword(d.target.URL)
+		if ui := d.target.URL.User; ui != nil {
+			pw, _ := ui.Password()
+			d.auth = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(ui.Username()+":"+pw))}
+		}
 	}
 
 	rt := opts.Transport
@@ -286,16 +298,10 @@ func NewDeliverer(opts DelivererOptions) *Deliverer {
 		}
 		rt = d.transport
 	}
-	d.http = &http.Client{
-		// keepIdle: retryablehttp closes the client's idle connections whenever a
-		// delivery fails, which would drop the keep-alive connections of the other
-		// workers too.
-		Transport: keepIdle{rt},
-		Timeout:   opts.Timeout,
-		// A redirected POST would reach another endpoint as a GET without the webhook;
-		// a 3xx is reported as it is.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	// The workers call the transport themselves (attempt.go), as an http.Client with
+	// Timeout would, but without its redirects: a redirected POST would reach another
+	// endpoint as a GET without the webhook, so a 3xx is reported as it is.
+	d.rt = rt
 	if d.spool != nil {
 		d.replay()
 	}
@@ -523,12 +529,15 @@ func (d *Deliverer) Kept() int {
 	return d.kept
 }
 
-// worker is one of the goroutines that deliver. Its retryablehttp client is its own, so that
-// the client's hooks, called on the worker's goroutine, find the delivery in flight in cur.
+// worker is one of the goroutines that deliver. What it keeps from one delivery to the next
+// is its own, used on its goroutine only: the delivery in flight, its keyed HMAC, the reply's
+// body wrapper.
 type worker struct {
-	d      *Deliverer
-	client *retryablehttp.Client
-	cur    attempt
+	d    *Deliverer
+	cur  attempt
+	mac  hash.Hash    // keyed with the secret; nil without one
+	body timedBody    // the body of the reply of the attempt in flight
+	log  *slog.Logger // the debug lines of each attempt; nil when debug was not enabled at NewDeliverer
 }
 
 // attempt is a delivery's state across its attempts.
@@ -542,22 +551,13 @@ type attempt struct {
 
 func (d *Deliverer) newWorker() *worker {
 	w := &worker{d: d}
-	w.client = &retryablehttp.Client{
-		HTTPClient:   d.http,
-		RetryWaitMin: d.opts.RetryWaitMin,
-		RetryWaitMax: d.opts.RetryWaitMax,
-		// The attempt's own limits are in checkRetry.
-		RetryMax:        math.MaxInt32,
-		RequestLogHook:  w.beforeAttempt,
-		ResponseLogHook: w.afterAttempt,
-		CheckRetry:      w.checkRetry,
-		Backoff:         w.backoff,
-		ErrorHandler:    retryablehttp.PassthroughErrorHandler,
+	if d.signer != nil {
+		w.mac = d.signer.newMAC()
 	}
-	// retryablehttp formats its log lines' arguments whether or not they are written: it
-	// gets a logger only when they would be.
+	// The attempt's lines are formatted whether or not they are written: the worker gets a
+	// logger only when they would be.
 	if d.opts.Logger.Enabled(context.Background(), slog.LevelDebug) {
-		w.client.Logger = retryLogger{d.opts.Logger}
+		w.log = d.opts.Logger
 	}
 	return w
 }
@@ -634,13 +634,8 @@ func (w *worker) send(dl *Delivery, durable bool, batchSize int) (res Result, ca
 		res.Err = fmt.Errorf("%w: POST %s cancelled before its first attempt", ErrClosed, d.shownURL)
 		return res, true
 	}
-	req, err := retryablehttp.NewRequestWithContext(d.ctx, http.MethodPost, d.url, dl.Body)
-	if err != nil {
-		res.Err = fmt.Errorf("webhook: POST %s: %w", d.shownURL, err)
-		return res, false
-	}
 	// The constant values are shared slices: net/http only reads them, and a retry clones
-	// the header before it changes anything (beforeAttempt).
+	// the header before it changes anything (do). At most 8 keys: a map of one group.
 	h := make(http.Header, 8)
 	h["Content-Type"] = jsonContentType
 	h["User-Agent"] = d.userAgent
@@ -650,7 +645,9 @@ func (w *worker) send(dl *Delivery, durable bool, batchSize int) (res Result, ca
 		h[HeaderBatchSize] = []string{strconv.Itoa(batchSize)}
 	}
 	h[HeaderDelivery] = []string{dl.ID}
-	req.Header = h
+	if d.auth != nil {
+		h["Authorization"] = d.auth
+	}
 
 	start := time.Now()
 	w.cur = attempt{dl: dl}
@@ -665,16 +662,13 @@ func (w *worker) send(dl *Delivery, durable bool, batchSize int) (res Result, ca
 			st.deadline = start.Add(retryFor)
 		}
 	}
-	resp, err := w.client.Do(req)
-	if err == nil && resp == nil {
-		err = errors.New("no reply") // not expected of retryablehttp, but not worth a panic
-	}
+	resp, err := w.do(h, dl.Body)
 	var readErr error
 	if resp != nil {
 		res.StatusCode = resp.StatusCode
 		res.Body, readErr = readReply(resp)
 	} else {
-		// Cancelled while waiting to retry: retryablehttp has discarded the reply.
+		// Cancelled while waiting to retry: the reply was discarded.
 		res.StatusCode = st.lastStatus
 	}
 	res.Duration = time.Since(start)
@@ -761,40 +755,16 @@ func readReply(resp *http.Response) ([]byte, error) {
 	return b, nil
 }
 
-// beforeAttempt runs before every attempt, the first included (retry is 0 for it): it
-// stamps the attempt's number and a fresh signature. retryablehttp's PrepareRetry would
-// do for retries only, and without the attempt's number.
-func (w *worker) beforeAttempt(_ retryablehttp.Logger, r *http.Request, retry int) {
-	st := &w.cur
-	st.n = retry + 1
-	if retry > 0 {
-		// r is a shallow copy of the last attempt's request, whose headers the transport
-		// may still be reading if that attempt timed out.
-		r.Header = r.Header.Clone()
-	}
-	r.Header.Set(HeaderAttempt, strconv.Itoa(st.n))
-	if w.d.signer != nil {
-		r.Header[HeaderSignature] = []string{w.d.signer.sign(time.Now(), st.dl.Body)}
-	}
-	w.d.metrics.attempt(st.dl.Kind, retry > 0)
-}
-
-// afterAttempt runs on every reply, keeping its status for a delivery cancelled while it
-// waits to retry, for which retryablehttp returns no reply.
-func (w *worker) afterAttempt(_ retryablehttp.Logger, resp *http.Response) {
-	w.cur.lastStatus = resp.StatusCode
-}
-
 // checkRetry retries connection errors and timeouts, 408, 429 and 5xx but 501, while the
 // delivery's attempts and time last, and nothing once Close has cancelled it.
-func (w *worker) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+func (w *worker) checkRetry(ctx context.Context, resp *http.Response, err error) bool {
 	st := &w.cur
 	if ctx.Err() != nil ||
 		(st.maxAttempts > 0 && st.n >= st.maxAttempts) ||
 		(!st.deadline.IsZero() && !time.Now().Before(st.deadline)) {
-		return false, nil
+		return false
 	}
-	return retryable(ctx, resp, err), nil
+	return retryable(ctx, resp, err)
 }
 
 // retryable reports whether an attempt's outcome is worth a retry: a connection error or
@@ -836,20 +806,6 @@ func backoff(lo, hi time.Duration, attemptNum int, resp *http.Response) time.Dur
 	}
 	return wait
 }
-
-// keepIdle hides the transport's CloseIdleConnections from the http.Client.
-type keepIdle struct{ rt http.RoundTripper }
-
-func (k keepIdle) RoundTrip(r *http.Request) (*http.Response, error) { return k.rt.RoundTrip(r) }
-
-// retryLogger writes retryablehttp's lines at debug level, whatever level it gives them:
-// the Result tells what matters.
-type retryLogger struct{ l *slog.Logger }
-
-func (r retryLogger) Error(msg string, kv ...any) { r.l.Debug("webhook: "+msg, kv...) }
-func (r retryLogger) Warn(msg string, kv ...any)  { r.l.Debug("webhook: "+msg, kv...) }
-func (r retryLogger) Info(msg string, kv ...any)  { r.l.Debug("webhook: "+msg, kv...) }
-func (r retryLogger) Debug(msg string, kv ...any) { r.l.Debug("webhook: "+msg, kv...) }
 
 // fifo is a queue on a slice that reuses its array once drained.
 type fifo[T any] struct {

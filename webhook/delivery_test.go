@@ -1002,6 +1002,7 @@ func BenchmarkDeliver(b *testing.B) {
 	d := newDeliverer(b, DelivererOptions{URL: app.URL, Secret: "s", Metrics: NewMetrics(nil)})
 	load := newBenchLoad(b)
 	b.ReportAllocs()
+	cpu0, cpuOK := processCPU()
 	b.ResetTimer()
 	for i := range b.N {
 		if err := load.enqueue(d, i); err != nil {
@@ -1009,6 +1010,10 @@ func BenchmarkDeliver(b *testing.B) {
 		}
 	}
 	load.wait()
+	b.StopTimer()
+	if cpu1, _ := processCPU(); cpuOK {
+		b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
+	}
 }
 
 // benchLoad is what the delivery benchmarks enqueue: an event webhook for each of 100 sockets

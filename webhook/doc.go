@@ -3,9 +3,9 @@
 //
 // Two parts:
 //   - The [Deliverer] sends webhooks. Each key's (socket's) webhooks go one at a time and in
-//     order, in a bounded queue per key; a fixed pool of workers delivers them, retrying on
-//     go-retryablehttp until an answer, [DelivererOptions].RetryFor, or the optional cap on
-//     attempts. With a spool (internal/spool), an accepted webhook survives a restart. Every
+//     order, in a bounded queue per key; a fixed pool of workers delivers them, each attempt
+//     straight through the http.RoundTripper, retrying with go-retryablehttp's policy and
+//     backoff until an answer, [DelivererOptions].RetryFor, or the optional cap on attempts. With a spool (internal/spool), an accepted webhook survives a restart. Every
 //     body is signed ([Sign], [Verify]) and carries its delivery id.
 //   - The [Bridge] attaches to a socketio.Server: a client's connect, events and disconnect
 //     become webhooks; the app's reply ([Actions]: an ack, emits, room changes, data, a

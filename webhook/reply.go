@@ -37,6 +37,14 @@ func parseReply(body []byte) (acts Actions, problems []string, err error) {
 	default:
 		return acts, nil, nil
 	}
+	if args, ok := ackOnly(trimmed); ok {
+		return Actions{Ack: &args}, nil, nil
+	}
+	return parseReplyObject(trimmed)
+}
+
+// parseReplyObject is parseReply for a body that starts with '{', key by key.
+func parseReplyObject(trimmed []byte) (acts Actions, problems []string, err error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(trimmed, &fields); err != nil {
 		return acts, nil, fmt.Errorf("the reply is not valid JSON: %s", jsonErrorText(err))
@@ -93,6 +101,28 @@ func parseReply(body []byte) (acts Actions, problems []string, err error) {
 		}
 	}
 	return acts, problems, nil
+}
+
+// ackPrefix starts the reply most apps send to an event: {"ack":[...]} and nothing else.
+var ackPrefix = []byte(`{"ack":[`)
+
+// ackOnly reads body, trimmed on the left, when it is {"ack":<array>} with no other key and
+// no space before the array: the array's items, as parseReply's general path reads them,
+// without a map of the keys. ok is false for any other body, which that path reads.
+func ackOnly(body []byte) (args []json.RawMessage, ok bool) {
+	if !bytes.HasPrefix(body, ackPrefix) {
+		return nil, false
+	}
+	v := bytes.TrimRight(body, " \t\r\n")
+	if v[len(v)-1] != '}' {
+		return nil, false
+	}
+	// Unmarshal fails unless what is between "ack": and the last } is one JSON value (an
+	// array, since it starts with '['), so the body is an object of that one key.
+	if json.Unmarshal(v[len(ackPrefix)-1:len(v)-1], &args) != nil {
+		return nil, false
+	}
+	return args, true
 }
 
 // parseEmits reads a reply's "emit" list, leaving out the items it cannot read.

@@ -43,15 +43,21 @@ func Sign(secret string, t time.Time, body []byte) string {
 
 // signer signs like [Sign] with one secret, reusing its keyed HMAC states: a Deliverer signs
 // every attempt of every webhook, and a fresh HMAC costs two hash states and the key pads.
+// Each worker keeps one of its own (newMAC); sign is for any goroutine.
 type signer struct {
-	macs sync.Pool // of hash.Hash, keyed with the secret
+	secret []byte
+	macs   sync.Pool // of hash.Hash, keyed with the secret
 }
 
 func newSigner(secret string) *signer {
-	sg := &signer{}
-	sg.macs.New = func() any { return hmac.New(sha256.New, []byte(secret)) }
+	sg := &signer{secret: []byte(secret)}
+	sg.macs.New = func() any { return sg.newMAC() }
 	return sg
 }
+
+// newMAC returns a new HMAC-SHA256 keyed with the secret, for one goroutine to reuse after
+// a Reset.
+func (sg *signer) newMAC() hash.Hash { return hmac.New(sha256.New, sg.secret) }
 
 // sign returns Sign(secret, t, body).
 func (sg *signer) sign(t time.Time, body []byte) string {
@@ -68,8 +74,8 @@ func signature(h hash.Hash, t time.Time, body []byte) string {
 	ts := strconv.AppendInt(buf[:0], t.Unix(), 10)
 	var sum [sha256.Size]byte
 	macInto(h, ts, body, sum[:0])
-	out := make([]byte, 0, len("t=,v1=")+len(ts)+hex.EncodedLen(len(sum)))
-	out = append(out, "t="...)
+	var outBuf [len("t=,v1=") + len(buf) + 2*sha256.Size]byte
+	out := append(outBuf[:0], "t="...)
 	out = append(out, ts...)
 	out = append(out, ",v1="...)
 	out = hex.AppendEncode(out, sum[:])
@@ -78,8 +84,8 @@ func signature(h hash.Hash, t time.Time, body []byte) string {
 
 // macInto appends to dst the HMAC that h computes of "<ts>.<body>".
 func macInto(h hash.Hash, ts, body, dst []byte) []byte {
+	ts = append(ts, '.') // ts has room: signature's buffer, or mac's copy
 	h.Write(ts)
-	h.Write([]byte{'.'})
 	h.Write(body)
 	return h.Sum(dst)
 }
