@@ -13,39 +13,6 @@ import (
 	"github.com/siobridge/siobridge/socketio/socketiotest"
 )
 
-// connectFields sends a CONNECT to "/" with auth and returns the answer's fields.
-func connectFields(t *testing.T, c *socketiotest.Client, auth string) map[string]string {
-	t.Helper()
-	c.Write("40" + auth)
-	reply := c.Read()
-	var body map[string]string
-	if !strings.HasPrefix(reply, "40{") || json.Unmarshal([]byte(reply[2:]), &body) != nil {
-		t.Fatalf("CONNECT answer %q", reply)
-	}
-	return body
-}
-
-// readEvent reads an EVENT of "/" and returns its arguments as raw JSON values.
-func readEvent(t *testing.T, c *socketiotest.Client) []json.RawMessage {
-	t.Helper()
-	msg := c.Read()
-	var arr []json.RawMessage
-	if !strings.HasPrefix(msg, "42[") || json.Unmarshal([]byte(msg[2:]), &arr) != nil {
-		t.Fatalf("want an event, got %q", msg)
-	}
-	return arr
-}
-
-// offsetOf returns the last argument of an event as the client reads its offset.
-func offsetOf(t *testing.T, arr []json.RawMessage) string {
-	t.Helper()
-	var off string
-	if err := json.Unmarshal(arr[len(arr)-1], &off); err != nil {
-		t.Fatalf("last argument %s is not an offset", arr[len(arr)-1])
-	}
-	return off
-}
-
 // recoveryServer is a server with recovery whose "/" sockets join "r" and keep data, and
 // report their connects and disconnects.
 type recoveryServer struct {
@@ -97,7 +64,7 @@ func TestRecoveryOffSendsNoPidNorOffsets(t *testing.T) {
 func TestRecoveryPidAndOffsets(t *testing.T) {
 	rs := newRecoveryServer(t, RecoveryOptions{MaxDisconnection: time.Minute})
 	c := socketiotest.Dial(t, rs.url, "")
-	body := connectFields(t, c, `{"token":"t"}`)
+	body := c.ConnectFields(`{"token":"t"}`)
 	if len(body) != 2 || body["sid"] == "" || body["pid"] == "" || body["pid"] == body["sid"] {
 		t.Fatalf("CONNECT answer %v: want sid and a distinct pid", body)
 	}
@@ -140,7 +107,7 @@ func TestRecoveryPidAndOffsets(t *testing.T) {
 			t.Fatalf("%s: got %q, stored=%v", e.name, msg, e.stored)
 		}
 		if e.stored {
-			offsets = append(offsets, offsetOf(t, arr))
+			offsets = append(offsets, socketiotest.Offset(t, arr))
 		}
 	}
 	if len(slices.Compact(slices.Clone(offsets))) != len(offsets) {
@@ -166,10 +133,10 @@ func TestRecoveryPidAndOffsets(t *testing.T) {
 func TestRecoveryRestoresSocketAndReplaysInOrder(t *testing.T) {
 	rs := newRecoveryServer(t, RecoveryOptions{MaxDisconnection: time.Minute})
 	c := socketiotest.Dial(t, rs.url, "")
-	first := connectFields(t, c, "")
+	first := c.ConnectFields("")
 	s := recv(t, rs.connected)
 	rs.ns.To("r").Emit("e", 0)
-	offset := offsetOf(t, readEvent(t, c))
+	offset := socketiotest.Offset(t, c.ReadEvent())
 	rs.cut(t, c)
 
 	// While the client is away: what it would have received, and what it would not.
@@ -186,18 +153,18 @@ func TestRecoveryRestoresSocketAndReplaysInOrder(t *testing.T) {
 
 	c2 := socketiotest.Dial(t, rs.url, "")
 	auth := fmt.Sprintf(`{"pid":%q,"offset":%q,"token":"t"}`, first["pid"], offset)
-	again := connectFields(t, c2, auth)
+	again := c2.ConnectFields(auth)
 	if again["sid"] != first["sid"] || again["pid"] != first["pid"] {
 		t.Fatalf("restored %v, was %v", again, first)
 	}
 	for want := 1; want <= 4; want++ {
-		arr := readEvent(t, c2)
+		arr := c2.ReadEvent()
 		if string(arr[0]) != `"e"` || string(arr[1]) != fmt.Sprint(want) {
 			t.Fatalf("replayed packet %d: %s", want, arr)
 		}
 	}
 	rs.ns.Emit("e", "new")
-	if arr := readEvent(t, c2); string(arr[1]) != `"new"` {
+	if arr := c2.ReadEvent(); string(arr[1]) != `"new"` {
 		t.Fatalf("after the replay: %s", arr)
 	}
 
@@ -216,7 +183,7 @@ func TestRecoveryRestoresSocketAndReplaysInOrder(t *testing.T) {
 	}
 	// A session is restored once: the same pid again gets a fresh socket.
 	c3 := socketiotest.Dial(t, rs.url, "")
-	if third := connectFields(t, c3, auth); third["sid"] == first["sid"] || third["pid"] == first["pid"] {
+	if third := c3.ConnectFields(auth); third["sid"] == first["sid"] || third["pid"] == first["pid"] {
 		t.Fatalf("session restored twice: %v", third)
 	}
 }
@@ -232,16 +199,16 @@ func TestRecoveryNotKeptAfterNamespaceDisconnect(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rs := newRecoveryServer(t, RecoveryOptions{MaxDisconnection: time.Minute})
 			c := socketiotest.Dial(t, rs.url, "")
-			first := connectFields(t, c, "")
+			first := c.ConnectFields("")
 			s := recv(t, rs.connected)
 			rs.ns.Emit("e", 0)
-			offset := offsetOf(t, readEvent(t, c))
+			offset := socketiotest.Offset(t, c.ReadEvent())
 			tc.end(c, s)
 			if reason := recv(t, rs.disconnected); recoverableReasons[reason] {
 				t.Fatalf("reason %q", reason)
 			}
 			c2 := socketiotest.Dial(t, rs.url, "")
-			again := connectFields(t, c2, fmt.Sprintf(`{"pid":%q,"offset":%q}`, first["pid"], offset))
+			again := c2.ConnectFields(fmt.Sprintf(`{"pid":%q,"offset":%q}`, first["pid"], offset))
 			if again["sid"] == first["sid"] || recv(t, rs.connected).Recovered() {
 				t.Fatalf("recovered after a namespace disconnect: %v", again)
 			}
@@ -261,16 +228,16 @@ func TestRecoveryWindow(t *testing.T) {
 
 	session := func() (map[string]string, string) {
 		c := socketiotest.Dial(t, rs.url, "")
-		body := connectFields(t, c, "")
+		body := c.ConnectFields("")
 		recv(t, rs.connected)
 		rs.ns.To(body["sid"]).Emit("e", 0)
-		off := offsetOf(t, readEvent(t, c))
+		off := socketiotest.Offset(t, c.ReadEvent())
 		rs.cut(t, c)
 		return body, off
 	}
 	reconnect := func(body map[string]string, off string) bool {
 		c := socketiotest.Dial(t, rs.url, "")
-		again := connectFields(t, c, fmt.Sprintf(`{"pid":%q,"offset":%q}`, body["pid"], off))
+		again := c.ConnectFields(fmt.Sprintf(`{"pid":%q,"offset":%q}`, body["pid"], off))
 		s := recv(t, rs.connected)
 		return again["sid"] == body["sid"] && s.Recovered()
 	}
@@ -321,30 +288,30 @@ func TestRecoveryBound(t *testing.T) {
 			tc.opts.MaxDisconnection = time.Minute
 			rs := newRecoveryServer(t, tc.opts)
 			c := socketiotest.Dial(t, rs.url, "")
-			first := connectFields(t, c, "")
+			first := c.ConnectFields("")
 			recv(t, rs.connected)
 			rs.ns.Emit("e", 0)
-			offset := offsetOf(t, readEvent(t, c))
+			offset := socketiotest.Offset(t, c.ReadEvent())
 			rs.cut(t, c)
 			for i := 1; i <= tc.missed; i++ {
 				rs.ns.Emit("e", i)
 			}
 			c2 := socketiotest.Dial(t, rs.url, "")
-			again := connectFields(t, c2, fmt.Sprintf(`{"pid":%q,"offset":%q}`, first["pid"], offset))
+			again := c2.ConnectFields(fmt.Sprintf(`{"pid":%q,"offset":%q}`, first["pid"], offset))
 			s := recv(t, rs.connected)
 			if got := again["sid"] == first["sid"] && s.Recovered(); got != tc.recovered {
 				t.Fatalf("recovered %v, want %v (%v)", got, tc.recovered, again)
 			}
 			if tc.recovered {
 				for i := 1; i <= tc.missed; i++ {
-					if arr := readEvent(t, c2); string(arr[1]) != fmt.Sprint(i) {
+					if arr := c2.ReadEvent(); string(arr[1]) != fmt.Sprint(i) {
 						t.Fatalf("replayed %s, want %d", arr, i)
 					}
 				}
 			}
 			// Nothing wrong is replayed: the next packet is a new one.
 			rs.ns.Emit("e", "new")
-			if arr := readEvent(t, c2); string(arr[1]) != `"new"` {
+			if arr := c2.ReadEvent(); string(arr[1]) != `"new"` {
 				t.Fatalf("got %s", arr)
 			}
 		})
@@ -384,7 +351,7 @@ func TestRecoveryAuthorizer(t *testing.T) {
 		_ = json.Unmarshal([]byte(strings.TrimPrefix(reply, "40")), &body)
 		recv(t, connected)
 		ns.To("r").Emit("e", 0)
-		off := offsetOf(t, readEvent(t, c))
+		off := socketiotest.Offset(t, c.ReadEvent())
 		c.Conn.Close()
 		recv(t, disconnected)
 		return body, off
@@ -433,7 +400,7 @@ func TestRecoveryAuthorizer(t *testing.T) {
 		t.Fatalf("recovered %v rooms %v data %v", s.Recovered(), s.Rooms(), s.Data())
 	}
 	ns.To("r").Emit("e", "new")
-	if arr := readEvent(t, c); string(arr[1]) != `"new"` {
+	if arr := c.ReadEvent(); string(arr[1]) != `"new"` {
 		t.Fatalf("got %s: nothing may be replayed after an overflow", arr)
 	}
 }
@@ -449,7 +416,7 @@ func TestRecoveryUnderLoad(t *testing.T) {
 	)
 	rs := newRecoveryServer(t, RecoveryOptions{MaxDisconnection: time.Minute})
 	c := socketiotest.Dial(t, rs.url, "")
-	first := connectFields(t, c, "")
+	first := c.ConnectFields("")
 	recv(t, rs.connected)
 
 	// One broadcaster, so that the events are numbered in the order they are stored.
@@ -482,13 +449,13 @@ func TestRecoveryUnderLoad(t *testing.T) {
 	var offset string
 	read := func(c *socketiotest.Client) {
 		t.Helper()
-		arr := readEvent(t, c)
+		arr := c.ReadEvent()
 		var n int
 		_ = json.Unmarshal(arr[1], &n)
 		if n != last+1 {
 			t.Fatalf("got %d after %d", n, last)
 		}
-		last, offset = n, offsetOf(t, arr)
+		last, offset = n, socketiotest.Offset(t, arr)
 	}
 	for cycle := range cycles {
 		ask(burst)
@@ -498,7 +465,7 @@ func TestRecoveryUnderLoad(t *testing.T) {
 		rs.cut(t, c)
 		ask(burst)
 		c = socketiotest.Dial(t, rs.url, "")
-		again := connectFields(t, c, fmt.Sprintf(`{"pid":%q,"offset":%q}`, first["pid"], offset))
+		again := c.ConnectFields(fmt.Sprintf(`{"pid":%q,"offset":%q}`, first["pid"], offset))
 		if again["sid"] != first["sid"] || !recv(t, rs.connected).Recovered() {
 			t.Fatalf("cycle %d: not recovered: %v", cycle, again)
 		}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -109,11 +108,7 @@ func startReceivers(b *testing.B, n *node, count int) *receivers {
 	var conns []*websocket.Conn
 	for i := range count {
 		c := socketiotest.Dial(b, n.ts.URL, "")
-		// Not Connect, which wants the answer of a namespace without recovery.
-		c.Write("40")
-		if reply := c.Read(); !strings.HasPrefix(reply, "40{") {
-			b.Fatalf("CONNECT answer %q", reply)
-		}
+		c.ConnectFields("") // not Connect, which wants the answer of a namespace without recovery
 		conns = append(conns, c.Conn)
 		wg.Add(1)
 		go func() {

@@ -149,7 +149,7 @@ func TestStreamsNodeJSRecovery(t *testing.T) {
 	g2port := strings.TrimPrefix(g2.ts.URL, "http://127.0.0.1:")
 	n1 := js.Client(t, "n1") // a Node.js client, in no room
 	raw := socketiotest.Dial(t, g.ts.URL, "")
-	rawID := connectFields(t, raw, "")["sid"]
+	rawID := raw.ConnectFields("")["sid"]
 	<-g.connected
 	waitNodes(t, 3, g.node, g2.node)
 	waitNodeServerCount(t, js, 3)
@@ -158,15 +158,15 @@ func TestStreamsNodeJSRecovery(t *testing.T) {
 		if _, err := g.ns().Emit("from-go", 1); err != nil {
 			t.Fatal(err)
 		}
-		goArgs := readEvent(t, raw)
+		goArgs := raw.ReadEvent()
 		nodeArgs := nodeEvent(t, js, "n1", "from-go")
-		if offsetOf(t, goArgs) != offsetOf(t, nodeArgs) || len(nodeArgs) != 2 {
+		if socketiotest.Offset(t, goArgs) != socketiotest.Offset(t, nodeArgs) || len(nodeArgs) != 2 {
 			t.Fatalf("siobridge's client got %s, Node.js' %s", goArgs, nodeArgs)
 		}
 		js.Call(t, map[string]any{"cmd": "emit", "event": "from-node", "args": []any{2}})
-		goArgs = readEvent(t, raw)
+		goArgs = raw.ReadEvent()
 		nodeArgs = nodeEvent(t, js, "n1", "from-node")
-		if offsetOf(t, goArgs) != offsetOf(t, nodeArgs) || string(goArgs[1]) != "2" {
+		if socketiotest.Offset(t, goArgs) != socketiotest.Offset(t, nodeArgs) || string(goArgs[1]) != "2" {
 			t.Fatalf("siobridge's client got %s, Node.js' %s", goArgs, nodeArgs)
 		}
 	})
@@ -182,7 +182,7 @@ func TestStreamsNodeJSRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	nodeEvent(t, js, "rc", "e")
-	readEvent(t, raw)
+	raw.ReadEvent()
 
 	// sync waits until the raw client on siobridge and n1 on Node.js have a marker sent after
 	// what came before, so that both servers' readers are past it.
@@ -194,7 +194,7 @@ func TestStreamsNodeJSRecovery(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := 0; ; i++ {
-			if arr := readEvent(t, raw); string(arr[0]) == `"marker"` && string(arr[1]) == fmt.Sprint(marker) {
+			if arr := raw.ReadEvent(); string(arr[0]) == `"marker"` && string(arr[1]) == fmt.Sprint(marker) {
 				break
 			} else if i > 10 {
 				t.Fatalf("no marker %d: %s", marker, arr)
@@ -207,7 +207,7 @@ func TestStreamsNodeJSRecovery(t *testing.T) {
 	rawGot := func(arg string) {
 		t.Helper()
 		for i := 0; ; i++ {
-			if arr := readEvent(t, raw); string(arr[0]) == `"e"` && string(arr[1]) == arg {
+			if arr := raw.ReadEvent(); string(arr[0]) == `"e"` && string(arr[1]) == arg {
 				return
 			} else if i > 10 {
 				t.Fatalf("the raw client did not get e %s: %s", arg, arr)

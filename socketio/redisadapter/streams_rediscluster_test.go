@@ -43,10 +43,10 @@ func TestStreamsOnRedisCluster(t *testing.T) {
 	waitNodes(t, 2, a.node, b.node)
 
 	c := socketiotest.Dial(t, a.ts.URL, "")
-	first := connectFields(t, c, "")
+	first := c.ConnectFields("")
 	s := recvResult(t, a.connected)
 	witness := socketiotest.Dial(t, b.ts.URL, "")
-	connectFields(t, witness, "")
+	witness.ConnectFields("")
 	recvResult(t, b.connected)
 
 	// Both ways, one offset per broadcast on both nodes.
@@ -55,11 +55,11 @@ func TestStreamsOnRedisCluster(t *testing.T) {
 		if _, err := from.ns().To("r").Emit("e", i); err != nil {
 			t.Fatal(err)
 		}
-		got, seen := readEvent(t, c), readEvent(t, witness)
-		if string(got[1]) != string(rune('0'+i)) || offsetOf(t, got) != offsetOf(t, seen) {
+		got, seen := c.ReadEvent(), witness.ReadEvent()
+		if string(got[1]) != string(rune('0'+i)) || socketiotest.Offset(t, got) != socketiotest.Offset(t, seen) {
 			t.Fatalf("emit %d: %s on A, %s on B; want the same event and offset", i, got, seen)
 		}
-		offset = offsetOf(t, got)
+		offset = socketiotest.Offset(t, got)
 	}
 
 	c.Conn.Close()
@@ -71,18 +71,18 @@ func TestStreamsOnRedisCluster(t *testing.T) {
 		if _, err := from.ns().To("r").Emit("missed", i); err != nil {
 			t.Fatal(err)
 		}
-		if got := readEvent(t, witness); string(got[0]) != `"missed"` || string(got[1]) != string(rune('0'+i)) {
+		if got := witness.ReadEvent(); string(got[0]) != `"missed"` || string(got[1]) != string(rune('0'+i)) {
 			t.Fatalf("the witness got %s, want missed %d", got, i)
 		}
 	}
 
 	c2 := socketiotest.Dial(t, b.ts.URL, "")
-	again := connectFields(t, c2, `{"pid":"`+first["pid"]+`","offset":"`+offset+`"}`)
+	again := c2.ConnectFields(`{"pid":"` + first["pid"] + `","offset":"` + offset + `"}`)
 	if again["sid"] != first["sid"] || again["pid"] != first["pid"] {
 		t.Fatalf("restored %v, was %v", again, first)
 	}
 	for i := range 2 {
-		if got := readEvent(t, c2); string(got[0]) != `"missed"` || string(got[1]) != string(rune('0'+i)) {
+		if got := c2.ReadEvent(); string(got[0]) != `"missed"` || string(got[1]) != string(rune('0'+i)) {
 			t.Fatalf("replayed %s, want missed %d", got, i)
 		}
 	}

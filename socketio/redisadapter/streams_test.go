@@ -318,39 +318,6 @@ func newRecoveryNode(t *testing.T, r *testkit.Redis, window time.Duration) *reco
 	return n
 }
 
-// connectFields sends a CONNECT to "/" with auth and returns the answer's fields.
-func connectFields(t *testing.T, c *socketiotest.Client, auth string) map[string]string {
-	t.Helper()
-	c.Write("40" + auth)
-	reply := c.Read()
-	var body map[string]string
-	if !strings.HasPrefix(reply, "40{") || json.Unmarshal([]byte(reply[2:]), &body) != nil {
-		t.Fatalf("CONNECT answer %q", reply)
-	}
-	return body
-}
-
-// readEvent reads an EVENT of "/" and returns its arguments as raw JSON values.
-func readEvent(t *testing.T, c *socketiotest.Client) []json.RawMessage {
-	t.Helper()
-	msg := c.Read()
-	var arr []json.RawMessage
-	if !strings.HasPrefix(msg, "42[") || json.Unmarshal([]byte(msg[2:]), &arr) != nil {
-		t.Fatalf("want an event, got %q", msg)
-	}
-	return arr
-}
-
-// offsetOf returns the last argument of an event as the client reads its offset.
-func offsetOf(t *testing.T, arr []json.RawMessage) string {
-	t.Helper()
-	var off string
-	if err := json.Unmarshal(arr[len(arr)-1], &off); err != nil {
-		t.Fatalf("last argument %s is not an offset", arr[len(arr)-1])
-	}
-	return off
-}
-
 // TestStreamsRecoveryAcrossNodes: a client of node a comes back on node b and gets its
 // socket back (id, rooms, data) and the stored broadcasts it missed, once and in order,
 // with the same offsets as a's clients; after the window it gets a fresh socket.
@@ -362,18 +329,18 @@ func TestStreamsRecoveryAcrossNodes(t *testing.T) {
 	waitNodes(t, 2, a.node, b.node)
 
 	c := socketiotest.Dial(t, a.ts.URL, "")
-	first := connectFields(t, c, "")
+	first := c.ConnectFields("")
 	s := <-a.connected
 	witness := socketiotest.Dial(t, b.ts.URL, "")
-	witnessID := connectFields(t, witness, "")["sid"]
+	witnessID := witness.ConnectFields("")["sid"]
 	<-b.connected
 
 	if _, err := b.ns().To("r").Emit("e", 0); err != nil {
 		t.Fatal(err)
 	}
-	arr := readEvent(t, c)
-	offset := offsetOf(t, arr)
-	if w := readEvent(t, witness); offsetOf(t, w) != offset {
+	arr := c.ReadEvent()
+	offset := socketiotest.Offset(t, arr)
+	if w := witness.ReadEvent(); socketiotest.Offset(t, w) != offset {
 		t.Fatalf("offsets differ between nodes: %s and %s", w, arr)
 	}
 	if _, err := redisID(offset); err != nil {
@@ -424,7 +391,7 @@ func TestStreamsRecoveryAcrossNodes(t *testing.T) {
 
 	c2 := socketiotest.Dial(t, b.ts.URL, "")
 	auth := fmt.Sprintf(`{"pid":%q,"offset":%q}`, first["pid"], offset)
-	again := connectFields(t, c2, auth)
+	again := c2.ConnectFields(auth)
 	if again["sid"] != first["sid"] || again["pid"] != first["pid"] {
 		t.Fatalf("restored %v, was %v", again, first)
 	}
@@ -444,7 +411,7 @@ func TestStreamsRecoveryAcrossNodes(t *testing.T) {
 	if _, err := a.ns().Emit("e", "new"); err != nil {
 		t.Fatal(err)
 	}
-	if arr := readEvent(t, c2); string(arr[1]) != `"new"` {
+	if arr := c2.ReadEvent(); string(arr[1]) != `"new"` {
 		t.Fatalf("after the replay: %s", arr)
 	}
 	s2 := recvResult(t, b.connected)
@@ -462,7 +429,7 @@ func TestStreamsRecoveryAcrossNodes(t *testing.T) {
 	if _, err := a.ns().To("r").Emit("e", "last"); err != nil {
 		t.Fatal(err)
 	}
-	lastOffset := offsetOf(t, readEvent(t, c2))
+	lastOffset := socketiotest.Offset(t, c2.ReadEvent())
 	c2.Conn.Close()
 	recvResult(t, b.disconnected)
 	key := "sio:session:" + first["pid"]
@@ -473,7 +440,7 @@ func TestStreamsRecoveryAcrossNodes(t *testing.T) {
 		return a.rdb.Exists(context.Background(), key).Val() == 0
 	})
 	c3 := socketiotest.Dial(t, a.ts.URL, "")
-	late := connectFields(t, c3, fmt.Sprintf(`{"pid":%q,"offset":%q}`, first["pid"], lastOffset))
+	late := c3.ConnectFields(fmt.Sprintf(`{"pid":%q,"offset":%q}`, first["pid"], lastOffset))
 	if late["sid"] == first["sid"] || late["pid"] == first["pid"] {
 		t.Fatalf("recovered after the window: %v", late)
 	}
@@ -501,12 +468,12 @@ func TestStreamsRecoveryRefused(t *testing.T) {
 	ctx := ctxTimeout(t, 30*time.Second)
 
 	c := socketiotest.Dial(t, a.ts.URL, "")
-	first := connectFields(t, c, "")
+	first := c.ConnectFields("")
 	<-a.connected
 	if _, err := a.ns().To("r").Emit("e", 0); err != nil {
 		t.Fatal(err)
 	}
-	offset := offsetOf(t, readEvent(t, c))
+	offset := socketiotest.Offset(t, c.ReadEvent())
 	for _, tc := range []struct {
 		name    string
 		ownPID  bool // the pid of the socket just dropped, else another
@@ -529,7 +496,7 @@ func TestStreamsRecoveryRefused(t *testing.T) {
 				pid = first["pid"]
 			}
 			c = socketiotest.Dial(t, a.ts.URL, "")
-			got := connectFields(t, c, fmt.Sprintf(`{"pid":%q,"offset":%q}`, pid, tc.offset))
+			got := c.ConnectFields(fmt.Sprintf(`{"pid":%q,"offset":%q}`, pid, tc.offset))
 			if got["sid"] == first["sid"] {
 				t.Fatalf("recovered with %s: %v", tc.name, got)
 			}
@@ -554,9 +521,9 @@ func TestStreamsPublishesKeptWhileRedisIsUnreachable(t *testing.T) {
 	b := newStreamsNode(t, r, Options{}, time.Minute)
 	waitNodes(t, 2, a, b)
 	ca := socketiotest.Dial(t, a.ts.URL, "")
-	connectFields(t, ca, "")
+	ca.ConnectFields("")
 	cb := socketiotest.Dial(t, b.ts.URL, "")
-	connectFields(t, cb, "")
+	cb.ConnectFields("")
 
 	px.cut(true)
 	testkit.Poll(t, 10*time.Second, "A to notice Redis is unreachable", func() bool { return a.ns().ClusterHealth() != nil })
@@ -573,12 +540,12 @@ func TestStreamsPublishesKeptWhileRedisIsUnreachable(t *testing.T) {
 	}
 	for _, c := range []*socketiotest.Client{cb, ca} {
 		for i := range n {
-			got := readEvent(t, c)
+			got := c.ReadEvent()
 			if string(got[0]) != `"kept"` || string(got[1]) != fmt.Sprint(i) || len(got) != 3 {
 				t.Fatalf("got %s, want kept %d with its offset", got, i)
 			}
 		}
-		if got := readEvent(t, c); string(got[0]) != `"after"` {
+		if got := c.ReadEvent(); string(got[0]) != `"after"` {
 			t.Fatalf("got %s, want after", got)
 		}
 	}

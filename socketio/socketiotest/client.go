@@ -152,6 +152,41 @@ func (c *Client) Connect(nsp, auth string) string {
 	return sid
 }
 
+// ConnectFields joins "/" with the auth payload ("" for none) and returns the fields of the
+// server's CONNECT answer: "sid", and "pid" with connection state recovery on.
+func (c *Client) ConnectFields(auth string) map[string]string {
+	c.t.Helper()
+	c.Write("40" + auth)
+	reply := c.Read()
+	var body map[string]string
+	if !strings.HasPrefix(reply, "40{") || json.Unmarshal([]byte(reply[2:]), &body) != nil {
+		c.t.Fatalf("socketiotest: CONNECT answer %q", reply)
+	}
+	return body
+}
+
+// ReadEvent reads an EVENT of "/" and returns its arguments as raw JSON values.
+func (c *Client) ReadEvent() []json.RawMessage {
+	c.t.Helper()
+	msg := c.Read()
+	var arr []json.RawMessage
+	if !strings.HasPrefix(msg, "42[") || json.Unmarshal([]byte(msg[2:]), &arr) != nil {
+		c.t.Fatalf("socketiotest: want an event, got %q", msg)
+	}
+	return arr
+}
+
+// Offset returns an event's last argument, where connection state recovery puts the
+// event's offset, failing the test when it is not a string.
+func Offset(t testing.TB, args []json.RawMessage) string {
+	t.Helper()
+	var off string
+	if len(args) == 0 || json.Unmarshal(args[len(args)-1], &off) != nil {
+		t.Fatalf("socketiotest: the last argument of %s is not an offset", args)
+	}
+	return off
+}
+
 // ExpectClosed waits for the server to end the connection, answering pings meanwhile, and
 // fails if it is still open after ReadTimeout.
 func (c *Client) ExpectClosed() {
