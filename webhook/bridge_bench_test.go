@@ -2,18 +2,12 @@ package webhook
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"net/http/httptest"
-
 	"github.com/gorilla/websocket"
-
-	"github.com/siobridge/siobridge/socketio"
 )
 
 // BenchmarkEventWebhook measures the whole inbound path of a client event over loopback: the
@@ -23,61 +17,7 @@ import (
 // browser, since every event webhook carries the handshake.
 func BenchmarkEventWebhook(b *testing.B) {
 	for _, clients := range []int{1, 50} {
-		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
-			app := newApp(b, func(w http.ResponseWriter, r *http.Request) {
-				_, _ = io.Copy(io.Discard, r.Body)
-				w.Header().Set("Content-Type", "application/json")
-				_, _ = w.Write([]byte(`{"ack":[{"ok":true}]}`))
-			})
-			d := newDeliverer(b, DelivererOptions{URL: app.URL, Secret: "s", Metrics: NewMetrics(nil)})
-			srv := socketio.NewServer(socketio.Options{})
-			NewBridge(BridgeOptions{Server: srv, Deliverer: d, Kinds: []Kind{KindEvent}})
-			ts := httptest.NewServer(srv)
-			b.Cleanup(func() {
-				srv.Close()
-				ts.Close()
-			})
-			conns := make([]*websocket.Conn, clients)
-			for i := range conns {
-				conns[i] = dialBrowserLike(b, ts.URL)
-			}
-			per := make([]int, clients)
-			for i := 0; i < b.N; i++ {
-				per[i%clients]++
-			}
-			b.ReportAllocs()
-			cpu0, cpuOK := processCPU()
-			b.ResetTimer()
-			var wg sync.WaitGroup
-			errs := make(chan error, clients)
-			for i, c := range conns {
-				wg.Add(1)
-				go func(c *websocket.Conn, n int) {
-					defer wg.Done()
-					for j := range n {
-						msg := fmt.Sprintf(`42%d["chat",{"room":"lobby","text":"hello there","n":%d}]`, j, j)
-						if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
-							errs <- err
-							return
-						}
-						if err := readAck(c, fmt.Sprintf(`43%d[{"ok":true}]`, j)); err != nil {
-							errs <- err
-							return
-						}
-					}
-				}(c, per[i])
-			}
-			wg.Wait()
-			b.StopTimer()
-			cpu1, _ := processCPU()
-			close(errs)
-			for err := range errs {
-				b.Fatal(err)
-			}
-			if cpuOK {
-				b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/event")
-			}
-		})
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) { benchEventWebhook(b, clients, 1) })
 	}
 }
 
