@@ -79,6 +79,14 @@ func TestShardedTwoNodes(t *testing.T) {
 		waitShardCount(t, a.rdb, "socket.io#/#room-x#", 0)
 	})
 
+	testQueriesAcrossNodes(t, ctx, a, b, ac, bc, bsid)
+}
+
+// testQueriesAcrossNodes runs the subtests every engine passes with two nodes a and b, each
+// with one client (ac on a; bc on b, whose socket is bsid), the client of b in no room: the
+// counts and queries of a cover b's socket, a's acks come from b's client, and a disconnects
+// it.
+func testQueriesAcrossNodes(t *testing.T, ctx context.Context, a, b *node, ac, bc *socketiotest.Client, bsid string) {
 	t.Run("counts and queries span both nodes", func(t *testing.T) {
 		res, err := a.ns().All().EmitContext(ctx, "counted")
 		if err != nil || res.Total != 2 || res.Local != 1 || res.Reach != (socketio.Reach{Nodes: 2, Replied: 2}) {
@@ -102,7 +110,7 @@ func TestShardedTwoNodes(t *testing.T) {
 				t.Fatalf("the other node's socket: %+v", s)
 			}
 		}
-		rooms, _, err := a.ns().Rooms(ctx)
+		rooms, _, err := b.ns().Rooms(ctx)
 		if err != nil || !slices.Equal(rooms, []socketio.RoomInfo{{Name: "j", Sockets: 1}}) {
 			t.Fatalf("Rooms = %+v, %v", rooms, err)
 		}

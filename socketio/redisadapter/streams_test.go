@@ -100,67 +100,7 @@ func TestStreamsTwoNodes(t *testing.T) {
 		b.socket(bsid).Leave("room-x")
 	})
 
-	t.Run("counts and queries span both nodes", func(t *testing.T) {
-		res, err := a.ns().All().EmitContext(ctx, "counted")
-		if err != nil || res.Total != 2 || res.Local != 1 || res.Reach != (socketio.Reach{Nodes: 2, Replied: 2}) {
-			t.Fatalf("EmitContext = %+v, %v; want 2 sockets on 2 nodes", res, err)
-		}
-		expect(t, ac, `42["counted"]`)
-		expect(t, bc, `42["counted"]`)
-		joined, err := a.ns().To(bsid).SocketsJoin(ctx, "j")
-		if err != nil || joined.Total != 1 || joined.Local != 0 {
-			t.Fatalf("SocketsJoin = %+v, %v", joined, err)
-		}
-		testkit.Poll(t, 5*time.Second, "the remote join", func() bool {
-			return slices.Contains(b.socket(bsid).Rooms(), "j")
-		})
-		all, reach, err := a.ns().All().FetchSockets(ctx)
-		if err != nil || len(all) != 2 || reach != (socketio.Reach{Nodes: 2, Replied: 2}) {
-			t.Fatalf("FetchSockets = %+v, %+v, %v", all, reach, err)
-		}
-		for _, s := range all {
-			if s.ID == bsid && !slices.Equal(s.Rooms, sortedCopy([]string{bsid, "j"})) {
-				t.Fatalf("the other node's socket: %+v", s)
-			}
-		}
-		rooms, _, err := b.ns().Rooms(ctx)
-		if err != nil || !slices.Equal(rooms, []socketio.RoomInfo{{Name: "j", Sockets: 1}}) {
-			t.Fatalf("Rooms = %+v, %v", rooms, err)
-		}
-	})
-
-	t.Run("acks from the other node", func(t *testing.T) {
-		type result struct {
-			res *socketio.AckResults
-			err error
-		}
-		done := make(chan result, 1)
-		go func() {
-			ackCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			res, err := a.ns().To(bsid).EmitWithAck(ackCtx, "ask")
-			done <- result{res, err}
-		}()
-		msg := bc.Read()
-		id, ok := strings.CutSuffix(strings.TrimPrefix(msg, "42"), `["ask"]`)
-		if !ok || id == "" {
-			t.Fatalf("got %q", msg)
-		}
-		bc.Write("43" + id + `["yes",2]`)
-		got := recvResult(t, done)
-		if got.err != nil || got.res.Sockets != 1 || len(got.res.Acks) != 1 ||
-			got.res.Acks[0].SocketID != bsid || string(got.res.Acks[0].Args.Raw) != `["yes",2]` {
-			t.Fatalf("EmitWithAck = %+v, %v", got.res, got.err)
-		}
-	})
-
-	t.Run("disconnect on the other node", func(t *testing.T) {
-		n, err := a.ns().To(bsid).DisconnectSockets(ctx, false)
-		if err != nil || n.Total != 1 {
-			t.Fatalf("DisconnectSockets = %+v, %v", n, err)
-		}
-		readUntil(t, bc, "41", 5)
-	})
+	testQueriesAcrossNodes(t, ctx, a, b, ac, bc, bsid)
 
 	t.Run("a closed node is forgotten at once", func(t *testing.T) {
 		b.srv.Close()
