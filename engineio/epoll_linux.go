@@ -65,17 +65,18 @@ type epoller struct {
 // epollConn is one connection registered with the epoller: a WebSocket (s and fr) or a held
 // long-polling connection (hc).
 type epollConn struct {
-	id      uint64
-	s       *Session
-	hc      *heldConn
-	nc      net.Conn
-	rc      syscall.RawConn
-	fr      wsframe.Reader
-	removed bool // guarded by epoller.mu
+	id uint64
+	s  *Session
+	hc *heldConn
+	nc net.Conn
+	rc syscall.RawConn
+	fr wsframe.Reader
 	// arms counts the re-arms. Successive readers of the connection are ordered by epoll,
 	// which the race detector does not see: the increment before each re-arm and the load
-	// at the start of each turn make that order one it knows (fr is the reader's alone).
-	arms atomic.Uint64
+	// at the start of each turn make that order one it knows (fr is the reader's alone). Its
+	// value means nothing, so it may wrap; 32 bits leave room for removed in the same word.
+	arms    atomic.Uint32
+	removed bool // guarded by epoller.mu
 }
 
 const (

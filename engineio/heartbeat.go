@@ -37,7 +37,7 @@ func (h *heartbeats) schedule(s *Session, at time.Time) {
 	}
 	s.beatAt = at.Sub(h.base)
 	if s.beatIdx >= 0 {
-		heap.Fix(&h.due, s.beatIdx)
+		heap.Fix(&h.due, int(s.beatIdx))
 	} else {
 		heap.Push(&h.due, s)
 	}
@@ -51,7 +51,7 @@ func (h *heartbeats) schedule(s *Session, at time.Time) {
 func (h *heartbeats) remove(s *Session) {
 	h.mu.Lock()
 	if s.beatIdx >= 0 {
-		heap.Remove(&h.due, s.beatIdx)
+		heap.Remove(&h.due, int(s.beatIdx))
 	}
 	h.mu.Unlock()
 }
@@ -94,12 +94,12 @@ func (q beatHeap) Len() int           { return len(q) }
 func (q beatHeap) Less(i, j int) bool { return q[i].beatAt < q[j].beatAt }
 func (q beatHeap) Swap(i, j int) {
 	q[i], q[j] = q[j], q[i]
-	q[i].beatIdx = i
-	q[j].beatIdx = j
+	q[i].beatIdx = int32(i)
+	q[j].beatIdx = int32(j)
 }
 func (q *beatHeap) Push(x any) {
 	s := x.(*Session)
-	s.beatIdx = len(*q)
+	s.beatIdx = int32(len(*q))
 	*q = append(*q, s)
 }
 func (q *beatHeap) Pop() any {

@@ -222,7 +222,7 @@ func (s *Session) takeParkedLocked() *heldConn {
 // pollReadyLocked reports whether a pending GET answers now: something is queued, the session
 // ended, or the client is moving to WebSocket (its poll is released with a noop).
 func (s *Session) pollReadyLocked() bool {
-	return len(s.queue) > 0 || s.closed || s.upgrading || s.transport != TransportPolling
+	return len(s.queue) > 0 || s.closed || s.upgrading || s.onWS
 }
 
 // takePollLocked takes what the pending GET answers with, pollReadyLocked being true, and

@@ -27,7 +27,7 @@ func (pf pollForm) plain(s *Session) bool { return pf.jsonp == "" && s.protocol 
 // session's, not JSONP: a held connection answers in v4's form only).
 func (s *Session) servePoll(w http.ResponseWriter, r *http.Request, hc *heldConn, pf pollForm) {
 	s.mu.Lock()
-	if s.transport != TransportPolling {
+	if s.onWS {
 		s.mu.Unlock()
 		writeError(w, codeBadRequest, "")
 		return
@@ -184,7 +184,7 @@ func isOctetStream(ct string) bool {
 // delivered, so a body that is too large or malformed delivers nothing.
 func (s *Session) servePost(w http.ResponseWriter, r *http.Request, pf pollForm) {
 	s.mu.Lock()
-	if s.transport != TransportPolling && !s.upgrading {
+	if s.onWS && !s.upgrading {
 		s.mu.Unlock()
 		writeError(w, codeBadRequest, "")
 		return

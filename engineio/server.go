@@ -392,7 +392,7 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request, hc *heldCo
 		writeError(w, codeUnknownSID, "")
 		return
 	}
-	if sess.protocol != proto {
+	if int(sess.protocol) != proto {
 		// A client keeps its protocol for the session's life; a held connection is only ever
 		// given a v4 session's polls (heldhttp).
 		writeError(w, codeBadRequest, "EIO differs from the session's")
@@ -451,7 +451,6 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 		}
 	}
 	sess := newSession(s, r, transport, proto)
-	sess.addrKey = key
 	if addr.IsValid() {
 		sess.handshake.Address = addressString(addr, r.RemoteAddr)
 	}
@@ -511,11 +510,19 @@ func addressString(addr netip.Addr, remoteAddr string) string {
 	return a
 }
 
+// addrKey is what the per-address limits counted sess under at its handshake, found again
+// from its Address (which is the address's String, or empty for none) rather than kept in
+// every session for its end.
+func (sess *Session) addrKey() netip.Addr {
+	a, _ := netip.ParseAddr(sess.handshake.Address)
+	return addrKey(a)
+}
+
 func (s *Server) remove(sess *Session) {
 	s.mu.Lock()
 	if s.sessions[sess.id] == sess {
 		delete(s.sessions, sess.id)
-		s.releaseLocked(sess.addrKey)
+		s.releaseLocked(sess.addrKey())
 	}
 	s.mu.Unlock()
 }

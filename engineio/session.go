@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -90,8 +89,6 @@ type Session struct {
 	id        string
 	handshake Handshake
 	handler   SessionHandler
-	addrKey   netip.Addr // what the per-address limits count this session under
-	protocol  int        // the Engine.IO protocol, 3 or 4, fixed at the handshake
 
 	// lastRecv is when a v3 session last received a packet, in Unix nanoseconds: its client
 	// pings, and any packet proves it alive (as in Node's engine.io). The heartbeat schedule
@@ -117,9 +114,15 @@ type Session struct {
 	wsClosed    bool // ws is closed (closeConn)
 	awaitPong   bool
 	flushOnDone bool // a server-side close: flush the queue (with a close packet) before closing
-	transport   string
-	queue       []*Message
-	spare       []*Message // the drained queue's array, reused so steady traffic allocates nothing
+	onWS        bool // the session's transport is WebSocket (else polling): see Transport
+	// protocol is the Engine.IO protocol, 3 or 4, fixed at the handshake (not guarded: never
+	// written after). It and beatIdx sit beside the flags so that they share their word.
+	protocol uint8
+	// beatIdx is the session's index in the server's heartbeat schedule (guarded by
+	// heartbeats.mu), -1 when it has no heartbeat scheduled; beatAt is its due time.
+	beatIdx int32
+	queue   []*Message
+	spare   []*Message // the drained queue's array, reused so steady traffic allocates nothing
 	// wake has room for one signal: the queue has something, or the state changed. Its one
 	// consumer is the pending GET (polling); a session opened over WebSocket has none (nil:
 	// signal is then a no-op).
@@ -136,11 +139,9 @@ type Session struct {
 	// signal can tell without the lock that there is none (the common case: a WebSocket
 	// session upgraded from polling signals on every message).
 	parked atomic.Pointer[heldConn]
-	// beatAt and beatIdx place the session in the server's heartbeat schedule (guarded by
-	// heartbeats.mu): its due time, since heartbeats.base, and its index; beatIdx is -1 when it
-	// has no heartbeat scheduled.
-	beatAt  time.Duration
-	beatIdx int
+	// beatAt is when the session's next heartbeat is due, since heartbeats.base (guarded by
+	// heartbeats.mu).
+	beatAt time.Duration
 }
 
 // Query returns the handshake request's query parameters, parsed from URL at each call: a
@@ -155,15 +156,15 @@ func newSession(s *Server, r *http.Request, transport string, protocol int) *Ses
 	sess := &Session{
 		srv:      s,
 		id:       newID(),
-		protocol: protocol,
+		protocol: uint8(protocol),
 		handshake: Handshake{
 			RemoteAddr: r.RemoteAddr,
 			URL:        r.URL.RequestURI(),
 			Secure:     r.TLS != nil,
 			Time:       time.Now(),
 		},
-		transport: transport,
-		beatIdx:   -1,
+		onWS:    transport == TransportWebSocket,
+		beatIdx: -1,
 	}
 	sess.handshake.SetHeader(r.Header)
 	if transport == TransportPolling {
@@ -175,19 +176,28 @@ func newSession(s *Server, r *http.Request, transport string, protocol int) *Ses
 // ID is the session id, the sid the client sends on every request.
 func (s *Session) ID() string { return s.id }
 
-// Handshake returns what the session's first request carried.
+// Handshake returns what the session's first request carried. It is the session's own: read
+// it, do not change it (the session finds its per-address count from Address at its end).
 func (s *Session) Handshake() *Handshake { return &s.handshake }
 
 // Transport is the session's current transport name.
 func (s *Session) Transport() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.transport
+	return s.transportLocked()
+}
+
+// transportLocked is Transport with s.mu held.
+func (s *Session) transportLocked() string {
+	if s.onWS {
+		return TransportWebSocket
+	}
+	return TransportPolling
 }
 
 // Protocol is the session's Engine.IO protocol version: 4, or 3 for a client of
 // socket.io-client 2.x (Options.AllowEIO3). It is fixed at the handshake.
-func (s *Session) Protocol() int { return s.protocol }
+func (s *Session) Protocol() int { return int(s.protocol) }
 
 // Done is closed when the session has ended.
 func (s *Session) Done() <-chan struct{} {
@@ -258,7 +268,7 @@ func (s *Session) CloseSlow() { s.closeSlow() }
 func (s *Session) SendVolatile(msgs ...*Message) bool {
 	s.mu.Lock()
 	writable := !s.closed && !s.upgrading && len(s.queue) == 0 &&
-		(s.transport == TransportWebSocket || s.getActive)
+		(s.onWS || s.getActive)
 	var w net.Conn
 	if writable {
 		s.queue = append(s.queue, msgs...)
@@ -325,7 +335,7 @@ func (s *Session) wake(w net.Conn) {
 func (s *Session) closeOverLimit(limit, reason string, err error, graceful bool) {
 	s.mu.Lock()
 	open := !s.closed
-	transport := s.transport
+	transport := s.transportLocked()
 	s.mu.Unlock()
 	if open {
 		s.srv.onLimit(limit)

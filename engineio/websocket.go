@@ -52,7 +52,7 @@ func (s *Session) useWebSocket(nc net.Conn) (w net.Conn, ok bool) {
 	// packets and the close packet queued: the writer flushes them, then closes.
 	s.ws = nc
 	s.probe = nil
-	s.transport = TransportWebSocket
+	s.onWS = true
 	s.upgrading = false
 	w = s.wakeLocked()
 	s.mu.Unlock()
@@ -260,7 +260,7 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	closed := s.closed
 	// A session on WebSocket already, or upgrading to it, keeps the WebSocket it has.
-	taken := s.transport != TransportPolling || s.upgrading
+	taken := s.onWS || s.upgrading
 	if !closed && !taken {
 		s.upgrading = true
 	}

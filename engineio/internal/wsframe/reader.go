@@ -43,6 +43,9 @@ type Reader struct {
 	// hdr holds the header of the next frame while it is incomplete: hdrLen of its bytes.
 	hdr    [maxClientHeader]byte
 	hdrLen uint8
+	// msgOp is the opcode of the message being read (see msg); it sits here, beside the
+	// header's bytes, so that a Reader fits in a connection's struct with no padding.
+	msgOp byte
 
 	// The frame whose payload is being read (inFrame), its header parsed.
 	inFrame bool
@@ -53,10 +56,9 @@ type Reader struct {
 	size    int // the frame's payload length
 	ctl     []byte
 
-	// The message being read: msgOp its opcode, msg its data so far. msgOp is 0 between
-	// messages.
-	msgOp byte
-	msg   []byte
+	// The message being read: msgOp (above) its opcode, msg its data so far. msgOp is 0
+	// between messages.
+	msg []byte
 }
 
 // NewReader returns a Reader for messages of at most maxPayload bytes. It is a value, to be
