@@ -82,9 +82,10 @@ type Socket struct {
 	id   string
 	ns   *Namespace
 	conn *conn
-	// auth is the CONNECT packet's auth payload; the rest of the handshake is the Engine.IO
-	// session's, so a socket keeps no copy of it (Handshake builds one when asked).
-	auth json.RawMessage
+	// auth is the CONNECT packet's auth payload, a copy of its bytes alone (not a slice of the
+	// packet's); the rest of the handshake is the Engine.IO session's, so a socket keeps no
+	// copy of it (Handshake builds one when asked).
+	auth string
 
 	mu           sync.Mutex
 	data         any
@@ -93,6 +94,7 @@ type Socket struct {
 	onDisconnect []func(reason string)
 	acks         map[uint64]func(Args, error)
 	disconnected bool
+	recovered    bool
 	// admitting is set while the socket's connect handlers run; a close asked for meanwhile
 	// (its connection ending) waits in closeLater until they have, so that the disconnect
 	// handlers they register run.
@@ -100,7 +102,6 @@ type Socket struct {
 	closeLater string
 	finalRooms []string
 	pid        string // private session id, with recovery on
-	recovered  bool
 
 	// events limits the client's events with Options.EventsPerSecond; made at the first event
 	// (its bucket full, as it would be by then had it been made at the connect), so that a
@@ -109,7 +110,7 @@ type Socket struct {
 }
 
 func newSocket(ns *Namespace, c *conn, id string, hs *Handshake, data any) *Socket {
-	return &Socket{id: id, ns: ns, conn: c, auth: hs.Auth, data: data}
+	return &Socket{id: id, ns: ns, conn: c, auth: string(hs.Auth), data: data}
 }
 
 // ID is the socket's id, also the name of the room holding only this socket.
@@ -120,7 +121,9 @@ func (s *Socket) Namespace() *Namespace { return s.ns }
 
 // Handshake is what the client's connection and CONNECT packet carried, made anew by each
 // call from the Engine.IO session's handshake (an idle socket so holds no header maps).
-func (s *Socket) Handshake() *Handshake { return newHandshake(s.conn.eio.Handshake(), s.auth) }
+func (s *Socket) Handshake() *Handshake {
+	return newHandshake(s.conn.eio.Handshake(), json.RawMessage(s.auth))
+}
 
 // Transport is the connection's current Engine.IO transport.
 func (s *Socket) Transport() string { return s.conn.eio.Transport() }

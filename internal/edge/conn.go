@@ -11,16 +11,16 @@ import (
 // watch is what a guarded connection keeps: the framer of the requests read from it (until it
 // stops), the bytes given back to be read again (Unread), and its verdict.
 type watch struct {
-	g       *Guard
-	key     netip.Addr // its place in the per-address count; invalid: not counted by address
-	remote  net.Addr   // the client's address, for the log (the socket's own, not a copy)
-	counted bool       // in the listener's count (until Close)
+	g      *Guard
+	key    netip.Addr // its place in the per-address count; invalid: not counted by address
+	remote net.Addr   // the client's address, for the log (the socket's own, not a copy)
 
 	mu      sync.Mutex
 	framer  *framer // nil once it stopped: an upgraded connection keeps none
 	prefix  []byte
 	verdict atomic.Pointer[Verdict]
 	closed  atomic.Bool
+	counted bool // in the listener's count (until Close); beside closed, to share its word
 }
 
 // read is Read: the prefix first, then the socket's bytes, all watched.
@@ -99,7 +99,7 @@ func (w *watch) close() {
 // SyscallConn, and with writev (net.Buffers). Its Read is watched; see Unread.
 type Conn struct {
 	*net.TCPConn
-	w *watch
+	w watch // in the Conn itself: a connection is one allocation, not two
 }
 
 // Read reads what Unread gave back, then the socket.
@@ -131,7 +131,7 @@ func (c *Conn) TakeUnread() []byte { return c.w.takeUnread() }
 // otherConn is a guarded connection that is not TCP.
 type otherConn struct {
 	net.Conn
-	w *watch
+	w watch
 }
 
 func (c *otherConn) Read(p []byte) (int, error) { return c.w.read(p, c.Conn.Read) }
@@ -148,9 +148,9 @@ type readerOnly struct{ io.Reader }
 func watchOf(c net.Conn) *watch {
 	switch c := c.(type) {
 	case *Conn:
-		return c.w
+		return &c.w
 	case *otherConn:
-		return c.w
+		return &c.w
 	}
 	return nil
 }

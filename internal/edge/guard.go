@@ -150,14 +150,20 @@ func (g *Guard) admit(c net.Conn) net.Conn {
 		g.refuseConn(c, limit)
 		return nil
 	}
-	w := &watch{g: g, counted: true, remote: c.RemoteAddr(), framer: newFramer(g.opts.MaxHeaderBytes)}
+	var w *watch
+	var guarded net.Conn
+	if tc, ok := c.(*net.TCPConn); ok {
+		gc := &Conn{TCPConn: tc}
+		w, guarded = &gc.w, gc
+	} else {
+		oc := &otherConn{Conn: c}
+		w, guarded = &oc.w, oc
+	}
+	w.g, w.counted, w.remote, w.framer = g, true, c.RemoteAddr(), newFramer(g.opts.MaxHeaderBytes)
 	if byAddr {
 		w.key = key
 	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		return &Conn{TCPConn: tc, w: w}
-	}
-	return &otherConn{Conn: c, w: w}
+	return guarded
 }
 
 func (g *Guard) release(key netip.Addr) {

@@ -311,7 +311,7 @@ func TestUnread(t *testing.T) {
 	g := New(Options{})
 	a, b := net.Pipe()
 	defer b.Close()
-	c := &otherConn{Conn: a, w: &watch{g: g, framer: newFramer(1024)}}
+	c := &otherConn{Conn: a, w: watch{g: g, framer: newFramer(1024)}}
 	c.Unread([]byte("POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"))
 	buf := make([]byte, 100)
 	if _, err := c.Read(buf); err != nil {
