@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +38,22 @@ import (
 //
 // The floor is the cheaper of the two HTTP figures plus the WebSocket one. Nothing in it parses
 // Engine.IO or Socket.IO, queues, or builds a webhook: what a server spends above it is its own.
+//
+// Those parts run back to back, never idle, as a server is at its highest rate. At the events
+// scenario's first rate (250 events/s from 2000 clients) a server sleeps between events, and
+// each event wakes it twice (the frame, then the app's reply), which costs more per event than
+// running flat out. So what the plainest Go server pays at that rate is measured too, the same
+// way the servers are:
+//
+//   - bridge: a minimal bridge in a worker process (gorilla/websocket and net/http, a
+//     goroutine per connection): it reads a frame, POSTs floorBody to the receiver, reads the
+//     reply and writes an ack frame. siobench's clients, as many as the events scenario's,
+//     send it frames at the events scenario's first rate for one phase, and the worker
+//     measures its CPU over that phase. It is no floor (a server can do better than a
+//     goroutine per connection), but it shows what waking up per event costs.
+//
+// The events scenario's CPU per event at its highest rate held is put beside the back-to-back
+// floor, and its CPU per event at the first rate beside the minimal bridge at that rate.
 
 // floorWorkerArg, as the first argument, runs siobench as a floor worker (see floorWorkerMain).
 const floorWorkerArg = "-floor-worker"
@@ -80,6 +97,11 @@ func (u cpuUse) perMillion() (user, sys, total float64) {
 // floorResult is the floor scenario's three measurements.
 type floorResult struct {
 	http1, httpN, ws cpuUse
+	// atRate is the minimal bridge's CPU at rate events/s from clients WebSockets (zero
+	// Ops: not measured).
+	atRate  cpuUse
+	rate    float64
+	clients int
 }
 
 // perMillion is the floor in CPU seconds per million events: the cheaper HTTP figure plus the
@@ -93,13 +115,15 @@ func (r floorResult) perMillion() float64 {
 
 // runFloor measures the floor and adds its figures to the report; b.floor keeps it for the
 // events scenario's comparison.
-func (b *bench) runFloor(ctx context.Context) {
+// The bridge part runs at rate events/s from clients WebSockets, the events scenario's first
+// step.
+func (b *bench) runFloor(ctx context.Context, clients int, rate float64) {
 	const scenario = "floor: least CPU per event"
 	ops, warm, limit := 20000, 1000, 15*time.Second
 	if b.smoke {
 		ops, warm, limit = 300, 50, 10*time.Second
 	}
-	var r floorResult
+	r := floorResult{rate: rate, clients: clients}
 	var err error
 	if r.http1, err = b.floorHTTP(ctx, 1, ops, warm, limit); err != nil {
 		b.fail("%s: HTTP, 1 in flight: %v", scenario, err)
@@ -113,14 +137,25 @@ func (b *bench) runFloor(ctx context.Context) {
 		b.fail("%s: WebSocket: %v", scenario, err)
 		return
 	}
-	for _, p := range []struct {
+	parts := []struct {
 		label string
 		u     cpuUse
 	}{
 		{"webhook POST, 1 in flight: client", r.http1},
 		{fmt.Sprintf("webhook POST, %d in flight: client", floorInflight), r.httpN},
 		{"WebSocket frame read + write: server", r.ws},
-	} {
+	}
+	if rate > 0 && clients > 0 {
+		if r.atRate, err = b.floorBridge(ctx, clients, rate); err != nil {
+			b.fail("%s: minimal bridge at %.0f/s: %v", scenario, rate, err)
+			return
+		}
+		parts = append(parts, struct {
+			label string
+			u     cpuUse
+		}{r.atRateLabel() + ": server", r.atRate})
+	}
+	for _, p := range parts {
 		user, sys, total := p.u.perMillion()
 		b.logf("%s: %s: %d ops in %s, CPU per 1M: user %.1f s, system %.1f s", scenario, p.label, p.u.Ops, p.u.Wall.Round(time.Millisecond), user, sys)
 		b.rep.setAll(scenario, p.label+" CPU per 1M, user", "s", "%.1f", user)
@@ -131,19 +166,40 @@ func (b *bench) runFloor(ctx context.Context) {
 	b.floor = &r
 }
 
+// atRateLabel names the bridge part in the report.
+func (r floorResult) atRateLabel() string {
+	return fmt.Sprintf("minimal Go bridge (gorilla/websocket, net/http: frame in, POST, ack frame out) at %.0f/s from %s WebSockets", r.rate, countLabel(r.clients))
+}
+
 // compareFloor puts the floor beside the events scenario's CPU per event, with each server's
-// ratio to it, once both were measured.
+// ratio to it, once both were measured: the back-to-back floor beside the CPU per event at
+// each server's highest rate held (both busy), and the floor at the first rate beside the CPU
+// per event at that rate (both idle between events).
 func (b *bench) compareFloor() {
 	if b.floor == nil {
 		return
 	}
-	floor := b.floor.perMillion()
-	for _, f := range b.rep.figures {
-		if !strings.HasPrefix(f.scenario, "events ") || !strings.HasPrefix(f.name, "CPU per 1M events") {
+	atRate := ""
+	if b.floor.atRate.Ops > 0 {
+		atRate = fmt.Sprintf("CPU per 1M events at %.0f/s", b.floor.rate)
+	}
+	_, _, atRateFloor := b.floor.atRate.perMillion()
+	for _, f := range slices.Clone(b.rep.figures) {
+		if !strings.HasPrefix(f.scenario, "events ") {
 			continue
 		}
-		rows := []*figure{{scenario: f.scenario, name: "floor: least CPU per 1M events on this machine", unit: "s", format: "%.1f", values: map[string]float64{}}}
-		ratio := &figure{scenario: f.scenario, name: f.name + ", ratio to floor", unit: "×", better: lowerBetter, format: "%.1f", values: map[string]float64{}}
+		var floor float64
+		var label, ratioTo string
+		switch f.name {
+		case "CPU per 1M events at the highest rate held":
+			floor, label, ratioTo = b.floor.perMillion(), "floor: least CPU per 1M events on this machine, back to back", "floor"
+		case atRate:
+			floor, label, ratioTo = atRateFloor, "at the same rate: a "+b.floor.atRateLabel()+", CPU per 1M", "the minimal bridge"
+		default:
+			continue
+		}
+		rows := []*figure{{scenario: f.scenario, name: label, unit: "s", format: "%.1f", values: map[string]float64{}}}
+		ratio := &figure{scenario: f.scenario, name: f.name + ", ratio to " + ratioTo, unit: "×", better: lowerBetter, format: "%.1f", values: map[string]float64{}}
 		for _, s := range b.rep.servers {
 			rows[0].values[s] = floor
 			if v, ok := f.values[s]; ok && floor > 0 {
@@ -152,7 +208,6 @@ func (b *bench) compareFloor() {
 		}
 		rows = append(rows, ratio)
 		b.rep.insertAfter(f, rows...)
-		return
 	}
 }
 
@@ -198,9 +253,104 @@ func (b *bench) floorWS(ctx context.Context, ops, warm int, limit time.Duration)
 	return w.result()
 }
 
+// floorBridge runs the bridge part: a worker serves, clients WebSockets of siobench's send
+// it frames at rate per second in all for one phase (b.duration), after a warm-up in which
+// each client sends one, and the worker measures its CPU over the phase.
+func (b *bench) floorBridge(ctx context.Context, clients int, rate float64) (cpuUse, error) {
+	w, err := b.startFloorWorker(ctx, "-mode", "bridge", "-url", b.hook.url, "-limit", (b.duration + time.Minute).String())
+	if err != nil {
+		return cpuUse{}, err
+	}
+	fail := func(err error) (cpuUse, error) {
+		w.kill()
+		return cpuUse{}, err
+	}
+	addr, err := w.line()
+	if err != nil {
+		return fail(err)
+	}
+	var got atomic.Int64
+	conns := make([]*websocket.Conn, 0, clients)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range clients {
+		d := &websocket.Dialer{HandshakeTimeout: 10 * time.Second}
+		if b.src != nil && len(b.src.wsDial) > 0 {
+			d = b.src.wsDial[b.src.pick()]
+		}
+		c, _, err := d.DialContext(ctx, "ws://"+addr+"/", nil)
+		if err != nil {
+			return fail(fmt.Errorf("client %d: %w", i, err))
+		}
+		conns = append(conns, c)
+		go func() {
+			for {
+				if _, _, err := c.ReadMessage(); err != nil {
+					return
+				}
+				got.Add(1)
+			}
+		}()
+	}
+	// wait until got reaches n, or up to 10 s.
+	wait := func(n int64) error {
+		deadline := time.Now().Add(10 * time.Second)
+		for got.Load() < n && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if g := got.Load(); g < n {
+			return fmt.Errorf("%d of %d acks came back", g, n)
+		}
+		return nil
+	}
+	var sent int64
+	send := func(c *websocket.Conn) error {
+		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		sent++
+		return c.WriteMessage(websocket.TextMessage, floorFrame)
+	}
+	for _, c := range conns {
+		if err := send(c); err != nil {
+			return fail(err)
+		}
+	}
+	if err := wait(sent); err != nil {
+		return fail(fmt.Errorf("warm-up: %w", err))
+	}
+	if _, err := io.WriteString(w.in, "start\n"); err != nil {
+		return fail(err)
+	}
+	if _, err := w.line(); err != nil { // "started"
+		return fail(err)
+	}
+	start := time.Now()
+	end := start.Add(b.duration)
+	for i := 0; time.Now().Before(end); {
+		due := int64(rate * time.Since(start).Seconds())
+		for n := int64(0); n < due-int64(i) && time.Now().Before(end); n++ {
+			if err := send(conns[i%len(conns)]); err != nil {
+				return fail(err)
+			}
+			i++
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if err := wait(sent); err != nil {
+		return fail(err)
+	}
+	if _, err := io.WriteString(w.in, "stop\n"); err != nil {
+		return fail(err)
+	}
+	return w.result()
+}
+
 // floorWorker is a running worker process, seen from siobench.
 type floorWorker struct {
 	cmd    *exec.Cmd
+	in     io.WriteCloser // the bridge part's start and stop
 	out    *bufio.Scanner
 	stderr *tailBuffer
 	done   chan struct{}
@@ -225,6 +375,9 @@ func (b *bench) startFloorWorker(ctx context.Context, args ...string) (*floorWor
 		return nil, err
 	}
 	w.out = bufio.NewScanner(stdout)
+	if w.in, err = cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start the floor worker: %w", err)
 	}
@@ -268,8 +421,8 @@ func (w *floorWorker) kill() {
 // address, then its measurement as one line of JSON, and returns the exit code.
 func floorWorkerMain(args []string) int {
 	fs := flag.NewFlagSet("siobench "+floorWorkerArg, flag.ContinueOnError)
-	mode := fs.String("mode", "", "http or ws")
-	url := fs.String("url", "", "http: the webhook receiver")
+	mode := fs.String("mode", "", "http, ws or bridge")
+	url := fs.String("url", "", "http, bridge: the webhook receiver")
 	inflight := fs.Int("inflight", 1, "http: POSTs in flight")
 	ops := fs.Int("ops", 1000, "operations measured")
 	warm := fs.Int("warm", 100, "operations before the measurement")
@@ -284,8 +437,10 @@ func floorWorkerMain(args []string) int {
 		u, err = floorHTTPClient(*url, *inflight, *ops, *warm, *limit)
 	case "ws":
 		u, err = floorWSServer(*ops, *warm, *limit)
+	case "bridge":
+		u, err = floorBridgeServer(*url, *limit)
 	default:
-		err = fmt.Errorf("-mode: want http or ws, got %q", *mode)
+		err = fmt.Errorf("-mode: want http, ws or bridge, got %q", *mode)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "siobench floor worker:", err)
@@ -441,5 +596,103 @@ func floorWSServer(ops, warm int, limit time.Duration) (cpuUse, error) {
 		return r.u, r.err
 	case <-time.After(limit + 10*time.Second):
 		return cpuUse{}, errors.New("no client came")
+	}
+}
+
+// floorAck is the frame the bridge part answers each event with: its ack, as a server sends it.
+var floorAck = []byte(`4317[-2,10000,1]`)
+
+// floorBridgeServer is the bridge part's worker: it serves WebSockets on 127.0.0.1, printing
+// its address, and answers each frame by POSTing floorBody to url and, once the reply is read,
+// writing floorAck. A line "start" on its input starts the measurement (it answers
+// "started"); "stop" ends it, and the result counts the acks written in between. It ends
+// after limit in any case.
+func floorBridgeServer(url string, limit time.Duration) (cpuUse, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return cpuUse{}, err
+	}
+	defer ln.Close()
+	tr := &http.Transport{
+		MaxIdleConnsPerHost: floorInflight,
+		MaxConnsPerHost:     floorInflight,
+		DisableCompression:  true,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	var acks atomic.Int64
+	failed := make(chan error, 1)
+	fail := func(err error) {
+		select {
+		case failed <- err:
+		default:
+		}
+	}
+	up := websocket.Upgrader{}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			fail(err)
+			return
+		}
+		defer conn.Close()
+		reply := make([]byte, len(floorReply)+1)
+		for {
+			if _, _, err := conn.ReadMessage(); err != nil {
+				return // the client left
+			}
+			resp, err := client.Post(url, "application/json", bytes.NewReader(floorBody))
+			if err != nil {
+				fail(err)
+				return
+			}
+			n, _ := io.ReadFull(resp.Body, reply)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || string(reply[:n]) != floorReply {
+				fail(fmt.Errorf("POST %s: %s %q", url, resp.Status, reply[:n]))
+				return
+			}
+			if err := conn.WriteMessage(websocket.TextMessage, floorAck); err != nil {
+				return
+			}
+			acks.Add(1)
+		}
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	fmt.Println(ln.Addr().String())
+
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	timeout := time.After(limit)
+	var m meter
+	var acks0 int64
+	for {
+		select {
+		case l, ok := <-lines:
+			switch {
+			case !ok:
+				return cpuUse{}, errors.New("input closed before stop")
+			case l == "start":
+				acks0 = acks.Load()
+				if m, err = startMeter(); err != nil {
+					return cpuUse{}, err
+				}
+				fmt.Println("started")
+			case l == "stop":
+				return m.stop(acks.Load() - acks0)
+			}
+		case err := <-failed:
+			return cpuUse{}, err
+		case <-timeout:
+			return cpuUse{}, fmt.Errorf("no stop within %s", limit)
+		}
 	}
 }

@@ -28,10 +28,10 @@ func TestFloorSmoke(t *testing.T) {
 	defer hook.close()
 	servers := []string{serverReference, serverSiobridge}
 	var log strings.Builder
-	b := &bench{hook: hook, base: time.Now(), smoke: true, rep: &report{servers: servers}, log: &log}
+	b := &bench{hook: hook, base: time.Now(), smoke: true, duration: 500 * time.Millisecond, rep: &report{servers: servers}, log: &log}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	b.runFloor(ctx)
+	b.runFloor(ctx, 20, 200)
 	if len(b.failures) > 0 || b.floor == nil {
 		t.Fatalf("floor scenario failed: %v\n%s", b.failures, log.String())
 	}
@@ -50,15 +50,27 @@ func TestFloorSmoke(t *testing.T) {
 			totals++
 		}
 	}
-	if totals != 3 {
-		t.Errorf("%d parts reported a total CPU per operation, want 3 (HTTP 1 and %d in flight, WebSocket)", totals, floorInflight)
+	if totals != 4 {
+		t.Errorf("%d parts reported a total CPU per operation, want 4 (HTTP 1 and %d in flight, WebSocket, the bridge at a rate)", totals, floorInflight)
+	}
+	if b.floor.atRate.Ops <= 0 {
+		t.Errorf("the bridge at a rate measured %d acks", b.floor.atRate.Ops)
 	}
 
-	b.rep.set("events from 50 to the webhook", "CPU per 1M events at 200/s", "s", lowerBetter, "%.1f", serverSiobridge, 4*b.floor.perMillion())
+	const events = "events from 50 to the webhook"
+	_, _, atRate := b.floor.atRate.perMillion()
+	b.rep.set(events, "CPU per 1M events at the highest rate held", "s", lowerBetter, "%.1f", serverSiobridge, 4*b.floor.perMillion())
+	b.rep.set(events, "CPU per 1M events at 200/s", "s", lowerBetter, "%.1f", serverSiobridge, 2*atRate)
 	b.compareFloor()
 	var sb strings.Builder
 	b.rep.writeMarkdown(&sb)
-	if !strings.Contains(sb.String(), "| events from 50 to the webhook | CPU per 1M events at 200/s, ratio to floor | × | - | 4.0 |") {
-		t.Errorf("no ratio to the floor beside the events' CPU per event:\n%s", sb.String())
+	for _, want := range []string{
+		"| " + events + " | CPU per 1M events at the highest rate held, ratio to floor | × | - | 4.0 |",
+		"| " + events + " | CPU per 1M events at 200/s, ratio to the minimal bridge | × | - | 2.0 |",
+		"| " + events + " | at the same rate: a minimal Go bridge (gorilla/websocket, net/http: frame in, POST, ack frame out) at 200/s from 20 WebSockets, CPU per 1M |",
+	} {
+		if !strings.Contains(sb.String(), want) {
+			t.Errorf("no %q in:\n%s", want, sb.String())
+		}
 	}
 }

@@ -204,7 +204,7 @@ func run(ctx context.Context) error {
 			case "floor":
 				// The machine's, not a server's: measured once.
 				if name == names[0] {
-					b.runFloor(ctx)
+					b.runFloor(ctx, *eventClients, rates[0])
 				}
 			}
 		}
