@@ -209,15 +209,15 @@ func TestEpollerCloseWhileReadPending(t *testing.T) {
 			pc := sess.pc
 			sess.mu.Unlock()
 			if tt.partial {
-				arms := pc.arms.Load()
+				drained := pc.drained.Load()
 				f := clientFrame(true, opText, []byte("4never finished"), testKey)
 				if _, err := conn.Write(f[:9]); err != nil {
 					t.Fatal(err)
 				}
-				// A reader re-arms the socket once it has handed what it read to the frame
-				// reader; nothing else is read until the test writes again, so the frame
-				// reader is the test's to look at then.
-				waitFor(t, func() bool { return pc.arms.Load() > arms })
+				// A reader lets go of the socket once it has handed what it read to the
+				// frame reader; nothing else is read until the test writes again, so the
+				// frame reader is the test's to look at then.
+				waitFor(t, func() bool { return pc.drained.Load() > drained && pc.turn.Load() == turnIdle })
 			}
 			// The 9 bytes: the 6 of the header, then 3 of the 15 of the payload.
 			if read, size, in := pc.fr.InFrame(); tt.partial != (in && read == 3 && size == 15) || tt.partial == pc.fr.Idle() {
@@ -480,4 +480,34 @@ func TestEpollerChurn(t *testing.T) {
 		ts.waitClose(t)
 	}
 	waitFor(t, func() bool { return epollerLen(ts.eio.epoll) == 0 && ts.eio.Len() == 0 })
+}
+
+// An event for a connection that a reader has is left to that reader, which reads again
+// before it lets go; an event for one that no reader has dispatches it.
+func TestEpollConnTurn(t *testing.T) {
+	var pc epollConn
+	steps := []struct {
+		op   string
+		want bool
+		turn uint32
+	}{
+		{"claim", true, turnBusy},    // an event: dispatched
+		{"release", true, turnIdle},  // drained, nothing came: let go
+		{"claim", true, turnBusy},    // the next event
+		{"claim", false, turnAgain},  // another while it is read: left to its reader
+		{"claim", false, turnAgain},  // and another: still one more turn
+		{"release", false, turnBusy}, // drained: it reads again
+		{"release", true, turnIdle},
+	}
+	for i, s := range steps {
+		var got bool
+		if s.op == "claim" {
+			got = pc.claim()
+		} else {
+			got = pc.release()
+		}
+		if got != s.want || pc.turn.Load() != s.turn {
+			t.Fatalf("step %d (%s): %v, turn %d; want %v, turn %d", i, s.op, got, pc.turn.Load(), s.want, s.turn)
+		}
+	}
 }
