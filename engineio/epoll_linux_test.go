@@ -511,3 +511,79 @@ func TestEpollConnTurn(t *testing.T) {
 		}
 	}
 }
+
+// stallHandler echoes messages, except "stall", which holds its reader until release closes.
+type stallHandler struct {
+	sess    *Session
+	stalled chan<- struct{}
+	release <-chan struct{}
+}
+
+func (h *stallHandler) OnMessage(data []byte, binary bool) {
+	if string(data) == "stall" {
+		h.stalled <- struct{}{}
+		<-h.release
+		return
+	}
+	_ = h.sess.Send(NewMessage(data, binary))
+}
+func (h *stallHandler) OnClose(string, error) {}
+
+// Handlers that block hold up their own connections only: the others' messages, sent while
+// they block, all at once, are read and answered by other readers.
+func TestEpollerBlockedHandlersHoldOnlyTheirConnections(t *testing.T) {
+	const stalled, free = 3, 20
+	stalls := make(chan struct{}, stalled)
+	release := make(chan struct{})
+	eio := NewServer(Options{}, func(s *Session) SessionHandler {
+		return &stallHandler{sess: s, stalled: stalls, release: release}
+	})
+	hs := httptest.NewServer(eio)
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(release)
+		}
+		eio.Close()
+		hs.Close()
+	})
+	ts := &testServer{Server: hs, eio: eio}
+	conns := make([]*websocket.Conn, stalled+free)
+	for i := range conns {
+		conns[i] = dialWS(t, ts, "")
+		readWS(t, conns[i])
+	}
+	waitFor(t, func() bool { return epollerLen(eio.epoll) == len(conns) })
+	for _, c := range conns[:stalled] {
+		writeWS(t, c, websocket.TextMessage, "4stall")
+	}
+	for range stalled {
+		select {
+		case <-stalls:
+		case <-time.After(5 * time.Second):
+			t.Fatal("a stalling message was not read while others stall")
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, free)
+	for i, c := range conns[stalled:] {
+		wg.Go(func() {
+			msg := fmt.Sprintf("4free %d", i)
+			if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+				errs <- err
+				return
+			}
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, got, err := c.ReadMessage(); err != nil || string(got) != msg {
+				errs <- fmt.Errorf("conn %d: got %q %v, want %q", i, got, err, msg)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	released = true
+	close(release)
+}
