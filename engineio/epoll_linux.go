@@ -27,12 +27,13 @@ import (
 // goroutine per connection. One goroutine waits in epoll_wait for any of them to have
 // something to read, and hands each that has to a reader goroutine, of which at most
 // maxEpollReaders run at once and none while all is quiet. A reader reads what the socket has
-// without blocking, gives it to the session's frame reader or to the held connection, and
-// re-arms the socket once it is drained.
+// without blocking and gives it to the session's frame reader or to the held connection.
 //
-// Each socket is registered with EPOLLONESHOT: after one event it reports nothing until it is
-// re-armed, so a session is read by one goroutine at a time and its packets stay in order. An
-// event carries the registration's id, never a pointer: the table maps ids to registrations,
+// Each socket is registered edge-triggered (EPOLLET): it reports when bytes come, not while
+// they wait, and needs no system call between one event and the next. That a session is read
+// by one goroutine at a time, so that its packets stay in order, is the connection's own
+// turn (epollConn.turn): an event for a connection a reader has already is left to that
+// reader, which reads again before it lets go. An event carries the registration's id, never a pointer: the table maps ids to registrations,
 // and a socket is taken out of it, and off epoll, before it is closed, so an event that was
 // already on its way for a closed socket (or for a new one that got its descriptor number)
 // finds no registration, or its own, and never another session.
@@ -60,23 +61,78 @@ type epoller struct {
 	stopOnce sync.Once
 	// epollReaders keeps the readers' state (epollReader) between them.
 	epollReaders sync.Pool
+	// drained counts the turns that ended with their socket drained (for tests).
+	drained atomic.Uint64
 }
 
 // epollConn is one connection registered with the epoller: a WebSocket (s and fr) or a held
-// long-polling connection (hc).
+// long-polling connection (hc). Every idle WebSocket keeps one: 160 bytes, a size class,
+// with turn and hup sharing its last word.
 type epollConn struct {
+	// id is the registration's key in epoller.conns and its events' id: 0 until registered,
+	// removedID once removed (guarded by epoller.mu).
 	id uint64
 	s  *Session
 	hc *heldConn
 	nc net.Conn
 	rc syscall.RawConn
 	fr wsframe.Reader
-	// arms counts the re-arms. Successive readers of the connection are ordered by epoll,
-	// which the race detector does not see: the increment before each re-arm and the load
-	// at the start of each turn make that order one it knows (fr is the reader's alone). Its
-	// value means nothing, so it may wrap; 32 bits leave room for removed in the same word.
-	arms    atomic.Uint32
-	removed bool // guarded by epoller.mu
+	// turn says whether a reader has the connection (turnIdle, turnBusy) and whether an event
+	// came meanwhile (turnAgain), which that reader then reads before it lets go. Its atomic
+	// operations also order successive readers for the race detector (fr is the reader's
+	// alone).
+	turn atomic.Uint32
+	// hup is set once an event said the client shut its side or the connection broke: from
+	// then on only a read that ends in the end of the stream or an error drains the socket.
+	// The bytes before the end and the end itself may come as one edge, which a read that
+	// takes the bytes would otherwise leave unreported.
+	hup atomic.Bool
+}
+
+// removedID is the id of a registration taken off by remove, which register then leaves off.
+const removedID = ^uint64(0)
+
+const (
+	turnIdle  = iota // no reader has the connection: the next event dispatches it
+	turnBusy         // a reader has it
+	turnAgain        // a reader has it, and an event came since it last read
+)
+
+// claim is the loop's, for an event of pc: it reports whether pc is to be dispatched (no
+// reader has it), else leaves the event to the reader that has it.
+func (pc *epollConn) claim() bool {
+	for {
+		switch t := pc.turn.Load(); t {
+		case turnIdle:
+			if pc.turn.CompareAndSwap(turnIdle, turnBusy) {
+				return true
+			}
+		case turnBusy:
+			if pc.turn.CompareAndSwap(turnBusy, turnAgain) {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+}
+
+// release is the reader's, once it drained pc's socket: it lets go of pc, or reports false
+// when an event came meanwhile and pc is to be read again (the reader keeps it).
+func (pc *epollConn) release(p *epoller) bool {
+	p.drained.Add(1)
+	for {
+		switch t := pc.turn.Load(); t {
+		case turnBusy:
+			if pc.turn.CompareAndSwap(turnBusy, turnIdle) {
+				return true
+			}
+		default:
+			if pc.turn.CompareAndSwap(turnAgain, turnBusy) {
+				return false
+			}
+		}
+	}
 }
 
 const (
@@ -194,7 +250,7 @@ func (p *epoller) addHeld(hc *heldConn, nc net.Conn) (*epollConn, error) {
 func (p *epoller) register(pc *epollConn) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if pc.removed {
+	if pc.id == removedID {
 		return nil
 	}
 	if p.stopping {
@@ -209,7 +265,7 @@ func (p *epoller) register(pc *epollConn) error {
 	pc.id = p.nextID
 	var ctlErr error
 	cerr := pc.rc.Control(func(fd uintptr) {
-		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET}
 		setEventID(&ev, pc.id)
 		ctlErr = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
 	})
@@ -228,33 +284,21 @@ func (p *epoller) register(pc *epollConn) error {
 func (p *epoller) remove(pc *epollConn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if pc.removed {
+	id := pc.id
+	if id == removedID {
 		return
 	}
-	pc.removed = true
-	if pc.id == 0 {
+	pc.id = removedID
+	if id == 0 {
 		return // not registered
 	}
-	delete(p.conns, pc.id)
+	delete(p.conns, id)
 	if p.closed {
 		return
 	}
 	_ = pc.rc.Control(func(fd uintptr) {
 		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(fd), nil)
 	})
-}
-
-// arm re-arms a drained registration for its next event, with r's function.
-func (p *epoller) arm(pc *epollConn, r *epollReader) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if pc.removed || p.closed {
-		return
-	}
-	pc.arms.Add(1)
-	r.ev = unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
-	setEventID(&r.ev, pc.id)
-	_ = pc.rc.Control(r.armFn)
 }
 
 // close ends the loop; registrations left are dropped with it (their sessions are closed by
@@ -294,7 +338,14 @@ func (p *epoller) loop() {
 				wake = true
 				continue
 			}
-			if pc := p.conns[id]; pc != nil {
+			pc := p.conns[id]
+			if pc == nil {
+				continue
+			}
+			if events[i].Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+				pc.hup.Store(true) // before claim: the reader that has pc reads again
+			}
+			if pc.claim() {
 				ready = append(ready, pc)
 			}
 		}
@@ -355,19 +406,17 @@ func (p *epoller) dispatch(pc *epollConn) {
 	p.g.Go(func() { p.reader(pc) })
 }
 
-// epollReader is a reader goroutine's state: its buffer, and the functions of its system
-// calls with their arguments and results, made once per reader. A function given to RawConn
-// escapes, so one made per call would be an allocation per read and per re-arm.
+// epollReader is a reader goroutine's state: its buffer, and the function of its read system
+// call with its results, made once per reader. A function given to RawConn escapes, so one
+// made per call would be an allocation per read.
 type epollReader struct {
 	buf    []byte
 	n      int
 	err    error
 	readFn func(fd uintptr) bool
-	ev     unix.EpollEvent
-	armFn  func(fd uintptr)
 }
 
-func newEpollReader(epfd int, buf []byte) *epollReader {
+func newEpollReader(buf []byte) *epollReader {
 	r := &epollReader{buf: buf}
 	r.readFn = func(fd uintptr) bool {
 		for {
@@ -377,9 +426,6 @@ func newEpollReader(epfd int, buf []byte) *epollReader {
 			}
 		}
 	}
-	r.armFn = func(fd uintptr) {
-		_ = unix.EpollCtl(epfd, unix.EPOLL_CTL_MOD, int(fd), &r.ev)
-	}
 	return r
 }
 
@@ -388,12 +434,13 @@ func (p *epoller) reader(pc *epollConn) {
 	r, _ := p.epollReaders.Get().(*epollReader)
 	if r == nil {
 		bp := readBufs.Get().(*[]byte)
-		r = newEpollReader(p.epfd, *bp)
+		r = newEpollReader(*bp)
 	}
 	defer p.epollReaders.Put(r)
 	for {
 		if p.serve(pc, r) {
-			// Not drained after its turn: to the back of the queue, still unarmed.
+			// Not drained after its turn, or an event came meanwhile: to the back of the
+			// queue, still held (turnBusy): no event dispatches it meanwhile.
 			p.queueMu.Lock()
 			p.queue = append(p.queue, pc)
 			p.queueMu.Unlock()
@@ -417,12 +464,12 @@ func (p *epoller) reader(pc *epollConn) {
 // the same whichever reader saw it. wsframe.CloseReply answers it with nothing.
 var errWSEOF error = &websocket.CloseError{Code: websocket.CloseAbnormalClosure, Text: io.ErrUnexpectedEOF.Error()}
 
-// serve reads what pc's socket has, without blocking, and hands it to its session. It
-// re-arms the socket once it is drained, and returns true when the turn ended before that.
-// It does neither once the session has ended or the connection failed.
+// serve reads what pc's socket has, without blocking, and hands it to its session. It lets go
+// of pc once the socket is drained, and returns true when pc is to be read again: the turn
+// ended before that, or an event came meanwhile. It does neither once the session has ended
+// or the connection failed (pc is nobody's to read then).
 func (p *epoller) serve(pc *epollConn, r *epollReader) bool {
 	buf := r.buf
-	pc.arms.Load()
 	for range readsPerTurn {
 		err := pc.rc.Read(r.readFn)
 		n, rerr := r.n, r.err
@@ -437,8 +484,7 @@ func (p *epoller) serve(pc *epollConn, r *epollReader) bool {
 		}
 		switch {
 		case err == unix.EAGAIN:
-			p.arm(pc, r)
-			return false
+			return !pc.release(p)
 		case err != nil || n == 0:
 			if err == nil {
 				err = errWSEOF
@@ -451,10 +497,11 @@ func (p *epoller) serve(pc *epollConn, r *epollReader) bool {
 				pc.s.wsReadFailed(pc.nc, err)
 			}
 			return false
-		case n < len(buf):
-			// Most likely drained: re-armed, the socket reports at once if more came.
-			p.arm(pc, r)
-			return false
+		case n < len(buf) && !pc.hup.Load():
+			// Drained: a read takes all that the socket holds, up to the buffer's size. What
+			// comes after it is a new edge, an event the loop gives this reader (turnAgain)
+			// or the next.
+			return !pc.release(p)
 		}
 	}
 	return true

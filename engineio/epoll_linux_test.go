@@ -33,7 +33,7 @@ func registered(s *Session) bool {
 	p := s.srv.epoll
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	return !pc.removed && p.conns[pc.id] == pc
+	return pc.id != removedID && p.conns[pc.id] == pc
 }
 
 func epollerLen(p *epoller) int {
@@ -209,15 +209,15 @@ func TestEpollerCloseWhileReadPending(t *testing.T) {
 			pc := sess.pc
 			sess.mu.Unlock()
 			if tt.partial {
-				arms := pc.arms.Load()
+				drained := ts.eio.epoll.drained.Load()
 				f := clientFrame(true, opText, []byte("4never finished"), testKey)
 				if _, err := conn.Write(f[:9]); err != nil {
 					t.Fatal(err)
 				}
-				// A reader re-arms the socket once it has handed what it read to the frame
-				// reader; nothing else is read until the test writes again, so the frame
-				// reader is the test's to look at then.
-				waitFor(t, func() bool { return pc.arms.Load() > arms })
+				// A reader lets go of the socket once it has handed what it read to the
+				// frame reader; nothing else is read until the test writes again, so the
+				// frame reader is the test's to look at then.
+				waitFor(t, func() bool { return ts.eio.epoll.drained.Load() > drained && pc.turn.Load() == turnIdle })
 			}
 			// The 9 bytes: the 6 of the header, then 3 of the 15 of the payload.
 			if read, size, in := pc.fr.InFrame(); tt.partial != (in && read == 3 && size == 15) || tt.partial == pc.fr.Idle() {
@@ -480,4 +480,110 @@ func TestEpollerChurn(t *testing.T) {
 		ts.waitClose(t)
 	}
 	waitFor(t, func() bool { return epollerLen(ts.eio.epoll) == 0 && ts.eio.Len() == 0 })
+}
+
+// An event for a connection that a reader has is left to that reader, which reads again
+// before it lets go; an event for one that no reader has dispatches it.
+func TestEpollConnTurn(t *testing.T) {
+	var pc epollConn
+	steps := []struct {
+		op   string
+		want bool
+		turn uint32
+	}{
+		{"claim", true, turnBusy},    // an event: dispatched
+		{"release", true, turnIdle},  // drained, nothing came: let go
+		{"claim", true, turnBusy},    // the next event
+		{"claim", false, turnAgain},  // another while it is read: left to its reader
+		{"claim", false, turnAgain},  // and another: still one more turn
+		{"release", false, turnBusy}, // drained: it reads again
+		{"release", true, turnIdle},
+	}
+	for i, s := range steps {
+		var got bool
+		if s.op == "claim" {
+			got = pc.claim()
+		} else {
+			got = pc.release(&epoller{})
+		}
+		if got != s.want || pc.turn.Load() != s.turn {
+			t.Fatalf("step %d (%s): %v, turn %d; want %v, turn %d", i, s.op, got, pc.turn.Load(), s.want, s.turn)
+		}
+	}
+}
+
+// stallHandler echoes messages, except "stall", which holds its reader until release closes.
+type stallHandler struct {
+	sess    *Session
+	stalled chan<- struct{}
+	release <-chan struct{}
+}
+
+func (h *stallHandler) OnMessage(data []byte, binary bool) {
+	if string(data) == "stall" {
+		h.stalled <- struct{}{}
+		<-h.release
+		return
+	}
+	_ = h.sess.Send(NewMessage(data, binary))
+}
+func (h *stallHandler) OnClose(string, error) {}
+
+// Handlers that block hold up their own connections only: the others' messages, sent while
+// they block, all at once, are read and answered by other readers.
+func TestEpollerBlockedHandlersHoldOnlyTheirConnections(t *testing.T) {
+	const stalled, free = 3, 20
+	stalls := make(chan struct{}, stalled)
+	release := make(chan struct{})
+	eio := NewServer(Options{}, func(s *Session) SessionHandler {
+		return &stallHandler{sess: s, stalled: stalls, release: release}
+	})
+	hs := httptest.NewServer(eio)
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(release)
+		}
+		eio.Close()
+		hs.Close()
+	})
+	ts := &testServer{Server: hs, eio: eio}
+	conns := make([]*websocket.Conn, stalled+free)
+	for i := range conns {
+		conns[i] = dialWS(t, ts, "")
+		readWS(t, conns[i])
+	}
+	waitFor(t, func() bool { return epollerLen(eio.epoll) == len(conns) })
+	for _, c := range conns[:stalled] {
+		writeWS(t, c, websocket.TextMessage, "4stall")
+	}
+	for range stalled {
+		select {
+		case <-stalls:
+		case <-time.After(5 * time.Second):
+			t.Fatal("a stalling message was not read while others stall")
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, free)
+	for i, c := range conns[stalled:] {
+		wg.Go(func() {
+			msg := fmt.Sprintf("4free %d", i)
+			if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+				errs <- err
+				return
+			}
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, got, err := c.ReadMessage(); err != nil || string(got) != msg {
+				errs <- fmt.Errorf("conn %d: got %q %v, want %q", i, got, err, msg)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	released = true
+	close(release)
 }

@@ -5,6 +5,7 @@ package engineio
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/sys/unix"
 )
 
 // rawConn is one client TCP connection speaking HTTP/1.1 by hand, so that a test decides
@@ -806,4 +808,146 @@ func TestHeldPollTakenWhileTheServerCloses(t *testing.T) {
 	if ev := ts.waitClose(t); ev.reason != ReasonServerShutdown {
 		t.Fatalf("close %+v", ev)
 	}
+}
+
+// theHeldConn returns the server's only held connection.
+func theHeldConn(t *testing.T, s *Server) *heldConn {
+	t.Helper()
+	s.held.mu.Lock()
+	defer s.held.mu.Unlock()
+	if len(s.held.conns) != 1 {
+		t.Fatalf("held connections: %d, want 1", len(s.held.conns))
+	}
+	for hc := range s.held.conns {
+		return hc
+	}
+	return nil
+}
+
+// A request that comes while the reader that has the connection is still serving the one
+// before it (its handler is busy) is an event for a connection already read: that reader
+// reads it before it lets go, and both are answered, in order.
+func TestHeldPollRequestWhileTheLastIsServed(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	c := dialRaw(t, ts)
+	sid := rawHandshake(t, c)
+	q := "transport=polling&sid=" + sid
+	c.send(getReq(q))
+	waitParked(t, ts.eio, sid)
+	if err := ts.eio.Session(sid).Send(NewMessage([]byte("x"), false)); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := c.read(); body != "4x" {
+		t.Fatalf("GET: %q", body)
+	}
+	waitHeld(t, ts.eio, 1)
+	hc := theHeldConn(t, ts.eio)
+	waitFor(t, func() bool { return hc.pc.turn.Load() == turnIdle })
+
+	// The echo handler takes ts.mu: the POST's reader waits there.
+	ts.mu.Lock()
+	locked := true
+	defer func() {
+		if locked {
+			ts.mu.Unlock()
+		}
+	}()
+	c.send(postReq(q, "4one"))
+	waitFor(t, func() bool {
+		hc.mu.Lock()
+		defer hc.mu.Unlock()
+		return hc.state == heldServing && hc.in.Len() > 0
+	})
+	c.send(getReq(q))
+	waitFor(t, func() bool { return hc.pc.turn.Load() == turnAgain })
+	locked = false
+	ts.mu.Unlock()
+
+	for i, want := range []string{"ok", "4one"} {
+		if _, body := c.read(); body != want {
+			t.Fatalf("answer %d: %q, want %q", i, body, want)
+		}
+	}
+	waitFor(t, func() bool { return hc.pc.turn.Load() == turnIdle })
+}
+
+// The last bytes a client sends and the end of its stream can come as one edge: the held
+// connection sees the end all the same, and is closed, not left waiting for the rest of a
+// request until its header timeout.
+func TestHeldConnSeesTheEndBehindItsLastBytes(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	sc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(cc, "GET /socket.io/?EIO=4&transport=polling&sid=x HTTP/1.1\r\nHo"); err != nil {
+		t.Fatal(err)
+	}
+	_ = cc.(*net.TCPConn).CloseWrite()
+	// Both are in the socket before it is registered: its one event carries both.
+	rc, err := sc.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pollErr error
+	_ = rc.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
+		var n int
+		for {
+			n, pollErr = unix.Poll(fds, 5000)
+			if pollErr != unix.EINTR {
+				break
+			}
+		}
+		if pollErr == nil && n == 0 {
+			pollErr = errors.New("no end of stream within 5 s")
+		}
+	})
+	if pollErr != nil {
+		t.Fatal(pollErr)
+	}
+	hc := &heldConn{srv: ts.eio, nc: sc, remote: sc.RemoteAddr().String(), since: time.Now()}
+	hc.register() // false if the epoller's reader closed it already
+	waitHeld(t, ts.eio, 0)
+	_ = cc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := cc.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("client read %d bytes, %v; want the end of the stream", n, err)
+	}
+}
+
+// A client that closes its connection while a parked GET's answer is still being written (it
+// is larger than the socket takes at once) ends the write and its session's transport; the
+// connection is no longer held.
+func TestHeldPollClientClosesMidAnswer(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	c := dialRaw(t, ts)
+	sid := rawHandshake(t, c)
+	q := "transport=polling&sid=" + sid
+	c.send(getReq(q))
+	waitParked(t, ts.eio, sid)
+	waitHeld(t, ts.eio, 1)
+	big := bytes.Repeat([]byte("x"), 32<<20)
+	if err := ts.eio.Session(sid).Send(NewMessage(big, false)); err != nil {
+		t.Fatal(err)
+	}
+	// Some of the answer, then the client goes.
+	_ = c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(c.br, make([]byte, 64<<10)); err != nil {
+		t.Fatalf("the answer's start: %v", err)
+	}
+	c.nc.Close()
+	if ev := ts.waitClose(t); ev.reason != ReasonTransportError && ev.reason != ReasonTransportClose {
+		t.Fatalf("closed with %q (%v), want a transport error or close", ev.reason, ev.err)
+	}
+	waitHeld(t, ts.eio, 0)
 }
