@@ -776,20 +776,7 @@ func TestHeldPollTakenWhileTheServerCloses(t *testing.T) {
 	sid := rawHandshake(t, c)
 	sess := ts.eio.Session(sid)
 	// The GET, as hijackPoll leaves it: active, its connection taken.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, server := tcpPair(t)
 	sess.mu.Lock()
 	sess.getActive = true
 	sess.mu.Unlock()
@@ -876,20 +863,7 @@ func TestHeldPollRequestWhileTheLastIsServed(t *testing.T) {
 // request until its header timeout.
 func TestHeldConnSeesTheEndBehindItsLastBytes(t *testing.T) {
 	ts := newTestServer(t, Options{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	cc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	sc, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cc, sc := tcpPair(t)
 	if _, err := io.WriteString(cc, "GET /socket.io/?EIO=4&transport=polling&sid=x HTTP/1.1\r\nHo"); err != nil {
 		t.Fatal(err)
 	}
@@ -950,4 +924,25 @@ func TestHeldPollClientClosesMidAnswer(t *testing.T) {
 		t.Fatalf("closed with %q (%v), want a transport error or close", ev.reason, ev.err)
 	}
 	waitHeld(t, ts.eio, 0)
+}
+
+// tcpPair returns the two ends of a loopback TCP connection, both closed when the test ends.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	return client, server
 }
