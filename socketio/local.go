@@ -47,15 +47,21 @@ func (l Local) Broadcast(p *Packet, opts BroadcastOptions) int {
 		return 0
 	}
 	msgs := EncodeMessages(p)
+	// The receivers' sessions first, in a loop of loads alone, whose cache misses the
+	// processor overlaps; between the sends (system calls) each would wait on its own.
+	sessions := make([]*engineio.Session, len(targets))
+	for i, s := range targets {
+		sessions[i] = s.conn.eio
+	}
 	n := 0
-	for _, s := range targets {
+	for _, sess := range sessions {
 		if opts.Volatile {
-			if s.conn.eio.SendVolatile(msgs...) {
+			if sess.SendVolatile(msgs...) {
 				n++
 			}
 			continue
 		}
-		if s.conn.eio.Send(msgs...) == nil {
+		if sess.Send(msgs...) == nil {
 			n++
 		}
 	}
