@@ -272,14 +272,16 @@ func (s *Session) SendVolatile(msgs ...*Message) bool {
 	s.mu.Lock()
 	writable := !s.closed && !s.upgrading && len(s.queue) == 0 &&
 		(s.transport == TransportWebSocket || s.getActive)
-	var w net.Conn
+	var (
+		w    net.Conn
+		rest []byte
+	)
 	if writable {
-		s.queue = append(s.queue, msgs...)
-		w = s.wakeLocked()
+		w, rest = s.queueLocked(msgs)
 	}
 	s.mu.Unlock()
 	if writable {
-		s.wake(w)
+		s.wakeRest(w, rest)
 	}
 	return writable
 }

@@ -217,3 +217,25 @@ func TestSendRacingClose(t *testing.T) {
 		t.Errorf("%d sessions open, want none", n)
 	}
 }
+
+// TestSendVolatileWrittenAtOnce: a volatile message to a client that keeps up is written, and
+// arrives before what is sent after it.
+func TestSendVolatileWrittenAtOnce(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	c, sess := epolledSession(t, ts)
+	for i := range 20 {
+		if !sess.SendVolatile(NewMessage(fmt.Appendf(nil, "v%d", i), false)) {
+			t.Fatalf("volatile message %d dropped with nothing queued", i)
+		}
+		if err := sess.Send(NewMessage(fmt.Appendf(nil, "m%d", i), false)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 20 {
+		for _, want := range []string{fmt.Sprintf("4v%d", i), fmt.Sprintf("4m%d", i)} {
+			if _, got := readWSAnsweringPings(t, c); got != want {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		}
+	}
+}
