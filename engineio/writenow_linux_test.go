@@ -239,3 +239,35 @@ func TestSendVolatileWrittenAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestSetWriteNowOff: with SetWriteNow(false), Send leaves every message to the writer, which
+// still writes them all, in order.
+func TestSetWriteNowOff(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	c, sess := epolledSession(t, ts)
+	ts.eio.SetWriteNow(false)
+	msg := NewMessage([]byte("queued"), false)
+	sess.mu.Lock()
+	unwritten, rest := sess.writeNowLocked([]*Message{msg})
+	sess.mu.Unlock()
+	if len(unwritten) != 1 || rest != nil {
+		t.Fatalf("writeNowLocked wrote with SetWriteNow(false): %d left, rest %q", len(unwritten), rest)
+	}
+	for i := range 10 {
+		if err := sess.Send(NewMessage(fmt.Appendf(nil, "m%d", i), false)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 10 {
+		if _, got := readWSAnsweringPings(t, c); got != fmt.Sprintf("4m%d", i) {
+			t.Fatalf("got %q, want 4m%d", got, i)
+		}
+	}
+	ts.eio.SetWriteNow(true)
+	if err := sess.Send(msg); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := readWSAnsweringPings(t, c); got != "4queued" {
+		t.Fatalf("got %q", got)
+	}
+}
