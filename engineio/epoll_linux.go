@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"unsafe"
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/sys/unix"
@@ -532,7 +533,10 @@ func (p *epoller) deliver(pc *epollConn, data []byte) (ok bool) {
 // writeNow writes what of b the socket takes without waiting: n < len(b) with a nil error
 // when its buffer is full. It goes around the runtime's netpoller (no deadline, no write lock):
 // the caller is the connection's only writer at the time (a held connection writes one
-// answer at a time).
+// answer at a time; a WebSocket's Send holds the session's wmu). The system call is made raw,
+// without telling the scheduler: on a non-blocking socket it never waits, so the scheduler
+// has nothing to hand over meanwhile, and a broadcast making one per receiver saves the
+// bookkeeping.
 func (pc *epollConn) writeNow(b []byte) (int, error) {
 	w := writeCalls.Get().(*writeCall)
 	w.bufs[0] = b
@@ -563,11 +567,17 @@ type writeCall struct {
 var writeCalls = sync.Pool{New: func() any {
 	w := &writeCall{}
 	w.fn = func(fd uintptr) {
+		b := w.bufs[0]
 		for {
-			w.n, w.err = unix.Write(int(fd), w.bufs[0])
-			if w.err != unix.EINTR {
-				return
+			n, _, errno := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+			if errno == unix.EINTR {
+				continue
 			}
+			w.n, w.err = int(n), nil
+			if errno != 0 {
+				w.n, w.err = 0, errno
+			}
+			return
 		}
 	}
 	return w

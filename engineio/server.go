@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -224,6 +225,8 @@ type Server struct {
 	// goroutines counts the goroutines the server starts (WebSocket readers and writers, the
 	// epoller and its readers, the janitor), for Close.
 	goroutines group.Group
+	// queueOnly keeps Send from writing on the caller's goroutine (SetWriteNow).
+	queueOnly atomic.Bool
 	// epoll reads the WebSockets and the held connections; nil without it
 	// (DisableWebSocketPoller, or not Linux).
 	epoll *epoller
@@ -272,6 +275,18 @@ func NewServer(opts Options, onSession func(*Session) SessionHandler) *Server {
 		s.goroutines.Go(func() { s.limiter.janitor(s.stopJanitor) })
 	}
 	return s
+}
+
+// SetWriteNow tells whether Send, SendVolatile and Enqueue may write to a WebSocket session's
+// connection themselves, on the caller's goroutine, when nothing is queued before the message
+// and the socket takes it without waiting (the default), or must leave every message to the
+// session's writer goroutine. A caller sending in bursts, broadcast after broadcast with no
+// pause, turns it off meanwhile: the messages then pile up in the queues and each writer
+// writes what it finds in one system call, where writing now would make one per message.
+func (s *Server) SetWriteNow(on bool) {
+	if s.queueOnly.Load() == on {
+		s.queueOnly.Store(!on)
+	}
 }
 
 // Options returns the options in force, defaults filled in.

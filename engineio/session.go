@@ -96,8 +96,10 @@ type Session struct {
 	// rescheduling.
 	lastRecv atomic.Int64
 
-	// wmu serializes writes to the WebSocket: the writer's frames and the control frames the
-	// reader answers (pong, close).
+	// wmu serializes writes to the WebSocket: the writer's frames, the control frames the
+	// reader answers (pong, close), and those Send writes itself (writeNowLocked). When Send
+	// writes a frame only in part, it hands wmu, still locked, to the writer it starts for
+	// the rest, so that no other frame cuts into it.
 	wmu sync.Mutex
 
 	// deliverMu serializes calls into handler.OnMessage, so that a client breaking the protocol
@@ -231,10 +233,9 @@ func (s *Session) Send(msgs ...*Message) error {
 		s.closeSlow()
 		return ErrSendQueueFull
 	}
-	s.queue = append(s.queue, msgs...)
-	w := s.wakeLocked()
+	w, rest := s.queueLocked(msgs)
 	s.mu.Unlock()
-	s.wake(w)
+	s.wakeRest(w, rest)
 	return nil
 }
 
@@ -252,11 +253,23 @@ func (s *Session) Enqueue(msgs ...*Message) error {
 		s.mu.Unlock()
 		return ErrSendQueueFull
 	}
-	s.queue = append(s.queue, msgs...)
-	w := s.wakeLocked()
+	w, rest := s.queueLocked(msgs)
 	s.mu.Unlock()
-	s.wake(w)
+	s.wakeRest(w, rest)
 	return nil
+}
+
+// queueLocked is Send's and Enqueue's part under s.mu, the session open and msgs within the
+// queue's limit: msgs are written at once when writeNowLocked can, else queued. It returns
+// the writer to start, as wakeLocked does, and rest, the end of a frame written in part,
+// for which it holds wmu: the writer must write it first (see wakeRest).
+func (s *Session) queueLocked(msgs []*Message) (w net.Conn, rest []byte) {
+	msgs, rest = s.writeNowLocked(msgs)
+	if len(msgs) == 0 && rest == nil {
+		return nil, nil
+	}
+	s.queue = append(s.queue, msgs...)
+	return s.wakeLocked(), rest
 }
 
 // CloseSlow ends the session as a full send queue does: reason "transport error",
@@ -269,14 +282,16 @@ func (s *Session) SendVolatile(msgs ...*Message) bool {
 	s.mu.Lock()
 	writable := !s.closed && !s.upgrading && len(s.queue) == 0 &&
 		(s.onWS || s.getActive)
-	var w net.Conn
+	var (
+		w    net.Conn
+		rest []byte
+	)
 	if writable {
-		s.queue = append(s.queue, msgs...)
-		w = s.wakeLocked()
+		w, rest = s.queueLocked(msgs)
 	}
 	s.mu.Unlock()
 	if writable {
-		s.wake(w)
+		s.wakeRest(w, rest)
 	}
 	return writable
 }
@@ -321,9 +336,13 @@ func (s *Session) wakeLocked() net.Conn {
 }
 
 // wake starts the writer wakeLocked asked for, if any, and wakes the pending GET.
-func (s *Session) wake(w net.Conn) {
+func (s *Session) wake(w net.Conn) { s.wakeRest(w, nil) }
+
+// wakeRest is wake for a writer that must first write rest, the end of a frame that
+// writeNowLocked wrote in part, and then release wmu, which it is handed locked.
+func (s *Session) wakeRest(w net.Conn, rest []byte) {
 	if w != nil {
-		s.srv.goroutines.Go(func() { s.writeLoop(w) })
+		s.srv.goroutines.Go(func() { s.writeLoop(w, rest) })
 	}
 	s.signal()
 }

@@ -135,11 +135,62 @@ func readErrorReason(err error) (string, error, bool) {
 	return ReasonTransportClose, err, false
 }
 
+// writeNowLocked writes msgs to the WebSocket on the caller's goroutine, with s.mu held, when
+// nothing waits before them (no writer running, nothing queued) and the socket takes them
+// without waiting: a delivery to a client that keeps up then costs no goroutine, no deadline
+// and no timer. s.mu held keeps any other Send from writing or starting a writer meanwhile;
+// wmu is taken only if it is free (a control frame being written: the messages are queued).
+// Only a socket of the poller is written so (its epollConn's writeNow), and only messages
+// that are one frame each (Message.wire). It returns what it did not write, to be queued,
+// and rest, the end of a frame the socket took only in part: wmu is then left locked, for
+// the writer that wakeRest starts to write rest first.
+func (s *Session) writeNowLocked(msgs []*Message) (unwritten []*Message, rest []byte) {
+	pc := s.pc
+	if pc == nil || s.ws == nil || s.wsClosed || s.writing || len(s.queue) > 0 || s.srv.queueOnly.Load() {
+		return msgs, nil
+	}
+	for _, m := range msgs {
+		if m.wire == nil {
+			return msgs, nil
+		}
+	}
+	if !s.wmu.TryLock() {
+		return msgs, nil
+	}
+	for i, m := range msgs {
+		n, err := pc.writeNow(m.wire)
+		switch {
+		case err == nil && n == len(m.wire):
+			continue
+		case err == nil && n > 0:
+			return msgs[i+1:], m.wire[n:]
+		default:
+			// A full socket, or an error, which the writer meets again and acts on.
+			s.wmu.Unlock()
+			return msgs[i:], nil
+		}
+	}
+	s.wmu.Unlock()
+	return nil, nil
+}
+
 // writeLoop is the WebSocket session's writer while there is something to write: started by
 // wake, it drains the queue until it finds it empty, and then ends. At most one runs per
 // session (s.writing). After a graceful close it writes the close frame and closes the
-// connection; a session dropped otherwise has had its connection closed by closeWith.
-func (s *Session) writeLoop(conn net.Conn) {
+// connection; a session dropped otherwise has had its connection closed by closeWith. rest,
+// when not nil, is the end of a frame that writeNowLocked wrote in part, with wmu held for
+// it: it is written first, then wmu released.
+func (s *Session) writeLoop(conn net.Conn, rest []byte) {
+	if rest != nil {
+		_ = conn.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
+		_, err := conn.Write(rest)
+		s.wmu.Unlock()
+		if err != nil {
+			s.closeWith(ReasonTransportError, fmt.Errorf("engineio: write: %w", err), false)
+			s.closeConn(conn)
+			return
+		}
+	}
 	var bufs [][]byte
 	for {
 		s.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/siobridge/siobridge/engineio"
@@ -39,6 +40,7 @@ func (l Local) SocketIDs() []string { return l.ns.rooms.ids() }
 // for recovery when it is an event without ack id and not volatile.
 func (l Local) Broadcast(p *Packet, opts BroadcastOptions) int {
 	ns := l.ns
+	defer ns.srv.paceEnd(ns.srv.paceStart())
 	if ns.log != nil && storable(p, opts) {
 		return ns.broadcastStored(p, opts)
 	}
@@ -47,15 +49,21 @@ func (l Local) Broadcast(p *Packet, opts BroadcastOptions) int {
 		return 0
 	}
 	msgs := EncodeMessages(p)
+	// The receivers' sessions first, in a loop of loads alone, whose cache misses the
+	// processor overlaps; between the sends (system calls) each would wait on its own.
+	sessions := make([]*engineio.Session, len(targets))
+	for i, s := range targets {
+		sessions[i] = s.conn.eio
+	}
 	n := 0
-	for _, s := range targets {
+	for _, sess := range sessions {
 		if opts.Volatile {
-			if s.conn.eio.SendVolatile(msgs...) {
+			if sess.SendVolatile(msgs...) {
 				n++
 			}
 			continue
 		}
-		if s.conn.eio.Send(msgs...) == nil {
+		if sess.Send(msgs...) == nil {
 			n++
 		}
 	}
@@ -186,3 +194,39 @@ func (l Local) DisconnectSockets(opts BroadcastOptions, close bool) int {
 // Rooms lists the rooms of this node's sockets, by name, each with how many of them it holds;
 // the room named by each socket's id is left out, unless other sockets joined it too.
 func (l Local) Rooms() []RoomInfo { return l.ns.rooms.list() }
+
+// broadcastPace tells a burst of broadcasts, each starting before the previous one has been
+// over for as long as it took, from broadcasts with time between them. A WebSocket receiver
+// that keeps up is written to by the broadcast itself, one system call per message
+// (engineio's Server.SetWriteNow); in a burst, that would be one per message and receiver
+// where the receivers' writers, left to it, write what piled up in one.
+type broadcastPace struct {
+	// base is what the times are counted from, monotonic.
+	base time.Time
+	// lastEnd and lastTook are when the last broadcast ended and how long it took, in
+	// nanoseconds since base.
+	lastEnd, lastTook atomic.Int64
+}
+
+// burst tells whether a broadcast starting at now (since base) is part of a burst: it starts
+// before the last one has been over for as long as it took.
+func (p *broadcastPace) burst(now int64) bool {
+	return now-p.lastEnd.Load() < p.lastTook.Load()
+}
+
+// ended records a broadcast that started at start and ended at now.
+func (p *broadcastPace) ended(start, now int64) {
+	p.lastTook.Store(now - start)
+	p.lastEnd.Store(now)
+}
+
+// paceStart sets, for a broadcast starting now, whether its sends may write themselves, and
+// returns its start for paceEnd.
+func (s *Server) paceStart() int64 {
+	start := int64(time.Since(s.pace.base))
+	s.eio.SetWriteNow(!s.pace.burst(start))
+	return start
+}
+
+// paceEnd records the end of the broadcast paceStart started.
+func (s *Server) paceEnd(start int64) { s.pace.ended(start, int64(time.Since(s.pace.base))) }

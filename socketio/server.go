@@ -103,6 +103,9 @@ type Server struct {
 	// goroutines are the authorizers and the recovery sweeper, which Close waits for.
 	goroutines group.Group
 
+	// pace tells bursts of broadcasts from broadcasts apart (see broadcastPace).
+	pace broadcastPace
+
 	// stopSweep ends the recovery sweeper.
 	stopSweep chan struct{}
 	stopOnce  sync.Once
@@ -128,6 +131,7 @@ func NewServer(opts Options) *Server {
 	opts.Recovery.setDefaults()
 	s := &Server{opts: opts, log: opts.Logger, namespaces: make(map[string]*Namespace),
 		wildcard: slices.Contains(opts.Namespaces, "*")}
+	s.pace.base = time.Now()
 	if w := opts.Recovery.MaxDisconnection; w > 0 {
 		// One ticker for every namespace's store; an expired session found before a sweep is
 		// refused all the same.
