@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/siobridge/siobridge/engineio"
 )
@@ -15,7 +14,6 @@ import (
 func TestHandshakeHeaders(t *testing.T) {
 	h := &engineio.Handshake{
 		RemoteAddr: "127.0.0.1:5000",
-		Time:       time.Unix(0, 0),
 	}
 	h.SetHeader(http.Header{
 		"User-Agent":            {"test"},
@@ -35,6 +33,10 @@ func TestHandshakeHeaders(t *testing.T) {
 	}
 	if hs.Address != "127.0.0.1" || string(hs.Auth) != "{}" {
 		t.Errorf("address %q, auth %s", hs.Address, hs.Auth)
+	}
+	// A Handshake made by hand has the zero handshake time: the Unix epoch.
+	if hs.Time != "1970-01-01T00:00:00.000Z" || hs.Issued != 0 {
+		t.Errorf("time %q, issued %d", hs.Time, hs.Issued)
 	}
 	for _, k := range []string{"Accept-Language", "X-Forwarded-Proto", "Sec-Websocket-Key", "Cookie", "X-Whatever", "Dnt"} {
 		if got := lowerHeaderName(k); got != strings.ToLower(k) {
