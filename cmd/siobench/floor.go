@@ -254,10 +254,10 @@ func (b *bench) floorWS(ctx context.Context, ops, warm int, limit time.Duration)
 }
 
 // floorBridge runs the bridge part: a worker serves, clients WebSockets of siobench's send
-// it frames at rate per second in all for one phase (b.duration), after a warm-up in which
-// each client sends one, and the worker measures its CPU over the phase.
+// it frames at rate per second in all for as long as the events scenario's first step, after
+// a warm-up in which each client sends one, and the worker measures its CPU meanwhile.
 func (b *bench) floorBridge(ctx context.Context, clients int, rate float64) (cpuUse, error) {
-	w, err := b.startFloorWorker(ctx, "-mode", "bridge", "-url", b.hook.url, "-limit", (b.duration + time.Minute).String())
+	w, err := b.startFloorWorker(ctx, "-mode", "bridge", "-url", b.hook.url, "-limit", (firstStepPhases*b.duration + time.Minute).String())
 	if err != nil {
 		return cpuUse{}, err
 	}
@@ -326,8 +326,13 @@ func (b *bench) floorBridge(ctx context.Context, clients int, rate float64) (cpu
 	if _, err := w.line(); err != nil { // "started"
 		return fail(err)
 	}
+	// As long as the events scenario's first step, whose CPU per event it is put beside.
+	dur := b.duration
+	if !b.smoke {
+		dur *= firstStepPhases
+	}
 	start := time.Now()
-	end := start.Add(b.duration)
+	end := start.Add(dur)
 	for i := 0; time.Now().Before(end); {
 		due := int64(rate * time.Since(start).Seconds())
 		for n := int64(0); n < due-int64(i) && time.Now().Before(end); n++ {
