@@ -171,7 +171,10 @@ func (ns *Namespace) Authorize(fn Authorizer) {
 
 // OnConnect sets the handler called for each admitted socket, right after the client's CONNECT
 // is answered and before any of its events is handled: the place to register event handlers.
-// Emits made there reach the client after its connect.
+// Emits made there reach the client after its connect. Rooms joined there are joined after
+// the client has its CONNECT answer, so a broadcast that another connection causes meanwhile
+// may miss the socket: rooms it must be in from its first moment go in its [Admission]
+// (see [Namespace.Authorize]).
 func (ns *Namespace) OnConnect(fn func(*Socket)) {
 	ns.mu.Lock()
 	ns.onConnect = fn
