@@ -612,18 +612,7 @@ func TestHeldPollClosedWhileServing(t *testing.T) {
 		<-served
 	})
 	ts := &testServer{Server: hs, eio: eio}
-	c := dialRaw(t, ts)
-	sid := rawHandshake(t, c)
-	q := "transport=polling&sid=" + sid
-	c.send(getReq(q))
-	waitParked(t, eio, sid)
-	if err := eio.Session(sid).Send(NewMessage([]byte("x"), false)); err != nil {
-		t.Fatal(err)
-	}
-	if _, body := c.read(); body != "4x" {
-		t.Fatalf("GET: %q", body)
-	}
-	waitHeld(t, eio, 1)
+	c, sid, q := heldPollConn(t, ts)
 	// A GET parks, a POST comes behind it; the GET's answer serves the POST on the goroutine
 	// that answered, while the epoller goes on reading the connection.
 	c.send(getReq(q))
@@ -703,18 +692,7 @@ func newPanicServer(t *testing.T) (*testServer, *lockedBuffer) {
 // stack; the server goes on serving the others, and the session lives on.
 func TestHeldPollPanicClosesOnlyItsConnection(t *testing.T) {
 	ts, logs := newPanicServer(t)
-	c := dialRaw(t, ts)
-	sid := rawHandshake(t, c)
-	q := "transport=polling&sid=" + sid
-	c.send(getReq(q))
-	waitParked(t, ts.eio, sid)
-	if err := ts.eio.Session(sid).Send(NewMessage([]byte("x"), false)); err != nil {
-		t.Fatal(err)
-	}
-	if _, body := c.read(); body != "4x" {
-		t.Fatalf("GET: %q", body)
-	}
-	waitHeld(t, ts.eio, 1)
+	c, _, q := heldPollConn(t, ts)
 	// On the held connection, read and served by the epoller.
 	c.send(postReq(q, "4boom"))
 	_ = c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -797,6 +775,27 @@ func TestHeldPollTakenWhileTheServerCloses(t *testing.T) {
 	}
 }
 
+// heldPollConn opens a polling session whose connection the server holds: a GET parked, then
+// answered with "4x" (a message sent to the session), after which the epoller has the
+// connection. It returns the client's connection, the session id and the query of its
+// requests.
+func heldPollConn(t *testing.T, ts *testServer) (c *rawConn, sid, q string) {
+	t.Helper()
+	c = dialRaw(t, ts)
+	sid = rawHandshake(t, c)
+	q = "transport=polling&sid=" + sid
+	c.send(getReq(q))
+	waitParked(t, ts.eio, sid)
+	if err := ts.eio.Session(sid).Send(NewMessage([]byte("x"), false)); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := c.read(); body != "4x" {
+		t.Fatalf("GET: %q", body)
+	}
+	waitHeld(t, ts.eio, 1)
+	return c, sid, q
+}
+
 // theHeldConn returns the server's only held connection.
 func theHeldConn(t *testing.T, s *Server) *heldConn {
 	t.Helper()
@@ -816,18 +815,7 @@ func theHeldConn(t *testing.T, s *Server) *heldConn {
 // reads it before it lets go, and both are answered, in order.
 func TestHeldPollRequestWhileTheLastIsServed(t *testing.T) {
 	ts := newTestServer(t, Options{})
-	c := dialRaw(t, ts)
-	sid := rawHandshake(t, c)
-	q := "transport=polling&sid=" + sid
-	c.send(getReq(q))
-	waitParked(t, ts.eio, sid)
-	if err := ts.eio.Session(sid).Send(NewMessage([]byte("x"), false)); err != nil {
-		t.Fatal(err)
-	}
-	if _, body := c.read(); body != "4x" {
-		t.Fatalf("GET: %q", body)
-	}
-	waitHeld(t, ts.eio, 1)
+	c, _, q := heldPollConn(t, ts)
 	hc := theHeldConn(t, ts.eio)
 	waitFor(t, func() bool { return hc.pc.turn.Load() == turnIdle })
 
