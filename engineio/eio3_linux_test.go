@@ -31,15 +31,7 @@ func TestEIO3AndJSONPPollsAreNotHeld(t *testing.T) {
 			}
 
 			// A connection held for a v4 poll.
-			c := dialRaw(t, ts)
-			sid4 := rawHandshake(t, c)
-			c.send(getReq("transport=polling&sid=" + sid4))
-			waitParked(t, ts.eio, sid4)
-			_ = ts.eio.Session(sid4).Send(NewMessage([]byte("x"), false))
-			if _, body := c.read(); body != "4x" {
-				t.Fatalf("v4 poll: %q", body)
-			}
-			waitHeld(t, ts.eio, 1)
+			c, sid4, _ := heldPollConn(t, ts)
 
 			// The poll of the other form on it goes to net/http, and waits there.
 			c.send(fmt.Sprintf("GET /socket.io/?%s&sid=%s HTTP/1.1\r\nHost: test\r\n\r\n", tc.query, sid))

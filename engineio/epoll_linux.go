@@ -34,10 +34,12 @@ import (
 // they wait, and needs no system call between one event and the next. That a session is read
 // by one goroutine at a time, so that its packets stay in order, is the connection's own
 // turn (epollConn.turn): an event for a connection a reader has already is left to that
-// reader, which reads again before it lets go. An event carries the registration's id, never a pointer: the table maps ids to registrations,
-// and a socket is taken out of it, and off epoll, before it is closed, so an event that was
-// already on its way for a closed socket (or for a new one that got its descriptor number)
-// finds no registration, or its own, and never another session.
+// reader, which reads again before it lets go.
+//
+// An event carries the registration's id, never a pointer: the table maps ids to
+// registrations, and a socket is taken out of it, and off epoll, before it is closed, so an
+// event that was already on its way for a closed socket (or for a new one that got its
+// descriptor number) finds no registration, or its own, and never another session.
 type epoller struct {
 	g   *group.Group
 	log *slog.Logger

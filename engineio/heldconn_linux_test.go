@@ -262,20 +262,8 @@ func TestHeldPollHandsOffWhatItDoesNotServe(t *testing.T) {
 	c := dialRaw(t, ts)
 	sid := rawHandshake(t, c)
 	q := "transport=polling&sid=" + sid
-	hold := func() {
-		t.Helper()
-		c.send(getReq(q))
-		waitParked(t, ts.eio, sid)
-		if err := ts.eio.Session(sid).Send(NewMessage([]byte("x"), false)); err != nil {
-			t.Fatal(err)
-		}
-		if _, body := c.read(); body != "4x" {
-			t.Fatalf("GET: %q", body)
-		}
-		waitHeld(t, ts.eio, 1)
-	}
 
-	hold()
+	holdPoll(t, ts, c, sid)
 	resp, body := c.roundTrip("POST /socket.io/?EIO=4&" + q + " HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n4chunk\r\n0\r\n\r\n")
 	if resp.StatusCode != 200 || body != "ok" {
 		t.Fatalf("chunked POST: %d %q", resp.StatusCode, body)
@@ -285,7 +273,7 @@ func TestHeldPollHandsOffWhatItDoesNotServe(t *testing.T) {
 		t.Fatalf("GET after the chunked POST: %q", body)
 	}
 
-	hold()
+	holdPoll(t, ts, c, sid)
 	// A header in pieces: the held path waits for the rest.
 	req := postReq(q, "4split")
 	for i := 0; i < len(req); i += 7 {
@@ -783,8 +771,15 @@ func heldPollConn(t *testing.T, ts *testServer) (c *rawConn, sid, q string) {
 	t.Helper()
 	c = dialRaw(t, ts)
 	sid = rawHandshake(t, c)
-	q = "transport=polling&sid=" + sid
-	c.send(getReq(q))
+	holdPoll(t, ts, c, sid)
+	return c, sid, "transport=polling&sid=" + sid
+}
+
+// holdPoll has session sid's GET on c parked, then answered with "4x", and waits until the
+// poller holds c, the server's only held connection.
+func holdPoll(t *testing.T, ts *testServer, c *rawConn, sid string) {
+	t.Helper()
+	c.send(getReq("transport=polling&sid=" + sid))
 	waitParked(t, ts.eio, sid)
 	if err := ts.eio.Session(sid).Send(NewMessage([]byte("x"), false)); err != nil {
 		t.Fatal(err)
@@ -793,7 +788,6 @@ func heldPollConn(t *testing.T, ts *testServer) (c *rawConn, sid, q string) {
 		t.Fatalf("GET: %q", body)
 	}
 	waitHeld(t, ts.eio, 1)
-	return c, sid, q
 }
 
 // theHeldConn returns the server's only held connection.

@@ -472,36 +472,45 @@ func (m meter) stop(ops int64) (cpuUse, error) {
 	return cpuUse{Ops: ops, User: user - m.user, Sys: sys - m.sys, Wall: time.Since(m.at)}, err
 }
 
-// floorHTTPClient POSTs floorBody to url, inflight at a time over keep-alive connections: warm
-// POSTs, then ops measured, all within limit.
-func floorHTTPClient(url string, inflight, ops, warm int, limit time.Duration) (cpuUse, error) {
+// newFloorClient is a keep-alive HTTP/1.1 client of the webhook receiver for inflight POSTs at
+// a time, each bounded by timeout.
+func newFloorClient(inflight int, timeout time.Duration) *http.Client {
 	tr := &http.Transport{
 		MaxIdleConnsPerHost: inflight,
 		MaxConnsPerHost:     inflight,
 		DisableCompression:  true,
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 	}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: limit}
-	deadline := time.Now().Add(limit)
-	post := func(buf []byte) error {
-		req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(floorBody))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		n, err := io.ReadFull(resp.Body, buf)
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || string(buf[:n]) != floorReply {
-			return fmt.Errorf("POST %s: %s %q %v", url, resp.Status, buf[:n], err)
-		}
-		return nil
+	return &http.Client{Transport: tr, Timeout: timeout}
+}
+
+// postFloor POSTs floorBody to url and checks that the answer is floorReply, no more and no
+// less; buf, of len(floorReply)+1 bytes, is the caller's, to read it into.
+func postFloor(client *http.Client, url string, buf []byte) error {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(floorBody))
+	if err != nil {
+		return err
 	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	n, err := io.ReadFull(resp.Body, buf)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(buf[:n]) != floorReply {
+		return fmt.Errorf("POST %s: %s %q %v", url, resp.Status, buf[:n], err)
+	}
+	return nil
+}
+
+// floorHTTPClient POSTs floorBody to url, inflight at a time over keep-alive connections: warm
+// POSTs, then ops measured, all within limit.
+func floorHTTPClient(url string, inflight, ops, warm int, limit time.Duration) (cpuUse, error) {
+	client := newFloorClient(inflight, limit)
+	defer client.CloseIdleConnections()
+	deadline := time.Now().Add(limit)
 	// run makes n POSTs over inflight goroutines and returns how many succeeded.
 	run := func(n int) (int64, error) {
 		var next, done atomic.Int64
@@ -514,7 +523,7 @@ func floorHTTPClient(url string, inflight, ops, warm int, limit time.Duration) (
 				defer wg.Done()
 				buf := make([]byte, len(floorReply)+1)
 				for next.Add(1) <= int64(n) && time.Now().Before(deadline) {
-					if err := post(buf[:len(floorReply)]); err != nil {
+					if err := postFloor(client, url, buf); err != nil {
 						once.Do(func() { first = err })
 						return
 					}
@@ -618,14 +627,8 @@ func floorBridgeServer(url string, limit time.Duration) (cpuUse, error) {
 		return cpuUse{}, err
 	}
 	defer ln.Close()
-	tr := &http.Transport{
-		MaxIdleConnsPerHost: floorInflight,
-		MaxConnsPerHost:     floorInflight,
-		DisableCompression:  true,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-	}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	client := newFloorClient(floorInflight, 10*time.Second)
+	defer client.CloseIdleConnections()
 	var acks atomic.Int64
 	failed := make(chan error, 1)
 	fail := func(err error) {
@@ -647,15 +650,8 @@ func floorBridgeServer(url string, limit time.Duration) (cpuUse, error) {
 			if _, _, err := conn.ReadMessage(); err != nil {
 				return // the client left
 			}
-			resp, err := client.Post(url, "application/json", bytes.NewReader(floorBody))
-			if err != nil {
+			if err := postFloor(client, url, reply); err != nil {
 				fail(err)
-				return
-			}
-			n, _ := io.ReadFull(resp.Body, reply)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK || string(reply[:n]) != floorReply {
-				fail(fmt.Errorf("POST %s: %s %q", url, resp.Status, reply[:n]))
 				return
 			}
 			if err := conn.WriteMessage(websocket.TextMessage, floorAck); err != nil {
