@@ -1,6 +1,7 @@
 package engineio
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -14,7 +15,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -225,8 +225,8 @@ type Server struct {
 	// goroutines counts the goroutines the server starts (WebSocket readers and writers, the
 	// epoller and its readers, the janitor), for Close.
 	goroutines group.Group
-	// queueOnly keeps Send from writing on the caller's goroutine (SetWriteNow).
-	queueOnly atomic.Bool
+	// deferred holds the WebSocket writers that EnqueueBatched deferred (see Flush).
+	deferred deferredWriters
 	// epoll reads the WebSockets and the held connections; nil without it
 	// (DisableWebSocketPoller, or not Linux).
 	epoll *epoller
@@ -277,16 +277,80 @@ func NewServer(opts Options, onSession func(*Session) SessionHandler) *Server {
 	return s
 }
 
-// SetWriteNow tells whether Send, SendVolatile and Enqueue may write to a WebSocket session's
-// connection themselves, on the caller's goroutine, when nothing is queued before the message
-// and the socket takes it without waiting (the default), or must leave every message to the
-// session's writer goroutine. A caller sending in bursts, broadcast after broadcast with no
-// pause, turns it off meanwhile: the messages then pile up in the queues and each writer
-// writes what it finds in one system call, where writing now would make one per message.
-func (s *Server) SetWriteNow(on bool) {
-	if s.queueOnly.Load() == on {
-		s.queueOnly.Store(!on)
+// Flush starts the WebSocket writers that EnqueueBatched deferred: each writes, in one system
+// call, whatever its session's queue holds by the time it runs. A caller sending in bursts
+// calls it when its burst pauses; the writers start by themselves at the latest maxDeferral
+// after the first of them was deferred.
+func (s *Server) Flush() {
+	sessions := s.deferred.take()
+	for i, sess := range sessions {
+		sess.mu.Lock()
+		start, conn := sess.deferred, sess.ws
+		sess.deferred = false
+		sess.mu.Unlock()
+		if start {
+			s.goroutines.Go(func() { sess.writeLoop(conn, nil) })
+		}
+		sessions[i] = nil
 	}
+	s.deferred.recycle(sessions)
+}
+
+// maxDeferral bounds how long EnqueueBatched defers a writer: what a burst of broadcasts that
+// never pauses adds to the time its messages take, for writing each receiver several of them
+// in one system call instead of one each.
+const maxDeferral = 20 * time.Millisecond
+
+// deferredWriters are the sessions whose writer EnqueueBatched deferred, until Flush or, at the
+// latest, maxDeferral after the first of them (one timer for the server).
+type deferredWriters struct {
+	mu       sync.Mutex
+	sessions []*Session
+	spare    []*Session // a flushed array, reused
+	timer    *time.Timer
+	// max is maxDeferral, but for tests.
+	max time.Duration
+}
+
+// add defers sess's writer, for flush to start (Server.Flush); the caller has set
+// sess.deferred, under sess.mu.
+func (d *deferredWriters) add(sess *Session, flush func()) {
+	d.mu.Lock()
+	if len(d.sessions) == 0 {
+		wait := cmp.Or(d.max, maxDeferral)
+		if d.timer == nil {
+			d.timer = time.AfterFunc(wait, flush)
+		} else {
+			d.timer.Reset(wait)
+		}
+	}
+	d.sessions = append(d.sessions, sess)
+	d.mu.Unlock()
+}
+
+// take returns the deferred sessions and forgets them.
+func (d *deferredWriters) take() []*Session {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := d.sessions
+	if len(out) == 0 {
+		return nil
+	}
+	d.timer.Stop()
+	d.sessions, d.spare = d.spare, nil
+	return out
+}
+
+// recycle keeps a taken array, cleared, for the next burst.
+func (d *deferredWriters) recycle(sessions []*Session) {
+	if sessions == nil {
+		return
+	}
+	d.mu.Lock()
+	if d.spare == nil {
+		d.spare = sessions[:0]
+	}
+	d.mu.Unlock()
 }
 
 // Options returns the options in force, defaults filled in.
@@ -322,6 +386,9 @@ func (s *Server) Close() {
 	for _, sess := range all {
 		sess.closeWith(ReasonServerShutdown, nil, true)
 	}
+	// Deferred writers flush the close packets queued above; none is deferred after, since
+	// every session is closed.
+	s.Flush()
 	s.beats.stop()
 	s.held.stopSweep()
 	if s.epoll != nil {

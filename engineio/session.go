@@ -116,7 +116,8 @@ type Session struct {
 	getActive   bool
 	postActive  bool
 	upgrading   bool
-	writing     bool // a WebSocket writer goroutine is running (see wakeLocked)
+	writing     bool // a WebSocket writer goroutine is running (see wakeLocked), or deferred
+	deferred    bool // the writer is deferred, to be started by Server.Flush (EnqueueBatched)
 	wsClosed    bool // ws is closed (closeConn)
 	awaitPong   bool
 	flushOnDone bool // a server-side close: flush the queue (with a close packet) before closing
@@ -276,6 +277,44 @@ func (s *Session) queueLocked(msgs []*Message) (w net.Conn, rest []byte) {
 	return s.wakeLocked(), rest
 }
 
+// EnqueueBatched is Enqueue for one of a burst of sends to many sessions (broadcast after
+// broadcast): on a WebSocket, the message is never written on the caller's goroutine, and the
+// writer it would start is deferred until Server.Flush, or until the queue holds a writev's
+// worth of frames, so that each receiver gets what the burst queued for it in one system call
+// rather than one per message. The writer starts by itself at the latest maxDeferral (20 ms)
+// after the server deferred its first one. As with Enqueue, a full queue leaves the session
+// open: the caller calls CloseSlow.
+func (s *Session) EnqueueBatched(msgs ...*Message) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrSessionClosed
+	}
+	if len(s.queue)+len(msgs) > s.srv.opts.MaxQueuedMessages {
+		s.mu.Unlock()
+		return ErrSendQueueFull
+	}
+	s.queue = append(s.queue, msgs...)
+	var w net.Conn
+	switch {
+	case s.deferred:
+		if len(s.queue) >= framesPerWrite {
+			s.deferred = false
+			w = s.ws
+		}
+	case s.ws == nil || s.writing:
+		// Polling (signal wakes the GET), or a writer that drains the queue runs already.
+	case len(s.queue) >= framesPerWrite:
+		w = s.wakeLocked()
+	default:
+		s.writing, s.deferred = true, true
+		s.srv.deferred.add(s, s.srv.Flush)
+	}
+	s.mu.Unlock()
+	s.wake(w)
+	return nil
+}
+
 // CloseSlow ends the session as a full send queue does: reason "transport error",
 // ErrSendQueueFull. It is what Send does itself, for callers of Enqueue.
 func (s *Session) CloseSlow() { s.closeSlow() }
@@ -422,6 +461,14 @@ func (s *Session) end(reason string, err error, how ending) bool {
 	s.srv.beats.remove(s)
 	ws, probe := s.ws, s.probe
 	w := s.wakeLocked()
+	if s.deferred {
+		// The end does not wait for the burst: a deferred writer that has a close to flush
+		// starts now, and Flush finds it started.
+		s.deferred = false
+		if graceful {
+			w = s.ws
+		}
+	}
 	done := s.done
 	s.mu.Unlock()
 	if done != nil {

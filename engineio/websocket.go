@@ -146,7 +146,7 @@ func readErrorReason(err error) (string, error, bool) {
 // the writer that wakeRest starts to write rest first.
 func (s *Session) writeNowLocked(msgs []*Message) (unwritten []*Message, rest []byte) {
 	pc := s.pc
-	if pc == nil || s.ws == nil || s.wsClosed || s.writing || len(s.queue) > 0 || s.srv.queueOnly.Load() {
+	if pc == nil || s.ws == nil || s.wsClosed || s.writing || len(s.queue) > 0 {
 		return msgs, nil
 	}
 	for _, m := range msgs {

@@ -240,34 +240,148 @@ func TestSendVolatileWrittenAtOnce(t *testing.T) {
 	}
 }
 
-// TestSetWriteNowOff: with SetWriteNow(false), Send leaves every message to the writer, which
-// still writes them all, in order.
-func TestSetWriteNowOff(t *testing.T) {
-	ts := newTestServer(t, Options{})
-	c, sess := epolledSession(t, ts)
-	ts.eio.SetWriteNow(false)
-	msg := NewMessage([]byte("queued"), false)
-	sess.mu.Lock()
-	unwritten, rest := sess.writeNowLocked([]*Message{msg})
-	sess.mu.Unlock()
-	if len(unwritten) != 1 || rest != nil {
-		t.Fatalf("writeNowLocked wrote with SetWriteNow(false): %d left, rest %q", len(unwritten), rest)
+// deferUntilFlush makes the server's deferred writers wait for Flush (or their session's end)
+// alone, instead of starting by themselves after maxDeferral.
+func deferUntilFlush(ts *testServer) {
+	ts.eio.deferred.mu.Lock()
+	ts.eio.deferred.max = time.Hour
+	ts.eio.deferred.mu.Unlock()
+}
+
+// readMessages reads n messages (pings answered) and fails unless they are want(0)...want(n-1).
+func readMessages(t *testing.T, c *websocket.Conn, n int, want func(int) string) {
+	t.Helper()
+	for i := range n {
+		if _, got := readWSAnsweringPings(t, c); got != want(i) {
+			t.Fatalf("message %d: got %q, want %q", i, got, want(i))
+		}
 	}
+}
+
+// TestEnqueueBatchedWaitsForFlush: EnqueueBatched writes nothing itself and defers the
+// writer; a Send meanwhile queues behind what is deferred, not before it; Flush starts the
+// writer, which writes it all, in order.
+func TestEnqueueBatchedWaitsForFlush(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	deferUntilFlush(ts)
+	c, sess := epolledSession(t, ts)
 	for i := range 10 {
-		if err := sess.Send(NewMessage(fmt.Appendf(nil, "m%d", i), false)); err != nil {
+		if err := sess.EnqueueBatched(NewMessage(fmt.Appendf(nil, "m%d", i), false)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for i := range 10 {
-		if _, got := readWSAnsweringPings(t, c); got != fmt.Sprintf("4m%d", i) {
-			t.Fatalf("got %q, want 4m%d", got, i)
-		}
-	}
-	ts.eio.SetWriteNow(true)
-	if err := sess.Send(msg); err != nil {
+	if err := sess.Send(NewMessage([]byte("m10"), false)); err != nil {
 		t.Fatal(err)
 	}
-	if _, got := readWSAnsweringPings(t, c); got != "4queued" {
-		t.Fatalf("got %q", got)
+	sess.mu.Lock()
+	deferred, queued := sess.deferred, len(sess.queue)
+	sess.mu.Unlock()
+	if !deferred || queued != 11 {
+		t.Fatalf("before Flush: deferred %v, %d queued; want true, 11", deferred, queued)
 	}
+	ts.eio.Flush()
+	readMessages(t, c, 11, func(i int) string { return fmt.Sprintf("4m%d", i) })
+}
+
+// TestEnqueueBatchedFlushesItself: a deferred writer starts by itself, without Flush.
+func TestEnqueueBatchedFlushesItself(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	c, sess := epolledSession(t, ts)
+	if err := sess.EnqueueBatched(NewMessage([]byte("late"), false)); err != nil {
+		t.Fatal(err)
+	}
+	readMessages(t, c, 1, func(int) string { return "4late" })
+}
+
+// TestEnqueueBatchedStartsAFullWrite: once a writev's worth of frames is queued, the writer
+// starts without waiting for Flush.
+func TestEnqueueBatchedStartsAFullWrite(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	deferUntilFlush(ts)
+	c, sess := epolledSession(t, ts)
+	for i := range framesPerWrite {
+		if err := sess.EnqueueBatched(NewMessage(fmt.Appendf(nil, "m%d", i), false)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	readMessages(t, c, framesPerWrite, func(i int) string { return fmt.Sprintf("4m%d", i) })
+}
+
+// TestEnqueueBatchedThenClose: a session closed, or a server shut down, with its writer
+// deferred writes what was queued and the close packet without waiting for Flush.
+func TestEnqueueBatchedThenClose(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		close func(*testServer, *Session)
+	}{
+		{"session", func(_ *testServer, sess *Session) { sess.Close() }},
+		{"server", func(ts *testServer, _ *Session) { go ts.eio.Close() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := newTestServer(t, Options{})
+			deferUntilFlush(ts)
+			c, sess := epolledSession(t, ts)
+			for i := range 3 {
+				if err := sess.EnqueueBatched(NewMessage(fmt.Appendf(nil, "m%d", i), false)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tc.close(ts, sess)
+			readMessages(t, c, 4, func(i int) string { return [...]string{"4m0", "4m1", "4m2", "1"}[i] })
+			if err := sess.EnqueueBatched(NewMessage([]byte("after"), false)); !errors.Is(err, ErrSessionClosed) {
+				t.Fatalf("EnqueueBatched after the close: %v", err)
+			}
+		})
+	}
+}
+
+// TestEnqueueBatchedRacingFlush: senders batching and sending, with Flush called all along
+// and the writers ending and starting again, lose nothing and keep each sender's order.
+func TestEnqueueBatchedRacingFlush(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	c, sess := epolledSession(t, ts)
+	const senders, each = 4, 300
+	var wg sync.WaitGroup
+	for g := range senders {
+		wg.Go(func() {
+			for i := range each {
+				send := sess.EnqueueBatched
+				if i%3 == 0 {
+					send = sess.Send
+				}
+				if err := send(NewMessage(fmt.Appendf(nil, "%d-%d", g, i), false)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	stop := make(chan struct{})
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		for range 100000 {
+			select {
+			case <-stop:
+				return
+			default:
+				ts.eio.Flush()
+			}
+		}
+	}()
+	next := make([]int, senders)
+	for range senders * each {
+		_, got := readWSAnsweringPings(t, c)
+		var g, i int
+		if _, err := fmt.Sscanf(got, "4%d-%d", &g, &i); err != nil || g < 0 || g >= senders {
+			t.Fatalf("message %q", got)
+		}
+		if i != next[g] {
+			t.Fatalf("from sender %d: got %d, want %d", g, i, next[g])
+		}
+		next[g]++
+	}
+	close(stop)
+	<-flushed
+	wg.Wait()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,9 +41,10 @@ func (l Local) SocketIDs() []string { return l.ns.rooms.ids() }
 // for recovery when it is an event without ack id and not volatile.
 func (l Local) Broadcast(p *Packet, opts BroadcastOptions) int {
 	ns := l.ns
-	defer ns.srv.paceEnd(ns.srv.paceStart())
+	start, burst := ns.srv.paceStart()
+	defer ns.srv.paceEnd(start, burst)
 	if ns.log != nil && storable(p, opts) {
-		return ns.broadcastStored(p, opts)
+		return ns.broadcastStored(p, opts, burst)
 	}
 	targets := ns.rooms.selectSockets(opts)
 	if len(targets) == 0 {
@@ -57,14 +59,22 @@ func (l Local) Broadcast(p *Packet, opts BroadcastOptions) int {
 	}
 	n := 0
 	for _, sess := range sessions {
-		if opts.Volatile {
+		switch {
+		case opts.Volatile:
 			if sess.SendVolatile(msgs...) {
 				n++
 			}
-			continue
-		}
-		if sess.Send(msgs...) == nil {
-			n++
+		case burst:
+			switch err := sess.EnqueueBatched(msgs...); {
+			case err == nil:
+				n++
+			case errors.Is(err, engineio.ErrSendQueueFull):
+				sess.CloseSlow()
+			}
+		default:
+			if sess.Send(msgs...) == nil {
+				n++
+			}
 		}
 	}
 	return n
@@ -74,10 +84,10 @@ func (l Local) Broadcast(p *Packet, opts BroadcastOptions) int {
 // lock, so that every socket gets stored packets in offset order and a restore in progress
 // sees each one either among its missed packets or live, never both or neither. A receiver
 // too slow to take it is closed once the lock is released.
-func (ns *Namespace) broadcastStored(p *Packet, opts BroadcastOptions) int {
+func (ns *Namespace) broadcastStored(p *Packet, opts BroadcastOptions, burst bool) int {
 	l := ns.log
 	l.mu.Lock()
-	n, slow := ns.local().Enqueue(l.store(p, opts), opts)
+	n, slow := ns.local().enqueue(l.store(p, opts), opts, burst)
 	l.mu.Unlock()
 	for _, sess := range slow {
 		sess.CloseSlow()
@@ -92,8 +102,19 @@ func (ns *Namespace) broadcastStored(p *Packet, opts BroadcastOptions) int {
 // against [Restore.Resume]. It returns how many sockets took them, and the sessions too slow
 // to: call CloseSlow on each once that lock is released.
 func (l Local) Enqueue(msgs []*engineio.Message, opts BroadcastOptions) (n int, slow []*engineio.Session) {
+	start, burst := l.ns.srv.paceStart()
+	defer l.ns.srv.paceEnd(start, burst)
+	return l.enqueue(msgs, opts, burst)
+}
+
+// enqueue is Enqueue, its sessions' writers deferred in a burst (engineio's EnqueueBatched).
+func (l Local) enqueue(msgs []*engineio.Message, opts BroadcastOptions, burst bool) (n int, slow []*engineio.Session) {
+	enqueue := (*engineio.Session).Enqueue
+	if burst {
+		enqueue = (*engineio.Session).EnqueueBatched
+	}
 	for _, s := range l.ns.rooms.selectSockets(opts) {
-		switch err := s.conn.eio.Enqueue(msgs...); {
+		switch err := enqueue(s.conn.eio, msgs...); {
 		case err == nil:
 			n++
 		case errors.Is(err, engineio.ErrSendQueueFull):
@@ -197,15 +218,21 @@ func (l Local) Rooms() []RoomInfo { return l.ns.rooms.list() }
 
 // broadcastPace tells a burst of broadcasts, each starting before the previous one has been
 // over for as long as it took, from broadcasts with time between them. A WebSocket receiver
-// that keeps up is written to by the broadcast itself, one system call per message
-// (engineio's Server.SetWriteNow); in a burst, that would be one per message and receiver
-// where the receivers' writers, left to it, write what piled up in one.
+// that keeps up is written to by the broadcast itself, one system call per message; in a
+// burst, that would be one per message and receiver. A burst's broadcasts queue instead, and
+// defer the receivers' writers (engineio's EnqueueBatched) until the burst pauses (flush), so
+// that each writer writes what piled up for its receiver in one system call.
 type broadcastPace struct {
 	// base is what the times are counted from, monotonic.
 	base time.Time
 	// lastEnd and lastTook are when the last broadcast ended and how long it took, in
 	// nanoseconds since base.
 	lastEnd, lastTook atomic.Int64
+
+	mu sync.Mutex
+	// flush, once made, starts the writers a burst deferred (engineio's Server.Flush) when
+	// no broadcast has started for as long as the last one took.
+	flush *time.Timer
 }
 
 // burst tells whether a broadcast starting at now (since base) is part of a burst: it starts
@@ -214,19 +241,49 @@ func (p *broadcastPace) burst(now int64) bool {
 	return now-p.lastEnd.Load() < p.lastTook.Load()
 }
 
-// ended records a broadcast that started at start and ended at now.
-func (p *broadcastPace) ended(start, now int64) {
-	p.lastTook.Store(now - start)
+// ended records a broadcast that started at start and ended at now. One of a burst (its
+// writes deferred, it took less than it costs) does not shorten lastTook: the burst goes on
+// while broadcasts come within what a broadcast that writes takes.
+func (p *broadcastPace) ended(start, now int64, burst bool) {
+	took := now - start
+	if burst {
+		took = max(took, p.lastTook.Load())
+	}
+	p.lastTook.Store(took)
 	p.lastEnd.Store(now)
 }
 
-// paceStart sets, for a broadcast starting now, whether its sends may write themselves, and
-// returns its start for paceEnd.
-func (s *Server) paceStart() int64 {
-	start := int64(time.Since(s.pace.base))
-	s.eio.SetWriteNow(!s.pace.burst(start))
-	return start
+// paceStart tells whether a broadcast starting now is part of a burst, whose sends defer
+// their writers, and returns its start for paceEnd. A burst's next broadcast holds off the
+// flush the last one set: its sends join the same writes.
+func (s *Server) paceStart() (start int64, burst bool) {
+	start = int64(time.Since(s.pace.base))
+	burst = s.pace.burst(start)
+	if burst {
+		s.pace.mu.Lock()
+		if s.pace.flush != nil {
+			s.pace.flush.Stop()
+		}
+		s.pace.mu.Unlock()
+	}
+	return start, burst
 }
 
-// paceEnd records the end of the broadcast paceStart started.
-func (s *Server) paceEnd(start int64) { s.pace.ended(start, int64(time.Since(s.pace.base))) }
+// paceEnd records the end of the broadcast paceStart started. After one of a burst, the
+// writers it deferred start when no broadcast has started for as long as it took (the burst
+// is over), and at the latest (engineio's bound) when the burst goes on for longer.
+func (s *Server) paceEnd(start int64, burst bool) {
+	end := int64(time.Since(s.pace.base))
+	s.pace.ended(start, end, burst)
+	if !burst {
+		return
+	}
+	wait := time.Duration(s.pace.lastTook.Load())
+	s.pace.mu.Lock()
+	if s.pace.flush == nil {
+		s.pace.flush = time.AfterFunc(wait, s.eio.Flush)
+	} else {
+		s.pace.flush.Reset(wait)
+	}
+	s.pace.mu.Unlock()
+}

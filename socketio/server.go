@@ -326,7 +326,12 @@ func (s *Server) Close() {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
-	s.eio.Close()
+	s.eio.Close() // flushes the writers a burst deferred
+	s.pace.mu.Lock()
+	if s.pace.flush != nil {
+		s.pace.flush.Stop()
+	}
+	s.pace.mu.Unlock()
 	if s.stopSweep != nil {
 		s.stopOnce.Do(func() { close(s.stopSweep) })
 	}
