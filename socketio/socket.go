@@ -87,11 +87,14 @@ type Socket struct {
 	// copy of it (Handshake builds one when asked).
 	auth string
 
-	mu           sync.Mutex
-	data         any
-	handlers     map[string]func(*Event)
-	anyHandler   func(*Event)
-	onDisconnect []func(reason string)
+	mu         sync.Mutex
+	data       any
+	handlers   map[string]func(*Event)
+	anyHandler func(*Event)
+	// onDisconnect runs the disconnect handlers in the order they were added: a single one
+	// is kept as it is, more are chained into one function, so that a socket with one
+	// handler, as most have, keeps no slice of them.
+	onDisconnect func(reason string)
 	acks         map[uint64]func(Args, error)
 	disconnected bool
 	recovered    bool
@@ -217,7 +220,14 @@ func (s *Socket) OnAny(fn func(*Event)) {
 // reason. It runs on whichever goroutine ended the socket, after the socket left its rooms.
 func (s *Socket) OnDisconnect(fn func(reason string)) {
 	s.mu.Lock()
-	s.onDisconnect = append(s.onDisconnect, fn)
+	if prev := s.onDisconnect; prev != nil {
+		s.onDisconnect = func(reason string) {
+			prev(reason)
+			fn(reason)
+		}
+	} else {
+		s.onDisconnect = fn
+	}
 	s.mu.Unlock()
 }
 
@@ -415,7 +425,7 @@ func (s *Socket) close(reason string) {
 	s.end = &socketEnd{reason: reason, rooms: rooms}
 	acks := s.acks
 	s.acks = nil
-	handlers := s.onDisconnect
+	onDisconnect := s.onDisconnect
 	sess := Session{SID: s.id, PID: s.pid, Rooms: rooms, Data: s.data}
 	s.mu.Unlock()
 
@@ -429,8 +439,8 @@ func (s *Socket) close(reason string) {
 	for _, fn := range acks {
 		fn(Args{}, ErrDisconnected)
 	}
-	for _, fn := range handlers {
-		fn(reason)
+	if onDisconnect != nil {
+		onDisconnect(reason)
 	}
 	s.ns.srv.release(s.ns)
 }
