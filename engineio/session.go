@@ -52,13 +52,30 @@ func (h *Handshake) Header() http.Header {
 // SetHeader keeps a copy of hdr as the handshake request's headers: each value with its name,
 // each as its length (a uvarint) and its bytes, in one string.
 func (h *Handshake) SetHeader(hdr http.Header) {
+	h.header = string(appendHeader(make([]byte, 0, headerSize(hdr)), hdr))
+}
+
+// setURLAndHeader sets URL and the headers (as SetHeader does) in one allocation, which a
+// session keeps as long as it lives, rather than one for each.
+func (h *Handshake) setURLAndHeader(url string, hdr http.Header) {
+	b := make([]byte, 0, len(url)+headerSize(hdr))
+	s := string(appendHeader(append(b, url...), hdr))
+	h.URL, h.header = s[:len(url)], s[len(url):]
+}
+
+// headerSize is at least the bytes appendHeader appends for hdr.
+func headerSize(hdr http.Header) int {
 	n := 0
 	for k, vs := range hdr {
 		for _, v := range vs {
 			n += len(k) + len(v) + 2*binary.MaxVarintLen16
 		}
 	}
-	b := make([]byte, 0, n)
+	return n
+}
+
+// appendHeader appends hdr to b packed as SetHeader keeps it.
+func appendHeader(b []byte, hdr http.Header) []byte {
 	for k, vs := range hdr {
 		for _, v := range vs {
 			b = binary.AppendUvarint(b, uint64(len(k)))
@@ -67,7 +84,7 @@ func (h *Handshake) SetHeader(hdr http.Header) {
 			b = append(b, v...)
 		}
 	}
-	h.header = string(b)
+	return b
 }
 
 // unpackString reads one of SetHeader's strings from the front of p, and returns it and the
@@ -166,14 +183,13 @@ func newSession(s *Server, r *http.Request, transport string, protocol int) *Ses
 		protocol: uint8(protocol),
 		handshake: Handshake{
 			RemoteAddr: r.RemoteAddr,
-			URL:        r.URL.RequestURI(),
 			Secure:     r.TLS != nil,
 			unixNano:   time.Now().UnixNano(),
 		},
 		onWS:    transport == TransportWebSocket,
 		beatIdx: -1,
 	}
-	sess.handshake.SetHeader(r.Header)
+	sess.handshake.setURLAndHeader(r.URL.RequestURI(), r.Header)
 	if transport == TransportPolling {
 		sess.wakeCh = make(chan struct{}, 1)
 	}

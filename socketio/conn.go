@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"slices"
 	"strings"
@@ -26,12 +27,11 @@ type conn struct {
 
 	mu      sync.Mutex
 	sockets nsSockets
-	// pending holds the namespaces with a CONNECT being authorized, each with the cancel of
-	// its authorizer's context (nil until the authorizer starts), which the connection's
-	// close calls; nil when none, so an admitted connection keeps no context.
-	pending      map[string]context.CancelFunc
-	connectTimer *time.Timer // until the first namespace is admitted; nil afterwards
-	closed       bool
+	// connecting holds the connect timeout until the first namespace is admitted and the
+	// CONNECTs being authorized; nil when there are neither, so that an admitted connection
+	// keeps no timer nor map, nor the pointers to them.
+	connecting *connecting
+	closed     bool
 
 	// legacy is true for a socket.io-client 2.x (Engine.IO v3, Socket.IO protocol v4): "/" is
 	// connected without a CONNECT, a CONNECT carries its auth as the namespace's query, the
@@ -43,9 +43,9 @@ type conn struct {
 
 func (s *Server) newConn(sess *engineio.Session) engineio.SessionHandler {
 	c := &conn{srv: s, eio: sess, legacy: sess.Protocol() == 3}
-	c.dec.MaxAttachments = s.opts.MaxAttachments
+	c.dec.MaxAttachments = int32(min(s.opts.MaxAttachments, math.MaxInt32))
 	c.mu.Lock() // the timer's callback reads the field under mu
-	c.connectTimer = time.AfterFunc(s.opts.ConnectTimeout, c.connectTimeout)
+	c.connecting = &connecting{timer: time.AfterFunc(s.opts.ConnectTimeout, c.connectTimeout)}
 	c.mu.Unlock()
 	return c
 }
@@ -150,13 +150,12 @@ func (c *conn) onConnect(p *Packet) {
 		return
 	}
 	c.mu.Lock()
-	_, busy := c.pending[ns.name]
-	if c.closed || busy || c.sockets.get(ns.name) != nil {
+	if c.closed || c.connecting.has(ns.name) || c.sockets.get(ns.name) != nil {
 		c.mu.Unlock()
 		c.srv.release(ns)
 		return // a repeated CONNECT is ignored, as in Node
 	}
-	if limit := c.srv.opts.MaxNamespacesPerConnection; limit > 0 && c.sockets.len()+len(c.pending) >= limit {
+	if limit := c.srv.opts.MaxNamespacesPerConnection; limit > 0 && c.sockets.len()+c.connecting.len() >= limit {
 		c.mu.Unlock()
 		c.srv.release(ns)
 		c.srv.onLimit(LimitNamespaces)
@@ -165,10 +164,13 @@ func (c *conn) onConnect(p *Packet) {
 			Data: c.connectErrorPayload(fmt.Sprintf("Too many namespaces on this connection (limit %d)", limit), nil, true)})
 		return
 	}
-	if c.pending == nil {
-		c.pending = make(map[string]context.CancelFunc, 1)
+	if c.connecting == nil {
+		c.connecting = &connecting{}
 	}
-	c.pending[ns.name] = nil
+	if c.connecting.pending == nil {
+		c.connecting.pending = make(map[string]context.CancelFunc, 1)
+	}
+	c.connecting.pending[ns.name] = nil
 	c.mu.Unlock()
 
 	req := &ConnectRequest{Namespace: ns.name, SocketID: engineio.NewID()}
@@ -208,8 +210,8 @@ func (c *conn) onConnect(p *Packet) {
 	// the authorizer returns.
 	ctx, cancel := context.WithCancel(context.Background())
 	c.mu.Lock()
-	if _, ok := c.pending[ns.name]; ok && !c.closed {
-		c.pending[ns.name] = cancel
+	if c.connecting.has(ns.name) && !c.closed {
+		c.connecting.pending[ns.name] = cancel
 	} else {
 		cancel()
 	}
@@ -404,10 +406,12 @@ func (c *conn) resume(s *Socket, req *ConnectRequest, adm *Admission) error {
 // stopConnectTimerLocked stops the connect timeout and drops the timer, so that an admitted
 // connection keeps none; c.mu must be held.
 func (c *conn) stopConnectTimerLocked() {
-	if c.connectTimer != nil {
-		c.connectTimer.Stop()
-		c.connectTimer = nil
+	if c.connecting == nil || c.connecting.timer == nil {
+		return
 	}
+	c.connecting.timer.Stop()
+	c.connecting.timer = nil
+	c.dropConnectingLocked()
 }
 
 func (c *conn) connectTimeout() {
@@ -447,9 +451,11 @@ func (c *conn) shutdown(reason string) {
 	c.stopConnectTimerLocked()
 	sockets := c.sockets.all()
 	var cancels []context.CancelFunc
-	for _, cancel := range c.pending {
-		if cancel != nil {
-			cancels = append(cancels, cancel)
+	if c.connecting != nil {
+		for _, cancel := range c.connecting.pending {
+			if cancel != nil {
+				cancels = append(cancels, cancel)
+			}
 		}
 	}
 	c.mu.Unlock()
@@ -478,10 +484,50 @@ func EncodeMessages(p *Packet) []*engineio.Message {
 // donePendingLocked ends the authorization of namespace name, with c.mu held; the map goes
 // when it is empty, so that a connected client holds none.
 func (c *conn) donePendingLocked(name string) {
-	delete(c.pending, name)
-	if len(c.pending) == 0 {
-		c.pending = nil
+	if c.connecting == nil {
+		return
 	}
+	delete(c.connecting.pending, name)
+	if len(c.connecting.pending) == 0 {
+		c.connecting.pending = nil
+	}
+	c.dropConnectingLocked()
+}
+
+// dropConnectingLocked drops c.connecting once it holds neither timer nor CONNECT, with c.mu
+// held.
+func (c *conn) dropConnectingLocked() {
+	if c.connecting.timer == nil && c.connecting.pending == nil {
+		c.connecting = nil
+	}
+}
+
+// connecting is a connection's state until it is admitted, apart from its conn so that an
+// admitted connection, which needs none of it, keeps none of it.
+type connecting struct {
+	// timer is the connect timeout, until the first namespace is admitted; nil afterwards.
+	timer *time.Timer
+	// pending holds the namespaces with a CONNECT being authorized, each with the cancel of
+	// its authorizer's context (nil until the authorizer starts), which the connection's
+	// close calls; nil when none.
+	pending map[string]context.CancelFunc
+}
+
+// has reports whether a CONNECT to namespace name is being authorized; c may be nil.
+func (c *connecting) has(name string) bool {
+	if c == nil {
+		return false
+	}
+	_, ok := c.pending[name]
+	return ok
+}
+
+// len is the number of CONNECTs being authorized; c may be nil.
+func (c *connecting) len() int {
+	if c == nil {
+		return 0
+	}
+	return len(c.pending)
 }
 
 // nsSockets holds a connection's sockets by namespace: the first inline, since most clients

@@ -1,9 +1,45 @@
 package socketio
 
 import (
+	"context"
 	"slices"
 	"testing"
+	"unsafe"
+
+	"github.com/siobridge/siobridge/socketio/socketiotest"
 )
+
+// A conn is kept per connection: past 96 bytes it takes the next size class, 16 bytes more
+// for every idle connection.
+func TestConnSize(t *testing.T) {
+	if n := unsafe.Sizeof(conn{}); n > 96 {
+		t.Errorf("conn is %d bytes, over the 96-byte size class", n)
+	}
+}
+
+// An admitted connection keeps nothing of its CONNECT: no connect timer, no pending map,
+// whether its namespace has an authorizer or not.
+func TestAdmittedConnKeepsNoConnecting(t *testing.T) {
+	srv, ts := newTestServer(t, Options{Namespaces: []string{"/auth"}})
+	srv.Of("/auth").Authorize(func(context.Context, *ConnectRequest) (*Admission, error) {
+		return &Admission{}, nil
+	})
+	sockets := make(chan *Socket, 2)
+	for _, name := range []string{"/", "/auth"} {
+		srv.Of(name).OnConnect(func(s *Socket) { sockets <- s })
+	}
+	for _, name := range []string{"/", "/auth"} {
+		c := socketiotest.Dial(t, ts.URL, "")
+		c.Connect(name, "")
+		s := recv(t, sockets)
+		s.conn.mu.Lock()
+		connecting := s.conn.connecting
+		s.conn.mu.Unlock()
+		if connecting != nil {
+			t.Errorf("%s: an admitted connection keeps %+v", name, *connecting)
+		}
+	}
+}
 
 // A connection's sockets: the first namespace's inline, later ones in a map, any removable.
 func TestNSSockets(t *testing.T) {

@@ -167,13 +167,14 @@ func appendEncode(dst []byte, p *Packet) []byte {
 // then for binary packets exactly N binary messages. Not safe for concurrent
 // use (one per connection).
 type decoder struct {
-	// MaxAttachments bounds the attachment count a header may announce;
-	// more is an error. 0 (or less) means a default of 10.
-	MaxAttachments int
-
 	pending *Packet // binary packet awaiting attachments, nil otherwise
-	want    int     // attachments pending needs in total
 	lastNsp string  // last custom namespace, reused to avoid a string allocation per packet
+
+	// MaxAttachments bounds the attachment count a header may announce;
+	// more is an error. 0 (or less) means a default of 10. It and want are
+	// int32 so that the two share a word: a decoder is kept per connection.
+	MaxAttachments int32
+	want           int32 // attachments pending needs in total
 }
 
 // DecodeText decodes a text message. It returns the complete packet, or nil
@@ -195,7 +196,7 @@ func (d *decoder) DecodeText(msg []byte) (*Packet, error) {
 
 	attachments := 0
 	if t.isBinary() {
-		limit := d.MaxAttachments
+		limit := int(d.MaxAttachments)
 		if limit <= 0 {
 			limit = defaultMaxAttachments
 		}
@@ -258,7 +259,7 @@ func (d *decoder) DecodeText(msg []byte) (*Packet, error) {
 	}
 	if t.isBinary() {
 		pkt.Attachments = make([][]byte, 0, min(attachments, maxPrealloc))
-		d.pending, d.want = pkt, attachments
+		d.pending, d.want = pkt, int32(attachments) // attachments <= MaxAttachments
 		return nil, nil
 	}
 	return pkt, nil
@@ -275,7 +276,7 @@ func (d *decoder) DecodeBinary(msg []byte) (*Packet, error) {
 	// append to an empty non-nil slice, so an empty attachment is []byte{}
 	// whether msg is nil or not.
 	pkt.Attachments = append(pkt.Attachments, append([]byte{}, msg...))
-	if len(pkt.Attachments) < d.want {
+	if len(pkt.Attachments) < int(d.want) {
 		return nil, nil
 	}
 	d.pending, d.want = nil, 0

@@ -9,35 +9,30 @@ import (
 // so that joins, leaves and lookups are O(1) and a selection costs O(receivers).
 //
 // Every socket is in the room named by its id from the start, and most stay in no other: that
-// membership is a flag on the socket's entry rather than a one-member map of its own, which
-// would cost an idle connection a few hundred bytes. A socket is in the namespace exactly as
-// long as it has an entry, so a join that races with its leaving cannot leave it behind.
+// membership is a flag on the socket rather than a one-member map of its own, which would cost
+// an idle connection a few hundred bytes. A socket's rooms are kept on the socket itself
+// (Socket.inIDRoom and Socket.joined, guarded by mu), so that its entry in sockets costs no
+// allocation of its own. A socket is in the namespace exactly as long as it has an entry, so a
+// join that races with its leaving cannot leave it behind.
 type roomTable struct {
 	mu      sync.RWMutex
-	sockets map[string]*member            // socket id -> the socket and its rooms
+	sockets map[string]*Socket            // socket id -> the socket
 	rooms   map[string]map[string]*Socket // room -> members, but for each socket's own-id room
 	// observer, when set, is told of each room's first member and last leave, under mu.
 	observer RoomObserver
 }
 
-// member is one socket's entry in the table.
-type member struct {
-	s     *Socket
-	self  bool                // in the room named by its own id
-	rooms map[string]struct{} // its other rooms; nil while there are none
-}
-
-// in reports whether the socket is in room r.
-func (m *member) in(id, r string) bool {
-	if r == id {
-		return m.self
+// inLocked reports whether s is in room r, with t.mu held.
+func (t *roomTable) inLocked(s *Socket, r string) bool {
+	if r == s.id {
+		return s.inIDRoom
 	}
-	_, ok := m.rooms[r]
+	_, ok := s.joined[r]
 	return ok
 }
 
 func newRoomTable() roomTable {
-	return roomTable{sockets: make(map[string]*member), rooms: make(map[string]map[string]*Socket)}
+	return roomTable{sockets: make(map[string]*Socket), rooms: make(map[string]map[string]*Socket)}
 }
 
 // add enters s in its own id room and rooms, taking the place of any socket of the same id.
@@ -47,9 +42,9 @@ func (t *roomTable) add(s *Socket, rooms []string, limit int) (refused []string)
 	if old := t.sockets[s.id]; old != nil {
 		t.removeLocked(old)
 	}
-	m := &member{s: s, self: true}
-	t.sockets[s.id] = m
-	return t.joinLocked(m, rooms, limit)
+	s.inIDRoom = true
+	t.sockets[s.id] = s
+	return t.joinLocked(s, rooms, limit)
 }
 
 // remove takes s out of the table with all its rooms, unless another socket of the same id
@@ -57,16 +52,18 @@ func (t *roomTable) add(s *Socket, rooms []string, limit int) (refused []string)
 func (t *roomTable) remove(s *Socket) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if m := t.sockets[s.id]; m != nil && m.s == s {
-		t.removeLocked(m)
+	if t.sockets[s.id] == s {
+		t.removeLocked(s)
 	}
 }
 
-func (t *roomTable) removeLocked(m *member) {
-	for r := range m.rooms {
-		t.leaveRoomLocked(m.s.id, r)
+// removeLocked takes s, which has the entry of its id, out of the table and all its rooms.
+func (t *roomTable) removeLocked(s *Socket) {
+	for r := range s.joined {
+		t.leaveRoomLocked(s.id, r)
 	}
-	delete(t.sockets, m.s.id)
+	s.inIDRoom, s.joined = false, nil
+	delete(t.sockets, s.id)
 }
 
 // join puts s into rooms, at most limit of them besides its own id room (0: no limit), and
@@ -74,31 +71,29 @@ func (t *roomTable) removeLocked(m *member) {
 func (t *roomTable) join(s *Socket, rooms []string, limit int) (refused []string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	m := t.sockets[s.id]
-	if m == nil || m.s != s {
+	if t.sockets[s.id] != s {
 		return nil
 	}
-	return t.joinLocked(m, rooms, limit)
+	return t.joinLocked(s, rooms, limit)
 }
 
-func (t *roomTable) joinLocked(m *member, rooms []string, limit int) (refused []string) {
-	id := m.s.id
+func (t *roomTable) joinLocked(s *Socket, rooms []string, limit int) (refused []string) {
 	for _, r := range rooms {
-		if r == id { // the socket's own id room, not counted against the limit
-			m.self = true
+		if r == s.id { // the socket's own id room, not counted against the limit
+			s.inIDRoom = true
 			continue
 		}
-		if _, in := m.rooms[r]; in {
+		if _, in := s.joined[r]; in {
 			continue
 		}
-		if limit > 0 && len(m.rooms) >= limit {
+		if limit > 0 && len(s.joined) >= limit {
 			refused = append(refused, r)
 			continue
 		}
-		if m.rooms == nil {
-			m.rooms = make(map[string]struct{}, 1)
+		if s.joined == nil {
+			s.joined = make(map[string]struct{}, 1)
 		}
-		m.rooms[r] = struct{}{}
+		s.joined[r] = struct{}{}
 		members := t.rooms[r]
 		if members == nil {
 			members = make(map[string]*Socket, 1)
@@ -107,7 +102,7 @@ func (t *roomTable) joinLocked(m *member, rooms []string, limit int) (refused []
 				t.observer.RoomCreated(r)
 			}
 		}
-		members[id] = m.s
+		members[s.id] = s
 	}
 	return refused
 }
@@ -116,23 +111,22 @@ func (t *roomTable) joinLocked(m *member, rooms []string, limit int) (refused []
 func (t *roomTable) leave(s *Socket, rooms []string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	m := t.sockets[s.id]
-	if m == nil || m.s != s {
+	if t.sockets[s.id] != s {
 		return
 	}
 	for _, r := range rooms {
 		if r == s.id {
-			m.self = false
+			s.inIDRoom = false
 			continue
 		}
-		if _, in := m.rooms[r]; !in {
+		if _, in := s.joined[r]; !in {
 			continue
 		}
-		delete(m.rooms, r)
+		delete(s.joined, r)
 		t.leaveRoomLocked(s.id, r)
 	}
-	if len(m.rooms) == 0 {
-		m.rooms = nil
+	if len(s.joined) == 0 {
+		s.joined = nil
 	}
 }
 
@@ -152,10 +146,7 @@ func (t *roomTable) leaveRoomLocked(id, room string) {
 func (t *roomTable) socket(id string) *Socket {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	if m := t.sockets[id]; m != nil {
-		return m.s
-	}
-	return nil
+	return t.sockets[id]
 }
 
 // all returns every socket, in no particular order.
@@ -163,8 +154,8 @@ func (t *roomTable) all() []*Socket {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	out := make([]*Socket, 0, len(t.sockets))
-	for _, m := range t.sockets {
-		out = append(out, m.s)
+	for _, s := range t.sockets {
+		out = append(out, s)
 	}
 	return out
 }
@@ -190,15 +181,15 @@ func (t *roomTable) len() int {
 func (t *roomTable) socketRooms(id string) []string {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	m := t.sockets[id]
-	if m == nil {
+	s := t.sockets[id]
+	if s == nil {
 		return nil
 	}
-	out := make([]string, 0, len(m.rooms)+1)
-	if m.self {
+	out := make([]string, 0, len(s.joined)+1)
+	if s.inIDRoom {
 		out = append(out, id)
 	}
-	for r := range m.rooms {
+	for r := range s.joined {
 		out = append(out, r)
 	}
 	slices.Sort(out)
@@ -208,7 +199,7 @@ func (t *roomTable) socketRooms(id string) []string {
 // roomSize is the number of sockets in room r, with t.mu held.
 func (t *roomTable) roomSize(r string) int {
 	n := len(t.rooms[r])
-	if m := t.sockets[r]; m != nil && m.self {
+	if s := t.sockets[r]; s != nil && s.inIDRoom {
 		n++
 	}
 	return n
@@ -216,8 +207,8 @@ func (t *roomTable) roomSize(r string) int {
 
 // eachInRoom calls f with every socket of room r, with t.mu held.
 func (t *roomTable) eachInRoom(r string, f func(*Socket)) {
-	if m := t.sockets[r]; m != nil && m.self {
-		f(m.s)
+	if s := t.sockets[r]; s != nil && s.inIDRoom {
+		f(s)
 	}
 	for _, s := range t.rooms[r] {
 		f(s)
@@ -247,13 +238,9 @@ func (t *roomTable) list() []RoomInfo {
 func (t *roomTable) selectSockets(opts BroadcastOptions) []*Socket {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	excluded := func(id string) bool {
-		if len(opts.Except) == 0 {
-			return false
-		}
-		m := t.sockets[id]
+	excluded := func(s *Socket) bool {
 		for _, r := range opts.Except {
-			if m != nil && m.in(id, r) {
+			if t.inLocked(s, r) {
 				return true
 			}
 		}
@@ -262,9 +249,9 @@ func (t *roomTable) selectSockets(opts BroadcastOptions) []*Socket {
 	var out []*Socket
 	if len(opts.Rooms) == 0 {
 		out = make([]*Socket, 0, len(t.sockets))
-		for id, m := range t.sockets {
-			if !excluded(id) {
-				out = append(out, m.s)
+		for _, s := range t.sockets {
+			if !excluded(s) {
+				out = append(out, s)
 			}
 		}
 		return out
@@ -272,7 +259,7 @@ func (t *roomTable) selectSockets(opts BroadcastOptions) []*Socket {
 	if len(opts.Rooms) == 1 {
 		out = make([]*Socket, 0, t.roomSize(opts.Rooms[0]))
 		t.eachInRoom(opts.Rooms[0], func(s *Socket) {
-			if !excluded(s.id) {
+			if !excluded(s) {
 				out = append(out, s)
 			}
 		})
@@ -281,7 +268,7 @@ func (t *roomTable) selectSockets(opts BroadcastOptions) []*Socket {
 	seen := make(map[string]struct{})
 	for _, r := range opts.Rooms {
 		t.eachInRoom(r, func(s *Socket) {
-			if _, dup := seen[s.id]; dup || excluded(s.id) {
+			if _, dup := seen[s.id]; dup || excluded(s) {
 				return
 			}
 			seen[s.id] = struct{}{}

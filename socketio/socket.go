@@ -87,26 +87,41 @@ type Socket struct {
 	// copy of it (Handshake builds one when asked).
 	auth string
 
-	mu           sync.Mutex
-	data         any
-	handlers     map[string]func(*Event)
-	anyHandler   func(*Event)
-	onDisconnect []func(reason string)
+	mu         sync.Mutex
+	data       any
+	handlers   map[string]func(*Event)
+	anyHandler func(*Event)
+	// onDisconnect runs the disconnect handlers in the order they were added: a single one
+	// is kept as it is, more are chained into one function, so that a socket with one
+	// handler, as most have, keeps no slice of them.
+	onDisconnect func(reason string)
 	acks         map[uint64]func(Args, error)
 	disconnected bool
 	recovered    bool
 	// admitting is set while the socket's connect handlers run; a close asked for meanwhile
-	// (its connection ending) waits in closeLater until they have, so that the disconnect
-	// handlers they register run.
-	admitting  bool
-	closeLater string
-	finalRooms []string
-	pid        string // private session id, with recovery on
+	// (its connection ending) waits in end until they have, so that the disconnect handlers
+	// they register run.
+	admitting bool
+	// inIDRoom and joined are the socket's rooms, kept for its namespace's room table and
+	// guarded by the table's lock, not mu: whether it is in the room named by its id, and
+	// its other rooms (nil while there are none).
+	inIDRoom bool
+	joined   map[string]struct{}
+	// end is set when the socket leaves, or is to leave once admitted; nil until then, so
+	// that a connected socket keeps none of it.
+	end *socketEnd
+	pid string // private session id, with recovery on
 
 	// events limits the client's events with Options.EventsPerSecond; made at the first event
 	// (its bucket full, as it would be by then had it been made at the connect), so that a
 	// socket that never sends keeps none. Used by the reader only.
 	events *rate.Limiter
+}
+
+// socketEnd is what a socket's end leaves on it.
+type socketEnd struct {
+	reason string   // why it leaves; for a close asked for while admitting, admitted's
+	rooms  []string // the rooms it had when it left, for Rooms; nil until then
 }
 
 func newSocket(ns *Namespace, c *conn, id string, hs *Handshake, data any) *Socket {
@@ -158,7 +173,7 @@ func (s *Socket) Recovered() bool {
 func (s *Socket) Connected() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return !s.disconnected && s.closeLater == ""
+	return !s.disconnected && s.end == nil
 }
 
 // Rooms lists the socket's rooms, its own id room included; after a disconnect, the rooms it
@@ -167,7 +182,7 @@ func (s *Socket) Rooms() []string {
 	s.mu.Lock()
 	if s.disconnected {
 		defer s.mu.Unlock()
-		return s.finalRooms
+		return s.end.rooms
 	}
 	s.mu.Unlock()
 	return s.ns.rooms.socketRooms(s.id)
@@ -205,7 +220,14 @@ func (s *Socket) OnAny(fn func(*Event)) {
 // reason. It runs on whichever goroutine ended the socket, after the socket left its rooms.
 func (s *Socket) OnDisconnect(fn func(reason string)) {
 	s.mu.Lock()
-	s.onDisconnect = append(s.onDisconnect, fn)
+	if prev := s.onDisconnect; prev != nil {
+		s.onDisconnect = func(reason string) {
+			prev(reason)
+			fn(reason)
+		}
+	} else {
+		s.onDisconnect = fn
+	}
 	s.mu.Unlock()
 }
 
@@ -368,8 +390,8 @@ func (s *Socket) onAck(p *Packet) {
 func (s *Socket) onClose(reason string) {
 	s.mu.Lock()
 	if s.admitting {
-		if s.closeLater == "" && !s.disconnected {
-			s.closeLater = reason
+		if s.end == nil && !s.disconnected {
+			s.end = &socketEnd{reason: reason}
 		}
 		s.mu.Unlock()
 		return
@@ -383,10 +405,10 @@ func (s *Socket) onClose(reason string) {
 func (s *Socket) admitted() {
 	s.mu.Lock()
 	s.admitting = false
-	reason := s.closeLater
+	end := s.end
 	s.mu.Unlock()
-	if reason != "" {
-		s.close(reason)
+	if end != nil {
+		s.close(end.reason)
 	}
 }
 
@@ -400,10 +422,10 @@ func (s *Socket) close(reason string) {
 		return
 	}
 	s.disconnected = true
-	s.finalRooms = rooms
+	s.end = &socketEnd{reason: reason, rooms: rooms}
 	acks := s.acks
 	s.acks = nil
-	handlers := s.onDisconnect
+	onDisconnect := s.onDisconnect
 	sess := Session{SID: s.id, PID: s.pid, Rooms: rooms, Data: s.data}
 	s.mu.Unlock()
 
@@ -417,8 +439,8 @@ func (s *Socket) close(reason string) {
 	for _, fn := range acks {
 		fn(Args{}, ErrDisconnected)
 	}
-	for _, fn := range handlers {
-		fn(reason)
+	if onDisconnect != nil {
+		onDisconnect(reason)
 	}
 	s.ns.srv.release(s.ns)
 }

@@ -158,8 +158,9 @@ func (b *Bridge) attach(ns *socketio.Namespace) {
 	if b.kinds[KindConnect] {
 		ns.Authorize(b.authorize)
 	}
+	nst := &namespaceState{b: b, name: ns.Name()}
 	ns.OnConnect(func(s *socketio.Socket) {
-		st := &socketState{b: b, s: s}
+		st := &socketState{ns: nst, s: s}
 		s.OnAny(st.onEvent)
 		s.OnDisconnect(st.onDisconnect)
 	})
@@ -168,34 +169,42 @@ func (b *Bridge) attach(ns *socketio.Namespace) {
 // onEvent and onDisconnect are the socket's handlers: method values of its state, which
 // knows its bridge and socket, so that each costs an idle socket 16 bytes rather than a
 // closure over all three.
-func (st *socketState) onEvent(e *socketio.Event)  { st.b.onEvent(st.s, st, e) }
-func (st *socketState) onDisconnect(reason string) { st.b.onDisconnect(st.s, st, reason) }
+func (st *socketState) onEvent(e *socketio.Event)  { st.ns.b.onEvent(st.s, st, e) }
+func (st *socketState) onDisconnect(reason string) { st.ns.b.onDisconnect(st.s, st, reason) }
+
+// namespaceState is what the sockets of one namespace share, kept once for them all rather
+// than on each socket's state.
+type namespaceState struct {
+	b    *Bridge
+	name string
+	// eventsIn is the namespace's EventsIn counter, looked up by its first event.
+	eventsInOnce sync.Once
+	eventsIn     prometheus.Counter
+}
 
 // socketState orders a socket's event webhooks before its disconnect webhook: an event read
 // while the socket is being closed from another goroutine (a shutdown, POST /disconnect) is
 // either queued before the disconnect or not at all.
+//
+// It is kept per connected socket: the namespace's share of it is in ns, so that it fits 48
+// bytes.
 type socketState struct {
-	b    *Bridge
-	s    *socketio.Socket
-	mu   sync.Mutex
-	gone bool // the disconnect has been handled
+	ns *namespaceState
+	s  *socketio.Socket
 	// handshake is the socket's handshake as JSON, made by its first event webhook.
 	handshake atomic.Pointer[json.RawMessage]
-	// eventsIn is the socket's namespace's EventsIn counter, looked up by its first event.
-	// Only the socket's events use it, and they come one at a time (Engine.IO delivers a
-	// session's messages in order, under its delivery lock).
-	eventsIn prometheus.Counter
+	mu        sync.Mutex
+	gone      bool // the disconnect has been handled
 }
 
-// countEventIn counts an event of socket s in m.EventsIn.
-func (st *socketState) countEventIn(m *Metrics, s *socketio.Socket) {
+// countEventIn counts an event of the socket in m.EventsIn.
+func (st *socketState) countEventIn(m *Metrics) {
 	if m == nil || m.EventsIn == nil {
 		return
 	}
-	if st.eventsIn == nil {
-		st.eventsIn = m.EventsIn.WithLabelValues(s.Namespace().Name())
-	}
-	st.eventsIn.Inc()
+	ns := st.ns
+	ns.eventsInOnce.Do(func() { ns.eventsIn = m.EventsIn.WithLabelValues(ns.name) })
+	ns.eventsIn.Inc()
 }
 
 func socketData(v any) json.RawMessage {
@@ -303,7 +312,7 @@ func (b *Bridge) onConnectError(refusal *socketio.ConnectError) (*socketio.Admis
 
 // onEvent queues the event's webhook; it runs on the connection's reader and does not wait.
 func (b *Bridge) onEvent(s *socketio.Socket, st *socketState, e *socketio.Event) {
-	st.countEventIn(b.opts.Metrics, s)
+	st.countEventIn(b.opts.Metrics)
 	if !b.kinds[KindEvent] {
 		return
 	}

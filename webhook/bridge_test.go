@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -166,5 +167,47 @@ func TestBridgeClose(t *testing.T) {
 	case k := <-kinds:
 		t.Fatalf("the app got a %s webhook after Close", k)
 	default:
+	}
+}
+
+// A socketState is kept per connected socket: past 48 bytes it takes the next size class,
+// 16 bytes more for every idle connection.
+func TestSocketStateSize(t *testing.T) {
+	if n := unsafe.Sizeof(socketState{}); n > 48 {
+		t.Errorf("socketState is %d bytes, over the 48-byte size class", n)
+	}
+}
+
+// EventsIn counts each namespace's events, whichever of its sockets sent them: the counter is
+// the namespace's, shared by its sockets.
+func TestEventsInPerNamespace(t *testing.T) {
+	arrived := make(chan string, 8)
+	app := newApp(t, func(w http.ResponseWriter, r *http.Request) {
+		var p Payload
+		_ = json.NewDecoder(r.Body).Decode(&p)
+		arrived <- p.Namespace
+	})
+	metrics := NewMetrics(prometheus.NewRegistry())
+	d := newDeliverer(t, DelivererOptions{URL: app.URL, Metrics: metrics})
+	srv := socketio.NewServer(socketio.Options{Namespaces: []string{"/chat"}})
+	NewBridge(BridgeOptions{Server: srv, Deliverer: d, Kinds: []Kind{KindEvent}, Metrics: metrics})
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		srv.Close()
+		ts.Close()
+	})
+	for _, c := range []struct{ nsp, prefix string }{{"/", "42"}, {"/", "42"}, {"/chat", "42/chat,"}} {
+		client := socketiotest.Dial(t, ts.URL, "")
+		client.Connect(c.nsp, "")
+		client.Write(c.prefix + `["e",1]`)
+		client.Write(c.prefix + `["e",2]`)
+	}
+	for range 6 {
+		receive(t, arrived, "the event webhooks")
+	}
+	for nsp, want := range map[string]float64{"/": 4, "/chat": 2} {
+		if n := testutil.ToFloat64(metrics.EventsIn.WithLabelValues(nsp)); n != want {
+			t.Errorf("events in %s: %v, want %v", nsp, n, want)
+		}
 	}
 }

@@ -11,9 +11,8 @@ import (
 // watch is what a guarded connection keeps: the framer of the requests read from it (until it
 // stops), the bytes given back to be read again (Unread), and its verdict.
 type watch struct {
-	g      *Guard
-	key    netip.Addr // its place in the per-address count; invalid: not counted by address
-	remote net.Addr   // the client's address, for the log (the socket's own, not a copy)
+	g   *Guard
+	key netip.Addr // its place in the per-address count; invalid: not counted by address
 
 	mu      sync.Mutex
 	framer  *framer // nil once it stopped: an upgraded connection keeps none
@@ -23,28 +22,30 @@ type watch struct {
 	counted bool // in the listener's count (until Close); beside closed, to share its word
 }
 
-// read is Read: the prefix first, then the socket's bytes, all watched.
-func (w *watch) read(p []byte, socket func([]byte) (int, error)) (int, error) {
+// read is Read: the prefix first, then the bytes of socket, the connection watched, all
+// watched.
+func (w *watch) read(p []byte, socket net.Conn) (int, error) {
 	w.mu.Lock()
 	if len(w.prefix) > 0 {
 		n := copy(p, w.prefix)
 		w.prefix = w.prefix[n:]
-		w.see(p[:n])
+		w.see(p[:n], socket)
 		w.mu.Unlock()
 		return n, nil
 	}
 	w.mu.Unlock()
-	n, err := socket(p)
+	n, err := socket.Read(p)
 	if n > 0 {
 		w.mu.Lock()
-		w.see(p[:n])
+		w.see(p[:n], socket)
 		w.mu.Unlock()
 	}
 	return n, err
 }
 
-// see feeds bytes read to the framer; w.mu is held.
-func (w *watch) see(p []byte) {
+// see feeds bytes read from socket to the framer; w.mu is held. The socket is asked for the
+// client's address only to log a refusal, so that the watch keeps no copy of it.
+func (w *watch) see(p []byte, socket net.Conn) {
 	if w.framer == nil {
 		return
 	}
@@ -53,7 +54,7 @@ func (w *watch) see(p []byte) {
 		// Counted and logged here: net/http may answer the request itself (a header too
 		// large for it to finish reading) and never call the handler.
 		w.g.count(v.Limit)
-		w.g.log.Debug("edge: request refused", "status", v.Status, "reason", v.Reason, "addr", w.remote)
+		w.g.log.Debug("edge: request refused", "status", v.Status, "reason", v.Reason, "addr", socket.RemoteAddr())
 	}
 	if w.framer.stopped() {
 		w.framer = nil
@@ -103,7 +104,7 @@ type Conn struct {
 }
 
 // Read reads what Unread gave back, then the socket.
-func (c *Conn) Read(p []byte) (int, error) { return c.w.read(p, c.TCPConn.Read) }
+func (c *Conn) Read(p []byte) (int, error) { return c.w.read(p, c.TCPConn) }
 
 // WriteTo copies what is read to dst; it reads through Read while the requests are watched.
 func (c *Conn) WriteTo(dst io.Writer) (int64, error) {
@@ -134,7 +135,7 @@ type otherConn struct {
 	w watch
 }
 
-func (c *otherConn) Read(p []byte) (int, error) { return c.w.read(p, c.Conn.Read) }
+func (c *otherConn) Read(p []byte) (int, error) { return c.w.read(p, c.Conn) }
 func (c *otherConn) Close() error {
 	c.w.close()
 	return c.Conn.Close()

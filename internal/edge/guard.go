@@ -159,7 +159,7 @@ func (g *Guard) admit(c net.Conn) net.Conn {
 		oc := &otherConn{Conn: c}
 		w, guarded = &oc.w, oc
 	}
-	w.g, w.counted, w.remote, w.framer = g, true, c.RemoteAddr(), newFramer(g.opts.MaxHeaderBytes)
+	w.g, w.counted, w.framer = g, true, newFramer(g.opts.MaxHeaderBytes)
 	if byAddr {
 		w.key = key
 	}

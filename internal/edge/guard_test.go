@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -12,8 +13,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"go.uber.org/goleak"
+
+	"github.com/siobridge/siobridge/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -321,4 +325,28 @@ func TestUnread(t *testing.T) {
 		t.Fatalf("verdict %v after reading what was given back", v)
 	}
 	c.Close()
+}
+
+// A refusal's log line names the client's address, which the socket is asked for then: the
+// watch keeps none of its own.
+func TestRefusalLogsClientAddr(t *testing.T) {
+	log := &testkit.Lines{}
+	logger := slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	addr, _, _ := serveGuarded(t, Options{MaxHeaderBytes: 1024, Logger: logger}, http.HandlerFunc(echoPath))
+	c := dial(t, addr)
+	c.send("GET /a HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("b", 1100) + "\r\n\r\n")
+	if res, _ := c.response(); res.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("got %s, want 431", res.Status)
+	}
+	if want := "addr=" + c.c.LocalAddr().String(); !strings.Contains(log.String(), want) {
+		t.Fatalf("log:\n%s\nwant a refusal with %s", log, want)
+	}
+}
+
+// A Conn is kept per connection, WebSocket ones included: past 96 bytes it takes the next
+// size class, 16 bytes more for every idle connection.
+func TestConnSize(t *testing.T) {
+	if n := unsafe.Sizeof(Conn{}); n > 96 {
+		t.Errorf("Conn is %d bytes, over the 96-byte size class", n)
+	}
 }
