@@ -244,20 +244,11 @@ func (s *Session) doneLocked() <-chan struct{} {
 // session has ended, and with ErrSendQueueFull when the client is too slow, which also ends the
 // session.
 func (s *Session) Send(msgs ...*Message) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return ErrSessionClosed
-	}
-	if len(s.queue)+len(msgs) > s.srv.opts.MaxQueuedMessages {
-		s.mu.Unlock()
+	err := s.Enqueue(msgs...)
+	if err == ErrSendQueueFull {
 		s.closeSlow()
-		return ErrSendQueueFull
 	}
-	w, rest := s.queueLocked(msgs)
-	s.mu.Unlock()
-	s.wakeRest(w, rest)
-	return nil
+	return err
 }
 
 // Enqueue is Send for a caller holding a lock that the session's close would need (the
@@ -266,17 +257,25 @@ func (s *Session) Send(msgs ...*Message) error {
 // lock is released.
 func (s *Session) Enqueue(msgs ...*Message) error {
 	s.mu.Lock()
-	if s.closed {
+	if err := s.roomLocked(len(msgs)); err != nil {
 		s.mu.Unlock()
-		return ErrSessionClosed
-	}
-	if len(s.queue)+len(msgs) > s.srv.opts.MaxQueuedMessages {
-		s.mu.Unlock()
-		return ErrSendQueueFull
+		return err
 	}
 	w, rest := s.queueLocked(msgs)
 	s.mu.Unlock()
 	s.wakeRest(w, rest)
+	return nil
+}
+
+// roomLocked tells, with s.mu held, whether n more messages may be queued: ErrSessionClosed
+// once the session has ended, ErrSendQueueFull when the queue would pass its limit.
+func (s *Session) roomLocked(n int) error {
+	switch {
+	case s.closed:
+		return ErrSessionClosed
+	case len(s.queue)+n > s.srv.opts.MaxQueuedMessages:
+		return ErrSendQueueFull
+	}
 	return nil
 }
 
@@ -302,13 +301,9 @@ func (s *Session) queueLocked(msgs []*Message) (w net.Conn, rest []byte) {
 // open: the caller calls CloseSlow.
 func (s *Session) EnqueueBatched(msgs ...*Message) error {
 	s.mu.Lock()
-	if s.closed {
+	if err := s.roomLocked(len(msgs)); err != nil {
 		s.mu.Unlock()
-		return ErrSessionClosed
-	}
-	if len(s.queue)+len(msgs) > s.srv.opts.MaxQueuedMessages {
-		s.mu.Unlock()
-		return ErrSendQueueFull
+		return err
 	}
 	s.queue = append(s.queue, msgs...)
 	var w net.Conn
