@@ -6,7 +6,10 @@
 // It knows nothing of Socket.IO: a session carries opaque text and binary messages. The layer above
 // receives them through a [SessionHandler] and sends with [Session.Send], where a [Message] built once
 // can be queued on any number of sessions (a broadcast is encoded once, whatever the receivers'
-// transports).
+// transports). A WebSocket that keeps up is written to by Send itself, on the caller's
+// goroutine. A burst of broadcasts sends with [Session.EnqueueBatched] instead, which defers
+// each receiver's writer until [Server.Flush] (or at most 20 ms), so that a receiver gets the
+// burst's messages in one system call rather than one each.
 //
 // Words: polling is the transport; a poll is one of its GETs, which waits for what the server
 // sends (a POST carries what the client sends); a held connection is a polling client's HTTP
@@ -24,9 +27,10 @@
 // to answer parks on its held connection with no goroutine, and whoever queues the next message
 // writes its answer.
 // Heartbeats of all sessions share one runtime timer and a heap of due times, not a timer per
-// session. With Options.HandshakeRate, one janitor goroutine per server prunes the per-address
-// rate limiter. Every goroutine the package starts ends when its session (or, for the janitor,
-// its server) ends, and [Server.Close] waits for them.
+// session, and the writers EnqueueBatched defers share another. With Options.HandshakeRate,
+// one janitor goroutine per server prunes the per-address rate limiter. Every goroutine the
+// package starts ends when its session (or, for the janitor, its server) ends, and
+// [Server.Close] waits for them.
 //
 // Limits: Options.MaxSessions, MaxSessionsPerAddr and HandshakeRate refuse handshakes (403, code
 // 4, a message naming the limit); MaxQueuedMessages closes a client too slow to read; MaxPayload
