@@ -58,7 +58,23 @@ func epolledSessionDialer(t *testing.T, ts *testServer, d *websocket.Dialer) (*w
 // made small, so that Send often writes a frame in part and leaves its rest, and then the
 // queue, to the writer, which ends each time it has caught up.
 func TestSendPastAFullSocketInOrder(t *testing.T) {
+	sendPastAFullSocket(t, false)
+}
+
+// TestFlushPastAFullSocketInOrder is TestSendPastAFullSocketInOrder with the messages sent by
+// EnqueueBatched and flushed every third one: the writers Flush starts find the socket full,
+// and end and start again, often with several frames queued.
+func TestFlushPastAFullSocketInOrder(t *testing.T) {
+	sendPastAFullSocket(t, true)
+}
+
+// sendPastAFullSocket is TestSendPastAFullSocketInOrder, its messages sent with Send or, when
+// batched, with EnqueueBatched and a Flush every third one.
+func sendPastAFullSocket(t *testing.T, batched bool) {
 	ts := newTestServer(t, Options{MaxQueuedMessages: 4096, MaxPayload: 1 << 20})
+	if batched {
+		deferUntilFlush(ts)
+	}
 	// The client's receive buffer is made small before it connects, so that its window
 	// stays small.
 	nd := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
@@ -130,15 +146,25 @@ func TestSendPastAFullSocketInOrder(t *testing.T) {
 				t.Fatalf("the client stopped reading: %v", err)
 			}
 		}
-		if err := sess.Send(NewMessage([]byte(want[i][1:]), false)); err != nil {
-			t.Fatalf("send %d: %v", i, err)
+		msg := NewMessage([]byte(want[i][1:]), false)
+		if !batched {
+			if err := sess.Send(msg); err != nil {
+				t.Fatalf("send %d: %v", i, err)
+			}
+		} else {
+			if err := sess.EnqueueBatched(msg); err != nil {
+				t.Fatalf("send %d: %v", i, err)
+			}
+			if i%3 == 2 || i == count-1 {
+				ts.eio.Flush()
+			}
 		}
 		// The client's ping is answered on the poller's reader, through wmu.
 		if err := c.WriteControl(websocket.PingMessage, []byte(fmt.Sprint(i)), time.Now().Add(5*time.Second)); err != nil {
 			t.Fatalf("ping %d: %v", i, err)
 		}
 		sess.mu.Lock()
-		sawWriter = sawWriter || sess.writing
+		sawWriter = sawWriter || (sess.writing && !sess.deferred)
 		sess.mu.Unlock()
 	}
 	if err := <-readErr; err != nil {
