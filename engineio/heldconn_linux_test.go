@@ -324,16 +324,7 @@ func TestHeldPollServerClose(t *testing.T) {
 func TestHeldPollSweepsStalledConnections(t *testing.T) {
 	ts := newTestServer(t, Options{PollingHeaderTimeout: 50 * time.Millisecond, PollingIdleTimeout: 200 * time.Millisecond})
 	for _, partial := range []string{"GET /socket.io/?EIO=4&transport=pol", ""} {
-		c := dialRaw(t, ts)
-		sid := rawHandshake(t, c)
-		c.send(getReq("transport=polling&sid=" + sid))
-		waitParked(t, ts.eio, sid)
-		if err := ts.eio.Session(sid).Send(NewMessage([]byte("x"), false)); err != nil {
-			t.Fatal(err)
-		}
-		if _, body := c.read(); body != "4x" {
-			t.Fatalf("GET: %q", body)
-		}
+		c, _, _ := heldPollConn(t, ts)
 		c.send(partial)
 		_ = c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if _, err := c.br.ReadByte(); err != io.EOF {

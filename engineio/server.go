@@ -312,14 +312,14 @@ type deferredWriters struct {
 	max time.Duration
 }
 
-// add defers sess's writer, for flush to start (Server.Flush); the caller has set
-// sess.deferred, under sess.mu.
-func (d *deferredWriters) add(sess *Session, flush func()) {
+// add defers sess's writer, for Server.Flush to start; the caller has set sess.deferred,
+// under sess.mu.
+func (d *deferredWriters) add(sess *Session) {
 	d.mu.Lock()
 	if len(d.sessions) == 0 {
 		wait := cmp.Or(d.max, maxDeferral)
 		if d.timer == nil {
-			d.timer = time.AfterFunc(wait, flush)
+			d.timer = time.AfterFunc(wait, sess.srv.Flush) // the method value made once
 		} else {
 			d.timer.Reset(wait)
 		}

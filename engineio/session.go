@@ -319,7 +319,7 @@ func (s *Session) EnqueueBatched(msgs ...*Message) error {
 		w = s.wakeLocked()
 	default:
 		s.writing, s.deferred = true, true
-		s.srv.deferred.add(s, s.srv.Flush)
+		s.srv.deferred.add(s)
 	}
 	s.mu.Unlock()
 	s.wake(w)
